@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The hot targets are compiled for the CPU this machine has (AVX-512 here). Set
+// MPQ_PORTABLE=1 to build for the baseline x86-64/arm64 instead; scripts/build does
+// that automatically when the compiler rejects `-target-cpu native`.
+let portable = Context.environment["MPQ_PORTABLE"].map { !$0.isEmpty && $0 != "0" } ?? false
+let hostCPU: [String] = portable ? [] : ["-Xfrontend", "-target-cpu", "-Xfrontend", "native"]
+let hotSwift: [SwiftSetting] = [
+    .unsafeFlags(hostCPU),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "mpq",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mpq", targets: ["mpq"]),
+        .executable(name: "mpq-bench", targets: ["mpq-bench"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, wrapped once.
+        .systemLibrary(name: "CEdit", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Linked only into the benchmark, as the anchor our GEMM is measured against.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hotSwift),
+        .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
+
+        .executableTarget(
+            name: "mpq",
+            dependencies: ["Tensors", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "mpq-bench",
+            dependencies: ["Kernels", "Tensors", "COpenBLAS",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: hotSwift),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

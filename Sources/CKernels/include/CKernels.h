@@ -1,0 +1,15 @@
+#ifndef MPQ_CKERNELS_H
+#define MPQ_CKERNELS_H
+#include <stdint.h>
+
+/// 1 when this CPU executes AVX-512 VNNI (vpdpbusd), else 0.
+int mpq_cpu_has_avx512_vnni(void);
+
+/// The int8 micro-kernel on VNNI: C[12×32] (+)= Ã·B̃ over `kgroups` groups of 4 along K.
+/// `a`: 12 rows packed per group as 4 consecutive u8 (a[(g*12 + i)*4 + t]);
+/// `b`: 32 columns packed per group as 4 consecutive s8 (b[(g*32 + j)*4 + t]).
+/// `accumulate` = 0 overwrites C. Call only when mpq_cpu_has_avx512_vnni() is 1.
+void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
+                                int32_t *c, int64_t ldc, int accumulate);
+
+#endif

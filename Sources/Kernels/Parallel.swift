@@ -1,0 +1,77 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the kernels spread work across cores.
+///
+/// Work is split statically: worker `t` of `T` takes items `t, t+T, t+2T, …`. The kernels'
+/// tasks are uniform in cost, and a static split lets each worker own one scratch buffer.
+public enum Parallel {
+    /// Cores this process may use (at least 1).
+    public static let availableCores: Int = {
+        #if canImport(Glibc)
+        let n = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        return max(1, n)
+        #else
+        return 1
+        #endif
+    }()
+
+    nonisolated(unsafe) private static var _defaultThreads = availableCores
+
+    /// The number of threads kernels use when a call does not say. Clamped to 1…64.
+    public static var defaultThreads: Int {
+        get { _defaultThreads }
+        set { _defaultThreads = min(64, max(1, newValue)) }
+    }
+
+    /// Runs `body(worker)` for `worker` in `0..<workers`, on up to `workers` threads; returns
+    /// when all are done. With one worker the body runs on the calling thread.
+    public static func run(workers: Int, _ body: (Int) -> Void) {
+        if workers <= 1 { body(0); return }
+        DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+    }
+
+    /// Runs `body(item, worker)` for every item in `0..<count`, items dealt round-robin to
+    /// `min(threads, count)` workers.
+    public static func forEach(_ count: Int, threads: Int = defaultThreads, _ body: (Int, Int) -> Void) {
+        let workers = min(max(1, threads), count)
+        if workers <= 0 { return }
+        run(workers: workers) { w in
+            var item = w
+            while item < count {
+                body(item, w)
+                item += workers
+            }
+        }
+    }
+}
+
+/// A 64-byte aligned scratch buffer owned by one worker, grown on demand and reused.
+@usableFromInline
+final class Scratch<Element> {
+    @usableFromInline var pointer: UnsafeMutablePointer<Element>
+    @usableFromInline var capacity: Int
+
+    @usableFromInline init(capacity: Int = 0) {
+        self.capacity = max(capacity, 1)
+        pointer = Self.allocate(self.capacity)
+    }
+
+    @usableFromInline func reserve(_ count: Int) -> UnsafeMutablePointer<Element> {
+        if count > capacity {
+            pointer.deallocate()
+            capacity = count
+            pointer = Self.allocate(count)
+        }
+        return pointer
+    }
+
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<Element> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Element>.stride, alignment: 64)
+        return raw.bindMemory(to: Element.self, capacity: n)
+    }
+
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,159 @@
+/// Single-precision general matrix multiply, BLIS style: the loops of `BlockedGEMM` around a
+/// 12×32 AVX-512 micro-kernel. Edge tiles are computed into a small buffer, then merged.
+public enum SGEMM {
+    public static let mr = 12
+    public static let nr = 32
+    /// Depth of a packed slice: an NR-sliver of B (KC·NR·4 = 32 KiB) stays in L1.
+    public static var kc = 256
+    /// Height of an A block (MC·KC·4 = 192 KiB), kept in L2.
+    public static var mc = 192
+    /// Width of a B panel (KC·NC·4 = 4 MiB), kept in L3.
+    public static var nc = 4096
+
+    /// C = α·op(A)·op(B) + β·C for row-major matrices.
+    ///
+    /// op(A) is m×k: element (i, p) is `a[i*lda + p]`, or `a[p*lda + i]` when `transA`.
+    /// op(B) is k×n: element (p, j) is `b[p*ldb + j]`, or `b[j*ldb + p]` when `transB`.
+    /// When β is 0, C is write-only. Arguments are not checked here: the Tensor layer does that.
+    public static func multiply(
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+        b: UnsafePointer<Float>, ldb: Int, transB: Bool = false,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        threads: Int = Parallel.defaultThreads
+    ) {
+        if m <= 0 || n <= 0 { return }
+        if k <= 0 || alpha == 0 {
+            scale(m: m, n: n, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let workers = max(1, min(threads, Parallel.availableCores * 4))
+        let tiles = (0..<workers).map { _ in Scratch<Float>(capacity: mr * nr) }
+        let driver = BlockedGEMM(mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, elementBytes: 4)
+        driver.run(m: m, n: n, k: k, threads: workers,
+            packA: { mb, kb, row, col, dst in
+                packA(m: mb, k: kb, a: a, lda: lda, trans: transA, row: row, col: col,
+                      into: dst.assumingMemoryBound(to: Float.self))
+            },
+            packB: { kb, nb, row, col, dst, _ in
+                packB(k: kb, n: nb, b: b, ldb: ldb, trans: transB, row: row, col: col,
+                      into: dst.assumingMemoryBound(to: Float.self))
+            },
+            tile: { kb, ap, bp, i, j, mbr, nbr, first, w in
+                let betaHere = first ? beta : 1
+                let asl = ap.assumingMemoryBound(to: Float.self), bsl = bp.assumingMemoryBound(to: Float.self)
+                let cij = c + i * ldc + j
+                if mbr == mr && nbr == nr {
+                    sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: cij, ldc: ldc, alpha: alpha, beta: betaHere)
+                    return
+                }
+                let tile = tiles[w].pointer
+                sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: tile, ldc: nr, alpha: alpha, beta: 0)
+                for r in 0..<mbr {
+                    let dst = cij + r * ldc, src = tile + r * nr
+                    if betaHere == 0 {
+                        for q in 0..<nbr { dst[q] = src[q] }
+                    } else {
+                        for q in 0..<nbr { dst[q] = src[q] + betaHere * dst[q] }
+                    }
+                }
+            })
+    }
+
+    /// C = β·C (β = 0 writes zeros without reading C).
+    static func scale(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 {
+                for j in 0..<n { row[j] *= beta }
+            }
+        }
+    }
+
+    /// Packs rows `row..<row+m`, columns `col..<col+k` of op(A) into MR-row slivers, k-major,
+    /// zero-padding the last sliver to MR rows.
+    @inline(__always)
+    static func packA(m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, trans: Bool,
+                      row: Int, col: Int, into dst: UnsafeMutablePointer<Float>) {
+        var out = dst
+        var i = 0
+        while i < m {
+            let rows = min(mr, m - i)
+            if !trans {
+                let src = a + (row + i) * lda + col
+                if rows == mr {
+                    for p in 0..<k {
+                        for r in 0..<mr { out[p * mr + r] = src[r * lda + p] }
+                    }
+                } else {
+                    for p in 0..<k {
+                        for r in 0..<rows { out[p * mr + r] = src[r * lda + p] }
+                        for r in rows..<mr { out[p * mr + r] = 0 }
+                    }
+                }
+            } else {
+                let src = a + col * lda + row + i
+                for p in 0..<k {
+                    let s = src + p * lda
+                    for r in 0..<rows { out[p * mr + r] = s[r] }
+                    for r in rows..<mr { out[p * mr + r] = 0 }
+                }
+            }
+            out += k * mr
+            i += mr
+        }
+    }
+
+    /// Packs rows `row..<row+k`, columns `col..<col+n` (n ≤ NR) of op(B) into one NR-column
+    /// sliver, k-major, zero-padding to NR columns.
+    @inline(__always)
+    static func packB(k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, trans: Bool,
+                      row: Int, col: Int, into dst: UnsafeMutablePointer<Float>) {
+        if !trans {
+            let src = b + row * ldb + col
+            if n == nr {
+                for p in 0..<k {
+                    let s = UnsafeRawPointer(src + p * ldb), d = UnsafeMutableRawPointer(dst + p * nr)
+                    d.storeBytes(of: s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    d.storeBytes(of: s.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+                                 toByteOffset: 64, as: SIMD16<Float>.self)
+                }
+            } else {
+                for p in 0..<k {
+                    let s = src + p * ldb, d = dst + p * nr
+                    for j in 0..<n { d[j] = s[j] }
+                    for j in n..<nr { d[j] = 0 }
+                }
+            }
+        } else {
+            let src = b + col * ldb + row
+            for p in 0..<k {
+                let d = dst + p * nr
+                for j in 0..<n { d[j] = src[j * ldb + p] }
+                for j in n..<nr { d[j] = 0 }
+            }
+        }
+    }
+
+    /// The oracle: a plain triple loop accumulating in Double. Slow on purpose.
+    public static func reference(
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+        b: UnsafePointer<Float>, ldb: Int, transB: Bool = false,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let x = transA ? a[p * lda + i] : a[i * lda + p]
+                    let y = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    s += Double(x) * Double(y)
+                }
+                let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+                c[i * ldc + j] = Float(Double(alpha) * s + old)
+            }
+        }
+    }
+}
+

@@ -1,0 +1,78 @@
+import Testing
+import Kernels
+
+struct GEMMCase: CustomStringConvertible, Sendable {
+    var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float, threads: Int
+    var description: String { "m\(m) n\(n) k\(k) tA\(transA) tB\(transB) α\(alpha) β\(beta) t\(threads)" }
+}
+
+/// Every awkward (m, n) pair at a few depths, both transposes, and α/β variants.
+let gemmCases: [GEMMCase] = {
+    var r = TestRandom(seed: 7)
+    var cases: [GEMMCase] = []
+    for m in awkwardSizes {
+        for n in awkwardSizes {
+            let k = awkwardSizes[r.int(0...(awkwardSizes.count - 1))]
+            cases.append(GEMMCase(m: m, n: n, k: k, transA: r.next() % 2 == 0, transB: r.next() % 2 == 0,
+                                  alpha: [1, -0.5, 2][r.int(0...2)], beta: [0, 1, 0.25][r.int(0...2)],
+                                  threads: 1 + r.int(0...1)))
+        }
+    }
+    cases.append(GEMMCase(m: 300, n: 290, k: 600, transA: false, transB: false, alpha: 1, beta: 0, threads: 2))
+    cases.append(GEMMCase(m: 16, n: 3136, k: 144, transA: false, transB: false, alpha: 1, beta: 0, threads: 2))
+    cases.append(GEMMCase(m: 257, n: 33, k: 1030, transA: true, transB: true, alpha: 1, beta: 1, threads: 2))
+    return cases
+}()
+
+/// f32 error bound. Each C element is a K-term dot product, then α· and +β·C. Summation of K
+/// products in any order has |error| ≤ γ_K · Σ|a||b| with γ_K = K·u/(1 − K·u), u = 2⁻²⁴; the
+/// α multiply, β multiply-add and the reference's own rounding add a few u·|terms| more.
+func gemmBound(k: Int, absDot: Double, alpha: Float, beta: Float, c0: Float) -> Double {
+    let u = 0x1p-24
+    let gamma = Double(k + 3) * u / (1 - Double(k + 3) * u)
+    return gamma * (Double(abs(alpha)) * absDot + Double(abs(beta * c0))) + 1e-30
+}
+
+@Test(arguments: gemmCases)
+func sgemmMatchesReference(_ t: GEMMCase) {
+    var r = TestRandom(seed: UInt64(t.m * 1_000_003 + t.n * 1009 + t.k))
+    // Leading dimensions larger than the rows, to catch stride mistakes.
+    let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
+    let a = r.floats((t.transA ? t.k : t.m) * lda), b = r.floats((t.transB ? t.n : t.k) * ldb)
+    let c0 = r.floats(t.m * ldc)
+    var c = c0, ref = c0
+    SGEMM.multiply(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
+                   b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &c, ldc: ldc, threads: t.threads)
+    SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
+                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
+    var worst = 0.0
+    for i in 0..<t.m {
+        for j in 0..<t.n {
+            var absDot = 0.0
+            for p in 0..<t.k {
+                let x = t.transA ? a[p * lda + i] : a[i * lda + p]
+                let y = t.transB ? b[j * ldb + p] : b[p * ldb + j]
+                absDot += abs(Double(x) * Double(y))
+            }
+            let err = abs(Double(c[i * ldc + j]) - Double(ref[i * ldc + j]))
+            let bound = gemmBound(k: t.k, absDot: absDot, alpha: t.alpha, beta: t.beta, c0: c0[i * ldc + j])
+            worst = max(worst, err / bound)
+        }
+        // Padding columns between n and ldc must be untouched.
+        for j in t.n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
+    }
+    #expect(worst <= 1, "error reached \(worst)× the γ_K bound")
+}
+
+@Test func sgemmBetaZeroIgnoresNaNInC() {
+    let a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1]
+    var c = [Float](repeating: .nan, count: 4)
+    SGEMM.multiply(m: 2, n: 2, k: 2, a: a, lda: 2, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+    #expect(c == [1, 2, 3, 4])
+}
+
+@Test func sgemmEmptyDepthScalesC() {
+    var c: [Float] = [1, 2, 3]
+    SGEMM.multiply(m: 1, n: 3, k: 0, a: [], lda: 1, b: [], ldb: 3, beta: 2, c: &c, ldc: 3)
+    #expect(c == [2, 4, 6])
+}
