@@ -40,21 +40,15 @@ public enum BinaryGEMM {
             var j0 = 0
             while j0 < n {
                 if i0 + 4 <= m && j0 + 4 <= n {
-                    block4x4(w: w, a: a + i0 * w, b: b + j0 * w, counts: c + i0 * ldc + j0, ldc: ldc)
+                    block4x4(k: k, w: w, tailMask: tailMask, a: a + i0 * w, b: b + j0 * w,
+                             dots: c + i0 * ldc + j0, ldc: ldc)
                 } else {
                     for i in i0..<min(m, i0 + 4) {
                         for j in j0..<min(n, j0 + 4) {
-                            c[i * ldc + j] = Int32(popcount(a + i * w, b + j * w, words: w))
+                            var ones = popcount(a + i * w, b + j * w, words: w)
+                            ones -= ((a[i * w + w - 1] ^ b[j * w + w - 1]) & ~tailMask).nonzeroBitCount
+                            c[i * ldc + j] = Int32(truncatingIfNeeded: k - 2 * ones)
                         }
-                    }
-                }
-                // Counts → dot products, removing the bits past k in the last word.
-                for i in i0..<min(m, i0 + 4) {
-                    let lastA = a[i * w + w - 1]
-                    for j in j0..<min(n, j0 + 4) {
-                        let extra = ((lastA ^ b[j * w + w - 1]) & ~tailMask).nonzeroBitCount
-                        let ones = Int(c[i * ldc + j]) - extra
-                        c[i * ldc + j] = Int32(k - 2 * ones)
                     }
                 }
                 j0 += 4
@@ -70,10 +64,10 @@ public enum BinaryGEMM {
         return s
     }
 
-    /// popcount(a_i XOR b_j) for a 4×4 block, eight words at a time with vector popcounts.
+    /// Dot products of a 4×4 block of ±1 rows, eight words at a time with vector popcounts.
     @inline(__always)
-    static func block4x4(w: Int, a: UnsafePointer<UInt64>, b: UnsafePointer<UInt64>,
-                         counts: UnsafeMutablePointer<Int32>, ldc: Int) {
+    static func block4x4(k: Int, w: Int, tailMask: UInt64, a: UnsafePointer<UInt64>, b: UnsafePointer<UInt64>,
+                         dots: UnsafeMutablePointer<Int32>, ldc: Int) {
         typealias V = SIMD8<UInt64>
         var s00 = V(), s01 = V(), s02 = V(), s03 = V()
         var s10 = V(), s11 = V(), s12 = V(), s13 = V()
@@ -102,14 +96,34 @@ public enum BinaryGEMM {
             s32 &+= (a3 ^ b2).nonzeroBitCount; s33 &+= (a3 ^ b3).nonzeroBitCount
             q += 8
         }
-        let sums: [V] = [s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33]
-        for i in 0..<4 {
-            for j in 0..<4 {
-                var total = Int(sums[i * 4 + j].wrappedSum())
-                if q < w { total += popcount(a + i * w + q, b + j * w + q, words: w - q) }
-                counts[i * ldc + j] = Int32(total)
+        // Reduce the accumulators, add the scalar tail words, drop bits past k, and turn
+        // disagreement counts into dot products. Every lane holds at most 64·⌈w/8⌉ ≤ k + 511
+        // ones, so while that fits 16 bits four accumulators share one horizontal sum, each in
+        // its own 16-bit field: a quarter of the reductions, which matter at small k.
+        let packed = k + 511 < 1 << 16
+        @inline(__always) func finishRow(_ i: Int, _ v0: V, _ v1: V, _ v2: V, _ v3: V) {
+            var counts: (Int, Int, Int, Int)
+            if packed {
+                let all = (v0 | (v1 &<< 16) | (v2 &<< 32) | (v3 &<< 48)).wrappedSum()
+                counts = (Int(all & 0xFFFF), Int((all >> 16) & 0xFFFF), Int((all >> 32) & 0xFFFF), Int(all >> 48))
+            } else {
+                counts = (Int(v0.wrappedSum()), Int(v1.wrappedSum()), Int(v2.wrappedSum()), Int(v3.wrappedSum()))
+            }
+            withUnsafeBytes(of: &counts) { raw in
+                for j in 0..<4 {
+                    var ones = raw.load(fromByteOffset: j * 8, as: Int.self)
+                    if q < w { ones &+= popcount(a + i * w + q, b + j * w + q, words: w - q) }
+                    if tailMask != ~0 {
+                        ones &-= ((a[i * w + w - 1] ^ b[j * w + w - 1]) & ~tailMask).nonzeroBitCount
+                    }
+                    dots[i * ldc + j] = Int32(truncatingIfNeeded: k &- 2 &* ones)
+                }
             }
         }
+        finishRow(0, s00, s01, s02, s03)
+        finishRow(1, s10, s11, s12, s13)
+        finishRow(2, s20, s21, s22, s23)
+        finishRow(3, s30, s31, s32, s33)
     }
 
     /// The oracle on unpacked ±1 floats: C[i, j] = Σ_p sign(A[i, p])·sign(B[j, p]).

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Kernels
+
+/// One measured figure beside its anchor.
+struct BenchResult: Codable {
+    var bench: String
+    var ours: Double
+    var anchor: String
+    var anchor_value: Double
+    var ratio: Double
+    var unit: String
+    var note: String?
+
+    init(_ bench: String, ours: Double, anchor: String, anchorValue: Double, unit: String, note: String? = nil) {
+        self.bench = bench; self.ours = ours; self.anchor = anchor; self.anchor_value = anchorValue
+        self.ratio = anchorValue > 0 ? ours / anchorValue : 0; self.unit = unit; self.note = note
+    }
+}
+
+/// Best time of `body` over repeats lasting at least `budget` seconds (and at least 3 runs),
+/// after one warm-up run.
+func bestTime(budget: Double = 0.3, _ body: () -> Void) -> Double {
+    body()
+    var best = Double.infinity, spent = 0.0, runs = 0
+    while spent < budget || runs < 3 {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        best = min(best, dt); spent += dt; runs += 1
+    }
+    return best
+}
+
+@main
+struct MPQBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpq-bench",
+        abstract: "Measures mpq's hot paths beside their anchors (OpenBLAS, memcpy, our own f32 GEMM).")
+
+    @Flag(help: "Print one JSON object per line instead of a table.")
+    var json = false
+
+    @Option(help: "Run only benchmarks whose name starts with one of these comma-separated prefixes.")
+    var filter: String = ""
+
+    @Flag(help: "Smaller sizes and shorter timing, for a quick look.")
+    var quick = false
+
+    func run() throws {
+        let prefixes = filter.split(separator: ",").map(String.init)
+        let wanted: (String) -> Bool = { name in prefixes.isEmpty || prefixes.contains { name.hasPrefix($0) } }
+        if !json {
+            print("mpq-bench: \(Parallel.availableCores) cores, int8 kernel: \(IGEMM.activeBackend.rawValue)")
+            print(pad("bench", 28) + pad("ours", 10) + pad("anchor", 14) + pad("anchor", 10) + pad("ratio", 8) + "unit")
+        }
+        let emit: (BenchResult) -> Void = { r in
+            if json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+                print(String(decoding: try! enc.encode(r), as: UTF8.self))
+            } else {
+                print(pad(r.bench, 28) + pad(fmt(r.ours), 10) + pad(r.anchor, 14) + pad(fmt(r.anchor_value), 10)
+                      + pad(String(format: "%.2f", r.ratio), 8) + r.unit + (r.note.map { "  (\($0))" } ?? ""))
+            }
+            fflush(stdout)
+        }
+        let budget = quick ? 0.05 : 0.3
+        GEMMBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
+        PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
+    }
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+func fmt(_ x: Double) -> String { x >= 100 ? String(format: "%.0f", x) : String(format: "%.2f", x) }

@@ -1,0 +1,119 @@
+import COpenBLAS
+import Kernels
+
+/// f32 GEMM against OpenBLAS's cblas_sgemm, then the integer and binary GEMMs against our f32.
+struct GEMMBenchmarks {
+    var quick: Bool
+    var budget: Double
+
+    /// M×K×N products: squares, and the convolutions of ResNet-20 on Fashion-MNIST as GEMMs
+    /// (Cout × Cin·9 × Hout·Wout for 8 images side by side).
+    var shapes: [(name: String, m: Int, k: Int, n: Int)] {
+        let squares = (quick ? [256, 1024] : [256, 512, 1024, 2048]).map { (String($0), $0, $0, $0) }
+        let convs = [(16, 144, 784 * 8), (32, 288, 196 * 8), (64, 576, 49 * 8)].map { (m, k, n) in
+            ("\(m)x\(k)x\(n)", m, k, n)
+        }
+        return squares + convs
+    }
+
+    func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        var r = BenchRandom(seed: 1)
+        var f32Rate: [String: Double] = [:]
+        for s in shapes {
+            let a = r.floats(s.m * s.k), b = r.floats(s.k * s.n)
+            var c = [Float](repeating: 0, count: s.m * s.n)
+            let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+            for t in [1, 2] {
+                let name = "gemm.f32.\(s.name).t\(t)"
+                let ours = bestTime(budget: budget) {
+                    SGEMM.multiply(m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.n, c: &c, ldc: s.n, threads: t)
+                }
+                f32Rate["\(s.name).t\(t)"] = flops / ours / 1e9
+                guard wanted(name) else { continue }
+                openblas_set_num_threads(Int32(t))
+                let theirs = bestTime(budget: budget) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.m), Int32(s.n), Int32(s.k),
+                                1, a, Int32(s.k), b, Int32(s.n), 0, &c, Int32(s.n))
+                }
+                emit(BenchResult(name, ours: flops / ours / 1e9, anchor: "openblas",
+                                 anchorValue: flops / theirs / 1e9, unit: "GFLOP/s"))
+            }
+        }
+        // Integer GEMMs: ops = 2·MACs, beside our own f32 rate on the same shape. Convolutions
+        // run as the integer engine will: activations (pixels × Cin·9, u8) times weights.
+        for shape in shapes {
+            var s = shape
+            if s.name.contains("x") { (s.m, s.n) = (s.n, s.m) }
+            let au = r.bytes(s.m * s.k)
+            let w8 = r.bytes(s.n * s.k).map { Int8(truncatingIfNeeded: $0) }
+            let w4 = BitPacking.pack(r.bytes(s.n * s.k).map { $0 & 0xF }, bits: 4)
+            let w2 = BitPacking.pack(r.bytes(s.n * s.k).map { $0 & 0x3 }, bits: 2)
+            var c = [Int32](repeating: 0, count: s.m * s.n)
+            let ops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
+            for t in [1, 2] {
+                guard let f32 = f32Rate["\(s.name).t\(t)"] else { continue }
+                let variants: [(String, IGEMM.Backend, (UnsafePointer<Int8>, UnsafePointer<UInt8>, UnsafePointer<UInt8>) -> IGEMM.Weights)] = [
+                    ("s8", .automatic, { p8, _, _ in .int8(p8, ld: s.k, transposed: true) }),
+                    ("s8-swift", .swift, { p8, _, _ in .int8(p8, ld: s.k, transposed: true) }),
+                    ("u4", .automatic, { _, p4, _ in .packed(p4, bits: 4, rowBytes: s.k / 2) }),
+                    ("u2", .automatic, { _, _, p2 in .packed(p2, bits: 2, rowBytes: s.k / 4) }),
+                ]
+                for (kind, backend, weights) in variants {
+                    let name = "gemm.\(kind).\(s.name).t\(t)"
+                    guard wanted(name), !(quick && kind == "s8-swift") else { continue }
+                    IGEMM.backend = backend
+                    defer { IGEMM.backend = .automatic }
+                    let time = w8.withUnsafeBufferPointer { p8 in
+                        w4.withUnsafeBufferPointer { p4 in
+                            w2.withUnsafeBufferPointer { p2 in
+                                let wts = weights(p8.baseAddress!, p4.baseAddress!, p2.baseAddress!)
+                                return bestTime(budget: budget) {
+                                    IGEMM.multiply(m: s.m, n: s.n, k: s.k, a: au, lda: s.k, b: wts, c: &c,
+                                                   ldc: s.n, threads: t)
+                                }
+                            }
+                        }
+                    }
+                    emit(BenchResult(name, ours: ops / time / 1e9, anchor: "ours-f32", anchorValue: f32,
+                                     unit: "GOP/s", note: "kernel \(IGEMM.activeBackend.rawValue)"))
+                }
+            }
+        }
+        // Binary GEMM: multiply-adds per second against f32 multiply-adds per second.
+        for (mn, k) in (quick ? [(256, 1024)] : [(256, 1024), (512, 4096), (1024, 1024)]) {
+            let wds = BinaryGEMM.words(k)
+            let a = (0..<(mn * wds)).map { _ in r.next() }, b = (0..<(mn * wds)).map { _ in r.next() }
+            var c = [Int32](repeating: 0, count: mn * mn)
+            let fa = r.floats(mn * k), fb = r.floats(k * mn)
+            var fc = [Float](repeating: 0, count: mn * mn)
+            let macs = Double(mn) * Double(mn) * Double(k)
+            for t in [1, 2] {
+                let name = "gemm.bin.\(mn)x\(k)x\(mn).t\(t)"
+                guard wanted(name) else { continue }
+                let ours = bestTime(budget: budget) {
+                    BinaryGEMM.multiply(m: mn, n: mn, k: k, a: a, b: b, c: &c, ldc: mn, threads: t)
+                }
+                let f32 = bestTime(budget: budget) {
+                    SGEMM.multiply(m: mn, n: mn, k: k, a: fa, lda: k, b: fb, ldb: mn, c: &fc, ldc: mn, threads: t)
+                }
+                emit(BenchResult(name, ours: macs / ours / 1e9, anchor: "ours-f32", anchorValue: macs / f32 / 1e9,
+                                 unit: "GMAC/s"))
+            }
+        }
+    }
+}
+
+/// SplitMix64 for benchmark inputs.
+struct BenchRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in Float(next() >> 40) / Float(1 << 24) * 2 - 1 } }
+    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
+}
