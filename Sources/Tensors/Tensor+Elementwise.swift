@@ -1,0 +1,96 @@
+import Foundation
+
+extension Tensor {
+    /// The shape two shapes broadcast to (NumPy rules: align trailing axes; a 1 stretches).
+    public static func broadcastShape(_ a: [Int], _ b: [Int], operation: String = "broadcast") throws -> [Int] {
+        let r = Swift.max(a.count, b.count)
+        var out = [Int](repeating: 1, count: r)
+        for i in 0..<r {
+            let x = i < r - a.count ? 1 : a[i - (r - a.count)]
+            let y = i < r - b.count ? 1 : b[i - (r - b.count)]
+            guard x == y || x == 1 || y == 1 else {
+                throw TensorError.shapeMismatch(operation: operation, expected: "shapes that broadcast",
+                                                found: "\(a) and \(b)")
+            }
+            out[i] = x == 1 ? y : x
+        }
+        _ = try elementCount(of: out)
+        return out
+    }
+
+    /// Applies `op` elementwise after broadcasting both operands.
+    public static func zip(_ a: Tensor, _ b: Tensor, operation: String = "elementwise",
+                           _ op: (Float, Float) -> Float) throws -> Tensor {
+        if a.shape == b.shape {
+            var out = a.scalars
+            b.scalars.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] = op(o[i], bp[i]) } }
+            }
+            return Tensor(uncheckedShape: a.shape, scalars: out)
+        }
+        if b.count == 1 && b.rank <= a.rank {
+            let y = b.scalars[0]
+            return Tensor(uncheckedShape: a.shape, scalars: a.scalars.map { op($0, y) })
+        }
+        if a.count == 1 && a.rank <= b.rank {
+            let x = a.scalars[0]
+            return Tensor(uncheckedShape: b.shape, scalars: b.scalars.map { op(x, $0) })
+        }
+        let shape = try broadcastShape(a.shape, b.shape, operation: operation)
+        let r = shape.count
+        func stretched(_ t: Tensor) -> [Int] {
+            let s = strides(of: t.shape)
+            return (0..<r).map { i in
+                let j = i - (r - t.rank)
+                return j < 0 || t.shape[j] == 1 ? 0 : s[j]
+            }
+        }
+        let sa = stretched(a), sb = stretched(b)
+        let n = try elementCount(of: shape)
+        var out = [Float](repeating: 0, count: n)
+        if n == 0 { return Tensor(uncheckedShape: shape, scalars: out) }
+        let inner = shape[r - 1], ia = sa[r - 1], ib = sb[r - 1]
+        var index = [Int](repeating: 0, count: r)
+        a.scalars.withUnsafeBufferPointer { ap in
+            b.scalars.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { o in
+                    var pos = 0
+                    while pos < n {
+                        var oa = 0, ob = 0
+                        for d in 0..<(r - 1) { oa += index[d] * sa[d]; ob += index[d] * sb[d] }
+                        for x in 0..<inner { o[pos + x] = op(ap[oa + x * ia], bp[ob + x * ib]) }
+                        pos += inner
+                        var d = r - 2
+                        while d >= 0 {
+                            index[d] += 1
+                            if index[d] < shape[d] { break }
+                            index[d] = 0; d -= 1
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(uncheckedShape: shape, scalars: out)
+    }
+
+    public func map(_ f: (Float) -> Float) -> Tensor { Tensor(uncheckedShape: shape, scalars: scalars.map(f)) }
+
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "+", +) }
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "-", -) }
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "*", *) }
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "/", /) }
+    public static prefix func - (a: Tensor) -> Tensor { a.map { -$0 } }
+    public func pow(_ b: Tensor) throws -> Tensor { try Tensor.zip(self, b, operation: "**") { Foundation.pow($0, $1) } }
+    public static func maximum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zip(a, b, operation: "maximum") { Swift.max($0, $1) } }
+    public static func minimum(_ a: Tensor, _ b: Tensor) throws -> Tensor { try zip(a, b, operation: "minimum") { Swift.min($0, $1) } }
+
+    public func abs() -> Tensor { map { Swift.abs($0) } }
+    public func sqrt() -> Tensor { map { $0.squareRoot() } }
+    public func exp() -> Tensor { map { Foundation.exp($0) } }
+    public func log() -> Tensor { map { Foundation.log($0) } }
+    public func relu() -> Tensor { map { $0 > 0 ? $0 : 0 } }
+    public func clamped(_ lo: Float, _ hi: Float) -> Tensor { map { Swift.min(Swift.max($0, lo), hi) } }
+
+    /// Whether any element is NaN or infinite.
+    public var hasNonFinite: Bool { scalars.contains { !$0.isFinite } }
+}
