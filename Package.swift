@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "mpq-bench", targets: ["mpq-bench"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Network", targets: ["Network"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,18 +35,20 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hotSwift),
         .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
+        .target(name: "Network", dependencies: ["Kernels", "Tensors"], swiftSettings: hotSwift),
 
         .executableTarget(
             name: "mpq",
-            dependencies: ["Tensors", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Tensors", "Network", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "mpq-bench",
-            dependencies: ["Kernels", "Tensors", "COpenBLAS",
+            dependencies: ["Kernels", "Tensors", "Network", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotSwift),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "NetworkTests", dependencies: ["Network"]),
     ],
     swiftLanguageModes: [.v5]
 )

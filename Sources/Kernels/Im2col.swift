@@ -76,6 +76,33 @@ public enum Im2col {
         }
     }
 
+    /// col2im, the adjoint of im2col: adds every column entry back onto the input pixel it was
+    /// read from (padding entries are dropped). `image` is accumulated into, not overwritten —
+    /// the gradient of a convolution's input.
+    @inlinable
+    public static func col2im(_ col: UnsafePointer<Float>, geometry g: ConvGeometry, addingInto image: UnsafeMutablePointer<Float>) {
+        let oh = g.outputHeight, ow = g.outputWidth, pixels = oh * ow
+        var row = 0
+        for c in 0..<g.channels {
+            let plane = image + c * g.height * g.width
+            for u in 0..<g.kernelHeight {
+                for v in 0..<g.kernelWidth {
+                    let src = col + row * pixels
+                    let dx = v * g.dilationWidth - g.padLeft
+                    let xLo = dx >= 0 ? 0 : min(ow, (-dx + g.strideWidth - 1) / g.strideWidth)
+                    let xHi = max(xLo, min(ow, g.width - dx <= 0 ? 0 : (g.width - dx - 1) / g.strideWidth + 1))
+                    for y in 0..<oh {
+                        let iy = y * g.strideHeight + u * g.dilationHeight - g.padTop
+                        if iy < 0 || iy >= g.height { continue }
+                        let dst = plane + iy * g.width + dx, s = src + y * ow
+                        for x in xLo..<xHi { dst[x * g.strideWidth] += s[x] }
+                    }
+                    row += 1
+                }
+            }
+        }
+    }
+
     /// The oracle: element by element, bounds checked.
     public static func reference<T>(_ input: UnsafePointer<T>, geometry g: ConvGeometry, padding: T,
                                     into col: UnsafeMutablePointer<T>) {

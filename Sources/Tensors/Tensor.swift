@@ -10,6 +10,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// The elements in row-major order; `scalars.count == shape.product`.
     public internal(set) var scalars: [Float]
 
+
     /// The largest tensor the library will allocate (2³¹ elements = 8 GiB of Float32).
     nonisolated(unsafe) public static var maxElementCount = 1 << 31
 
@@ -52,6 +53,24 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
 
     /// A rank-1 tensor.
     public init(_ values: [Float]) { shape = [values.count]; scalars = values }
+
+    /// For library code whose shape arithmetic is already checked: a count mismatch here is a
+    /// bug in mpq, not bad input, and stops the program.
+    public init(checkedShape shape: [Int], scalars: [Float]) {
+        precondition(shape.reduce(1, *) == scalars.count, "Tensor: \(scalars.count) scalars for shape \(shape)")
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// Read access to the scalars as a buffer.
+    public func withUnsafeScalars<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try scalars.withUnsafeBufferPointer(body)
+    }
+
+    /// Write access to the scalars in place (copying them first if shared).
+    public mutating func withUnsafeMutableScalars<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try scalars.withUnsafeMutableBufferPointer { try body($0) }
+    }
 
     /// Internal: shape and scalars already known to agree.
     init(uncheckedShape shape: [Int], scalars: [Float]) {

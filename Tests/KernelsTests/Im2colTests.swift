@@ -38,3 +38,19 @@ func im2colMatchesReference(_ t: ConvCase) {
     let g = ConvGeometry(channels: 1, height: 2, width: 2, kernelHeight: 5, kernelWidth: 5)
     #expect(!g.isValid)
 }
+
+/// col2im is the adjoint of im2col: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for any x and c.
+@Test(arguments: convCases)
+func col2imIsTheAdjointOfIm2col(_ t: ConvCase) {
+    let g = ConvGeometry(channels: t.c, height: t.h, width: t.w, kernelHeight: t.kh, kernelWidth: t.kw,
+                         stride: t.stride, padding: (t.pad.0, t.pad.1, t.pad.2, t.pad.3), dilation: t.dilation)
+    var r = TestRandom(seed: 17)
+    let x = r.floats(t.c * t.h * t.w), c = r.floats(g.patchSize * g.outputPixels)
+    var col = [Float](repeating: 0, count: c.count)
+    Im2col.im2col(x, geometry: g, padding: 0, into: &col)
+    var back = [Float](repeating: 0, count: x.count)
+    Im2col.col2im(c, geometry: g, addingInto: &back)
+    let lhs = zip(col, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    let rhs = zip(x, back).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+    #expect(abs(lhs - rhs) <= 1e-4 * max(1, abs(lhs)))
+}

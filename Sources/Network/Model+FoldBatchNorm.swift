@@ -1,0 +1,60 @@
+import Tensors
+
+extension Model {
+    /// Folds every batch norm that directly follows a conv (whose output nothing else reads)
+    /// into that conv: W' = W·γ/√(σ²+ε) per output channel, b' = (b − μ)·γ/√(σ²+ε) + β.
+    /// Returns a new model; this one is unchanged. The result computes the same function in
+    /// evaluation mode (up to rounding) and is what HAWQ quantizes.
+    public func foldingBatchNorm() throws -> Model {
+        let folded = copy()
+        var readers: [String: Int] = [:]
+        for node in nodes { for i in node.inputs { readers[i, default: 0] += 1 } }
+        var producer: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() { producer[node.outputs[0]] = i }
+        var remove = Set<Int>()
+        var params = folded.parameters
+        var newNodes = nodes
+        for (bi, bn) in nodes.enumerated() {
+            guard case .batchNorm(let eps, _) = bn.op, let ci = producer[bn.inputs[0]],
+                  case .conv = nodes[ci].op, readers[bn.inputs[0]] == 1 else { continue }
+            let conv = nodes[ci]
+            guard let w = parameters[conv.inputs[1]],
+                  let gamma = parameters[bn.inputs[1]] ?? buffers[bn.inputs[1]],
+                  let beta = parameters[bn.inputs[2]] ?? buffers[bn.inputs[2]],
+                  let mean = buffers[bn.inputs[3]] ?? parameters[bn.inputs[3]],
+                  let variance = buffers[bn.inputs[4]] ?? parameters[bn.inputs[4]] else { continue }
+            let cout = w.shape[0], per = w.count / cout
+            var wf = w.scalars
+            var bias = conv.inputs.count > 2 ? (parameters[conv.inputs[2]]?.scalars ?? [Float](repeating: 0, count: cout))
+                : [Float](repeating: 0, count: cout)
+            for c in 0..<cout {
+                let s = gamma.scalars[c] / (variance.scalars[c] + eps).squareRoot()
+                for j in 0..<per { wf[c * per + j] *= s }
+                bias[c] = (bias[c] - mean.scalars[c]) * s + beta.scalars[c]
+            }
+            let biasName = conv.inputs.count > 2 ? conv.inputs[2] : Model.biasName(forWeight: conv.inputs[1])
+            params[conv.inputs[1]] = Tensor(checkedShape: w.shape, scalars: wf)
+            params[biasName] = Tensor(checkedShape: [cout], scalars: bias)
+            var c2 = conv
+            c2.inputs = Array(conv.inputs.prefix(2)) + [biasName]
+            c2.outputs = bn.outputs
+            newNodes[ci] = c2
+            remove.insert(bi)
+        }
+        let kept = newNodes.enumerated().filter { !remove.contains($0.offset) }.map(\.element)
+        let used = Set(kept.flatMap(\.inputs))
+        var order: [String] = []
+        for name in parameterOrder where used.contains(name) {
+            order.append(name)
+            let bias = Model.biasName(forWeight: name)
+            if params[bias] != nil && parameters[bias] == nil && used.contains(bias) { order.append(bias) }
+        }
+        try folded.replaceGraph(nodes: kept, parameters: order.map { ($0, params[$0]!) },
+                                buffers: buffers.filter { used.contains($0.key) }.map { ($0.key, $0.value) })
+        return folded
+    }
+
+    static func biasName(forWeight weight: String) -> String {
+        weight.hasSuffix(".weight") ? String(weight.dropLast(7)) + ".bias" : weight + ".bias"
+    }
+}

@@ -1,0 +1,210 @@
+import Kernels
+import Tensors
+
+/// A conv or linear layer: the unit bits are chosen for.
+public struct Layer: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case conv = "Conv2d", linear = "Linear" }
+    /// Stable name: the PyTorch module path (`layers.0.conv1`).
+    public var name: String
+    public var kind: Kind
+    /// The parameter holding the weight, and the bias if any.
+    public var weight: String
+    public var bias: String?
+    public var weightShape: [Int]
+    public var groups: Int
+    /// Index of the node in the graph.
+    public var node: Int
+    /// Multiply-accumulates per image (conv: Hout·Wout·Cout·kh·kw·Cin/groups).
+    public var macs: Int
+    public var parameterCount: Int { weightShape.reduce(1, *) }
+    public var description: String { "\(name) \(kind.rawValue) \(weightShape) params \(parameterCount) MACs \(macs)" }
+}
+
+/// A network: a graph of nodes over named values, with its parameters (trained) and buffers
+/// (batch-norm running statistics). A class, because training and loading change it in place.
+public final class Model: @unchecked Sendable {
+    public var name: String
+    public private(set) var nodes: [Node]
+    public var input: String
+    public var output: String
+    /// Shape of one input example, e.g. [1, 28, 28].
+    public var inputShape: [Int]
+    public var parameters: [String: Tensor]
+    public var buffers: [String: Tensor]
+    /// Parameter names in definition order (optimisers and files keep this order).
+    public private(set) var parameterOrder: [String]
+    public private(set) var layers: [Layer] = []
+
+    public init(name: String, nodes: [Node], input: String, output: String, inputShape: [Int],
+                parameters: [(String, Tensor)], buffers: [(String, Tensor)]) throws {
+        self.name = name
+        self.nodes = nodes
+        self.input = input
+        self.output = output
+        self.inputShape = inputShape
+        self.parameters = Dictionary(parameters, uniquingKeysWith: { a, _ in a })
+        self.buffers = Dictionary(buffers, uniquingKeysWith: { a, _ in a })
+        self.parameterOrder = parameters.map(\.0)
+        try validate()
+        layers = try findLayers()
+    }
+
+    /// A deep copy (tensors are values, so this copies the graph and the dictionaries).
+    public func copy() -> Model {
+        let m = try! Model(name: name, nodes: nodes, input: input, output: output, inputShape: inputShape,
+                           parameters: parameterOrder.map { ($0, parameters[$0]!) },
+                           buffers: buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        return m
+    }
+
+    /// Every node input must be defined before use; the output must be produced.
+    func validate() throws {
+        var known = Set(parameters.keys).union(buffers.keys)
+        known.insert(input)
+        for node in nodes {
+            for i in node.inputs where !i.isEmpty && !known.contains(i) {
+                throw NetworkError("node '\(node.name)' (\(node.op.onnxName)) reads '\(i)', which no earlier node, parameter or input defines")
+            }
+            for o in node.outputs { known.insert(o) }
+        }
+        guard known.contains(output) else { throw NetworkError("no node produces the output '\(output)'") }
+    }
+
+    /// Replaces the graph (folding, surgery), keeping parameters that are still used.
+    public func replaceGraph(nodes: [Node], parameters: [(String, Tensor)], buffers: [(String, Tensor)]) throws {
+        let old = (self.nodes, self.parameters, self.buffers, self.parameterOrder)
+        self.nodes = nodes
+        self.parameters = Dictionary(parameters, uniquingKeysWith: { a, _ in a })
+        self.buffers = Dictionary(buffers, uniquingKeysWith: { a, _ in a })
+        self.parameterOrder = parameters.map(\.0)
+        do { try validate(); layers = try findLayers() } catch {
+            (self.nodes, self.parameters, self.buffers, self.parameterOrder) = old
+            throw error
+        }
+    }
+
+    /// Conv and Gemm nodes whose weight is a parameter, with their MACs from one forward pass.
+    func findLayers() throws -> [Layer] {
+        let trace = try run(try Tensor.zeros([1] + inputShape), keepTrace: true).trace!
+        var out: [Layer] = []
+        for (index, node) in nodes.enumerated() {
+            let isConv: Bool
+            switch node.op {
+            case .conv: isConv = true
+            case .gemm(let a) where a.transB: isConv = false
+            default: continue
+            }
+            guard node.inputs.count >= 2, let w = parameters[node.inputs[1]] else { continue }
+            let y = trace.values[node.outputs[0]]!
+            let macs = isConv ? y.shape[2] * y.shape[3] * w.count : w.count
+            var groups = 1
+            if case .conv(let a) = node.op { groups = a.groups }
+            let bias = node.inputs.count > 2 && parameters[node.inputs[2]] != nil ? node.inputs[2] : nil
+            out.append(Layer(name: Model.layerName(weight: node.inputs[1], node: node.name), kind: isConv ? .conv : .linear,
+                             weight: node.inputs[1], bias: bias, weightShape: w.shape, groups: groups, node: index, macs: macs))
+        }
+        return out
+    }
+
+    /// `layers.0.conv1.weight` → `layers.0.conv1`; an ONNX node `/layers/layers.0/conv1/Conv` →
+    /// `layers.0.conv1`. The exporter writes one scope per module: either the module's name in its
+    /// parent (`conv1`) or, inside containers, a name that already includes the parent's
+    /// (`layers.0` under `layers`), which then replaces it.
+    static func layerName(weight: String, node: String) -> String {
+        if weight.hasSuffix(".weight") { return String(weight.dropLast(7)) }
+        let scopes = node.split(separator: "/").map(String.init).dropLast()
+        var path: [String] = []
+        for scope in scopes {
+            if let last = path.last, scope.hasPrefix(last + ".") { path[path.count - 1] = scope } else { path.append(scope) }
+        }
+        return path.isEmpty ? node : path.joined(separator: ".")
+    }
+
+    public func layer(named name: String) -> Layer? { layers.first { $0.name == name } }
+
+    /// All values of one forward pass, and what each node kept for backward.
+    public struct Trace: Sendable {
+        public var values: [String: Tensor]
+        public var states: [OpState?]
+    }
+
+    /// Runs the network on a batch [N] + inputShape. In training mode batch norm uses batch
+    /// statistics and updates its running ones. With `keepTrace` every value is kept for
+    /// backward and tangent passes; otherwise each is dropped after its last use.
+    public func run(_ x: Tensor, training: Bool = false, keepTrace: Bool = false) throws -> (output: Tensor, trace: Trace?) {
+        guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
+            throw NetworkError("model '\(name)': expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
+        }
+        var values: [String: Tensor] = [input: x]
+        var states = [OpState?](repeating: nil, count: nodes.count)
+        var lastUse: [String: Int] = [:]
+        if !keepTrace {
+            for (i, node) in nodes.enumerated() { for name in node.inputs { lastUse[name] = i } }
+        }
+        func value(_ name: String) -> Tensor? {
+            if name.isEmpty { return nil }
+            return values[name] ?? parameters[name] ?? buffers[name]
+        }
+        for (i, node) in nodes.enumerated() {
+            try Interrupt.check()
+            let ins = node.inputs.map(value)
+            let (y, state, updates) = try node.forward(ins, training: training)
+            for (position, v) in updates { buffers[node.inputs[position]] = v }
+            values[node.outputs[0]] = y
+            if keepTrace { states[i] = state } else {
+                for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
+            }
+        }
+        guard let y = values[output] else { throw NetworkError("model '\(name)': the output '\(output)' was not computed") }
+        return (y, keepTrace ? Trace(values: values, states: states) : nil)
+    }
+
+    /// Gradients of a scalar function of the output, given dOutput: parameters (and the input,
+    /// under the input's name, when `inputGradient` is true).
+    public func gradients(_ trace: Trace, outputGradient: Tensor, inputGradient: Bool = false) throws -> [String: Tensor] {
+        var grads: [String: Tensor] = [output: outputGradient]
+        func value(_ name: String) -> Tensor? {
+            if name.isEmpty { return nil }
+            return trace.values[name] ?? parameters[name] ?? buffers[name]
+        }
+        for (i, node) in nodes.enumerated().reversed() {
+            guard let dy = grads[node.outputs[0]] else { continue }
+            try Interrupt.check()
+            let ins = node.inputs.map(value)
+            let needs = node.inputs.map { name in
+                parameters[name] != nil || (inputGradient && name == input) || (buffers[name] == nil && name != input && !name.isEmpty)
+            }
+            let dins = try node.backward(ins, output: trace.values[node.outputs[0]]!, state: trace.states[i],
+                                         gradient: dy, needs: needs)
+            for (j, name) in node.inputs.enumerated() where j < dins.count && needs[j] {
+                guard let d = dins[j] else { continue }
+                grads[name] = try grads[name].map { try $0 + d } ?? d
+            }
+            if node.outputs[0] != output { grads[node.outputs[0]] = nil }
+        }
+        return grads.filter { parameters[$0.key] != nil || (inputGradient && $0.key == input) }
+    }
+
+    /// Forward-mode pass: the output's directional derivative for tangents of some parameters
+    /// (and optionally the input), around the point recorded in `trace`.
+    public func tangent(_ trace: Trace, parameterTangents: [String: Tensor], inputTangent: Tensor? = nil) throws -> Tensor {
+        var tangents = parameterTangents
+        if let inputTangent { tangents[input] = inputTangent }
+        func value(_ name: String) -> Tensor? {
+            if name.isEmpty { return nil }
+            return trace.values[name] ?? parameters[name] ?? buffers[name]
+        }
+        for (i, node) in nodes.enumerated() {
+            let ts = node.inputs.map { tangents[$0] }
+            if ts.allSatisfy({ $0 == nil }) { continue }
+            if let t = try node.tangent(node.inputs.map(value), output: trace.values[node.outputs[0]]!,
+                                        state: trace.states[i], tangents: ts) {
+                tangents[node.outputs[0]] = t
+            }
+        }
+        return try tangents[output] ?? Tensor.zeros(trace.values[output]!.shape)
+    }
+
+    /// Total parameters of the conv and linear weights.
+    public var weightCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
+}

@@ -1,0 +1,181 @@
+import Tensors
+
+/// Forward, backward (vector–Jacobian) and tangent (Jacobian–vector) passes of one node.
+/// The tangent pass is what Hessian-vector products and Gauss–Newton products build on.
+extension Node {
+    func require(_ inputs: [Tensor?], _ count: ClosedRange<Int>) throws {
+        guard count.contains(inputs.count), inputs.prefix(count.lowerBound).allSatisfy({ $0 != nil }) else {
+            throw NetworkError("node '\(name)' (\(op.onnxName)): expected \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound)–\(count.upperBound)") inputs, found \(inputs.count)")
+        }
+    }
+
+    func reshapeTarget(_ x: Tensor, _ shape: [Int]) -> [Int] {
+        shape.enumerated().map { i, d in d == 0 && i < x.rank ? x.shape[i] : d }
+    }
+
+    /// Runs the node. `updates` are new values for inputs that are buffers (batch-norm running
+    /// statistics in training mode), by input position.
+    func forward(_ inputs: [Tensor?], training: Bool) throws -> (output: Tensor, state: OpState?, updates: [(Int, Tensor)]) {
+        switch op {
+        case .conv(let a):
+            try require(inputs, 2...3)
+            guard let x = inputs[0], let w = inputs[1], x.rank == 4, w.rank == 4 else {
+                throw NetworkError("node '\(name)' (Conv): expected input [N, C, H, W] and weight [Cout, C/groups, kh, kw], found \(inputs[0]?.shape ?? []) and \(inputs[1]?.shape ?? [])")
+            }
+            return (try ConvOp.forward(x, w, inputs.count > 2 ? inputs[2] : nil, a), nil, [])
+        case .gemm(let a):
+            try require(inputs, 2...3)
+            return (try LinearOp.gemm(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, a), nil, [])
+        case .matMul:
+            try require(inputs, 2...2)
+            return (try LinearOp.product(inputs[0]!, transA: false, inputs[1]!, transB: false), nil, [])
+        case .add:
+            try require(inputs, 2...2)
+            return (try inputs[0]! + inputs[1]!, nil, [])
+        case .mul:
+            try require(inputs, 2...2)
+            return (try inputs[0]! * inputs[1]!, nil, [])
+        case .relu:
+            try require(inputs, 1...1)
+            return (inputs[0]!.relu(), nil, [])
+        case .clip(let lo, let hi):
+            try require(inputs, 1...1)
+            return (inputs[0]!.clamped(lo, hi), nil, [])
+        case .maxPool(let a):
+            try require(inputs, 1...1)
+            let (y, arg) = try PoolOp.maxForward(inputs[0]!, a)
+            return (y, .argmax(arg), [])
+        case .averagePool(let a):
+            try require(inputs, 1...1)
+            return (try PoolOp.average(inputs[0]!, a), nil, [])
+        case .globalAveragePool:
+            try require(inputs, 1...1)
+            return (try PoolOp.globalAverage(inputs[0]!), nil, [])
+        case .flatten(let axis):
+            try require(inputs, 1...1)
+            let x = inputs[0]!
+            let a = axis < 0 ? axis + x.rank : axis
+            guard a >= 0 && a <= x.rank else { throw NetworkError("node '\(name)' (Flatten): axis \(axis) out of range for \(x.shape)") }
+            return (try x.reshaped([x.shape[..<a].reduce(1, *), x.shape[a...].reduce(1, *)]), nil, [])
+        case .reshape(let shape):
+            try require(inputs, 1...1)
+            return (try inputs[0]!.reshaped(reshapeTarget(inputs[0]!, shape)), nil, [])
+        case .batchNorm(let eps, let momentum):
+            try require(inputs, 5...5)
+            let (x, s, b, m, v) = (inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!, inputs[4]!)
+            if training {
+                let (y, state, newMean, newVar) = try BatchNormOp.train(x, scale: s, bias: b, mean: m, variance: v,
+                                                                        epsilon: eps, momentum: momentum)
+                return (y, state, [(3, newMean), (4, newVar)])
+            }
+            return (try BatchNormOp.evaluate(x, scale: s, bias: b, mean: m, variance: v, epsilon: eps), nil, [])
+        case .softmax(let axis):
+            try require(inputs, 1...1)
+            return (try PointwiseOp.softmax(inputs[0]!, axis: axis), nil, [])
+        case .identity:
+            try require(inputs, 1...1)
+            return (inputs[0]!, nil, [])
+        }
+    }
+
+    /// Gradients of the inputs (nil where not needed or not differentiable) given dY.
+    func backward(_ inputs: [Tensor?], output: Tensor, state: OpState?, gradient dy: Tensor, needs: [Bool]) throws -> [Tensor?] {
+        switch op {
+        case .conv(let a):
+            let (dx, dw, db) = ConvOp.backward(inputs[0]!, inputs[1]!, hasBias: inputs.count > 2 && inputs[2] != nil,
+                                               a, dy, needInput: needs[0])
+            return [dx, dw] + (inputs.count > 2 ? [db] : [])
+        case .gemm(let a):
+            let c = inputs.count > 2 ? inputs[2] : nil
+            let (da, db, dc) = try LinearOp.backward(inputs[0]!, inputs[1]!, c, a, dy)
+            return [da, db] + (inputs.count > 2 ? [dc] : [])
+        case .matMul:
+            let (da, db, _) = try LinearOp.backward(inputs[0]!, inputs[1]!, nil, GemmAttributes(), dy)
+            return [da, db]
+        case .add:
+            return [try dy.summed(toShape: inputs[0]!.shape), try dy.summed(toShape: inputs[1]!.shape)]
+        case .mul:
+            let (a, b) = (inputs[0]!, inputs[1]!)
+            return [try (dy * b).summed(toShape: a.shape), try (dy * a).summed(toShape: b.shape)]
+        case .relu:
+            return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: 0, hi: .infinity)]
+        case .clip(let lo, let hi):
+            return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: lo, hi: hi)]
+        case .maxPool:
+            guard case .argmax(let arg)? = state else { throw NetworkError("node '\(name)': no saved pooling indices") }
+            return [PoolOp.maxBackward(inputShape: inputs[0]!.shape, arg, dy)]
+        case .averagePool(let a):
+            return [try PoolOp.averageBackward(inputs[0]!, a, dy)]
+        case .globalAveragePool:
+            return [PoolOp.globalAverageBackward(inputShape: inputs[0]!.shape, dy)]
+        case .flatten, .reshape, .identity:
+            return [try dy.reshaped(inputs[0]!.shape)]
+        case .batchNorm(let eps, _):
+            let (dx, ds, db) = try BatchNormOp.backward(inputs[0]!, scale: inputs[1]!, mean: inputs[3]!,
+                                                        variance: inputs[4]!, epsilon: eps, state: state, dy)
+            return [dx, ds, db, nil, nil]
+        case .softmax(let axis):
+            return [try PointwiseOp.softmaxBackward(output, dy, axis: axis)]
+        }
+    }
+
+    /// The output's directional derivative along the input tangents (nil = zero tangent).
+    /// Batch norm is differentiated in evaluation mode (running statistics held fixed).
+    func tangent(_ inputs: [Tensor?], output: Tensor, state: OpState?, tangents t: [Tensor?]) throws -> Tensor? {
+        if t.allSatisfy({ $0 == nil }) { return nil }
+        func at(_ i: Int) -> Tensor? { i < t.count ? t[i] : nil }
+        switch op {
+        case .conv(let a):
+            return try ConvOp.tangent(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, a,
+                                      dx: at(0), dw: at(1), db: at(2))
+        case .gemm(let a):
+            return try LinearOp.tangent(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, a,
+                                        da: at(0), db: at(1), dc: at(2))
+        case .matMul:
+            return try LinearOp.tangent(inputs[0]!, inputs[1]!, nil, GemmAttributes(), da: at(0), db: at(1), dc: nil)
+        case .add:
+            var out = try Tensor.zeros(output.shape)
+            if let a = at(0) { out = try out + a }
+            if let b = at(1) { out = try out + b }
+            return out
+        case .mul:
+            var out = try Tensor.zeros(output.shape)
+            if let a = at(0) { out = try out + a * inputs[1]! }
+            if let b = at(1) { out = try out + inputs[0]! * b }
+            return out
+        case .relu:
+            return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: 0, hi: .infinity) }
+        case .clip(let lo, let hi):
+            return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: lo, hi: hi) }
+        case .maxPool:
+            guard case .argmax(let arg)? = state else { throw NetworkError("node '\(name)': no saved pooling indices") }
+            return at(0).map { PoolOp.maxTangent(arg, outputShape: output.shape, $0) }
+        case .averagePool(let a):
+            return try at(0).map { try PoolOp.average($0, a) }
+        case .globalAveragePool:
+            return try at(0).map { try PoolOp.globalAverage($0) }
+        case .flatten, .reshape, .identity:
+            return try at(0).map { try $0.reshaped(output.shape) }
+        case .batchNorm(let eps, _):
+            if case .batchStatistics? = state {
+                throw NetworkError("node '\(name)': tangents through batch norm in training mode are not supported; evaluate the model in eval mode")
+            }
+            let (x, s, m, v) = (inputs[0]!, inputs[1]!, inputs[3]!, inputs[4]!)
+            var out = try Tensor.zeros(output.shape)
+            let zeros = try Tensor.zeros(s.shape)
+            if let dx = at(0) {
+                out = try out + BatchNormOp.evaluate(dx, scale: s, bias: zeros, mean: zeros, variance: v, epsilon: eps)
+            }
+            if let ds = at(1) {
+                out = try out + BatchNormOp.evaluate(x, scale: ds, bias: zeros, mean: m, variance: v, epsilon: eps)
+            }
+            if let db = at(2) {
+                out = try out + BatchNormOp.evaluate(try Tensor.zeros(x.shape), scale: zeros, bias: db, mean: zeros,
+                                                     variance: try Tensor.ones(s.shape), epsilon: 0)
+            }
+            return out
+        case .softmax(let axis):
+            return try at(0).map { try PointwiseOp.softmaxBackward(output, $0, axis: axis) }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Tensors
+
+/// A convolution's attributes, ONNX-style (pads: top, left, bottom, right).
+public struct ConvAttributes: Codable, Equatable, Sendable {
+    public var strides: [Int] = [1, 1]
+    public var pads: [Int] = [0, 0, 0, 0]
+    public var dilations: [Int] = [1, 1]
+    public var groups: Int = 1
+    public init(strides: [Int] = [1, 1], pads: [Int] = [0, 0, 0, 0], dilations: [Int] = [1, 1], groups: Int = 1) {
+        self.strides = strides; self.pads = pads; self.dilations = dilations; self.groups = groups
+    }
+}
+
+/// Pooling attributes (ceil mode is not supported; ONNX files that ask for it are refused).
+public struct PoolAttributes: Codable, Equatable, Sendable {
+    public var kernel: [Int]
+    public var strides: [Int]
+    public var pads: [Int] = [0, 0, 0, 0]
+    public var countIncludePad: Bool = false
+    public init(kernel: [Int], strides: [Int]? = nil, pads: [Int] = [0, 0, 0, 0], countIncludePad: Bool = false) {
+        self.kernel = kernel; self.strides = strides ?? kernel; self.pads = pads; self.countIncludePad = countIncludePad
+    }
+}
+
+/// ONNX Gemm: Y = α·op(A)·op(B) + β·C.
+public struct GemmAttributes: Codable, Equatable, Sendable {
+    public var alpha: Float = 1, beta: Float = 1
+    public var transA = false, transB = false
+    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+        self.alpha = alpha; self.beta = beta; self.transA = transA; self.transB = transB
+    }
+}
+
+/// The operations of the graph IR: the ONNX operators the reference models and the zoo use.
+/// Inputs are named values (graph inputs, parameters, buffers or other nodes' outputs).
+public enum Op: Codable, Equatable, Sendable {
+    /// inputs: x [N, C, H, W], weight [Cout, C/groups, kh, kw], optional bias [Cout]
+    case conv(ConvAttributes)
+    /// inputs: A, B, optional C (broadcast to the result)
+    case gemm(GemmAttributes)
+    /// inputs: A [m, k], B [k, n]
+    case matMul
+    case add, mul
+    case relu
+    /// ReLU6 is clip(0, 6).
+    case clip(min: Float, max: Float)
+    case maxPool(PoolAttributes)
+    case averagePool(PoolAttributes)
+    case globalAveragePool
+    case flatten(axis: Int)
+    /// The target shape (0 copies a dimension, −1 is inferred), as ONNX Reshape.
+    case reshape(shape: [Int])
+    /// inputs: x, scale, bias, running mean, running var. Training mode uses batch statistics
+    /// and updates the running ones (PyTorch's momentum convention: new = (1−m)·old + m·batch).
+    case batchNorm(epsilon: Float, momentum: Float)
+    case softmax(axis: Int)
+    case identity
+
+    /// The ONNX operator name.
+    public var onnxName: String {
+        switch self {
+        case .conv: "Conv"; case .gemm: "Gemm"; case .matMul: "MatMul"; case .add: "Add"; case .mul: "Mul"
+        case .relu: "Relu"; case .clip: "Clip"; case .maxPool: "MaxPool"; case .averagePool: "AveragePool"
+        case .globalAveragePool: "GlobalAveragePool"; case .flatten: "Flatten"; case .reshape: "Reshape"
+        case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .identity: "Identity"
+        }
+    }
+}
+
+/// One operation in the graph.
+public struct Node: Codable, Equatable, Sendable {
+    public var name: String
+    public var op: Op
+    public var inputs: [String]
+    public var outputs: [String]
+    public init(name: String, op: Op, inputs: [String], outputs: [String]) {
+        self.name = name; self.op = op; self.inputs = inputs; self.outputs = outputs
+    }
+}
+
+/// What a node's forward pass keeps for its backward and tangent passes.
+public enum OpState: Sendable {
+    /// Max pooling: the flat input index (within its plane) each output took its value from.
+    case argmax([Int32])
+    /// Batch norm in training mode: the normalised input and 1/σ per channel.
+    case batchStatistics(normalized: Tensor, inverseStd: [Float])
+}
+
+/// Errors from building, loading and running models.
+public struct NetworkError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,164 @@
+import Kernels
+import Tensors
+
+/// Max and average pooling over NCHW planes, and global average pooling.
+enum PoolOp {
+    struct Geometry {
+        let n: Int, c: Int, h: Int, w: Int, oh: Int, ow: Int
+        let kh: Int, kw: Int, sh: Int, sw: Int, pt: Int, pl: Int
+    }
+
+    static func geometry(_ x: Tensor, _ a: PoolAttributes) throws -> Geometry {
+        guard x.rank == 4 else { throw NetworkError("pooling: expected input [N, C, H, W], found \(x.shape)") }
+        guard a.kernel.count == 2, a.strides.count == 2, a.pads.count == 4,
+              a.kernel.allSatisfy({ $0 > 0 }), a.strides.allSatisfy({ $0 > 0 }), a.pads.allSatisfy({ $0 >= 0 }) else {
+            throw NetworkError("pooling: expected 2-D kernel, strides and pads, found \(a)")
+        }
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
+        let ow = (w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
+        guard oh > 0, ow > 0 else { throw NetworkError("pooling: kernel \(a.kernel) does not fit input \(x.shape)") }
+        return Geometry(n: n, c: c, h: h, w: w, oh: oh, ow: ow, kh: a.kernel[0], kw: a.kernel[1],
+                        sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1])
+    }
+
+    /// Max pooling; also returns, per output, the flat in-plane index of the input it took.
+    static func maxForward(_ x: Tensor, _ a: PoolAttributes) throws -> (Tensor, [Int32]) {
+        let g = try geometry(x, a)
+        let planes = g.n * g.c, outPlane = g.oh * g.ow
+        var out = [Float](repeating: 0, count: planes * outPlane)
+        var arg = [Int32](repeating: 0, count: planes * outPlane)
+        x.withUnsafeScalars { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                arg.withUnsafeMutableBufferPointer { ap in
+                    let (xb, ob, ab) = (xp.baseAddress!, op.baseAddress!, ap.baseAddress!)
+                    Parallel.forEach(planes) { p, _ in
+                        let src = xb + p * g.h * g.w
+                        for y in 0..<g.oh {
+                            for xx in 0..<g.ow {
+                                var best = -Float.infinity, bestIndex = -1
+                                for u in 0..<g.kh {
+                                    let iy = y * g.sh - g.pt + u
+                                    if iy < 0 || iy >= g.h { continue }
+                                    for v in 0..<g.kw {
+                                        let ix = xx * g.sw - g.pl + v
+                                        if ix < 0 || ix >= g.w { continue }
+                                        let val = src[iy * g.w + ix]
+                                        // NaN propagates, as in PyTorch.
+                                        if val > best || bestIndex < 0 || val.isNaN { best = val; bestIndex = iy * g.w + ix }
+                                        if val.isNaN { break }
+                                    }
+                                }
+                                let o = p * outPlane + y * g.ow + xx
+                                ob[o] = best; ab[o] = Int32(max(bestIndex, 0))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (Tensor(checkedShape: [g.n, g.c, g.oh, g.ow], scalars: out), arg)
+    }
+
+    /// Routes each output gradient (or tangent, read from the input's tangent) through argmax.
+    static func maxBackward(inputShape: [Int], _ argmax: [Int32], _ dy: Tensor) -> Tensor {
+        let plane = inputShape[2] * inputShape[3], outPlane = dy.shape[2] * dy.shape[3]
+        var dx = [Float](repeating: 0, count: inputShape.reduce(1, *))
+        dy.withUnsafeScalars { d in
+            for i in 0..<d.count { dx[(i / outPlane) * plane + Int(argmax[i])] += d[i] }
+        }
+        return Tensor(checkedShape: inputShape, scalars: dx)
+    }
+
+    static func maxTangent(_ argmax: [Int32], outputShape: [Int], _ dx: Tensor) -> Tensor {
+        let plane = dx.shape[2] * dx.shape[3], outPlane = outputShape[2] * outputShape[3]
+        var out = [Float](repeating: 0, count: argmax.count)
+        dx.withUnsafeScalars { d in
+            for i in 0..<argmax.count { out[i] = d[(i / outPlane) * plane + Int(argmax[i])] }
+        }
+        return Tensor(checkedShape: outputShape, scalars: out)
+    }
+
+    /// Average pooling (forward, and with `adjoint` the backward map of dY onto dX).
+    static func average(_ x: Tensor, _ a: PoolAttributes) throws -> Tensor {
+        let g = try geometry(x, a)
+        var out = [Float](repeating: 0, count: g.n * g.c * g.oh * g.ow)
+        x.withUnsafeScalars { xp in
+            for p in 0..<(g.n * g.c) {
+                for y in 0..<g.oh {
+                    for xx in 0..<g.ow {
+                        var s: Float = 0, count = 0
+                        for u in 0..<g.kh {
+                            let iy = y * g.sh - g.pt + u
+                            for v in 0..<g.kw {
+                                let ix = xx * g.sw - g.pl + v
+                                if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w { if a.countIncludePad { count += 1 }; continue }
+                                s += xp[p * g.h * g.w + iy * g.w + ix]; count += 1
+                            }
+                        }
+                        out[(p * g.oh + y) * g.ow + xx] = count > 0 ? s / Float(count) : 0
+                    }
+                }
+            }
+        }
+        return Tensor(checkedShape: [g.n, g.c, g.oh, g.ow], scalars: out)
+    }
+
+    static func averageBackward(_ x: Tensor, _ a: PoolAttributes, _ dy: Tensor) throws -> Tensor {
+        let g = try geometry(x, a)
+        var dx = [Float](repeating: 0, count: x.count)
+        dy.withUnsafeScalars { d in
+            for p in 0..<(g.n * g.c) {
+                for y in 0..<g.oh {
+                    for xx in 0..<g.ow {
+                        var count = 0
+                        for u in 0..<g.kh {
+                            let iy = y * g.sh - g.pt + u
+                            for v in 0..<g.kw {
+                                let ix = xx * g.sw - g.pl + v
+                                if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w { if a.countIncludePad { count += 1 } } else { count += 1 }
+                            }
+                        }
+                        guard count > 0 else { continue }
+                        let share = d[(p * g.oh + y) * g.ow + xx] / Float(count)
+                        for u in 0..<g.kh {
+                            let iy = y * g.sh - g.pt + u
+                            if iy < 0 || iy >= g.h { continue }
+                            for v in 0..<g.kw {
+                                let ix = xx * g.sw - g.pl + v
+                                if ix >= 0 && ix < g.w { dx[p * g.h * g.w + iy * g.w + ix] += share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(checkedShape: x.shape, scalars: dx)
+    }
+
+    static func globalAverage(_ x: Tensor) throws -> Tensor {
+        guard x.rank == 4 else { throw NetworkError("GlobalAveragePool: expected [N, C, H, W], found \(x.shape)") }
+        let plane = x.shape[2] * x.shape[3], planes = x.shape[0] * x.shape[1]
+        var out = [Float](repeating: 0, count: planes)
+        x.withUnsafeScalars { xp in
+            for p in 0..<planes {
+                var s: Float = 0
+                for i in 0..<plane { s += xp[p * plane + i] }
+                out[p] = s / Float(plane)
+            }
+        }
+        return Tensor(checkedShape: [x.shape[0], x.shape[1], 1, 1], scalars: out)
+    }
+
+    static func globalAverageBackward(inputShape: [Int], _ dy: Tensor) -> Tensor {
+        let plane = inputShape[2] * inputShape[3]
+        var dx = [Float](repeating: 0, count: inputShape.reduce(1, *))
+        dy.withUnsafeScalars { d in
+            for p in 0..<d.count {
+                let share = d[p] / Float(plane)
+                for i in 0..<plane { dx[p * plane + i] = share }
+            }
+        }
+        return Tensor(checkedShape: inputShape, scalars: dx)
+    }
+}

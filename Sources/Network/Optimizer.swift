@@ -1,0 +1,84 @@
+import Foundation
+import Tensors
+
+/// Parameter update rules. Weight decay is L2 added to the gradient (PyTorch's SGD and Adam).
+public enum Optimizer: Sendable, Equatable {
+    case sgd(momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float = 0)
+    case adam(beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0)
+
+    var weightDecay: Float {
+        switch self { case .sgd(_, _, let wd), .adam(_, _, _, let wd): wd }
+    }
+}
+
+/// Learning rate as a function of the step (0-based) out of `total`.
+public enum Schedule: Sendable, Equatable {
+    case constant(Float)
+    /// Cosine annealing from `peak` to 0.
+    case cosine(peak: Float)
+    /// One-cycle (PyTorch's OneCycleLR, cosine): warm up from peak/25 to `peak` over the first
+    /// `warmup` fraction of steps, then anneal to peak/(25·10⁴).
+    case oneCycle(peak: Float, warmup: Float = 0.3)
+
+    public func rate(step: Int, total: Int) -> Float {
+        let t = Float(step) / Float(max(total, 1))
+        switch self {
+        case .constant(let lr): return lr
+        case .cosine(let peak): return peak * 0.5 * (1 + cos(.pi * min(t, 1)))
+        case .oneCycle(let peak, let warmup):
+            let start = peak / 25, end = start / 1e4
+            func anneal(_ a: Float, _ b: Float, _ f: Float) -> Float { b + (a - b) * 0.5 * (1 + cos(.pi * f)) }
+            if t < warmup { return anneal(start, peak, t / warmup) }
+            return anneal(peak, end, min(1, (t - warmup) / max(1 - warmup, 1e-6)))
+        }
+    }
+}
+
+/// Optimiser state (momentum buffers, Adam moments) and the update step.
+public struct OptimizerState {
+    public let optimizer: Optimizer
+    var first: [String: [Float]] = [:]
+    var second: [String: [Float]] = [:]
+    var steps = 0
+
+    public init(_ optimizer: Optimizer) { self.optimizer = optimizer }
+
+    /// Applies one update with learning rate `lr`. Non-finite gradients are an error, not an update.
+    public mutating func step(_ model: Model, gradients: [String: Tensor], lr: Float) throws {
+        steps += 1
+        for name in model.parameterOrder {
+            guard let g = gradients[name], var p = model.parameters[name] else { continue }
+            guard !g.hasNonFinite else { throw NetworkError("training diverged: the gradient of '\(name)' is not finite (lower the learning rate)") }
+            let wd = optimizer.weightDecay
+            var m = first[name] ?? [Float](repeating: 0, count: p.count)
+            switch optimizer {
+            case let .sgd(momentum, nesterov, _):
+                p.withUnsafeMutableScalars { w in
+                    g.withUnsafeScalars { gp in
+                        for i in 0..<w.count {
+                            let d = gp[i] + wd * w[i]
+                            m[i] = momentum * m[i] + d
+                            w[i] -= lr * (nesterov ? d + momentum * m[i] : m[i])
+                        }
+                    }
+                }
+            case let .adam(b1, b2, eps, _):
+                var v = second[name] ?? [Float](repeating: 0, count: p.count)
+                let c1 = 1 - pow(b1, Float(steps)), c2 = 1 - pow(b2, Float(steps))
+                p.withUnsafeMutableScalars { w in
+                    g.withUnsafeScalars { gp in
+                        for i in 0..<w.count {
+                            let d = gp[i] + wd * w[i]
+                            m[i] = b1 * m[i] + (1 - b1) * d
+                            v[i] = b2 * v[i] + (1 - b2) * d * d
+                            w[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                        }
+                    }
+                }
+                second[name] = v
+            }
+            first[name] = m
+            model.parameters[name] = p
+        }
+    }
+}
