@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries, wrapped once.
@@ -35,7 +36,9 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hotSwift),
         .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
-        .target(name: "Network", dependencies: ["Kernels", "Tensors"], swiftSettings: hotSwift),
+        .target(name: "Network",
+                dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
         .executableTarget(
             name: "mpq",

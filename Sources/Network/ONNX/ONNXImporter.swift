@@ -1,0 +1,220 @@
+import Foundation
+import SwiftProtobuf
+import Tensors
+
+/// Reads ONNX models (opsets 11–21) into the graph IR: initializers become parameters (or
+/// batch-norm buffers), `Constant` nodes are folded, and every node becomes an `Op`. Anything
+/// unsupported is an error naming the node and operator; a file that is not valid protobuf is
+/// an error naming the byte offset where it stops making sense.
+public enum ONNXImporter {
+    public static let supportedOpsets = 11...21
+
+    public static func load(path: String) throws -> Model {
+        let bytes = try FileIO.read(path)
+        return try load(bytes: bytes, name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, source: path)
+    }
+
+    public static func load(bytes: [UInt8], name: String, source: String) throws -> Model {
+        if let problem = ProtobufScan.firstProblem(bytes) {
+            throw NetworkError("\(source): not a valid ONNX file: \(problem.reason) at byte \(problem.offset)")
+        }
+        let proto: Onnx_ModelProto
+        do { proto = try Onnx_ModelProto(serializedBytes: bytes) } catch {
+            throw NetworkError("\(source): not a valid ONNX file (protobuf: \(error))")
+        }
+        guard proto.hasGraph, !proto.graph.node.isEmpty else { throw NetworkError("\(source): the ONNX model has no graph") }
+        let opset = proto.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map { Int($0.version) } ?? 0
+        guard supportedOpsets.contains(opset) else {
+            throw NetworkError("\(source): ONNX opset \(opset) is not supported; expected \(supportedOpsets.lowerBound)–\(supportedOpsets.upperBound)")
+        }
+        var reader = try GraphReader(graph: proto.graph, opset: opset, name: name, source: source)
+        return try reader.model()
+    }
+}
+
+/// Converts one GraphProto.
+struct GraphReader {
+    let graph: Onnx_GraphProto
+    let opset: Int
+    let name: String
+    let source: String
+    var constants: [String: Tensor] = [:]
+    var integerConstants: [String: [Int]] = [:]
+
+    init(graph: Onnx_GraphProto, opset: Int, name: String, source: String) throws {
+        self.graph = graph; self.opset = opset; self.name = name; self.source = source
+        for t in graph.initializer {
+            let (values, ints) = try Self.decode(t, source: source)
+            constants[t.name] = values
+            if let ints { integerConstants[t.name] = ints }
+        }
+    }
+
+    func fail(_ node: Onnx_NodeProto, _ message: String) -> NetworkError {
+        NetworkError("\(source): node '\(node.name)' (\(node.opType)): \(message)")
+    }
+
+    /// A tensor's values as floats, and as integers for integer types (shapes, axes).
+    static func decode(_ t: Onnx_TensorProto, source: String) throws -> (Tensor, [Int]?) {
+        let shape = t.dims.map(Int.init)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw NetworkError("\(source): tensor '\(t.name)' has negative dimensions \(shape)") }
+        let n: Int
+        do { n = try Tensor.elementCount(of: shape) } catch { throw NetworkError("\(source): tensor '\(t.name)': \(error)") }
+        guard t.dataLocation == 0 else { throw NetworkError("\(source): tensor '\(t.name)' keeps its data in an external file; not supported") }
+        let raw = [UInt8](t.rawData)
+        func fromRaw<T>(_ size: Int, _ convert: (UInt64) -> T) throws -> [T] {
+            guard raw.count == n * size else {
+                throw NetworkError("\(source): tensor '\(t.name)' of shape \(shape) needs \(n * size) bytes of raw data, found \(raw.count)")
+            }
+            return (0..<n).map { i in
+                var v: UInt64 = 0
+                for b in 0..<size { v |= UInt64(raw[i * size + b]) << UInt64(8 * b) }
+                return convert(v)
+            }
+        }
+        func check(_ count: Int) throws {
+            guard count == n else { throw NetworkError("\(source): tensor '\(t.name)' of shape \(shape) has \(count) values, expected \(n)") }
+        }
+        switch Onnx_TensorProto.DataType(rawValue: Int(t.dataType)) {
+        case .float?:
+            let v = raw.isEmpty ? t.floatData : try fromRaw(4) { Float(bitPattern: UInt32($0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v), nil)
+        case .double?:
+            let v = raw.isEmpty ? t.doubleData.map(Float.init) : try fromRaw(8) { Float(Double(bitPattern: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v), nil)
+        case .int64?:
+            let v = raw.isEmpty ? t.int64Data.map { Int($0) } : try fromRaw(8) { Int(Int64(bitPattern: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .int32?:
+            let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(4) { Int(Int32(truncatingIfNeeded: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .int8?:
+            let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(1) { Int(Int8(truncatingIfNeeded: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .uint8?:
+            let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(1) { Int(UInt8(truncatingIfNeeded: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        default:
+            throw NetworkError("\(source): tensor '\(t.name)' has ONNX data type \(t.dataType), which mpq does not read")
+        }
+    }
+
+    func attribute(_ node: Onnx_NodeProto, _ key: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == key } }
+    func ints(_ node: Onnx_NodeProto, _ key: String) -> [Int]? { attribute(node, key).map { $0.ints.map(Int.init) } }
+    func int(_ node: Onnx_NodeProto, _ key: String) -> Int? { attribute(node, key).map { Int($0.i) } }
+    func float(_ node: Onnx_NodeProto, _ key: String) -> Float? { attribute(node, key).map { $0.f } }
+    func string(_ node: Onnx_NodeProto, _ key: String) -> String? { attribute(node, key).map { String(decoding: $0.s, as: UTF8.self) } }
+
+    func checkAutoPad(_ node: Onnx_NodeProto) throws {
+        if let pad = string(node, "auto_pad"), pad != "NOTSET", !pad.isEmpty {
+            throw fail(node, "auto_pad \(pad) is not supported; export with explicit pads")
+        }
+    }
+
+    /// A scalar from an optional constant input (Clip's min and max in opset ≥ 11).
+    func constantScalar(_ node: Onnx_NodeProto, input i: Int) throws -> Float? {
+        guard i < node.input.count, !node.input[i].isEmpty else { return nil }
+        guard let t = constants[node.input[i]], t.count == 1 else {
+            throw fail(node, "input \(i + 1) ('\(node.input[i])') must be a constant scalar")
+        }
+        return t.scalars[0]
+    }
+
+    mutating func model() throws -> Model {
+        var nodes: [Node] = []
+        var usedAs: [String: String] = [:]  // initializer name → "parameter" or "buffer"
+        for (index, n) in graph.node.enumerated() {
+            guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw fail(n, "operator domain '\(n.domain)' is not supported") }
+            guard let out = n.output.first, !out.isEmpty else { throw fail(n, "has no output") }
+            let nodeName = n.name.isEmpty ? "\(n.opType)_\(index)" : n.name
+            var inputs = n.input
+            let op: Op
+            switch n.opType {
+            case "Constant":
+                guard let a = attribute(n, "value"), a.hasT else { throw fail(n, "only tensor-valued Constant nodes are supported") }
+                let (t, ints) = try Self.decode(a.t, source: source)
+                constants[out] = t
+                if let ints { integerConstants[out] = ints }
+                continue
+            case "Conv":
+                try checkAutoPad(n)
+                guard inputs.count >= 2, let w = constants[inputs[1]], w.rank == 4 else {
+                    throw fail(n, "expected a constant 4-D weight (2-D convolution)")
+                }
+                let pads = ints(n, "pads") ?? [0, 0, 0, 0]
+                guard pads.count == 4 else { throw fail(n, "expected 4 pads for a 2-D convolution, found \(pads)") }
+                op = .conv(ConvAttributes(strides: ints(n, "strides") ?? [1, 1], pads: pads,
+                                          dilations: ints(n, "dilations") ?? [1, 1], groups: int(n, "group") ?? 1))
+            case "Gemm":
+                op = .gemm(GemmAttributes(alpha: float(n, "alpha") ?? 1, beta: float(n, "beta") ?? 1,
+                                          transA: (int(n, "transA") ?? 0) != 0, transB: (int(n, "transB") ?? 0) != 0))
+            case "MatMul": op = .matMul
+            case "Add": op = .add
+            case "Mul": op = .mul
+            case "Relu": op = .relu
+            case "Clip":
+                let lo = try constantScalar(n, input: 1) ?? float(n, "min") ?? -.infinity
+                let hi = try constantScalar(n, input: 2) ?? float(n, "max") ?? .infinity
+                inputs = [inputs[0]]
+                op = .clip(min: lo, max: hi)
+            case "MaxPool", "AveragePool":
+                try checkAutoPad(n)
+                if (int(n, "ceil_mode") ?? 0) != 0 { throw fail(n, "ceil_mode=1 is not supported") }
+                if let d = ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilated pooling is not supported") }
+                if n.output.count > 1 { throw fail(n, "the indices output is not supported") }
+                guard let k = ints(n, "kernel_shape"), k.count == 2 else { throw fail(n, "expected a 2-D kernel_shape") }
+                let a = PoolAttributes(kernel: k, strides: ints(n, "strides") ?? [1, 1], pads: ints(n, "pads") ?? [0, 0, 0, 0],
+                                       countIncludePad: (int(n, "count_include_pad") ?? 0) != 0)
+                op = n.opType == "MaxPool" ? .maxPool(a) : .averagePool(a)
+            case "GlobalAveragePool": op = .globalAveragePool
+            case "Flatten": op = .flatten(axis: int(n, "axis") ?? 1)
+            case "Reshape":
+                guard inputs.count == 2, let shape = integerConstants[inputs[1]] else {
+                    throw fail(n, "the target shape must be a constant")
+                }
+                if (int(n, "allowzero") ?? 0) != 0 { throw fail(n, "allowzero=1 is not supported") }
+                inputs = [inputs[0]]
+                op = .reshape(shape: shape)
+            case "BatchNormalization":
+                guard inputs.count == 5 else { throw fail(n, "expected 5 inputs") }
+                if n.output.count > 1 { throw fail(n, "training-mode outputs are not supported") }
+                op = .batchNorm(epsilon: float(n, "epsilon") ?? 1e-5, momentum: 1 - (float(n, "momentum") ?? 0.9))
+                usedAs[inputs[3]] = "buffer"; usedAs[inputs[4]] = "buffer"
+            case "Softmax": op = .softmax(axis: int(n, "axis") ?? (opset >= 13 ? -1 : 1))
+            case "Identity", "Dropout":
+                if n.output.count > 1 { throw fail(n, "the mask output is not supported") }
+                op = .identity
+            default:
+                throw fail(n, "operator \(n.opType) is not supported (supported: Conv, Gemm, MatMul, Add, Mul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, BatchNormalization, Softmax, Identity, Dropout, Constant)")
+            }
+            for i in inputs where constants[i] != nil && usedAs[i] == nil { usedAs[i] = "parameter" }
+            nodes.append(Node(name: nodeName, op: op, inputs: inputs, outputs: [out]))
+        }
+        let initializerNames = Set(graph.initializer.map(\.name)).union(constants.keys)
+        guard let input = graph.input.first(where: { !initializerNames.contains($0.name) }) else {
+            throw NetworkError("\(source): the graph has no input")
+        }
+        guard let output = graph.output.first?.name else { throw NetworkError("\(source): the graph has no output") }
+        let dims = input.type.tensorType.shape.dim.map { Int($0.dimValue) }
+        guard dims.count >= 2, dims.dropFirst().allSatisfy({ $0 > 0 }) else {
+            throw NetworkError("\(source): input '\(input.name)' must have a fixed shape after the batch axis, found \(dims)")
+        }
+        var params: [(String, Tensor)] = [], buffers: [(String, Tensor)] = []
+        var seen = Set<String>()
+        for node in nodes {
+            for i in node.inputs where !seen.contains(i) {
+                guard let kind = usedAs[i], let t = constants[i] else { continue }
+                seen.insert(i)
+                if kind == "buffer" { buffers.append((i, t)) } else { params.append((i, t)) }
+            }
+        }
+        return try Model(name: name, nodes: nodes, input: input.name, output: output, inputShape: Array(dims.dropFirst()),
+                         parameters: params, buffers: buffers)
+    }
+}

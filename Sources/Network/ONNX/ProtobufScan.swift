@@ -1,0 +1,57 @@
+/// Walks protobuf wire format without a schema and reports the first byte where it stops
+/// making sense (a truncated varint, a length past the end, an invalid wire type), descending
+/// into the ONNX fields that hold messages. SwiftProtobuf says *that* a file is malformed;
+/// this says *where*.
+enum ProtobufScan {
+    struct Problem { var offset: Int; var reason: String }
+
+    /// Field numbers that hold sub-messages, per message kind, for the ONNX messages we read.
+    static let messageFields: [String: [Int: String]] = [
+        "model": [7: "graph", 8: "opset"],
+        "graph": [1: "node", 5: "tensor", 11: "value", 12: "value", 13: "value"],
+        "node": [5: "attribute"],
+        "attribute": [5: "tensor"],
+        "value": [:], "tensor": [:], "opset": [:],
+    ]
+
+    static func firstProblem(_ bytes: [UInt8]) -> Problem? {
+        if bytes.isEmpty { return Problem(offset: 0, reason: "the file is empty") }
+        return scan(bytes, from: 0, to: bytes.count, kind: "model", depth: 0)
+    }
+
+    static func scan(_ b: [UInt8], from start: Int, to end: Int, kind: String, depth: Int) -> Problem? {
+        var i = start
+        func varint() -> UInt64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while i < end && shift < 64 {
+                let byte = b[i]; i += 1
+                v |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return v }
+                shift += 7
+            }
+            return nil
+        }
+        while i < end {
+            let at = i
+            guard let key = varint() else { return Problem(offset: at, reason: "truncated field key") }
+            let field = Int(key >> 3), wire = key & 7
+            guard field > 0 else { return Problem(offset: at, reason: "field number 0") }
+            switch wire {
+            case 0: guard varint() != nil else { return Problem(offset: at, reason: "truncated varint in field \(field)") }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let length = varint(), length <= UInt64(end - i) else {
+                    return Problem(offset: at, reason: "field \(field) claims more bytes than remain (\(end - i))")
+                }
+                let bodyStart = i
+                i += Int(length)
+                if depth < 8, let sub = messageFields[kind]?[field],
+                   let p = scan(b, from: bodyStart, to: i, kind: sub, depth: depth + 1) { return p }
+            default: return Problem(offset: at, reason: "invalid wire type \(wire) in field \(field)")
+            }
+            if i > end { return Problem(offset: at, reason: "field \(field) runs past the end") }
+        }
+        return nil
+    }
+}

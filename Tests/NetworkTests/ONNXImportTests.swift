@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import Network
+import Tensors
+
+@Test(arguments: ["mlp", "cnn", "resnet20"])
+func onnxReproducesReference(_ name: String) throws {
+    let ref = try Reference(name)
+    let model = try ONNXImporter.load(path: "\(referenceDirectory)/fmnist_\(name).onnx")
+    #expect(try maxLogitError(model, ref) < 1e-4)
+    let acc = try model.accuracy(on: testSet)
+    #expect(abs(acc - ref.accuracy) <= 0.0002, "accuracy \(acc) vs \(ref.accuracy)")
+    // Layer names come from the exporter's node names, and match the state dict's.
+    #expect(model.layers.map(\.name) == ref.layers.map { $0["name"] as! String })
+    #expect(model.layers.map(\.macs) == ref.layers.map { $0["macs"] as! Int })
+}
+
+@Test func malformedONNXFilesNameTheProblem() throws {
+    let bytes = try FileIO.read("\(referenceDirectory)/fmnist_cnn.onnx")
+    func message(_ b: [UInt8]) -> String {
+        do { _ = try ONNXImporter.load(bytes: b, name: "x", source: "x.onnx"); return "loaded" } catch { return "\(error)" }
+    }
+    #expect(message(Array(bytes.prefix(bytes.count / 2))).contains("at byte"))
+    #expect(message([]).contains("empty"))
+    #expect(message(Array("hello, not a model at all".utf8)).contains("not a valid ONNX file"))
+    var garbage = bytes
+    for i in stride(from: 100, to: 400, by: 1) { garbage[i] = 0xFF }
+    #expect(message(garbage) != "loaded")
+}
+
+@Test func unsupportedOperatorsAndOpsetsAreNamed() throws {
+    let bytes = try FileIO.read("\(referenceDirectory)/fmnist_cnn.onnx")
+    var proto = try Onnx_ModelProto(serializedBytes: bytes)
+    proto.graph.node[1].opType = "LeakyRelu"
+    let edited: [UInt8] = try proto.serializedBytes()
+    do { _ = try ONNXImporter.load(bytes: edited, name: "x", source: "x.onnx"); Issue.record("loaded") } catch {
+        #expect("\(error)".contains("LeakyRelu") && "\(error)".contains(proto.graph.node[1].name))
+    }
+    var old = try Onnx_ModelProto(serializedBytes: bytes)
+    old.opsetImport[0].version = 7
+    do { _ = try ONNXImporter.load(bytes: try old.serializedBytes(), name: "x", source: "x.onnx"); Issue.record("loaded") } catch {
+        #expect("\(error)".contains("opset 7"))
+    }
+}
