@@ -1,6 +1,9 @@
+import Kernels
 import Tensors
 
-/// Batch normalisation over axis 1 of [N, C] or [N, C, H, W].
+/// Batch normalisation over axis 1 of [N, C] or [N, C, H, W]. Channels are independent, so
+/// every pass runs channels in parallel; loops write through buffer pointers (array element
+/// writes inside closures cost a uniqueness check each and defeat vectorisation).
 enum BatchNormOp {
     static func split(_ x: Tensor) throws -> (n: Int, c: Int, inner: Int) {
         guard x.rank >= 2 else { throw NetworkError("BatchNormalization: expected [N, C, …], found \(x.shape)") }
@@ -14,22 +17,32 @@ enum BatchNormOp {
         }
     }
 
-    /// y = γ·(x − μ)/√(σ² + ε) + β with the running statistics.
-    static func evaluate(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) throws -> Tensor {
+    /// y = a·x + b per channel.
+    static func affine(_ x: Tensor, a: [Float], b: [Float]) throws -> Tensor {
         let (n, c, inner) = try split(x)
-        try checkParameters(x, [scale, bias, mean, variance])
         var out = [Float](repeating: 0, count: x.count)
         x.withUnsafeScalars { xp in
-            for ch in 0..<c {
-                let a = scale.scalars[ch] / (variance.scalars[ch] + epsilon).squareRoot()
-                let b = bias.scalars[ch] - a * mean.scalars[ch]
-                for i in 0..<n {
-                    let base = (i * c + ch) * inner
-                    for j in 0..<inner { out[base + j] = a * xp[base + j] + b }
+            out.withUnsafeMutableBufferPointer { op in
+                let (xb, ob) = (xp.baseAddress!, op.baseAddress!)
+                Parallel.forEach(c) { ch, _ in
+                    let s = a[ch], t = b[ch]
+                    for i in 0..<n {
+                        let base = (i * c + ch) * inner
+                        for j in 0..<inner { ob[base + j] = s * xb[base + j] + t }
+                    }
                 }
             }
         }
         return Tensor(checkedShape: x.shape, scalars: out)
+    }
+
+    /// y = γ·(x − μ)/√(σ² + ε) + β with the running statistics.
+    static func evaluate(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) throws -> Tensor {
+        _ = try split(x)
+        try checkParameters(x, [scale, bias, mean, variance])
+        let a = (0..<scale.count).map { scale.scalars[$0] / (variance.scalars[$0] + epsilon).squareRoot() }
+        let b = (0..<scale.count).map { bias.scalars[$0] - a[$0] * mean.scalars[$0] }
+        return try affine(x, a: a, b: b)
     }
 
     /// Training mode: batch statistics; returns y, the state for backward, and the new running
@@ -41,32 +54,48 @@ enum BatchNormOp {
         let count = n * inner
         guard count > 1 else { throw NetworkError("BatchNormalization: training needs more than one value per channel, found \(count)") }
         var out = [Float](repeating: 0, count: x.count), normalized = out
-        var inverseStd = [Float](repeating: 0, count: c)
-        var newMean = mean.scalars, newVar = variance.scalars
+        var batchMean = [Float](repeating: 0, count: c), batchVar = batchMean, inverseStd = batchMean
         x.withUnsafeScalars { xp in
-            for ch in 0..<c {
-                var s = 0.0, s2 = 0.0
-                for i in 0..<n {
-                    let base = (i * c + ch) * inner
-                    for j in 0..<inner { let v = Double(xp[base + j]); s += v; s2 += v * v }
-                }
-                let mu = s / Double(count)
-                let varBiased = max(0, s2 / Double(count) - mu * mu)
-                let inv = Float(1 / (varBiased + Double(epsilon)).squareRoot())
-                inverseStd[ch] = inv
-                let g = scale.scalars[ch], b = bias.scalars[ch], m = Float(mu)
-                for i in 0..<n {
-                    let base = (i * c + ch) * inner
-                    for j in 0..<inner {
-                        let z = (xp[base + j] - m) * inv
-                        normalized[base + j] = z
-                        out[base + j] = g * z + b
+            out.withUnsafeMutableBufferPointer { op in
+                normalized.withUnsafeMutableBufferPointer { zp in
+                    batchMean.withUnsafeMutableBufferPointer { bm in
+                        batchVar.withUnsafeMutableBufferPointer { bv in
+                            inverseStd.withUnsafeMutableBufferPointer { inv in
+                                let (xb, ob, zb) = (xp.baseAddress!, op.baseAddress!, zp.baseAddress!)
+                                let (bmb, bvb, ib) = (bm.baseAddress!, bv.baseAddress!, inv.baseAddress!)
+                                Parallel.forEach(c) { ch, _ in
+                                    // Two passes (mean, then squared deviations) in Double: no cancellation.
+                                    var s = 0.0
+                                    for i in 0..<n { let base = (i * c + ch) * inner
+                                        var part: Float = 0
+                                        for j in 0..<inner { part += xb[base + j] }
+                                        s += Double(part) }
+                                    let mu = s / Double(count), m = Float(mu)
+                                    var s2 = 0.0
+                                    for i in 0..<n { let base = (i * c + ch) * inner
+                                        var part: Float = 0
+                                        for j in 0..<inner { let d = xb[base + j] - m; part += d * d }
+                                        s2 += Double(part) }
+                                    let varBiased = s2 / Double(count)
+                                    let r = Float(1 / (varBiased + Double(epsilon)).squareRoot())
+                                    bmb[ch] = m; bvb[ch] = Float(varBiased); ib[ch] = r
+                                    let g = scale.scalars[ch], b = bias.scalars[ch]
+                                    for i in 0..<n { let base = (i * c + ch) * inner
+                                        for j in 0..<inner {
+                                            let z = (xb[base + j] - m) * r
+                                            zb[base + j] = z
+                                            ob[base + j] = g * z + b
+                                        } }
+                                }
+                            }
+                        }
                     }
                 }
-                newMean[ch] = (1 - momentum) * newMean[ch] + momentum * m
-                newVar[ch] = (1 - momentum) * newVar[ch] + momentum * Float(varBiased * Double(count) / Double(count - 1))
             }
         }
+        let unbias = Float(count) / Float(count - 1)
+        let newMean = (0..<c).map { (1 - momentum) * mean.scalars[$0] + momentum * batchMean[$0] }
+        let newVar = (0..<c).map { (1 - momentum) * variance.scalars[$0] + momentum * batchVar[$0] * unbias }
         return (Tensor(checkedShape: x.shape, scalars: out),
                 .batchStatistics(normalized: Tensor(checkedShape: x.shape, scalars: normalized), inverseStd: inverseStd),
                 Tensor(checkedShape: mean.shape, scalars: newMean), Tensor(checkedShape: variance.shape, scalars: newVar))
@@ -80,32 +109,33 @@ enum BatchNormOp {
         let count = Float(n * inner)
         var dx = [Float](repeating: 0, count: x.count)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
-        try dy.withUnsafeScalars { d in
-            try x.withUnsafeScalars { xp in
-                for ch in 0..<c {
-                    let g = scale.scalars[ch]
-                    if case let .batchStatistics(normalized, inverseStd)? = state {
-                        let inv = inverseStd[ch]
-                        var sumD: Float = 0, sumDZ: Float = 0
-                        try normalized.withUnsafeScalars { z in
-                            for i in 0..<n { let base = (i * c + ch) * inner
-                                for j in 0..<inner { sumD += d[base + j]; sumDZ += d[base + j] * z[base + j] } }
-                            dgamma[ch] = sumDZ; dbeta[ch] = sumD
-                            for i in 0..<n { let base = (i * c + ch) * inner
-                                for j in 0..<inner {
-                                    dx[base + j] = g * inv * (d[base + j] - sumD / count - z[base + j] * sumDZ / count)
-                                } }
-                            if !inv.isFinite { throw NetworkError("BatchNormalization: non-finite statistics") }
+        // z: the normalised input; r: 1/σ per channel.
+        let z: Tensor, r: [Float]
+        let training: Bool
+        if case let .batchStatistics(normalized, inverseStd)? = state {
+            (z, r, training) = (normalized, inverseStd, true)
+        } else {
+            r = (0..<c).map { 1 / (variance.scalars[$0] + epsilon).squareRoot() }
+            z = try affine(x, a: r, b: (0..<c).map { -r[$0] * mean.scalars[$0] })
+            training = false
+        }
+        dy.withUnsafeScalars { d in
+            z.withUnsafeScalars { zs in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    dgamma.withUnsafeMutableBufferPointer { dg in
+                        dbeta.withUnsafeMutableBufferPointer { db in
+                            let (db0, zb, dxb, dgb, dbb) = (d.baseAddress!, zs.baseAddress!, dxp.baseAddress!, dg.baseAddress!, db.baseAddress!)
+                            Parallel.forEach(c) { ch, _ in
+                                var sumD: Float = 0, sumDZ: Float = 0
+                                for i in 0..<n { let base = (i * c + ch) * inner
+                                    for j in 0..<inner { sumD += db0[base + j]; sumDZ += db0[base + j] * zb[base + j] } }
+                                dgb[ch] = sumDZ; dbb[ch] = sumD
+                                let k = scale.scalars[ch] * r[ch]
+                                let meanD = training ? sumD / count : 0, meanDZ = training ? sumDZ / count : 0
+                                for i in 0..<n { let base = (i * c + ch) * inner
+                                    for j in 0..<inner { dxb[base + j] = k * (db0[base + j] - meanD - zb[base + j] * meanDZ) } }
+                            }
                         }
-                    } else {
-                        let inv = 1 / (variance.scalars[ch] + epsilon).squareRoot(), m = mean.scalars[ch]
-                        var sumD: Float = 0, sumDZ: Float = 0
-                        for i in 0..<n { let base = (i * c + ch) * inner
-                            for j in 0..<inner {
-                                sumD += d[base + j]; sumDZ += d[base + j] * (xp[base + j] - m) * inv
-                                dx[base + j] = g * inv * d[base + j]
-                            } }
-                        dgamma[ch] = sumDZ; dbeta[ch] = sumD
                     }
                 }
             }

@@ -7,7 +7,9 @@ enum PointwiseOp {
         var out = [Float](repeating: 0, count: x.count)
         x.withUnsafeScalars { xp in
             dy.withUnsafeScalars { d in
-                for i in 0..<out.count where xp[i] > lo && xp[i] < hi { out[i] = d[i] }
+                out.withUnsafeMutableBufferPointer { o in
+                    for i in 0..<o.count { o[i] = xp[i] > lo && xp[i] < hi ? d[i] : 0 }
+                }
             }
         }
         return Tensor(checkedShape: x.shape, scalars: out)

@@ -32,25 +32,37 @@ enum PoolOp {
             out.withUnsafeMutableBufferPointer { op in
                 arg.withUnsafeMutableBufferPointer { ap in
                     let (xb, ob, ab) = (xp.baseAddress!, op.baseAddress!, ap.baseAddress!)
+                    let unpadded = a.pads.allSatisfy { $0 == 0 }
                     Parallel.forEach(planes) { p, _ in
                         let src = xb + p * g.h * g.w
+                        let o = ob + p * outPlane, ai = ab + p * outPlane
                         for y in 0..<g.oh {
                             for xx in 0..<g.ow {
                                 var best = -Float.infinity, bestIndex = -1
-                                for u in 0..<g.kh {
-                                    let iy = y * g.sh - g.pt + u
-                                    if iy < 0 || iy >= g.h { continue }
-                                    for v in 0..<g.kw {
-                                        let ix = xx * g.sw - g.pl + v
-                                        if ix < 0 || ix >= g.w { continue }
-                                        let val = src[iy * g.w + ix]
-                                        // NaN propagates, as in PyTorch.
-                                        if val > best || bestIndex < 0 || val.isNaN { best = val; bestIndex = iy * g.w + ix }
-                                        if val.isNaN { break }
+                                if unpadded {
+                                    // Every window lies inside the image: no bounds tests.
+                                    let y0 = y * g.sh, x0 = xx * g.sw
+                                    bestIndex = y0 * g.w + x0; best = src[bestIndex]
+                                    for u in 0..<g.kh {
+                                        let row = (y0 + u) * g.w + x0
+                                        for v in 0..<g.kw where src[row + v] > best || (src[row + v].isNaN && !best.isNaN) {
+                                            best = src[row + v]; bestIndex = row + v
+                                        }
+                                    }
+                                } else {
+                                    for u in 0..<g.kh {
+                                        let iy = y * g.sh - g.pt + u
+                                        if iy < 0 || iy >= g.h { continue }
+                                        for v in 0..<g.kw {
+                                            let ix = xx * g.sw - g.pl + v
+                                            if ix < 0 || ix >= g.w { continue }
+                                            let val = src[iy * g.w + ix]
+                                            // NaN propagates, as in PyTorch.
+                                            if bestIndex < 0 || val > best || (val.isNaN && !best.isNaN) { best = val; bestIndex = iy * g.w + ix }
+                                        }
                                     }
                                 }
-                                let o = p * outPlane + y * g.ow + xx
-                                ob[o] = best; ab[o] = Int32(max(bestIndex, 0))
+                                o[y * g.ow + xx] = best; ai[y * g.ow + xx] = Int32(max(bestIndex, 0))
                             }
                         }
                     }

@@ -4,7 +4,7 @@ import Tensors
 
 /// How to train: the defaults are the recipe that takes the zoo CNN past 91.5% on Fashion-MNIST.
 public struct TrainingOptions: Sendable {
-    public var epochs = 8
+    public var epochs = 10
     public var batchSize = 128
     public var optimizer = Optimizer.sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4)
     public var schedule = Schedule.oneCycle(peak: 0.1)

@@ -73,7 +73,13 @@ extension Tensor {
         return Tensor(uncheckedShape: shape, scalars: out)
     }
 
-    public func map(_ f: (Float) -> Float) -> Tensor { Tensor(uncheckedShape: shape, scalars: scalars.map(f)) }
+    public func map(_ f: (Float) -> Float) -> Tensor {
+        var out = [Float](repeating: 0, count: count)
+        scalars.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in for i in 0..<dst.count { dst[i] = f(src[i]) } }
+        }
+        return Tensor(uncheckedShape: shape, scalars: out)
+    }
 
     public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "+", +) }
     public static func - (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "-", -) }

@@ -47,6 +47,9 @@ struct MPQBench: ParsableCommand {
     @Flag(help: "Smaller sizes and shorter timing, for a quick look.")
     var quick = false
 
+    @Option(help: "The folder with the reference models (fmnist_*.onnx).")
+    var reference = "../shared/reference"
+
     func run() throws {
         let prefixes = filter.split(separator: ",").map(String.init)
         let wanted: (String) -> Bool = { name in prefixes.isEmpty || prefixes.contains { name.hasPrefix($0) } }
@@ -67,6 +70,7 @@ struct MPQBench: ParsableCommand {
         let budget = quick ? 0.05 : 0.3
         GEMMBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
+        InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
     }
 }
 

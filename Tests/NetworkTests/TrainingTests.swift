@@ -1,0 +1,47 @@
+import Testing
+import Network
+import Tensors
+
+/// The acceptance recipe: the zoo CNN from scratch with the default options reaches ≥ 91.5%
+/// test accuracy (the wall time is reported by `mpq train cnn`, not asserted here).
+@Test(.timeLimit(.minutes(10)))
+func cnnTrainsPastTheTarget() throws {
+    let model = try Zoo.make("cnn", seed: 0)
+    let train = try FashionMNIST.load(.train)
+    let result = try model.train(on: train)
+    let acc = try model.accuracy(on: testSet)
+    #expect(result.epochsCompleted == TrainingOptions().epochs)
+    #expect(acc >= 0.915, "test accuracy \(acc)")
+}
+
+/// Training is deterministic for a seed, and Adam and SGD both reduce the loss.
+@Test(arguments: [Optimizer.sgd(momentum: 0.9, nesterov: false, weightDecay: 0), .adam(weightDecay: 1e-4)])
+func shortTrainingIsDeterministicAndLearns(_ optimizer: Optimizer) throws {
+    let data = try FashionMNIST.load(.train, limit: 1024)
+    var options = TrainingOptions()
+    options.epochs = 2; options.batchSize = 64; options.optimizer = optimizer
+    options.schedule = optimizer == .sgd(momentum: 0.9, nesterov: false, weightDecay: 0) ? .cosine(peak: 0.05) : .constant(1e-3)
+    var losses: [[Double]] = []
+    var weights: [Tensor] = []
+    for _ in 0..<2 {
+        let model = try Zoo.make("mlp", seed: 7)
+        var epochLoss: [Double] = []
+        try model.train(on: data, options: options, reportEvery: 1000) { if $0.endOfEpoch { epochLoss.append($0.loss) } }
+        losses.append(epochLoss)
+        weights.append(model.parameters["fc1.weight"]!)
+    }
+    #expect(losses[0] == losses[1])
+    #expect(weights[0] == weights[1])
+    #expect(losses[0][1] < losses[0][0])
+}
+
+@Test func fashionMNISTSplitsAndLimits() throws {
+    let calib = try FashionMNIST.calibration()
+    #expect(calib.count == 512 && calib.images.shape == [512, 1, 28, 28])
+    let first = try FashionMNIST.load(.train, limit: 3)
+    #expect(first.labels == Array(calib.labels.prefix(3)))
+    #expect(throws: NetworkError.self) { try FashionMNIST.load(.train, directory: "/nonexistent") }
+    do { _ = try FashionMNIST.load(.test, directory: "/nonexistent") } catch {
+        #expect("\(error)".contains("dataset-fashion-mnist"))
+    }
+}
