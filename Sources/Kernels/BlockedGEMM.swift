@@ -29,8 +29,9 @@ struct BlockedGEMM {
         let kc = roundUp(max(1, self.kc), kAlign)
         let mc = max(mr, self.mc / mr * mr), nc = max(nr, self.nc / nr * nr)
         let workers = max(1, threads)
-        let panel = Scratch<UInt8>(capacity: kc * min(nc, roundUp(n, nr)) * elementBytes)
-        let blocksOfA = (0..<workers).map { _ in Scratch<UInt8>(capacity: kc * mc * elementBytes) }
+        let panel = ScratchPool.take(kc * min(nc, roundUp(n, nr)) * elementBytes)
+        let blocksOfA = (0..<workers).map { _ in ScratchPool.take(kc * mc * elementBytes) }
+        defer { ScratchPool.give([panel] + blocksOfA) }
 
         var jc = 0
         while jc < n {

@@ -164,3 +164,119 @@ func sgemmMicroKernel12x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Fl
         }
     }
 }
+
+/// The f32 micro-kernel: C[MR×NR] = α·(Ã·B̃) + β·C on packed panels.
+///
+/// `a` is an MR-row sliver packed k-major (`a[p*MR + i]`), `b` an NR-column sliver packed
+/// k-major (`b[p*NR + j]`). When β is zero, C is not read (so NaNs in it do not leak).
+@inline(__always)
+func sgemmMicroKernel8x32(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    var c0_0 = SIMD16<Float>(); var c0_1 = SIMD16<Float>()
+    var c1_0 = SIMD16<Float>(); var c1_1 = SIMD16<Float>()
+    var c2_0 = SIMD16<Float>(); var c2_1 = SIMD16<Float>()
+    var c3_0 = SIMD16<Float>(); var c3_1 = SIMD16<Float>()
+    var c4_0 = SIMD16<Float>(); var c4_1 = SIMD16<Float>()
+    var c5_0 = SIMD16<Float>(); var c5_1 = SIMD16<Float>()
+    var c6_0 = SIMD16<Float>(); var c6_1 = SIMD16<Float>()
+    var c7_0 = SIMD16<Float>(); var c7_1 = SIMD16<Float>()
+    var pa = a, pb = UnsafeRawPointer(b)
+    for _ in 0..<kc {
+        let b0 = pb.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)
+        let b1 = pb.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+        let a0 = SIMD16<Float>(repeating: pa[0])
+        c0_0 = c0_0.addingProduct(a0, b0)
+        c0_1 = c0_1.addingProduct(a0, b1)
+        let a1 = SIMD16<Float>(repeating: pa[1])
+        c1_0 = c1_0.addingProduct(a1, b0)
+        c1_1 = c1_1.addingProduct(a1, b1)
+        let a2 = SIMD16<Float>(repeating: pa[2])
+        c2_0 = c2_0.addingProduct(a2, b0)
+        c2_1 = c2_1.addingProduct(a2, b1)
+        let a3 = SIMD16<Float>(repeating: pa[3])
+        c3_0 = c3_0.addingProduct(a3, b0)
+        c3_1 = c3_1.addingProduct(a3, b1)
+        let a4 = SIMD16<Float>(repeating: pa[4])
+        c4_0 = c4_0.addingProduct(a4, b0)
+        c4_1 = c4_1.addingProduct(a4, b1)
+        let a5 = SIMD16<Float>(repeating: pa[5])
+        c5_0 = c5_0.addingProduct(a5, b0)
+        c5_1 = c5_1.addingProduct(a5, b1)
+        let a6 = SIMD16<Float>(repeating: pa[6])
+        c6_0 = c6_0.addingProduct(a6, b0)
+        c6_1 = c6_1.addingProduct(a6, b1)
+        let a7 = SIMD16<Float>(repeating: pa[7])
+        c7_0 = c7_0.addingProduct(a7, b0)
+        c7_1 = c7_1.addingProduct(a7, b1)
+        pa += 8; pb += 128
+    }
+    let va = SIMD16<Float>(repeating: alpha)
+    if beta == 0 {
+        do { let r = UnsafeMutableRawPointer(c + 0 * ldc)
+            r.storeBytes(of: c0_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c0_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 1 * ldc)
+            r.storeBytes(of: c1_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c1_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 2 * ldc)
+            r.storeBytes(of: c2_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c2_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 3 * ldc)
+            r.storeBytes(of: c3_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c3_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 4 * ldc)
+            r.storeBytes(of: c4_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c4_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 5 * ldc)
+            r.storeBytes(of: c5_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c5_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 6 * ldc)
+            r.storeBytes(of: c6_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c6_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 7 * ldc)
+            r.storeBytes(of: c7_0 * va, toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: c7_1 * va, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    } else {
+        let vb = SIMD16<Float>(repeating: beta)
+        do { let r = UnsafeMutableRawPointer(c + 0 * ldc)
+            r.storeBytes(of: (c0_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c0_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 1 * ldc)
+            r.storeBytes(of: (c1_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c1_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 2 * ldc)
+            r.storeBytes(of: (c2_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c2_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 3 * ldc)
+            r.storeBytes(of: (c3_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c3_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 4 * ldc)
+            r.storeBytes(of: (c4_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c4_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 5 * ldc)
+            r.storeBytes(of: (c5_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c5_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 6 * ldc)
+            r.storeBytes(of: (c6_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c6_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+        do { let r = UnsafeMutableRawPointer(c + 7 * ldc)
+            r.storeBytes(of: (c7_0 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self)), toByteOffset: 0, as: SIMD16<Float>.self)
+            r.storeBytes(of: (c7_1 * va).addingProduct(vb, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)), toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    }
+}

@@ -28,11 +28,17 @@ public enum SGEMM {
             return
         }
         let workers = max(1, min(threads, Parallel.availableCores * 4))
-        let tiles = (0..<workers).map { _ in Scratch<Float>(capacity: mr * nr) }
-        let driver = BlockedGEMM(mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, elementBytes: 4)
+        // Short products (a conv's 16, 32 or 64 output channels) use the 8-row kernel when it
+        // pads fewer rows than the 12-row one; tall ones keep the 12-row kernel's better
+        // ratio of multiply-adds to loads.
+        let mr = m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : Self.mr
+        var tileBuffer = [Float](repeating: 0, count: workers * Self.mr * nr)
+        let driver = BlockedGEMM(mr: mr, nr: nr, kc: kc, mc: mc / mr * mr, nc: nc, elementBytes: 4)
+        tileBuffer.withUnsafeMutableBufferPointer { tileStorage in
+        let tiles = tileStorage.baseAddress!
         driver.run(m: m, n: n, k: k, threads: workers,
             packA: { mb, kb, row, col, dst in
-                packA(m: mb, k: kb, a: a, lda: lda, trans: transA, row: row, col: col,
+                packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: row, col: col,
                       into: dst.assumingMemoryBound(to: Float.self))
             },
             packB: { kb, nb, row, col, dst, _ in
@@ -43,12 +49,19 @@ public enum SGEMM {
                 let betaHere = first ? beta : 1
                 let asl = ap.assumingMemoryBound(to: Float.self), bsl = bp.assumingMemoryBound(to: Float.self)
                 let cij = c + i * ldc + j
+                func kernel(_ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+                    if mr == 8 {
+                        sgemmMicroKernel8x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
+                    } else {
+                        sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
+                    }
+                }
                 if mbr == mr && nbr == nr {
-                    sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: cij, ldc: ldc, alpha: alpha, beta: betaHere)
+                    kernel(cij, ldc, betaHere)
                     return
                 }
-                let tile = tiles[w].pointer
-                sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: tile, ldc: nr, alpha: alpha, beta: 0)
+                let tile = tiles + w * Self.mr * nr
+                kernel(tile, nr, 0)
                 for r in 0..<mbr {
                     let dst = cij + r * ldc, src = tile + r * nr
                     if betaHere == 0 {
@@ -58,6 +71,7 @@ public enum SGEMM {
                     }
                 }
             })
+        }
     }
 
     /// C = β·C (β = 0 writes zeros without reading C).
@@ -73,7 +87,7 @@ public enum SGEMM {
     /// Packs rows `row..<row+m`, columns `col..<col+k` of op(A) into MR-row slivers, k-major,
     /// zero-padding the last sliver to MR rows.
     @inline(__always)
-    static func packA(m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, trans: Bool,
+    static func packA(m: Int, k: Int, mr: Int, a: UnsafePointer<Float>, lda: Int, trans: Bool,
                       row: Int, col: Int, into dst: UnsafeMutablePointer<Float>) {
         var out = dst
         var i = 0

@@ -135,6 +135,9 @@ public final class Model: @unchecked Sendable {
         guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
             throw NetworkError("model '\(name)': expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
         }
+        if x.hasNonFinite {
+            throw NetworkError("model '\(name)': the input holds NaN or infinite values")
+        }
         var values: [String: Tensor] = [input: x]
         var states = [OpState?](repeating: nil, count: nodes.count)
         var lastUse: [String: Int] = [:]
@@ -145,10 +148,31 @@ public final class Model: @unchecked Sendable {
             if name.isEmpty { return nil }
             return values[name] ?? parameters[name] ?? buffers[name]
         }
+        var fusedRelu = Set<Int>()
         for (i, node) in nodes.enumerated() {
             try Interrupt.check()
+            if fusedRelu.contains(i) { continue }
             let ins = node.inputs.map(value)
-            let (y, state, updates) = try node.forward(ins, training: training)
+            // Inference fuses a ReLU into the conv or add before it when nothing else reads the
+            // intermediate value: one pass over the activations instead of two.
+            if !keepTrace, !training, i + 1 < nodes.count, case .relu = nodes[i + 1].op,
+               nodes[i + 1].inputs == [node.outputs[0]], lastUse[node.outputs[0]] == i + 1, node.outputs[0] != output {
+                var fused: Tensor? = nil
+                if case .conv(let a) = node.op, ins.count >= 2, let x = ins[0], let w = ins[1], x.rank == 4, w.rank == 4 {
+                    fused = try Tensor.conv2d(x, weight: w, bias: ins.count > 2 ? ins[2] : nil,
+                                              stride: (a.strides[0], a.strides[1]), padding: (a.pads[0], a.pads[1], a.pads[2], a.pads[3]),
+                                              dilation: (a.dilations[0], a.dilations[1]), groups: a.groups, relu: true)
+                } else if case .add = node.op, ins.count == 2, let a = ins[0], let b = ins[1] {
+                    fused = try Tensor.zip(a, b, operation: "+") { Swift.max($0 + $1, 0) }
+                }
+                if let fused {
+                    values[nodes[i + 1].outputs[0]] = fused
+                    fusedRelu.insert(i + 1)
+                    for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
+                    continue
+                }
+            }
+            let (y, state, updates) = try node.forward(ins, training: training, keepState: keepTrace)
             for (position, v) in updates { buffers[node.inputs[position]] = v }
             values[node.outputs[0]] = y
             if keepTrace { states[i] = state } else {

@@ -15,7 +15,8 @@ extension Node {
 
     /// Runs the node. `updates` are new values for inputs that are buffers (batch-norm running
     /// statistics in training mode), by input position.
-    func forward(_ inputs: [Tensor?], training: Bool) throws -> (output: Tensor, state: OpState?, updates: [(Int, Tensor)]) {
+    /// Without `keepState` nothing is kept for backward (max pooling then skips its indices).
+    func forward(_ inputs: [Tensor?], training: Bool, keepState: Bool = true) throws -> (output: Tensor, state: OpState?, updates: [(Int, Tensor)]) {
         switch op {
         case .conv(let a):
             try require(inputs, 2...3)
@@ -43,6 +44,7 @@ extension Node {
             return (inputs[0]!.clamped(lo, hi), nil, [])
         case .maxPool(let a):
             try require(inputs, 1...1)
+            if !keepState { return (try PoolOp.maxValues(inputs[0]!, a), nil, []) }
             let (y, arg) = try PoolOp.maxForward(inputs[0]!, a)
             return (y, .argmax(arg), [])
         case .averagePool(let a):

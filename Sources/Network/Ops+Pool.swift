@@ -72,6 +72,43 @@ enum PoolOp {
         return (Tensor(checkedShape: [g.n, g.c, g.oh, g.ow], scalars: out), arg)
     }
 
+    /// Max pooling without indices (inference). 2×2 windows with stride 2 and no padding, the
+    /// common case, take 16 outputs per step from two input rows.
+    static func maxValues(_ x: Tensor, _ a: PoolAttributes) throws -> Tensor {
+        let g = try geometry(x, a)
+        guard g.kh == 2, g.kw == 2, g.sh == 2, g.sw == 2, a.pads.allSatisfy({ $0 == 0 }) else {
+            return try maxForward(x, a).0
+        }
+        let planes = g.n * g.c, outPlane = g.oh * g.ow
+        var out = [Float](repeating: 0, count: planes * outPlane)
+        x.withUnsafeScalars { xp in
+            out.withUnsafeMutableBufferPointer { op in
+                let (xb, ob) = (xp.baseAddress!, op.baseAddress!)
+                Parallel.forEach(planes) { p, _ in
+                    let src = xb + p * g.h * g.w, dst = ob + p * outPlane
+                    for y in 0..<g.oh {
+                        let r0 = UnsafeRawPointer(src + 2 * y * g.w), r1 = UnsafeRawPointer(src + (2 * y + 1) * g.w)
+                        let o = dst + y * g.ow
+                        var xx = 0
+                        while xx + 16 <= g.ow {
+                            let top = r0.loadUnaligned(fromByteOffset: 8 * xx, as: SIMD32<Float>.self)
+                            let bottom = r1.loadUnaligned(fromByteOffset: 8 * xx, as: SIMD32<Float>.self)
+                            let m = pointwiseMax(pointwiseMax(top.evenHalf, top.oddHalf), pointwiseMax(bottom.evenHalf, bottom.oddHalf))
+                            UnsafeMutableRawPointer(o + xx).storeBytes(of: m, as: SIMD16<Float>.self)
+                            xx += 16
+                        }
+                        let a0 = src + 2 * y * g.w, a1 = src + (2 * y + 1) * g.w
+                        while xx < g.ow {
+                            o[xx] = max(max(a0[2 * xx], a0[2 * xx + 1]), max(a1[2 * xx], a1[2 * xx + 1]))
+                            xx += 1
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(checkedShape: [g.n, g.c, g.oh, g.ow], scalars: out)
+    }
+
     /// Routes each output gradient (or tangent, read from the input's tangent) through argmax.
     static func maxBackward(inputShape: [Int], _ argmax: [Int32], _ dy: Tensor) -> Tensor {
         let plane = inputShape[2] * inputShape[3], outPlane = dy.shape[2] * dy.shape[3]

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 extension Tensor {
     /// The shape two shapes broadcast to (NumPy rules: align trailing axes; a 1 stretches).
@@ -22,9 +23,14 @@ extension Tensor {
     public static func zip(_ a: Tensor, _ b: Tensor, operation: String = "elementwise",
                            _ op: (Float, Float) -> Float) throws -> Tensor {
         if a.shape == b.shape {
-            var out = a.scalars
-            b.scalars.withUnsafeBufferPointer { bp in
-                out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] = op(o[i], bp[i]) } }
+            var out = [Float](repeating: 0, count: a.count)
+            a.scalars.withUnsafeBufferPointer { ap in
+                b.scalars.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let (x, y, z) = (ap.baseAddress!, bp.baseAddress!, o.baseAddress!)
+                        inChunks(o.count) { r in for i in r { z[i] = op(x[i], y[i]) } }
+                    }
+                }
             }
             return Tensor(uncheckedShape: a.shape, scalars: out)
         }
@@ -76,9 +82,25 @@ extension Tensor {
     public func map(_ f: (Float) -> Float) -> Tensor {
         var out = [Float](repeating: 0, count: count)
         scalars.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in for i in 0..<dst.count { dst[i] = f(src[i]) } }
+            out.withUnsafeMutableBufferPointer { dst in
+                let (x, z) = (src.baseAddress!, dst.baseAddress!)
+                Tensor.inChunks(dst.count) { r in for i in r { z[i] = f(x[i]) } }
+            }
         }
         return Tensor(uncheckedShape: shape, scalars: out)
+    }
+
+    /// Runs `body` over `0..<count` in contiguous chunks on all cores when the work is large
+    /// enough to pay for the hand-off (≥ 64 Ki elements), else inline.
+    @inline(__always)
+    static func inChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
+        if count == 0 { return }
+        let workers = count >= 1 << 16 ? Parallel.defaultThreads : 1
+        let chunk = (count + workers - 1) / workers
+        Parallel.forEach(workers, threads: workers) { w, _ in
+            let r = (w * chunk)..<Swift.min(count, (w + 1) * chunk)
+            if !r.isEmpty { body(r) }
+        }
     }
 
     public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "+", +) }

@@ -36,11 +36,11 @@ extension Tensor {
     }
 
     /// 2-D convolution (cross-correlation, as PyTorch and ONNX define it) of an NCHW input with
-    /// weights [Cout, Cin/groups, kh, kw] and an optional bias [Cout]: im2col per image and
-    /// group, then `SGEMM`. Images are spread across threads.
+    /// weights [Cout, Cin/groups, kh, kw] and an optional bias [Cout], optionally followed by a
+    /// ReLU in the same pass over the output.
     public static func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                               stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
-                              dilation: (Int, Int) = (1, 1), groups: Int = 1,
+                              dilation: (Int, Int) = (1, 1), groups: Int = 1, relu: Bool = false,
                               threads: Int = Parallel.defaultThreads) throws -> Tensor {
         guard input.rank == 4 else {
             throw TensorError.shapeMismatch(operation: "conv2d", expected: "input [N, C, H, W]", found: "\(input.shape)")
@@ -69,36 +69,75 @@ extension Tensor {
         let total = try elementCount(of: outShape)
         _ = try elementCount(of: [g.patchSize, pixels])
         var out = [Float](repeating: 0, count: total)
-        let coutG = cout / groups
-        let pointwise = kh == 1 && kw == 1 && g.strideHeight == 1 && g.strideWidth == 1
-            && padding == (0, 0, 0, 0)
-        // Images in parallel, each GEMM on one thread: no synchronisation inside a layer.
-        let workers = Swift.min(threads, Swift.max(n, 1))
-        let columnCount = pointwise ? 1 : g.patchSize * pixels
-        let columns = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: columnCount) }
-        defer { columns.forEach { $0.deallocate() } }
-        input.scalars.withUnsafeBufferPointer { x in
-            weight.scalars.withUnsafeBufferPointer { wt in
-                out.withUnsafeMutableBufferPointer { o in
-                    Parallel.forEach(n, threads: workers) { img, worker in
-                        for grp in 0..<groups {
-                            let src = x.baseAddress! + (img * c + grp * cg) * h * w
-                            let dst = o.baseAddress! + (img * cout + grp * coutG) * pixels
-                            if !pointwise { Im2col.im2col(src, geometry: g, padding: 0, into: columns[worker]) }
-                            SGEMM.multiply(m: coutG, n: pixels, k: g.patchSize,
-                                           a: wt.baseAddress! + grp * coutG * g.patchSize, lda: g.patchSize,
-                                           b: pointwise ? src : UnsafePointer(columns[worker]), ldb: pixels,
-                                           c: dst, ldc: pixels, threads: 1)
+        if n == 0 { return Tensor(uncheckedShape: outShape, scalars: out) }
+        let coutG = cout / groups, k = g.patchSize
+        if DirectConv.applies(g, outputChannels: cout, groups: groups) {
+            let packed = weight.scalars.withUnsafeBufferPointer {
+                DirectConv.packWeights($0.baseAddress!, outputChannels: cout, inputChannels: c)
+            }
+            let biasValues = bias?.scalars ?? [Float](repeating: 0, count: cout)
+            let workers = Swift.min(threads, n)
+            let scratch = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: DirectConv.scratchSize(g)) }
+            defer { scratch.forEach { $0.deallocate() } }
+            input.scalars.withUnsafeBufferPointer { x in
+                packed.withUnsafeBufferPointer { wp in
+                    biasValues.withUnsafeBufferPointer { bp in
+                        out.withUnsafeMutableBufferPointer { o in
+                            Parallel.forEach(n, threads: workers) { img, worker in
+                                DirectConv.forward(x.baseAddress! + img * c * h * w, geometry: g, packedWeights: wp.baseAddress!,
+                                                   bias: bp.baseAddress!, outputChannels: cout, relu: relu,
+                                                   scratch: scratch[worker], output: o.baseAddress! + img * cout * pixels)
+                            }
                         }
                     }
                 }
             }
+            return Tensor(uncheckedShape: outShape, scalars: out)
         }
-        if let b = bias {
-            for img in 0..<n {
-                for co in 0..<cout {
-                    let v = b.scalars[co], base = (img * cout + co) * pixels
-                    for p in 0..<pixels { out[base + p] += v }
+        // Images go through GEMM in groups whose columns sit side by side — one product of
+        // Cout/g × K × (images·pixels) instead of many thin ones — sized so the column matrix
+        // stays near 1 MiB (in L2). Groups run on separate workers, each GEMM on one thread,
+        // unless there are too few groups to go round.
+        let perGroup = Swift.max(1, Swift.min(n, (1 << 18) / Swift.max(1, k * pixels)))
+        let chunks = (n + perGroup - 1) / perGroup
+        let workers = Swift.min(threads, chunks)
+        let gemmThreads = workers >= threads ? 1 : threads
+        let columns = perGroup * pixels
+        let colBuffers = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * columns) }
+        let results = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: coutG * columns) }
+        defer { colBuffers.forEach { $0.deallocate() }; results.forEach { $0.deallocate() } }
+        let biasValues = bias?.scalars
+        input.scalars.withUnsafeBufferPointer { x in
+            weight.scalars.withUnsafeBufferPointer { wt in
+                out.withUnsafeMutableBufferPointer { o in
+                    Parallel.forEach(chunks, threads: workers) { chunk, worker in
+                        let first = chunk * perGroup, count = Swift.min(perGroup, n - first)
+                        let cols = colBuffers[worker], result = results[worker]
+                        for grp in 0..<groups {
+                            for i in 0..<count {
+                                let src = x.baseAddress! + ((first + i) * c + grp * cg) * h * w
+                                Im2col.im2col(src, geometry: g, padding: 0, into: cols + i * pixels, rowStride: count * pixels)
+                            }
+                            SGEMM.multiply(m: coutG, n: count * pixels, k: k,
+                                           a: wt.baseAddress! + grp * coutG * k, lda: k,
+                                           b: cols, ldb: count * pixels, c: result, ldc: count * pixels, threads: gemmThreads)
+                            // Scatter [Cout/g, images·pixels] into NCHW, adding the bias (and applying
+                            // a fused ReLU) on the way.
+                            for i in 0..<count {
+                                for co in 0..<coutG {
+                                    let channel = grp * coutG + co
+                                    let dst = o.baseAddress! + ((first + i) * cout + channel) * pixels
+                                    let s = result + co * count * pixels + i * pixels
+                                    let b = biasValues?[channel] ?? 0
+                                    if relu {
+                                        for p in 0..<pixels { dst[p] = Swift.max(s[p] + b, 0) }
+                                    } else {
+                                        for p in 0..<pixels { dst[p] = s[p] + b }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,81 @@
+/// Direct 3×3 convolution, stride 1, for layers with few output channels and wide rows.
+///
+/// im2col turns each input pixel into nine column entries; with 16 output channels the GEMM
+/// then does only 16 multiply-adds per entry, so building the columns costs as much as the
+/// arithmetic. Here the input (zero-padded once per image) is read in place: for each of the
+/// 9·Cin taps one vector load of 16 pixels feeds 16 fused multiply-adds, one per output channel.
+public enum DirectConv {
+    /// Whether the direct path fits: 3×3, stride 1, dilation 1, one group, Cout a multiple of 8,
+    /// and rows at least 14 wide (narrower rows waste most of each 16-pixel vector).
+    public static func applies(_ g: ConvGeometry, outputChannels: Int, groups: Int) -> Bool {
+        groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && outputChannels % 8 == 0 && g.outputWidth >= 14
+            && g.padTop <= 2 && g.padLeft <= 2 && g.padBottom <= 2 && g.padRight <= 2
+    }
+
+    /// Output channels per block of the kernel.
+    static let block = 8
+
+    /// Weights [Cout, Cin, 3, 3] → blocks of 8 output channels, `w[((ci·3 + u)·3 + v)·8 + co]`.
+    public static func packWeights(_ w: UnsafePointer<Float>, outputChannels cout: Int, inputChannels cin: Int) -> [Float] {
+        var packed = [Float](repeating: 0, count: cout * cin * 9)
+        let bs = Self.block
+        for block in 0..<(cout / bs) {
+            for ci in 0..<cin {
+                for tap in 0..<9 {
+                    for co in 0..<bs {
+                        packed[((block * cin + ci) * 9 + tap) * bs + co] = w[((block * bs + co) * cin + ci) * 9 + tap]
+                    }
+                }
+            }
+        }
+        return packed
+    }
+
+    /// Floats of scratch `forward` needs per worker: the padded image plus slack for the last
+    /// row's vector loads.
+    public static func scratchSize(_ g: ConvGeometry) -> Int {
+        g.channels * (g.height + g.padTop + g.padBottom) * (g.width + g.padLeft + g.padRight) + 64
+    }
+
+    /// One image: `output` [Cout, Hout, Wout] = conv(`input` [Cin, H, W]) + bias (then ReLU).
+    public static func forward(_ input: UnsafePointer<Float>, geometry g: ConvGeometry, packedWeights: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>, outputChannels cout: Int, relu: Bool,
+                               scratch: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let ph = g.height + g.padTop + g.padBottom, pw = g.width + g.padLeft + g.padRight
+        let plane = ph * pw
+        scratch.update(repeating: 0, count: scratchSize(g))
+        for c in 0..<g.channels {
+            for y in 0..<g.height {
+                let src = input + (c * g.height + y) * g.width
+                let dst = scratch + c * plane + (y + g.padTop) * pw + g.padLeft
+                for x in 0..<g.width { dst[x] = src[x] }
+            }
+        }
+        let oh = g.outputHeight, ow = g.outputWidth, bs = Self.block
+        // Vector pairs: along the row when it holds two vectors (16 < Wout ≤ 32), else two rows.
+        var pairs: [(y0: Int, x0: Int, y1: Int, x1: Int, n0: Int, n1: Int)] = []
+        if ow > 16 && ow <= 32 {
+            for y in 0..<oh { pairs.append((y, 0, y, 16, 16, ow - 16)) }
+        } else {
+            for y in stride(from: 0, to: oh, by: 2) {
+                var x0 = 0
+                while x0 < ow {
+                    let n = min(16, ow - x0)
+                    pairs.append((y, x0, min(y + 1, oh - 1), x0, n, y + 1 < oh ? n : 0))
+                    x0 += 16
+                }
+            }
+        }
+        for block in 0..<(cout / bs) {
+            let wb = packedWeights + block * g.channels * 9 * bs
+            let out = output + block * bs * oh * ow
+            for p in pairs {
+                directConv3x3Kernel8x2(cin: g.channels, input0: scratch + p.y0 * pw + p.x0, input1: scratch + p.y1 * pw + p.x1,
+                                       planeStride: plane, rowStride: pw, weights: wb, bias: bias + block * bs, relu: relu,
+                                       output0: out + p.y0 * ow + p.x0, output1: out + p.y1 * ow + p.x1,
+                                       channelStride: oh * ow, count0: p.n0, count1: p.n1)
+            }
+        }
+    }
+}
