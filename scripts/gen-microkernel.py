@@ -90,8 +90,8 @@ def direct_conv(CO=8):
     w("            let r0 = UnsafeRawPointer(input0 + ci * planeStride + u * rowStride)")
     w("            let r1 = UnsafeRawPointer(input1 + ci * planeStride + u * rowStride)")
     w("            for v in 0..<3 {")
-    w("                let x0 = r0.loadUnaligned(fromByteOffset: 4 * v, as: SIMD16<Float>.self)")
-    w("                let x1 = r1.loadUnaligned(fromByteOffset: 4 * v, as: SIMD16<Float>.self)")
+    w("                let x0 = loadVector(r0 + 4 * v)")
+    w("                let x1 = loadVector(r1 + 4 * v)")
     for c in range(CO):
         w(f"                let w{c} = SIMD16<Float>(repeating: wp[{c}])")
         w(f"                a{c} = a{c}.addingProduct(w{c}, x0); b{c} = b{c}.addingProduct(w{c}, x1)")

@@ -26,8 +26,8 @@ func directConv3x3Kernel8x2(cin: Int, input0: UnsafePointer<Float>, input1: Unsa
             let r0 = UnsafeRawPointer(input0 + ci * planeStride + u * rowStride)
             let r1 = UnsafeRawPointer(input1 + ci * planeStride + u * rowStride)
             for v in 0..<3 {
-                let x0 = r0.loadUnaligned(fromByteOffset: 4 * v, as: SIMD16<Float>.self)
-                let x1 = r1.loadUnaligned(fromByteOffset: 4 * v, as: SIMD16<Float>.self)
+                let x0 = loadVector(r0 + 4 * v)
+                let x1 = loadVector(r1 + 4 * v)
                 let w0 = SIMD16<Float>(repeating: wp[0])
                 a0 = a0.addingProduct(w0, x0); b0 = b0.addingProduct(w0, x1)
                 let w1 = SIMD16<Float>(repeating: wp[1])

@@ -5,11 +5,10 @@
 /// arithmetic. Here the input (zero-padded once per image) is read in place: for each of the
 /// 9·Cin taps one vector load of 16 pixels feeds 16 fused multiply-adds, one per output channel.
 public enum DirectConv {
-    /// Whether the direct path fits: 3×3, stride 1, dilation 1, one group, Cout a multiple of 8,
-    /// and rows at least 14 wide (narrower rows waste most of each 16-pixel vector).
+    /// Whether the direct path fits: 3×3, stride 1, dilation 1, one group, Cout a multiple of 8.
     public static func applies(_ g: ConvGeometry, outputChannels: Int, groups: Int) -> Bool {
         groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
-            && g.dilationHeight == 1 && g.dilationWidth == 1 && outputChannels % 8 == 0 && g.outputWidth >= 14
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && outputChannels % 8 == 0 && g.isValid
             && g.padTop <= 2 && g.padLeft <= 2 && g.padBottom <= 2 && g.padRight <= 2
     }
 
@@ -35,7 +34,20 @@ public enum DirectConv {
     /// Floats of scratch `forward` needs per worker: the padded image plus slack for the last
     /// row's vector loads.
     public static func scratchSize(_ g: ConvGeometry) -> Int {
-        g.channels * (g.height + g.padTop + g.padBottom) * (g.width + g.padLeft + g.padRight) + 64
+        let pw = g.width + g.padLeft + g.padRight
+        return g.channels * (g.height + g.padTop + g.padBottom) * pw + 3 * pw + 64
+    }
+
+    /// The one place the 8×2 kernel is inlined: inlining its 16 accumulators at two call sites
+    /// made LLVM spill them at both (measured: half the speed).
+    @inline(never)
+    static func kernel(cin: Int, input0: UnsafePointer<Float>, input1: UnsafePointer<Float>, planeStride: Int, rowStride: Int,
+                       weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool,
+                       output0: UnsafeMutablePointer<Float>, output1: UnsafeMutablePointer<Float>,
+                       channelStride: Int, count0: Int, count1: Int) {
+        directConv3x3Kernel8x2(cin: cin, input0: input0, input1: input1, planeStride: planeStride, rowStride: rowStride,
+                               weights: weights, bias: bias, relu: relu, output0: output0, output1: output1,
+                               channelStride: channelStride, count0: count0, count1: count1)
     }
 
     /// One image: `output` [Cout, Hout, Wout] = conv(`input` [Cin, H, W]) + bias (then ReLU).
@@ -53,29 +65,61 @@ public enum DirectConv {
             }
         }
         let oh = g.outputHeight, ow = g.outputWidth, bs = Self.block
-        // Vector pairs: along the row when it holds two vectors (16 < Wout ≤ 32), else two rows.
-        var pairs: [(y0: Int, x0: Int, y1: Int, x1: Int, n0: Int, n1: Int)] = []
-        if ow > 16 && ow <= 32 {
-            for y in 0..<oh { pairs.append((y, 0, y, 16, 16, ow - 16)) }
-        } else {
-            for y in stride(from: 0, to: oh, by: 2) {
-                var x0 = 0
-                while x0 < ow {
-                    let n = min(16, ow - x0)
-                    pairs.append((y, x0, min(y + 1, oh - 1), x0, n, y + 1 < oh ? n : 0))
-                    x0 += 16
+        if ow >= 14 {
+            // Wide rows: vector pairs along the row (16 < Wout ≤ 32) or down two rows.
+            var pairs: [(y0: Int, x0: Int, y1: Int, x1: Int, n0: Int, n1: Int)] = []
+            if ow > 16 && ow <= 32 {
+                for y in 0..<oh { pairs.append((y, 0, y, 16, 16, ow - 16)) }
+            } else {
+                for y in stride(from: 0, to: oh, by: 2) {
+                    var x0 = 0
+                    while x0 < ow {
+                        let n = min(16, ow - x0)
+                        pairs.append((y, x0, min(y + 1, oh - 1), x0, n, y + 1 < oh ? n : 0))
+                        x0 += 16
+                    }
                 }
             }
+            for block in 0..<(cout / bs) {
+                let wb = packedWeights + block * g.channels * 9 * bs
+                let out = output + block * bs * oh * ow
+                for p in pairs {
+                    kernel(cin: g.channels, input0: scratch + p.y0 * pw + p.x0, input1: scratch + p.y1 * pw + p.x1,
+                                           planeStride: plane, rowStride: pw, weights: wb, bias: bias + block * bs, relu: relu,
+                                           output0: out + p.y0 * ow + p.x0, output1: out + p.y1 * ow + p.x1,
+                                           channelStride: oh * ow, count0: p.n0, count1: p.n1)
+                }
+            }
+            return
         }
+        // Narrow rows: output positions in the padded image's row-major order, 32 at a time.
+        // Output (y, x) is position y·pw + x; positions with x ≥ Wout fall on padding columns and
+        // are dropped when each channel's rows are copied out of the padded result.
+        let positions = oh * pw, chunks = (positions + 31) / 32, padded = chunks * 32
+        let result = UnsafeMutablePointer<Float>.allocate(capacity: bs * padded)
+        defer { result.deallocate() }
         for block in 0..<(cout / bs) {
             let wb = packedWeights + block * g.channels * 9 * bs
-            let out = output + block * bs * oh * ow
-            for p in pairs {
-                directConv3x3Kernel8x2(cin: g.channels, input0: scratch + p.y0 * pw + p.x0, input1: scratch + p.y1 * pw + p.x1,
+            for chunk in 0..<chunks {
+                let p0 = chunk * 32
+                kernel(cin: g.channels, input0: scratch + p0, input1: scratch + p0 + 16,
                                        planeStride: plane, rowStride: pw, weights: wb, bias: bias + block * bs, relu: relu,
-                                       output0: out + p.y0 * ow + p.x0, output1: out + p.y1 * ow + p.x1,
-                                       channelStride: oh * ow, count0: p.n0, count1: p.n1)
+                                       output0: result + p0, output1: result + p0 + 16, channelStride: padded,
+                                       count0: 16, count1: 16)
+            }
+            for co in 0..<bs {
+                let out = output + (block * bs + co) * oh * ow, src = result + co * padded
+                for y in 0..<oh { for x in 0..<ow { out[y * ow + x] = src[y * pw + x] } }
             }
         }
     }
+}
+
+/// An unaligned 64-byte vector load that always inlines. (The standard library's
+/// `loadUnaligned` is sometimes left as a call inside large kernels, spilling every register.)
+@inline(__always)
+func loadVector(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+    var v = SIMD16<Float>()
+    withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p, byteCount: 64) }
+    return v
 }

@@ -21,10 +21,20 @@ public enum Parallel {
 
     nonisolated(unsafe) private static var _defaultThreads = availableCores
 
-    /// The number of threads kernels use when a call does not say. Clamped to 1…64.
+    /// Set by `withThreads` for the work it runs (per thread, not per process).
+    @TaskLocal static var override: Int?
+
+    /// The number of threads kernels use when a call does not say. Clamped to 1…64. Inside
+    /// `withThreads(n) { … }` it reads n on that thread.
     public static var defaultThreads: Int {
-        get { _defaultThreads }
+        get { override ?? _defaultThreads }
         set { _defaultThreads = min(64, max(1, newValue)) }
+    }
+
+    /// Runs `body` with `defaultThreads` = `threads` on this thread (a worker that already owns
+    /// a core runs its share single-threaded this way).
+    public static func withThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
+        try $override.withValue(max(1, threads)) { try body() }
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, on up to `workers` threads; returns

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import Tensors
 
@@ -138,6 +139,42 @@ public final class Model: @unchecked Sendable {
         if x.hasNonFinite {
             throw NetworkError("model '\(name)': the input holds NaN or infinite values")
         }
+        let threads = Parallel.defaultThreads, n = x.shape[0]
+        // Convolutional nets run large batches in micro-batches (activations stay in cache);
+        // fully connected ones keep the whole batch (their GEMMs want the rows).
+        if !training && !keepTrace && n >= 2 * Self.microBatch && layers.contains(where: { $0.kind == .conv }) {
+            return (try runInMicroBatches(x, threads: threads), nil)
+        }
+        return try runWhole(x, training: training, keepTrace: keepTrace)
+    }
+
+    /// Images per worker step in batched inference: their activations stay in L2.
+    static let microBatch = 16
+
+    /// Inference on a large batch: each worker runs the whole network on micro-batches, one
+    /// core each, so activations stay in cache between layers and no layer waits for another
+    /// worker.
+    func runInMicroBatches(_ x: Tensor, threads: Int) throws -> Tensor {
+        let n = x.shape[0], chunks = (n + Self.microBatch - 1) / Self.microBatch
+        var outputs = [Tensor?](repeating: nil, count: chunks)
+        var failure: Error? = nil
+        let lock = NSLock()
+        outputs.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            Parallel.forEach(chunks, threads: threads) { chunk, _ in
+                do {
+                    let part = try x.slice((chunk * Self.microBatch)..<min(n, (chunk + 1) * Self.microBatch))
+                    base[chunk] = try Parallel.withThreads(1) { try runWhole(part, training: false, keepTrace: false).output }
+                } catch {
+                    lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                }
+            }
+        }
+        if let failure { throw failure }
+        return try Tensor.stack(outputs.map { $0! })
+    }
+
+    func runWhole(_ x: Tensor, training: Bool, keepTrace: Bool) throws -> (output: Tensor, trace: Trace?) {
         var values: [String: Tensor] = [input: x]
         var states = [OpState?](repeating: nil, count: nodes.count)
         var lastUse: [String: Int] = [:]
