@@ -149,7 +149,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// Images per worker step in batched inference: their activations stay in L2.
-    static let microBatch = 16
+    static let microBatch = 32
 
     /// Inference on a large batch: each worker runs the whole network on micro-batches, one
     /// core each, so activations stay in cache between layers and no layer waits for another

@@ -39,10 +39,11 @@ public struct TrainingResult: Sendable {
 }
 
 extension Model {
-    /// Mini-batch training with cross-entropy. Ctrl-C (Interrupt) stops after the current batch
-    /// and leaves the model as trained so far.
+    /// Mini-batch training with cross-entropy. `shouldStop` (by default: Ctrl-C, through
+    /// `Interrupt`) is polled before each batch; stopping leaves the model as trained so far.
     @discardableResult
     public func train(on data: Dataset, options: TrainingOptions = TrainingOptions(), reportEvery: Int = 50,
+                      shouldStop: () -> Bool = { Interrupt.isRequested },
                       progress: (TrainingProgress) -> Void = { _ in }) throws -> TrainingResult {
         guard data.count > 0 else { throw NetworkError("train: the dataset is empty") }
         guard options.batchSize > 0, options.epochs >= 0 else {
@@ -61,7 +62,7 @@ extension Model {
             var seen = 0, correct = 0, lossSum = 0.0
             let epochStart = Date()
             for b in 0..<batches {
-                if Interrupt.isRequested {
+                if shouldStop() {
                     return TrainingResult(epochsCompleted: epoch - 1, finalLoss: lastLoss, trainAccuracy: lastAccuracy,
                                           seconds: Date().timeIntervalSince(start), interrupted: true)
                 }

@@ -39,6 +39,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         Parallel.defaultThreads = threads
+        // Ctrl-C stops after the current batch; the model trained so far is still evaluated and saved.
+        signal(SIGINT) { _ in Interrupt.request() }
         let model = try Zoo.make(arch, seed: seed)
         let train = try FashionMNIST.load(.train), test = try FashionMNIST.load(.test)
         var options = TrainingOptions()
@@ -47,6 +49,8 @@ struct Train: ParsableCommand {
         let result = try model.train(on: train, options: options) { p in
             FileHandle.standardError.write(Data(("\r" + p.line + (p.endOfEpoch ? "\n" : "")).utf8))
         }
+        if result.interrupted { FileHandle.standardError.write(Data("\ninterrupted: keeping the model as trained so far\n".utf8)) }
+        Interrupt.clear()
         let acc = try model.accuracy(on: test)
         print(String(format: "%@: test accuracy %.4f after %d epochs in %.1f s (train accuracy %.4f)",
                      arch, acc, result.epochsCompleted, result.seconds, result.trainAccuracy))

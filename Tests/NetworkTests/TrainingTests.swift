@@ -45,3 +45,33 @@ func shortTrainingIsDeterministicAndLearns(_ optimizer: Optimizer) throws {
         #expect("\(error)".contains("dataset-fashion-mnist"))
     }
 }
+
+/// MobileNetV2 (no reference model): builds, runs, back-propagates into every parameter, and
+/// one SGD step on a fixed batch lowers that batch's loss.
+@Test func mobileNetV2Learns() throws {
+    let model = try Zoo.make("mobilenetv2", seed: 1)
+    #expect(model.layers.contains { $0.groups > 1 })
+    let data = try FashionMNIST.load(.train, limit: 64)
+    let (logits, trace) = try model.run(data.images, training: true, keepTrace: true)
+    let (loss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: data.labels)
+    let grads = try model.gradients(trace!, outputGradient: dlogits)
+    #expect(Set(grads.keys) == Set(model.parameterOrder))
+    var state = OptimizerState(.sgd(momentum: 0, nesterov: false, weightDecay: 0))
+    try state.step(model, gradients: grads, lr: 0.05)
+    let after = try CrossEntropy.lossAndGradient(logits: try model.run(data.images, training: true).output, labels: data.labels).loss
+    #expect(after < loss)
+}
+
+/// A stop request ends training before the next batch, reporting it. (Its own stop condition:
+/// the process-wide Ctrl-C flag would stop every test running beside it.)
+@Test func stopRequestEndsTraining() throws {
+    let model = try Zoo.make("mlp")
+    let data = try FashionMNIST.load(.train, limit: 512)
+    var options = TrainingOptions(); options.epochs = 3; options.batchSize = 32
+    var batches = 0
+    let result = try model.train(on: data, options: options, reportEvery: 1, shouldStop: { batches >= 3 }) { _ in
+        batches += 1
+    }
+    #expect(result.interrupted)
+    #expect(result.epochsCompleted == 0)
+}
