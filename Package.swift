@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Network", targets: ["Network"]),
+        .library(name: "Script", targets: ["Script"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,9 +41,10 @@ let package = Package(
                 dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
+        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network"]),
         .executableTarget(
             name: "mpq",
-            dependencies: ["Tensors", "Network", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Tensors", "Network", "Script", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "mpq-bench",
             dependencies: ["Kernels", "Tensors", "Network", "COpenBLAS",
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"]),
+        .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,70 @@
+/// The syntax tree. Every node keeps where it was written, for error messages.
+public indirect enum ExprKind: Sendable {
+    case number(Double)
+    case string([StringSegment])
+    case bool(Bool)
+    case null
+    case name(String)
+    case list([Expr])
+    case record([(String, Expr)])
+    case range(Expr, Expr, inclusive: Bool)
+    case unary(String, Expr)
+    case binary(String, Expr, Expr)
+    /// `and` / `or`, which short-circuit.
+    case logical(String, Expr, Expr)
+    case call(Expr, [Argument])
+    case index(Expr, [Expr])
+    case field(Expr, String)
+    case function(Function)
+    case conditional(Expr, [Stmt], else: [Stmt]?)
+}
+
+public struct Expr: Sendable {
+    public var kind: ExprKind
+    public var location: SourceLocation
+}
+
+public enum StringSegment: Sendable {
+    case text(String)
+    case expression(Expr)
+}
+
+public struct Argument: Sendable {
+    public var label: String?
+    public var value: Expr
+}
+
+public struct Parameter: Sendable {
+    public var name: String
+    public var defaultValue: Expr?
+}
+
+/// A function literal or declaration: parameters and body.
+public final class Function: @unchecked Sendable {
+    public let name: String
+    public let parameters: [Parameter]
+    public let body: [Stmt]
+    public let location: SourceLocation
+    init(name: String, parameters: [Parameter], body: [Stmt], location: SourceLocation) {
+        self.name = name; self.parameters = parameters; self.body = body; self.location = location
+    }
+}
+
+public indirect enum StmtKind: Sendable {
+    case expression(Expr)
+    /// `target = value`: target is a name, `a.b` or `a[i]`.
+    case assign(Expr, Expr)
+    case function(Function)
+    case forIn(String, Expr, [Stmt])
+    case whileLoop(Expr, [Stmt])
+    case breakLoop
+    case continueLoop
+    case returnValue(Expr?)
+}
+
+public struct Stmt: Sendable {
+    public var kind: StmtKind
+    public var location: SourceLocation
+    /// Whether a statement at the prompt ended with `;` (its value is not shown).
+    public var silent = false
+}

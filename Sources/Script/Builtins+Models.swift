@@ -1,0 +1,139 @@
+import Foundation
+import Kernels
+import Network
+import Tensors
+
+extension Builtins {
+    static let data: [Builtin] = [
+        Builtin("fashion_mnist", category: "data", [.optional("split", .string), .optional("limit", .integer)],
+                returns: "Record or Dataset",
+                summary: "Fashion-MNIST from the Debian package dataset-fashion-mnist: without a split, a record {train, test, calibration} (calibration = the first 512 training images); with split: \"train\" or \"test\", that split's first `limit` images in file order.",
+                examples: [BuiltinExample("fashion_mnist(split: \"test\", limit: 8).count", "8")]) { args, _ in
+            let limit = try args.optionalInt("limit")
+            if let split = try args.optionalString("split") {
+                guard let s = FashionMNIST.Split(rawValue: split) else { throw args.fail("split must be \"train\" or \"test\", got \"\(split)\"") }
+                return .dataset(try FashionMNIST.load(s, limit: limit))
+            }
+            let train = try FashionMNIST.load(.train, limit: limit)
+            return .record(Record([("train", .dataset(train)), ("test", .dataset(try FashionMNIST.load(.test, limit: limit))),
+                                   ("calibration", .dataset(try train.slice(0..<512)))]))
+        },
+    ]
+
+    static let models: [Builtin] = [
+        Builtin("zoo", category: "models", [.required("name", .string), .optional("seed", .integer, .number(0))], returns: "Model",
+                summary: "A fresh model of a zoo architecture (\(Zoo.names.joined(separator: ", "))), weights drawn from the seed.",
+                examples: [BuiltinExample("len(zoo(\"resnet20\").layers)", "22")]) { args, _ in
+            .model(try Zoo.make(try args.string("name"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))))
+        },
+        Builtin("load", category: "models", [.required("path", .string), .optional("into", .model)], returns: "Model",
+                summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model.",
+                examples: [BuiltinExample("load(\"../shared/reference/fmnist_cnn.onnx\").name", "fmnist_cnn")]) { args, _ in
+            let path = try args.string("path")
+            if case .model(let m) = args["into"] {
+                try m.loadStateDict(path: path)
+                return .model(m)
+            }
+            if path.hasSuffix(".onnx") { return .model(try ONNXImporter.load(path: path)) }
+            return .model(try Model.load(path: path))
+        },
+        Builtin("save", category: "models", [.required("model", .model), .required("path", .string)], returns: "nil",
+                summary: "Saves a model (graph and weights) as .npz, atomically.", examples: []) { args, _ in
+            try args.model("model").save(path: try args.string("path"))
+            return .null
+        },
+        Builtin("train", category: "models",
+                [.required("model", .model), .required("data", .dataset), .optional("epochs", .integer, .number(10)),
+                 .optional("lr", .number, .number(0.1)), .optional("batch", .integer, .number(128)),
+                 .optional("seed", .integer, .number(0)), .optional("optimizer", .string, .string("sgd"))],
+                returns: "Record",
+                summary: "Trains in place with cross-entropy (SGD with Nesterov momentum and a one-cycle schedule peaking at lr, or optimizer: \"adam\" at a constant lr), showing progress; Ctrl-C stops after the current batch. Returns {epochs, loss, accuracy, seconds}.",
+                examples: [BuiltinExample("train(zoo(\"mlp\"), fashion_mnist(split: \"train\", limit: 256), epochs: 1).epochs", "1")]) { args, interp in
+            let model = try args.model("model")
+            var options = TrainingOptions()
+            options.epochs = try args.int("epochs"); options.batchSize = try args.int("batch")
+            options.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
+            let lr = Float(try args.number("lr"))
+            switch try args.string("optimizer") {
+            case "sgd": options.schedule = .oneCycle(peak: lr)
+            case "adam": options.optimizer = .adam(); options.schedule = .constant(lr)
+            case let other: throw args.fail("optimizer must be \"sgd\" or \"adam\", got \"\(other)\"")
+            }
+            let r = try model.train(on: try args.dataset("data"), options: options) { p in interp.progress(p.line, done: p.endOfEpoch) }
+            return .record(Record([("epochs", .number(Double(r.epochsCompleted))), ("loss", .number(r.finalLoss)),
+                                   ("accuracy", .number(r.trainAccuracy)), ("seconds", .number(r.seconds)),
+                                   ("interrupted", .bool(r.interrupted))]))
+        },
+        Builtin("evaluate", category: "models", [.required("model", .model), .required("data", .dataset)], returns: "Number",
+                summary: "Test accuracy: the fraction of examples whose largest logit is the label.",
+                examples: [BuiltinExample("evaluate(load(\"../shared/reference/fmnist_mlp.onnx\"), fashion_mnist(split: \"test\", limit: 100)) > 0.8", "true")]) { args, _ in
+            .number(try args.model("model").accuracy(on: try args.dataset("data")))
+        },
+        Builtin("predict", category: "models", [.required("model", .model), .required("x", .any)], returns: "Tensor",
+                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset.",
+                examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]")]) { args, _ in
+            let m = try args.model("model")
+            if case .dataset(let d) = args["x"] { return .tensor(try m.predict(d.images)) }
+            return .tensor(try m.predict(try args.tensor("x")))
+        },
+        Builtin("summary", category: "models", [.required("model", .model)], returns: "nil",
+                summary: "Writes a model's conv and linear layers as a table: name, type, weight shape, parameters, MACs per image.",
+                examples: [BuiltinExample("summary(zoo(\"cnn\"))")]) { args, interp in
+            let m = try args.model("model")
+            interp.output(try TableFormat.render(m.layers.map(Fields.layerRecord), at: args.location))
+            interp.output("\(m.layers.count) layers, \(m.weightCount) weights, \(m.layers.reduce(0) { $0 + $1.macs }) MACs per image")
+            return .null
+        },
+        Builtin("fold_bn", category: "models", [.required("model", .model)], returns: "Model",
+                summary: "A copy with every batch norm that follows a conv folded into the conv's weights and bias.",
+                examples: [BuiltinExample("len(fold_bn(zoo(\"cnn\")).layers)", "5")]) { args, _ in
+            .model(try args.model("model").foldingBatchNorm())
+        },
+        Builtin("size", category: "models", [.required("model", .model)], returns: "Number",
+                summary: "Bytes of the conv and linear weights at FP32 (biases not counted).",
+                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008")]) { args, _ in
+            .number(Double(try args.model("model").weightCount * 4))
+        },
+    ]
+
+    static let kernels: [Builtin] = [
+        Builtin("pack", category: "kernels", [.required("codes", .tensorLike), .required("bits", .integer)], returns: "Tensor",
+                summary: "Packs integer codes (each in 0…2^bits−1, or signed −2^(bits−1)…) into bytes, LSB first; returns the bytes.",
+                examples: [BuiltinExample("pack([1, 2, 3], bits: 4)", "Tensor[2] [33, 3]")]) { args, _ in
+            let bits = try args.int("bits")
+            guard (1...8).contains(bits) else { throw args.fail("bits must be in 1…8, got \(bits)") }
+            let t = try args.tensor("codes")
+            let lo = -(1 << (bits - 1)), hi = (1 << bits) - 1
+            let codes = try t.scalars.map { x -> UInt8 in
+                guard x == x.rounded(), Int(x) >= lo, Int(x) <= hi else { throw args.fail("code \(x) does not fit \(bits) bits") }
+                return UInt8(truncatingIfNeeded: Int(x))
+            }
+            return .tensor(Tensor(BitPacking.pack(codes, bits: bits).map(Float.init)))
+        },
+        Builtin("unpack", category: "kernels", [.required("bytes", .tensorLike), .required("count", .integer), .required("bits", .integer),
+                                                  .optional("signed", .bool, .bool(false))], returns: "Tensor",
+                summary: "Unpacks `count` codes of `bits` each from bytes (the inverse of pack).",
+                examples: [BuiltinExample("unpack(pack([1, 2, 3], bits: 4), 3, 4)", "Tensor[3] [1, 2, 3]")]) { args, _ in
+            let bits = try args.int("bits"), count = try args.int("count")
+            guard (1...8).contains(bits) else { throw args.fail("bits must be in 1…8, got \(bits)") }
+            let bytes = try args.tensor("bytes").scalars.map { UInt8(clamping: Int($0)) }
+            guard count >= 0, bytes.count >= BitPacking.byteCount(codes: count, bits: bits) else {
+                throw args.fail("\(count) codes of \(bits) bits need \(BitPacking.byteCount(codes: count, bits: bits)) bytes, got \(bytes.count)")
+            }
+            let signed = try args.bool("signed")
+            let codes = BitPacking.unpack(bytes, count: count, bits: bits, signed: signed)
+            return .tensor(Tensor(codes.map { signed ? Float(Int8(bitPattern: $0)) : Float($0) }))
+        },
+    ]
+}
+
+extension Interpreter {
+    /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
+    func progress(_ line: String, done: Bool) {
+        if isatty(STDERR_FILENO) != 0 {
+            FileHandle.standardError.write(Data(("\r" + line + (done ? "\n" : "")).utf8))
+        } else if done {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Network
+
+extension Builtins {
+    static let output: [Builtin] = [
+        Builtin("print", category: "output", [.variadic("values")], returns: "nil",
+                summary: "Writes the values separated by spaces, then a new line (strings without quotes).",
+                examples: [BuiltinExample("print(\"acc\", 0.5)")]) { args, interp in
+            interp.output(args.rest.map(\.printed).joined(separator: " "))
+            return .null
+        },
+        Builtin("show", category: "output", [.required("value", .any)], returns: "nil",
+                summary: "Writes a value as the prompt shows it (strings quoted inside lists, tensors by shape).",
+                examples: [BuiltinExample("show([1, \"a\"])")]) { args, interp in
+            interp.output(args["value"].shown)
+            return .null
+        },
+        Builtin("help", category: "output", [.optional("name", .any)], returns: "nil",
+                summary: "Shows a builtin's signature, summary and examples; without an argument, every builtin by category.",
+                examples: [BuiltinExample("help(\"zeros\")")]) { args, interp in
+            interp.output(try interp.helpText(for: args["name"], at: args.location))
+            return .null
+        },
+        Builtin("type", category: "output", [.required("value", .any)], returns: "String",
+                summary: "The name of a value's type.",
+                examples: [BuiltinExample("type(3)", "Number"), BuiltinExample("type([1])", "List")]) { args, _ in
+            .string(args["value"].typeName)
+        },
+        Builtin("len", category: "output", [.required("value", .any)], returns: "Number",
+                summary: "Items in a list, range, record or string; examples in a dataset; first dimension of a tensor.",
+                examples: [BuiltinExample("len([4, 5, 6])", "3"), BuiltinExample("len(0..<10)", "10")]) { args, _ in
+            switch args["value"] {
+            case .list(let xs): return .number(Double(xs.count))
+            case .range(let lo, let hi): return .number(Double(hi - lo))
+            case .record(let r): return .number(Double(r.keys.count))
+            case .string(let s): return .number(Double(s.count))
+            case .dataset(let d): return .number(Double(d.count))
+            case .tensor(let t): return .number(Double(t.rank == 0 ? 1 : t.shape[0]))
+            case let v: throw args.fail("expected a List, Range, Record, String, Dataset or Tensor, got \(v.typeName)")
+            }
+        },
+        Builtin("list", category: "output", [.required("value", .any)], returns: "List",
+                summary: "A range, string, record (its keys) or tensor (its first axis) as a list.",
+                examples: [BuiltinExample("list(1...3)", "[1, 2, 3]")]) { args, interp in
+            switch args["value"] {
+            case .list(let xs): return .list(xs)
+            case .range(let lo, let hi):
+                guard hi - lo <= interp.maxListLength else { throw args.fail("a list of \(hi - lo) items is too long (limit \(interp.maxListLength))") }
+                return .list((lo..<hi).map { .number(Double($0)) })
+            case .string(let s): return .list(s.map { .string(String($0)) })
+            case .record(let r): return .list(r.keys.map { .string($0) })
+            case .tensor(let t):
+                guard t.rank >= 1 else { return .list([.number(Double(t.scalars[0]))]) }
+                return .list(try (0..<t.shape[0]).map { Convert.value(try t.slice($0)) })
+            case let v: throw args.fail("cannot make a list from \(v.typeName)")
+            }
+        },
+        Builtin("map", category: "output", [.required("items", .list), .required("f", .function)], returns: "List",
+                summary: "Applies f to every item.",
+                examples: [BuiltinExample("map([1, 2, 3], fn(x) { x * 10 })", "[10, 20, 30]")]) { args, interp in
+            let items: [Value]
+            switch args["items"] {
+            case .list(let xs): items = xs
+            case .range(let lo, let hi): items = (lo..<hi).map { .number(Double($0)) }
+            default: items = []
+            }
+            return .list(try items.map { try interp.apply(args["f"], [$0], at: args.location) })
+        },
+        Builtin("table", category: "output", [.required("rows", .list)], returns: "nil",
+                summary: "Writes a list of records as an aligned table, one column per field.",
+                examples: [BuiltinExample("table([{bits: 8, acc: 0.92}, {bits: 4, acc: 0.91}])")]) { args, interp in
+            guard case .list(let rows) = args["rows"] else { return .null }
+            interp.output(try TableFormat.render(rows, at: args.location))
+            return .null
+        },
+        Builtin("time", category: "output", [.required("f", .function)], returns: "Record",
+                summary: "Calls f() and returns {value, seconds}.",
+                examples: [BuiltinExample("time(fn() { 1 + 1 }).value", "2")]) { args, interp in
+            let start = Date()
+            let v = try interp.apply(args["f"], [], at: args.location)
+            return .record(Record([("value", v), ("seconds", .number(Date().timeIntervalSince(start)))]))
+        },
+    ]
+}
+
+/// Aligned text tables from lists of records.
+enum TableFormat {
+    static func render(_ rows: [Value], at: SourceLocation?) throws -> String {
+        var columns: [String] = []
+        for r in rows {
+            guard case .record(let rec) = r else { throw ScriptError.runtime("table: expected a list of records, found a \(r.typeName)", at) }
+            for k in rec.keys where !columns.contains(k) { columns.append(k) }
+        }
+        var cells = [columns]
+        for r in rows {
+            guard case .record(let rec) = r else { continue }
+            cells.append(columns.map { rec[$0].map { v in if case .number(let x) = v { return Value.format(x) }; return v.printed } ?? "" })
+        }
+        let widths = columns.indices.map { c in cells.map { $0[c].count }.max() ?? 0 }
+        var lines = cells.map { row in row.enumerated().map { c, s in s.padding(toLength: widths[c], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+        lines.insert(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "), at: 1)
+        return lines.map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }.joined(separator: "\n")
+    }
+}
+
+extension Interpreter {
+    /// `help(name)`, `?name` and `:help`.
+    public func helpText(for target: Value, at: SourceLocation?) throws -> String {
+        switch target {
+        case .null:
+            var out = "Builtins by category (help(\"name\") or ?name for one):"
+            for c in Builtins.categories {
+                let names = declarations.filter { $0.category == c }.map(\.name)
+                if !names.isEmpty { out += "\n  \(c): \(names.joined(separator: ", "))" }
+            }
+            return out
+        case .builtin(let b): return b.help
+        case .string(let name):
+            if let b = builtins[name] { return b.help }
+            let near = builtins.keys.min { editDistance($0, name) < editDistance($1, name) } ?? ""
+            throw ScriptError.runtime("no builtin named '\(name)'; did you mean '\(near)'?", at)
+        case .closure(let c):
+            return "fn \(c.function.name)(\(c.function.parameters.map(\.name).joined(separator: ", "))) — defined at line \(c.function.location.line)"
+        default:
+            return "a \(target.typeName): \(target.shown)"
+        }
+    }
+}

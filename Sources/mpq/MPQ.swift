@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Network
+import Script
+import Tensors
+
+@main
+struct MPQ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpq",
+        abstract: "A workbench for mixed-precision quantization of neural networks.",
+        discussion: """
+            mpq                  the prompt (when standard input is a terminal)
+            mpq FILE.mpq [ARGS]  run a script (ARGS are in the variable `args`)
+            mpq -e 'EXPR'        evaluate one line and show its value
+            … | mpq              run standard input as a script
+            Exit status: 0 ok, 65 syntax error, 70 runtime error, 74 input/output error.
+            """,
+        version: "0.1.0",
+        subcommands: [Run.self, Doc.self, Train.self, Evaluate.self, Layers.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Exit codes of sysexits(3), as LANGUAGE.md asks.
+enum Exit {
+    static let syntax: Int32 = 65, runtime: Int32 = 70, io: Int32 = 74
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a script, one expression, standard input, or the prompt.")
+
+    @Option(name: .customShort("e"), help: "Evaluate one line and show its value.") var expression: String?
+    @ArgumentParser.Argument(help: "A script (.mpq) and arguments for it.") var arguments: [String] = []
+
+    func run() throws {
+        signal(SIGINT) { _ in Interrupt.request() }
+        let session = Session()
+        session.interpreter.globals.values["args"] = .list(arguments.dropFirst().map { .string($0) })
+        if let expression {
+            throw ExitCode(session.runScript(expression, file: "-e", show: true))
+        }
+        if let file = arguments.first {
+            guard let data = FileManager.default.contents(atPath: file), let source = String(data: data, encoding: .utf8) else {
+                FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
+                throw ExitCode(Exit.io)
+            }
+            throw ExitCode(session.runScript(source, file: file, show: false))
+        }
+        if isatty(STDIN_FILENO) != 0 {
+            REPL(session: session).loop()
+            return
+        }
+        let source = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        throw ExitCode(session.runScript(source, file: "<stdin>", show: false))
+    }
+}
+
+/// The reference page, generated from the builtin declarations.
+struct Doc: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the reference of every builtin (Markdown).")
+    func run() throws { print(Session().interpreter.referenceMarkdown()) }
+}
+
+/// A language session: one interpreter, stdlib loaded, errors rendered with their source.
+final class Session {
+    let interpreter = Interpreter()
+
+    init() {}
+
+    /// Runs source; returns the exit status.
+    func runScript(_ source: String, file: String, show: Bool) -> Int32 {
+        do {
+            try interpreter.run(source, show: show)
+            return 0
+        } catch let e as ScriptError {
+            Interrupt.clear()
+            FileHandle.standardError.write(Data((e.render(source: source, file: file) + "\n").utf8))
+            switch e.kind { case .syntax: return Exit.syntax; case .runtime: return Exit.runtime; case .io: return Exit.io }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            return Exit.runtime
+        }
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a zoo model on Fashion-MNIST and save it.")
+
+    @ArgumentParser.Argument(help: "Zoo architecture: \(Zoo.names.joined(separator: ", ")).")
+    var arch: String
+    @Option(help: "Epochs.") var epochs = TrainingOptions().epochs
+    @Option(help: "Mini-batch size.") var batchSize = TrainingOptions().batchSize
+    @Option(help: "Peak learning rate of the one-cycle schedule (SGD, Nesterov momentum 0.9).") var lr: Float = 0.1
+    @Option(help: "Seed for initialisation, shuffling and flips.") var seed: UInt64 = 0
+    @Option(help: "Threads (default: all cores).") var threads = Parallel.availableCores
+    @Option(name: .shortAndLong, help: "Where to save the trained model (.npz with its graph).") var output: String?
+
+    func run() throws {
+        Parallel.defaultThreads = threads
+        // Ctrl-C stops after the current batch; the model trained so far is still evaluated and saved.
+        signal(SIGINT) { _ in Interrupt.request() }
+        let model = try Zoo.make(arch, seed: seed)
+        let train = try FashionMNIST.load(.train), test = try FashionMNIST.load(.test)
+        var options = TrainingOptions()
+        options.epochs = epochs; options.batchSize = batchSize; options.seed = seed
+        options.schedule = .oneCycle(peak: lr)
+        let result = try model.train(on: train, options: options) { p in
+            FileHandle.standardError.write(Data(("\r" + p.line + (p.endOfEpoch ? "\n" : "")).utf8))
+        }
+        if result.interrupted { FileHandle.standardError.write(Data("\ninterrupted: keeping the model as trained so far\n".utf8)) }
+        Interrupt.clear()
+        let acc = try model.accuracy(on: test)
+        print(String(format: "%@: test accuracy %.4f after %d epochs in %.1f s (train accuracy %.4f)",
+                     arch, acc, result.epochsCompleted, result.seconds, result.trainAccuracy))
+        if let output { try model.save(path: output); print("saved \(output)") }
+    }
+}
+
+/// Loads a model from an ONNX file, a file written by `mpq train`, or a state dict with --arch.
+func loadModel(_ path: String, arch: String?) throws -> Model {
+    if path.hasSuffix(".onnx") { return try ONNXImporter.load(path: path) }
+    if let arch {
+        let m = try Zoo.make(arch)
+        try m.loadStateDict(path: path)
+        return m
+    }
+    return try Model.load(path: path)
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Test accuracy of a model on Fashion-MNIST.")
+    @ArgumentParser.Argument(help: "An .onnx file, a model saved by mpq, or a state dict (.npz) with --arch.") var path: String
+    @Option(help: "Zoo architecture for a PyTorch state dict.") var arch: String?
+
+    func run() throws {
+        let model = try loadModel(path, arch: arch)
+        let test = try FashionMNIST.load(.test)
+        let start = Date()
+        let acc = try model.accuracy(on: test)
+        print(String(format: "%@: test accuracy %.4f (%d images, %.0f img/s)", model.name, acc, test.count,
+                     Double(test.count) / Date().timeIntervalSince(start)))
+    }
+}
+
+struct Layers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List a model's conv and linear layers.")
+    @ArgumentParser.Argument(help: "An .onnx file, a model saved by mpq, a state dict with --arch, or a zoo name.") var path: String
+    @Option(help: "Zoo architecture for a PyTorch state dict.") var arch: String?
+
+    func run() throws {
+        let model = Zoo.names.contains(path) ? try Zoo.make(path) : try loadModel(path, arch: arch)
+        for l in model.layers {
+            print(l.name.padding(toLength: 18, withPad: " ", startingAt: 0), l.kind.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0),
+                  "\(l.weightShape)".padding(toLength: 18, withPad: " ", startingAt: 0), "params", l.parameterCount, "MACs", l.macs)
+        }
+        print("total weights: \(model.weightCount)")
+    }
+}

@@ -1,0 +1,158 @@
+import CEdit
+import Foundation
+import Kernels
+import Script
+
+/// Names Tab completes: builtins, variables, and fields of the value before a '.'.
+nonisolated(unsafe) var completionCandidates: [String] = []
+nonisolated(unsafe) var completionSession: Session?
+
+/// libedit's completion generator: called with state 0 first, then 1, 2, … until nil.
+private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) -> UnsafeMutablePointer<CChar>? {
+    nonisolated(unsafe) struct Static { static var matches: [String] = []; static var index = 0 }
+    if state == 0 {
+        let prefix = text.map { String(cString: $0) } ?? ""
+        Static.matches = completionCandidates.filter { $0.hasPrefix(prefix) }
+        Static.index = 0
+    }
+    guard Static.index < Static.matches.count else { return nil }
+    defer { Static.index += 1 }
+    return strdup(Static.matches[Static.index])
+}
+
+/// The prompt: libedit line editing, history kept in ~/.mpq_history, Tab completion, input
+/// continued while brackets or a block are open, `?name` help and `:commands`.
+struct REPL {
+    let session: Session
+    var interpreter: Interpreter { session.interpreter }
+    var history: String { (ProcessInfo.processInfo.environment["MPQ_HISTORY"] ?? (NSHomeDirectory() + "/.mpq_history")) }
+
+    static let commands = [":help", ":load", ":save", ":time", ":vars", ":reset", ":quit"]
+
+    func loop() {
+        completionSession = session
+        rl_completion_entry_function = completionGenerator
+        read_history(history)
+        print("mpq 0.1.0 — ?name for help on a builtin, :help for commands, Ctrl-D to quit")
+        var accepted: [String] = []
+        var buffer = ""
+        while true {
+            refreshCompletions()
+            Interrupt.clear()
+            guard let raw = readline(buffer.isEmpty ? "mpq> " : "...  ") else {
+                if !buffer.isEmpty { buffer = ""; print(); continue }
+                print()
+                break
+            }
+            let line = String(cString: raw)
+            free(raw)
+            if buffer.isEmpty && line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if buffer.isEmpty && (trimmed.hasPrefix(":") || trimmed.hasPrefix("?")) {
+                add_history(line)
+                write_history(history)
+                if !command(trimmed, &accepted) { break }
+                continue
+            }
+            buffer += buffer.isEmpty ? line : "\n" + line
+            // Keep reading while the input ends inside an open bracket, block or string.
+            if Self.isIncomplete(buffer) { continue }
+            add_history(buffer)
+            write_history(history)
+            if evaluate(buffer) { accepted.append(buffer) }
+            buffer = ""
+        }
+    }
+
+    /// A syntax error at the very end of the input means "keep reading".
+    static func isIncomplete(_ source: String) -> Bool {
+        do { _ = try Parser.parse(source); return false } catch let e as ScriptError {
+            return e.message.hasSuffix("found end of input") || e.message.hasPrefix("unterminated interpolation")
+        } catch { return false }
+    }
+
+    /// Runs one input, showing values and errors; true when it succeeded.
+    @discardableResult
+    func evaluate(_ source: String) -> Bool {
+        do {
+            try interpreter.run(source, show: true)
+            return true
+        } catch let e as ScriptError {
+            FileHandle.standardError.write(Data((e.render(source: source, file: "<prompt>") + "\n").utf8))
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        }
+        return false
+    }
+
+    /// `:command` and `?name`. Returns false to quit.
+    func command(_ line: String, _ accepted: inout [String]) -> Bool {
+        if line.hasPrefix("?") {
+            let name = line.dropFirst().trimmingCharacters(in: .whitespaces)
+            evaluate(name.isEmpty ? "help()" : "help(\"\(name)\")")
+            return true
+        }
+        let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+        let arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        switch parts[0] {
+        case ":quit", ":q": return false
+        case ":help", ":h":
+            print("""
+                :help            this list          ?name        help on a builtin (also help("name"))
+                :load FILE       run a script here  :save FILE   write this session's successful inputs as a script
+                :time EXPR       evaluate and time  :vars        variables and their types
+                :reset           forget variables   :quit        leave (also Ctrl-D)
+                """)
+            evaluate("help()")
+        case ":vars":
+            for name in interpreter.globals.values.keys.sorted() {
+                let v = interpreter.globals.values[name]!
+                let text = v.shown
+                print("\(name): \(v.typeName) = \(text.count > 60 ? String(text.prefix(60)) + "…" : text)")
+            }
+        case ":reset":
+            interpreter.globals.values.removeAll()
+            accepted.removeAll()
+            print("variables cleared")
+        case ":load":
+            guard let data = FileManager.default.contents(atPath: arg), let source = String(data: data, encoding: .utf8) else {
+                print("error: cannot read '\(arg)'"); return true
+            }
+            do { try interpreter.run(source) } catch let e as ScriptError {
+                FileHandle.standardError.write(Data((e.render(source: source, file: arg) + "\n").utf8))
+            } catch { print("error: \(error)") }
+        case ":save":
+            guard !arg.isEmpty else { print("error: expected a file name after :save"); return true }
+            do {
+                try Data((accepted.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: arg), options: .atomic)
+                print("saved \(accepted.count) inputs to \(arg)")
+            } catch { print("error: cannot write '\(arg)': \(error.localizedDescription)") }
+        case ":time":
+            let start = Date()
+            if evaluate(arg) { accepted.append(arg) }
+            print(String(format: "%.3f s", Date().timeIntervalSince(start)))
+        default:
+            let near = Self.commands.min { editDistanceLocal($0, parts[0]) < editDistanceLocal($1, parts[0]) } ?? ":help"
+            print("unknown command \(parts[0]); did you mean \(near)? (:help lists them)")
+        }
+        return true
+    }
+
+    func refreshCompletions() {
+        completionCandidates = Array(Set(interpreter.builtins.keys).union(interpreter.globals.values.keys)).sorted() + Self.commands
+    }
+}
+
+func editDistanceLocal(_ a: String, _ b: String) -> Int {
+    let x = Array(a), y = Array(b)
+    var row = Array(0...y.count)
+    for i in stride(from: 1, through: x.count, by: 1) {
+        var prev = row[0]; row[0] = i
+        for j in stride(from: 1, through: y.count, by: 1) {
+            let cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (x[i - 1] == y[j - 1] ? 0 : 1))
+            prev = cur
+        }
+    }
+    return row[y.count]
+}
