@@ -66,6 +66,17 @@ extension Builtins {
             }
             return .list(try items.map { try interp.apply(args["f"], [$0], at: args.location) })
         },
+        Builtin("append", category: "output", [.required("items", .list), .required("item", .any)], returns: "List",
+                summary: "A new list: the items, then one more (lists combine elementwise under +, so this is how to grow one).",
+                examples: [BuiltinExample("append([1, 2], 3)", "[1, 2, 3]")]) { args, _ in
+            guard case .list(let xs) = args["items"] else { throw args.fail("expected a List") }
+            return .list(xs + [args["item"]])
+        },
+        Builtin("keys", category: "output", [.required("record", .record)], returns: "List",
+                summary: "A record's field names, in order.", examples: [BuiltinExample("keys({a: 1, b: 2})", "[\"a\", \"b\"]")]) { args, _ in
+            guard case .record(let r) = args["record"] else { throw args.fail("expected a Record") }
+            return .list(r.keys.map { .string($0) })
+        },
         Builtin("table", category: "output", [.required("rows", .list)], returns: "nil",
                 summary: "Writes a list of records as an aligned table, one column per field.",
                 examples: [BuiltinExample("table([{bits: 8, acc: 0.92}, {bits: 4, acc: 0.91}])")]) { args, interp in

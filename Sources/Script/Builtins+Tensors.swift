@@ -77,6 +77,18 @@ extension Builtins {
             return .number(Double(try t.argmax()))
         },
         elementwise("abs", "Absolute value, elementwise.", "abs(-3)", "3") { $0.abs() },
+        elementwise("round", "Rounds to the nearest integer, ties to even (as the reference quantizers), elementwise.",
+                    "round([0.5, 1.5, -2.5, 2.7])", "Tensor[4] [0, 2, -2, 3]") { $0.map { $0.rounded(.toNearestOrEven) } },
+        elementwise("sign", "−1, 0 or 1 by the sign, elementwise.", "sign([-2, 0, 3])", "Tensor[3] [-1, 0, 1]") {
+            $0.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
+        },
+        Builtin("clamp", category: "tensors", [.required("x", .tensorLike), .required("low", .number), .required("high", .number)],
+                returns: "Number or Tensor", summary: "Limits every element to [low, high].",
+                examples: [BuiltinExample("clamp([-5, 0, 5], -1, 1)", "Tensor[3] [-1, 0, 1]")]) { args, _ in
+            let lo = Float(try args.number("low")), hi = Float(try args.number("high"))
+            guard lo <= hi else { throw args.fail("low (\(lo)) must not exceed high (\(hi))") }
+            return Convert.value(try args.tensor("x").clamped(lo, hi))
+        },
         elementwise("sqrt", "Square root, elementwise.", "sqrt(16)", "4") { $0.sqrt() },
         elementwise("exp", "e to the power x, elementwise.", "exp(0)", "1") { $0.exp() },
         elementwise("log", "Natural logarithm, elementwise.", "log(1)", "0") { $0.log() },

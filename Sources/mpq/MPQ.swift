@@ -18,7 +18,7 @@ struct MPQ: ParsableCommand {
             Exit status: 0 ok, 65 syntax error, 70 runtime error, 74 input/output error.
             """,
         version: "0.1.0",
-        subcommands: [Run.self, Doc.self, Train.self, Evaluate.self, Layers.self],
+        subcommands: [Run.self, NotebookCommand.self, Doc.self, Train.self, Evaluate.self, Layers.self],
         defaultSubcommand: Run.self)
 }
 
@@ -56,6 +56,42 @@ struct Run: ParsableCommand {
     }
 }
 
+struct NotebookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notebook",
+        abstract: "Run a percent-format notebook (# %% cells) and write it with its outputs (.ipynb, .md or .html).")
+
+    @ArgumentParser.Argument(help: "The notebook script (.mpq).") var file: String
+    @Option(name: .shortAndLong, help: "Output file: .ipynb, .md or .html.") var output: String
+
+    func run() throws {
+        signal(SIGINT) { _ in Interrupt.request() }
+        guard let data = FileManager.default.contents(atPath: file), let source = String(data: data, encoding: .utf8) else {
+            FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
+            throw ExitCode(Exit.io)
+        }
+        var notebook = Notebook(source: source)
+        let failures = notebook.run(in: Session().interpreter, file: file)
+        let bytes: Data
+        switch URL(fileURLWithPath: output).pathExtension {
+        case "ipynb": bytes = try notebook.ipynb()
+        case "md": bytes = Data(notebook.markdown().utf8)
+        case "html": bytes = Data(notebook.html(title: URL(fileURLWithPath: file).lastPathComponent).utf8)
+        default:
+            FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md or .html, got \(output)\n".utf8))
+            throw ExitCode(Exit.io)
+        }
+        do { try bytes.write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
+            FileHandle.standardError.write(Data("error: cannot write \(output): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(Exit.io)
+        }
+        let codeCells = notebook.cells.filter { $0.kind == .code }.count
+        print("\(file): \(codeCells) code cells, \(failures) failed → \(output)")
+        for cell in notebook.cells where cell.error != nil { FileHandle.standardError.write(Data((cell.error! + "\n").utf8)) }
+        if failures > 0 { throw ExitCode(Exit.runtime) }
+    }
+}
+
 /// The reference page, generated from the builtin declarations.
 struct Doc: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the reference of every builtin (Markdown).")
@@ -66,7 +102,16 @@ struct Doc: ParsableCommand {
 final class Session {
     let interpreter = Interpreter()
 
-    init() {}
+    /// Loads the stdlib; a missing stdlib is a warning (the builtins still work), a broken one an error.
+    init() {
+        guard let dir = Stdlib.directory() else {
+            FileHandle.standardError.write(Data("warning: stdlib/ not found (set MPQ_STDLIB); its functions are unavailable\n".utf8))
+            return
+        }
+        do { try interpreter.loadStdlib(directory: dir) } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        }
+    }
 
     /// Runs source; returns the exit status.
     func runScript(_ source: String, file: String, show: Bool) -> Int32 {

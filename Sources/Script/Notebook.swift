@@ -1,0 +1,161 @@
+import Foundation
+
+/// Notebooks in the percent format of Jupytext and VS Code: `# %%` starts a code cell,
+/// `# %% [markdown]` a markdown cell whose lines start with `# `. Running one executes every
+/// code cell in order in one interpreter, keeping each cell's output (an error stops that cell,
+/// not the notebook).
+public struct Notebook {
+    public enum Kind: Sendable { case code, markdown }
+
+    public struct Cell: Sendable {
+        public var kind: Kind
+        public var source: String
+        /// Line of the cell's first source line in the file.
+        public var firstLine: Int
+        public var output: [String] = []
+        public var error: String?
+    }
+
+    public var cells: [Cell]
+
+    /// Splits a percent-format script into cells (text before the first marker is a code cell).
+    public init(source: String) {
+        var cells: [Cell] = []
+        var kind = Kind.code, lines: [String] = [], start = 1
+        func flush() {
+            var body = lines
+            while body.first?.trimmingCharacters(in: .whitespaces).isEmpty == true { body.removeFirst(); start += 1 }
+            while body.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { body.removeLast() }
+            if body.isEmpty { return }
+            if kind == .markdown {
+                body = body.map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : $0 == "#" ? "" : $0 }
+            }
+            cells.append(Cell(kind: kind, source: body.joined(separator: "\n"), firstLine: start))
+        }
+        for (n, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.hasPrefix("# %%") {
+                flush()
+                kind = line.contains("[markdown]") || line.contains("[md]") ? .markdown : .code
+                lines = []
+                start = n + 2
+            } else {
+                lines.append(String(line))
+            }
+        }
+        flush()
+        self.cells = cells
+    }
+
+    /// Runs every code cell; returns how many failed.
+    @discardableResult
+    public mutating func run(in interpreter: Interpreter, file: String) -> Int {
+        var failures = 0
+        let saved = interpreter.output
+        defer { interpreter.output = saved }
+        for i in cells.indices where cells[i].kind == .code {
+            var captured: [String] = []
+            interpreter.output = { captured.append($0) }
+            do {
+                try interpreter.run(cells[i].source, show: true,
+                                    startingAt: SourceLocation(line: cells[i].firstLine, column: 1, offset: 0))
+            } catch let e as ScriptError {
+                // Render against the whole file so line numbers point into it.
+                let padded = String(repeating: "\n", count: cells[i].firstLine - 1) + cells[i].source
+                cells[i].error = e.render(source: padded, file: file)
+                failures += 1
+            } catch {
+                cells[i].error = "error: \(error)"
+                failures += 1
+            }
+            cells[i].output = captured
+        }
+        return failures
+    }
+
+    // MARK: Writers
+
+    /// nbformat 4.5 JSON with outputs, so Jupyter and VS Code open it with results shown.
+    public func ipynb() throws -> Data {
+        func lines(_ s: String) -> [String] {
+            let parts = s.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            return parts.enumerated().map { $0.offset < parts.count - 1 ? $0.element + "\n" : $0.element }
+        }
+        var count = 0
+        let json: [[String: Any]] = cells.enumerated().map { index, cell in
+            var c: [String: Any] = ["id": "cell-\(index + 1)", "metadata": [String: Any](), "source": lines(cell.source)]
+            switch cell.kind {
+            case .markdown:
+                c["cell_type"] = "markdown"
+            case .code:
+                count += 1
+                c["cell_type"] = "code"
+                c["execution_count"] = count
+                var outputs: [[String: Any]] = []
+                if !cell.output.isEmpty {
+                    outputs.append(["output_type": "stream", "name": "stdout", "text": lines(cell.output.joined(separator: "\n") + "\n")])
+                }
+                if let error = cell.error {
+                    let first = error.split(separator: "\n").first.map(String.init) ?? error
+                    outputs.append(["output_type": "error", "ename": "ScriptError", "evalue": first,
+                                    "traceback": error.split(separator: "\n").map(String.init)])
+                }
+                c["outputs"] = outputs
+            }
+            return c
+        }
+        let notebook: [String: Any] = [
+            "cells": json,
+            "metadata": ["kernelspec": ["display_name": "mpq", "language": "mpq", "name": "mpq"],
+                         "language_info": ["name": "mpq", "file_extension": ".mpq"]],
+            "nbformat": 4, "nbformat_minor": 5,
+        ]
+        return try JSONSerialization.data(withJSONObject: notebook, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    public func markdown() -> String {
+        cells.map { cell in
+            switch cell.kind {
+            case .markdown: return cell.source
+            case .code:
+                var out = "```mpq\n\(cell.source)\n```"
+                let text = (cell.output + (cell.error.map { [$0] } ?? [])).joined(separator: "\n")
+                if !text.isEmpty { out += "\n\n```\n\(text)\n```" }
+                return out
+            }
+        }.joined(separator: "\n\n") + "\n"
+    }
+
+    public func html(title: String) -> String {
+        func escape(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        func markdownBlock(_ s: String) -> String {
+            s.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                let l = String(line)
+                for level in stride(from: 3, through: 1, by: -1) where l.hasPrefix(String(repeating: "#", count: level) + " ") {
+                    return "<h\(level)>\(escape(String(l.dropFirst(level + 1))))</h\(level)>"
+                }
+                return l.isEmpty ? "" : "<p>\(escape(l))</p>"
+            }.joined(separator: "\n")
+        }
+        var body = ""
+        for cell in cells {
+            switch cell.kind {
+            case .markdown: body += "<section class=\"md\">\n\(markdownBlock(cell.source))\n</section>\n"
+            case .code:
+                body += "<pre class=\"code\">\(escape(cell.source))</pre>\n"
+                if !cell.output.isEmpty { body += "<pre class=\"out\">\(escape(cell.output.joined(separator: "\n")))</pre>\n" }
+                if let e = cell.error { body += "<pre class=\"err\">\(escape(e))</pre>\n" }
+            }
+        }
+        return """
+            <!DOCTYPE html>
+            <html><head><meta charset="utf-8"><title>\(escape(title))</title>
+            <style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{padding:.6em;border-radius:4px;overflow-x:auto}
+            .code{background:#f4f4f4}.out{background:#fff;border-left:3px solid #8a8}.err{background:#fee;border-left:3px solid #c44}</style>
+            </head><body>
+            \(body)</body></html>
+
+            """
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// The built `mpq` executable (the test command builds it before testing).
+let mpqExecutable = repositoryRoot.appendingPathComponent(".build/release/mpq").path
+
+func runMPQ(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: mpqExecutable)
+    p.arguments = arguments
+    p.currentDirectoryURL = repositoryRoot
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    p.standardOutput = out; p.standardError = err; p.standardInput = input
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: mpqExecutable)))
+func exitStatusesAndModes() throws {
+    var r = try runMPQ(["-e", "1 + 1"])
+    #expect(r.status == 0 && r.out == "2\n")
+    r = try runMPQ(["-e", "x = (1 +"])
+    #expect(r.status == 65 && r.err.contains("error: expected an expression"))
+    r = try runMPQ(["-e", "zeros(\"a\")"])
+    #expect(r.status == 70 && r.err.contains("expected List of integers (a shape) for argument 1 of 'zeros', got String"))
+    r = try runMPQ(["/nonexistent/script.mpq"])
+    #expect(r.status == 74)
+    r = try runMPQ([], stdin: "print(\"from stdin\", average([2, 4]))\n")
+    #expect(r.status == 0 && r.out == "from stdin 3\n")
+    let script = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-args-\(getpid()).mpq")
+    try "print(args)\n".write(to: script, atomically: true, encoding: .utf8)
+    r = try runMPQ([script.path, "a", "b"])
+    #expect(r.out == "[\"a\", \"b\"]\n")
+    r = try runMPQ(["doc"])
+    #expect(r.status == 0 && r.out.contains("### `fashion_mnist`"))
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import Script
+
+let repositoryRoot = casesDirectory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// An interpreter with the stdlib loaded, as `mpq` starts one.
+func sessionInterpreter(output: @escaping (String) -> Void = { _ in }) throws -> Interpreter {
+    let interp = Interpreter(output: output)
+    try interp.loadStdlib(directory: repositoryRoot.appendingPathComponent("stdlib").path)
+    return interp
+}
+
+let tutorialFiles: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("tutorials").path)) ?? [])
+    .filter { $0.hasSuffix(".mpq") }.sorted()
+
+/// Every tutorial renders with no cell failing (the test command's promise about tutorials).
+@Test(.serialized, arguments: tutorialFiles)
+func tutorialRunsWithoutErrors(_ name: String) throws {
+    FileManager.default.changeCurrentDirectoryPath(repositoryRoot.path)
+    let path = repositoryRoot.appendingPathComponent("tutorials/\(name)").path
+    var nb = Notebook(source: try String(contentsOfFile: path, encoding: .utf8))
+    let failures = nb.run(in: try sessionInterpreter(), file: "tutorials/\(name)")
+    #expect(failures == 0, "\(nb.cells.compactMap(\.error).joined(separator: "\n"))")
+    // The .ipynb is nbformat 4 with an id per cell and outputs on code cells.
+    let json = try JSONSerialization.jsonObject(with: try nb.ipynb()) as! [String: Any]
+    #expect(json["nbformat"] as? Int == 4)
+    let cells = json["cells"] as! [[String: Any]]
+    #expect(cells.count == nb.cells.count)
+    for c in cells {
+        #expect(c["id"] is String && c["source"] is [String])
+        if c["cell_type"] as? String == "code" { #expect(c["outputs"] is [[String: Any]] && c["execution_count"] is Int) }
+    }
+}
+
+@Test func notebookSplitsCellsAndKeepsErrors() throws {
+    let source = """
+        # %% [markdown]
+        # # Title
+        # text
+        # %%
+        x = 2
+        x * 3
+        # %%
+        undefined_name
+        # %%
+        print(x)
+        """
+    var nb = Notebook(source: source)
+    #expect(nb.cells.map(\.kind) == [.markdown, .code, .code, .code])
+    #expect(nb.cells[0].source == "# Title\ntext")
+    let failures = nb.run(in: Interpreter(), file: "nb.mpq")
+    #expect(failures == 1)
+    #expect(nb.cells[1].output == ["6"])
+    #expect(nb.cells[2].error?.contains("nb.mpq:8:1") == true)
+    #expect(nb.cells[3].output == ["2"])
+    #expect(nb.markdown().contains("```mpq\nx = 2"))
+    #expect(nb.html(title: "t").contains("<h1>Title</h1>"))
+}
+
+@Test func stdlibFunctionsWork() throws {
+    var out: [String] = []
+    let interp = try sessionInterpreter { out.append($0) }
+    try interp.run("print(average([1, 2, 3, 6]))")
+    #expect(out == ["3"])
+}
