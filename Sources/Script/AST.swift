@@ -9,7 +9,7 @@ public indirect enum ExprKind: Sendable {
     case record([(String, Expr)])
     case range(Expr, Expr, inclusive: Bool)
     case unary(String, Expr)
-    case binary(String, Expr, Expr)
+    case binary(BinaryOperator, Expr, Expr)
     /// `and` / `or`, which short-circuit.
     case logical(String, Expr, Expr)
     case call(Expr, [Argument])
@@ -17,6 +17,12 @@ public indirect enum ExprKind: Sendable {
     case field(Expr, String)
     case function(Function)
     case conditional(Expr, [Stmt], else: [Stmt]?)
+}
+
+/// Binary operators, resolved once by the parser (matching strings on every evaluation is slow).
+public enum BinaryOperator: String, Sendable {
+    case add = "+", subtract = "-", multiply = "*", divide = "/", remainder = "%", power = "**", matmul = "@"
+    case equal = "==", notEqual = "!=", less = "<", lessEqual = "<=", greater = ">", greaterEqual = ">="
 }
 
 public struct Expr: Sendable {

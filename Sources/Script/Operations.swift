@@ -11,77 +11,88 @@ enum Operations {
         switch v {
         case .number(let x): return .number(-x)
         case .tensor(let t): return .tensor(-t)
-        case .list: return try binary("*", v, .number(-1), at: at)
+        case .list: return try binary(.multiply, v, .number(-1), at: at)
         default: throw fail("expected a Number, List or Tensor after '-', got \(v.typeName)", at)
         }
     }
 
-    static func numeric(_ op: String, _ a: Double, _ b: Double, at: SourceLocation) throws -> Double {
+    @inline(__always)
+    static func numeric(_ op: BinaryOperator, _ a: Double, _ b: Double, at: SourceLocation) throws -> Double {
         switch op {
-        case "+": return a + b
-        case "-": return a - b
-        case "*": return a * b
-        case "/": return a / b
-        case "%":
+        case .add: return a + b
+        case .subtract: return a - b
+        case .multiply: return a * b
+        case .divide: return a / b
+        case .remainder:
             guard b != 0 else { throw fail("remainder by zero", at) }
             let r = a.truncatingRemainder(dividingBy: b)
             return r != 0 && (r < 0) != (b < 0) ? r + b : r  // the sign of the divisor, as Python
-        case "**": return pow(a, b)
-        default: throw fail("'\(op)' does not apply to numbers", at)
+        case .power: return pow(a, b)
+        default: throw fail("'\(op.rawValue)' does not apply to numbers", at)
         }
     }
 
-    static func tensorOp(_ op: String, _ a: Tensor, _ b: Tensor, at: SourceLocation) throws -> Value {
+    static func tensorOp(_ op: BinaryOperator, _ a: Tensor, _ b: Tensor, at: SourceLocation) throws -> Value {
         do {
             switch op {
-            case "+": return .tensor(try a + b)
-            case "-": return .tensor(try a - b)
-            case "*": return .tensor(try a * b)
-            case "/": return .tensor(try a / b)
-            case "**": return .tensor(try a.pow(b))
-            case "%": return .tensor(try Tensor.zip(a, b, operation: "%") { x, y in
+            case .add: return .tensor(try a + b)
+            case .subtract: return .tensor(try a - b)
+            case .multiply: return .tensor(try a * b)
+            case .divide: return .tensor(try a / b)
+            case .power: return .tensor(try a.pow(b))
+            case .remainder: return .tensor(try Tensor.zip(a, b, operation: "%") { x, y in
                     let r = x.truncatingRemainder(dividingBy: y); return r != 0 && (r < 0) != (y < 0) ? r + y : r })
-            case "@": return Convert.value(try a.matmul(b))
-            default: throw fail("'\(op)' does not apply to tensors", at)
+            case .matmul: return Convert.value(try a.matmul(b))
+            default: throw fail("'\(op.rawValue)' does not apply to tensors", at)
             }
         } catch let e as TensorError {
             throw fail("\(e)", at)
         }
     }
 
-    static func binary(_ op: String, _ l: Value, _ r: Value, at: SourceLocation) throws -> Value {
+    static func binary(_ op: BinaryOperator, _ l: Value, _ r: Value, at: SourceLocation) throws -> Value {
+        // Numbers first: the common case in loops.
+        if case .number(let a) = l, case .number(let b) = r {
+            switch op {
+            case .less: return .bool(a < b)
+            case .lessEqual: return .bool(a <= b)
+            case .greater: return .bool(a > b)
+            case .greaterEqual: return .bool(a >= b)
+            case .equal: return .bool(a == b)
+            case .notEqual: return .bool(a != b)
+            case .matmul: throw fail("'@' multiplies matrices; for numbers use '*'", at)
+            default: return .number(try numeric(op, a, b, at: at))
+            }
+        }
         switch op {
-        case "==": return .bool(equal(l, r))
-        case "!=": return .bool(!equal(l, r))
-        case "<", "<=", ">", ">=": return .bool(try compare(op, l, r, at: at))
+        case .equal: return .bool(equal(l, r))
+        case .notEqual: return .bool(!equal(l, r))
+        case .less, .lessEqual, .greater, .greaterEqual: return .bool(try compare(op, l, r, at: at))
         default: break
         }
         switch (l, r) {
-        case (.number(let a), .number(let b)):
-            if op == "@" { throw fail("'@' multiplies matrices; for numbers use '*'", at) }
-            return .number(try numeric(op, a, b, at: at))
-        case (.string(let a), .string(let b)) where op == "+":
+        case (.string(let a), .string(let b)) where op == .add:
             return .string(a + b)
         case (.tensor(let a), _):
-            return try tensorOp(op, a, try Convert.tensor(r, what: "the right operand of '\(op)'", at: at), at: at)
+            return try tensorOp(op, a, try Convert.tensor(r, what: "the right operand of '\(op.rawValue)'", at: at), at: at)
         case (_, .tensor(let b)):
-            return try tensorOp(op, try Convert.tensor(l, what: "the left operand of '\(op)'", at: at), b, at: at)
+            return try tensorOp(op, try Convert.tensor(l, what: "the left operand of '\(op.rawValue)'", at: at), b, at: at)
         case (.list, _), (_, .list), (.range, _), (_, .range):
-            if op == "@" {
+            if op == .matmul {
                 return try tensorOp(op, try Convert.tensor(l, what: "the left operand of '@'", at: at),
                                     try Convert.tensor(r, what: "the right operand of '@'", at: at), at: at)
             }
             return try listOp(op, l, r, at: at)
         default:
-            if op == "+" && (l.typeName == "String" || r.typeName == "String") {
+            if op == .add && (l.typeName == "String" || r.typeName == "String") {
                 throw fail("cannot add \(l.typeName) and \(r.typeName); use interpolation: \"\\(x)\"", at)
             }
-            throw fail("'\(op)' does not apply to \(l.typeName) and \(r.typeName)", at)
+            throw fail("'\(op.rawValue)' does not apply to \(l.typeName) and \(r.typeName)", at)
         }
     }
 
     /// Lists of numbers are elementwise (a number broadcasts). Anything else in them is an error.
-    static func listOp(_ op: String, _ l: Value, _ r: Value, at: SourceLocation) throws -> Value {
+    static func listOp(_ op: BinaryOperator, _ l: Value, _ r: Value, at: SourceLocation) throws -> Value {
         func items(_ v: Value) -> [Value]? {
             switch v {
             case .list(let xs): return xs
@@ -91,12 +102,12 @@ enum Operations {
         }
         let a = items(l), b = items(r)
         if let a, let b {
-            guard a.count == b.count else { throw fail("'\(op)' on lists of different lengths (\(a.count) and \(b.count))", at) }
+            guard a.count == b.count else { throw fail("'\(op.rawValue)' on lists of different lengths (\(a.count) and \(b.count))", at) }
             return .list(try zip(a, b).map { try binary(op, $0, $1, at: at) })
         }
         if let a { return .list(try a.map { try binary(op, $0, r, at: at) }) }
         if let b { return .list(try b.map { try binary(op, l, $0, at: at) }) }
-        throw fail("'\(op)' does not apply to \(l.typeName) and \(r.typeName)", at)
+        throw fail("'\(op.rawValue)' does not apply to \(l.typeName) and \(r.typeName)", at)
     }
 
     static func equal(_ l: Value, _ r: Value) -> Bool {
@@ -120,14 +131,14 @@ enum Operations {
         }
     }
 
-    static func compare(_ op: String, _ l: Value, _ r: Value, at: SourceLocation) throws -> Bool {
+    static func compare(_ op: BinaryOperator, _ l: Value, _ r: Value, at: SourceLocation) throws -> Bool {
         switch (l, r) {
         case (.number(let a), .number(let b)):
-            switch op { case "<": return a < b; case "<=": return a <= b; case ">": return a > b; default: return a >= b }
+            switch op { case .less: return a < b; case .lessEqual: return a <= b; case .greater: return a > b; default: return a >= b }
         case (.string(let a), .string(let b)):
-            switch op { case "<": return a < b; case "<=": return a <= b; case ">": return a > b; default: return a >= b }
+            switch op { case .less: return a < b; case .lessEqual: return a <= b; case .greater: return a > b; default: return a >= b }
         default:
-            throw fail("cannot compare \(l.typeName) and \(r.typeName) with '\(op)'", at)
+            throw fail("cannot compare \(l.typeName) and \(r.typeName) with '\(op.rawValue)'", at)
         }
     }
 

@@ -190,7 +190,7 @@ public struct Parser {
         for op in ["==", "!=", "<=", ">=", "<", ">"] where isSymbol(op) {
             let t = advance()
             skipNewlines()
-            return Expr(kind: .binary(op, e, try range()), location: t.location)
+            return Expr(kind: .binary(BinaryOperator(rawValue: op)!, e, try range()), location: t.location)
         }
         return e
     }
@@ -210,7 +210,7 @@ public struct Parser {
         var e = try multiplicative()
         while isSymbol("+") || isSymbol("-") {
             let t = advance(); skipNewlines()
-            e = Expr(kind: .binary(t.text, e, try multiplicative()), location: t.location)
+            e = Expr(kind: .binary(BinaryOperator(rawValue: t.text)!, e, try multiplicative()), location: t.location)
         }
         return e
     }
@@ -220,7 +220,7 @@ public struct Parser {
         var e = try unary()
         while isSymbol("*") || isSymbol("/") || isSymbol("%") || isSymbol("@") {
             let t = advance(); skipNewlines()
-            e = Expr(kind: .binary(t.text, e, try unary()), location: t.location)
+            e = Expr(kind: .binary(BinaryOperator(rawValue: t.text)!, e, try unary()), location: t.location)
         }
         return e
     }
@@ -234,7 +234,7 @@ public struct Parser {
     // power := postfix ('**' unary)?        right-associative, binds tighter than unary minus on its left
     mutating func power() throws -> Expr {
         let e = try postfix()
-        if isSymbol("**") { let t = advance(); skipNewlines(); return Expr(kind: .binary("**", e, try unary()), location: t.location) }
+        if isSymbol("**") { let t = advance(); skipNewlines(); return Expr(kind: .binary(.power, e, try unary()), location: t.location) }
         return e
     }
 

@@ -71,6 +71,7 @@ struct MPQBench: ParsableCommand {
         GEMMBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
+        LanguageBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
     }
 }
 
