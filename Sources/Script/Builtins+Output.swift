@@ -77,6 +77,8 @@ extension Builtins {
             guard case .record(let r) = args["record"] else { throw args.fail("expected a Record") }
             return .list(r.keys.map { .string($0) })
         },
+        plotBuiltin("plot", .line, "A line plot of ys (against 0, 1, … or against xs); a list of lists draws several lines. Drawn in the terminal, as SVG in notebooks."),
+        plotBuiltin("scatter", .scatter, "A scatter plot of ys against xs (or against 0, 1, …). Drawn in the terminal, as SVG in notebooks."),
         Builtin("table", category: "output", [.required("rows", .list)], returns: "nil",
                 summary: "Writes a list of records as an aligned table, one column per field.",
                 examples: [BuiltinExample("table([{bits: 8, acc: 0.92}, {bits: 4, acc: 0.91}])")]) { args, interp in
@@ -92,6 +94,48 @@ extension Builtins {
             return .record(Record([("value", v), ("seconds", .number(Date().timeIntervalSince(start)))]))
         },
     ]
+}
+
+extension Builtins {
+    static func numbers(_ v: Value, _ what: String, at: SourceLocation?) throws -> [Double] {
+        switch v {
+        case .list(let xs):
+            return try xs.map { x in
+                guard case .number(let d) = x else { throw ScriptError.runtime("\(what): expected numbers, found \(x.typeName)", at) }
+                return d
+            }
+        case .range(let lo, let hi): return (lo..<hi).map(Double.init)
+        case .tensor(let t): return t.scalars.map(Double.init)
+        default: throw ScriptError.runtime("\(what): expected a List or Tensor of numbers, got \(v.typeName)", at)
+        }
+    }
+
+    static func plotBuiltin(_ name: String, _ style: Plot.Style, _ summary: String) -> Builtin {
+        Builtin(name, category: "output",
+                [.required("ys", .any), .optional("xs", .any), .optional("title", .string, .string("")),
+                 .optional("xlabel", .string, .string("")), .optional("ylabel", .string, .string("")),
+                 .optional("labels", .list)], returns: "Plot", summary: summary,
+                examples: [BuiltinExample("\(name)([1, 4, 9, 16], title: \"squares\")")]) { args, _ in
+            var ysList: [[Double]]
+            if case .list(let items) = args["ys"], let first = items.first, case .list = first {
+                ysList = try items.map { try numbers($0, "\(name) ys", at: args.location) }
+            } else {
+                ysList = [try numbers(args["ys"], "\(name) ys", at: args.location)]
+            }
+            var xs: [Double]? = nil
+            if case .null = args["xs"] {} else { xs = try numbers(args["xs"], "\(name) xs", at: args.location) }
+            var labels: [String] = []
+            if case .list(let ls) = args["labels"] { labels = ls.map(\.printed) }
+            let series = try ysList.enumerated().map { i, ys -> Plot.Series in
+                let x = xs ?? ys.indices.map(Double.init)
+                guard x.count == ys.count else { throw args.fail("xs has \(x.count) values but ys has \(ys.count)") }
+                return Plot.Series(x: x, y: ys, label: i < labels.count ? labels[i] : "series \(i + 1)")
+            }
+            guard series.contains(where: { !$0.y.isEmpty }) else { throw args.fail("nothing to plot: ys is empty") }
+            return .plot(Plot(series: series, style: style, title: try args.string("title"),
+                              xLabel: try args.string("xlabel"), yLabel: try args.string("ylabel")))
+        }
+    }
 }
 
 /// Aligned text tables from lists of records.

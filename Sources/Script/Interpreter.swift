@@ -10,6 +10,9 @@ public final class Interpreter {
     public private(set) var builtins: [String: Builtin] = [:]
     /// Where `print` and shown values go.
     public var output: (String) -> Void
+    /// Shows a value richly where the front end can (a notebook draws plots as SVG); returns
+    /// false to fall back to text.
+    public var display: ((Value) -> Bool)?
     /// Calls deeper than this are an error, not a stack overflow.
     public var maxDepth = 400
     /// Lists longer than this are refused (a runaway `0..<1e12` and its like).
@@ -40,7 +43,10 @@ public final class Interpreter {
             if case .expression(let e) = stmt.kind {
                 let v = try eval(e, globals)
                 if show && !stmt.silent {
-                    if case .null = v {} else { output(v.shown); last = v; globals.values["ans"] = v }
+                    if case .null = v {} else {
+                        if display?(v) != true { output(v.shown) }
+                        last = v; globals.values["ans"] = v
+                    }
                 }
                 continue
             }

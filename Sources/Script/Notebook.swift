@@ -13,6 +13,8 @@ public struct Notebook {
         /// Line of the cell's first source line in the file.
         public var firstLine: Int
         public var output: [String] = []
+        /// Plots the cell showed, as SVG.
+        public var images: [String] = []
         public var error: String?
     }
 
@@ -53,8 +55,14 @@ public struct Notebook {
         let saved = interpreter.output
         defer { interpreter.output = saved }
         for i in cells.indices where cells[i].kind == .code {
-            var captured: [String] = []
+            var captured: [String] = [], images: [String] = []
             interpreter.output = { captured.append($0) }
+            interpreter.display = { value in
+                guard case .plot(let p) = value else { return false }
+                images.append(p.svg())
+                return true
+            }
+            defer { interpreter.display = nil }
             do {
                 try interpreter.run(cells[i].source, show: true,
                                     startingAt: SourceLocation(line: cells[i].firstLine, column: 1, offset: 0))
@@ -68,6 +76,7 @@ public struct Notebook {
                 failures += 1
             }
             cells[i].output = captured
+            cells[i].images = images
         }
         return failures
     }
@@ -93,6 +102,10 @@ public struct Notebook {
                 var outputs: [[String: Any]] = []
                 if !cell.output.isEmpty {
                     outputs.append(["output_type": "stream", "name": "stdout", "text": lines(cell.output.joined(separator: "\n") + "\n")])
+                }
+                for svg in cell.images {
+                    outputs.append(["output_type": "display_data", "metadata": [String: Any](),
+                                    "data": ["image/svg+xml": lines(svg), "text/plain": ["<Plot>"]]])
                 }
                 if let error = cell.error {
                     let first = error.split(separator: "\n").first.map(String.init) ?? error
@@ -120,6 +133,7 @@ public struct Notebook {
                 var out = "```mpq\n\(cell.source)\n```"
                 let text = (cell.output + (cell.error.map { [$0] } ?? [])).joined(separator: "\n")
                 if !text.isEmpty { out += "\n\n```\n\(text)\n```" }
+                for svg in cell.images { out += "\n\n" + svg }
                 return out
             }
         }.joined(separator: "\n\n") + "\n"
@@ -145,6 +159,7 @@ public struct Notebook {
             case .code:
                 body += "<pre class=\"code\">\(escape(cell.source))</pre>\n"
                 if !cell.output.isEmpty { body += "<pre class=\"out\">\(escape(cell.output.joined(separator: "\n")))</pre>\n" }
+                for svg in cell.images { body += "<div class=\"plot\">\(svg)</div>\n" }
                 if let e = cell.error { body += "<pre class=\"err\">\(escape(e))</pre>\n" }
             }
         }

@@ -40,13 +40,14 @@ public enum Value: @unchecked Sendable {
     case tensor(Tensor)
     case model(Model)
     case dataset(Dataset)
+    case plot(Plot)
 
     /// The type's name as messages show it.
     public var typeName: String {
         switch self {
         case .null: "Nil"; case .bool: "Bool"; case .number: "Number"; case .string: "String"; case .list: "List"
         case .range: "Range"; case .record: "Record"; case .closure, .builtin: "Function"; case .tensor: "Tensor"
-        case .model: "Model"; case .dataset: "Dataset"
+        case .model: "Model"; case .dataset: "Dataset"; case .plot: "Plot"
         }
     }
 
@@ -98,6 +99,7 @@ extension Value {
             return "Model \(m.name): \(m.layers.count) conv/linear layers, \(m.weightCount) weights, input [N, \(m.inputShape.map(String.init).joined(separator: ", "))]"
         case .dataset(let d):
             return "Dataset \(d.name): \(d.count) examples \(d.exampleShape), \(d.classes) classes"
+        case .plot(let p): return depth == 0 ? p.text() : "Plot(\(p.style.rawValue), \(p.series.count) series)"
         }
     }
 

@@ -58,6 +58,18 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     #expect(nb.html(title: "t").contains("<h1>Title</h1>"))
 }
 
+@Test func plotsBecomeSVGInNotebooksAndTextAtThePrompt() throws {
+    var nb = Notebook(source: "# %%\nplot([1, 2, 4], title: \"t\")\nscatter([3, 1], xs: [0, 1])")
+    #expect(nb.run(in: Interpreter(), file: "p.mpq") == 0)
+    #expect(nb.cells[0].images.count == 2 && nb.cells[0].images[0].hasPrefix("<svg"))
+    let json = String(decoding: try nb.ipynb(), as: UTF8.self)
+    #expect(json.contains("svg+xml"))
+    var out: [String] = []
+    try Interpreter { out.append($0) }.run("plot([1, 2, 4])", show: true)
+    #expect(out.first?.contains("┤") == true)
+    #expect(throws: ScriptError.self) { try Interpreter().run("plot([1, 2], xs: [1])") }
+}
+
 @Test func stdlibFunctionsWork() throws {
     var out: [String] = []
     let interp = try sessionInterpreter { out.append($0) }
