@@ -41,7 +41,10 @@ let package = Package(
                 dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
-        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network"]),
+        // The interpreter's environments are classes it alone mutates, one call at a time:
+        // dynamic exclusivity checks on them cost more than the variable accesses themselves.
+        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network"],
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "mpq",
             dependencies: ["Tensors", "Network", "Script", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

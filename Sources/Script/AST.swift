@@ -4,7 +4,7 @@ public indirect enum ExprKind: Sendable {
     case string([StringSegment])
     case bool(Bool)
     case null
-    case name(String)
+    case name(Name)
     case list([Expr])
     case record([(String, Expr)])
     case range(Expr, Expr, inclusive: Bool)
@@ -43,6 +43,8 @@ public struct Argument: Sendable {
 public struct Parameter: Sendable {
     public var name: String
     public var defaultValue: Expr?
+    let symbol: Int
+    init(name: String, defaultValue: Expr?) { self.name = name; self.defaultValue = defaultValue; symbol = Symbols.id(name) }
 }
 
 /// A function literal or declaration: parameters and body.
@@ -51,8 +53,10 @@ public final class Function: @unchecked Sendable {
     public let parameters: [Parameter]
     public let body: [Stmt]
     public let location: SourceLocation
+    let symbol: Int
     init(name: String, parameters: [Parameter], body: [Stmt], location: SourceLocation) {
         self.name = name; self.parameters = parameters; self.body = body; self.location = location
+        symbol = Symbols.id(name)
     }
 }
 
@@ -61,7 +65,7 @@ public indirect enum StmtKind: Sendable {
     /// `target = value`: target is a name, `a.b` or `a[i]`.
     case assign(Expr, Expr)
     case function(Function)
-    case forIn(String, Expr, [Stmt])
+    case forIn(Name, Expr, [Stmt])
     case whileLoop(Expr, [Stmt])
     case breakLoop
     case continueLoop

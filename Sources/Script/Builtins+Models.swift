@@ -59,7 +59,7 @@ extension Builtins {
             case "adam": options.optimizer = .adam(); options.schedule = .constant(lr)
             case let other: throw args.fail("optimizer must be \"sgd\" or \"adam\", got \"\(other)\"")
             }
-            let r = try model.train(on: try args.dataset("data"), options: options) { p in interp.progress(p.line, done: p.endOfEpoch) }
+            let r = try model.train(on: try args.dataset("data"), options: options, progress: { p in interp.progress(p.line, done: p.endOfEpoch) })
             return .record(Record([("epochs", .number(Double(r.epochsCompleted))), ("loss", .number(r.finalLoss)),
                                    ("accuracy", .number(r.trainAccuracy)), ("seconds", .number(r.seconds)),
                                    ("interrupted", .bool(r.interrupted))]))

@@ -8,6 +8,8 @@ import Tensors
 public final class Interpreter {
     public let globals = Environment()
     public private(set) var builtins: [String: Builtin] = [:]
+    /// Builtins by symbol, for the name lookups of running code.
+    var builtinsBySymbol: [Builtin?] = []
     /// Where `print` and shown values go.
     public var output: (String) -> Void
     /// Shows a value richly where the front end can (a notebook draws plots as SVG); returns
@@ -24,7 +26,12 @@ public final class Interpreter {
 
     public init(output: @escaping (String) -> Void = { print($0) }) {
         self.output = output
-        for b in Builtins.all { builtins[b.name] = b }
+        for b in Builtins.all {
+            builtins[b.name] = b
+            let id = Symbols.id(b.name)
+            if id >= builtinsBySymbol.count { builtinsBySymbol += [Builtin?](repeating: nil, count: id - builtinsBySymbol.count + 1) }
+            builtinsBySymbol[id] = b
+        }
     }
 
     /// Every builtin, by category then name.
@@ -45,7 +52,7 @@ public final class Interpreter {
                 if show && !stmt.silent {
                     if case .null = v {} else {
                         if display?(v) != true { output(v.shown) }
-                        last = v; globals.values["ans"] = v
+                        last = v; globals.define("ans", v)
                     }
                 }
                 continue
@@ -68,11 +75,11 @@ public final class Interpreter {
         case .assign(let target, let value):
             try assign(target, try eval(value, env), env)
         case .function(let f):
-            env.values[f.name] = .closure(Closure(f, env))
+            env.set(f.symbol, .closure(Closure(f, env)))
         case .forIn(let name, let sequence, let body):
             let seq = try eval(sequence, env)
             func iteration(_ v: Value) throws -> Flow? {
-                env.values[name] = v
+                env.set(name.id, v)
                 let flow: Flow
                 do { flow = try execBlock(body, env).0 } catch ControlSignal.breakLoop { return .normal } catch ControlSignal.continueLoop { return nil }
                 switch flow {
@@ -144,10 +151,7 @@ public final class Interpreter {
     func assign(_ target: Expr, _ value: Value, _ env: Environment) throws {
         switch target.kind {
         case .name(let n):
-            if builtins[n] != nil && env === globals && globals.values[n] == nil {
-                // Allowed (shadowing), but builtins stay reachable through help.
-            }
-            env.values[n] = value
+            env.set(n.id, value)
         case .field(let base, let name):
             var container = try eval(base, env)
             guard case .record(var r) = container else {
@@ -182,9 +186,9 @@ public final class Interpreter {
             }
             return .string(s)
         case .name(let n):
-            if let v = env.lookup(n) { return v }
-            if let b = builtins[n] { return .builtin(b) }
-            throw unknownName(n, env, at: e.location)
+            if let v = env.lookup(n.id) { return v }
+            if n.id < builtinsBySymbol.count, let b = builtinsBySymbol[n.id] { return .builtin(b) }
+            throw unknownName(n.text, env, at: e.location)
         case .list(let items):
             return .list(try items.map { try eval($0, env) })
         case .record(let fields):
@@ -308,17 +312,17 @@ public final class Interpreter {
             throw ScriptError.runtime("'\(f.name)' takes \(f.parameters.count) argument\(f.parameters.count == 1 ? "" : "s"), got \(positional.count)", at)
         }
         let scope = Environment(parent: c.scope)
-        for (p, v) in zip(f.parameters, positional) { scope.values[p.name] = v }
+        for (p, v) in zip(f.parameters, positional) { scope.set(p.symbol, v) }
         for (label, v) in named {
             guard let p = f.parameters.first(where: { $0.name == label }) else {
                 throw ScriptError.runtime("'\(f.name)' has no parameter '\(label)'", at)
             }
-            if scope.values[p.name] != nil { throw ScriptError.runtime("argument '\(label)' of '\(f.name)' given twice", at) }
-            scope.values[p.name] = v
+            if scope.get(p.symbol) != nil { throw ScriptError.runtime("argument '\(label)' of '\(f.name)' given twice", at) }
+            scope.set(p.symbol, v)
         }
-        for p in f.parameters where scope.values[p.name] == nil {
+        for p in f.parameters where scope.get(p.symbol) == nil {
             guard let d = p.defaultValue else { throw ScriptError.runtime("missing argument '\(p.name)' in call to '\(f.name)'", at) }
-            scope.values[p.name] = try eval(d, scope)
+            scope.set(p.symbol, try eval(d, scope))
         }
         depth += 1
         callStack.append((f.name, at))

@@ -105,7 +105,7 @@ public struct Parser {
             guard isKeyword("in") else { throw error("expected 'in' after the loop variable") }
             _ = advance()
             let sequence = try expression()
-            return Stmt(kind: .forIn(name, sequence, try block()), location: at)
+            return Stmt(kind: .forIn(Name(name), sequence, try block()), location: at)
         }
         if isKeyword("while") {
             _ = advance()
@@ -306,7 +306,7 @@ public struct Parser {
         case .keyword("true"): _ = advance(); return Expr(kind: .bool(true), location: t.location)
         case .keyword("false"): _ = advance(); return Expr(kind: .bool(false), location: t.location)
         case .keyword("nil"): _ = advance(); return Expr(kind: .null, location: t.location)
-        case .identifier(let n): _ = advance(); return Expr(kind: .name(n), location: t.location)
+        case .identifier(let n): _ = advance(); return Expr(kind: .name(Name(n)), location: t.location)
         case .keyword("fn"):
             _ = advance()
             let params = try parameters()

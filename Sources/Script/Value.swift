@@ -134,27 +134,3 @@ enum TensorFormat {
         return String(format: "%.4g", Double(x))
     }
 }
-
-/// Variables of one scope: the top level, or one function call.
-public final class Environment: @unchecked Sendable {
-    public var values: [String: Value] = [:]
-    public let parent: Environment?
-    public init(parent: Environment? = nil) { self.parent = parent }
-
-    public func lookup(_ name: String) -> Value? {
-        var e: Environment? = self
-        while let env = e {
-            if let v = env.values[name] { return v }
-            e = env.parent
-        }
-        return nil
-    }
-
-    /// Every visible name (for completion and suggestions).
-    public var allNames: [String] {
-        var names = Set<String>()
-        var e: Environment? = self
-        while let env = e { names.formUnion(env.values.keys); e = env.parent }
-        return names.sorted()
-    }
-}

@@ -36,7 +36,7 @@ struct Run: ParsableCommand {
     func run() throws {
         signal(SIGINT) { _ in Interrupt.request() }
         let session = Session()
-        session.interpreter.globals.values["args"] = .list(arguments.dropFirst().map { .string($0) })
+        session.interpreter.globals.define("args", .list(arguments.dropFirst().map { .string($0) }))
         if let expression {
             throw ExitCode(session.runScript(expression, file: "-e", show: true))
         }
@@ -150,9 +150,9 @@ struct Train: ParsableCommand {
         var options = TrainingOptions()
         options.epochs = epochs; options.batchSize = batchSize; options.seed = seed
         options.schedule = .oneCycle(peak: lr)
-        let result = try model.train(on: train, options: options) { p in
+        let result = try model.train(on: train, options: options, progress: { p in
             FileHandle.standardError.write(Data(("\r" + p.line + (p.endOfEpoch ? "\n" : "")).utf8))
-        }
+        })
         if result.interrupted { FileHandle.standardError.write(Data("\ninterrupted: keeping the model as trained so far\n".utf8)) }
         Interrupt.clear()
         let acc = try model.accuracy(on: test)

@@ -9,7 +9,7 @@ nonisolated(unsafe) var completionSession: Session?
 
 /// libedit's completion generator: called with state 0 first, then 1, 2, … until nil.
 private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) -> UnsafeMutablePointer<CChar>? {
-    nonisolated(unsafe) struct Static { static var matches: [String] = []; static var index = 0 }
+    struct Static { nonisolated(unsafe) static var matches: [String] = []; nonisolated(unsafe) static var index = 0 }
     if state == 0 {
         let prefix = text.map { String(cString: $0) } ?? ""
         Static.matches = completionCandidates.filter { $0.hasPrefix(prefix) }
@@ -105,13 +105,14 @@ struct REPL {
                 """)
             evaluate("help()")
         case ":vars":
-            for name in interpreter.globals.values.keys.sorted() {
-                let v = interpreter.globals.values[name]!
+            let vars = interpreter.globals.values
+            for name in vars.keys.sorted() {
+                let v = vars[name]!
                 let text = v.shown
                 print("\(name): \(v.typeName) = \(text.count > 60 ? String(text.prefix(60)) + "…" : text)")
             }
         case ":reset":
-            interpreter.globals.values.removeAll()
+            interpreter.globals.removeAll()
             accepted.removeAll()
             print("variables cleared")
         case ":load":

@@ -26,7 +26,7 @@ func shortTrainingIsDeterministicAndLearns(_ optimizer: Optimizer) throws {
     for _ in 0..<2 {
         let model = try Zoo.make("mlp", seed: 7)
         var epochLoss: [Double] = []
-        try model.train(on: data, options: options, reportEvery: 1000) { if $0.endOfEpoch { epochLoss.append($0.loss) } }
+        try model.train(on: data, options: options, reportEvery: 1000, progress: { if $0.endOfEpoch { epochLoss.append($0.loss) } })
         losses.append(epochLoss)
         weights.append(model.parameters["fc1.weight"]!)
     }
@@ -69,9 +69,9 @@ func shortTrainingIsDeterministicAndLearns(_ optimizer: Optimizer) throws {
     let data = try FashionMNIST.load(.train, limit: 512)
     var options = TrainingOptions(); options.epochs = 3; options.batchSize = 32
     var batches = 0
-    let result = try model.train(on: data, options: options, reportEvery: 1, shouldStop: { batches >= 3 }) { _ in
+    let result = try model.train(on: data, options: options, reportEvery: 1, shouldStop: { batches >= 3 }, progress: { _ in
         batches += 1
-    }
+    })
     #expect(result.interrupted)
     #expect(result.epochsCompleted == 0)
 }

@@ -45,7 +45,7 @@ func idxRoundTrip(gzip: Bool) throws {
     expectError([0, 0, 8, 3, 0, 0], "truncated")
     expectError([], "truncated")
     // A gzip stream cut short.
-    let gz = try temporaryPath("t.idx.gz")
+    let gz = temporaryPath("t.idx.gz")
     try IDX.write(try Tensor(shape: [100], scalars: [Float](repeating: 7, count: 100)), as: .uint8, to: gz, gzip: true)
     let bytes = try FileIO.read(gz)
     expectError(Array(bytes.prefix(bytes.count / 2)), "truncated")
