@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Network", targets: ["Network"]),
+        .library(name: "Quantization", targets: ["Quantization"]),
         .library(name: "Script", targets: ["Script"]),
     ],
     dependencies: [
@@ -41,9 +42,10 @@ let package = Package(
                 dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
+        .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
-        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network"],
+        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "mpq",
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Network", "Tensors"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],
     swiftLanguageModes: [.v5]

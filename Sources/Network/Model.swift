@@ -132,7 +132,10 @@ public final class Model: @unchecked Sendable {
     /// Runs the network on a batch [N] + inputShape. In training mode batch norm uses batch
     /// statistics and updates its running ones. With `keepTrace` every value is kept for
     /// backward and tangent passes; otherwise each is dropped after its last use.
-    public func run(_ x: Tensor, training: Bool = false, keepTrace: Bool = false) throws -> (output: Tensor, trace: Trace?) {
+    /// `observer` sees each node's inputs before the node runs (calibration); it forces one
+    /// pass over the whole batch on this thread.
+    public func run(_ x: Tensor, training: Bool = false, keepTrace: Bool = false,
+                    observer: ((Int, [Tensor?]) -> Void)? = nil) throws -> (output: Tensor, trace: Trace?) {
         guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
             throw NetworkError("model '\(name)': expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
         }
@@ -142,10 +145,10 @@ public final class Model: @unchecked Sendable {
         let threads = Parallel.defaultThreads, n = x.shape[0]
         // Convolutional nets run large batches in micro-batches (activations stay in cache);
         // fully connected ones keep the whole batch (their GEMMs want the rows).
-        if !training && !keepTrace && n >= 2 * Self.microBatch && layers.contains(where: { $0.kind == .conv }) {
+        if observer == nil && !training && !keepTrace && n >= 2 * Self.microBatch && layers.contains(where: { $0.kind == .conv }) {
             return (try runInMicroBatches(x, threads: threads), nil)
         }
-        return try runWhole(x, training: training, keepTrace: keepTrace)
+        return try runWhole(x, training: training, keepTrace: keepTrace, observer: observer)
     }
 
     /// Images per worker step in batched inference: their activations stay in L2.
@@ -174,7 +177,8 @@ public final class Model: @unchecked Sendable {
         return try Tensor.stack(outputs.map { $0! })
     }
 
-    func runWhole(_ x: Tensor, training: Bool, keepTrace: Bool) throws -> (output: Tensor, trace: Trace?) {
+    func runWhole(_ x: Tensor, training: Bool, keepTrace: Bool,
+                  observer: ((Int, [Tensor?]) -> Void)? = nil) throws -> (output: Tensor, trace: Trace?) {
         var values: [String: Tensor] = [input: x]
         var states = [OpState?](repeating: nil, count: nodes.count)
         var lastUse: [String: Int] = [:]
@@ -190,6 +194,7 @@ public final class Model: @unchecked Sendable {
             try Interrupt.check()
             if fusedRelu.contains(i) { continue }
             let ins = node.inputs.map(value)
+            observer?(i, ins)
             // Inference fuses a ReLU into the conv or add before it when nothing else reads the
             // intermediate value: one pass over the activations instead of two.
             if !keepTrace, !training, i + 1 < nodes.count, case .relu = nodes[i + 1].op,

@@ -77,6 +77,11 @@ extension Node {
         case .identity:
             try require(inputs, 1...1)
             return (inputs[0]!, nil, [])
+        case .fakeQuantize(let scale, let qmin, let qmax):
+            try require(inputs, 1...1)
+            guard scale > 0 else { return (inputs[0]!.map { _ in 0 }, nil, []) }
+            let lo = Float(qmin), hi = Float(qmax)
+            return (inputs[0]!.map { min(max(($0 / scale).rounded(.toNearestOrEven), lo), hi) * scale }, nil, [])
         }
     }
 
@@ -118,6 +123,8 @@ extension Node {
             return [dx, ds, db, nil, nil]
         case .softmax(let axis):
             return [try PointwiseOp.softmaxBackward(output, dy, axis: axis)]
+        case .fakeQuantize(let scale, let qmin, let qmax):
+            return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2)]
         }
     }
 
@@ -178,6 +185,8 @@ extension Node {
             return out
         case .softmax(let axis):
             return try at(0).map { try PointwiseOp.softmaxBackward(output, $0, axis: axis) }
+        case .fakeQuantize(let scale, let qmin, let qmax):
+            return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2) }
         }
     }
 }

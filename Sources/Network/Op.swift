@@ -55,6 +55,9 @@ public enum Op: Codable, Equatable, Sendable {
     case batchNorm(epsilon: Float, momentum: Float)
     case softmax(axis: Int)
     case identity
+    /// Simulated quantization: clamp(round(x/scale), qmin, qmax)·scale, round half to even.
+    /// Backward and tangents pass straight through where x is inside the clipping range.
+    case fakeQuantize(scale: Float, qmin: Int, qmax: Int)
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -63,6 +66,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .relu: "Relu"; case .clip: "Clip"; case .maxPool: "MaxPool"; case .averagePool: "AveragePool"
         case .globalAveragePool: "GlobalAveragePool"; case .flatten: "Flatten"; case .reshape: "Reshape"
         case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .identity: "Identity"
+        case .fakeQuantize: "FakeQuantize"
         }
     }
 }

@@ -89,10 +89,13 @@ extension Builtins {
                 examples: [BuiltinExample("len(fold_bn(zoo(\"cnn\")).layers)", "5")]) { args, _ in
             .model(try args.model("model").foldingBatchNorm())
         },
-        Builtin("size", category: "models", [.required("model", .model)], returns: "Number",
-                summary: "Bytes of the conv and linear weights at FP32 (biases not counted).",
-                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008")]) { args, _ in
-            .number(Double(try args.model("model").weightCount * 4))
+        Builtin("size", category: "models", [.required("model", .model), .optional("bits", .integer)], returns: "Number",
+                summary: "Bytes of the conv and linear weights: at FP32, or packed at `bits` per weight (Σ params·bits/8; biases not counted).",
+                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008"), BuiltinExample("size(zoo(\"mlp\"), bits: 4)", "117376")]) { args, _ in
+            let m = try args.model("model")
+            guard let bits = try args.optionalInt("bits") else { return .number(Double(m.weightCount * 4)) }
+            guard (1...32).contains(bits) else { throw args.fail("bits must be in 1…32, got \(bits)") }
+            return .number(Double(m.layers.reduce(0) { $0 + ($1.parameterCount * bits + 7) / 8 }))
         },
     ]
 

@@ -17,7 +17,7 @@ let tutorialFiles: [String] = ((try? FileManager.default.contentsOfDirectory(atP
 /// Every tutorial renders with no cell failing (the test command's promise about tutorials).
 @Test(.serialized, arguments: tutorialFiles)
 func tutorialRunsWithoutErrors(_ name: String) throws {
-    FileManager.default.changeCurrentDirectoryPath(repositoryRoot.path)
+    _ = FileManager.default.changeCurrentDirectoryPath(repositoryRoot.path)
     let path = repositoryRoot.appendingPathComponent("tutorials/\(name)").path
     var nb = Notebook(source: try String(contentsOfFile: path, encoding: .utf8))
     let failures = nb.run(in: try sessionInterpreter(), file: "tutorials/\(name)")

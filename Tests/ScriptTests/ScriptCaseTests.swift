@@ -42,7 +42,7 @@ func runCase(_ source: String) -> (output: [String], error: String?) {
     var lines: [String] = []
     let interp = Interpreter { lines.append(contentsOf: $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)) }
     let root = casesDirectory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    FileManager.default.changeCurrentDirectoryPath(root.path)
+    _ = FileManager.default.changeCurrentDirectoryPath(root.path)
     do {
         try interp.run(source)
         return (lines, nil)

@@ -1,0 +1,74 @@
+import Network
+import Tensors
+
+/// Bits for one layer: weights, and the activation entering it (nil: float).
+public struct LayerBits: Sendable, Equatable {
+    public var weight: Int
+    public var activation: Int?
+    public init(weight: Int, activation: Int? = nil) { self.weight = weight; self.activation = activation }
+}
+
+extension Model {
+    /// The same network with every conv/linear weight replaced by its quantized value
+    /// (simulated quantization: weights stay Float32 but take only 2^b values per channel).
+    /// With `activationBits`, the input of every conv/linear layer (including the image fed to
+    /// the first) is quantized per tensor, calibrated by min/max over `calibration` on the
+    /// weight-quantized model, as the reference figures define. Biases stay FP32.
+    public func quantized(weightBits: Int, granularity: Granularity = .perChannel, activationBits: Int? = nil,
+                          calibration: Tensor? = nil) throws -> Model {
+        try quantized(bits: Dictionary(uniqueKeysWithValues: layers.map { ($0.name, LayerBits(weight: weightBits, activation: activationBits)) }),
+                      granularity: granularity, calibration: calibration)
+    }
+
+    /// Per-layer bits; layers missing from `bits` stay in float.
+    public func quantized(bits: [String: LayerBits], granularity: Granularity = .perChannel,
+                          calibration: Tensor? = nil) throws -> Model {
+        let unknown = bits.keys.filter { name in !layers.contains { $0.name == name } }
+        guard unknown.isEmpty else {
+            throw NetworkError("quantize: no layer named \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")) in model '\(name)'; layers are \(layers.map(\.name).joined(separator: ", "))")
+        }
+        let q = copy()
+        for layer in layers {
+            guard let b = bits[layer.name] else { continue }
+            do {
+                q.parameters[layer.weight] = try WeightQuantizer.quantize(parameters[layer.weight]!, bits: b.weight, granularity: granularity)
+            } catch { throw NetworkError("quantize: layer '\(layer.name)': \(error)") }
+        }
+        let quantizedInputs = layers.filter { bits[$0.name]?.activation != nil }
+        if quantizedInputs.isEmpty { return q }
+        guard let calibration else {
+            throw NetworkError("quantize: activation bits need calibration data (calibration: data.calibration)")
+        }
+        let ranges = try q.inputRanges(of: quantizedInputs, on: calibration)
+        var nodes = q.nodes
+        // Insert a quantizer in front of each layer, last first so indices stay valid.
+        for layer in quantizedInputs.sorted(by: { $0.node > $1.node }) {
+            let a = bits[layer.name]!.activation!
+            guard (2...16).contains(a) else { throw NetworkError("quantize: activation bits must be in 2…16, got \(a) for '\(layer.name)'") }
+            let r = ranges[layer.name]!
+            let aq = ActivationQuantizer(low: r.low, high: r.high, bits: a)
+            let (qmin, qmax) = aq.codeRange
+            let input = nodes[layer.node].inputs[0]
+            let quantizedName = "\(input)@a\(a):\(layer.name)"
+            nodes.insert(Node(name: "/\(layer.name)/input/FakeQuantize", op: .fakeQuantize(scale: aq.scale, qmin: qmin, qmax: qmax),
+                              inputs: [input], outputs: [quantizedName]), at: layer.node)
+            nodes[layer.node + 1].inputs[0] = quantizedName
+        }
+        try q.replaceGraph(nodes: nodes, parameters: q.parameterOrder.map { ($0, q.parameters[$0]!) },
+                           buffers: q.buffers.map { ($0.key, $0.value) })
+        return q
+    }
+
+    /// Min and max of each layer's input over a batch (evaluation mode).
+    public func inputRanges(of layers: [Layer], on data: Tensor) throws -> [String: (low: Float, high: Float)] {
+        var ranges: [String: (low: Float, high: Float)] = [:]
+        let byNode = Dictionary(uniqueKeysWithValues: layers.map { ($0.node, $0.name) })
+        _ = try run(data, observer: { index, inputs in
+            guard let name = byNode[index], let x = inputs.first ?? nil else { return }
+            let lo = x.min(), hi = x.max()
+            let old = ranges[name] ?? (low: .infinity, high: -.infinity)
+            ranges[name] = (min(old.low, lo), max(old.high, hi))
+        })
+        return ranges
+    }
+}
