@@ -1,5 +1,6 @@
 import COpenBLAS
 import Kernels
+import Tensors
 
 /// f32 GEMM against OpenBLAS's cblas_sgemm, then the integer and binary GEMMs against our f32.
 struct GEMMBenchmarks {
@@ -103,17 +104,11 @@ struct GEMMBenchmarks {
     }
 }
 
-/// SplitMix64 for benchmark inputs.
+/// Seeded benchmark inputs, from the library's own generator.
 struct BenchRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in Float(next() >> 40) / Float(1 << 24) * 2 - 1 } }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
+    var rng: RandomGenerator
+    init(seed: UInt64) { rng = RandomGenerator(seed: seed) }
+    mutating func next() -> UInt64 { rng.next() }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in rng.uniform() * 2 - 1 } }
+    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
 }

@@ -1,6 +1,7 @@
 import CEdit
 import Foundation
 import Kernels
+import Network
 import Script
 
 /// Names Tab completes: builtins, variables, and fields of the value before a '.'.
@@ -133,7 +134,7 @@ struct REPL {
             if evaluate(arg) { accepted.append(arg) }
             print(String(format: "%.3f s", Date().timeIntervalSince(start)))
         default:
-            let near = Self.commands.min { editDistanceLocal($0, parts[0]) < editDistanceLocal($1, parts[0]) } ?? ":help"
+            let near = Self.commands.min { editDistance($0, parts[0]) < editDistance($1, parts[0]) } ?? ":help"
             print("unknown command \(parts[0]); did you mean \(near)? (:help lists them)")
         }
         return true
@@ -142,18 +143,4 @@ struct REPL {
     func refreshCompletions() {
         completionCandidates = Array(Set(interpreter.builtins.keys).union(interpreter.globals.values.keys)).sorted() + Self.commands
     }
-}
-
-func editDistanceLocal(_ a: String, _ b: String) -> Int {
-    let x = Array(a), y = Array(b)
-    var row = Array(0...y.count)
-    for i in stride(from: 1, through: x.count, by: 1) {
-        var prev = row[0]; row[0] = i
-        for j in stride(from: 1, through: y.count, by: 1) {
-            let cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (x[i - 1] == y[j - 1] ? 0 : 1))
-            prev = cur
-        }
-    }
-    return row[y.count]
 }

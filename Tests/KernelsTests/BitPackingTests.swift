@@ -38,3 +38,17 @@ func packUnpackRoundTrip(bits: Int, signed: Bool) {
     #expect(BitPacking.pack([0x1, 0x2, 0x3], bits: 4) == [0x21, 0x03])
     #expect(BitPacking.pack([1, 0, 1, 1, 0, 0, 0, 0, 1], bits: 1) == [0b0000_1101, 0b1])
 }
+
+/// The VBMI2 packing path and the Swift one write the same bytes at every width.
+@Test(.serialized, arguments: 1...8)
+func packPathsAgree(bits: Int) {
+    var r = TestRandom(seed: UInt64(100 + bits))
+    for count in [0, 7, 8, 63, 64, 65, 1000, 4097] {
+        let codes = r.bytes(count)  // high bits set too: packing must ignore them
+        BitPacking.useVBMI2 = false
+        let swift = BitPacking.pack(codes, bits: bits)
+        BitPacking.useVBMI2 = BitPacking.hasVBMI2
+        let fast = BitPacking.pack(codes, bits: bits)
+        #expect(fast == swift, "bits \(bits) count \(count)")
+    }
+}
