@@ -53,3 +53,22 @@ enum Fields {
         return .runtime(msg + " (fields: \(known.joined(separator: ", ")))", at)
     }
 }
+
+extension Interpreter {
+    /// What Tab completes for `text`: builtins, variables and `:commands`, or, after a dot, the
+    /// fields of the value named before it (`m.lay` → `m.layers`; `data.test.co` → `data.test.count`).
+    public func completions(for text: String, commands: [String] = []) -> [String] {
+        if let dot = text.lastIndex(of: ".") {
+            let base = String(text[..<dot]), prefix = String(text[text.index(after: dot)...])
+            let path = base.split(separator: ".").map(String.init)
+            guard let first = path.first, var value = globals.lookup(first) else { return [] }
+            for field in path.dropFirst() {
+                guard let next = try? Fields.get(value, field, at: SourceLocation(line: 0, column: 0, offset: 0)) else { return [] }
+                value = next
+            }
+            return Fields.names(value).filter { $0.hasPrefix(prefix) }.map { base + "." + $0 }
+        }
+        let names = Set(builtins.keys).union(globals.values.keys).union(commands)
+        return names.filter { $0.hasPrefix(text) }.sorted()
+    }
+}

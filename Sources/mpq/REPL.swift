@@ -4,8 +4,7 @@ import Kernels
 import Network
 import Script
 
-/// Names Tab completes: builtins, variables, and fields of the value before a '.'.
-nonisolated(unsafe) var completionCandidates: [String] = []
+/// The session Tab completes against (libedit's callback is a C function: no captures).
 nonisolated(unsafe) var completionSession: Session?
 
 /// libedit's completion generator: called with state 0 first, then 1, 2, … until nil.
@@ -13,7 +12,7 @@ private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) 
     struct Static { nonisolated(unsafe) static var matches: [String] = []; nonisolated(unsafe) static var index = 0 }
     if state == 0 {
         let prefix = text.map { String(cString: $0) } ?? ""
-        Static.matches = completionCandidates.filter { $0.hasPrefix(prefix) }
+        Static.matches = completionSession?.interpreter.completions(for: prefix, commands: REPL.commands) ?? []
         Static.index = 0
     }
     guard Static.index < Static.matches.count else { return nil }
@@ -38,7 +37,6 @@ struct REPL {
         var accepted: [String] = []
         var buffer = ""
         while true {
-            refreshCompletions()
             Interrupt.clear()
             guard let raw = readline(buffer.isEmpty ? "mpq> " : "...  ") else {
                 if !buffer.isEmpty { buffer = ""; print(); continue }
@@ -140,7 +138,4 @@ struct REPL {
         return true
     }
 
-    func refreshCompletions() {
-        completionCandidates = Array(Set(interpreter.builtins.keys).union(interpreter.globals.values.keys)).sorted() + Self.commands
-    }
 }

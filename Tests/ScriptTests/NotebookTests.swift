@@ -76,3 +76,13 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     try interp.run("print(average([1, 2, 3, 6]))")
     #expect(out == ["3"])
 }
+
+@Test func completionOffersNamesAndFields() throws {
+    let interp = Interpreter()
+    try interp.run("model = zoo(\"mlp\")\nrec = {alpha: 1, beta: {gamma: 2}}")
+    #expect(interp.completions(for: "zer") == ["zeros"])
+    #expect(interp.completions(for: "mod").contains("model"))
+    #expect(interp.completions(for: "model.lay") == ["model.layers"])
+    #expect(interp.completions(for: "rec.beta.g") == ["rec.beta.gamma"])
+    #expect(interp.completions(for: "nothing.x").isEmpty)
+}
