@@ -56,14 +56,22 @@ public enum DirectConv {
                                scratch: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let ph = g.height + g.padTop + g.padBottom, pw = g.width + g.padLeft + g.padRight
         let plane = ph * pw
-        scratch.update(repeating: 0, count: scratchSize(g))
+        // Copy the image in and zero only the border: top and bottom pad rows, left and right
+        // pad columns, and the slack after the last plane (read by the last vectors).
         for c in 0..<g.channels {
+            let p = scratch + c * plane
+            for y in 0..<g.padTop { for x in 0..<pw { p[y * pw + x] = 0 } }
             for y in 0..<g.height {
-                let src = input + (c * g.height + y) * g.width
-                let dst = scratch + c * plane + (y + g.padTop) * pw + g.padLeft
+                let row = p + (y + g.padTop) * pw
+                for x in 0..<g.padLeft { row[x] = 0 }
+                let src = input + (c * g.height + y) * g.width, dst = row + g.padLeft
                 for x in 0..<g.width { dst[x] = src[x] }
+                for x in (g.padLeft + g.width)..<pw { row[x] = 0 }
             }
+            for y in (g.padTop + g.height)..<ph { for x in 0..<pw { p[y * pw + x] = 0 } }
         }
+        let slack = scratch + g.channels * plane
+        for i in 0..<(scratchSize(g) - g.channels * plane) { slack[i] = 0 }
         let oh = g.outputHeight, ow = g.outputWidth, bs = Self.block
         if ow >= 14 {
             // Wide rows: vector pairs along the row (16 < Wout ≤ 32) or down two rows.
