@@ -27,8 +27,10 @@ public enum BitPacking {
         // One specialised copy of the loop per width: with w a constant every shift is an
         // immediate and LLVM keeps the lanes in vector registers (with w in a register it
         // scalarises them: 9 GB/s instead of 60+).
-        // Widths 2, 3, 5, 6 and 7 squeeze lanes together with vpcompressb where the CPU has it.
-        if useVBMI2, bits != 1, bits != 4, bits != 8 {
+        // Lanes are squeezed together with vpcompressb where the CPU has it (the Swift loops below
+        // are the fallback and the oracle; the stdlib's narrowing inits they use are sometimes
+        // left as calls, which made 1- and 4-bit packing 3× slower in one build).
+        if useVBMI2 {
             let groups = count / 8
             mpq_pack_vbmi2(src, Int64(groups), Int32(bits), dst)
             packTail(src, from: groups * 8, count: count, bits: bits, into: dst)
@@ -145,9 +147,17 @@ public enum BitPacking {
             let base = (first + done) / 8 * w
             var g: SIMD8<UInt64>
             switch w {
-            case 1: g = SIMD8(truncatingIfNeeded: raw.loadUnaligned(fromByteOffset: base, as: SIMD8<UInt8>.self))
-            case 2: g = SIMD8(truncatingIfNeeded: raw.loadUnaligned(fromByteOffset: base, as: SIMD8<UInt16>.self))
-            case 4: g = SIMD8(truncatingIfNeeded: raw.loadUnaligned(fromByteOffset: base, as: SIMD8<UInt32>.self))
+            // Widths 1, 2, 4: each lane's bytes sit in whole words; shift them out with constant
+            // vector shifts (the standard library's widening init is sometimes left as a call).
+            case 1:
+                let x = word(raw, base)
+                g = (SIMD8(repeating: x) &>> SIMD8(0, 8, 16, 24, 32, 40, 48, 56)) & SIMD8(repeating: 0xFF)
+            case 2:
+                let x0 = word(raw, base), x1 = word(raw, base + 8)
+                g = (SIMD8(x0, x0, x0, x0, x1, x1, x1, x1) &>> SIMD8(0, 16, 32, 48, 0, 16, 32, 48)) & SIMD8(repeating: 0xFFFF)
+            case 4:
+                let x0 = word(raw, base), x1 = word(raw, base + 8), x2 = word(raw, base + 16), x3 = word(raw, base + 24)
+                g = (SIMD8(x0, x0, x1, x1, x2, x2, x3, x3) &>> SIMD8(0, 32, 0, 32, 0, 32, 0, 32)) & SIMD8(repeating: 0xFFFF_FFFF)
             default:
                 // Each lane reads 8 bytes from its group's start; the last must stay in bounds.
                 if base + 7 * w + 8 > streamBytes { break fast }
@@ -212,6 +222,14 @@ public enum BitPacking {
             v = (v & V(repeating: quarterLow)) | ((v &<< V(repeating: quarterShift)) & V(repeating: quarterSpreadHigh))
             return (v & V(repeating: byteLow)) | ((v &<< V(repeating: byteShift)) & V(repeating: byteSpreadHigh))
         }
+    }
+
+    /// Eight bytes as a little-endian word, through memcpy (always inlined).
+    @inline(__always)
+    static func word(_ p: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+        var v: UInt64 = 0
+        withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p + offset, byteCount: 8) }
+        return UInt64(littleEndian: v)
     }
 
     /// Code `index` of a packed stream (a plain, slow reader: the oracle for the fast paths).

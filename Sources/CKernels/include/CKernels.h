@@ -20,7 +20,7 @@ void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
 int mpq_cpu_has_avx512_vbmi2(void);
 
 /// Packs `groups` groups of 8 codes (one byte each, low `bits` bits used) into `bits` bytes each:
-/// the little-endian bit stream of Kernels/BitPacking.swift. `bits` in 2…7. Writes exactly
+/// the little-endian bit stream of Kernels/BitPacking.swift. `bits` in 1…7. Writes exactly
 /// groups·bits bytes. Call only when mpq_cpu_has_avx512_vbmi2() is 1.
 void mpq_pack_vbmi2(const uint8_t *src, int64_t groups, int bits, uint8_t *dst);
 #endif
