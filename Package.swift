@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Network", targets: ["Network"]),
         .library(name: "Quantization", targets: ["Quantization"]),
+        .library(name: "MixedPrecision", targets: ["MixedPrecision"]),
         .library(name: "Script", targets: ["Script"]),
     ],
     dependencies: [
@@ -43,6 +44,7 @@ let package = Package(
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
         .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
+        .target(name: "MixedPrecision", dependencies: ["Tensors", "Network", "Quantization"], swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
         .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization"],
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"]),
+        .testTarget(name: "MixedPrecisionTests", dependencies: ["MixedPrecision"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Network", "Tensors"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],

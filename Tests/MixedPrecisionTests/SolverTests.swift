@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import MixedPrecision
+
+let referenceDirectory: String = {
+    let here = URL(fileURLWithPath: #filePath)
+    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("shared/reference").path
+}()
+
+/// HAWQ-V3's published ILP for ResNet-18: the exact solver returns all nine configurations.
+@Test(arguments: ["modelsize", "bops", "latency"], [0.25, 0.5, 0.75])
+func hawqV3ResNet18Configurations(kind: String, fraction: Double) throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: "\(referenceDirectory)/hawq_v3_resnet18_ilp.json"))
+    let j = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    let layers = j["layers"] as! [String]
+    let trace = j["hessian_trace"] as! [Double]
+    let dw8 = j["delta_weight_sq_8bit"] as! [Double], dw4 = j["delta_weight_sq_4bit"] as! [Double]
+    let params = j["params_millions"] as! [Double], bops = j["bops_millions_fp"] as! [Double]
+    let lat4 = j["latency_ms_int4"] as! [Double], lat8 = j["latency_ms_int8"] as! [Double]
+    let n = layers.count
+    let cost: [[Double]] = (0..<n).map { l in
+        switch kind {
+        case "modelsize": return [params[l] * 4 / 8, params[l] * 8 / 8]
+        case "bops": return [bops[l] / 64, bops[l] / 16]
+        default: return [lat4[l], lat8[l]]
+        }
+    }
+    let all4 = cost.reduce(0) { $0 + $1[0] }, all8 = cost.reduce(0) { $0 + $1[1] }
+    let ties = (j["ties"] as! [[String]]).map { pair in pair.map { layers.firstIndex(of: $0)! } }
+    let problem = BitAllocation(layers: layers, choices: Array(repeating: [4, 8], count: n),
+                                objective: (0..<n).map { [trace[$0] * dw4[$0], trace[$0] * dw8[$0]] },
+                                budgets: [.init(name: kind, cost: cost, limit: all4 + fraction * (all8 - all4))], ties: ties)
+    let expected = (j["expected"] as! [String: [Int]])["\(kind)_\(fraction)"]!
+    #expect(try problem.solveExactly().bits == expected)
+    #expect(try problem.solveByEnumeration().bits == expected)
+}
+
+/// Random instances (≤ 10 layers × ≤ 5 widths, 1–3 budgets, ties and pins): branch and bound
+/// equals enumeration; the greedy is feasible, never better than the optimum, and its gap is
+/// reported.
+@Test func exactAndGreedyAgainstEnumeration() throws {
+    var state: UInt64 = 12345
+    func next() -> Double {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Double(state >> 11) / Double(1 << 53)
+    }
+    var solved = 0, greedyOptimal = 0, worstGap = 0.0, infeasible = 0
+    for _ in 0..<1200 {
+        let widths = [2, 3, 4, 6, 8].shuffled(using: &SeededShuffle.shared).prefix(2 + Int(next() * 4)).sorted()
+        // Up to 10 layers, as many as keep enumeration under ~250,000 combinations.
+        let most = min(10, Int(log(250_000.0) / log(Double(widths.count))))
+        let n = 2 + Int(next() * Double(most - 1))
+        let choices = (0..<n).map { _ in widths }
+        let objective = (0..<n).map { _ in widths.map { b in next() * 10 / Double(b * b) } }
+        let nb = 1 + Int(next() * 3)
+        let budgets: [BitAllocation.Budget] = (0..<nb).map { b in
+            let cost = (0..<n).map { _ in let scale = 0.5 + next(); return widths.map { Double($0) * scale } }
+            let lo = cost.reduce(0) { $0 + $1.min()! }, hi = cost.reduce(0) { $0 + $1.max()! }
+            return .init(name: "b\(b)", cost: cost, limit: lo + next() * (hi - lo) * 1.05 - 0.02 * (hi - lo))
+        }
+        var ties: [[Int]] = []
+        if n > 3 && next() < 0.3 { ties = [[0, n - 1]] }
+        let problem = BitAllocation(layers: (0..<n).map { "l\($0)" }, choices: choices, objective: objective, budgets: budgets, ties: ties)
+        let truth: BitAllocation.Solution
+        do { truth = try problem.solveByEnumeration() } catch { infeasible += 1; continue }
+        let exact = try problem.solveExactly()
+        #expect(abs(exact.objective - truth.objective) <= 1e-9 * max(1, truth.objective))
+        if let greedy = try? problem.solveGreedily() {
+            #expect(greedy.objective >= truth.objective - 1e-9)
+            #expect(zip(greedy.costs, budgets).allSatisfy { $0 <= $1.limit + 1e-6 })
+            let gap = (greedy.objective - truth.objective) / max(truth.objective, 1e-12)
+            worstGap = max(worstGap, gap)
+            if gap < 1e-9 { greedyOptimal += 1 }
+        }
+        solved += 1
+    }
+    #expect(solved >= 1000)
+    print("bit allocation: \(solved) random instances, exact = enumeration on all; greedy optimal on \(greedyOptimal), worst gap \(String(format: "%.1f%%", worstGap * 100)); \(infeasible) infeasible budgets refused")
+}
+
+/// A deterministic generator for `shuffled(using:)`.
+struct SeededShuffle: RandomNumberGenerator {
+    nonisolated(unsafe) static var shared = SeededShuffle()
+    var state: UInt64 = 99
+    mutating func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state }
+}
+
+@Test func infeasibleBudgetsNameTheCheapestCost() {
+    let p = BitAllocation(layers: ["a", "b"], choices: [[4, 8], [4, 8]], objective: [[2, 1], [2, 1]],
+                          budgets: [.init(name: "size", cost: [[4, 8], [4, 8]], limit: 7)])
+    #expect(throws: BitAllocation.Failure.infeasible(budget: "size", limit: 7, cheapest: 8)) { try p.solveExactly() }
+    let bad = BitAllocation(layers: ["a"], choices: [[4]], objective: [[.nan]], budgets: [])
+    #expect(throws: BitAllocation.Failure.self) { try bad.solveExactly() }
+}
