@@ -38,7 +38,8 @@ extension Builtins {
             return .model(try Model.load(path: path))
         },
         Builtin("save", category: "models", [.required("model", .model), .required("path", .string)], returns: "nil",
-                summary: "Saves a model (graph and weights) as .npz, atomically.", examples: []) { args, _ in
+                summary: "Saves a model (graph and weights) as .npz, atomically; load(path) reads it back.",
+                examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3")]) { args, _ in
             try args.model("model").save(path: try args.string("path"))
             return .null
         },

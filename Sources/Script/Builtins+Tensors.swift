@@ -99,11 +99,12 @@ extension Builtins {
         },
         Builtin("load_npy", category: "data", [.required("path", .string)], returns: "Tensor",
                 summary: "A tensor from a NumPy .npy file (any float, int or bool dtype; converted to Float32).",
-                examples: []) { args, _ in
+                examples: [BuiltinExample("save_npy([1, 2], \"/tmp/mpq-doc-load.npy\"); load_npy(\"/tmp/mpq-doc-load.npy\")", "Tensor[2] [1, 2]")]) { args, _ in
             .tensor(try NPY.read(try args.string("path")))
         },
         Builtin("save_npy", category: "data", [.required("x", .tensorLike), .required("path", .string)], returns: "nil",
-                summary: "Writes a tensor as a float32 .npy file (atomically).", examples: []) { args, _ in
+                summary: "Writes a tensor as a float32 .npy file (atomically).",
+                examples: [BuiltinExample("save_npy(zeros([2, 2]), \"/tmp/mpq-doc-save.npy\")")]) { args, _ in
             try NPY.write(try args.tensor("x"), to: try args.string("path"))
             return .null
         },

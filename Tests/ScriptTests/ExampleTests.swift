@@ -24,6 +24,7 @@ func builtinExampleRuns(_ encoded: String) {
     let interp = Interpreter()
     for b in interp.declarations {
         #expect(!b.summary.isEmpty, "\(b.name)")
+        #expect(!b.examples.isEmpty, "\(b.name) has no example")
         #expect(Builtins.categories.contains(b.category), "\(b.name)")
         #expect(b.help.contains(b.signature))
     }
