@@ -58,11 +58,12 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotSwift),
 
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"]),
-        .testTarget(name: "MixedPrecisionTests", dependencies: ["MixedPrecision"]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Network", "Tensors"]),
+        .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"]),
+        .testTarget(name: "NetworkTests", dependencies: ["TestSupport", "Network", "Kernels"]),
+        .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Network", "Tensors"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],
     swiftLanguageModes: [.v5]

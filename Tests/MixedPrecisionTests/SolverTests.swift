@@ -1,12 +1,7 @@
 import Foundation
 import Testing
+import TestSupport
 import MixedPrecision
-
-let referenceDirectory: String = {
-    let here = URL(fileURLWithPath: #filePath)
-    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference").path
-}()
 
 /// HAWQ-V3's published ILP for ResNet-18: the exact solver returns all nine configurations.
 @Test(arguments: ["modelsize", "bops", "latency"], [0.25, 0.5, 0.75])

@@ -1,13 +1,8 @@
 import Foundation
 import Testing
+import TestSupport
 import Network
 import Tensors
-
-let referenceDirectory: String = {
-    let here = URL(fileURLWithPath: #filePath)
-    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference").path
-}()
 
 /// A reference model's JSON figures.
 struct Reference {

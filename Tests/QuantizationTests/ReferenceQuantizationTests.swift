@@ -1,14 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 import Network
 import Quantization
 import Tensors
-
-let referenceDirectory: String = {
-    let here = URL(fileURLWithPath: #filePath)
-    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference").path
-}()
 
 func referenceJSON(_ name: String) throws -> [String: Any] {
     let data = try Data(contentsOf: URL(fileURLWithPath: "\(referenceDirectory)/fmnist_\(name).json"))

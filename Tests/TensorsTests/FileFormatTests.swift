@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Tensors
 
 func temporaryPath(_ name: String) -> String {
@@ -7,13 +8,6 @@ func temporaryPath(_ name: String) -> String {
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir.appendingPathComponent(name).path
 }
-
-/// ../shared/reference, found from this file's location (the repository sits beside shared/).
-let referenceDirectory: String = {
-    let here = URL(fileURLWithPath: #filePath)
-    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/reference").path
-}()
 
 let fashionMNIST = ProcessInfo.processInfo.environment["MPQ_DATA"] ?? "/usr/share/datasets/fashion-mnist"
 
