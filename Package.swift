@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["TestSupport", "Network", "Kernels"]),
-        .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision"]),
+        .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision", "Network", "Tensors"]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Network", "Tensors"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],

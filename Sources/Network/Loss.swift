@@ -1,8 +1,51 @@
 import Foundation
 import Tensors
 
-/// Mean softmax cross-entropy over a batch of logits [N, C], computed stably (log-sum-exp).
-public enum CrossEntropy {
+/// Mean softmax cross-entropy over a batch of logits [N, C], computed stably (log-sum-exp),
+/// with the pieces second-order methods need.
+public struct CrossEntropy: Sendable {
+    /// softmax of the logits, [N, C].
+    public let probabilities: Tensor
+    public let labels: [Int]
+    public let loss: Double
+    /// ∂loss/∂logits = (p − onehot)/N.
+    public let gradient: Tensor
+
+    public init(logits: Tensor, labels: [Int]) throws {
+        (loss, gradient) = try Self.lossAndGradient(logits: logits, labels: labels)
+        probabilities = try PointwiseOp.softmax(logits, axis: 1)
+        self.labels = labels
+    }
+
+    /// The loss Hessian (w.r.t. the logits) applied to a logit tangent ż:
+    /// row n gets (diag(pₙ) − pₙpₙᵀ)·żₙ / N.
+    public func hessianProduct(_ z: Tensor) -> Tensor {
+        let (n, c) = (probabilities.shape[0], probabilities.shape[1])
+        var out = [Float](repeating: 0, count: n * c)
+        let inv = 1 / Float(n)
+        for i in 0..<n {
+            var dot: Float = 0
+            for k in 0..<c { dot += probabilities.scalars[i * c + k] * z.scalars[i * c + k] }
+            for k in 0..<c { out[i * c + k] = probabilities.scalars[i * c + k] * (z.scalars[i * c + k] - dot) * inv }
+        }
+        return Tensor(checkedShape: [n, c], scalars: out)
+    }
+
+    /// żᵀ·H·ż summed over the batch: (1/N)·Σₙ [Σₖ pₖżₖ² − (Σₖ pₖżₖ)²], in Double.
+    public func quadraticForm(_ z: Tensor) -> Double {
+        let (n, c) = (probabilities.shape[0], probabilities.shape[1])
+        var total = 0.0
+        for i in 0..<n {
+            var m1 = 0.0, m2 = 0.0
+            for k in 0..<c {
+                let p = Double(probabilities.scalars[i * c + k]), zk = Double(z.scalars[i * c + k])
+                m1 += p * zk; m2 += p * zk * zk
+            }
+            total += m2 - m1 * m1
+        }
+        return total / Double(n)
+    }
+
     /// The loss and its gradient with respect to the logits.
     public static func lossAndGradient(logits: Tensor, labels: [Int]) throws -> (loss: Double, gradient: Tensor) {
         guard logits.rank == 2, logits.shape[0] == labels.count else {

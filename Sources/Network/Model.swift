@@ -227,7 +227,9 @@ public final class Model: @unchecked Sendable {
 
     /// Gradients of a scalar function of the output, given dOutput: parameters (and the input,
     /// under the input's name, when `inputGradient` is true).
-    public func gradients(_ trace: Trace, outputGradient: Tensor, inputGradient: Bool = false) throws -> [String: Tensor] {
+    /// Values named in `keeping` (node outputs) keep their gradients in the result too.
+    public func gradients(_ trace: Trace, outputGradient: Tensor, inputGradient: Bool = false,
+                          keeping: Set<String> = []) throws -> [String: Tensor] {
         var grads: [String: Tensor] = [output: outputGradient]
         func value(_ name: String) -> Tensor? {
             if name.isEmpty { return nil }
@@ -246,29 +248,16 @@ public final class Model: @unchecked Sendable {
                 guard let d = dins[j] else { continue }
                 grads[name] = try grads[name].map { try $0 + d } ?? d
             }
-            if node.outputs[0] != output { grads[node.outputs[0]] = nil }
+            if node.outputs[0] != output && !keeping.contains(node.outputs[0]) { grads[node.outputs[0]] = nil }
         }
-        return grads.filter { parameters[$0.key] != nil || (inputGradient && $0.key == input) }
+        return grads.filter { parameters[$0.key] != nil || (inputGradient && $0.key == input) || keeping.contains($0.key) }
     }
 
     /// Forward-mode pass: the output's directional derivative for tangents of some parameters
     /// (and optionally the input), around the point recorded in `trace`.
     public func tangent(_ trace: Trace, parameterTangents: [String: Tensor], inputTangent: Tensor? = nil) throws -> Tensor {
-        var tangents = parameterTangents
-        if let inputTangent { tangents[input] = inputTangent }
-        func value(_ name: String) -> Tensor? {
-            if name.isEmpty { return nil }
-            return trace.values[name] ?? parameters[name] ?? buffers[name]
-        }
-        for (i, node) in nodes.enumerated() {
-            let ts = node.inputs.map { tangents[$0] }
-            if ts.allSatisfy({ $0 == nil }) { continue }
-            if let t = try node.tangent(node.inputs.map(value), output: trace.values[node.outputs[0]]!,
-                                        state: trace.states[i], tangents: ts) {
-                tangents[node.outputs[0]] = t
-            }
-        }
-        return try tangents[output] ?? Tensor.zeros(trace.values[output]!.shape)
+        let all = try tangents(trace, parameterTangents: parameterTangents, inputTangent: inputTangent)
+        return try all[output] ?? Tensor.zeros(trace.values[output]!.shape)
     }
 
     /// Total parameters of the conv and linear weights.

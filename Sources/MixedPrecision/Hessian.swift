@@ -1,0 +1,197 @@
+import Foundation
+import Network
+import Tensors
+
+/// Second-order information about one batch: the Hessian of the mean cross-entropy with
+/// respect to each layer's weight (its diagonal block), as products, traces (Hutchinson or
+/// exact), diagonals and top eigenvalues. The model runs in evaluation mode (batch norm uses its
+/// running statistics), once; every product reuses that forward pass.
+///
+/// Two ways to multiply by a diagonal block H_ll:
+/// - Gauss–Newton, when the network is piecewise linear (ReLU, max pooling, conv/linear,
+///   evaluation-mode batch norm, pooling, reshapes): the output is then linear in W_l, so
+///   H_ll = J_lᵀ·(diag(p) − ppᵀ)/N·J_l exactly, a quadratic form costs one forward tangent
+///   pass, and the exact diagonal follows from per-example gradients of C backward passes.
+/// - Otherwise the exact Hessian-vector product (forward-over-reverse through the graph); the
+///   exact diagonal then needs one product per weight and is offered for small layers only.
+public final class HessianAnalysis: @unchecked Sendable {
+    public let model: Model
+    public let crossEntropy: CrossEntropy
+    /// Whether the Gauss–Newton form is exact for this network (see the type's summary).
+    public let usesGaussNewton: Bool
+    let trace: Model.Trace
+
+    /// Weights above which `exactDiagonal` refuses the one-product-per-weight fallback.
+    public static let exactProductLimit = 4096
+
+    public init(model: Model, images: Tensor, labels: [Int]) throws {
+        guard images.shape.first == labels.count, labels.count > 0 else {
+            throw NetworkError("Hessian: expected one label per image, found \(images.shape.first ?? 0) images and \(labels.count) labels")
+        }
+        self.model = model
+        let (logits, trace) = try model.run(images, keepTrace: true)
+        self.trace = trace!
+        crossEntropy = try CrossEntropy(logits: logits, labels: labels)
+        usesGaussNewton = model.isPiecewiseLinear
+    }
+
+    public convenience init(model: Model, data: Dataset) throws {
+        try self.init(model: model, images: data.images, labels: data.labels)
+    }
+
+    /// Mean cross-entropy of the batch.
+    public var loss: Double { crossEntropy.loss }
+
+    /// H_ll·v for a tensor v shaped like the layer's weight.
+    public func product(_ layer: Layer, _ v: Tensor) throws -> Tensor {
+        try check(layer, v)
+        if usesGaussNewton {
+            let z = try model.tangent(trace, parameterTangents: [layer.weight: v])
+            let g = try model.gradients(trace, outputGradient: crossEntropy.hessianProduct(z))
+            return try g[layer.weight] ?? Tensor.zeros(v.shape)
+        }
+        let hv = try model.hessianVectorProduct(trace, outputGradient: crossEntropy.gradient,
+                                                lossGradientTangent: { self.crossEntropy.hessianProduct($0) },
+                                                parameterTangents: [layer.weight: v], only: [layer.weight])
+        return try hv[layer.weight] ?? Tensor.zeros(v.shape)
+    }
+
+    /// vᵀ·H_ll·v.
+    public func quadraticForm(_ layer: Layer, _ v: Tensor) throws -> Double {
+        try check(layer, v)
+        if usesGaussNewton {
+            return crossEntropy.quadraticForm(try model.tangent(trace, parameterTangents: [layer.weight: v]))
+        }
+        return Self.dot(v, try product(layer, v))
+    }
+
+    func check(_ layer: Layer, _ v: Tensor) throws {
+        guard v.shape == layer.weightShape else {
+            throw NetworkError("Hessian of '\(layer.name)': expected a vector shaped \(layer.weightShape), found \(v.shape)")
+        }
+    }
+
+    /// A Monte Carlo estimate with its standard error.
+    public struct Estimate: Sendable, Equatable {
+        public var mean: Double
+        public var standardError: Double
+        public var samples: Int
+    }
+
+    /// Hutchinson's estimate of Tr(H_ll): the mean of vᵀHv over Rademacher vectors drawn for
+    /// this layer alone. Stops after `samples`, or earlier once the running mean changes by
+    /// less than `tolerance` (relative) after at least `minimumSamples` (PyHessian's rule; pass
+    /// 0 to always draw `samples`). The generator is seeded from `seed` and the layer's name,
+    /// so one layer's estimate does not depend on which layers ran before it.
+    public func hutchinson(_ layer: Layer, samples: Int = 100, tolerance: Double = 1e-3, minimumSamples: Int = 10,
+                           seed: UInt64 = 0, progress: ((Int) -> Void)? = nil) throws -> Estimate {
+        guard samples >= 2 else { throw NetworkError("Hutchinson: expected at least 2 samples, found \(samples)") }
+        var rng = RandomGenerator(seed: Self.seed(seed, layer.name))
+        var sum = 0.0, sumSquares = 0.0, previous = 0.0
+        var n = 0
+        while n < samples {
+            var v = [Float](repeating: 0, count: layer.parameterCount)
+            for i in v.indices { v[i] = rng.rademacher() }
+            let q = try quadraticForm(layer, Tensor(checkedShape: layer.weightShape, scalars: v))
+            n += 1
+            sum += q; sumSquares += q * q
+            progress?(n)
+            let mean = sum / Double(n)
+            if tolerance > 0, n >= max(2, minimumSamples), abs(mean - previous) / (abs(previous) + 1e-6) < tolerance { break }
+            previous = mean
+        }
+        let mean = sum / Double(n)
+        let variance = max(0, (sumSquares - Double(n) * mean * mean) / Double(n - 1))
+        return Estimate(mean: mean, standardError: (variance / Double(n)).squareRoot(), samples: n)
+    }
+
+    /// The exact diagonal of H_ll for every layer given (all layers when nil). Gauss–Newton
+    /// networks: C backward passes (C classes) shared by all layers, then per-example weight
+    /// gradients. Otherwise one Hessian-vector product per weight (layers up to
+    /// `exactProductLimit` weights).
+    public func exactDiagonals(_ layers: [Layer]? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> [String: Tensor] {
+        let layers = layers ?? model.layers
+        var out: [String: Tensor] = [:]
+        if usesGaussNewton {
+            let p = crossEntropy.probabilities
+            let (n, c) = (p.shape[0], p.shape[1])
+            let keep = Set(layers.map { model.nodes[$0.node].outputs[0] })
+            let root = 1 / Float(n).squareRoot()
+            for layer in layers { out[layer.name] = try Tensor.zeros(layer.weightShape) }
+            for k in 0..<c {
+                // Row n: √pₖ·(eₖ − pₙ)/√N; Σₖ hhᵀ = (diag(p) − ppᵀ)/N.
+                var h = [Float](repeating: 0, count: n * c)
+                for i in 0..<n {
+                    let s = p.scalars[i * c + k].squareRoot() * root
+                    for j in 0..<c { h[i * c + j] = -s * p.scalars[i * c + j] }
+                    h[i * c + k] += s
+                }
+                let grads = try model.gradients(trace, outputGradient: Tensor(checkedShape: [n, c], scalars: h), keeping: keep)
+                for layer in layers {
+                    let delta = try grads[model.nodes[layer.node].outputs[0]] ?? Tensor.zeros(trace.values[model.nodes[layer.node].outputs[0]]!.shape)
+                    out[layer.name] = try out[layer.name]! + model.squaredExampleGradients(of: layer, trace: trace, layerOutputGradients: [delta])
+                }
+                progress?(k + 1, c)
+            }
+            return out
+        }
+        for layer in layers {
+            guard layer.parameterCount <= Self.exactProductLimit else {
+                throw NetworkError("exact Hessian diagonal of '\(layer.name)': this network is not piecewise linear, so it takes one product per weight, and \(layer.parameterCount) weights exceed the limit of \(Self.exactProductLimit); use Hutchinson")
+            }
+            var diag = [Float](repeating: 0, count: layer.parameterCount)
+            for i in diag.indices {
+                var e = [Float](repeating: 0, count: layer.parameterCount)
+                e[i] = 1
+                diag[i] = try product(layer, Tensor(checkedShape: layer.weightShape, scalars: e)).scalars[i]
+                progress?(i + 1, diag.count)
+            }
+            out[layer.name] = Tensor(checkedShape: layer.weightShape, scalars: diag)
+        }
+        return out
+    }
+
+    /// Tr(H_ll), exactly.
+    public func exactTrace(_ layer: Layer) throws -> Double {
+        Self.sum(try exactDiagonals([layer])[layer.name]!)
+    }
+
+    /// The largest eigenvalue of H_ll by power iteration from a seeded normal vector, stopping
+    /// after `iterations` or once the estimate changes by less than `tolerance` (relative).
+    public func topEigenvalue(_ layer: Layer, iterations: Int = 30, tolerance: Double = 0, seed: UInt64 = 0) throws -> Double {
+        var rng = RandomGenerator(seed: Self.seed(seed, layer.name) ^ 0x5EED)
+        var v = Tensor(checkedShape: layer.weightShape, scalars: (0..<layer.parameterCount).map { _ in rng.normal() })
+        v = Self.normalized(v)
+        var eigenvalue = 0.0
+        for i in 0..<max(1, iterations) {
+            let hv = try product(layer, v)
+            let next = Self.dot(v, hv)
+            let norm = Self.dot(hv, hv).squareRoot()
+            guard norm > 0 else { return 0 }
+            v = Self.normalized(hv)
+            if i > 0, tolerance > 0, abs(next - eigenvalue) / (abs(eigenvalue) + 1e-6) < tolerance { return next }
+            eigenvalue = next
+        }
+        return eigenvalue
+    }
+
+    static func seed(_ seed: UInt64, _ name: String) -> UInt64 {
+        // FNV-1a of the layer name, mixed with the seed.
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h ^ (seed &* 0x9E3779B97F4A7C15)
+    }
+
+    static func dot(_ a: Tensor, _ b: Tensor) -> Double {
+        var s = 0.0
+        for i in 0..<a.count { s += Double(a.scalars[i]) * Double(b.scalars[i]) }
+        return s
+    }
+
+    static func sum(_ a: Tensor) -> Double { a.scalars.reduce(0.0) { $0 + Double($1) } }
+
+    static func normalized(_ a: Tensor) -> Tensor {
+        let n = Float(dot(a, a).squareRoot())
+        return n > 0 ? a.map { $0 / n } : a
+    }
+}
