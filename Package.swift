@@ -44,10 +44,10 @@ let package = Package(
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
         .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
-        .target(name: "MixedPrecision", dependencies: ["Tensors", "Network", "Quantization"], swiftSettings: hotSwift),
+        .target(name: "MixedPrecision", dependencies: ["Kernels", "Tensors", "Network", "Quantization"], swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
-        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization"],
+        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "mpq",
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["TestSupport", "Network", "Kernels"]),
-        .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision", "Network", "Tensors"]),
+        .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision", "Network", "Quantization", "Tensors"]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Network", "Tensors"]),
         .testTarget(name: "ScriptTests", dependencies: ["Script", "Network", "Tensors"], exclude: ["cases"]),
     ],

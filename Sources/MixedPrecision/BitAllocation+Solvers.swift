@@ -1,32 +1,70 @@
+import Kernels
+
 extension BitAllocation {
-    /// The optimum, by depth-first branch and bound. Groups with the widest spread of
-    /// sensitivity are decided first; a branch is cut when even the cheapest completion breaks a
-    /// budget, or when the best possible completion (each remaining group at its least
-    /// sensitivity) cannot beat the incumbent. Exact for any number of budgets.
+    /// The optimum, by depth-first branch and bound with Lagrangian bounds. For multipliers
+    /// λ ≥ 0 (one per budget), L(λ) = Σ_g min_o (Ω_go + λ·c_go) − λ·B is a lower bound on the
+    /// optimum; λ is chosen at the root to maximise it (bisection for one budget, projected
+    /// subgradient ascent for several — any λ keeps the bound valid, so the search stays exact).
+    /// Each group's options are tried in increasing reduced cost Ω + λ·c, and groups whose
+    /// best and second-best reduced costs are closest are decided first. A branch is cut when
+    /// the cheapest completion breaks a budget, or when its bound — the fixed part plus the
+    /// remaining groups' least reduced costs minus λ times the remaining budget, or the
+    /// remaining groups' least sensitivities — cannot beat the incumbent (the greedy's answer
+    /// when it is feasible). Exact for any number of budgets.
     public func solveExactly() throws -> Solution {
         var gs = try groups()
         try checkFeasible(gs)
-        gs.sort { ($0.objective.max()! - $0.objective.min()!) > ($1.objective.max()! - $1.objective.min()!) }
-        let n = gs.count, nb = budgets.count
-        // Suffix sums of the least objective and least cost of the groups not yet decided.
+        let nb = budgets.count
+        let lambda = nb == 0 ? [] : Self.lagrangeMultipliers(gs, budgets.map(\.limit))
+        func reduced(_ g: Group, _ o: Int) -> Double {
+            var r = g.objective[o]
+            for b in 0..<nb { r += lambda[b] * g.cost[b][o] }
+            return r
+        }
+        func spread(_ g: Group) -> Double {
+            let r = g.objective.indices.map { reduced(g, $0) }.sorted()
+            return r.count > 1 ? r[1] - r[0] : .infinity
+        }
+        let spreads = gs.map(spread)
+        let sortedIndices = gs.indices.sorted { spreads[$0] < spreads[$1] }
+        gs = sortedIndices.map { gs[$0] }
+        let n = gs.count
+        // Suffix sums over the undecided groups: least reduced cost, least objective, least cost.
+        var restReduced = [Double](repeating: 0, count: n + 1)
         var restObjective = [Double](repeating: 0, count: n + 1)
         var restCost = [[Double]](repeating: [Double](repeating: 0, count: nb), count: n + 1)
         for i in stride(from: n - 1, through: 0, by: -1) {
+            restReduced[i] = restReduced[i + 1] + gs[i].objective.indices.map { reduced(gs[i], $0) }.min()!
             restObjective[i] = restObjective[i + 1] + gs[i].objective.min()!
             for b in 0..<nb { restCost[i][b] = restCost[i + 1][b] + gs[i].cost[b].min()! }
         }
+        let limits = budgets.map(\.limit)
         var best = Double.infinity
         var bestPick: [Int]? = nil
+        if let greedy = try? solveGreedily() {
+            // The greedy's bits, mapped onto the sorted groups' options.
+            let pick = gs.map { g in g.bits.firstIndex(of: greedy.bits[g.members[0]])! }
+            best = greedy.objective * (1 + 1e-12) + 1e-300
+            bestPick = pick
+        }
         var pick = [Int](repeating: 0, count: n)
         var cost = [Double](repeating: 0, count: nb)
-        // Options in increasing sensitivity, so good incumbents come early.
-        let order = gs.map { g in g.objective.indices.sorted { g.objective[$0] < g.objective[$1] } }
+        let order = gs.map { g in g.objective.indices.sorted { reduced(g, $0) < reduced(g, $1) } }
+        let margin = 1e-12
+        var visits = 0
+        var interrupted: Error? = nil
         func visit(_ i: Int, _ obj: Double) {
-            if obj + restObjective[i] >= best { return }
+            if interrupted != nil { return }
+            visits += 1
+            if visits & 0xFFFF == 0 { do { try Interrupt.check() } catch { interrupted = error; return } }
+            if obj + restObjective[i] >= best - margin * abs(best) { return }
+            var lagrangian = obj + restReduced[i]
+            for b in 0..<nb { lagrangian += lambda[b] * (cost[b] - limits[b]) }
+            if lagrangian >= best - margin * abs(best) { return }
             if i == n { best = obj; bestPick = pick; return }
             for o in order[i] {
                 var ok = true
-                for b in 0..<nb where !Self.fits(cost[b] + gs[i].cost[b][o] + restCost[i + 1][b], budgets[b].limit) { ok = false; break }
+                for b in 0..<nb where !Self.fits(cost[b] + gs[i].cost[b][o] + restCost[i + 1][b], limits[b]) { ok = false; break }
                 if !ok { continue }
                 for b in 0..<nb { cost[b] += gs[i].cost[b][o] }
                 pick[i] = o
@@ -35,8 +73,105 @@ extension BitAllocation {
             }
         }
         visit(0, 0)
+        if let interrupted { throw interrupted }
         guard let bestPick else { throw Failure.infeasible(budget: budgets.first?.name ?? "", limit: budgets.first?.limit ?? 0, cheapest: .nan) }
         return solution(gs, bestPick)
+    }
+
+    /// Multipliers that (nearly) maximise the Lagrangian bound L(λ). One budget: L is concave
+    /// and piecewise linear in λ, maximised where its subgradient Σ c(o*(λ)) − B changes sign
+    /// (bisection). Several: projected subgradient ascent with a diminishing step, keeping the
+    /// best λ seen.
+    static func lagrangeMultipliers(_ gs: [Group], _ limits: [Double]) -> [Double] {
+        let nb = limits.count
+        func evaluate(_ lambda: [Double]) -> (bound: Double, subgradient: [Double]) {
+            var bound = 0.0
+            var used = [Double](repeating: 0, count: nb)
+            for g in gs {
+                var bestO = 0, bestR = Double.infinity
+                for o in g.objective.indices {
+                    var r = g.objective[o]
+                    for b in 0..<nb { r += lambda[b] * g.cost[b][o] }
+                    if r < bestR { bestR = r; bestO = o }
+                }
+                bound += bestR
+                for b in 0..<nb { used[b] += g.cost[b][bestO] }
+            }
+            for b in 0..<nb { bound -= lambda[b] * limits[b] }
+            return (bound, (0..<nb).map { used[$0] - limits[$0] })
+        }
+        // A scale for λ: objective range over cost range.
+        let objectiveRange = gs.reduce(0.0) { $0 + ($1.objective.max()! - $1.objective.min()!) }
+        let costRanges = (0..<nb).map { b in gs.reduce(0.0) { $0 + ($1.cost[b].max()! - $1.cost[b].min()!) } }
+        if nb == 1 {
+            var lo = 0.0, hi = objectiveRange / max(costRanges[0], 1e-300) * 4 + 1e-300
+            // Grow hi until the relaxed choice fits.
+            var grow = 0
+            while evaluate([hi]).subgradient[0] > 0 && grow < 200 { hi *= 2; grow += 1 }
+            if evaluate([0]).subgradient[0] <= 0 { return [0] }
+            for _ in 0..<100 {
+                let mid = (lo + hi) / 2
+                if evaluate([mid]).subgradient[0] > 0 { lo = mid } else { hi = mid }
+            }
+            // The maximum lies at the breakpoint between lo and hi; take the better end.
+            return evaluate([lo]).bound >= evaluate([hi]).bound ? [lo] : [hi]
+        }
+        var lambda = [Double](repeating: 0, count: nb)
+        var bestLambda = lambda, bestBound = evaluate(lambda).bound
+        let scale = (0..<nb).map { objectiveRange / max(costRanges[$0], 1e-300) }
+        for k in 0..<400 {
+            let (bound, sub) = evaluate(lambda)
+            if bound > bestBound { bestBound = bound; bestLambda = lambda }
+            let step = 1 / Double(k + 2)
+            for b in 0..<nb {
+                let normalized = sub[b] / max(costRanges[b], 1e-300)
+                lambda[b] = max(0, lambda[b] + step * scale[b] * normalized)
+            }
+        }
+        return bestLambda
+    }
+
+    /// The whole frontier for the first budget at once: every solution that no other beats in
+    /// both cost and sensitivity (other budgets are ignored), by dynamic programming over the
+    /// groups with the Pareto-optimal partial solutions kept at each step (Nemhauser–Ullmann).
+    /// Each point is optimal for any budget between its cost and the next point's.
+    public func paretoFrontier(limit: Int = 1_000_000) throws -> [Solution] {
+        let gs = try groups()
+        guard !budgets.isEmpty else { throw Failure.malformed("the Pareto frontier needs a budget") }
+        struct Point { var cost: Double; var objective: Double; var parent: Int32; var option: Int32 }
+        var levels: [[Point]] = []
+        var current = [Point(cost: 0, objective: 0, parent: -1, option: -1)]
+        for g in gs {
+            try Interrupt.check()
+            var candidates: [Point] = []
+            candidates.reserveCapacity(current.count * g.bits.count)
+            for (p, point) in current.enumerated() {
+                for o in g.bits.indices {
+                    candidates.append(Point(cost: point.cost + g.cost[0][o], objective: point.objective + g.objective[o],
+                                            parent: Int32(p), option: Int32(o)))
+                }
+            }
+            candidates.sort { ($0.cost, $0.objective) < ($1.cost, $1.objective) }
+            var kept: [Point] = []
+            for c in candidates where kept.isEmpty || c.objective < kept[kept.count - 1].objective {
+                if let last = kept.last, last.cost == c.cost { kept[kept.count - 1] = c } else { kept.append(c) }
+            }
+            guard kept.count <= limit else {
+                throw Failure.malformed("the Pareto frontier grew past \(limit) points at \(levels.count + 1) of \(gs.count) groups; use solveExactly for single budgets")
+            }
+            levels.append(kept)
+            current = kept
+        }
+        return current.indices.map { end in
+            var pick = [Int](repeating: 0, count: gs.count)
+            var index = end
+            for level in stride(from: gs.count - 1, through: 0, by: -1) {
+                let point = levels[level][index]
+                pick[level] = Int(point.option)
+                index = Int(point.parent)
+            }
+            return solution(gs, pick)
+        }
     }
 
     /// Every combination (for checking the other solvers on small problems).

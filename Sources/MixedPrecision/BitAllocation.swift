@@ -1,3 +1,5 @@
+import Foundation
+
 /// A bit-allocation problem: one choice of bits per layer, minimise the summed sensitivity
 /// subject to any number of linear budgets (size, BitOps, latency), with tied layers (a 1×1
 /// shortcut takes its main-branch conv's bits) and pinned layers.
@@ -44,8 +46,12 @@ public struct BitAllocation: Sendable {
             switch self {
             case .malformed(let m): return "bit allocation: \(m)"
             case let .infeasible(budget, limit, cheapest):
-                return "no bit allocation fits the \(budget) budget \(limit): the cheapest possible is \(cheapest)"
+                return "no bit allocation fits the \(budget) budget \(Self.format(limit)): the cheapest possible is \(Self.format(cheapest))"
             }
+        }
+
+        static func format(_ x: Double) -> String {
+            x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(format: "%.6g", x)
         }
     }
 

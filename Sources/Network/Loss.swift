@@ -17,6 +17,9 @@ public struct CrossEntropy: Sendable {
         self.labels = labels
     }
 
+    /// softmax over the last axis of logits [N, C].
+    public static func softmax(_ logits: Tensor) throws -> Tensor { try PointwiseOp.softmax(logits, axis: -1) }
+
     /// The loss Hessian (w.r.t. the logits) applied to a logit tangent ż:
     /// row n gets (diag(pₙ) − pₙpₙᵀ)·żₙ / N.
     public func hessianProduct(_ z: Tensor) -> Tensor {

@@ -90,10 +90,14 @@ extension Builtins {
                 examples: [BuiltinExample("len(fold_bn(zoo(\"cnn\")).layers)", "5")]) { args, _ in
             .model(try args.model("model").foldingBatchNorm())
         },
-        Builtin("size", category: "models", [.required("model", .model), .optional("bits", .integer)], returns: "Number",
-                summary: "Bytes of the conv and linear weights: at FP32, or packed at `bits` per weight (Σ params·bits/8; biases not counted).",
-                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008"), BuiltinExample("size(zoo(\"mlp\"), bits: 4)", "117376")]) { args, _ in
+        Builtin("size", category: "costs", [.required("model", .model), .optional("policy", .any), .optional("bits", .integer)], returns: "Number",
+                summary: "Bytes of the conv and linear weights: at FP32, under a policy, or packed at `bits` per weight (Σ ⌈params·bits/8⌉ per layer; biases not counted).",
+                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008"), BuiltinExample("size(zoo(\"mlp\"), bits: 4)", "117376"),
+                           BuiltinExample("size(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: [8, 4, 2]))", "217408")]) { args, _ in
             let m = try args.model("model")
+            if case .object = args["policy"] {
+                return .number(Double(try args.object("policy", PolicyObject.self, what: "a Policy").policy.size(of: m)))
+            }
             guard let bits = try args.optionalInt("bits") else { return .number(Double(m.weightCount * 4)) }
             guard (1...32).contains(bits) else { throw args.fail("bits must be in 1…32, got \(bits)") }
             return .number(Double(m.layers.reduce(0) { $0 + ($1.parameterCount * bits + 7) / 8 }))

@@ -116,6 +116,11 @@ extension Builtins {
                  .optional("xlabel", .string, .string("")), .optional("ylabel", .string, .string("")),
                  .optional("labels", .list)], returns: "Plot", summary: summary,
                 examples: [BuiltinExample("\(name)([1, 4, 9, 16], title: \"squares\")")]) { args, _ in
+            if case .object(let o) = args["ys"], var p = o.plot {
+                if style == .scatter { p.style = .scatter }
+                if !(try args.string("title")).isEmpty { p.title = try args.string("title") }
+                return .plot(p)
+            }
             var ysList: [[Double]]
             if case .list(let items) = args["ys"], let first = items.first, case .list = first {
                 ysList = try items.map { try numbers($0, "\(name) ys", at: args.location) }

@@ -10,6 +10,7 @@ enum Fields {
         case .model: return ["name", "layers", "parameters", "input_shape", "weights"]
         case .dataset: return ["name", "images", "labels", "count", "classes"]
         case .list, .range, .string: return ["count"]
+        case .object(let o): return o.fieldNames
         default: return []
         }
     }
@@ -17,6 +18,7 @@ enum Fields {
     static func get(_ v: Value, _ name: String, at: SourceLocation) throws -> Value? {
         switch (v, name) {
         case (.record(let r), _): return r[name]
+        case (.object(let o), _): return o.field(name)
         case (.tensor(let t), "shape"): return .list(t.shape.map { .number(Double($0)) })
         case (.tensor(let t), "rank"): return .number(Double(t.rank))
         case (.tensor(let t), "count"): return .number(Double(t.count))

@@ -41,6 +41,8 @@ public enum Value: @unchecked Sendable {
     case model(Model)
     case dataset(Dataset)
     case plot(Plot)
+    /// A library value with discoverable fields (sensitivity table, policy, frontier, ...).
+    case object(any ScriptObject)
 
     /// The type's name as messages show it.
     public var typeName: String {
@@ -48,6 +50,7 @@ public enum Value: @unchecked Sendable {
         case .null: "Nil"; case .bool: "Bool"; case .number: "Number"; case .string: "String"; case .list: "List"
         case .range: "Range"; case .record: "Record"; case .closure, .builtin: "Function"; case .tensor: "Tensor"
         case .model: "Model"; case .dataset: "Dataset"; case .plot: "Plot"
+        case .object(let o): o.typeName
         }
     }
 
@@ -100,6 +103,7 @@ extension Value {
         case .dataset(let d):
             return "Dataset \(d.name): \(d.count) examples \(d.exampleShape), \(d.classes) classes"
         case .plot(let p): return depth == 0 ? p.text() : "Plot(\(p.style.rawValue), \(p.series.count) series)"
+        case .object(let o): return depth == 0 ? o.text : o.summary
         }
     }
 

@@ -32,7 +32,7 @@ func hawqV3ResNet18Configurations(kind: String, fraction: Double) throws {
 }
 
 /// Random instances (≤ 10 layers × ≤ 5 widths, 1–3 budgets, ties and pins): branch and bound
-/// equals enumeration; the greedy is feasible, never better than the optimum, and its gap is
+/// equals enumeration; the Pareto frontier's point under the budget is optimal; the greedy is feasible, never better than the optimum, and its gap is
 /// reported.
 @Test func exactAndGreedyAgainstEnumeration() throws {
     var state: UInt64 = 12345
@@ -40,7 +40,7 @@ func hawqV3ResNet18Configurations(kind: String, fraction: Double) throws {
         state = state &* 6364136223846793005 &+ 1442695040888963407
         return Double(state >> 11) / Double(1 << 53)
     }
-    var solved = 0, greedyOptimal = 0, worstGap = 0.0, infeasible = 0
+    var solved = 0, greedyOptimal = 0, worstGap = 0.0, infeasible = 0, paretoChecked = 0
     for _ in 0..<1200 {
         let widths = [2, 3, 4, 6, 8].shuffled(using: &SeededShuffle.shared).prefix(2 + Int(next() * 4)).sorted()
         // Up to 10 layers, as many as keep enumeration under ~250,000 combinations.
@@ -61,6 +61,14 @@ func hawqV3ResNet18Configurations(kind: String, fraction: Double) throws {
         do { truth = try problem.solveByEnumeration() } catch { infeasible += 1; continue }
         let exact = try problem.solveExactly()
         #expect(abs(exact.objective - truth.objective) <= 1e-9 * max(1, truth.objective))
+        // The frontier of the first budget: with one budget its best point under the limit is
+        // the optimum; with several, no feasible solution beats it on the first budget alone.
+        let frontier = try problem.paretoFrontier()
+        #expect(zip(frontier, frontier.dropFirst()).allSatisfy { $0.costs[0] < $1.costs[0] && $0.objective > $1.objective })
+        if let point = frontier.last(where: { $0.costs[0] <= budgets[0].limit + 1e-9 * max(1, budgets[0].limit) }) {
+            if nb == 1 { #expect(abs(point.objective - truth.objective) <= 1e-9 * max(1, truth.objective)); paretoChecked += 1 }
+            else { #expect(point.objective <= truth.objective + 1e-9 * max(1, truth.objective)) }
+        }
         if let greedy = try? problem.solveGreedily() {
             #expect(greedy.objective >= truth.objective - 1e-9)
             #expect(zip(greedy.costs, budgets).allSatisfy { $0 <= $1.limit + 1e-6 })
@@ -71,7 +79,8 @@ func hawqV3ResNet18Configurations(kind: String, fraction: Double) throws {
         solved += 1
     }
     #expect(solved >= 1000)
-    print("bit allocation: \(solved) random instances, exact = enumeration on all; greedy optimal on \(greedyOptimal), worst gap \(String(format: "%.1f%%", worstGap * 100)); \(infeasible) infeasible budgets refused")
+    #expect(paretoChecked >= 200)
+    print("bit allocation: \(solved) random instances, exact = enumeration on all, Pareto optimal on the \(paretoChecked) with one budget; greedy optimal on \(greedyOptimal), worst gap \(String(format: "%.1f%%", worstGap * 100)); \(infeasible) infeasible budgets refused")
 }
 
 /// A deterministic generator for `shuffled(using:)`.

@@ -1,0 +1,105 @@
+import Foundation
+import Network
+
+/// What a layer costs at a weight bit width: the budgets of a bit allocation.
+/// (METHODS.md §0 has the definitions; every figure is per image.)
+public enum CostModel: Sendable, Equatable {
+    /// Weight bytes: P·b/8 (biases stay FP32 and are not counted).
+    case size
+    /// BitOps: MACs·b_w·b_a. With `activationBits` nil the activation entering the layer takes
+    /// the layer's weight bits (HAWQ-V3's rule); otherwise that fixed width. Raw counts: divide
+    /// by MACs·32·32 for HAWQ's FP32 normalisation.
+    case bitOps(activationBits: Int?)
+    /// BitFusion cycles on an N×M array of fused 2-bit bricks (Sharma et al., as APQ and AutoQ
+    /// cost with): speed-up over 8×8 = ⌊8/max(a,2)⌋·⌊8/max(w,2)⌋, so 6 bits run as 8;
+    /// cycles = ⌈Cout/M⌉·Hout·Wout·kh·kw·⌈(Cin/groups)/(N·speed-up)⌉. Defaults N = 16, M = 32.
+    case bitFusion(activationBits: Int?, rows: Int, columns: Int)
+    /// A measured lookup table: cost[layer name][bits] (latency in ms, energy, ...).
+    case table(name: String, values: [String: [Int: Double]])
+
+    public var name: String {
+        switch self {
+        case .size: "size"
+        case .bitOps: "bitops"
+        case .bitFusion: "bitfusion"
+        case .table(let name, _): name
+        }
+    }
+
+    public var unit: String {
+        switch self {
+        case .size: "bytes"
+        case .bitOps: "BitOps"
+        case .bitFusion: "cycles"
+        case .table: ""
+        }
+    }
+
+    /// The cost of one layer at `bits` weight bits.
+    public func cost(_ layer: Layer, bits: Int) throws -> Double {
+        switch self {
+        case .size:
+            return Double(layer.parameterCount * bits) / 8
+        case .bitOps(let a):
+            return Double(layer.macs) * Double(bits) * Double(a ?? bits)
+        case let .bitFusion(a, rows, columns):
+            let act = a ?? bits
+            let speedup = (8 / max(act, 2)) * (8 / max(bits, 2))
+            let s = layer.weightShape
+            let cout = s[0], cinG = s.count > 1 ? s[1] : 1
+            let kernel = s.count == 4 ? s[2] * s[3] : 1
+            let pixels = layer.macs / max(1, layer.parameterCount)
+            let columnsNeeded = (cout + columns - 1) / columns
+            let depth = (cinG + rows * speedup - 1) / (rows * speedup)
+            return Double(columnsNeeded * pixels * kernel * depth)
+        case let .table(name, values):
+            guard let row = values[layer.name], let v = row[bits] else {
+                throw NetworkError("cost table '\(name)' has no entry for layer '\(layer.name)' at \(bits) bits")
+            }
+            return v
+        }
+    }
+
+    /// The whole model's cost with every layer at `bits`.
+    public func uniformCost(_ model: Model, bits: Int) throws -> Double {
+        try model.layers.reduce(0.0) { $0 + (try cost($1, bits: bits)) }
+    }
+}
+
+extension Model {
+    /// Groups of layers that read the same value (a downsampling block's first conv and its
+    /// 1×1 shortcut): they see one quantized activation, so bit allocations tie them.
+    public var layersSharingInputs: [[Int]] {
+        var byInput: [String: [Int]] = [:]
+        for (i, layer) in layers.enumerated() { byInput[nodes[layer.node].inputs[0], default: []].append(i) }
+        return byInput.values.filter { $0.count > 1 }.map { $0.sorted() }.sorted { $0[0] < $1[0] }
+    }
+}
+
+extension BitAllocation {
+    /// The problem for a model: the table's bits are every layer's choices and its values the
+    /// objective; each budget is a cost model and a limit. Layers that share an input are tied
+    /// unless `tieSharedInputs` is false; `pinned` fixes layers by name (first/last-layer rules).
+    public init(model: Model, table: SensitivityTable, budgets: [(CostModel, Double)],
+                tieSharedInputs: Bool = true, pinned: [String: Int] = [:]) throws {
+        guard table.layers == model.layers.map(\.name) else {
+            throw NetworkError("bit allocation: the sensitivity table's layers (\(table.layers.count)) are not the model's (\(model.layers.count))")
+        }
+        var pins: [Int: Int] = [:]
+        for (name, b) in pinned {
+            guard let i = table.layers.firstIndex(of: name) else {
+                throw NetworkError("bit allocation: no layer named '\(name)' to pin; layers are \(table.layers.joined(separator: ", "))")
+            }
+            guard table.bits.contains(b) else {
+                throw NetworkError("bit allocation: layer '\(name)' is pinned at \(b) bits, which is not a candidate (\(table.bits.map(String.init).joined(separator: ", ")))")
+            }
+            pins[i] = b
+        }
+        let costs = try budgets.map { costModel, limit in
+            Budget(name: costModel.name, cost: try model.layers.map { layer in try table.bits.map { try costModel.cost(layer, bits: $0) } },
+                   limit: limit)
+        }
+        self.init(layers: table.layers, choices: Array(repeating: table.bits, count: table.layers.count), objective: table.values,
+                  budgets: costs, ties: tieSharedInputs ? model.layersSharingInputs : [], pinned: pins)
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+import MixedPrecision
+import Network
+import Quantization
+import Tensors
+
+extension Arguments {
+    func object<T: ScriptObject>(_ name: String, _ type: T.Type, what: String) throws -> T {
+        guard case .object(let o) = self[name], let t = o as? T else {
+            throw fail("expected \(what) for '\(name)', got \(self[name].typeName)")
+        }
+        return t
+    }
+
+    func bitsList(_ name: String) throws -> [Int] {
+        guard case .list(let xs) = self[name], !xs.isEmpty else { throw fail("'\(name)' must be a non-empty List of bit widths") }
+        return try xs.map { v in
+            guard case .number(let x) = v, x == x.rounded(), (1...8).contains(Int(x)) else {
+                throw fail("'\(name)' must hold bit widths in 1…8, found \(v.shown)")
+            }
+            return Int(x)
+        }
+    }
+
+    func granularity(_ name: String = "granularity") throws -> Granularity {
+        let g = try string(name)
+        guard let v = Granularity(rawValue: g) else { throw fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
+        return v
+    }
+
+    /// A stderr progress line for long work: "label 3/22".
+    func progress(_ interp: Interpreter, _ label: String) -> (Int, Int) -> Void {
+        { done, total in interp.progress("\(label) \(done)/\(total)", done: done == total) }
+    }
+}
+
+extension Builtins {
+    static let mnist = "fashion_mnist(split: \"train\", limit: 64)"
+    static let mlp = "load(\"../shared/reference/fmnist_mlp.onnx\")"
+
+    static func traces(_ model: Model, _ data: Dataset, method: String, layers: [Layer], samples: Int, seed: UInt64,
+                       _ args: Arguments, _ interp: Interpreter) throws -> [String: Double] {
+        let analysis = try HessianAnalysis(model: model, data: data)
+        switch method {
+        case "exact":
+            guard analysis.usesGaussNewton || layers.allSatisfy({ $0.parameterCount <= HessianAnalysis.exactProductLimit }) else {
+                throw args.fail("method \"exact\" on a network that is not piecewise linear needs one product per weight; use method: \"hutchinson\"")
+            }
+            return try analysis.exactDiagonals(layers, progress: args.progress(interp, "hessian (exact)"))
+                .mapValues { $0.scalars.reduce(0.0) { $0 + Double($1) } }
+        case "hutchinson":
+            var out: [String: Double] = [:]
+            for (i, layer) in layers.enumerated() {
+                out[layer.name] = try analysis.hutchinson(layer, samples: samples, seed: seed).mean
+                args.progress(interp, "hessian (hutchinson)")(i + 1, layers.count)
+            }
+            return out
+        default:
+            throw args.fail("method must be \"exact\" or \"hutchinson\", got \"\(method)\"")
+        }
+    }
+
+    static func layers(_ model: Model, _ v: Value, _ args: Arguments) throws -> [Layer] {
+        guard case .list(let names) = v else { return model.layers }
+        return try names.map { n in
+            guard case .string(let s) = n, let l = model.layer(named: s) else {
+                throw args.fail("no layer \(n.shown) in model '\(model.name)'; layers are \(model.layers.map(\.name).joined(separator: ", "))")
+            }
+            return l
+        }
+    }
+
+    static let search: [Builtin] = [
+        Builtin("hessian_trace", category: "sensitivity",
+                [.required("model", .model), .required("data", .dataset), .optional("method", .string, .string("exact")),
+                 .optional("layers", .list), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
+                returns: "Record",
+                summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3.",
+                examples: [BuiltinExample("hessian_trace(\(mlp), \(mnist), layers: [\"fc3\"]).fc3 > 0", "true")]) { args, interp in
+            let m = try args.model("model")
+            let layers = try layers(m, args["layers"], args)
+            let t = try traces(m, try args.dataset("data"), method: try args.string("method"), layers: layers,
+                               samples: try args.int("samples"), seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp)
+            return .record(Record(layers.map { ($0.name, .number(t[$0.name]!)) }))
+        },
+        Builtin("top_eigenvalue", category: "sensitivity",
+                [.required("model", .model), .required("data", .dataset), .optional("layers", .list),
+                 .optional("iterations", .integer, .number(30)), .optional("seed", .integer, .number(0))],
+                returns: "Record",
+                summary: "Largest eigenvalue of each layer's diagonal Hessian block, by power iteration from a seeded normal vector.",
+                examples: [BuiltinExample("top_eigenvalue(\(mlp), \(mnist), layers: [\"fc3\"], iterations: 10).fc3 > 0", "true")]) { args, _ in
+            let m = try args.model("model")
+            let analysis = try HessianAnalysis(model: m, data: try args.dataset("data"))
+            let layers = try layers(m, args["layers"], args)
+            let iters = try args.int("iterations"), seed = UInt64(truncatingIfNeeded: try args.int("seed"))
+            guard (1...10_000).contains(iters) else { throw args.fail("iterations must be in 1…10000, got \(iters)") }
+            return .record(Record(try layers.map { ($0.name, .number(try analysis.topEigenvalue($0, iterations: iters, seed: seed))) }))
+        },
+        Builtin("sensitivity", category: "sensitivity",
+                [.required("model", .model), .required("data", .dataset), .optional("metric", .string, .string("hessian")),
+                 .optional("bits", .list, .list([2, 3, 4, 8].map { .number(Double($0)) })), .optional("granularity", .string, .string("channel")),
+                 .optional("method", .string, .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
+                returns: "Sensitivity",
+                summary: "A layer × bits table of how much quantizing one layer's weights hurts (larger is worse). metric: \"hessian\" (HAWQ-V3: Tr(H)/P·‖Q_b(W)−W‖², traces by `method` as in hessian_trace), \"fisher\" (Σ F·ΔW², empirical Fisher diagonal), \"kl\" (ZeroQ: mean KL(fp‖q) with only that layer quantized), \"mpqnnco\" (½·E[Σp·Δo² − (Σp·Δo)²] of the logit change), \"mse\" (mean squared logit change), \"accuracy\" (accuracy lost on `data`). Fields: metric, layers, bits, values, params, rows.",
+                examples: [BuiltinExample("sensitivity(\(mlp), \(mnist), bits: [2, 4]).layers", "[\"fc1\", \"fc2\", \"fc3\"]"),
+                           BuiltinExample("sensitivity(\(mlp), \(mnist), metric: \"kl\", bits: [2, 8]).values[0][0] > 0", "true")]) { args, interp in
+            let m = try args.model("model"), data = try args.dataset("data")
+            let bits = try args.bitsList("bits"), g = try args.granularity()
+            let metric = try args.string("metric")
+            let table: SensitivityTable
+            var detail = "\(data.count) examples of \(data.name), \(g.rawValue)-wise weights"
+            switch metric {
+            case "hessian", "hawq":
+                let method = try args.string("method")
+                let t = try traces(m, data, method: method, layers: m.layers, samples: try args.int("samples"),
+                                   seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp)
+                table = try SensitivityTable.hawq(model: m, traces: t, bits: bits, granularity: g)
+                detail += ", \(method) Hessian traces"
+            case "fisher":
+                table = try SensitivityTable.fisher(model: m, images: data.images, labels: data.labels, bits: bits, granularity: g)
+            case "kl", "mpqnnco", "mse", "accuracy":
+                table = try SensitivityTable.measured(SensitivityTable.Metric(rawValue: metric)!, model: m, images: data.images,
+                                                      labels: data.labels, bits: bits, granularity: g,
+                                                      progress: args.progress(interp, "sensitivity (\(metric))"))
+            default:
+                throw args.fail("metric must be one of \"hessian\", \"fisher\", \"kl\", \"mpqnnco\", \"mse\", \"accuracy\"; got \"\(metric)\"")
+            }
+            return .object(SensitivityObject(table, model: m, detail: detail))
+        },
+        Builtin("policy", category: "search",
+                [.required("model", .model), .optional("bits", .any, .number(8)), .optional("activation_bits", .any),
+                 .optional("granularity", .string, .string("channel"))],
+                returns: "Policy",
+                summary: "A policy by hand: `bits` is one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8). activation_bits likewise (nil: float). Fields: layers, bits, activation_bits, params, macs, average_bits, size, bitops, rows.",
+                examples: [BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, 8]).average_bits", "7.441657579062159"),
+                           BuiltinExample("policy(zoo(\"mlp\"), bits: {fc1: 2}).bits", "[2, 8, 8]")]) { args, _ in
+            let m = try args.model("model")
+            func widths(_ v: Value, default d: Int?, what: String) throws -> [Int?] {
+                switch v {
+                case .null: return Array(repeating: d, count: m.layers.count)
+                case .number(let x):
+                    guard x == x.rounded() else { throw args.fail("\(what) must be whole numbers, got \(Value.format(x))") }
+                    return Array(repeating: Int(x), count: m.layers.count)
+                case .list(let xs):
+                    guard xs.count == m.layers.count else {
+                        throw args.fail("\(what): expected \(m.layers.count) widths (one per layer: \(m.layers.map(\.name).joined(separator: ", "))), found \(xs.count)")
+                    }
+                    return try xs.map { x in
+                        if case .null = x { return nil }
+                        guard case .number(let b) = x, b == b.rounded() else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
+                        return Int(b)
+                    }
+                case .record(let r):
+                    for k in r.keys where m.layer(named: k) == nil {
+                        throw args.fail("\(what): no layer '\(k)' in model '\(m.name)'; layers are \(m.layers.map(\.name).joined(separator: ", "))")
+                    }
+                    return try m.layers.map { l in
+                        guard let x = r[l.name] else { return d }
+                        guard case .number(let b) = x, b == b.rounded() else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
+                        return Int(b)
+                    }
+                default: throw args.fail("\(what) must be a Number, a List or a Record, got \(v.typeName)")
+                }
+            }
+            let w = try widths(args["bits"], default: 8, what: "bits").map { $0 ?? 8 }
+            let a = try widths(args["activation_bits"], default: nil, what: "activation_bits")
+            return .object(PolicyObject(try Policy(layers: m.layers.map(\.name), weightBits: w, activationBits: a,
+                                                   granularity: try args.granularity()), model: m))
+        },
+        Builtin("search", category: "search",
+                [.required("sensitivity", .any), .optional("solver", .string, .string("ilp")), .optional("size", .number),
+                 .optional("bitops", .number), .optional("average_bits", .number), .optional("pin", .record),
+                 .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
+                returns: "Policy",
+                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
+                examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, _ in
+            let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
+            let m = s.model
+            var budgets: [(CostModel, Double)] = []
+            if let v = try args.optionalNumber("size") { budgets.append((.size, v)) }
+            if let v = try args.optionalNumber("average_bits") { budgets.append((.size, try CostModel.size.uniformCost(m, bits: 1) * v)) }
+            if let v = try args.optionalNumber("bitops") { budgets.append((.bitOps(activationBits: nil), v)) }
+            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops: or average_bits:") }
+            var pins: [String: Int] = [:]
+            if let e = try args.optionalInt("ends"), let first = m.layers.first, let last = m.layers.last { pins[first.name] = e; pins[last.name] = e }
+            if case .record(let r) = args["pin"] {
+                for k in r.keys {
+                    guard case .number(let b) = r[k]!, b == b.rounded() else { throw args.fail("pin: bits must be whole numbers, found \(r[k]!.shown)") }
+                    pins[k] = Int(b)
+                }
+            }
+            let problem: BitAllocation
+            do {
+                problem = try BitAllocation(model: m, table: s.table, budgets: budgets, tieSharedInputs: try args.bool("ties"), pinned: pins)
+            } catch let e as NetworkError { throw args.fail(e.message) }
+            let solver = try args.string("solver")
+            let solution: BitAllocation.Solution
+            var origin: [(String, Value)] = [("solver", .string(solver))]
+            do {
+                switch solver {
+                case "ilp", "exact": solution = try problem.solveExactly()
+                case "greedy":
+                    solution = try problem.solveGreedily()
+                    let best = try problem.solveExactly()
+                    origin.append(("gap", .number(best.objective > 0 ? (solution.objective - best.objective) / best.objective : 0)))
+                case "brute": solution = try problem.solveByEnumeration()
+                default: throw args.fail("solver must be \"ilp\", \"greedy\" or \"brute\", got \"\(solver)\"")
+                }
+            } catch let f as BitAllocation.Failure { throw args.fail(f.description) }
+            origin.append(("objective", .number(solution.objective)))
+            for (b, budget) in problem.budgets.enumerated() { origin.append((budget.name, .number(solution.costs[b]))) }
+            let p = try Policy(layers: s.table.layers, weightBits: solution.bits)
+            return .object(PolicyObject(p, model: m, origin: Record(origin)))
+        },
+        Builtin("pareto", category: "search",
+                [.required("sensitivity", .any), .optional("cost", .string, .string("size")), .optional("ties", .bool, .bool(true))],
+                returns: "Frontier",
+                summary: "Every allocation no other beats in both cost and summed sensitivity, found at once by dynamic programming (ZeroQ's frontier). cost: \"size\" (bytes) or \"bitops\". plot(f) draws it; f.policies lists a policy per point.",
+                examples: [BuiltinExample("pareto(sensitivity(\(mlp), \(mnist), bits: [2, 8])).count", "5")]) { args, _ in
+            let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
+            let kind = try args.string("cost")
+            let cost: CostModel
+            switch kind {
+            case "size": cost = .size
+            case "bitops": cost = .bitOps(activationBits: nil)
+            default: throw args.fail("cost must be \"size\" or \"bitops\", got \"\(kind)\"")
+            }
+            let problem = try BitAllocation(model: s.model, table: s.table, budgets: [(cost, .infinity)], tieSharedInputs: try args.bool("ties"))
+            do { return .object(FrontierObject(try problem.paretoFrontier(), cost: cost, sensitivity: s)) }
+            catch let f as BitAllocation.Failure { throw args.fail(f.description) }
+        },
+        Builtin("bitops", category: "costs", [.required("model", .model), .optional("policy", .any)], returns: "Number",
+                summary: "BitOps per image, Σ MACs·b_w·b_a: at FP32 (32·32) without a policy, else under it (float activations count 32 bits). HAWQ normalises by the FP32 figure.",
+                examples: [BuiltinExample("bitops(zoo(\"mlp\"))", "240386048"),
+                           BuiltinExample("bitops(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 4, activation_bits: 4))", "3756032")]) { args, _ in
+            let m = try args.model("model")
+            guard case .object = args["policy"] else { return .number(Double(m.layers.reduce(0) { $0 + $1.macs }) * 1024) }
+            return .number(try args.object("policy", PolicyObject.self, what: "a Policy").policy.bitOps(of: m))
+        },
+        Builtin("cost", category: "costs",
+                [.required("model", .model), .required("policy", .any), .optional("kind", .string, .string("size")),
+                 .optional("rows", .integer, .number(16)), .optional("columns", .integer, .number(32))],
+                returns: "Number",
+                summary: "A policy's cost: kind \"size\" (weight bytes), \"bitops\" (Σ MACs·b_w·b_a, float activations at 32), or \"bitfusion\" (cycles per image on a rows×columns BitFusion array: speed-up ⌊8/max(a,2)⌋·⌊8/max(w,2)⌋ over 8×8, activations at the weight bits where the policy leaves them float).",
+                examples: [BuiltinExample("cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), kind: \"bitfusion\")", "464"),
+                           BuiltinExample("cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 2), kind: \"bitfusion\")", "37")]) { args, _ in
+            let m = try args.model("model")
+            let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+            try p.check(against: m)
+            switch try args.string("kind") {
+            case "size": return .number(Double(try p.size(of: m)))
+            case "bitops": return .number(try p.bitOps(of: m))
+            case "bitfusion":
+                let rows = try args.int("rows"), cols = try args.int("columns")
+                guard rows > 0, cols > 0, rows <= 4096, cols <= 4096 else { throw args.fail("rows and columns must be in 1…4096") }
+                return .number(try m.layers.indices.reduce(0.0) {
+                    $0 + (try CostModel.bitFusion(activationBits: p.activationBits[$1], rows: rows, columns: cols).cost(m.layers[$1], bits: p.weightBits[$1]))
+                })
+            case let k: throw args.fail("kind must be \"size\", \"bitops\" or \"bitfusion\", got \"\(k)\"")
+            }
+        },
+    ]
+}

@@ -1,0 +1,133 @@
+import Foundation
+import MixedPrecision
+import Network
+import Quantization
+
+/// A sensitivity table with the model it measured (its layers' sizes give the costs).
+public final class SensitivityObject: ScriptObject, @unchecked Sendable {
+    public let table: SensitivityTable
+    public let model: Model
+    public let detail: String
+    init(_ table: SensitivityTable, model: Model, detail: String) { self.table = table; self.model = model; self.detail = detail }
+
+    public var typeName: String { "Sensitivity" }
+    public var fieldNames: [String] { ["metric", "layers", "bits", "values", "params", "model", "rows"] }
+    public func field(_ name: String) -> Value? {
+        switch name {
+        case "metric": return .string(table.metric.rawValue)
+        case "layers": return .list(table.layers.map { .string($0) })
+        case "bits": return .list(table.bits.map { .number(Double($0)) })
+        case "values": return .list(table.values.map { .list($0.map { .number($0) }) })
+        case "params": return .list(model.layers.map { .number(Double($0.parameterCount)) })
+        case "model": return .model(model)
+        case "rows": return .list(rows)
+        default: return nil
+        }
+    }
+    var rows: [Value] {
+        table.layers.indices.map { l in
+            .record(Record([("layer", .string(table.layers[l])), ("params", .number(Double(model.layers[l].parameterCount)))] +
+                           table.bits.indices.map { ("\(table.bits[$0])-bit", .number(table.values[l][$0])) }))
+        }
+    }
+    public var summary: String { "Sensitivity(\(table.metric.rawValue), \(table.layers.count) layers × bits \(table.bits))" }
+    public var text: String {
+        let header = "Sensitivity \(table.metric.rawValue) (\(detail)): \(table.layers.count) layers × \(table.bits.count) widths"
+        let cells = table.layers.indices.map { l in
+            Record([("layer", .string(table.layers[l])), ("params", .number(Double(model.layers[l].parameterCount)))] +
+                   table.bits.indices.map { ("\(table.bits[$0])-bit", .string(String(format: "%.4g", table.values[l][$0]))) })
+        }
+        return header + "\n" + ((try? TableFormat.render(cells.map { .record($0) }, at: nil)) ?? "")
+    }
+}
+
+/// A policy with the model it is for, and how it was found.
+public final class PolicyObject: ScriptObject, @unchecked Sendable {
+    public let policy: Policy
+    public let model: Model
+    /// Solver, objective and costs when a search produced it.
+    public let origin: Record
+    init(_ policy: Policy, model: Model, origin: Record = Record()) { self.policy = policy; self.model = model; self.origin = origin }
+
+    public var typeName: String { "Policy" }
+    public var fieldNames: [String] {
+        ["layers", "bits", "activation_bits", "params", "macs", "granularity", "average_bits", "size", "bitops", "rows"] + origin.keys
+    }
+    public func field(_ name: String) -> Value? {
+        switch name {
+        case "layers": return .list(policy.layers.map { .string($0) })
+        case "bits": return .list(policy.weightBits.map { .number(Double($0)) })
+        case "activation_bits": return .list(policy.activationBits.map { $0.map { .number(Double($0)) } ?? .null })
+        case "params": return .list(model.layers.map { .number(Double($0.parameterCount)) })
+        case "macs": return .list(model.layers.map { .number(Double($0.macs)) })
+        case "granularity": return .string(policy.granularity.rawValue)
+        case "average_bits": return (try? policy.averageBits(of: model)).map { .number($0) }
+        case "size": return (try? policy.size(of: model)).map { .number(Double($0)) }
+        case "bitops": return (try? policy.bitOps(of: model)).map { .number($0) }
+        case "rows": return .list(rows)
+        default: return origin[name]
+        }
+    }
+    var rows: [Value] {
+        policy.layers.indices.map { l in
+            .record(Record([("layer", .string(policy.layers[l])), ("params", .number(Double(model.layers[l].parameterCount))),
+                            ("bits", .number(Double(policy.weightBits[l]))),
+                            ("activation_bits", policy.activationBits[l].map { .number(Double($0)) } ?? .string("float"))]))
+        }
+    }
+    public var summary: String {
+        let avg = (try? policy.averageBits(of: model)).map { String(format: "%.2f", $0) } ?? "?"
+        return "Policy(\(policy.layers.count) layers, average \(avg) bits)"
+    }
+    public var text: String {
+        var head = summary.dropLast() + ", \((try? policy.size(of: model)) ?? 0) bytes"
+        for k in origin.keys { head += ", \(k) \(origin[k]!.describe(depth: 1))" }
+        return head + ")\n" + ((try? TableFormat.render(rows, at: nil)) ?? "")
+    }
+}
+
+/// The Pareto frontier of a sensitivity table under one cost.
+public final class FrontierObject: ScriptObject, @unchecked Sendable {
+    public let points: [BitAllocation.Solution]
+    public let cost: CostModel
+    public let sensitivity: SensitivityObject
+    init(_ points: [BitAllocation.Solution], cost: CostModel, sensitivity: SensitivityObject) {
+        self.points = points; self.cost = cost; self.sensitivity = sensitivity
+    }
+
+    public var typeName: String { "Frontier" }
+    public var fieldNames: [String] { ["costs", "objectives", "count", "cost", "policies"] }
+    public func field(_ name: String) -> Value? {
+        switch name {
+        case "costs": return .list(points.map { .number($0.costs[0]) })
+        case "objectives": return .list(points.map { .number($0.objective) })
+        case "count": return .number(Double(points.count))
+        case "cost": return .string(cost.name)
+        case "policies": return .list(points.compactMap { policy($0).map(Value.object) })
+        default: return nil
+        }
+    }
+    func policy(_ s: BitAllocation.Solution) -> PolicyObject? {
+        let m = sensitivity.model
+        guard let p = try? Policy(layers: m.layers.map(\.name), weightBits: s.bits) else { return nil }
+        return PolicyObject(p, model: m, origin: Record([("objective", .number(s.objective)), (cost.name, .number(s.costs[0]))]))
+    }
+    public var summary: String { "Frontier(\(points.count) points, \(cost.name) vs \(sensitivity.table.metric.rawValue))" }
+    public var text: String {
+        // About a dozen points spread along the frontier.
+        let step = max(1, points.count / 12)
+        let shown = Array(stride(from: 0, to: points.count, by: step)) + (points.count % step == 1 || step == 1 ? [] : [points.count - 1])
+        let rows: [Value] = shown.map { i in
+            let p = points[i]
+            let avg = (try? Policy(layers: sensitivity.table.layers, weightBits: p.bits).averageBits(of: sensitivity.model)) ?? 0
+            return .record(Record([("point", .number(Double(i))), (cost.name, .string(String(format: "%.6g", p.costs[0]))),
+                                   ("average_bits", .string(String(format: "%.2f", avg))),
+                                   ("objective", .string(String(format: "%.4g", p.objective)))]))
+        }
+        return "\(summary)\n" + ((try? TableFormat.render(rows, at: nil)) ?? "")
+    }
+    public var plot: Plot? {
+        Plot(series: [Plot.Series(x: points.map { $0.costs[0] }, y: points.map(\.objective), label: "frontier")], style: .line,
+             title: "Pareto frontier", xLabel: "\(cost.name) (\(cost.unit))", yLabel: "\(sensitivity.table.metric.rawValue) sensitivity")
+    }
+}

@@ -1,0 +1,17 @@
+/// A library value a script can hold, show and take apart: sensitivity tables, policies,
+/// frontiers. Fields are discoverable (`p.bits`, Tab completion, `keys`).
+public protocol ScriptObject: AnyObject, Sendable {
+    var typeName: String { get }
+    var fieldNames: [String] { get }
+    func field(_ name: String) -> Value?
+    /// One line, for values nested in lists and records.
+    var summary: String { get }
+    /// The full display at the prompt (a table).
+    var text: String { get }
+    /// What `plot(x)` draws, when the value has a natural picture.
+    var plot: Plot? { get }
+}
+
+extension ScriptObject {
+    public var plot: Plot? { nil }
+}
