@@ -4,18 +4,23 @@ extension BitAllocation {
     /// The optimum, by depth-first branch and bound with Lagrangian bounds. For multipliers
     /// λ ≥ 0 (one per budget), L(λ) = Σ_g min_o (Ω_go + λ·c_go) − λ·B is a lower bound on the
     /// optimum; λ is chosen at the root to maximise it (bisection for one budget, projected
-    /// subgradient ascent for several — any λ keeps the bound valid, so the search stays exact).
+    /// subgradient ascent with Polyak steps for several — any λ keeps the bound valid, so the
+    /// search stays exact; on the benchmark instances it reaches HiGHS's LP bound).
     /// Each group's options are tried in increasing reduced cost Ω + λ·c, and groups whose
     /// best and second-best reduced costs are closest are decided first. A branch is cut when
     /// the cheapest completion breaks a budget, or when its bound — the fixed part plus the
     /// remaining groups' least reduced costs minus λ times the remaining budget, or the
-    /// remaining groups' least sensitivities — cannot beat the incumbent (the greedy's answer
-    /// when it is feasible). Exact for any number of budgets.
+    /// remaining groups' least sensitivities, plus the least price of giving up the cost by
+    /// which the remaining groups' Lagrangian choices would break a budget — cannot beat the
+    /// incumbent (the better of the greedy's answer and the Lagrangian choice repaired and
+    /// improved). Exact for any number of budgets. Its weak point: thousands of layers with
+    /// near-equal reduced costs (see `scripts/bench --filter solve`).
     public func solveExactly() throws -> Solution {
         var gs = try groups()
         try checkFeasible(gs)
         let nb = budgets.count
-        let lambda = nb == 0 ? [] : Self.lagrangeMultipliers(gs, budgets.map(\.limit))
+        let greedy = try? solveGreedily()
+        let lambda = nb == 0 ? [] : Self.lagrangeMultipliers(gs, budgets.map(\.limit), upperBound: greedy?.objective)
         func reduced(_ g: Group, _ o: Int) -> Double {
             var r = g.objective[o]
             for b in 0..<nb { r += lambda[b] * g.cost[b][o] }
@@ -41,12 +46,33 @@ extension BitAllocation {
         let limits = budgets.map(\.limit)
         var best = Double.infinity
         var bestPick: [Int]? = nil
-        if let greedy = try? solveGreedily() {
-            // The greedy's bits, mapped onto the sorted groups' options.
-            let pick = gs.map { g in g.bits.firstIndex(of: greedy.bits[g.members[0]])! }
-            best = greedy.objective * (1 + 1e-12) + 1e-300
-            bestPick = pick
+        // Incumbents: the greedy's answer, and the Lagrangian choice repaired and improved.
+        if let greedy {
+            bestPick = gs.map { g in g.bits.firstIndex(of: greedy.bits[g.members[0]])! }
+            best = greedy.objective
         }
+        let lagrangianChoice = gs.map { g in g.objective.indices.min { reduced(g, $0) < reduced(g, $1) }! }
+        if let (pick, objective) = Self.repairAndImprove(gs, start: lagrangianChoice, limits: budgets.map(\.limit)), objective < best {
+            best = objective; bestPick = pick
+        }
+        // Over-budget bound: where the undecided groups' Lagrangian choices would break budget b
+        // by E, they must give up cost E, and no option frees cost for less than minRatio
+        // reduced cost per unit; so the completion costs at least E·minRatio more.
+        var restChoiceCost = [[Double]](repeating: [Double](repeating: 0, count: nb), count: n + 1)
+        var minRatio = [[Double]](repeating: [Double](repeating: .infinity, count: nb), count: n + 1)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            let g = gs[i], c0 = lagrangianChoice[i], r0 = reduced(g, c0)
+            for b in 0..<nb {
+                restChoiceCost[i][b] = restChoiceCost[i + 1][b] + g.cost[b][c0]
+                var m = minRatio[i + 1][b]
+                for o in g.objective.indices {
+                    let freed = g.cost[b][c0] - g.cost[b][o]
+                    if freed > 0 { m = min(m, max(0, reduced(g, o) - r0) / freed) }
+                }
+                minRatio[i][b] = m
+            }
+        }
+        best = best * (1 + 1e-12) + 1e-300
         var pick = [Int](repeating: 0, count: n)
         var cost = [Double](repeating: 0, count: nb)
         let order = gs.map { g in g.objective.indices.sorted { reduced(g, $0) < reduced(g, $1) } }
@@ -61,6 +87,12 @@ extension BitAllocation {
             var lagrangian = obj + restReduced[i]
             for b in 0..<nb { lagrangian += lambda[b] * (cost[b] - limits[b]) }
             if lagrangian >= best - margin * abs(best) { return }
+            var extra = 0.0
+            for b in 0..<nb {
+                let excess = cost[b] + restChoiceCost[i][b] - limits[b]
+                if excess > 1e-9 * max(1, abs(limits[b])) { extra = max(extra, excess * minRatio[i][b]) }
+            }
+            if extra > 0 && lagrangian + extra >= best - margin * abs(best) { return }
             if i == n { best = obj; bestPick = pick; return }
             for o in order[i] {
                 var ok = true
@@ -78,11 +110,76 @@ extension BitAllocation {
         return solution(gs, bestPick)
     }
 
+    /// The Lagrangian lower bound on the optimum and its multipliers (one per budget): no
+    /// allocation within the budgets has a smaller summed sensitivity.
+    public func lagrangianBound() throws -> (bound: Double, multipliers: [Double]) {
+        let gs = try groups()
+        let lambda = budgets.isEmpty ? [] : Self.lagrangeMultipliers(gs, budgets.map(\.limit))
+        var bound = 0.0
+        for g in gs {
+            bound += g.objective.indices.map { o in g.objective[o] + budgets.indices.reduce(0.0) { $0 + lambda[$1] * g.cost[$1][o] } }.min()!
+        }
+        for b in budgets.indices { bound -= lambda[b] * budgets[b].limit }
+        return (bound, lambda)
+    }
+
+    /// A feasible allocation near `start`: while a budget is broken, take the downgrade that
+    /// costs the least sensitivity per unit of (normalised) broken budget it frees; then, while
+    /// some upgrade fits every budget, take the one with the most sensitivity saved per unit of
+    /// normalised cost. nil when no feasible point is reached.
+    static func repairAndImprove(_ gs: [Group], start: [Int], limits: [Double]) -> ([Int], Double)? {
+        let nb = limits.count
+        var pick = start
+        var cost = (0..<nb).map { b in gs.indices.reduce(0.0) { $0 + gs[$1].cost[b][pick[$1]] } }
+        let scale = (0..<nb).map { b in max(abs(limits[b]), 1e-300) }
+        func broken() -> [Int] { (0..<nb).filter { !fits(cost[$0], limits[$0]) } }
+        var guardSteps = 0
+        while !broken().isEmpty {
+            guardSteps += 1
+            if guardSteps > 100 * gs.count + 1000 { return nil }
+            let violated = broken()
+            var bestG = -1, bestO = -1, bestRatio = Double.infinity
+            for (i, g) in gs.enumerated() {
+                for o in g.objective.indices where o != pick[i] {
+                    var freed = 0.0
+                    for b in violated { freed += (g.cost[b][pick[i]] - g.cost[b][o]) / scale[b] }
+                    guard freed > 0 else { continue }
+                    let ratio = (g.objective[o] - g.objective[pick[i]]) / freed
+                    if ratio < bestRatio { bestRatio = ratio; bestG = i; bestO = o }
+                }
+            }
+            guard bestG >= 0 else { return nil }
+            for b in 0..<nb { cost[b] += gs[bestG].cost[b][bestO] - gs[bestG].cost[b][pick[bestG]] }
+            pick[bestG] = bestO
+        }
+        while true {
+            var bestG = -1, bestO = -1, bestRatio = 0.0
+            for (i, g) in gs.enumerated() {
+                for o in g.objective.indices where g.objective[o] < g.objective[pick[i]] {
+                    var extra = 0.0, ok = true
+                    for b in 0..<nb {
+                        let next = cost[b] + g.cost[b][o] - g.cost[b][pick[i]]
+                        if !fits(next, limits[b]) { ok = false; break }
+                        extra += max(0, g.cost[b][o] - g.cost[b][pick[i]]) / scale[b]
+                    }
+                    guard ok else { continue }
+                    let ratio = (g.objective[pick[i]] - g.objective[o]) / max(extra, 1e-300)
+                    if ratio > bestRatio { bestRatio = ratio; bestG = i; bestO = o }
+                }
+            }
+            guard bestG >= 0 else { break }
+            for b in 0..<nb { cost[b] += gs[bestG].cost[b][bestO] - gs[bestG].cost[b][pick[bestG]] }
+            pick[bestG] = bestO
+        }
+        let objective = gs.indices.reduce(0.0) { $0 + gs[$1].objective[pick[$1]] }
+        return (pick, objective)
+    }
+
     /// Multipliers that (nearly) maximise the Lagrangian bound L(λ). One budget: L is concave
     /// and piecewise linear in λ, maximised where its subgradient Σ c(o*(λ)) − B changes sign
     /// (bisection). Several: projected subgradient ascent with a diminishing step, keeping the
     /// best λ seen.
-    static func lagrangeMultipliers(_ gs: [Group], _ limits: [Double]) -> [Double] {
+    static func lagrangeMultipliers(_ gs: [Group], _ limits: [Double], upperBound: Double? = nil) -> [Double] {
         let nb = limits.count
         func evaluate(_ lambda: [Double]) -> (bound: Double, subgradient: [Double]) {
             var bound = 0.0
@@ -116,17 +213,24 @@ extension BitAllocation {
             // The maximum lies at the breakpoint between lo and hi; take the better end.
             return evaluate([lo]).bound >= evaluate([hi]).bound ? [lo] : [hi]
         }
+        // Several budgets: projected subgradient ascent in cost-normalised coordinates with
+        // Polyak steps towards the incumbent's objective (or diminishing steps without one).
         var lambda = [Double](repeating: 0, count: nb)
         var bestLambda = lambda, bestBound = evaluate(lambda).bound
-        let scale = (0..<nb).map { objectiveRange / max(costRanges[$0], 1e-300) }
-        for k in 0..<400 {
+        var theta = 1.0, stall = 0
+        let target = upperBound ?? .nan
+        for k in 0..<600 {
             let (bound, sub) = evaluate(lambda)
-            if bound > bestBound { bestBound = bound; bestLambda = lambda }
-            let step = 1 / Double(k + 2)
-            for b in 0..<nb {
-                let normalized = sub[b] / max(costRanges[b], 1e-300)
-                lambda[b] = max(0, lambda[b] + step * scale[b] * normalized)
+            if bound > bestBound + 1e-12 * abs(bestBound) { bestBound = bound; bestLambda = lambda; stall = 0 } else {
+                stall += 1
+                if stall >= 15 { theta /= 2; stall = 0; lambda = bestLambda }
             }
+            let g = (0..<nb).map { sub[$0] / max(costRanges[$0], 1e-300) }
+            let norm2 = g.reduce(0) { $0 + $1 * $1 }
+            if norm2 == 0 || theta < 1e-6 { break }
+            let gap = target.isFinite ? max(target - bound, 1e-12 * abs(target)) : objectiveRange / Double(k + 2)
+            let step = theta * gap / norm2
+            for b in 0..<nb { lambda[b] = max(0, lambda[b] + step * g[b] / max(costRanges[b], 1e-300)) }
         }
         return bestLambda
     }

@@ -72,6 +72,7 @@ struct MPQBench: ParsableCommand {
         PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
         LanguageBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
+        SolveBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
     }
 }
 
