@@ -228,9 +228,12 @@ public final class Model: @unchecked Sendable {
     /// Gradients of a scalar function of the output, given dOutput: parameters (and the input,
     /// under the input's name, when `inputGradient` is true).
     /// Values named in `keeping` (node outputs) keep their gradients in the result too.
+    /// `seeds` add gradients at intermediate values (losses on activations, such as ZeroQ's
+    /// batch-norm statistics).
     public func gradients(_ trace: Trace, outputGradient: Tensor, inputGradient: Bool = false,
-                          keeping: Set<String> = []) throws -> [String: Tensor] {
+                          keeping: Set<String> = [], seeds: [String: Tensor] = [:]) throws -> [String: Tensor] {
         var grads: [String: Tensor] = [output: outputGradient]
+        for (name, g) in seeds { grads[name] = try grads[name].map { try $0 + g } ?? g }
         func value(_ name: String) -> Tensor? {
             if name.isEmpty { return nil }
             return trace.values[name] ?? parameters[name] ?? buffers[name]

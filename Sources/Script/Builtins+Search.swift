@@ -71,6 +71,28 @@ extension Builtins {
     }
 
     static let search: [Builtin] = [
+        Builtin("distill", category: "sensitivity",
+                [.required("model", .model), .optional("count", .integer, .number(32)), .optional("iterations", .integer, .number(500)),
+                 .optional("lr", .number, .number(0.5)), .optional("std", .number, .number(1)), .optional("seed", .integer, .number(0))],
+                returns: "Dataset",
+                summary: "ZeroQ's distilled data: `count` images from N(0, std²) optimised with Adam (lr, iterations) so that every batch norm's input has the batch mean and standard deviation the norm remembers (plus the image batch pulled to mean 0, std 1). Labels are the model's own predictions. Needs the unfolded model (batch norms present). Shows progress.",
+                examples: [BuiltinExample("distill(load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")), count: 4, iterations: 5).count", "4")]) { args, interp in
+            let m = try args.model("model")
+            var o = Distillation.Options()
+            o.count = try args.int("count"); o.iterations = try args.int("iterations")
+            o.learningRate = Float(try args.number("lr")); o.initialStd = Float(try args.number("std"))
+            o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
+            guard o.learningRate > 0, o.learningRate.isFinite, o.initialStd > 0, o.initialStd.isFinite else {
+                throw args.fail("lr and std must be positive numbers")
+            }
+            let r = try Distillation.distill(m, options: o) { step, loss in
+                if step % 10 == 0 || step == o.iterations {
+                    interp.progress("distill \(step)/\(o.iterations) loss \(String(format: "%.4g", loss))", done: step == o.iterations)
+                }
+            }
+            let labels = try m.run(r.images).output.argmax(axis: 1).scalars.map { Int($0) }
+            return .dataset(try Dataset(name: "distilled from \(m.name)", images: r.images, labels: labels, classes: 10))
+        },
         Builtin("hessian_trace", category: "sensitivity",
                 [.required("model", .model), .required("data", .dataset), .optional("method", .string, .string("exact")),
                  .optional("layers", .list), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
