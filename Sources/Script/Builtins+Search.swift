@@ -191,18 +191,22 @@ extension Builtins {
         },
         Builtin("search", category: "search",
                 [.required("sensitivity", .any), .optional("solver", .string, .string("ilp")), .optional("size", .number),
-                 .optional("bitops", .number), .optional("average_bits", .number), .optional("pin", .record),
+                 .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number), .optional("pin", .record),
                  .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
                 returns: "Policy",
-                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
-                examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, _ in
+                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
+                examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, interp in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
             let m = s.model
             var budgets: [(CostModel, Double)] = []
             if let v = try args.optionalNumber("size") { budgets.append((.size, v)) }
             if let v = try args.optionalNumber("average_bits") { budgets.append((.size, try CostModel.size.uniformCost(m, bits: 1) * v)) }
             if let v = try args.optionalNumber("bitops") { budgets.append((.bitOps(activationBits: nil), v)) }
-            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops: or average_bits:") }
+            if let v = try args.optionalNumber("latency") {
+                guard s.table.bits.allSatisfy({ $0 >= 2 }) else { throw args.fail("a latency budget needs widths of 2…8 bits (the integer kernels' range)") }
+                budgets.append((try LatencyTable.cached(m, bits: Array(Set(s.table.bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table.costModel, v))
+            }
+            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops:, latency: or average_bits:") }
             var pins: [String: Int] = [:]
             if let e = try args.optionalInt("ends"), let first = m.layers.first, let last = m.layers.last { pins[first.name] = e; pins[last.name] = e }
             if case .record(let r) = args["pin"] {
@@ -250,6 +254,28 @@ extension Builtins {
             let problem = try BitAllocation(model: s.model, table: s.table, budgets: [(cost, .infinity)], tieSharedInputs: try args.bool("ties"))
             do { return .object(FrontierObject(try problem.paretoFrontier(), cost: cost, sensitivity: s)) }
             catch let f as BitAllocation.Failure { throw args.fail(f.description) }
+        },
+        Builtin("latency", category: "costs",
+                [.required("model", .model), .optional("policy", .any), .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })),
+                 .optional("threads", .integer, .number(1))],
+                returns: "Number or List",
+                summary: "Measured latency on this machine: each layer's integer GEMM (u8 activation patches × int8 or packed weights → Int32, batch 1) timed at each width in `bits`, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). im2col and requantization are not included.",
+                examples: [BuiltinExample("latency(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), bits: [4, 8]) > 0", "true")]) { args, interp in
+            let m = try args.model("model")
+            let threads = try args.int("threads")
+            if case .object = args["policy"] {
+                let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+                try p.check(against: m)
+                guard p.weightBits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the integer kernels run 2…8-bit weights; the policy has 1-bit layers") }
+                let t = try LatencyTable.cached(m, bits: Array(2...8), threads: threads, progress: args.progress(interp, "latency table")).table
+                return .number(zip(p.layers, p.weightBits).reduce(0.0) { $0 + t.milliseconds[$1.0]![$1.1]! })
+            }
+            let bits = try args.bitsList("bits")
+            guard bits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the integer kernels run 2…8-bit weights") }
+            let t = try LatencyTable.cached(m, bits: Array(Set(bits).union(2...8)).sorted(), threads: threads, progress: args.progress(interp, "latency table")).table
+            return .list(m.layers.map { l in
+                .record(Record([("layer", .string(l.name))] + bits.map { ("\($0)-bit ms", .number(Double(String(format: "%.4g", t.milliseconds[l.name]![$0]!))!)) }))
+            })
         },
         Builtin("bitops", category: "costs", [.required("model", .model), .optional("policy", .any)], returns: "Number",
                 summary: "BitOps per image, Σ MACs·b_w·b_a: at FP32 (32·32) without a policy, else under it (float activations count 32 bits). HAWQ normalises by the FP32 figure.",

@@ -73,3 +73,19 @@ import Tensors
         #expect(abs(fd - Double(g.scalars[i])) <= 1e-3 + 1e-2 * abs(fd), "element \(i): \(g.scalars[i]) vs \(fd)")
     }
 }
+
+/// The measured latency table: every layer and width timed, bigger layers slower, and the
+/// cache returns the same table without measuring again.
+@Test func latencyTableIsMeasuredAndCached() throws {
+    let mlp = try Zoo.make("mlp")
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-latency-\(getpid())").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (first, measured) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
+    #expect(measured)
+    for layer in mlp.layers { #expect(first.milliseconds[layer.name]!.values.allSatisfy { $0 > 0 }) }
+    #expect(first.milliseconds["fc1"]![8]! > first.milliseconds["fc3"]![8]!)
+    let (again, measuredAgain) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
+    #expect(!measuredAgain)
+    #expect(again == first)
+    #expect(throws: NetworkError.self) { try LatencyTable.measure(mlp, bits: [1]) }
+}
