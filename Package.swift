@@ -58,6 +58,9 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotSwift),
 
+        // libFuzzer harness: built only by scripts/fuzz (-sanitize=fuzzer supplies main).
+        .executableTarget(name: "mpq-fuzz", dependencies: ["Script", "Kernels", "Tensors"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"]),

@@ -1,0 +1,71 @@
+import Dispatch
+import Foundation
+import Kernels
+import Script
+import Tensors
+
+/// libFuzzer entry point: each input is a script, run by a fresh interpreter with the stdlib
+/// loaded. Errors are the expected outcome; a crash, a sanitizer report, a hang past the
+/// watchdog or memory past libFuzzer's limit is a finding. Built by `scripts/fuzz` with
+/// `-sanitize=fuzzer,address`; not part of the normal build's products.
+nonisolated(unsafe) var generation = 0
+nonisolated(unsafe) var configured = false
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func mpqFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    if !configured {
+        // Scripts may ask for huge tensors; the limit turns those into errors, not OOM reports.
+        Tensor.maxElementCount = 1 << 22
+        configured = true
+    }
+    let source = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    Interrupt.clear()
+    generation += 1
+    let mine = generation
+    // Watchdog: long loops and training stop at the next Interrupt check.
+    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300)) {
+        if generation == mine { Interrupt.request() }
+    }
+    let interpreter = Interpreter(output: { _ in })
+    if let dir = ProcessInfo.processInfo.environment["MPQ_STDLIB"] { try? interpreter.loadStdlib(directory: dir) }
+    _ = try? interpreter.run(source)
+    generation += 1
+    Interrupt.clear()
+    return 0
+}
+
+#if MPQ_LIBFUZZER
+/// SwiftPM links an executable's entry point as `mpq_fuzz_main`; with libFuzzer that entry
+/// hands control to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>,
+                     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@_cdecl("mpq_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in
+        guard let data else { return 0 }
+        return mpqFuzzOneInput(data, size)
+    }
+}
+#else
+/// Without libFuzzer (a normal build), the harness replays inputs: `mpq-fuzz FILE...` runs each
+/// file as the fuzzer would, to reproduce a finding under a debugger.
+@main
+struct Replay {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                FileHandle.standardError.write(Data("mpq-fuzz: cannot read \(path)\n".utf8)); continue
+            }
+            _ = data.withUnsafeBytes { raw in
+                mpqFuzzOneInput(raw.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1)!, data.count)
+            }
+            print("ran \(path)")
+        }
+    }
+}
+#endif
