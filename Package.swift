@@ -54,7 +54,7 @@ let package = Package(
             dependencies: ["Tensors", "Network", "Script", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "mpq-bench",
-            dependencies: ["Kernels", "Tensors", "Network", "MixedPrecision", "COpenBLAS",
+            dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotSwift),
 

@@ -277,6 +277,17 @@ extension Builtins {
                 .record(Record([("layer", .string(l.name))] + bits.map { ("\($0)-bit ms", .number(Double(String(format: "%.4g", t.milliseconds[l.name]![$0]!))!)) }))
             })
         },
+        Builtin("integer_model", category: "quantizers",
+                [.required("model", .model), .required("policy", .any), .required("calibration", .dataset)],
+                returns: "IntegerModel",
+                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (int8 or packed), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization, residual branches rescaled to the add's scale, integer pooling. The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() runs it; .simulation is the same arithmetic in float.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); evaluate(q, fashion_mnist(split: \"test\", limit: 200)) > 0.85", "true")]) { args, _ in
+            let m = try args.model("model")
+            let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+            do {
+                return .object(IntegerModelObject(try IntegerModel(model: m, policy: p, calibration: try args.dataset("calibration").images)))
+            } catch let e as QuantizationError { throw args.fail(e.message) }
+        },
         Builtin("bitops", category: "costs", [.required("model", .model), .optional("policy", .any)], returns: "Number",
                 summary: "BitOps per image, Σ MACs·b_w·b_a: at FP32 (32·32) without a policy, else under it (float activations count 32 bits). HAWQ normalises by the FP32 figure.",
                 examples: [BuiltinExample("bitops(zoo(\"mlp\"))", "240386048"),

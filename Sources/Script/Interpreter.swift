@@ -34,6 +34,10 @@ public final class Interpreter {
         }
     }
 
+    /// Global functions hold the global scope that holds them: clearing it breaks those cycles,
+    /// so a finished interpreter (a rendered notebook, a fuzz input) frees its data.
+    deinit { globals.removeAll() }
+
     /// Every builtin, by category then name.
     public var declarations: [Builtin] { builtins.values.sorted { ($0.category, $0.name) < ($1.category, $1.name) } }
 

@@ -131,3 +131,27 @@ public final class FrontierObject: ScriptObject, @unchecked Sendable {
              title: "Pareto frontier", xLabel: "\(cost.name) (\(cost.unit))", yLabel: "\(sensitivity.table.metric.rawValue) sensitivity")
     }
 }
+
+/// The integer-only engine of a model under a policy.
+public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
+    public let engine: IntegerModel
+    init(_ engine: IntegerModel) { self.engine = engine }
+    public var typeName: String { "IntegerModel" }
+    public var fieldNames: [String] { ["simulation", "folded", "bytes", "bits", "activation_bits"] }
+    public func field(_ name: String) -> Value? {
+        switch name {
+        case "simulation": return .model(engine.simulation)
+        case "folded": return .model(engine.folded)
+        case "bytes": return .number(Double(engine.storedBytes))
+        case "bits": return .list(engine.policy.weightBits.map { .number(Double($0)) })
+        case "activation_bits": return .list(engine.policy.activationBits.map { $0.map { .number(Double($0)) } ?? .null })
+        default: return nil
+        }
+    }
+    public var summary: String {
+        "IntegerModel(\(engine.folded.name), \(engine.policy.layers.count) layers, \(engine.storedBytes) bytes stored)"
+    }
+    public var text: String {
+        summary + ": int32 accumulation, dyadic requantization; evaluate(q, data) runs it, q.simulation is its fake-quant twin"
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Network
+import Quantization
 import Tensors
 
 /// Float inference on the reference ONNX models beside ONNX Runtime (CPU provider) on the same
@@ -35,7 +36,8 @@ struct InferBenchmarks {
         let batch = 256
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
-        guard names.contains(where: { n in [1, 2].contains { wanted("infer.\(n).fp32.t\($0)") } }) else { return }
+        let anyInteger = ["w8a8", "w4a8"].contains { tag in [1, 2].contains { wanted("infer.resnet20.\(tag).t\($0)") } }
+        guard anyInteger || names.contains(where: { n in [1, 2].contains { wanted("infer.\(n).fp32.t\($0)") } }) else { return }
         var rng = RandomGenerator(seed: 0)
         guard let x = try? Tensor.random([batch, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng) else { return }
         for threads in [1, 2] {
@@ -53,6 +55,36 @@ struct InferBenchmarks {
                 emit(BenchResult("infer.\(name).fp32.t\(threads)", ours: Double(batch) / t, anchor: "onnxruntime",
                                  anchorValue: ort[path] ?? 0, unit: "img/s",
                                  note: ort[path] == nil ? "onnxruntime not available: pip install onnxruntime" : nil))
+            }
+        }
+        integer(x, wanted: wanted, emit: emit)
+    }
+
+    /// The integer-only engine on ResNet-20 (W8A8 and W4A8, BN folded, calibrated on the first
+    /// 512 training images) beside ONNX Runtime on its own static int8 QDQ model of the same
+    /// network (fmnist_resnet20.ort_int8.onnx).
+    func integer(_ x: Tensor, wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let configs = [(8, "w8a8"), (4, "w4a8")]
+        let batch = x.shape[0]
+        for threads in [1, 2] {
+            let here = configs.filter { wanted("infer.resnet20.\($0.1).t\(threads)") }
+            if here.isEmpty { continue }
+            let ortPath = "\(referenceDirectory)/fmnist_resnet20.ort_int8.onnx"
+            let ort = ortRates([ortPath], threads: threads, batch: batch)
+            guard let model = try? Zoo.make("resnet20"), (try? model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")) != nil,
+                  let calibration = try? FashionMNIST.calibration().images else {
+                FileHandle.standardError.write(Data("infer: cannot load ResNet-20 or the calibration images\n".utf8)); return
+            }
+            for (bits, tag) in here {
+                guard let policy = try? Policy.uniform(model, bits: bits, activationBits: 8),
+                      let engine = try? IntegerModel(model: model, policy: policy, calibration: calibration) else { continue }
+                let saved = Parallel.defaultThreads
+                Parallel.defaultThreads = threads
+                let t = bestTime(budget: budget) { _ = try? engine.run(x) }
+                Parallel.defaultThreads = saved
+                emit(BenchResult("infer.resnet20.\(tag).t\(threads)", ours: Double(batch) / t, anchor: "onnxruntime-int8",
+                                 anchorValue: ort[ortPath] ?? 0, unit: "img/s",
+                                 note: ort[ortPath] == nil ? "onnxruntime not available: pip install onnxruntime" : nil))
             }
         }
     }

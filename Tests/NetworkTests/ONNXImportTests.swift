@@ -43,3 +43,17 @@ func onnxReproducesReference(_ name: String) throws {
         #expect("\(error)".contains("opset 7"))
     }
 }
+
+/// ONNX Runtime's own static int8 QDQ models: int8 weights and Int32 biases fold into float
+/// constants, each QuantizeLinear→DequantizeLinear pair on an activation becomes one
+/// FakeQuantize (round half to even, the zero point's type's range). The accuracy equals
+/// ONNX Runtime's (`ort.ort_int8_static_qdq_acc`).
+@Test(arguments: ["mlp", "cnn", "resnet20"])
+func onnxRuntimeInt8ModelsGiveTheirAccuracy(_ name: String) throws {
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(referenceDirectory)/fmnist_\(name).json"))) as! [String: Any]
+    let expected = (json["ort"] as! [String: Any])["ort_int8_static_qdq_acc"] as! Double
+    let model = try ONNXImporter.load(path: "\(referenceDirectory)/fmnist_\(name).ort_int8.onnx")
+    let acc = try model.accuracy(on: testSet)
+    #expect(abs(acc - expected) <= 0.0002, "\(name) int8: \(acc) vs ONNX Runtime \(expected)")
+    #expect(model.nodes.contains { if case .fakeQuantize = $0.op { return true }; return false })
+}

@@ -40,6 +40,9 @@ struct GraphReader {
     let source: String
     var constants: [String: Tensor] = [:]
     var integerConstants: [String: [Int]] = [:]
+    /// QuantizeLinear outputs waiting for their DequantizeLinear: input, scale, code range
+    /// relative to the zero point.
+    var pendingQuantize: [String: (input: String, scale: Float, qmin: Int, qmax: Int)] = [:]
 
     init(graph: Onnx_GraphProto, opset: Int, name: String, source: String) throws {
         self.graph = graph; self.opset = opset; self.name = name; self.source = source
@@ -126,6 +129,27 @@ struct GraphReader {
         return t.scalars[0]
     }
 
+
+    /// QuantizeLinear / DequantizeLinear parameters: scales, zero points, and the code range of
+    /// the zero point's type (uint8 when it is absent, as ONNX says).
+    func quantizationParameters(_ n: Onnx_NodeProto) throws -> (scale: [Float], zero: [Int], lo: Int, hi: Int) {
+        guard n.input.count >= 2, let s = constants[n.input[1]] else { throw fail(n, "the scale must be a constant") }
+        guard s.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw fail(n, "scales must be positive and finite") }
+        var zero = [0], lo = 0, hi = 255
+        if n.input.count > 2, !n.input[2].isEmpty {
+            guard let z = integerConstants[n.input[2]] else { throw fail(n, "the zero point must be an integer constant") }
+            zero = z
+            let type = graph.initializer.first { $0.name == n.input[2] }?.dataType
+            switch type.flatMap({ Onnx_TensorProto.DataType(rawValue: Int($0)) }) {
+            case .int8?: (lo, hi) = (-128, 127)
+            case .uint8?, nil: (lo, hi) = (0, 255)
+            case .int32?: (lo, hi) = (Int(Int32.min), Int(Int32.max))
+            default: throw fail(n, "zero points of ONNX type \(type ?? 0) are not supported")
+            }
+        }
+        return (s.scalars, zero, lo, hi)
+    }
+
     mutating func model() throws -> Model {
         var nodes: [Node] = []
         var usedAs: [String: String] = [:]  // initializer name → "parameter" or "buffer"
@@ -190,8 +214,47 @@ struct GraphReader {
             case "Identity", "Dropout":
                 if n.output.count > 1 { throw fail(n, "the mask output is not supported") }
                 op = .identity
+            case "QuantizeLinear":
+                // Q→DQ on an activation becomes one FakeQuantize (at the DequantizeLinear).
+                let (scale, zero, lo, hi) = try quantizationParameters(n)
+                guard scale.count == 1 else { throw fail(n, "per-channel quantization of an activation is not supported") }
+                if let x = constants[inputs[0]] {
+                    constants[out] = x.map { v in Float(min(max((v / scale[0]).rounded(.toNearestOrEven) + Float(zero[0]), Float(lo)), Float(hi))) }
+                    continue
+                }
+                pendingQuantize[out] = (inputs[0], scale[0], lo - zero[0], hi - zero[0])
+                continue
+            case "DequantizeLinear":
+                guard inputs.count >= 2 else { throw fail(n, "expected x and x_scale") }
+                if let q = pendingQuantize[inputs[0]] {
+                    let (scale, _, _, _) = try quantizationParameters(n)
+                    guard scale.count == 1, scale[0] == q.scale else {
+                        throw fail(n, "dequantizes with another scale than its QuantizeLinear; not supported")
+                    }
+                    inputs = [q.input]
+                    op = .fakeQuantize(scale: q.scale, qmin: q.qmin, qmax: q.qmax)
+                    break
+                }
+                guard let x = constants[inputs[0]] else {
+                    throw fail(n, "input '\(inputs[0])' is neither a constant nor the output of a QuantizeLinear")
+                }
+                // A quantized constant (weights, Int32 biases): folded to floats.
+                let (scale, zero, _, _) = try quantizationParameters(n)
+                let axis = int(n, "axis") ?? 1
+                let a = axis < 0 ? axis + x.rank : axis
+                guard scale.count == 1 || (a >= 0 && a < x.rank && x.shape[a] == scale.count) else {
+                    throw fail(n, "\(scale.count) scales do not match axis \(axis) of \(x.shape)")
+                }
+                let inner = scale.count == 1 ? x.count : x.shape[(a + 1)...].reduce(1, *)
+                var v = x.scalars
+                for i in v.indices {
+                    let c = scale.count == 1 ? 0 : (i / inner) % scale.count
+                    v[i] = (v[i] - Float(zero.count == 1 ? zero[0] : zero[c])) * scale[c]
+                }
+                constants[out] = Tensor(checkedShape: x.shape, scalars: v)
+                continue
             default:
-                throw fail(n, "operator \(n.opType) is not supported (supported: Conv, Gemm, MatMul, Add, Mul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, BatchNormalization, Softmax, Identity, Dropout, Constant)")
+                throw fail(n, "operator \(n.opType) is not supported (supported: Conv, Gemm, MatMul, Add, Mul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, BatchNormalization, Softmax, Identity, Dropout, Constant, QuantizeLinear, DequantizeLinear)")
             }
             for i in inputs where constants[i] != nil && usedAs[i] == nil { usedAs[i] = "parameter" }
             nodes.append(Node(name: nodeName, op: op, inputs: inputs, outputs: [out]))
