@@ -3,14 +3,47 @@ import Quantization
 import Tensors
 
 extension Builtins {
+    /// The quantizer `quantize`'s scheme/rounding/clip/group arguments ask for, or nil when they
+    /// are all at their defaults (the reference quantizer then runs, 1 bit meaning binary).
+    static func configuredQuantizer(_ args: Arguments, bits: Int, granularity: Granularity) throws -> Quantizer? {
+        let schemeName = try args.string("scheme"), roundingName = try args.string("rounding")
+        let group = try args.optionalInt("group")
+        let isDefaultClip: Bool = { if case .string("max") = args["clip"] { return true }; return false }()
+        if schemeName == "symmetric" && roundingName == "nearest_even" && isDefaultClip && group == nil { return nil }
+        guard let scheme = Quantizer.Scheme(rawValue: schemeName) else {
+            throw args.fail("scheme must be one of \(Quantizer.Scheme.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")); got \"\(schemeName)\"")
+        }
+        let rounding: Quantizer.Rounding
+        switch roundingName {
+        case "nearest_even": rounding = .nearestEven
+        case "nearest_away": rounding = .nearestAway
+        case "stochastic": rounding = .stochastic(seed: UInt64(truncatingIfNeeded: try args.int("seed")))
+        default: throw args.fail("rounding must be \"nearest_even\", \"nearest_away\" or \"stochastic\"; got \"\(roundingName)\"")
+        }
+        let clipping: Quantizer.Clipping
+        switch args["clip"] {
+        case .string("max"): clipping = .max
+        case .string("mse"): clipping = .mse
+        case .number(let p): clipping = .percentile(p)
+        case let v: throw args.fail("clip must be \"max\", \"mse\" or a percentile (a Number in (50, 100]); got \(v.shown)")
+        }
+        let slicing: Quantizer.Slicing = group.map { .group($0) } ?? (granularity == .perChannel ? .channel : .tensor)
+        return Quantizer(bits: bits, scheme: scheme, slicing: slicing, rounding: rounding, clipping: clipping)
+    }
+
     static let quantization: [Builtin] = [
         Builtin("quantize", category: "quantizers",
                 [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .string, .string("channel")),
-                 .optional("activation_bits", .integer), .optional("calibration", .any)],
+                 .optional("activation_bits", .integer), .optional("calibration", .any),
+                 .optional("scheme", .string, .string("symmetric")), .optional("rounding", .string, .string("nearest_even")),
+                 .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0))],
                 returns: "Tensor or Model",
-                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor).",
+                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\" or \"stochastic\" (seeded); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
                 examples: [BuiltinExample("quantize([0.5, -1, 0.25], bits: 3, granularity: \"tensor\")", "Tensor[3] [0.6667, -1, 0.3333]"),
-                           BuiltinExample("evaluate(quantize(load(\"../shared/reference/fmnist_mlp.onnx\"), bits: 4), fashion_mnist(split: \"test\", limit: 200)) > 0.8", "true")]) { args, _ in
+                           BuiltinExample("evaluate(quantize(load(\"../shared/reference/fmnist_mlp.onnx\"), bits: 4), fashion_mnist(split: \"test\", limit: 200)) > 0.8", "true"),
+                           BuiltinExample("quantize([0, 0.5, 1, 3], bits: 2, scheme: \"asymmetric\", granularity: \"tensor\")", "Tensor[4] [0, 0, 1, 3]"),
+                           BuiltinExample("quantize([0.1, -0.9, 0.05, 1.1], bits: 2, scheme: \"ternary\", granularity: \"tensor\")", "Tensor[4] [0, -1, 0, 1]"),
+                           BuiltinExample("quantize([1, 2, 3, 40], bits: 4, clip: 70, granularity: \"tensor\")", "Tensor[4] [0.8571, 2.143, 3, 3]")]) { args, _ in
             if case .object(let o) = args["bits"], let p = o as? PolicyObject {
                 guard case .model(let m) = args["x"] else { throw args.fail("a policy applies to a model, got \(args["x"].typeName)") }
                 var calibration: Tensor? = nil
@@ -21,6 +54,21 @@ extension Builtins {
             let bits = try args.int("bits")
             guard let granularity = Granularity(rawValue: try args.string("granularity")) else {
                 throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(try args.string("granularity"))\"")
+            }
+            if let q = try configuredQuantizer(args, bits: bits, granularity: granularity) {
+                switch args["x"] {
+                case .model(let m):
+                    if case .null = args["activation_bits"] {} else {
+                        throw args.fail("activation_bits goes with the reference weight quantizer; with scheme/rounding/clip/group, quantize weights only")
+                    }
+                    do { return .model(try m.quantized(weights: q)) } catch let e as QuantizationError { throw args.fail(e.message) }
+                case let v:
+                    let t = try Convert.tensor(v, what: "argument 1 of 'quantize'", at: args.location)
+                    var config = q
+                    if t.rank <= 1, case .channel = q.slicing { config.slicing = .tensor }
+                    do { return Convert.value(try config.quantize(t.rank == 0 ? try t.reshaped([1]) : t).dequantized.reshaped(t.shape)) }
+                    catch let e as QuantizationError { throw args.fail(e.message) }
+                }
             }
             switch args["x"] {
             case .model(let m):

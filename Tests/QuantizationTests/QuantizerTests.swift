@@ -1,0 +1,69 @@
+import Testing
+import Network
+import Quantization
+import Tensors
+
+func randomWeights(_ shape: [Int], seed: UInt64) throws -> Tensor {
+    var rng = RandomGenerator(seed: seed)
+    return try Tensor.random(shape, .normal(mean: 0.05, std: 0.3), using: &rng)
+}
+
+/// With its defaults the configurable quantizer is the reference one, bit for bit.
+@Test func defaultsAreTheReferenceQuantizer() throws {
+    let w = try randomWeights([8, 3, 3, 3], seed: 1)
+    for bits in 2...8 {
+        #expect(try Quantizer(bits: bits).quantize(w).dequantized == WeightQuantizer.quantize(w, bits: bits, granularity: .perChannel))
+        #expect(try Quantizer(bits: bits, slicing: .tensor).quantize(w).dequantized == WeightQuantizer.quantize(w, bits: bits, granularity: .perTensor))
+    }
+}
+
+@Test func schemesKeepTheirPromises() throws {
+    let w = try randomWeights([4, 64], seed: 2)
+    // Asymmetric: zero is exact, the error inside the range is at most half a step.
+    let a = try Quantizer(bits: 3, scheme: .asymmetric).quantize(w)
+    for c in 0..<4 {
+        let row = Array(w.scalars[(c * 64)..<((c + 1) * 64)]), q = Array(a.dequantized.scalars[(c * 64)..<((c + 1) * 64)])
+        #expect(zip(row, q).allSatisfy { abs($0 - $1) <= a.scales[c] / 2 + 1e-6 })
+        #expect((0...7).contains(a.zeroPoints[c]))
+    }
+    let z = try Quantizer(bits: 4, scheme: .asymmetric, slicing: .tensor).quantize(Tensor([0, 0.3, -0.2]))
+    #expect(z.dequantized.scalars[0] == 0)
+    // Full-range symmetric 8-bit: step 2m/255, codes within −128…127.
+    let f = try Quantizer(bits: 8, scheme: .symmetricFull, slicing: .tensor).quantize(w)
+    let m = w.scalars.map(abs).max()!
+    #expect(abs(f.scales[0] - 2 * m / 255) < 1e-7)
+    #expect(f.dequantized.scalars.allSatisfy { ($0 / f.scales[0]).rounded() >= -128 && ($0 / f.scales[0]).rounded() <= 127 })
+    // Ternary: three values per channel.
+    let t = try Quantizer(bits: 2, scheme: .ternary).quantize(w)
+    for c in 0..<4 { #expect(Set(t.dequantized.scalars[(c * 64)..<((c + 1) * 64)].map { abs($0) }).count <= 2) }
+    // Groups: one scale per 16 weights.
+    #expect(try Quantizer(bits: 4, slicing: .group(16)).quantize(w).scales.count == 16)
+    #expect(throws: QuantizationError.self) { try Quantizer(bits: 4, slicing: .group(10)).quantize(w) }
+    #expect(throws: QuantizationError.self) { try Quantizer(bits: 3, scheme: .ternary).quantize(w) }
+    #expect(throws: QuantizationError.self) { try Quantizer(bits: 4).quantize(Tensor([1, .nan])) }
+}
+
+@Test func clippingAndRounding() throws {
+    let w = try randomWeights([1, 4096], seed: 3)
+    func error(_ q: Quantizer) throws -> Float {
+        let r = try q.quantize(w).dequantized
+        return zip(r.scalars, w.scalars).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+    }
+    // The MSE search includes max clipping, so it is never worse; at 3 bits it is better.
+    #expect(try error(Quantizer(bits: 3, clipping: .mse)) < error(Quantizer(bits: 3)))
+    #expect(try error(Quantizer(bits: 3, clipping: .percentile(99))) < error(Quantizer(bits: 3)))
+    // Stochastic rounding: seeded, and unbiased — the mean over seeds approaches x.
+    let x = Tensor([0.13, -0.41, 0.77, 1.0])
+    var mean = [Float](repeating: 0, count: 4)
+    for seed in 0..<2000 {
+        let q = try Quantizer(bits: 3, slicing: .tensor, rounding: .stochastic(seed: UInt64(seed))).quantize(x).dequantized
+        for i in 0..<4 { mean[i] += q.scalars[i] / 2000 }
+    }
+    #expect(zip(mean, x.scalars).allSatisfy { abs($0 - $1) < 0.01 })
+    let once = try Quantizer(bits: 3, rounding: .stochastic(seed: 5)).quantize(w).dequantized
+    #expect(try Quantizer(bits: 3, rounding: .stochastic(seed: 5)).quantize(w).dequantized == once)
+    // Half away from zero differs from half to even only at ties: 0.5 and 2.5 steps.
+    let ties = Tensor([0.5, 2.5, 3])   // max 3 at 3 bits: s = 1
+    #expect(try Quantizer(bits: 3, slicing: .tensor, rounding: .nearestAway).quantize(ties).dequantized.scalars == [1, 3, 3])
+    #expect(try Quantizer(bits: 3, slicing: .tensor).quantize(ties).dequantized.scalars == [0, 2, 3])
+}
