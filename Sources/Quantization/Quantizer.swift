@@ -13,6 +13,8 @@ import Tensors
 ///   z = clamp(round(−lo/s), 0, 2^b − 1), q = clamp(round(x/s) + z, 0, 2^b − 1), x̂ = (q − z)·s
 /// - binary: x̂ = sign(x)·mean|x| (sign(0) = +1)
 /// - ternary (TWN): Δ = 0.7·mean|x|, α = mean of |x| over |x| > Δ, x̂ = α·sign(x)·[|x| > Δ]
+/// - gaussian (EdMIPS, 1…4 bits): mid-rise, Δ = g_b·std(x),
+///   x̂ = Δ·(clamp(⌊x/Δ⌋, −2^(b−1), 2^(b−1) − 1) + ½) (clipping does not apply)
 /// Granularity: one slice for the tensor, one per output channel (dimension 0), or groups of
 /// `size` consecutive weights within each output channel (a channel with no more than `size`
 /// weights is one group). Clipping: max (m = max|x|), a
@@ -20,7 +22,20 @@ import Tensors
 /// m in {0.30, 0.31, …, 1.00}·max|x| with the least squared error ‖x̂ − x‖².
 /// Rounding: half to even, half away from zero, or stochastic (⌊x/s + u⌋, u uniform, seeded).
 public struct Quantizer: Sendable, Equatable {
-    public enum Scheme: String, Sendable, CaseIterable { case symmetric, symmetricFull = "symmetric_full", asymmetric, binary, ternary }
+    public enum Scheme: String, Sendable, CaseIterable { case symmetric, symmetricFull = "symmetric_full", asymmetric, binary, ternary, gaussian }
+
+    /// EdMIPS' Gaussian weight quantizer steps, Δ = g_b·std(W), for 1…4 bits.
+    public static let gaussianSteps: [Int: Float] = [1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336]
+    /// HWGQ's activation steps (half-wave Gaussian), for 1…4 bits.
+    public static let hwgqSteps: [Int: Float] = [1: 0.799, 2: 0.538, 3: 0.3217, 4: 0.185]
+
+    /// HWGQ (EdMIPS' activation quantizer): clamp to [0, Δ_b·(2^b − 1)] and round to steps Δ_b
+    /// (half to even), for inputs of unit variance after batch norm.
+    public static func hwgq(_ x: Tensor, bits: Int) throws -> Tensor {
+        guard let d = hwgqSteps[bits] else { throw QuantizationError("hwgq: bits must be 1…4, got \(bits)") }
+        let top = d * Float((1 << bits) - 1)
+        return x.map { (min(max($0, 0), top) / d).rounded(.toNearestOrEven) * d }
+    }
     public enum Slicing: Sendable, Equatable { case tensor, channel, group(Int) }
     public enum Rounding: Sendable, Equatable { case nearestEven, nearestAway, stochastic(seed: UInt64) }
     public enum Clipping: Sendable, Equatable { case max, percentile(Double), mse }
@@ -46,6 +61,7 @@ public struct Quantizer: Sendable, Equatable {
         switch scheme {
         case .binary: guard bits == 1 else { throw QuantizationError("quantize: the binary scheme has 1 bit, not \(bits)") }
         case .ternary: guard bits == 2 else { throw QuantizationError("quantize: the ternary scheme takes 2 bits, not \(bits)") }
+        case .gaussian: guard (1...4).contains(bits) else { throw QuantizationError("quantize: the gaussian scheme takes 1…4 bits, not \(bits)") }
         default: guard (2...16).contains(bits) else { throw QuantizationError("quantize: bits must be in 2…16 for the \(scheme.rawValue) scheme, got \(bits)") }
         }
         if case .percentile(let p) = clipping, !(p > 50 && p <= 100) {
@@ -111,6 +127,13 @@ public struct Quantizer: Sendable, Equatable {
         case .binary:
             let a = v.reduce(0) { $0 + abs($1) } / Float(v.count)
             return (v.map { $0 >= 0 ? a : -a }, a, 0)
+        case .gaussian:
+            let mean = v.reduce(0, +) / Float(v.count)
+            let std = (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(v.count)).squareRoot()
+            let d = Self.gaussianSteps[b]! * std
+            guard d > 0 else { return (v.map { _ in 0 }, 0, 0) }
+            let lo = -Float(1 << (b - 1)), hi = Float((1 << (b - 1)) - 1)
+            return (v.map { (min(max(($0 / d).rounded(.down), lo), hi) + 0.5) * d }, d, 0)
         case .ternary:
             let delta = 0.7 * v.reduce(0) { $0 + abs($1) } / Float(v.count)
             let big = v.filter { abs($0) > delta }
@@ -121,6 +144,7 @@ public struct Quantizer: Sendable, Equatable {
 
     func quantizeSlice(_ v: [Float], _ rng: inout RandomGenerator) -> ([Float], Float, Int) {
         let lo = v.min()!, hi = v.max()!
+        if scheme == .gaussian || scheme == .binary || scheme == .ternary { return apply(v, lo: lo, hi: hi, &rng) }
         switch clipping {
         case .max:
             return apply(v, lo: lo, hi: hi, &rng)

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Network
+import Quantization
 import Tensors
 
 extension Builtins {
@@ -35,12 +36,18 @@ extension Builtins {
                 return .model(m)
             }
             if path.hasSuffix(".onnx") { return .model(try ONNXImporter.load(path: path)) }
+            if path.hasSuffix(".mpqt") { return .object(PackedTensorObject(try PackedTensor.load(path))) }
             return .model(try Model.load(path: path))
         },
-        Builtin("save", category: "models", [.required("model", .model), .required("path", .string)], returns: "nil",
-                summary: "Saves a model (graph and weights) as .npz, atomically; load(path) reads it back.",
+        Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
+                summary: "Saves a model (graph and weights) as .npz, or a packed tensor (from packed()) in mpq's .mpqt format, atomically; load(path) reads either back.",
                 examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3")]) { args, _ in
-            try args.model("model").save(path: try args.string("path"))
+            if case .object(let o) = args["model"], let p = o as? PackedTensorObject {
+                try p.packed.save(to: try args.string("path"))
+                return .null
+            }
+            guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or a packed tensor to save, got \(args["model"].typeName)") }
+            try m.save(path: try args.string("path"))
             return .null
         },
         Builtin("train", category: "models",

@@ -32,6 +32,61 @@ extension Builtins {
     }
 
     static let quantization: [Builtin] = [
+        Builtin("packed", category: "quantizers",
+                [.required("x", .tensorLike), .optional("bits", .integer, .number(4)), .optional("scheme", .string, .string("symmetric")),
+                 .optional("granularity", .string, .string("channel")), .optional("group", .integer)],
+                returns: "PackedTensor",
+                summary: "Quantizes a tensor and stores its codes packed at `bits` per code with a scale (and zero point) per slice: exact bytes (.bytes), dequantize(p), save(p, \"w.mpqt\") and load(\"w.mpqt\"). Schemes as quantize: symmetric, symmetric_full, asymmetric, binary (1 bit), ternary (2 bits).",
+                examples: [BuiltinExample("packed(ones([64, 64]), bits: 4).bytes", "2304"),
+                           BuiltinExample("dequantize(packed([0.5, -1, 0.25], bits: 3, granularity: \"tensor\"))", "Tensor[3] [0.6667, -1, 0.3333]")]) { args, _ in
+            let t = try args.tensor("x")
+            let g = try args.string("granularity")
+            guard g == "channel" || g == "tensor" else { throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
+            guard let scheme = Quantizer.Scheme(rawValue: try args.string("scheme")) else {
+                throw args.fail("scheme must be one of \(Quantizer.Scheme.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let slicing: Quantizer.Slicing = try args.optionalInt("group").map { .group($0) } ?? (g == "tensor" || t.rank <= 1 ? .tensor : .channel)
+            do {
+                return .object(PackedTensorObject(try PackedTensor(t.rank == 0 ? try t.reshaped([1]) : t,
+                                                                   quantizer: Quantizer(bits: try args.int("bits"), scheme: scheme, slicing: slicing))))
+            } catch let e as QuantizationError { throw args.fail(e.message) }
+        },
+        Builtin("dequantize", category: "quantizers", [.required("packed", .any)], returns: "Tensor",
+                summary: "The float values a packed tensor's codes stand for: (q − z)·s per slice.",
+                examples: [BuiltinExample("dequantize(packed([1, -1, 0.5], bits: 2, granularity: \"tensor\"))", "Tensor[3] [1, -1, 0]")]) { args, _ in
+            guard case .object(let o) = args["packed"], let p = o as? PackedTensorObject else {
+                throw args.fail("expected a PackedTensor (from packed() or load(\"….mpqt\")), got \(args["packed"].typeName)")
+            }
+            return .tensor(p.packed.dequantize())
+        },
+        Builtin("binarize", category: "quantizers", [.required("x", .tensorLike), .optional("granularity", .string, .string("channel"))],
+                returns: "Tensor",
+                summary: "XNOR-Net's binary weights: sign(x)·mean|x| per output channel (or per tensor), sign(0) = +1.",
+                examples: [BuiltinExample("binarize([[1, -3], [0, 2]])", "Tensor[2, 2] [[2, -2], [1, 1]]")]) { args, _ in
+            let t = try args.tensor("x")
+            let g = try args.string("granularity")
+            guard let granularity = Granularity(rawValue: g) else { throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
+            return .tensor(try WeightQuantizer.quantize(t.rank == 0 ? try t.reshaped([1]) : t, bits: 1,
+                                                        granularity: t.rank <= 1 ? .perTensor : granularity).reshaped(t.shape))
+        },
+        Builtin("hwgq", category: "quantizers", [.required("x", .tensorLike), .optional("bits", .integer, .number(2))], returns: "Tensor",
+                summary: "HWGQ, EdMIPS' activation quantizer for unit-variance inputs: clamp to [0, Δ_b·(2^b − 1)], round to steps Δ_b (1: 0.799, 2: 0.538, 3: 0.3217, 4: 0.185).",
+                examples: [BuiltinExample("hwgq([-1, 0.3, 0.6, 5], bits: 2)", "Tensor[4] [0, 0.538, 0.538, 1.614]")]) { args, _ in
+            do { return .tensor(try Quantizer.hwgq(try args.tensor("x"), bits: try args.int("bits"))) }
+            catch let e as QuantizationError { throw args.fail(e.message) }
+        },
+        Builtin("dyadic", category: "quantizers", [.required("scale", .number), .optional("y", .integer)], returns: "Record or Number",
+                summary: "HAWQ-V3's dyadic requantization: a scale s as b/2^c (frexp(s) = (m, e), b = round(m·2^31), c = 31 − e). With y: (y·b + 2^(c−1)) >> c, y·s rounded half up in integers.",
+                examples: [BuiltinExample("dyadic(0.0123)", "{multiplier: 1690499128, shift: 37, value: 0.012300000002142042}"),
+                           BuiltinExample("dyadic(0.0123, y: 12345)", "152")]) { args, _ in
+            let d: Dyadic
+            do { d = try Dyadic(try args.number("scale")) } catch let e as QuantizationError { throw args.fail(e.message) }
+            if let y = try args.optionalInt("y") {
+                guard abs(y) < 1 << 40 else { throw args.fail("y must lie within ±2^40, got \(y)") }
+                return .number(Double(d.apply(Int64(y))))
+            }
+            return .record(Record([("multiplier", .number(Double(d.multiplier))), ("shift", .number(Double(d.shift))), ("value", .number(d.value))]))
+        },
         Builtin("quantize", category: "quantizers",
                 [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .string, .string("channel")),
                  .optional("activation_bits", .integer), .optional("calibration", .any),

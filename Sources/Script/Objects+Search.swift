@@ -155,3 +155,27 @@ public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
         summary + ": int32 accumulation, dyadic requantization; evaluate(q, data) runs it, q.simulation is its fake-quant twin"
     }
 }
+
+/// A packed quantized tensor.
+public final class PackedTensorObject: ScriptObject, @unchecked Sendable {
+    public let packed: PackedTensor
+    init(_ packed: PackedTensor) { self.packed = packed }
+    public var typeName: String { "PackedTensor" }
+    public var fieldNames: [String] { ["shape", "bits", "scheme", "bytes", "code_bytes", "scales", "zero_points"] }
+    public func field(_ name: String) -> Value? {
+        switch name {
+        case "shape": return .list(packed.shape.map { .number(Double($0)) })
+        case "bits": return .number(Double(packed.bits))
+        case "scheme": return .string(packed.header.scheme)
+        case "bytes": return .number(Double(packed.byteCount))
+        case "code_bytes": return .number(Double(packed.bytes.count))
+        case "scales": return .list(packed.header.scales.map { .number(Double($0)) })
+        case "zero_points": return .list(packed.header.zeroPoints.map { .number(Double($0)) })
+        default: return nil
+        }
+    }
+    public var summary: String {
+        "PackedTensor\(packed.shape) \(packed.bits)-bit \(packed.header.scheme), \(packed.byteCount) bytes (float: \(4 * packed.count))"
+    }
+    public var text: String { summary }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Network
 import Quantization
@@ -66,4 +67,41 @@ func randomWeights(_ shape: [Int], seed: UInt64) throws -> Tensor {
     let ties = Tensor([0.5, 2.5, 3])   // max 3 at 3 bits: s = 1
     #expect(try Quantizer(bits: 3, slicing: .tensor, rounding: .nearestAway).quantize(ties).dequantized.scalars == [1, 3, 3])
     #expect(try Quantizer(bits: 3, slicing: .tensor).quantize(ties).dequantized.scalars == [0, 2, 3])
+}
+
+/// Packed tensors: codes at their bits, exact bytes, the same values after dequantizing and
+/// after a save/load round trip; damaged files are refused with the byte offset.
+@Test func packedTensorsRoundTrip() throws {
+    let w = try randomWeights([16, 8, 3, 3], seed: 9)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-packed-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    for (bits, scheme) in [(8, Quantizer.Scheme.symmetric), (3, .symmetric), (4, .symmetricFull), (3, .asymmetric), (1, .binary), (2, .ternary)] {
+        let q = Quantizer(bits: bits, scheme: scheme)
+        let p = try PackedTensor(w, quantizer: q)
+        #expect(p.dequantize() == (try q.quantize(w).dequantized), "\(scheme) \(bits)")
+        #expect(p.bytes.count == (w.count * bits + 7) / 8)
+        #expect(p.byteCount == p.bytes.count + 4 * 16 + (scheme == .asymmetric ? 16 : 0))
+        let path = dir.appendingPathComponent("w\(bits)\(scheme.rawValue).mpqt").path
+        try p.save(to: path)
+        #expect(try PackedTensor.load(path) == p)
+        var bytes = try FileIO.read(path)
+        bytes.removeLast()
+        try FileIO.writeAtomically(bytes, to: path)
+        #expect(throws: QuantizationError.self) { try PackedTensor.load(path) }
+    }
+    let bad = dir.appendingPathComponent("bad.mpqt").path
+    try FileIO.writeAtomically(Array("nope".utf8), to: bad)
+    #expect(throws: QuantizationError.self) { try PackedTensor.load(bad) }
+    #expect(throws: QuantizationError.self) { try PackedTensor(w, quantizer: Quantizer(bits: 3, scheme: .gaussian)) }
+}
+
+/// EdMIPS' Gaussian weights take 2^b mid-rise levels; HWGQ clamps and rounds to its steps.
+@Test func gaussianAndHWGQ() throws {
+    let w = try randomWeights([2, 500], seed: 4)
+    let g = try Quantizer(bits: 2, scheme: .gaussian).quantize(w)
+    for c in 0..<2 { #expect(Set(g.dequantized.scalars[(c * 500)..<((c + 1) * 500)]).count <= 4) }
+    let h = try Quantizer.hwgq(Tensor([-1, 0.3, 0.6, 5]), bits: 2)
+    #expect(zip(h.scalars, [0, 0.538, 0.538, 1.614] as [Float]).allSatisfy { abs($0 - $1) < 1e-5 })
+    #expect(throws: QuantizationError.self) { try Quantizer.hwgq(Tensor([1]), bits: 5) }
 }

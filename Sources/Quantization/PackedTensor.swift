@@ -1,0 +1,108 @@
+import Foundation
+import Kernels
+import Tensors
+
+/// A quantized tensor as it is stored: integer codes packed at `bits` per code (the
+/// little-endian bit stream of `BitPacking`; signed codes in two's complement), with a scale
+/// and a zero point per slice. `byteCount` is exact: packed codes, Float32 scales, and one byte
+/// per zero point when the scheme has them.
+///
+/// File format (`save`/`load`): "MPQT", a little-endian UInt32 header length, a JSON header
+/// (shape, bits, scheme, slice size, scales, zero points), then the packed bytes.
+public struct PackedTensor: Sendable, Equatable {
+    public struct Header: Codable, Sendable, Equatable {
+        public var shape: [Int]
+        public var bits: Int
+        public var scheme: String
+        public var sliceSize: Int
+        public var scales: [Float]
+        public var zeroPoints: [Int]
+    }
+
+    public var header: Header
+    public var bytes: [UInt8]
+
+    public var shape: [Int] { header.shape }
+    public var bits: Int { header.bits }
+    public var count: Int { header.shape.reduce(1, *) }
+    var signed: Bool { header.scheme != Quantizer.Scheme.asymmetric.rawValue && header.scheme != Quantizer.Scheme.binary.rawValue }
+
+    /// Quantizes `x` with `quantizer` and packs the codes.
+    public init(_ x: Tensor, quantizer: Quantizer) throws {
+        guard quantizer.bits <= 8 else { throw QuantizationError("pack: codes of \(quantizer.bits) bits do not pack; 1…8 bits do") }
+        guard quantizer.scheme != .gaussian else { throw QuantizationError("pack: the gaussian scheme's mid-rise codes are not packed yet; use symmetric, symmetric_full, asymmetric, binary or ternary") }
+        let r = try quantizer.quantize(x)
+        let slices = r.scales.count, size = x.count / max(1, slices)
+        var codes = [UInt8](repeating: 0, count: x.count)
+        for i in 0..<x.count {
+            let s = r.scales[i / size], z = r.zeroPoints[i / size]
+            let v = r.dequantized.scalars[i]
+            let q: Int
+            switch quantizer.scheme {
+            case .binary: q = v < 0 ? 1 : 0                                 // bit 1 = −α
+            case .ternary: q = s > 0 ? Int((v / s).rounded()) : 0           // −1, 0, 1
+            default: q = s > 0 ? Int((v / s).rounded()) + z : 0
+            }
+            codes[i] = UInt8(truncatingIfNeeded: q)
+        }
+        header = Header(shape: x.shape, bits: quantizer.bits, scheme: quantizer.scheme.rawValue, sliceSize: size,
+                        scales: r.scales, zeroPoints: r.zeroPoints)
+        bytes = BitPacking.pack(codes, bits: quantizer.bits)
+    }
+
+    init(header: Header, bytes: [UInt8]) { self.header = header; self.bytes = bytes }
+
+    /// Stored bytes: packed codes + 4 per scale + 1 per zero point (asymmetric only).
+    public var byteCount: Int {
+        bytes.count + 4 * header.scales.count + (header.scheme == Quantizer.Scheme.asymmetric.rawValue ? header.zeroPoints.count : 0)
+    }
+
+    /// The float values the codes stand for.
+    public func dequantize() -> Tensor {
+        let codes = BitPacking.unpack(bytes, count: count, bits: bits, signed: signed)
+        let size = header.sliceSize
+        var out = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let s = header.scales[i / size]
+            switch header.scheme {
+            case Quantizer.Scheme.binary.rawValue: out[i] = codes[i] == 1 ? -s : s
+            case Quantizer.Scheme.asymmetric.rawValue: out[i] = Float(Int(codes[i]) - header.zeroPoints[i / size]) * s
+            default: out[i] = Float(Int(Int8(bitPattern: codes[i]))) * s
+            }
+        }
+        return Tensor(checkedShape: shape, scalars: out)
+    }
+
+    public func save(to path: String) throws {
+        let json = try JSONEncoder().encode(header)
+        var out = Array("MPQT".utf8)
+        let n = UInt32(json.count)
+        out += [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)]
+        out += json
+        out += bytes
+        try FileIO.writeAtomically(out, to: path)
+    }
+
+    public static func load(_ path: String) throws -> PackedTensor {
+        let data = try FileIO.read(path)
+        guard data.count >= 8, Array(data[0..<4]) == Array("MPQT".utf8) else {
+            throw QuantizationError("\(path): not a packed tensor (expected the magic 'MPQT' at byte 0)")
+        }
+        let n = Int(data[4]) | Int(data[5]) << 8 | Int(data[6]) << 16 | Int(data[7]) << 24
+        guard n <= data.count - 8 else { throw QuantizationError("\(path): the header claims \(n) bytes, but only \(data.count - 8) follow at byte 8") }
+        let header: Header
+        do { header = try JSONDecoder().decode(Header.self, from: Data(data[8..<(8 + n)])) }
+        catch { throw QuantizationError("\(path): the header at byte 8 is not valid: \(error)") }
+        guard header.shape.allSatisfy({ $0 >= 0 }), let count = try? Tensor.elementCount(of: header.shape),
+              (1...8).contains(header.bits), header.sliceSize >= 1, count % header.sliceSize == 0,
+              header.scales.count == count / header.sliceSize, header.zeroPoints.count == header.scales.count,
+              Quantizer.Scheme(rawValue: header.scheme) != nil else {
+            throw QuantizationError("\(path): the header is inconsistent (shape \(header.shape), \(header.bits) bits, slices of \(header.sliceSize), \(header.scales.count) scales)")
+        }
+        let expected = BitPacking.byteCount(codes: count, bits: header.bits)
+        guard data.count - 8 - n == expected else {
+            throw QuantizationError("\(path): expected \(expected) bytes of codes after byte \(8 + n), found \(data.count - 8 - n)")
+        }
+        return PackedTensor(header: header, bytes: Array(data[(8 + n)...]))
+    }
+}
