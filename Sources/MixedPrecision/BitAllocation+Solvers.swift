@@ -55,6 +55,17 @@ extension BitAllocation {
         if let (pick, objective) = Self.repairAndImprove(gs, start: lagrangianChoice, limits: budgets.map(\.limit)), objective < best {
             best = objective; bestPick = pick
         }
+        // One binding budget (every other multiplier zero): dynamic programming over the groups
+        // on that budget alone, keeping only partial solutions no other beats in both cost and
+        // sensitivity and whose Lagrangian bound can still beat the incumbent. Its optimum
+        // ignores the other budgets; when it happens to meet them it is the optimum here too.
+        let binding = (0..<nb).filter { lambda[$0] > 0 }
+        if nb >= 1, binding.count <= 1,
+           let (pick, objective) = Self.boundedDynamicProgram(gs, budget: binding.first ?? 0, lambda: binding.isEmpty ? 0 : lambda[binding[0]],
+                                                             limit: limits[binding.first ?? 0], upperBound: best),
+           (0..<nb).allSatisfy({ b in Self.fits(gs.indices.reduce(0.0) { $0 + gs[$1].cost[b][pick[$1]] }, limits[b]) }) {
+            if objective <= best { return solution(gs, pick) }
+        }
         // Over-budget bound: where the undecided groups' Lagrangian choices would break budget b
         // by E, they must give up cost E, and no option frees cost for less than minRatio
         // reduced cost per unit; so the completion costs at least E·minRatio more.
@@ -121,6 +132,69 @@ extension BitAllocation {
         }
         for b in budgets.indices { bound -= lambda[b] * budgets[b].limit }
         return (bound, lambda)
+    }
+
+    /// Dynamic programming on one budget with dominance and Lagrangian bounds (see
+    /// `solveExactly`). nil when nothing beats `upperBound` or the states outgrow the limit.
+    static func boundedDynamicProgram(_ gs: [Group], budget b: Int, lambda: Double, limit: Double, upperBound: Double,
+                                      stateLimit: Int = 40_000_000) -> ([Int], Double)? {
+        let n = gs.count
+        var restReduced = [Double](repeating: 0, count: n + 1), restCost = [Double](repeating: 0, count: n + 1)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            restReduced[i] = restReduced[i + 1] + gs[i].objective.indices.map { gs[i].objective[$0] + lambda * gs[i].cost[b][$0] }.min()!
+            restCost[i] = restCost[i + 1] + gs[i].cost[b].min()!
+        }
+        let bound = upperBound.isFinite ? upperBound * (1 + 1e-12) + 1e-300 : .infinity
+        // Per level, what reconstruction needs; the current level's costs and objectives.
+        var parents: [[Int32]] = [], options: [[UInt8]] = []
+        var cost: [Double] = [0], objective: [Double] = [0]
+        var total = 0
+        for i in 0..<n {
+            if i & 63 == 0, Interrupt.isRequested { return nil }
+            let g = gs[i]
+            let k = g.bits.count
+            // Each option shifts the (cost-sorted) states by a constant: k sorted runs of the
+            // survivors of the budget and bound tests, merged while dropping dominated states.
+            let m = cost.count
+            var runs = [[Int32]](repeating: [], count: k)
+            for o in 0..<k {
+                let dc = g.cost[b][o], dob = g.objective[o]
+                for p in 0..<m {
+                    let c = cost[p] + dc, ob = objective[p] + dob
+                    guard fits(c + restCost[i + 1], limit) else { break }       // costs only grow along the run
+                    if ob + lambda * (c - limit) + restReduced[i + 1] >= bound { continue }
+                    runs[o].append(Int32(p))
+                }
+            }
+            var heads = [Int](repeating: 0, count: k)
+            var nextCost: [Double] = [], nextObjective: [Double] = [], nextParent: [Int32] = [], nextOption: [UInt8] = []
+            nextCost.reserveCapacity(runs.reduce(0) { $0 + $1.count })
+            while true {
+                var bestO = -1, bestC = Double.infinity, bestOb = Double.infinity
+                for o in 0..<k where heads[o] < runs[o].count {
+                    let p = Int(runs[o][heads[o]])
+                    let c = cost[p] + g.cost[b][o], ob = objective[p] + g.objective[o]
+                    if c < bestC || (c == bestC && ob < bestOb) { bestO = o; bestC = c; bestOb = ob }
+                }
+                if bestO < 0 { break }
+                let p = runs[bestO][heads[bestO]]
+                heads[bestO] += 1
+                if let last = nextObjective.last, bestOb >= last { continue }   // dominated
+                nextCost.append(bestC); nextObjective.append(bestOb); nextParent.append(p); nextOption.append(UInt8(bestO))
+            }
+            total += nextCost.count
+            if nextCost.isEmpty || total > stateLimit { return nil }
+            parents.append(nextParent); options.append(nextOption)
+            cost = nextCost; objective = nextObjective
+        }
+        guard let end = objective.indices.min(by: { objective[$0] < objective[$1] }) else { return nil }
+        var pick = [Int](repeating: 0, count: n)
+        var index = end
+        for level in stride(from: n - 1, through: 0, by: -1) {
+            pick[level] = Int(options[level][index])
+            index = Int(parents[level][index])
+        }
+        return (pick, objective[end])
     }
 
     /// A feasible allocation near `start`: while a budget is broken, take the downgrade that
