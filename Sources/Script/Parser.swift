@@ -4,6 +4,10 @@
 public struct Parser {
     var tokens: [Token]
     var i = 0
+    /// How deeply expressions and blocks nest here; past `maxNesting` the parser stops with an
+    /// error instead of running out of stack (a fuzzer found 1,200 nested brackets).
+    var nesting = 0
+    static let maxNesting = 200
     public private(set) var errors: [ScriptError] = []
 
     public init(tokens: [Token]) { self.tokens = tokens }
@@ -73,6 +77,7 @@ public struct Parser {
 
     // block := '{' (statement (NEWLINE | ';'))* '}'
     mutating func block() throws -> [Stmt] {
+        try nest(); defer { nesting -= 1 }
         _ = try expect("{", "'{' to open a block")
         var out: [Stmt] = []
         skipNewlines()
@@ -150,7 +155,18 @@ public struct Parser {
     }
 
     // expr := pipe
-    public mutating func expression() throws -> Expr { try pipe() }
+    public mutating func expression() throws -> Expr {
+        try nest(); defer { nesting -= 1 }
+        return try pipe()
+    }
+
+    mutating func nest() throws {
+        nesting += 1
+        if nesting > Self.maxNesting {
+            nesting -= 1
+            throw error("expressions and blocks nest more than \(Self.maxNesting) levels deep here")
+        }
+    }
 
     // pipe := or ('|>' or)*        x |> f(a) means f(x, a)
     mutating func pipe() throws -> Expr {
@@ -180,7 +196,11 @@ public struct Parser {
     }
     // not := 'not' not | comparison
     mutating func logicalNot() throws -> Expr {
-        if isKeyword("not") { let op = advance(); return Expr(kind: .unary("not", try logicalNot()), location: op.location) }
+        if isKeyword("not") {
+            let op = advance()
+            try nest(); defer { nesting -= 1 }
+            return Expr(kind: .unary("not", try logicalNot()), location: op.location)
+        }
         return try comparison()
     }
 
@@ -227,7 +247,11 @@ public struct Parser {
 
     // unary := '-' unary | power
     mutating func unary() throws -> Expr {
-        if isSymbol("-") { let t = advance(); return Expr(kind: .unary("-", try unary()), location: t.location) }
+        if isSymbol("-") {
+            let t = advance()
+            try nest(); defer { nesting -= 1 }
+            return Expr(kind: .unary("-", try unary()), location: t.location)
+        }
         return try power()
     }
 
