@@ -72,15 +72,7 @@ public struct LatencyTable: Sendable, Equatable, Codable {
                         }
                     }
                 }
-                run()
-                var best = Double.infinity, spent = 0.0, runs = 0
-                while spent < minimumTime || runs < 3 {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    run()
-                    let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-                    best = min(best, dt); spent += dt; runs += 1
-                }
-                row[b] = best * 1000 / Double(batch)
+                row[b] = Stopwatch.best(budget: minimumTime, run) * 1000 / Double(batch)
                 done += 1
                 progress?(done, model.layers.count * bits.count)
             }

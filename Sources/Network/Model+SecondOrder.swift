@@ -79,7 +79,7 @@ extension Model {
             let needs = node.inputs.map { name in parameters[name] != nil || (buffers[name] == nil && name != input && !name.isEmpty) }
             let ddy = gradTangents[node.outputs[0]]
             let dins = try node.backward(ins, output: trace.values[node.outputs[0]]!, state: trace.states[i], gradient: dy, needs: needs)
-            let ddins = try node.backwardTangent(ins, tangents: node.inputs.map { t[$0] }, state: trace.states[i],
+            let ddins = try node.backwardTangent(ins, output: trace.values[node.outputs[0]]!, tangents: node.inputs.map { t[$0] }, state: trace.states[i],
                                                  gradient: dy, gradientTangent: ddy, needs: needs)
             for (j, name) in node.inputs.enumerated() where needs[j] {
                 if j < dins.count, let d = dins[j] { grads[name] = try grads[name].map { try $0 + d } ?? d }
@@ -101,7 +101,7 @@ extension Model {
 extension Node {
     /// The tangent of this node's backward pass: how the input gradients change when the inputs
     /// move along `tangents` and the output gradient along `gradientTangent`.
-    func backwardTangent(_ inputs: [Tensor?], tangents t: [Tensor?], state: OpState?, gradient dy: Tensor,
+    func backwardTangent(_ inputs: [Tensor?], output: Tensor, tangents t: [Tensor?], state: OpState?, gradient dy: Tensor,
                          gradientTangent ddy: Tensor?, needs: [Bool]) throws -> [Tensor?] {
         func at(_ i: Int) -> Tensor? { i < t.count ? t[i] : nil }
         func sum(_ a: Tensor?, _ b: Tensor?) throws -> Tensor? {
@@ -112,8 +112,7 @@ extension Node {
         // Terms linear in the output gradient: the ordinary backward pass of ġ.
         var out: [Tensor?] = Array(repeating: nil, count: inputs.count)
         if let ddy {
-            let placeholder = inputs[0]! // the op's own output is only read by softmax, refused earlier
-            out = try backward(inputs, output: placeholder, state: state, gradient: ddy, needs: needs)
+            out = try backward(inputs, output: output, state: state, gradient: ddy, needs: needs)
             out += Array(repeating: nil, count: max(0, inputs.count - out.count))
         }
         // Terms from inputs the backward pass reads multiplicatively.

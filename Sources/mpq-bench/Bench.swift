@@ -18,19 +18,8 @@ struct BenchResult: Codable {
     }
 }
 
-/// Best time of `body` over repeats lasting at least `budget` seconds (and at least 3 runs),
-/// after one warm-up run.
-func bestTime(budget: Double = 0.3, _ body: () -> Void) -> Double {
-    body()
-    var best = Double.infinity, spent = 0.0, runs = 0
-    while spent < budget || runs < 3 {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        best = min(best, dt); spent += dt; runs += 1
-    }
-    return best
-}
+/// Best time of `body` (see `Stopwatch.best`).
+func bestTime(budget: Double = 0.3, _ body: () -> Void) -> Double { Stopwatch.best(budget: budget, body) }
 
 @main
 struct MPQBench: ParsableCommand {
