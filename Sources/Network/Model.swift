@@ -95,14 +95,19 @@ public final class Model: @unchecked Sendable {
             case .gemm(let a) where a.transB: isConv = false
             default: continue
             }
-            guard node.inputs.count >= 2, let w = parameters[node.inputs[1]] else { continue }
+            guard node.inputs.count >= 2 else { continue }
+            // A weight may reach the layer through a learned quantizer (quantization-aware training).
+            var weightName = node.inputs[1]
+            if parameters[weightName] == nil, let producer = nodes.first(where: { $0.outputs[0] == weightName }),
+               case .learnedQuantize = producer.op { weightName = producer.inputs[0] }
+            guard let w = parameters[weightName] else { continue }
             let y = trace.values[node.outputs[0]]!
             let macs = isConv ? y.shape[2] * y.shape[3] * w.count : w.count
             var groups = 1
             if case .conv(let a) = node.op { groups = a.groups }
             let bias = node.inputs.count > 2 && parameters[node.inputs[2]] != nil ? node.inputs[2] : nil
-            out.append(Layer(name: Model.layerName(weight: node.inputs[1], node: node.name), kind: isConv ? .conv : .linear,
-                             weight: node.inputs[1], bias: bias, weightShape: w.shape, groups: groups, node: index, macs: macs))
+            out.append(Layer(name: Model.layerName(weight: weightName, node: node.name), kind: isConv ? .conv : .linear,
+                             weight: weightName, bias: bias, weightShape: w.shape, groups: groups, node: index, macs: macs))
         }
         return out
     }

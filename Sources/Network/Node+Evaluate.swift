@@ -82,6 +82,12 @@ extension Node {
             guard scale > 0 else { return (inputs[0]!.map { _ in 0 }, nil, []) }
             let lo = Float(qmin), hi = Float(qmax)
             return (inputs[0]!.map { min(max(($0 / scale).rounded(.toNearestOrEven), lo), hi) * scale }, nil, [])
+        case .learnedQuantize(let qmin, let qmax):
+            try require(inputs, 2...2)
+            let lo = Float(qmin), hi = Float(qmax)
+            return (try Tensor.zip(inputs[0]!, inputs[1]!, operation: "LearnedQuantize") { x, s in
+                s > 0 ? min(max((x / s).rounded(.toNearestOrEven), lo), hi) * s : 0
+            }, nil, [])
         }
     }
 
@@ -125,6 +131,11 @@ extension Node {
             return [try PointwiseOp.softmaxBackward(output, dy, axis: axis)]
         case .fakeQuantize(let scale, let qmin, let qmax):
             return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2)]
+        case .learnedQuantize(let qmin, let qmax):
+            let (x, step) = (inputs[0]!, inputs[1]!)
+            let (dx, dsFull) = try LearnedQuantizeOp.partials(x, step, qmin: qmin, qmax: qmax)
+            let g = 1 / (Float(x.count / max(1, step.count)) * Float(max(qmax, 1))).squareRoot()
+            return [try dx * dy, try (dsFull * dy).summed(toShape: step.shape).map { $0 * g }]
         }
     }
 
@@ -187,6 +198,29 @@ extension Node {
             return try at(0).map { try PointwiseOp.softmaxBackward(output, $0, axis: axis) }
         case .fakeQuantize(let scale, let qmin, let qmax):
             return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2) }
+        case .learnedQuantize(let qmin, let qmax):
+            let (dx, dsFull) = try LearnedQuantizeOp.partials(inputs[0]!, inputs[1]!, qmin: qmin, qmax: qmax)
+            var out = try Tensor.zeros(output.shape)
+            if let t = at(0) { out = try out + dx * t }
+            if let t = at(1) { out = try out + dsFull * t }
+            return out
         }
+    }
+}
+
+/// The partial derivatives LSQ uses: ∂x̂/∂x (1 inside the range, 0 outside — straight through)
+/// and ∂x̂/∂s (round(x/s) − x/s inside, qmin or qmax outside), both at x's shape.
+enum LearnedQuantizeOp {
+    static func partials(_ x: Tensor, _ step: Tensor, qmin: Int, qmax: Int) throws -> (Tensor, Tensor) {
+        let s = try Tensor.zip(x, step, operation: "LearnedQuantize") { _, s in s }
+        let lo = Float(qmin), hi = Float(qmax)
+        var dx = [Float](repeating: 0, count: x.count), ds = dx
+        for i in 0..<x.count {
+            let sv = s.scalars[i]
+            guard sv > 0 else { continue }
+            let v = x.scalars[i] / sv
+            if v < lo { ds[i] = lo } else if v > hi { ds[i] = hi } else { dx[i] = 1; ds[i] = v.rounded(.toNearestOrEven) - v }
+        }
+        return (Tensor(checkedShape: x.shape, scalars: dx), Tensor(checkedShape: x.shape, scalars: ds))
     }
 }

@@ -58,6 +58,11 @@ public enum Op: Codable, Equatable, Sendable {
     /// Simulated quantization: clamp(round(x/scale), qmin, qmax)·scale, round half to even.
     /// Backward and tangents pass straight through where x is inside the clipping range.
     case fakeQuantize(scale: Float, qmin: Int, qmax: Int)
+    /// LSQ (Esser et al., 2020), for quantization-aware training. inputs: x, step s (a
+    /// parameter broadcast to x). Forward: clamp(round(x/s), qmin, qmax)·s, round half to even.
+    /// Backward: x straight through inside the range; s by LSQ's estimator — round(x/s) − x/s
+    /// inside, qmin or qmax outside — times g = 1/√(n·qmax), n the elements sharing a step.
+    case learnedQuantize(qmin: Int, qmax: Int)
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -67,6 +72,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .globalAveragePool: "GlobalAveragePool"; case .flatten: "Flatten"; case .reshape: "Reshape"
         case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .identity: "Identity"
         case .fakeQuantize: "FakeQuantize"
+        case .learnedQuantize: "LearnedQuantize"
         }
     }
 }

