@@ -20,6 +20,11 @@ public struct Dyadic: Sendable, Equatable, CustomStringConvertible {
         multiplier = b; shift = c
     }
 
+    init(multiplier: Int64, shift: Int) { self.multiplier = multiplier; self.shift = shift }
+
+    /// The multiplier 0 (every product 0), for channels whose scale is 0.
+    public static let zero = Dyadic(multiplier: 0, shift: 1)
+
     /// y·s, rounded half up, in integers.
     @inline(__always)
     public func apply(_ y: Int64) -> Int64 { (y * multiplier + (1 << (shift - 1))) >> shift }

@@ -231,6 +231,8 @@ public final class IntegerModel: @unchecked Sendable {
         var shape: [Int]
         var scales: [Double]   // per channel; codes have one entry
         var isCodes: Bool
+        /// Codes of a signed point (negative codes possible): the GEMM reads them as Int8.
+        var signed = false
     }
 
     /// Logits for a batch, computed in integers.
@@ -244,7 +246,7 @@ public final class IntegerModel: @unchecked Sendable {
         values[folded.input] = Value(data: x.scalars.map { v in
             let q = (Double(v) / p0.scale).rounded(.toNearestOrAwayFromZero)
             return Int32(min(max(q, Double(p0.qmin)), Double(p0.qmax)))
-        }, shape: x.shape, scales: [p0.scale], isCodes: true)
+        }, shape: x.shape, scales: [p0.scale], isCodes: true, signed: p0.qmin < 0)
         var remaining: [String: Int] = [:]
         for node in folded.nodes { for v in node.inputs { remaining[v, default: 0] += 1 } }
         for (i, node) in folded.nodes.enumerated() {
@@ -288,7 +290,7 @@ public final class IntegerModel: @unchecked Sendable {
                 throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
             }
             let name = node.outputs[0]
-            if let p = quantizeAt[name], !out.isCodes { out = requantize(out, to: p, clamp: true) }
+            if let p = quantizeAt[name], !out.isCodes { out = try requantize(out, to: p, clamp: true) }
             values[name] = out
             for v in node.inputs {
                 remaining[v]! -= 1
@@ -307,11 +309,12 @@ public final class IntegerModel: @unchecked Sendable {
 
     /// Accumulators (or codes) to codes at point p: dyadic multiply by s_c/S, round half up,
     /// clamp to the code range.
-    func requantize(_ v: Value, to p: Point, clamp: Bool) -> Value {
+    func requantize(_ v: Value, to p: Point, clamp: Bool) throws -> Value {
         let channels = v.shape.count > 1 ? v.shape[1] : 1
         let planes = v.shape[0] * channels
         let inner = v.data.count / max(1, planes)
-        let dyadics = v.scales.map { try! Dyadic($0 / p.scale) }
+        // A channel whose weights are all zero has scale 0: its values are 0 at any scale.
+        let dyadics = try v.scales.map { $0 > 0 ? try Dyadic($0 / p.scale) : Dyadic.zero }
         let lo = clamp ? Int64(p.qmin) : Int64(Int32.min), hi = clamp ? Int64(p.qmax) : Int64(Int32.max)
         var out = [Int32](repeating: 0, count: v.data.count)
         v.data.withUnsafeBufferPointer { src in
@@ -329,12 +332,12 @@ public final class IntegerModel: @unchecked Sendable {
                 }
             }
         }
-        return Value(data: out, shape: v.shape, scales: [p.scale], isCodes: true)
+        return Value(data: out, shape: v.shape, scales: [p.scale], isCodes: true, signed: clamp && p.qmin < 0)
     }
 
     func add(_ a: Value, _ b: Value, target: Point) throws -> Value {
         guard a.shape == b.shape else { throw QuantizationError("integer engine: residual add of \(a.shape) and \(b.shape)") }
-        let qa = requantize(a, to: target, clamp: false), qb = requantize(b, to: target, clamp: false)
+        let qa = try requantize(a, to: target, clamp: false), qb = try requantize(b, to: target, clamp: false)
         return Value(data: zip(qa.data, qb.data).map { $0 &+ $1 }, shape: a.shape, scales: [target.scale], isCodes: false)
     }
 
@@ -372,10 +375,10 @@ public final class IntegerModel: @unchecked Sendable {
         return c
     }
 
-    /// Whether the codes need the signed kernel (any negative code; unsigned codes run as u8).
+    /// Whether the codes need the signed kernel (their point's range goes below 0).
     func checkCodes(_ x: Value, _ what: String) throws -> Bool {
         guard x.isCodes else { throw QuantizationError("integer engine: \(what) received accumulators, not codes") }
-        return x.data.withUnsafeBufferPointer { b in b.reduce(Int32.max) { min($0, $1) } } < 0
+        return x.signed
     }
 
     func conv(_ x: Value, layer l: Int, _ a: ConvAttributes) throws -> Value {
@@ -468,7 +471,7 @@ public final class IntegerModel: @unchecked Sendable {
                 }
             }
         }
-        return Value(data: out, shape: [n, c, oh, ow], scales: x.scales, isCodes: x.isCodes)
+        return Value(data: out, shape: [n, c, oh, ow], scales: x.scales, isCodes: x.isCodes, signed: x.signed)
     }
 
     /// Sum of the integers of each plane divided by its size, rounded half to even (as the
@@ -486,7 +489,7 @@ public final class IntegerModel: @unchecked Sendable {
             if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += s >= 0 ? 1 : -1 }
             out[plane] = Int32(q)
         }
-        return Value(data: out, shape: [n, c, 1, 1], scales: x.scales, isCodes: x.isCodes)
+        return Value(data: out, shape: [n, c, 1, 1], scales: x.scales, isCodes: x.isCodes, signed: x.signed)
     }
 
     /// Test accuracy computed by the integer engine, in batches.

@@ -85,3 +85,20 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         try IntegerModel(model: mobile, policy: try Policy.uniform(mobile, bits: 8, activationBits: 8), calibration: try Tensor.zeros([2] + mobile.inputShape))
     }
 }
+
+/// A conv channel whose weights are all zero has weight scale 0: the engine gives that channel
+/// zeros (and agrees with its simulation) instead of failing on the dyadic multiplier.
+@Test func integerEngineHandlesAllZeroChannels() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let w = model.layers[1].weight
+    var t = model.parameters[w]!
+    let per = t.count / t.shape[0]
+    t.withUnsafeMutableScalars { for i in 0..<per { $0[i] = 0 } }
+    model.parameters[w] = t
+    let data = try engineTestSet.slice(0..<200)
+    let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8),
+                                  calibration: try FashionMNIST.calibration().images)
+    let a = try engine.run(data.images), b = try engine.simulation.run(data.images).output
+    #expect(try a.argmax(axis: 1) == b.argmax(axis: 1))
+}
