@@ -48,13 +48,9 @@ struct InferBenchmarks {
                 guard let model = try? ONNXImporter.load(path: path) else {
                     FileHandle.standardError.write(Data("infer: cannot load \(path)\n".utf8)); continue
                 }
-                let saved = Parallel.defaultThreads
-                Parallel.defaultThreads = threads
-                let t = bestTime(budget: budget) { _ = try? model.run(x) }
-                Parallel.defaultThreads = saved
-                emit(BenchResult("infer.\(name).fp32.t\(threads)", ours: Double(batch) / t, anchor: "onnxruntime",
-                                 anchorValue: ort[path] ?? 0, unit: "img/s",
-                                 note: ort[path] == nil ? "onnxruntime not available: pip install onnxruntime" : nil))
+                emit(result("infer.\(name).fp32.t\(threads)", threads: threads, batch: batch, anchor: "onnxruntime", ort[path]) {
+                    _ = try? model.run(x)
+                })
             }
         }
         integer(x, wanted: wanted, emit: emit)
@@ -64,28 +60,38 @@ struct InferBenchmarks {
     /// 512 training images) beside ONNX Runtime on its own static int8 QDQ model of the same
     /// network (fmnist_resnet20.ort_int8.onnx).
     func integer(_ x: Tensor, wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
-        let configs = [(8, "w8a8"), (4, "w4a8")]
-        let batch = x.shape[0]
+        let configs = [(8, "w8a8"), (4, "w4a8")].filter { c in [1, 2].contains { wanted("infer.resnet20.\(c.1).t\($0)") } }
+        if configs.isEmpty { return }
+        guard let model = try? Zoo.make("resnet20"), (try? model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")) != nil,
+              let calibration = try? FashionMNIST.calibration().images else {
+            FileHandle.standardError.write(Data("infer: cannot load ResNet-20 or the calibration images\n".utf8)); return
+        }
+        // Each engine is built (and calibrated) once, then timed at every thread count.
+        let engines = configs.compactMap { bits, tag -> (String, IntegerModel)? in
+            guard let policy = try? Policy.uniform(model, bits: bits, activationBits: 8),
+                  let engine = try? IntegerModel(model: model, policy: policy, calibration: calibration) else { return nil }
+            return (tag, engine)
+        }
+        let ortPath = "\(referenceDirectory)/fmnist_resnet20.ort_int8.onnx"
         for threads in [1, 2] {
-            let here = configs.filter { wanted("infer.resnet20.\($0.1).t\(threads)") }
+            let here = engines.filter { wanted("infer.resnet20.\($0.0).t\(threads)") }
             if here.isEmpty { continue }
-            let ortPath = "\(referenceDirectory)/fmnist_resnet20.ort_int8.onnx"
-            let ort = ortRates([ortPath], threads: threads, batch: batch)
-            guard let model = try? Zoo.make("resnet20"), (try? model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")) != nil,
-                  let calibration = try? FashionMNIST.calibration().images else {
-                FileHandle.standardError.write(Data("infer: cannot load ResNet-20 or the calibration images\n".utf8)); return
-            }
-            for (bits, tag) in here {
-                guard let policy = try? Policy.uniform(model, bits: bits, activationBits: 8),
-                      let engine = try? IntegerModel(model: model, policy: policy, calibration: calibration) else { continue }
-                let saved = Parallel.defaultThreads
-                Parallel.defaultThreads = threads
-                let t = bestTime(budget: budget) { _ = try? engine.run(x) }
-                Parallel.defaultThreads = saved
-                emit(BenchResult("infer.resnet20.\(tag).t\(threads)", ours: Double(batch) / t, anchor: "onnxruntime-int8",
-                                 anchorValue: ort[ortPath] ?? 0, unit: "img/s",
-                                 note: ort[ortPath] == nil ? "onnxruntime not available: pip install onnxruntime" : nil))
+            let ort = ortRates([ortPath], threads: threads, batch: x.shape[0])
+            for (tag, engine) in here {
+                emit(result("infer.resnet20.\(tag).t\(threads)", threads: threads, batch: x.shape[0], anchor: "onnxruntime-int8", ort[ortPath]) {
+                    _ = try? engine.run(x)
+                })
             }
         }
+    }
+
+    /// Images per second of `body` on `threads` threads, beside the anchor's rate.
+    func result(_ name: String, threads: Int, batch: Int, anchor: String, _ anchorRate: Double?, _ body: () -> Void) -> BenchResult {
+        let saved = Parallel.defaultThreads
+        Parallel.defaultThreads = threads
+        let t = bestTime(budget: budget, body)
+        Parallel.defaultThreads = saved
+        return BenchResult(name, ours: Double(batch) / t, anchor: anchor, anchorValue: anchorRate ?? 0, unit: "img/s",
+                           note: anchorRate == nil ? "onnxruntime not available: pip install onnxruntime" : nil)
     }
 }
