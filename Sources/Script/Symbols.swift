@@ -26,21 +26,27 @@ public struct Name: Sendable {
     public init(_ text: String) { self.text = text; id = Symbols.id(text) }
 }
 
-/// Variables of one scope: the top level (dense, indexed by symbol) or one function call
-/// (a few locals, scanned).
+/// Variables of one scope: the top level (slots indexed by symbol) or one function call (a
+/// frame laid out by the compiler, `symbols[i]` naming `slots[i]`).
 public final class Environment: @unchecked Sendable {
-    var ids: [Int] = []
-    var locals: [Value] = []
-    var dense: [Value?] = []
+    var slots: [Value?]
+    var symbols: [Int]
     let isTopLevel: Bool
-    public let parent: Environment?
+    public internal(set) var parent: Environment?
 
-    public init(parent: Environment? = nil) { self.parent = parent; isTopLevel = parent == nil }
+    /// The top level.
+    public init() { parent = nil; isTopLevel = true; slots = []; symbols = [] }
+
+    /// A function's frame.
+    init(parent: Environment, symbols: [Int]) {
+        self.parent = parent; isTopLevel = false; self.symbols = symbols
+        slots = [Value?](repeating: nil, count: symbols.count)
+    }
 
     @inline(__always)
     func get(_ id: Int) -> Value? {
-        if isTopLevel { return id < dense.count ? dense[id] : nil }
-        for i in ids.indices where ids[i] == id { return locals[i] }
+        if isTopLevel { return id < slots.count ? slots[id] : nil }
+        for i in symbols.indices where symbols[i] == id { return slots[i] }
         return nil
     }
 
@@ -54,28 +60,29 @@ public final class Environment: @unchecked Sendable {
         return nil
     }
 
-    @inline(__always)
     func set(_ id: Int, _ value: Value) {
-        if isTopLevel {
-            if id >= dense.count { dense += [Value?](repeating: nil, count: id - dense.count + 32) }
-            dense[id] = value
-            return
-        }
-        for i in ids.indices where ids[i] == id { locals[i] = value; return }
-        ids.append(id); locals.append(value)
+        if isTopLevel { setGlobal(id, value); return }
+        for i in symbols.indices where symbols[i] == id { slots[i] = value; return }
+        symbols.append(id); slots.append(value)
+    }
+
+    @inline(__always)
+    func setGlobal(_ id: Int, _ value: Value) {
+        if id >= slots.count { slots += [Value?](repeating: nil, count: id - slots.count + 32) }
+        slots[id] = value
     }
 
     public func lookup(_ name: String) -> Value? { lookup(Symbols.id(name)) }
     public func define(_ name: String, _ value: Value) { set(Symbols.id(name), value) }
-    public func removeAll() { ids = []; locals = []; dense = [] }
+    public func removeAll() { slots = []; symbols = [] }
 
     /// This scope's variables by name.
     public var values: [String: Value] {
         var out: [String: Value] = [:]
         if isTopLevel {
-            for (id, v) in dense.enumerated() { if let v { out[Symbols.name(id)] = v } }
+            for (id, v) in slots.enumerated() { if let v { out[Symbols.name(id)] = v } }
         } else {
-            for (id, v) in zip(ids, locals) { out[Symbols.name(id)] = v }
+            for (id, v) in zip(symbols, slots) { if let v { out[Symbols.name(id)] = v } }
         }
         return out
     }

@@ -20,9 +20,10 @@ public struct Record: Sendable {
 
 /// A user function together with the scope it was defined in.
 public final class Closure: @unchecked Sendable {
-    public let function: Function
+    let code: CompiledFunction
     public let scope: Environment
-    init(_ function: Function, _ scope: Environment) { self.function = function; self.scope = scope }
+    public var function: Function { code.function }
+    init(_ code: CompiledFunction, _ scope: Environment) { self.code = code; self.scope = scope }
 }
 
 /// Every value a script can hold.
@@ -39,8 +40,9 @@ public enum Value: @unchecked Sendable {
     case builtin(Builtin)
     case tensor(Tensor)
     case model(Model)
-    case dataset(Dataset)
-    case plot(Plot)
+    // Boxed, so that every Value stays small to copy.
+    indirect case dataset(Dataset)
+    indirect case plot(Plot)
     /// A library value with discoverable fields (sensitivity table, policy, frontier, ...).
     case object(any ScriptObject)
 
