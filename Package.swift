@@ -27,6 +27,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // C libraries, wrapped once.
@@ -44,7 +45,9 @@ let package = Package(
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
         .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
-        .target(name: "MixedPrecision", dependencies: ["Kernels", "Tensors", "Network", "Quantization"], swiftSettings: hotSwift),
+        .target(name: "MixedPrecision", dependencies: ["Kernels", "Tensors", "Network", "Quantization",
+                                                     .product(name: "HeapModule", package: "swift-collections")],
+                swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
         .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision"],

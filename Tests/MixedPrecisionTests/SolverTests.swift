@@ -97,3 +97,51 @@ struct SeededShuffle: RandomNumberGenerator {
     let bad = BitAllocation(layers: ["a"], choices: [[4]], objective: [[.nan]], budgets: [])
     #expect(throws: BitAllocation.Failure.self) { try bad.solveExactly() }
 }
+
+/// The exact solver on instances too large to enumerate (20–50 layers × 5 widths, one or two
+/// budgets with small integer costs, HAWQ-shaped sensitivities), against dynamic programming
+/// over every reachable pair of costs — a method that shares nothing with it.
+@Test func exactSolverAgainstCostTableDP() throws {
+    var state: UInt64 = 777
+    func next() -> Double {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Double(state >> 11) / Double(1 << 53)
+    }
+    let widths = [2, 3, 4, 6, 8]
+    for trial in 0..<40 {
+        let n = 20 + Int(next() * 31), nb = 1 + trial % 2
+        let objective = (0..<n).map { _ in
+            let t = pow(10, next() * 3)
+            return widths.map { t * pow(4, -Double($0)) * (1 + 0.3 * next()) }
+        }
+        let scales = (0..<nb).map { _ in (0..<n).map { _ in 1 + Int(next() * 3) } }
+        let costs = (0..<nb).map { b in (0..<n).map { l in widths.map { Double($0 * scales[b][l]) } } }
+        let limits = (0..<nb).map { b in
+            let lo = costs[b].reduce(0) { $0 + $1[0] }, hi = costs[b].reduce(0) { $0 + $1[4] }
+            return (lo + (0.25 + 0.3 * next()) * (hi - lo)).rounded(.down)
+        }
+        let problem = BitAllocation(layers: (0..<n).map { "l\($0)" }, choices: Array(repeating: widths, count: n), objective: objective,
+                                    budgets: (0..<nb).map { .init(name: "b\($0)", cost: costs[$0], limit: limits[$0]) })
+        // table[c0 * (B1 + 1) + c1]: least summed sensitivity at exactly those costs.
+        let b0 = Int(limits[0]), b1 = nb > 1 ? Int(limits[1]) : 0
+        var table = [Double](repeating: .infinity, count: (b0 + 1) * (b1 + 1))
+        table[0] = 0
+        for l in 0..<n {
+            var next = [Double](repeating: .infinity, count: table.count)
+            for c0 in 0...b0 {
+                for c1 in 0...b1 where table[c0 * (b1 + 1) + c1] < .infinity {
+                    for o in widths.indices {
+                        let d0 = c0 + Int(costs[0][l][o]), d1 = c1 + (nb > 1 ? Int(costs[1][l][o]) : 0)
+                        guard d0 <= b0, d1 <= b1 else { continue }
+                        next[d0 * (b1 + 1) + d1] = min(next[d0 * (b1 + 1) + d1], table[c0 * (b1 + 1) + c1] + objective[l][o])
+                    }
+                }
+            }
+            table = next
+        }
+        let truth = table.min()!
+        let exact = try problem.solveExactly()
+        #expect(abs(exact.objective - truth) <= 1e-9 * truth, "trial \(trial): \(n) layers, \(nb) budgets")
+        #expect(zip(exact.costs, limits).allSatisfy { $0 <= $1 + 1e-9 })
+    }
+}
