@@ -14,14 +14,35 @@ public enum CostModel: Sendable, Equatable {
     /// cost with): speed-up over 8×8 = ⌊8/max(a,2)⌋·⌊8/max(w,2)⌋, so 6 bits run as 8;
     /// cycles = ⌈Cout/M⌉·Hout·Wout·kh·kw·⌈(Cin/groups)/(N·speed-up)⌉. Defaults N = 16, M = 32.
     case bitFusion(activationBits: Int?, rows: Int, columns: Int)
+    /// BitFusion energy in µJ per image: compute cycles (as `bitFusion`) × rows·columns fusion
+    /// units × the unit's energy per cycle, plus SRAM traffic × pJ/bit (every (pixel, kernel tap,
+    /// input channel) activation streamed into the array once per tile of `columns` output
+    /// channels at the activation bits, every output written once as a 32-bit sum), plus DRAM
+    /// traffic × pJ/bit (the weights fetched once at their bits).
+    case bitFusionEnergy(activationBits: Int?, rows: Int, columns: Int, constants: EnergyConstants)
     /// A measured lookup table: cost[layer name][bits] (latency in ms, energy, ...).
     case table(name: String, values: [String: [Int: Double]])
+
+    /// What BitFusion's energy model charges, in pJ.
+    public struct EnergyConstants: Sendable, Equatable {
+        /// One fused 8×8 unit for one cycle (a multiply and an accumulate).
+        public var core: Double
+        /// On-chip buffer traffic, per bit.
+        public var sram: Double
+        /// Off-chip memory traffic, per bit.
+        public var dram: Double
+        public init(core: Double, sram: Double, dram: Double) { self.core = core; self.sram = sram; self.dram = dram }
+        /// 45 nm figures (Horowitz, ISSCC 2014, as Han et al. and BitFusion's authors cite them):
+        /// 8-bit multiply 0.2 pJ + 32-bit add 0.1 pJ; 32-bit SRAM read 5 pJ; 32-bit DRAM read 640 pJ.
+        public static let horowitz45nm = EnergyConstants(core: 0.3, sram: 5.0 / 32, dram: 640.0 / 32)
+    }
 
     public var name: String {
         switch self {
         case .size: "size"
         case .bitOps: "bitops"
         case .bitFusion: "bitfusion"
+        case .bitFusionEnergy: "energy"
         case .table(let name, _): name
         }
     }
@@ -31,6 +52,7 @@ public enum CostModel: Sendable, Equatable {
         case .size: "bytes"
         case .bitOps: "BitOps"
         case .bitFusion: "cycles"
+        case .bitFusionEnergy: "µJ"
         case .table: ""
         }
     }
@@ -43,21 +65,34 @@ public enum CostModel: Sendable, Equatable {
         case .bitOps(let a):
             return Double(layer.macs) * Double(bits) * Double(a ?? bits)
         case let .bitFusion(a, rows, columns):
+            return Self.bitFusionCycles(layer, weightBits: bits, activationBits: a ?? bits, rows: rows, columns: columns)
+        case let .bitFusionEnergy(a, rows, columns, e):
             let act = a ?? bits
-            let speedup = (8 / max(act, 2)) * (8 / max(bits, 2))
-            let s = layer.weightShape
-            let cout = s[0], cinG = s.count > 1 ? s[1] : 1
-            let kernel = s.count == 4 ? s[2] * s[3] : 1
-            let pixels = layer.macs / max(1, layer.parameterCount)
-            let columnsNeeded = (cout + columns - 1) / columns
-            let depth = (cinG + rows * speedup - 1) / (rows * speedup)
-            return Double(columnsNeeded * pixels * kernel * depth)
+            let cycles = Self.bitFusionCycles(layer, weightBits: bits, activationBits: act, rows: rows, columns: columns)
+            let s = layer.weightShape, cout = s[0]
+            let pixels = Double(layer.macs / max(1, layer.parameterCount))
+            let tiles = Double((cout + columns - 1) / columns)
+            let streamed = Double(layer.macs / max(1, cout)) * tiles * Double(act) + pixels * Double(cout) * 32
+            let fetched = Double(layer.parameterCount * bits)
+            return (cycles * Double(rows * columns) * e.core + streamed * e.sram + fetched * e.dram) * 1e-6
         case let .table(name, values):
             guard let row = values[layer.name], let v = row[bits] else {
                 throw NetworkError("cost table '\(name)' has no entry for layer '\(layer.name)' at \(bits) bits")
             }
             return v
         }
+    }
+
+    /// Cycles of one layer on an N×M BitFusion array (see `bitFusion`).
+    static func bitFusionCycles(_ layer: Layer, weightBits: Int, activationBits: Int, rows: Int, columns: Int) -> Double {
+        let speedup = (8 / max(activationBits, 2)) * (8 / max(weightBits, 2))
+        let s = layer.weightShape
+        let cout = s[0], cinG = s.count > 1 ? s[1] : 1
+        let kernel = s.count == 4 ? s[2] * s[3] : 1
+        let pixels = layer.macs / max(1, layer.parameterCount)
+        let columnsNeeded = (cout + columns - 1) / columns
+        let depth = (cinG + rows * speedup - 1) / (rows * speedup)
+        return Double(columnsNeeded * pixels * kernel * depth)
     }
 
     /// The whole model's cost with every layer at `bits`.

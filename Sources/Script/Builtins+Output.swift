@@ -66,6 +66,36 @@ extension Builtins {
             }
             return .list(try items.map { try interp.apply(args["f"], [$0], at: args.location) })
         },
+        Builtin("filter", category: "output", [.required("items", .list), .required("keep", .function)], returns: "List",
+                summary: "The items for which keep(item) is true, in order.",
+                examples: [BuiltinExample("filter([1, 2, 3, 4], fn(x) { x % 2 == 0 })", "[2, 4]")]) { args, interp in
+            let items: [Value]
+            switch args["items"] {
+            case .list(let xs): items = xs
+            case .range(let lo, let hi): items = (lo..<hi).map { .number(Double($0)) }
+            default: items = []
+            }
+            return .list(try items.filter { try interp.apply(args["keep"], [$0], at: args.location).isTruthy })
+        },
+        Builtin("contains", category: "output", [.required("items", .any), .required("item", .any)], returns: "Bool",
+                summary: "Whether a list (or range) holds the item, a record has the field, or a string the substring.",
+                examples: [BuiltinExample("contains([2, 4, 8], 4)", "true"), BuiltinExample("contains({a: 1}, \"b\")", "false"),
+                           BuiltinExample("contains(\"int8\", \"8\")", "true")]) { args, _ in
+            let item = args["item"]
+            switch args["items"] {
+            case .list(let xs): return .bool(xs.contains { Operations.equal($0, item) })
+            case .range(let lo, let hi):
+                guard case .number(let x) = item else { return .bool(false) }
+                return .bool(x == x.rounded() && x >= Double(lo) && x < Double(hi))
+            case .record(let r):
+                guard case .string(let k) = item else { throw args.fail("a record's fields are named by Strings, got \(item.typeName)") }
+                return .bool(r[k] != nil)
+            case .string(let str):
+                guard case .string(let sub) = item else { throw args.fail("a string contains Strings, got \(item.typeName)") }
+                return .bool(str.contains(sub))
+            case let v: throw args.fail("expected a List, Range, Record or String, got \(v.typeName)")
+            }
+        },
         Builtin("append", category: "output", [.required("items", .list), .required("item", .any)], returns: "List",
                 summary: "A new list: the items, then one more (lists combine elementwise under +, so this is how to grow one).",
                 examples: [BuiltinExample("append([1, 2], 3)", "[1, 2, 3]")]) { args, _ in

@@ -191,10 +191,11 @@ extension Builtins {
         },
         Builtin("search", category: "search",
                 [.required("sensitivity", .any), .optional("solver", .string, .string("ilp")), .optional("size", .number),
-                 .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number), .optional("pin", .record),
+                 .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number),
+                 .optional("energy", .number), .optional("pin", .record),
                  .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
                 returns: "Policy",
-                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
+                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()), energy (µJ per image on a 16×32 BitFusion array, activations at the weight bits; see cost()). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
                 examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, interp in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
             let m = s.model
@@ -206,7 +207,10 @@ extension Builtins {
                 guard s.table.bits.allSatisfy({ $0 >= 2 }) else { throw args.fail("a latency budget needs widths of 2…8 bits (the integer kernels' range)") }
                 budgets.append((try LatencyTable.cached(m, bits: Array(Set(s.table.bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table.costModel, v))
             }
-            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops:, latency: or average_bits:") }
+            if let v = try args.optionalNumber("energy") {
+                budgets.append((.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm), v))
+            }
+            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
             var pins: [String: Int] = [:]
             if let e = try args.optionalInt("ends"), let first = m.layers.first, let last = m.layers.last { pins[first.name] = e; pins[last.name] = e }
             if case .record(let r) = args["pin"] {
@@ -241,7 +245,7 @@ extension Builtins {
         Builtin("pareto", category: "search",
                 [.required("sensitivity", .any), .optional("cost", .string, .string("size")), .optional("ties", .bool, .bool(true))],
                 returns: "Frontier",
-                summary: "Every allocation no other beats in both cost and summed sensitivity, found at once by dynamic programming (ZeroQ's frontier). cost: \"size\" (bytes) or \"bitops\". plot(f) draws it; f.policies lists a policy per point.",
+                summary: "Every allocation no other beats in both cost and summed sensitivity, found at once by dynamic programming (ZeroQ's frontier). cost: \"size\" (bytes), \"bitops\" or \"energy\" (µJ on BitFusion, see cost()). plot(f) draws it; f.policies lists a policy per point.",
                 examples: [BuiltinExample("pareto(sensitivity(\(mlp), \(mnist), bits: [2, 8])).count", "5")]) { args, _ in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
             let kind = try args.string("cost")
@@ -249,7 +253,8 @@ extension Builtins {
             switch kind {
             case "size": cost = .size
             case "bitops": cost = .bitOps(activationBits: nil)
-            default: throw args.fail("cost must be \"size\" or \"bitops\", got \"\(kind)\"")
+            case "energy": cost = .bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm)
+            default: throw args.fail("cost must be \"size\", \"bitops\" or \"energy\", got \"\(kind)\"")
             }
             let problem = try BitAllocation(model: s.model, table: s.table, budgets: [(cost, .infinity)], tieSharedInputs: try args.bool("ties"))
             do { return .object(FrontierObject(try problem.paretoFrontier(), cost: cost, sensitivity: s)) }
@@ -298,25 +303,75 @@ extension Builtins {
         },
         Builtin("cost", category: "costs",
                 [.required("model", .model), .required("policy", .any), .optional("kind", .string, .string("size")),
-                 .optional("rows", .integer, .number(16)), .optional("columns", .integer, .number(32))],
+                 .optional("rows", .integer, .number(16)), .optional("columns", .integer, .number(32)),
+                 .optional("core_pj", .number, .number(CostModel.EnergyConstants.horowitz45nm.core)),
+                 .optional("sram_pj", .number, .number(CostModel.EnergyConstants.horowitz45nm.sram)),
+                 .optional("dram_pj", .number, .number(CostModel.EnergyConstants.horowitz45nm.dram))],
                 returns: "Number",
-                summary: "A policy's cost: kind \"size\" (weight bytes), \"bitops\" (Σ MACs·b_w·b_a, float activations at 32), or \"bitfusion\" (cycles per image on a rows×columns BitFusion array: speed-up ⌊8/max(a,2)⌋·⌊8/max(w,2)⌋ over 8×8, activations at the weight bits where the policy leaves them float).",
+                summary: "A policy's cost per image: kind \"size\" (weight bytes), \"bitops\" (Σ MACs·b_w·b_a, float activations at 32), \"bitfusion\" (cycles on a rows×columns BitFusion array: speed-up ⌊8/max(a,2)⌋·⌊8/max(w,2)⌋ over 8×8, cycles = ⌈Cout/columns⌉·Hout·Wout·Kh·Kw·⌈Cin/(rows·speed-up)⌉) or \"energy\" (µJ on that array: cycles × rows·columns × core_pj, plus SRAM bits × sram_pj — each (pixel, tap, input channel) activation streamed once per tile of columns outputs at its bits, each output written once at 32 — plus DRAM bits × dram_pj — the weights once at their bits). Defaults: 45 nm (Horowitz, ISSCC 2014): core 0.3 pJ (8-bit multiply + 32-bit add), SRAM 5/32 pJ/bit, DRAM 640/32 pJ/bit. Activations take the weight bits where the policy leaves them float.",
                 examples: [BuiltinExample("cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), kind: \"bitfusion\")", "464"),
-                           BuiltinExample("cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 2), kind: \"bitfusion\")", "37")]) { args, _ in
+                           BuiltinExample("cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 2), kind: \"bitfusion\")", "37"),
+                           BuiltinExample("round(cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), kind: \"energy\"))", "38"),
+                           BuiltinExample("round(cost(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 4), kind: \"energy\"))", "19")]) { args, _ in
             let m = try args.model("model")
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
             try p.check(against: m)
-            switch try args.string("kind") {
+            let kind = try args.string("kind")
+            switch kind {
             case "size": return .number(Double(try p.size(of: m)))
             case "bitops": return .number(try p.bitOps(of: m))
-            case "bitfusion":
+            case "bitfusion", "energy":
                 let rows = try args.int("rows"), cols = try args.int("columns")
                 guard rows > 0, cols > 0, rows <= 4096, cols <= 4096 else { throw args.fail("rows and columns must be in 1…4096") }
+                let constants = try energyConstants(args)
                 return .number(try m.layers.indices.reduce(0.0) {
-                    $0 + (try CostModel.bitFusion(activationBits: p.activationBits[$1], rows: rows, columns: cols).cost(m.layers[$1], bits: p.weightBits[$1]))
+                    let model: CostModel = kind == "energy"
+                        ? .bitFusionEnergy(activationBits: p.activationBits[$1], rows: rows, columns: cols, constants: constants)
+                        : .bitFusion(activationBits: p.activationBits[$1], rows: rows, columns: cols)
+                    return $0 + (try model.cost(m.layers[$1], bits: p.weightBits[$1]))
                 })
-            case let k: throw args.fail("kind must be \"size\", \"bitops\" or \"bitfusion\", got \"\(k)\"")
+            case let k: throw args.fail("kind must be \"size\", \"bitops\", \"bitfusion\" or \"energy\", got \"\(k)\"")
             }
         },
+        Builtin("predict_accuracy", category: "search",
+                [.required("sensitivity", .any), .required("policy", .any), .required("known", .list), .optional("ceiling", .number, .number(1)),
+                 .optional("floor", .number)],
+                returns: "Number",
+                summary: "A policy's predicted accuracy from its summed sensitivity Σ Ω under the table, calibrated on `known`: a list of {policy, accuracy} that were measured (a report's uniform baselines). Accuracy falls along a logistic curve in log Σ Ω from `ceiling` (pass the FP32 accuracy) to `floor` (default chance: 1/classes of the model's last layer); its midpoint and width are fitted to the known points by least squares. It knows only what the metric knows: measure before you trust it.",
+                examples: [BuiltinExample("m = zoo(\"mlp\"); s = sensitivity(m, \(mnist), metric: \"mse\", bits: [2, 4, 8]); known = [{policy: policy(m, bits: 8), accuracy: 0.9}, {policy: policy(m, bits: 2), accuracy: 0.5}]; p = predict_accuracy(s, policy(m, bits: 4), known); p > 0.5 and p < 0.9", "true")]) { args, _ in
+            let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
+            let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+            guard case .list(let items) = args["known"] else { throw args.fail("'known' must be a List of {policy, accuracy}") }
+            func objective(_ policy: Policy, _ what: String) throws -> Double {
+                guard policy.layers == s.table.layers else { throw args.fail("\(what) is for other layers than the sensitivity table's") }
+                guard let o = s.table.objective(bits: policy.weightBits) else {
+                    throw args.fail("\(what) uses a width the table lacks (table: \(s.table.bits.map(String.init).joined(separator: ", ")))")
+                }
+                return o
+            }
+            var objectives: [Double] = [], accuracies: [Double] = []
+            for (i, item) in items.enumerated() {
+                guard case .record(let r) = item, case .object(let o)? = r["policy"], let known = o as? PolicyObject,
+                      case .number(let a)? = r["accuracy"] else {
+                    throw args.fail("known[\(i)] must be {policy: Policy, accuracy: Number}, got \(item.typeName)")
+                }
+                objectives.append(try objective(known.policy, "known[\(i)].policy")); accuracies.append(a)
+            }
+            do {
+                let classes = s.model.layers.last?.weightShape.first ?? 1
+                let floor = try args.optionalNumber("floor") ?? 1 / Double(max(classes, 1))
+                let predictor = try AccuracyPredictor(objectives: objectives, accuracies: accuracies, floor: floor, ceiling: try args.number("ceiling"))
+                return .number(predictor.predict(try objective(p, "the policy")))
+            } catch let e as PredictorError { throw args.fail(e.description) }
+        },
     ]
+}
+
+/// The BitFusion energy constants a call gives (pJ), checked.
+private func energyConstants(_ args: Arguments) throws -> CostModel.EnergyConstants {
+    let e = CostModel.EnergyConstants(core: try args.number("core_pj"), sram: try args.number("sram_pj"), dram: try args.number("dram_pj"))
+    guard [e.core, e.sram, e.dram].allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+        throw args.fail("core_pj, sram_pj and dram_pj must be finite and ≥ 0, got \(e.core), \(e.sram), \(e.dram)")
+    }
+    return e
 }

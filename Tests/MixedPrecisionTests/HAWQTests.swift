@@ -47,6 +47,13 @@ import Tensors
     #expect(try CostModel.bitFusion(activationBits: nil, rows: 16, columns: 32).cost(fc1, bits: 8) == 8 * 49)
     #expect(try CostModel.bitFusion(activationBits: nil, rows: 16, columns: 32).cost(fc1, bits: 2) == 8 * 4)
     #expect(try CostModel.bitFusion(activationBits: nil, rows: 16, columns: 32).cost(fc1, bits: 6) == 8 * 49)
+    // Energy at 8 bits, worked by hand: 392 cycles × 512 units × 0.3 pJ; SRAM: 200,704 MACs / 256
+    // outputs × 8 tiles × 8 bits + 256 outputs × 32 bits, × 5/32 pJ; DRAM: 200,704 × 8 bits × 20 pJ.
+    let e = CostModel.EnergyConstants.horowitz45nm
+    let energy8 = (392.0 * 512 * 0.3 + (784.0 * 8 * 8 + 256 * 32) * 5 / 32 + 200704.0 * 8 * 20) * 1e-6
+    #expect(abs(try CostModel.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: e).cost(fc1, bits: 8) - energy8) < 1e-9)
+    #expect(try CostModel.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: e).cost(fc1, bits: 2)
+            < energy8 / 3.9)
     #expect(throws: NetworkError.self) { try CostModel.table(name: "latency", values: [:]).cost(fc1, bits: 4) }
 }
 
@@ -88,4 +95,21 @@ import Tensors
     #expect(!measuredAgain)
     #expect(again == first)
     #expect(throws: NetworkError.self) { try LatencyTable.measure(mlp, bits: [1]) }
+}
+
+/// The accuracy predictor recovers a logistic curve it was calibrated on, and refuses
+/// calibrations it cannot use.
+@Test func accuracyPredictorFitsALogisticCurve() throws {
+    func truth(_ x: Double) -> Double { 0.1 + (0.95 - 0.1) / (1 + exp((x - 2) / 0.5)) }
+    let xs = [0.0, 1, 1.8, 3, 4]
+    let p = try AccuracyPredictor(objectives: xs.map { exp($0) }, accuracies: xs.map(truth), floor: 0.1, ceiling: 0.95)
+    #expect(p.residual < 2e-3)
+    for x in [0.5, 2.5, 3.5] { #expect(abs(p.predict(exp(x)) - truth(x)) < 5e-3, "at log Σ Ω = \(x)") }
+    #expect(p.predict(exp(-5)) <= 0.95 && p.predict(exp(9)) >= 0.1)
+    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1], accuracies: [0.9]) }
+    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1, .nan], accuracies: [0.9, 0.8]) }
+    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1, 2], accuracies: [0.9, 0.8], floor: 0.9, ceiling: 0.5) }
+    let table = SensitivityTable(metric: .mse, layers: ["a", "b"], bits: [2, 4], values: [[3, 1], [5, 2]])
+    #expect(table.objective(bits: [2, 4]) == 5)
+    #expect(table.objective(bits: [3, 4]) == nil)
 }
