@@ -37,11 +37,6 @@ public final class IntegerModel: @unchecked Sendable {
     /// A quantization point: the scale and code range of a value's codes.
     struct Point { var scale: Double; var qmin: Int32; var qmax: Int32 }
 
-    enum Step {
-        case layer(Int)               // index into layers
-        case relu, maxPool(PoolAttributes), globalAveragePool, reshape, add(target: Point)
-    }
-
     var layers: [LayerData] = []
     var layerOfNode: [Int: Int] = [:]
     /// Values turned into codes right after they are produced (or, for the input, on entry).
@@ -170,6 +165,7 @@ public final class IntegerModel: @unchecked Sendable {
         }
         self.addTargets = addTargets
         self.gapRounding = gapRounding
+        plan = try compilePlan()
         // The simulation: quantized weights, the engine's Int32 bias in float, fake quantization
         // at every point.
         var simNodes: [Node] = []
@@ -223,273 +219,45 @@ public final class IntegerModel: @unchecked Sendable {
 
     var addTargets: [Int: Point] = [:]
     var gapRounding: [Int: Point] = [:]
+    /// The compiled plan the engine runs (see IntegerModel+Plan.swift).
+    var plan = Plan()
 
-    /// A value inside the engine: Int32 accumulators with a scale per channel (dimension 1), or
-    /// codes with one scale.
-    struct Value {
-        var data: [Int32]
-        var shape: [Int]
-        var scales: [Double]   // per channel; codes have one entry
-        var isCodes: Bool
-        /// Codes of a signed point (negative codes possible): the GEMM reads them as Int8.
-        var signed = false
-    }
-
-    /// Logits for a batch, computed in integers.
-    public func run(_ x: Tensor) throws -> Tensor {
+    /// Logits for a batch, computed in integers, images spread over the worker threads.
+    public func run(_ x: Tensor, threads: Int = Parallel.defaultThreads) throws -> Tensor {
         guard x.rank == folded.inputShape.count + 1, Array(x.shape.dropFirst()) == folded.inputShape else {
             throw QuantizationError("integer engine: expected input [N, \(folded.inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
         }
         guard !x.hasNonFinite else { throw QuantizationError("integer engine: the input holds NaN or infinite values") }
-        var values: [String: Value] = [:]
-        let p0 = quantizeAt[folded.input]!
-        values[folded.input] = Value(data: x.scalars.map { v in
-            let q = (Double(v) / p0.scale).rounded(.toNearestOrAwayFromZero)
-            return Int32(min(max(q, Double(p0.qmin)), Double(p0.qmax)))
-        }, shape: x.shape, scales: [p0.scale], isCodes: true, signed: p0.qmin < 0)
-        var remaining: [String: Int] = [:]
-        for node in folded.nodes { for v in node.inputs { remaining[v, default: 0] += 1 } }
-        for (i, node) in folded.nodes.enumerated() {
-            try Interrupt.check()
-            let ins = node.inputs.map { values[$0] }
-            var out: Value
-            switch node.op {
-            case .conv(let a):
-                out = try conv(ins[0]!, layer: layerOfNode[i]!, a)
-            case .gemm:
-                out = try linear(ins[0]!, layer: layerOfNode[i]!)
-            case .relu:
-                out = ins[0]!
-                for j in out.data.indices where out.data[j] < 0 { out.data[j] = 0 }
-            case .maxPool(let a):
-                out = maxPool(ins[0]!, a)
-            case .globalAveragePool:
-                out = globalAverage(ins[0]!)
-            case .identity:
-                out = ins[0]!
-            case .flatten, .reshape:
-                out = ins[0]!
-                let n = out.shape[0]
-                if out.scales.count > 1, out.shape.count > 1 {
-                    // Per-channel scales become per-feature: feature j of channel j / inner.
-                    let channels = out.shape[1], inner = out.data.count / max(1, n * channels)
-                    out.scales = (0..<(channels * inner)).map { out.scales[$0 / inner] }
-                }
-                if case .reshape(let s) = node.op {
-                    out.shape = s.enumerated().map { j, d in d == 0 && j < ins[0]!.shape.count ? ins[0]!.shape[j] : d }
-                    if let k = out.shape.firstIndex(of: -1) { out.shape[k] = out.data.count / max(1, out.shape.filter { $0 != -1 }.reduce(1, *)) }
-                } else {
-                    out.shape = [n, out.data.count / max(n, 1)]
-                }
-                guard out.scales.count == 1 || (out.shape.count == 2 && out.shape[0] == n && out.shape[1] == out.scales.count) else {
-                    throw QuantizationError("integer engine: node '\(node.name)' reshapes accumulators with per-channel scales to \(out.shape); only flattening to [N, features] is supported")
-                }
-            case .add:
-                out = try add(ins[0]!, ins[1]!, target: addTargets[i]!)
-            default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
-            }
-            let name = node.outputs[0]
-            if let p = quantizeAt[name], !out.isCodes { out = try requantize(out, to: p, clamp: true) }
-            values[name] = out
-            for v in node.inputs {
-                remaining[v]! -= 1
-                if remaining[v] == 0 && v != folded.output { values[v] = nil }
-            }
-        }
-        let y = values[folded.output]!
-        let channels = y.shape.count > 1 ? y.shape[1] : 1, inner = y.data.count / max(1, y.shape[0] * channels)
-        var logits = [Float](repeating: 0, count: y.data.count)
-        for j in y.data.indices {
-            let c = y.scales.count == 1 ? 0 : (j / inner) % channels
-            logits[j] = Float(Double(y.data[j]) * y.scales[c])
-        }
-        return Tensor(checkedShape: y.shape, scalars: logits)
-    }
-
-    /// Accumulators (or codes) to codes at point p: dyadic multiply by s_c/S, round half up,
-    /// clamp to the code range.
-    func requantize(_ v: Value, to p: Point, clamp: Bool) throws -> Value {
-        let channels = v.shape.count > 1 ? v.shape[1] : 1
-        let planes = v.shape[0] * channels
-        let inner = v.data.count / max(1, planes)
-        // A channel whose weights are all zero has scale 0: its values are 0 at any scale.
-        let dyadics = try v.scales.map { $0 > 0 ? try Dyadic($0 / p.scale) : Dyadic.zero }
-        let lo = clamp ? Int64(p.qmin) : Int64(Int32.min), hi = clamp ? Int64(p.qmax) : Int64(Int32.max)
-        var out = [Int32](repeating: 0, count: v.data.count)
-        v.data.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                let (s0, d0) = (src.baseAddress!, dst.baseAddress!)
-                Parallel.forEach(planes, threads: planes * inner >= 65536 ? Parallel.defaultThreads : 1) { plane, _ in
-                    let d = dyadics.count == 1 ? dyadics[0] : dyadics[plane % channels]
-                    let (m, shift) = (d.multiplier, Int64(d.shift))
-                    let half = Int64(1) << (shift - 1)
-                    let base = plane * inner
-                    for j in 0..<inner {
-                        let q = (Int64(s0[base + j]) * m + half) >> shift
-                        d0[base + j] = Int32(truncatingIfNeeded: min(max(q, lo), hi))
+        let n = x.shape[0], inner = x.count / max(n, 1)
+        let out = plan.slots[plan.output]
+        let width = out.c * out.h * out.w
+        var logits = [Float](repeating: 0, count: n * width)
+        let plan = self.plan
+        x.scalars.withUnsafeBufferPointer { xs in
+            logits.withUnsafeMutableBufferPointer { ls in
+                let (x0, l0) = (xs.baseAddress!, ls.baseAddress!)
+                let workers = min(max(1, threads), max(n, 1))
+                Parallel.run(workers: workers) { w in
+                    let ws = Workspace(plan)
+                    var image = w
+                    while image < n && !Interrupt.isRequested {
+                        execute(plan, ws, image: x0 + image * inner, logits: l0 + image * width)
+                        image += workers
                     }
                 }
             }
         }
-        return Value(data: out, shape: v.shape, scales: [p.scale], isCodes: true, signed: clamp && p.qmin < 0)
+        try Interrupt.check()
+        return Tensor(checkedShape: out.h * out.w == 1 ? [n, out.c] : [n, out.c, out.h, out.w], scalars: logits)
     }
 
-    func add(_ a: Value, _ b: Value, target: Point) throws -> Value {
-        guard a.shape == b.shape else { throw QuantizationError("integer engine: residual add of \(a.shape) and \(b.shape)") }
-        let qa = try requantize(a, to: target, clamp: false), qb = try requantize(b, to: target, clamp: false)
-        return Value(data: zip(qa.data, qb.data).map { $0 &+ $1 }, shape: a.shape, scales: [target.scale], isCodes: false)
-    }
-
-    /// The Int32 bias at scale S_w·S_in, rounded half up (the simulation rounds to even: ties).
+    /// The Int32 bias at scale S_w·S_in, rounded half to even (as the simulation).
     func integerBias(_ l: Int, inputScale: Double) -> [Int32]? {
         guard let bias = layers[l].bias else { return nil }
         return bias.indices.map { c in
             let step = layers[l].scales[c] * inputScale
             return step > 0 ? Int32(clamping: Int64((Double(bias[c]) / step).rounded(.toNearestOrEven))) : 0
         }
-    }
-
-    /// C[m × n] = A · Wᵀ through the integer GEMM, A given as UInt8 or (signed) Int8 bytes.
-    func gemm(_ a: [UInt8], signed: Bool, m: Int, layer l: Int) -> [Int32] {
-        let d = layers[l]
-        var c = [Int32](repeating: 0, count: m * d.n)
-        a.withUnsafeBufferPointer { ap in
-            c.withUnsafeMutableBufferPointer { cp in
-                let cBase = cp.baseAddress!, aBase = ap.baseAddress!
-                func run(_ w: IGEMM.Weights) {
-                    if signed {
-                        IGEMM.multiply(m: m, n: d.n, k: d.k, a: UnsafeRawPointer(aBase).assumingMemoryBound(to: Int8.self), lda: d.k,
-                                       b: w, c: cBase, ldc: d.n)
-                    } else {
-                        IGEMM.multiply(m: m, n: d.n, k: d.k, a: aBase, lda: d.k, b: w, c: cBase, ldc: d.n)
-                    }
-                }
-                if d.bits == 8 {
-                    d.codes.withUnsafeBufferPointer { run(.int8($0.baseAddress!, ld: d.k, transposed: true)) }
-                } else {
-                    d.packed.withUnsafeBufferPointer { run(.packed($0.baseAddress!, bits: d.bits, rowBytes: d.rowBytes)) }
-                }
-            }
-        }
-        return c
-    }
-
-    /// Whether the codes need the signed kernel (their point's range goes below 0).
-    func checkCodes(_ x: Value, _ what: String) throws -> Bool {
-        guard x.isCodes else { throw QuantizationError("integer engine: \(what) received accumulators, not codes") }
-        return x.signed
-    }
-
-    func conv(_ x: Value, layer l: Int, _ a: ConvAttributes) throws -> Value {
-        let signed = try checkCodes(x, "conv")
-        let w = folded.layers[l].weightShape
-        let g = ConvGeometry(channels: w[1], height: x.shape[2], width: x.shape[3], kernelHeight: w[2], kernelWidth: w[3],
-                             stride: (a.strides[0], a.strides[1]), padding: (a.pads[0], a.pads[1], a.pads[2], a.pads[3]),
-                             dilation: (a.dilations[0], a.dilations[1]))
-        let n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
-        let (oh, ow) = (g.outputHeight, g.outputWidth), pixels = oh * ow, k = layers[l].k, cout = layers[l].n
-        // Patches, one row per output pixel of every image: [n·pixels][c·kh·kw] (zero code pads).
-        var patches = [UInt8](repeating: 0, count: n * pixels * k)
-        let (kh, kw) = (w[2], w[3])
-        x.data.withUnsafeBufferPointer { xs in
-            patches.withUnsafeMutableBufferPointer { ps in
-                let (x0, p0) = (xs.baseAddress!, ps.baseAddress!)
-                Parallel.forEach(n) { img, _ in
-                    for ch in 0..<c {
-                        let plane = x0 + (img * c + ch) * h * wd
-                        for ky in 0..<kh {
-                            for kx in 0..<kw {
-                                let col = (ch * kh + ky) * kw + kx
-                                for oy in 0..<oh {
-                                    let iy = oy * g.strideHeight - g.padTop + ky * g.dilationHeight
-                                    guard iy >= 0 && iy < h else { continue }
-                                    let src = plane + iy * wd
-                                    var dst = p0 + (img * pixels + oy * ow) * k + col
-                                    var ix = -g.padLeft + kx * g.dilationWidth
-                                    for _ in 0..<ow {
-                                        if ix >= 0 && ix < wd { dst.pointee = UInt8(truncatingIfNeeded: src[ix]) }
-                                        dst += k
-                                        ix += g.strideWidth
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let prod = gemm(patches, signed: signed, m: n * pixels, layer: l)
-        let bias = integerBias(l, inputScale: x.scales[0]) ?? [Int32](repeating: 0, count: cout)
-        var out = [Int32](repeating: 0, count: n * cout * pixels)
-        prod.withUnsafeBufferPointer { ps in
-            out.withUnsafeMutableBufferPointer { os in
-                let (p0, o0) = (ps.baseAddress!, os.baseAddress!)
-                Parallel.forEach(n) { img, _ in
-                    for co in 0..<cout {
-                        let b = bias[co]
-                        let dst = o0 + (img * cout + co) * pixels
-                        var src = p0 + img * pixels * cout + co
-                        for p in 0..<pixels { dst[p] = src.pointee &+ b; src += cout }
-                    }
-                }
-            }
-        }
-        return Value(data: out, shape: [n, cout, oh, ow], scales: layers[l].scales.map { $0 * x.scales[0] }, isCodes: false)
-    }
-
-    func linear(_ x: Value, layer l: Int) throws -> Value {
-        let signed = try checkCodes(x, "linear layer")
-        let n = x.shape[0], cout = layers[l].n
-        guard x.data.count == n * layers[l].k else { throw QuantizationError("integer engine: linear layer input \(x.shape) does not match \(layers[l].k) features") }
-        var prod = gemm(x.data.map { UInt8(truncatingIfNeeded: $0) }, signed: signed, m: n, layer: l)
-        if let bias = integerBias(l, inputScale: x.scales[0]) {
-            for i in 0..<n { for co in 0..<cout { prod[i * cout + co] &+= bias[co] } }
-        }
-        return Value(data: prod, shape: [n, cout], scales: layers[l].scales.map { $0 * x.scales[0] }, isCodes: false)
-    }
-
-    func maxPool(_ x: Value, _ a: PoolAttributes) -> Value {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (kh, kw, sh, sw) = (a.kernel[0], a.kernel[1], a.strides[0], a.strides[1])
-        let oh = (h + a.pads[0] + a.pads[2] - kh) / sh + 1, ow = (w + a.pads[1] + a.pads[3] - kw) / sw + 1
-        var out = [Int32](repeating: 0, count: n * c * oh * ow)
-        for plane in 0..<(n * c) {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var m = Int32.min
-                    for ky in 0..<kh {
-                        let iy = oy * sh - a.pads[0] + ky
-                        guard iy >= 0 && iy < h else { continue }
-                        for kx in 0..<kw {
-                            let ix = ox * sw - a.pads[1] + kx
-                            guard ix >= 0 && ix < w else { continue }
-                            m = max(m, x.data[(plane * h + iy) * w + ix])
-                        }
-                    }
-                    out[(plane * oh + oy) * ow + ox] = m
-                }
-            }
-        }
-        return Value(data: out, shape: [n, c, oh, ow], scales: x.scales, isCodes: x.isCodes, signed: x.signed)
-    }
-
-    /// Sum of the integers of each plane divided by its size, rounded half to even (as the
-    /// simulation's fake quantization of the mean).
-    func globalAverage(_ x: Value) -> Value {
-        let (n, c) = (x.shape[0], x.shape[1])
-        let inner = x.data.count / max(1, n * c)
-        var out = [Int32](repeating: 0, count: n * c)
-        for plane in 0..<(n * c) {
-            var s: Int64 = 0
-            for j in 0..<inner { s += Int64(x.data[plane * inner + j]) }
-            let d = Int64(inner)
-            var q = s >= 0 ? s / d : -((-s) / d)      // truncate toward zero
-            let r = s - q * d                          // same sign as s
-            if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += s >= 0 ? 1 : -1 }
-            out[plane] = Int32(q)
-        }
-        return Value(data: out, shape: [n, c, 1, 1], scales: x.scales, isCodes: x.isCodes, signed: x.signed)
     }
 
     /// Test accuracy computed by the integer engine, in batches.

@@ -1,0 +1,445 @@
+import Foundation
+import Kernels
+import Network
+
+/// How the engine runs: the graph compiled once into steps over per-image buffers. Codes are
+/// bytes in NHWC order (each pixel's channels contiguous, padded to a multiple of 4), so a
+/// convolution's patches are runs of 4-byte channel groups copied straight into the tile
+/// kernel's layout, and a layer's requantization (bias, dyadic multiply, ReLU, clamp) happens in
+/// the kernel's epilogue as the sums leave the registers. Where a layer's output passes through
+/// ReLU, max pooling or flattening before it is quantized, the layer quantizes at once: those
+/// commute with a monotone per-channel requantization, so the codes are the same. A layer that
+/// feeds a residual add requantizes to the add's scale in its epilogue. Images run in parallel,
+/// each worker with its own buffers.
+extension IntegerModel {
+    /// A value of the plan, per image: codes (bytes, `stride` ≥ c per pixel) or Int32 sums.
+    struct Slot {
+        var c: Int, h: Int, w: Int
+        var codes: Bool
+        var signed: Bool
+        /// Per channel for sums; one entry for codes.
+        var scales: [Double]
+        /// Bytes (codes) or Int32s (sums) from one pixel to the next.
+        var stride: Int
+        /// The buffer holding it (aliases share one).
+        var buffer: Int
+        var elements: Int { h * w * stride }
+    }
+
+    /// A convolution or linear layer: a kernel over the input slot's pixels (a linear layer is a
+    /// kernel covering the whole input), weights in the input's memory order.
+    final class LayerStep {
+        let input: Int, output: Int
+        let inH: Int, inW: Int, inStride: Int
+        let kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int
+        let outH: Int, outW: Int, cout: Int, ldo: Int
+        let weights: IntegerWeights
+        let epilogue: IntegerEpilogue
+        /// Signed input codes run through the unsigned kernel shifted by 128 (bias corrected).
+        let flip: UInt32
+        init(input: Int, output: Int, inH: Int, inW: Int, inStride: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int,
+             padTop: Int, padLeft: Int, outH: Int, outW: Int, cout: Int, ldo: Int, weights: IntegerWeights,
+             epilogue: IntegerEpilogue, flip: Bool) {
+            self.input = input; self.output = output; self.inH = inH; self.inW = inW; self.inStride = inStride
+            self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
+            self.padTop = padTop; self.padLeft = padLeft; self.outH = outH; self.outW = outW
+            self.cout = cout; self.ldo = ldo; self.weights = weights; self.epilogue = epilogue
+            self.flip = flip ? 0x8080_8080 : 0
+        }
+    }
+
+    enum Step {
+        case input(to: Int, point: Point)
+        case layer(LayerStep)
+        case relu(from: Int, to: Int)
+        /// Sums to codes: per-channel dyadic, clamp.
+        case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32)
+        case maxPool(from: Int, to: Int, PoolAttributes)
+        case globalAverage(from: Int, to: Int)
+        /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
+        case add(a: Int, b: Int, to: Int, da: [Dyadic]?, db: [Dyadic]?, codes: (lo: Int32, hi: Int32)?)
+    }
+
+    struct Plan {
+        var slots: [Slot] = []
+        var steps: [Step] = []
+        var output: Int = 0
+        /// Per buffer: element count and whether it holds bytes.
+        var buffers: [(count: Int, bytes: Bool)] = []
+    }
+
+    /// Compiles the graph (BN folded, quantization points known) into a plan.
+    func compilePlan() throws -> Plan {
+        var plan = Plan()
+        let nodes = folded.nodes
+        var consumers: [String: [Int]] = [:]
+        for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
+        var slotOf: [String: Int] = [:]
+        func newSlot(_ s: Slot, alias: Int? = nil) -> Int {
+            var s = s
+            if let alias { s.buffer = plan.slots[alias].buffer } else {
+                s.buffer = plan.buffers.count
+                plan.buffers.append((s.elements, s.codes))
+            }
+            plan.slots.append(s)
+            return plan.slots.count - 1
+        }
+        func codesSlot(c: Int, h: Int, w: Int, point p: Point) -> Slot {
+            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0)
+        }
+        // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
+        // lie between them: the point, and whether a ReLU does.
+        func fusedPoint(after value: String) -> (Point, relu: Bool)? {
+            var v = value, relu = false
+            while quantizeAt[v] == nil {
+                guard v != folded.output, let readers = consumers[v], readers.count == 1 else { return nil }
+                switch nodes[readers[0]].op {
+                case .relu: relu = true
+                case .maxPool, .flatten, .reshape, .identity: break
+                default: return nil
+                }
+                v = nodes[readers[0]].outputs[0]
+            }
+            return (quantizeAt[v]!, relu)
+        }
+        // The add a value feeds (its only reader), and that add's target point.
+        func feedsAdd(_ value: String) -> Point? {
+            guard value != folded.output, let readers = consumers[value], readers.count == 1, case .add = nodes[readers[0]].op else { return nil }
+            return addTargets[readers[0]]
+        }
+        func dyadics(_ scales: [Double], to target: Double) throws -> [Dyadic] {
+            try scales.map { $0 > 0 ? try Dyadic($0 / target) : Dyadic.zero }
+        }
+
+        let shape = folded.inputShape
+        guard shape.count == 3 || shape.count == 1 else {
+            throw QuantizationError("integer engine: inputs of shape \(shape) are not supported; [C, H, W] or [features]")
+        }
+        let (c0, h0, w0) = shape.count == 3 ? (shape[0], shape[1], shape[2]) : (shape[0], 1, 1)
+        let p0 = quantizeAt[folded.input]!
+        slotOf[folded.input] = newSlot(codesSlot(c: c0, h: h0, w: w0, point: p0))
+        plan.steps.append(.input(to: slotOf[folded.input]!, point: p0))
+
+        var skip = Set<Int>()
+        for (i, node) in nodes.enumerated() where !skip.contains(i) {
+            let out = node.outputs[0]
+            guard let x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+            let xs = plan.slots[x]
+            var produced: Int
+            switch node.op {
+            case .conv, .gemm:
+                let l = layerOfNode[i]!
+                guard xs.codes else { throw QuantizationError("integer engine: layer '\(folded.layers[l].name)' received sums, not codes") }
+                let d = layers[l]
+                let isConv: Bool = { if case .conv = node.op { return true }; return false }()
+                var (kh, kw, sh, sw, dh, dw, pt, pl, pb, pr) = (xs.h, xs.w, 1, 1, 1, 1, 0, 0, 0, 0)
+                if case .conv(let a) = node.op {
+                    let ws = folded.layers[l].weightShape
+                    guard ws[1] == xs.c else { throw QuantizationError("integer engine: conv '\(node.name)' expects \(ws[1]) channels, found \(xs.c)") }
+                    (kh, kw, sh, sw, dh, dw) = (ws[2], ws[3], a.strides[0], a.strides[1], a.dilations[0], a.dilations[1])
+                    (pt, pl, pb, pr) = (a.pads[0], a.pads[1], a.pads[2], a.pads[3])
+                } else {
+                    guard d.k == xs.c * xs.h * xs.w else {
+                        throw QuantizationError("integer engine: linear layer '\(node.name)' expects \(d.k) features, found \(xs.c * xs.h * xs.w)")
+                    }
+                }
+                let oh = (xs.h + pt + pb - dh * (kh - 1) - 1) / sh + 1, ow = (xs.w + pl + pr - dw * (kw - 1) - 1) / sw + 1
+                // Weights in the input's memory order: (ky, kx, channel padded to the stride).
+                let k = kh * kw * xs.stride
+                var codes = [Int8](repeating: 0, count: d.n * k)
+                for co in 0..<d.n {
+                    for ch in 0..<xs.c {
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                let src = isConv ? ((co * xs.c + ch) * kh + ky) * kw + kx : co * d.k + (ch * xs.h + ky) * xs.w + kx
+                                codes[co * k + (ky * kw + kx) * xs.stride + ch] = d.codes[src]
+                            }
+                        }
+                    }
+                }
+                let weights = IntegerWeights(codes: codes, n: d.n, k: k)
+                let sIn = xs.scales[0]
+                let sums = d.scales.map { $0 * sIn }
+                var bias = integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n)
+                if xs.signed { for j in 0..<d.n { bias[j] &-= 128 &* weights.columnSums[j] } }
+                let epilogue: IntegerEpilogue
+                let slot: Slot
+                if let (p, relu) = fusedPoint(after: out) {
+                    let dy = try dyadics(sums, to: p.scale)
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
+                                               lo: relu ? max(p.qmin, 0) : p.qmin, hi: p.qmax, mode: .codes)
+                    slot = codesSlot(c: d.n, h: oh, w: ow, point: Point(scale: p.scale, qmin: relu ? max(p.qmin, 0) : p.qmin, qmax: p.qmax))
+                } else if let t = feedsAdd(out) {
+                    let dy = try dyadics(sums, to: t.scale)
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
+                                               lo: Int32.min, hi: Int32.max, mode: .scaledSums)
+                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: [t.scale], stride: d.n, buffer: 0)
+                } else {
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in 0 }, shift: bias.map { _ in 1 }, lo: 0, hi: 0, mode: .sums)
+                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: sums, stride: d.n, buffer: 0)
+                }
+                produced = newSlot(slot)
+                plan.steps.append(.layer(LayerStep(input: x, output: produced, inH: xs.h, inW: xs.w, inStride: xs.stride, kh: kh, kw: kw,
+                                                   sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl, outH: oh, outW: ow,
+                                                   cout: d.n, ldo: slot.stride, weights: weights, epilogue: epilogue, flip: xs.signed)))
+            case .relu:
+                if xs.codes && !xs.signed {
+                    produced = newSlot(xs, alias: x)
+                } else {
+                    var s = xs
+                    s.signed = false
+                    produced = newSlot(s)
+                    plan.steps.append(.relu(from: x, to: produced))
+                }
+            case .identity:
+                produced = newSlot(xs, alias: x)
+            case .flatten, .reshape:
+                if case .reshape(let spec) = node.op {
+                    let total = xs.c * xs.h * xs.w
+                    let known = spec.dropFirst().filter { $0 > 0 }.reduce(1, *)
+                    guard spec.count == 2, spec[1] == -1 || spec[1] == total || (spec[1] == 0 && known == total) else {
+                        throw QuantizationError("integer engine: node '\(node.name)' reshapes to \(spec); only flattening to [N, features] is supported")
+                    }
+                }
+                if xs.h * xs.w == 1 || xs.codes {
+                    // Codes keep their pixel layout: the linear layer reading them takes its
+                    // weights in that order.
+                    produced = newSlot(xs, alias: x)
+                    slotOf[out] = produced
+                    continue
+                }
+                throw QuantizationError("integer engine: node '\(node.name)' flattens sums with per-channel scales; quantize before flattening")
+            case .maxPool(let a):
+                let oh = (xs.h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
+                let ow = (xs.w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
+                var s = xs
+                (s.h, s.w) = (oh, ow)
+                produced = newSlot(s)
+                plan.steps.append(.maxPool(from: x, to: produced, a))
+            case .globalAveragePool:
+                guard xs.codes else { throw QuantizationError("integer engine: average pooling received sums, not codes") }
+                var s = xs
+                (s.h, s.w) = (1, 1)
+                produced = newSlot(s)
+                plan.steps.append(.globalAverage(from: x, to: produced))
+            case .add:
+                guard let y = slotOf[node.inputs[1]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+                let ys = plan.slots[y]
+                guard (xs.c, xs.h, xs.w) == (ys.c, ys.h, ys.w) else {
+                    throw QuantizationError("integer engine: residual add of [\(xs.c), \(xs.h), \(xs.w)] and [\(ys.c), \(ys.h), \(ys.w)]")
+                }
+                let t = addTargets[i]!
+                func toTarget(_ s: Slot) throws -> [Dyadic]? {
+                    s.scales.count == 1 && s.scales[0] == t.scale && !s.codes ? nil : try dyadics(s.scales, to: t.scale)
+                }
+                let (da, db) = (try toTarget(xs), try toTarget(ys))
+                // A ReLU reading only the add, its output quantized at the add's target: fused.
+                if let readers = consumers[out], readers.count == 1, case .relu = nodes[readers[0]].op,
+                   let p = quantizeAt[nodes[readers[0]].outputs[0]], p.scale == t.scale {
+                    let lo = max(p.qmin, 0)
+                    produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
+                    plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: (lo, p.qmax)))
+                    slotOf[out] = produced
+                    // The ReLU and its quantization are done.
+                    slotOf[nodes[readers[0]].outputs[0]] = produced
+                    skip.insert(readers[0])
+                    continue
+                }
+                produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
+                plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: nil))
+            default:
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
+            }
+            // Values the static walk quantizes when produced (sums not already turned to codes).
+            if let p = quantizeAt[out], !plan.slots[produced].codes {
+                let s = plan.slots[produced]
+                let q = newSlot(codesSlot(c: s.c, h: s.h, w: s.w, point: p))
+                plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(s.scales, to: p.scale), lo: p.qmin, hi: p.qmax))
+                produced = q
+            }
+            slotOf[out] = produced
+        }
+        guard let y = slotOf[folded.output] else { throw QuantizationError("integer engine: the output is never computed") }
+        plan.output = y
+        return plan
+    }
+}
+
+extension IntegerModel {
+    /// One worker's buffers: every slot's storage for one image, and the patch sliver.
+    final class Workspace {
+        let bytes: [UnsafeMutablePointer<UInt8>?]
+        let ints: [UnsafeMutablePointer<Int32>?]
+        let sliver: UnsafeMutablePointer<UInt32>
+        init(_ plan: Plan) {
+            bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: max($0.count, 1)) : nil }
+            ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
+            for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
+            for (b, info) in zip(ints, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
+            var groups = 1
+            for step in plan.steps { if case .layer(let l) = step { groups = max(groups, l.weights.groups) } }
+            sliver = .allocate(capacity: groups * IGEMM.tileRows)
+            sliver.initialize(repeating: 0, count: groups * IGEMM.tileRows)
+        }
+        deinit {
+            bytes.forEach { $0?.deallocate() }
+            ints.forEach { $0?.deallocate() }
+            sliver.deallocate()
+        }
+    }
+
+    /// Runs the plan on image `index` of `x` (NCHW floats), writing its logits to `logits`.
+    func execute(_ plan: Plan, _ ws: Workspace, image: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
+        func bytes(_ s: Int) -> UnsafeMutablePointer<UInt8> { ws.bytes[plan.slots[s].buffer]! }
+        func ints(_ s: Int) -> UnsafeMutablePointer<Int32> { ws.ints[plan.slots[s].buffer]! }
+        /// A code or sum of slot `s` at element `e`, as a signed integer.
+        @inline(__always) func read(_ s: Slot, _ b: UnsafeMutablePointer<UInt8>?, _ i: UnsafeMutablePointer<Int32>?, _ e: Int) -> Int64 {
+            if let b { return s.signed ? Int64(Int8(bitPattern: b[e])) : Int64(b[e]) }
+            return Int64(i![e])
+        }
+        for step in plan.steps {
+            switch step {
+            case let .input(to, p):
+                let s = plan.slots[to], out = bytes(to)
+                for ch in 0..<s.c {
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let q = (Double(image[(ch * s.h + y) * s.w + x]) / p.scale).rounded(.toNearestOrAwayFromZero)
+                            out[(y * s.w + x) * s.stride + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
+                        }
+                    }
+                }
+            case .layer(let l):
+                runLayer(l, input: bytes(l.input), ws: ws,
+                         output: plan.slots[l.output].codes ? UnsafeMutableRawPointer(bytes(l.output)) : UnsafeMutableRawPointer(ints(l.output)))
+            case let .relu(from, to):
+                let s = plan.slots[from]
+                if s.codes {
+                    let (a, b) = (bytes(from), bytes(to))
+                    for e in 0..<s.elements { b[e] = Int8(bitPattern: a[e]) < 0 ? 0 : a[e] }
+                } else {
+                    let (a, b) = (ints(from), ints(to))
+                    for e in 0..<s.elements { b[e] = max(a[e], 0) }
+                }
+            case let .quantize(from, to, dyadics, lo, hi):
+                let s = plan.slots[from], t = plan.slots[to]
+                let (a, b) = (ints(from), bytes(to))
+                for px in 0..<(s.h * s.w) {
+                    for ch in 0..<s.c {
+                        let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
+                        let q = min(max(d.apply(Int64(a[px * s.stride + ch])), Int64(lo)), Int64(hi))
+                        b[px * t.stride + ch] = UInt8(truncatingIfNeeded: q)
+                    }
+                }
+            case let .maxPool(from, to, a):
+                let s = plan.slots[from], t = plan.slots[to]
+                let (sb, si) = (s.codes ? bytes(from) : nil, s.codes ? nil : ints(from))
+                let (tb, ti) = (t.codes ? bytes(to) : nil, t.codes ? nil : ints(to))
+                for oy in 0..<t.h {
+                    for ox in 0..<t.w {
+                        for ch in 0..<s.c {
+                            var m = Int64.min
+                            for ky in 0..<a.kernel[0] {
+                                let iy = oy * a.strides[0] - a.pads[0] + ky
+                                guard iy >= 0 && iy < s.h else { continue }
+                                for kx in 0..<a.kernel[1] {
+                                    let ix = ox * a.strides[1] - a.pads[1] + kx
+                                    guard ix >= 0 && ix < s.w else { continue }
+                                    m = max(m, read(s, sb, si, (iy * s.w + ix) * s.stride + ch))
+                                }
+                            }
+                            let e = (oy * t.w + ox) * t.stride + ch
+                            if let tb { tb[e] = UInt8(truncatingIfNeeded: m) } else { ti![e] = Int32(truncatingIfNeeded: m) }
+                        }
+                    }
+                }
+            case let .globalAverage(from, to):
+                let s = plan.slots[from], (a, b) = (bytes(from), bytes(to))
+                let d = Int64(s.h * s.w)
+                for ch in 0..<s.c {
+                    var sum: Int64 = 0
+                    for px in 0..<(s.h * s.w) { sum += read(s, a, nil, px * s.stride + ch) }
+                    // Divide rounding half to even, as the simulation's fake quantization does.
+                    var q = sum >= 0 ? sum / d : -((-sum) / d)
+                    let r = sum - q * d
+                    if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += sum >= 0 ? 1 : -1 }
+                    b[ch] = UInt8(truncatingIfNeeded: q)
+                }
+            case let .add(x, y, to, da, db, codes):
+                let (xs, ys, t) = (plan.slots[x], plan.slots[y], plan.slots[to])
+                let (xb, xi) = (xs.codes ? bytes(x) : nil, xs.codes ? nil : ints(x))
+                let (yb, yi) = (ys.codes ? bytes(y) : nil, ys.codes ? nil : ints(y))
+                let (tb, ti) = (t.codes ? bytes(to) : nil, t.codes ? nil : ints(to))
+                @inline(__always) func scaled(_ v: Int64, _ d: [Dyadic]?, _ ch: Int) -> Int32 {
+                    guard let d else { return Int32(truncatingIfNeeded: v) }
+                    return Int32(truncatingIfNeeded: min(max((d.count == 1 ? d[0] : d[ch]).apply(v), Int64(Int32.min)), Int64(Int32.max)))
+                }
+                for px in 0..<(t.h * t.w) {
+                    for ch in 0..<t.c {
+                        let sum = scaled(read(xs, xb, xi, px * xs.stride + ch), da, ch) &+ scaled(read(ys, yb, yi, px * ys.stride + ch), db, ch)
+                        if let (lo, hi) = codes {
+                            tb![px * t.stride + ch] = UInt8(truncatingIfNeeded: min(max(sum, lo), hi))
+                        } else {
+                            ti![px * t.stride + ch] = sum
+                        }
+                    }
+                }
+            }
+        }
+        let s = plan.slots[plan.output]
+        let (b, i) = (s.codes ? bytes(plan.output) : nil, s.codes ? nil : ints(plan.output))
+        for ch in 0..<s.c {
+            let scale = s.scales.count == 1 ? s.scales[0] : s.scales[ch]
+            for px in 0..<(s.h * s.w) {
+                logits[ch * s.h * s.w + px] = Float(Double(read(s, b, i, px * s.stride + ch)) * scale)
+            }
+        }
+    }
+
+    /// A convolution or linear layer on one image: patches of up to 12 output pixels gathered
+    /// into the sliver, then tiles of up to 32 output channels.
+    func runLayer(_ l: LayerStep, input: UnsafeMutablePointer<UInt8>, ws: Workspace, output: UnsafeMutableRawPointer) {
+        let rowsPerTile = IGEMM.tileRows
+        let groupsPerPixel = l.inStride / 4
+        let groups = l.weights.groups
+        let pixels = l.outH * l.outW
+        let elementBytes = l.epilogue.mode == .codes ? 1 : 4
+        let sliver = ws.sliver
+        let raw = UnsafeRawPointer(input)
+        l.weights.data.withUnsafeBufferPointer { w in
+            let weights = w.baseAddress!
+            var p0 = 0
+            while p0 < pixels {
+                let rows = min(rowsPerTile, pixels - p0)
+                for i in 0..<rows {
+                    let p = p0 + i
+                    let oy = p / l.outW, ox = p - oy * l.outW
+                    for ky in 0..<l.kh {
+                        let iy = oy * l.sh - l.padTop + ky * l.dh
+                        for kx in 0..<l.kw {
+                            let ix = ox * l.sw - l.padLeft + kx * l.dw
+                            let dst = sliver + (ky * l.kw + kx) * groupsPerPixel * rowsPerTile + i
+                            if iy >= 0 && iy < l.inH && ix >= 0 && ix < l.inW {
+                                let src = raw + (iy * l.inW + ix) * l.inStride
+                                for g in 0..<groupsPerPixel {
+                                    dst[g * rowsPerTile] = src.loadUnaligned(fromByteOffset: 4 * g, as: UInt32.self) ^ l.flip
+                                }
+                            } else {
+                                for g in 0..<groupsPerPixel { dst[g * rowsPerTile] = l.flip }
+                            }
+                        }
+                    }
+                }
+                var column = 0
+                while column < l.cout {
+                    let cols = min(32, l.cout - column)
+                    IGEMM.tile(rows: rows, a: UnsafeRawPointer(sliver).assumingMemoryBound(to: UInt8.self), weights: weights, groups: groups,
+                               column: column, cols: cols, epilogue: l.epilogue,
+                               out: output + (p0 * l.ldo + column) * elementBytes, ldo: l.ldo)
+                    column += cols
+                }
+                p0 += rows
+            }
+        }
+    }
+}
