@@ -40,66 +40,108 @@ void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
     }
 }
 
-// The epilogue on one row's 16 sums: bias, then (modes 1, 2) the dyadic multiply in Int64 lanes
-// (even and odd columns apart, as vpmuldq multiplies the low halves of 64-bit lanes), rounding
-// half up, arithmetic shift, clamp, and the store.
+// Dyadic requantization of 16 Int32 lanes as even and odd Int64 lanes (vpmuldq multiplies the
+// low halves of 64-bit lanes): (y·m + 2^(s−1)) >> s, saturated to Int32.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t col0, __mmask16 mask, void *out) {
-    __m512i y = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, e->bias + col0));
-    if (e->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
-    const __m512i m = _mm512_maskz_loadu_epi32(mask, e->mult + col0);
-    const __m512i s = _mm512_maskz_loadu_epi32(mask, e->shift + col0);
+static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __m512i *odd) {
     const __m512i low = _mm512_set1_epi64(0xFFFFFFFFll), one = _mm512_set1_epi64(1);
+    const __m512i i32min = _mm512_set1_epi64(INT32_MIN), i32max = _mm512_set1_epi64(INT32_MAX);
     const __m512i se = _mm512_and_si512(s, low), so = _mm512_srli_epi64(s, 32);
     __m512i pe = _mm512_mul_epi32(y, m);
     __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), _mm512_srli_epi64(m, 32));
     pe = _mm512_srav_epi64(_mm512_add_epi64(pe, _mm512_sllv_epi64(one, _mm512_sub_epi64(se, one))), se);
     po = _mm512_srav_epi64(_mm512_add_epi64(po, _mm512_sllv_epi64(one, _mm512_sub_epi64(so, one))), so);
+    *even = _mm512_min_epi64(_mm512_max_epi64(pe, i32min), i32max);
+    *odd = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
+}
+
+// The epilogue on one row's 16 sums: bias; for modes 1 and 2 the dyadic multiply; a residual
+// branch (Int32 already at the scale, or codes requantized by their own dyadic) added with
+// Int32 wrap-around; clamp; store.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t col, __mmask16 mask, void *out, const void *res) {
+    __m512i y = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, e->bias + col));
+    if (e->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
+    __m512i pe, po;
+    mpq_dyadic(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->shift + col), &pe, &po);
+    if (e->residual) {
+        __m512i r;
+        if (e->residual == 1) {
+            r = _mm512_maskz_loadu_epi32(mask, res);
+        } else {
+            const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
+            __m512i codes = e->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes);
+            __m512i re, ro;
+            mpq_dyadic(codes, _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
+            r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
+        }
+        // Int32 sums wrap: add, then sign-extend the low halves again.
+        pe = _mm512_add_epi64(pe, _mm512_srai_epi64(_mm512_slli_epi64(r, 32), 32));
+        po = _mm512_add_epi64(po, _mm512_srai_epi64(r, 32));
+        pe = _mm512_srai_epi64(_mm512_slli_epi64(pe, 32), 32);
+        po = _mm512_srai_epi64(_mm512_slli_epi64(po, 32), 32);
+    }
     const __m512i lo = _mm512_set1_epi64(e->lo), hi = _mm512_set1_epi64(e->hi);
     pe = _mm512_min_epi64(_mm512_max_epi64(pe, lo), hi);
     po = _mm512_min_epi64(_mm512_max_epi64(po, lo), hi);
-    __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    const __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
     if (e->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
     else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-void mpq_igemm_vnni_tile(int64_t rows, int64_t cols, int64_t nb, int64_t kgroups, const uint8_t *a,
-                         const int8_t *b0, const int8_t *b1, const mpq_epilogue *e, int64_t column, void *out, int64_t ldo) {
+void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+                   void *const *out, const void *const *res) {
     __m512i acc[12][2];
     for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = _mm512_setzero_si512(); }
-    if (nb == 2) {
-        for (int64_t g = 0; g < kgroups; g++) {
-            const __m512i v0 = _mm512_loadu_si512((const void *)(b0 + g * 64));
-            const __m512i v1 = _mm512_loadu_si512((const void *)(b1 + g * 64));
-            const int32_t *ag = (const int32_t *)(a + g * 48);
-            for (int i = 0; i < 12; i++) {
-                const __m512i av = _mm512_set1_epi32(ag[i]);
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, v0);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, v1);
+    const __m512i x = _mm512_set1_epi32((int32_t)flip);
+    const uint8_t *p[12];
+    for (int i = 0; i < 12; i++) p[i] = a[i < rows ? i : 0];
+    const int8_t *b1 = b + bstride;
+    if (cols > 16) {
+        for (int64_t t = 0; t < ntaps; t++) {
+            const int64_t off = taps[t];
+            for (int64_t g = 0; g < gpp; g++) {
+                const int64_t k = (t * gpp + g) * 64;
+                const __m512i v0 = _mm512_loadu_si512((const void *)(b + k));
+                const __m512i v1 = _mm512_loadu_si512((const void *)(b1 + k));
+                for (int i = 0; i < 12; i++) {
+                    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(*(const int32_t *)(p[i] + off + 4 * g)), x);
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, v0);
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, v1);
+                }
             }
         }
     } else {
-        for (int64_t g = 0; g < kgroups; g++) {
-            const __m512i v0 = _mm512_loadu_si512((const void *)(b0 + g * 64));
-            const int32_t *ag = (const int32_t *)(a + g * 48);
-            for (int i = 0; i < 12; i++) acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], _mm512_set1_epi32(ag[i]), v0);
+        for (int64_t t = 0; t < ntaps; t++) {
+            const int64_t off = taps[t];
+            for (int64_t g = 0; g < gpp; g++) {
+                const __m512i v0 = _mm512_loadu_si512((const void *)(b + (t * gpp + g) * 64));
+                for (int i = 0; i < 12; i++) {
+                    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(*(const int32_t *)(p[i] + off + 4 * g)), x);
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, v0);
+                }
+            }
         }
     }
-    const int64_t bytes = e->mode == 2 ? 1 : 4;
-    for (int64_t j = 0; j < nb; j++) {
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
+    for (int64_t j = 0; j < 2; j++) {
         const int64_t left = cols - 16 * j;
         if (left <= 0) break;
         const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
         for (int64_t i = 0; i < rows; i++) {
-            mpq_epilogue_row(acc[i][j], e, column + 16 * j, mask, (char *)out + (i * ldo + 16 * j) * bytes);
+            mpq_epilogue_row(acc[i][j], e, column + 16 * j, mask, (char *)out[i] + (column + 16 * j) * bytes,
+                             e->residual ? (const char *)res[i] + (column + 16 * j) * rbytes : 0);
         }
     }
 }
 #else
-void mpq_igemm_vnni_tile(int64_t rows, int64_t cols, int64_t nb, int64_t kgroups, const uint8_t *a,
-                         const int8_t *b0, const int8_t *b1, const mpq_epilogue *e, int64_t column, void *out, int64_t ldo) {
-    (void)rows; (void)cols; (void)nb; (void)kgroups; (void)a; (void)b0; (void)b1; (void)e; (void)column; (void)out; (void)ldo;
+void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+                   void *const *out, const void *const *res) {
+    (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride;
+    (void)e; (void)column; (void)out; (void)res;
 }
 void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
                                 int32_t *c, int64_t ldc, int accumulate) {

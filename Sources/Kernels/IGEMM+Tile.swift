@@ -30,80 +30,123 @@ public struct IntegerWeights: @unchecked Sendable {
     }
 }
 
-/// What a tile does with its sums, column by column (see `mpq_epilogue`): bias, then raw Int32
-/// (`.sums`), or dyadic requantization y·mult >> shift rounded half up and clamped to lo…hi,
-/// stored as Int32 (`.scaledSums`) or as bytes (`.codes`). Holds its arrays at fixed addresses
-/// for the kernel.
+/// What a layer does with its sums, column by column (see `mpq_epilogue`): bias, then raw Int32
+/// (`.sums`), or dyadic requantization y·mult >> shift rounded half up, plus an optional
+/// residual branch, clamped to lo…hi, stored as Int32 (`.scaledSums`) or as bytes (`.codes`).
+/// Holds its arrays at fixed addresses for the kernel.
 public final class IntegerEpilogue: @unchecked Sendable {
     public enum Mode: Int32, Sendable { case sums = 0, scaledSums = 1, codes = 2 }
+    /// A branch added before the clamp: Int32 already at the output scale, or codes (unsigned
+    /// or signed) requantized by their own dyadic multiplier and shift.
+    public enum Residual: Sendable, Equatable {
+        case none, sums
+        case codes(signed: Bool, multiplier: Int32, shift: Int32)
+    }
     public let mode: Mode
+    public let residual: Residual
     public let bias: [Int32], multiplier: [Int32], shift: [Int32]
     public let lo: Int32, hi: Int32
     let raw: UnsafeMutablePointer<mpq_epilogue>
     let storage: UnsafeMutablePointer<Int32>
 
     /// One entry per column; `multiplier` and `shift` are ignored for `.sums`.
-    public init(bias: [Int32], multiplier: [Int32], shift: [Int32], lo: Int32, hi: Int32, mode: Mode) {
+    public init(bias: [Int32], multiplier: [Int32], shift: [Int32], lo: Int32, hi: Int32, mode: Mode, residual: Residual = .none) {
         precondition(multiplier.count == bias.count && shift.count == bias.count)
         // Padded to whole blocks of 16 so the kernel's masked loads stay in bounds.
         let padded = (bias.count + 15) / 16 * 16
         self.bias = bias; self.multiplier = multiplier; self.shift = shift
-        self.lo = lo; self.hi = hi; self.mode = mode
+        self.lo = lo; self.hi = hi; self.mode = mode; self.residual = residual
         storage = .allocate(capacity: 3 * padded)
         storage.initialize(repeating: 0, count: 3 * padded)
         for (j, v) in bias.enumerated() { storage[j] = v }
         for (j, v) in multiplier.enumerated() { storage[padded + j] = v }
         for j in 0..<padded { storage[2 * padded + j] = j < shift.count ? max(shift[j], 1) : 1 }
+        var kind: Int32 = 0, rm: Int32 = 0, rs: Int32 = 1
+        switch residual {
+        case .none: break
+        case .sums: kind = 1
+        case let .codes(signed, m, s): kind = signed ? 3 : 2; rm = m; rs = max(s, 1)
+        }
         raw = .allocate(capacity: 1)
-        raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi, mode: mode.rawValue))
+        raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
+                                        mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs))
     }
 
     deinit { storage.deallocate(); raw.deallocate() }
 }
 
 extension IGEMM {
-    /// Rows of the A sliver a tile takes (a[(g·12 + i)·4 + t]).
+    /// Output pixels per convolution tile.
     public static let tileRows = 12
 
-    /// One tile: `rows` (≤ 12) rows of the sliver `a` times columns `column..<column+cols` of
-    /// the weights (`column` a multiple of 16, cols ≤ 32), through the epilogue, into `out`
-    /// (row i at out + i·ldo elements of the mode's type: Int32, or bytes for `.codes`).
+    /// A direct convolution tile (see `mpq_conv_vnni`): `rows` (≤ 12) output pixels whose
+    /// receptive fields start at `a[i]`, tap offsets `taps` (bytes), `gpp` groups of 4 channels
+    /// per tap, codes XORed with `flip`; output channels `column..<column+cols` (`column` a
+    /// multiple of 16, cols ≤ 32) through the epilogue into `out[i]`, residuals from `res[i]`.
     @inline(__always)
-    public static func tile(rows: Int, a: UnsafePointer<UInt8>, weights: UnsafePointer<Int8>, groups: Int, column: Int, cols: Int,
-                            epilogue e: IntegerEpilogue, out: UnsafeMutableRawPointer, ldo: Int) {
-        let nb = cols > 16 ? 2 : 1
-        let b0 = weights + column / 16 * groups * 64
+    public static func convTile(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
+                                gpp: Int, flip: UInt32, weights: IntegerWeights, base: UnsafePointer<Int8>, column: Int,
+                                epilogue e: IntegerEpilogue, out: UnsafePointer<UnsafeMutableRawPointer>,
+                                res: UnsafePointer<UnsafeRawPointer>) {
+        let block = weights.groups * 64
+        let b = base + column / 16 * block
         if activeBackend == .vnni {
-            mpq_igemm_vnni_tile(Int64(rows), Int64(cols), Int64(nb), Int64(groups), a, b0, b0 + groups * 64, e.raw, Int64(column), out, Int64(ldo))
+            a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
+                out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
+                    res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in
+                        mpq_conv_vnni(Int64(rows), Int64(cols), ap, taps, Int64(ntaps), Int64(gpp), flip, b, Int64(block), e.raw,
+                                      Int64(column), op, rp)
+                    }
+                }
+            }
         } else {
-            tileSwift(rows: rows, a: a, b: b0, groups: groups, cols: cols, e: e.raw.pointee, column: column, out: out, ldo: ldo)
+            convTileSwift(rows: rows, cols: cols, a: a, taps: taps, ntaps: ntaps, gpp: gpp, flip: flip, b: b, block: block,
+                          e: e, column: column, out: out, res: res)
         }
     }
 
     /// The portable tile, and the oracle of the VNNI one: the same sums and epilogue in plain
     /// integer arithmetic.
-    static func tileSwift(rows: Int, a: UnsafePointer<UInt8>, b: UnsafePointer<Int8>, groups: Int, cols: Int,
-                          e: mpq_epilogue, column: Int, out: UnsafeMutableRawPointer, ldo: Int) {
+    static func convTileSwift(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
+                              gpp: Int, flip: UInt32, b: UnsafePointer<Int8>, block: Int, e: IntegerEpilogue, column: Int,
+                              out: UnsafePointer<UnsafeMutableRawPointer>, res: UnsafePointer<UnsafeRawPointer>) {
+        func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 {
+            min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max))
+        }
+        let flipBytes = (0..<4).map { UInt8(truncatingIfNeeded: flip >> (8 * $0)) }
         for i in 0..<rows {
             for j in 0..<cols {
-                let block = b + (j / 16) * groups * 64
+                let weights = b + (j / 16) * block
                 var s: Int32 = 0
-                for g in 0..<groups {
-                    for t in 0..<4 {
-                        s &+= Int32(a[(g * tileRows + i) * 4 + t]) * Int32(block[(g * 16 + j % 16) * 4 + t])
+                for t in 0..<ntaps {
+                    for g in 0..<gpp {
+                        for u in 0..<4 {
+                            let x = a[i][Int(taps[t]) + 4 * g + u] ^ flipBytes[u]
+                            s &+= Int32(x) * Int32(weights[((t * gpp + g) * 16 + j % 16) * 4 + u])
+                        }
                     }
                 }
-                let y = s &+ e.bias[column + j]
-                if e.mode == 0 {
-                    out.storeBytes(of: y, toByteOffset: (i * ldo + j) * 4, as: Int32.self)
+                let c = column + j
+                let y = s &+ e.bias[c]
+                if e.mode == .sums {
+                    out[i].storeBytes(of: y, toByteOffset: c * 4, as: Int32.self)
                     continue
                 }
-                let shift = Int64(e.shift[column + j])
-                let q = min(max((Int64(y) * Int64(e.mult[column + j]) + (1 << (shift - 1))) >> shift, Int64(e.lo)), Int64(e.hi))
-                if e.mode == 1 {
-                    out.storeBytes(of: Int32(q), toByteOffset: (i * ldo + j) * 4, as: Int32.self)
+                var q = dyadic(Int64(y), e.multiplier[c], e.shift[c])
+                switch e.residual {
+                case .none: break
+                case .sums:
+                    q = Int64(Int32(truncatingIfNeeded: q) &+ res[i].load(fromByteOffset: c * 4, as: Int32.self))
+                case let .codes(signed, m, sh):
+                    let byte = res[i].load(fromByteOffset: c, as: UInt8.self)
+                    let r = dyadic(signed ? Int64(Int8(bitPattern: byte)) : Int64(byte), m, sh)
+                    q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: r))
+                }
+                q = min(max(q, Int64(e.lo)), Int64(e.hi))
+                if e.mode == .scaledSums {
+                    out[i].storeBytes(of: Int32(q), toByteOffset: c * 4, as: Int32.self)
                 } else {
-                    out.storeBytes(of: UInt8(truncatingIfNeeded: q), toByteOffset: i * ldo + j, as: UInt8.self)
+                    out[i].storeBytes(of: UInt8(truncatingIfNeeded: q), toByteOffset: c, as: UInt8.self)
                 }
             }
         }

@@ -23,27 +23,32 @@ extension IntegerModel {
         var stride: Int
         /// The buffer holding it (aliases share one).
         var buffer: Int
-        var elements: Int { h * w * stride }
+        /// Zero pixels around codes (so convolutions read padding without bounds checks).
+        var pad: Int = 0
+        var elements: Int { (h + 2 * pad) * (w + 2 * pad) * stride }
+        /// Where pixel (y, x) starts, in elements.
+        func offset(_ y: Int, _ x: Int) -> Int { ((y + pad) * (w + 2 * pad) + x + pad) * stride }
     }
 
     /// A convolution or linear layer: a kernel over the input slot's pixels (a linear layer is a
-    /// kernel covering the whole input), weights in the input's memory order.
+    /// kernel covering the whole input), weights in the input's memory order, read in place.
     final class LayerStep {
         let input: Int, output: Int
-        let inH: Int, inW: Int, inStride: Int
-        let kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int
-        let outH: Int, outW: Int, cout: Int, ldo: Int
+        /// Per output pixel: where its receptive field starts in the input (bytes) and where its
+        /// outputs go in the output slot (elements); the taps' byte offsets.
+        let starts: [Int], outStarts: [Int], taps: [Int64]
+        let groupsPerTap: Int, cout: Int
         let weights: IntegerWeights
         let epilogue: IntegerEpilogue
         /// Signed input codes run through the unsigned kernel shifted by 128 (bias corrected).
         let flip: UInt32
-        init(input: Int, output: Int, inH: Int, inW: Int, inStride: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int,
-             padTop: Int, padLeft: Int, outH: Int, outW: Int, cout: Int, ldo: Int, weights: IntegerWeights,
-             epilogue: IntegerEpilogue, flip: Bool) {
-            self.input = input; self.output = output; self.inH = inH; self.inW = inW; self.inStride = inStride
-            self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
-            self.padTop = padTop; self.padLeft = padLeft; self.outH = outH; self.outW = outW
-            self.cout = cout; self.ldo = ldo; self.weights = weights; self.epilogue = epilogue
+        /// A residual branch added in the epilogue: its slot and per-pixel starts (elements).
+        var residual: Int? = nil
+        var resStarts: [Int] = []
+        init(input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], groupsPerTap: Int, cout: Int,
+             weights: IntegerWeights, epilogue: IntegerEpilogue, flip: Bool) {
+            self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
+            self.groupsPerTap = groupsPerTap; self.cout = cout; self.weights = weights; self.epilogue = epilogue
             self.flip = flip ? 0x8080_8080 : 0
         }
     }
@@ -84,8 +89,11 @@ extension IntegerModel {
             plan.slots.append(s)
             return plan.slots.count - 1
         }
+        // Every code slot gets the widest padding any convolution asks for.
+        var pad = 0
+        for node in nodes { if case .conv(let a) = node.op { pad = max(pad, a.pads.max() ?? 0) } }
         func codesSlot(c: Int, h: Int, w: Int, point p: Point) -> Slot {
-            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0)
+            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad)
         }
         // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
         // lie between them: the point, and whether a ReLU does.
@@ -179,9 +187,20 @@ extension IntegerModel {
                     slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: sums, stride: d.n, buffer: 0)
                 }
                 produced = newSlot(slot)
-                plan.steps.append(.layer(LayerStep(input: x, output: produced, inH: xs.h, inW: xs.w, inStride: xs.stride, kh: kh, kw: kw,
-                                                   sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl, outH: oh, outW: ow,
-                                                   cout: d.n, ldo: slot.stride, weights: weights, epilogue: epilogue, flip: xs.signed)))
+                let os = plan.slots[produced]
+                var starts: [Int] = [], outStarts: [Int] = []
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        starts.append(xs.offset(oy * sh - pt, ox * sw - pl))
+                        outStarts.append(os.offset(oy, ox))
+                    }
+                }
+                let rowBytes = (xs.w + 2 * xs.pad) * xs.stride
+                var taps: [Int64] = []
+                for ky in 0..<kh { for kx in 0..<kw { taps.append(Int64(ky * dh * rowBytes + kx * dw * xs.stride)) } }
+                plan.steps.append(.layer(LayerStep(input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
+                                                   groupsPerTap: xs.stride / 4, cout: d.n, weights: weights, epilogue: epilogue,
+                                                   flip: xs.signed)))
             case .relu:
                 if xs.codes && !xs.signed {
                     produced = newSlot(xs, alias: x)
@@ -238,7 +257,40 @@ extension IntegerModel {
                    let p = quantizeAt[nodes[readers[0]].outputs[0]], p.scale == t.scale {
                     let lo = max(p.qmin, 0)
                     produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
+                    // A branch a layer scaled in its epilogue takes the other branch, the ReLU and
+                    // the clamp there too (the layer moves here, after both branches exist).
+                    func producer(_ slot: Int) -> Int? {
+                        plan.steps.firstIndex { if case .layer(let l) = $0 { return l.output == slot && l.epilogue.mode == .scaledSums }; return false }
+                    }
+                    let pick: (Int, Int, [Dyadic]?)? = producer(x) != nil ? (x, y, db) : producer(y) != nil ? (y, x, da) : nil
+                    if let (m, other, dOther) = pick, let at = producer(m), case .layer(let l) = plan.steps[at] {
+                        let os = plan.slots[other]
+                        var residual: IntegerEpilogue.Residual? = nil
+                        if os.codes, let d = dOther, d.count == 1 {
+                            residual = .codes(signed: os.signed, multiplier: Int32(d[0].multiplier), shift: Int32(d[0].shift))
+                        } else if !os.codes, dOther == nil {
+                            residual = .sums
+                        }
+                        if let residual {
+                            let e = l.epilogue, target = plan.slots[produced]
+                            let fused = LayerStep(input: l.input, output: produced, starts: l.starts,
+                                                  outStarts: (0..<target.h).flatMap { oy in (0..<target.w).map { target.offset(oy, $0) } },
+                                                  taps: l.taps, groupsPerTap: l.groupsPerTap, cout: l.cout, weights: l.weights,
+                                                  epilogue: IntegerEpilogue(bias: e.bias, multiplier: e.multiplier, shift: e.shift, lo: lo, hi: p.qmax,
+                                                                            mode: .codes, residual: residual),
+                                                  flip: l.flip != 0)
+                            fused.residual = other
+                            fused.resStarts = (0..<os.h).flatMap { oy in (0..<os.w).map { os.offset(oy, $0) } }
+                            plan.steps.remove(at: at)
+                            plan.steps.append(.layer(fused))
+                            slotOf[out] = produced
+                            slotOf[nodes[readers[0]].outputs[0]] = produced
+                            skip.insert(readers[0])
+                            continue
+                        }
+                    }
                     plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: (lo, p.qmax)))
+
                     slotOf[out] = produced
                     // The ReLU and its quantization are done.
                     slotOf[nodes[readers[0]].outputs[0]] = produced
@@ -270,29 +322,27 @@ extension IntegerModel {
     final class Workspace {
         let bytes: [UnsafeMutablePointer<UInt8>?]
         let ints: [UnsafeMutablePointer<Int32>?]
-        let sliver: UnsafeMutablePointer<UInt32>
+        let rowsIn = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: IGEMM.tileRows)
+        let rowsOut = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: IGEMM.tileRows)
+        let rowsRes = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: IGEMM.tileRows)
         init(_ plan: Plan) {
             bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: max($0.count, 1)) : nil }
             ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
             for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
             for (b, info) in zip(ints, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
-            var groups = 1
-            for step in plan.steps { if case .layer(let l) = step { groups = max(groups, l.weights.groups) } }
-            sliver = .allocate(capacity: groups * IGEMM.tileRows)
-            sliver.initialize(repeating: 0, count: groups * IGEMM.tileRows)
         }
         deinit {
             bytes.forEach { $0?.deallocate() }
             ints.forEach { $0?.deallocate() }
-            sliver.deallocate()
+            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
         }
     }
 
-    /// Runs the plan on image `index` of `x` (NCHW floats), writing its logits to `logits`.
+    /// Runs the plan on one image (NCHW floats), writing its logits.
     func execute(_ plan: Plan, _ ws: Workspace, image: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
         func bytes(_ s: Int) -> UnsafeMutablePointer<UInt8> { ws.bytes[plan.slots[s].buffer]! }
         func ints(_ s: Int) -> UnsafeMutablePointer<Int32> { ws.ints[plan.slots[s].buffer]! }
-        /// A code or sum of slot `s` at element `e`, as a signed integer.
+        /// Element e of a slot (a code or a sum) as a signed integer.
         @inline(__always) func read(_ s: Slot, _ b: UnsafeMutablePointer<UInt8>?, _ i: UnsafeMutablePointer<Int32>?, _ e: Int) -> Int64 {
             if let b { return s.signed ? Int64(Int8(bitPattern: b[e])) : Int64(b[e]) }
             return Int64(i![e])
@@ -305,30 +355,36 @@ extension IntegerModel {
                     for y in 0..<s.h {
                         for x in 0..<s.w {
                             let q = (Double(image[(ch * s.h + y) * s.w + x]) / p.scale).rounded(.toNearestOrAwayFromZero)
-                            out[(y * s.w + x) * s.stride + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
+                            out[s.offset(y, x) + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
                         }
                     }
                 }
             case .layer(let l):
-                runLayer(l, input: bytes(l.input), ws: ws,
-                         output: plan.slots[l.output].codes ? UnsafeMutableRawPointer(bytes(l.output)) : UnsafeMutableRawPointer(ints(l.output)))
+                runLayer(l, plan, ws)
             case let .relu(from, to):
-                let s = plan.slots[from]
-                if s.codes {
-                    let (a, b) = (bytes(from), bytes(to))
-                    for e in 0..<s.elements { b[e] = Int8(bitPattern: a[e]) < 0 ? 0 : a[e] }
-                } else {
-                    let (a, b) = (ints(from), ints(to))
-                    for e in 0..<s.elements { b[e] = max(a[e], 0) }
+                let (s, t) = (plan.slots[from], plan.slots[to])
+                for y in 0..<s.h {
+                    for x in 0..<s.w {
+                        let (a, b) = (s.offset(y, x), t.offset(y, x))
+                        if s.codes {
+                            let (src, dst) = (bytes(from), bytes(to))
+                            for ch in 0..<s.c { dst[b + ch] = Int8(bitPattern: src[a + ch]) < 0 ? 0 : src[a + ch] }
+                        } else {
+                            let (src, dst) = (ints(from), ints(to))
+                            for ch in 0..<s.c { dst[b + ch] = max(src[a + ch], 0) }
+                        }
+                    }
                 }
             case let .quantize(from, to, dyadics, lo, hi):
                 let s = plan.slots[from], t = plan.slots[to]
                 let (a, b) = (ints(from), bytes(to))
-                for px in 0..<(s.h * s.w) {
-                    for ch in 0..<s.c {
-                        let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
-                        let q = min(max(d.apply(Int64(a[px * s.stride + ch])), Int64(lo)), Int64(hi))
-                        b[px * t.stride + ch] = UInt8(truncatingIfNeeded: q)
+                for y in 0..<s.h {
+                    for x in 0..<s.w {
+                        for ch in 0..<s.c {
+                            let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
+                            let q = min(max(d.apply(Int64(a[s.offset(y, x) + ch])), Int64(lo)), Int64(hi))
+                            b[t.offset(y, x) + ch] = UInt8(truncatingIfNeeded: q)
+                        }
                     }
                 }
             case let .maxPool(from, to, a):
@@ -345,25 +401,26 @@ extension IntegerModel {
                                 for kx in 0..<a.kernel[1] {
                                     let ix = ox * a.strides[1] - a.pads[1] + kx
                                     guard ix >= 0 && ix < s.w else { continue }
-                                    m = max(m, read(s, sb, si, (iy * s.w + ix) * s.stride + ch))
+                                    m = max(m, read(s, sb, si, s.offset(iy, ix) + ch))
                                 }
                             }
-                            let e = (oy * t.w + ox) * t.stride + ch
+                            let e = t.offset(oy, ox) + ch
                             if let tb { tb[e] = UInt8(truncatingIfNeeded: m) } else { ti![e] = Int32(truncatingIfNeeded: m) }
                         }
                     }
                 }
             case let .globalAverage(from, to):
-                let s = plan.slots[from], (a, b) = (bytes(from), bytes(to))
+                let (s, t) = (plan.slots[from], plan.slots[to])
+                let (a, b) = (bytes(from), bytes(to))
                 let d = Int64(s.h * s.w)
                 for ch in 0..<s.c {
                     var sum: Int64 = 0
-                    for px in 0..<(s.h * s.w) { sum += read(s, a, nil, px * s.stride + ch) }
+                    for y in 0..<s.h { for x in 0..<s.w { sum += read(s, a, nil, s.offset(y, x) + ch) } }
                     // Divide rounding half to even, as the simulation's fake quantization does.
                     var q = sum >= 0 ? sum / d : -((-sum) / d)
                     let r = sum - q * d
                     if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += sum >= 0 ? 1 : -1 }
-                    b[ch] = UInt8(truncatingIfNeeded: q)
+                    b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: q)
                 }
             case let .add(x, y, to, da, db, codes):
                 let (xs, ys, t) = (plan.slots[x], plan.slots[y], plan.slots[to])
@@ -374,13 +431,15 @@ extension IntegerModel {
                     guard let d else { return Int32(truncatingIfNeeded: v) }
                     return Int32(truncatingIfNeeded: min(max((d.count == 1 ? d[0] : d[ch]).apply(v), Int64(Int32.min)), Int64(Int32.max)))
                 }
-                for px in 0..<(t.h * t.w) {
-                    for ch in 0..<t.c {
-                        let sum = scaled(read(xs, xb, xi, px * xs.stride + ch), da, ch) &+ scaled(read(ys, yb, yi, px * ys.stride + ch), db, ch)
-                        if let (lo, hi) = codes {
-                            tb![px * t.stride + ch] = UInt8(truncatingIfNeeded: min(max(sum, lo), hi))
-                        } else {
-                            ti![px * t.stride + ch] = sum
+                for py in 0..<t.h {
+                    for px in 0..<t.w {
+                        for ch in 0..<t.c {
+                            let sum = scaled(read(xs, xb, xi, xs.offset(py, px) + ch), da, ch) &+ scaled(read(ys, yb, yi, ys.offset(py, px) + ch), db, ch)
+                            if let (lo, hi) = codes {
+                                tb![t.offset(py, px) + ch] = UInt8(truncatingIfNeeded: min(max(sum, lo), hi))
+                            } else {
+                                ti![t.offset(py, px) + ch] = sum
+                            }
                         }
                     }
                 }
@@ -390,55 +449,48 @@ extension IntegerModel {
         let (b, i) = (s.codes ? bytes(plan.output) : nil, s.codes ? nil : ints(plan.output))
         for ch in 0..<s.c {
             let scale = s.scales.count == 1 ? s.scales[0] : s.scales[ch]
-            for px in 0..<(s.h * s.w) {
-                logits[ch * s.h * s.w + px] = Float(Double(read(s, b, i, px * s.stride + ch)) * scale)
+            for y in 0..<s.h {
+                for x in 0..<s.w {
+                    logits[(ch * s.h + y) * s.w + x] = Float(Double(read(s, b, i, s.offset(y, x) + ch)) * scale)
+                }
             }
         }
     }
 
-    /// A convolution or linear layer on one image: patches of up to 12 output pixels gathered
-    /// into the sliver, then tiles of up to 32 output channels.
-    func runLayer(_ l: LayerStep, input: UnsafeMutablePointer<UInt8>, ws: Workspace, output: UnsafeMutableRawPointer) {
-        let rowsPerTile = IGEMM.tileRows
-        let groupsPerPixel = l.inStride / 4
-        let groups = l.weights.groups
-        let pixels = l.outH * l.outW
-        let elementBytes = l.epilogue.mode == .codes ? 1 : 4
-        let sliver = ws.sliver
-        let raw = UnsafeRawPointer(input)
+    /// A convolution or linear layer on one image, 12 output pixels at a time, each read in place
+    /// from the (padded) input, 32 output channels per kernel call.
+    func runLayer(_ l: LayerStep, _ plan: Plan, _ ws: Workspace) {
+        let input = UnsafePointer(ws.bytes[plan.slots[l.input].buffer]!)
+        let outSlot = plan.slots[l.output]
+        let output = outSlot.codes ? UnsafeMutableRawPointer(ws.bytes[outSlot.buffer]!) : UnsafeMutableRawPointer(ws.ints[outSlot.buffer]!)
+        let elementBytes = outSlot.codes ? 1 : 4
+        var residual: UnsafeRawPointer? = nil, residualBytes = 1
+        if let r = l.residual {
+            let rs = plan.slots[r]
+            residual = rs.codes ? UnsafeRawPointer(ws.bytes[rs.buffer]!) : UnsafeRawPointer(ws.ints[rs.buffer]!)
+            residualBytes = rs.codes ? 1 : 4
+        }
+        let pixels = l.starts.count
         l.weights.data.withUnsafeBufferPointer { w in
-            let weights = w.baseAddress!
-            var p0 = 0
-            while p0 < pixels {
-                let rows = min(rowsPerTile, pixels - p0)
-                for i in 0..<rows {
-                    let p = p0 + i
-                    let oy = p / l.outW, ox = p - oy * l.outW
-                    for ky in 0..<l.kh {
-                        let iy = oy * l.sh - l.padTop + ky * l.dh
-                        for kx in 0..<l.kw {
-                            let ix = ox * l.sw - l.padLeft + kx * l.dw
-                            let dst = sliver + (ky * l.kw + kx) * groupsPerPixel * rowsPerTile + i
-                            if iy >= 0 && iy < l.inH && ix >= 0 && ix < l.inW {
-                                let src = raw + (iy * l.inW + ix) * l.inStride
-                                for g in 0..<groupsPerPixel {
-                                    dst[g * rowsPerTile] = src.loadUnaligned(fromByteOffset: 4 * g, as: UInt32.self) ^ l.flip
-                                }
-                            } else {
-                                for g in 0..<groupsPerPixel { dst[g * rowsPerTile] = l.flip }
-                            }
-                        }
+            l.taps.withUnsafeBufferPointer { taps in
+                var p0 = 0
+                while p0 < pixels {
+                    let rows = min(IGEMM.tileRows, pixels - p0)
+                    for i in 0..<rows {
+                        ws.rowsIn[i] = input + l.starts[p0 + i]
+                        ws.rowsOut[i] = output + l.outStarts[p0 + i] * elementBytes
+                        ws.rowsRes[i] = residual.map { $0 + l.resStarts[p0 + i] * residualBytes } ?? UnsafeRawPointer(input)
                     }
+                    var column = 0
+                    while column < l.cout {
+                        let cols = min(32, l.cout - column)
+                        IGEMM.convTile(rows: rows, cols: cols, a: ws.rowsIn, taps: taps.baseAddress!, ntaps: taps.count, gpp: l.groupsPerTap,
+                                       flip: l.flip, weights: l.weights, base: w.baseAddress!, column: column, epilogue: l.epilogue,
+                                       out: ws.rowsOut, res: ws.rowsRes)
+                        column += cols
+                    }
+                    p0 += rows
                 }
-                var column = 0
-                while column < l.cout {
-                    let cols = min(32, l.cout - column)
-                    IGEMM.tile(rows: rows, a: UnsafeRawPointer(sliver).assumingMemoryBound(to: UInt8.self), weights: weights, groups: groups,
-                               column: column, cols: cols, epilogue: l.epilogue,
-                               out: output + (p0 * l.ldo + column) * elementBytes, ldo: l.ldo)
-                    column += cols
-                }
-                p0 += rows
             }
         }
     }

@@ -13,23 +13,29 @@ void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
                                 int32_t *c, int64_t ldc, int accumulate);
 
 
-/// What a tile does with its Int32 sums (per column j of the tile): y = acc + bias[j]; then
-/// mode 0 stores y as Int32; mode 1 stores clamp((y·mult[j] + 2^(shift[j]−1)) >> shift[j], lo, hi)
-/// as Int32 (dyadic requantization, Int64 arithmetic); mode 2 stores the same as bytes.
+/// What a layer does with its Int32 sums (per output column j): y = acc + bias[j]; mode 0 stores
+/// y as Int32; modes 1 and 2 requantize, q = (y·mult[j] + 2^(shift[j]−1)) >> shift[j] in Int64
+/// (saturated to Int32), add a residual branch when `residual` is set (1: Int32 already at the
+/// scale; 2, 3: u8 or s8 codes requantized by rmult, rshift), wrapping in Int32, clamp to lo…hi,
+/// and store as Int32 (mode 1) or bytes (mode 2).
 typedef struct {
     const int32_t *bias;
     const int32_t *mult;
     const int32_t *shift;
     int32_t lo, hi;
     int32_t mode;
+    int32_t residual;
+    int32_t rmult, rshift;
 } mpq_epilogue;
 
-/// One tile of an integer layer: rows (1…12) × cols (1…16·nb, nb 1 or 2) of A·B over `kgroups`
-/// groups of 4 along K, then the epilogue (its arrays read from index `column`), written to
-/// out + i·ldo (elements of the mode's type).
-/// `a` as for the 12×32 kernel; `b0`, `b1`: 16-column blocks, b[(g*16 + j)*4 + t].
-void mpq_igemm_vnni_tile(int64_t rows, int64_t cols, int64_t nb, int64_t kgroups, const uint8_t *a,
-                         const int8_t *b0, const int8_t *b1, const mpq_epilogue *e, int64_t column, void *out, int64_t ldo);
+/// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
+/// starting at `column`. Pixel i reads its receptive field from a[i] + taps[t] + 4g (t < ntaps,
+/// g < gpp groups of 4 channels; codes XORed with `flip`); weights b[(t·gpp + g)·64 + j·4 + u]
+/// per block of 16 columns, the next block `bstride` bytes on. Output row i goes to out[i] (at
+/// `column`), its residual (if any) is read from res[i] (at `column`).
+void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+                   void *const *out, const void *const *res);
 #endif
 
 #ifndef MPQ_CKERNELS_PACK_H
