@@ -89,42 +89,48 @@ static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t 
     else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
 }
 
+// The tile's inner loop, with the 12 row pointers and 24 accumulators as named locals so they
+// stay in registers (an accumulator array would be reloaded around every byte load, which may
+// alias it). FLIP XORs each broadcast (signed input codes); NB is the number of 16-column blocks.
+#define MPQ_ROW2(i, X) { const __m512i av = X(_mm512_set1_epi32(*(const int32_t *)(p##i + o))); \
+    c##i##a = _mm512_dpbusd_epi32(c##i##a, av, v0); c##i##b = _mm512_dpbusd_epi32(c##i##b, av, v1); }
+#define MPQ_ROW1(i, X) { const __m512i av = X(_mm512_set1_epi32(*(const int32_t *)(p##i + o))); \
+    c##i##a = _mm512_dpbusd_epi32(c##i##a, av, v0); }
+#define MPQ_PLAIN(v) (v)
+#define MPQ_FLIP(v) _mm512_xor_si512((v), x)
+#define MPQ_LOOP(ROW, X, LOAD1) \
+    for (int64_t t = 0; t < ntaps; t++) { \
+        const int64_t off = taps[t]; \
+        for (int64_t g = 0; g < gpp; g++) { \
+            const int64_t o = off + 4 * g, k = (t * gpp + g) * 64; \
+            const __m512i v0 = _mm512_loadu_si512((const void *)(b + k)); \
+            LOAD1 \
+            ROW(0, X) ROW(1, X) ROW(2, X) ROW(3, X) ROW(4, X) ROW(5, X) \
+            ROW(6, X) ROW(7, X) ROW(8, X) ROW(9, X) ROW(10, X) ROW(11, X) \
+        } \
+    }
+#define MPQ_V1 const __m512i v1 = _mm512_loadu_si512((const void *)(b1 + k));
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res) {
-    __m512i acc[12][2];
-    for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_si512(); acc[i][1] = _mm512_setzero_si512(); }
     const __m512i x = _mm512_set1_epi32((int32_t)flip);
-    const uint8_t *p[12];
-    for (int i = 0; i < 12; i++) p[i] = a[i < rows ? i : 0];
+    const uint8_t *p0 = a[0], *p1 = a[rows > 1 ? 1 : 0], *p2 = a[rows > 2 ? 2 : 0], *p3 = a[rows > 3 ? 3 : 0];
+    const uint8_t *p4 = a[rows > 4 ? 4 : 0], *p5 = a[rows > 5 ? 5 : 0], *p6 = a[rows > 6 ? 6 : 0], *p7 = a[rows > 7 ? 7 : 0];
+    const uint8_t *p8 = a[rows > 8 ? 8 : 0], *p9 = a[rows > 9 ? 9 : 0], *p10 = a[rows > 10 ? 10 : 0], *p11 = a[rows > 11 ? 11 : 0];
+    __m512i c0a = _mm512_setzero_si512(), c1a = c0a, c2a = c0a, c3a = c0a, c4a = c0a, c5a = c0a;
+    __m512i c6a = c0a, c7a = c0a, c8a = c0a, c9a = c0a, c10a = c0a, c11a = c0a;
+    __m512i c0b = c0a, c1b = c0a, c2b = c0a, c3b = c0a, c4b = c0a, c5b = c0a;
+    __m512i c6b = c0a, c7b = c0a, c8b = c0a, c9b = c0a, c10b = c0a, c11b = c0a;
     const int8_t *b1 = b + bstride;
     if (cols > 16) {
-        for (int64_t t = 0; t < ntaps; t++) {
-            const int64_t off = taps[t];
-            for (int64_t g = 0; g < gpp; g++) {
-                const int64_t k = (t * gpp + g) * 64;
-                const __m512i v0 = _mm512_loadu_si512((const void *)(b + k));
-                const __m512i v1 = _mm512_loadu_si512((const void *)(b1 + k));
-                for (int i = 0; i < 12; i++) {
-                    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(*(const int32_t *)(p[i] + off + 4 * g)), x);
-                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, v0);
-                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, v1);
-                }
-            }
-        }
+        if (flip) { MPQ_LOOP(MPQ_ROW2, MPQ_FLIP, MPQ_V1) } else { MPQ_LOOP(MPQ_ROW2, MPQ_PLAIN, MPQ_V1) }
     } else {
-        for (int64_t t = 0; t < ntaps; t++) {
-            const int64_t off = taps[t];
-            for (int64_t g = 0; g < gpp; g++) {
-                const __m512i v0 = _mm512_loadu_si512((const void *)(b + (t * gpp + g) * 64));
-                for (int i = 0; i < 12; i++) {
-                    const __m512i av = _mm512_xor_si512(_mm512_set1_epi32(*(const int32_t *)(p[i] + off + 4 * g)), x);
-                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, v0);
-                }
-            }
-        }
+        if (flip) { MPQ_LOOP(MPQ_ROW1, MPQ_FLIP, ) } else { MPQ_LOOP(MPQ_ROW1, MPQ_PLAIN, ) }
     }
+    const __m512i acc[12][2] = {{c0a, c0b}, {c1a, c1b}, {c2a, c2b}, {c3a, c3b}, {c4a, c4b}, {c5a, c5b},
+                                {c6a, c6b}, {c7a, c7b}, {c8a, c8b}, {c9a, c9b}, {c10a, c10b}, {c11a, c11b}};
     const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
     for (int64_t j = 0; j < 2; j++) {
         const int64_t left = cols - 16 * j;

@@ -87,10 +87,10 @@ extension IGEMM {
     public static func convTile(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
                                 gpp: Int, flip: UInt32, weights: IntegerWeights, base: UnsafePointer<Int8>, column: Int,
                                 epilogue e: IntegerEpilogue, out: UnsafePointer<UnsafeMutableRawPointer>,
-                                res: UnsafePointer<UnsafeRawPointer>) {
+                                res: UnsafePointer<UnsafeRawPointer>, backend: Backend? = nil) {
         let block = weights.groups * 64
         let b = base + column / 16 * block
-        if activeBackend == .vnni {
+        if (backend.map { $0 == .vnni && hasVNNI } ?? (activeBackend == .vnni)) {
             a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
                     res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in

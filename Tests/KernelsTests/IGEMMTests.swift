@@ -80,3 +80,87 @@ func igemmIsExact(_ t: IGEMMCase) {
     }
     #expect(c == ref)
 }
+
+/// The direct convolution tile (both backends) against plain integer arithmetic: random
+/// receptive fields and taps, 1…12 rows, 1…32 columns, signed input (flip), every output mode,
+/// and residual branches as Int32 sums or unsigned/signed codes.
+@Test func convTileIsExact() {
+    var r = TestRandom(seed: 5)
+    let backends: [IGEMM.Backend] = IGEMM.hasVNNI ? [.swift, .vnni] : [.swift]
+    for trial in 0..<120 {
+        let rows = [1, 5, 12][trial % 3], cols = [3, 16, 20, 32][(trial / 3) % 4]
+        let ntaps = r.int(1...9), gpp = r.int(1...4), flip = trial % 5 == 0
+        let k = ntaps * gpp * 4, n = cols + 16 * r.int(0...1)
+        let input = r.bytes(4096)
+        let taps = (0..<ntaps).map { _ in Int64(r.int(0...200) * 4) }
+        let starts = (0..<rows).map { _ in r.int(0...(4096 - 4 * gpp - 804)) }
+        let codes = r.bytes(n * k, in: -128...127).map { Int8(bitPattern: $0) }
+        let weights = IntegerWeights(codes: codes, n: n, k: k)
+        let mode: IntegerEpilogue.Mode = [.sums, .scaledSums, .codes][trial % 3]
+        let residual: IntegerEpilogue.Residual = mode == .sums ? .none
+            : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30)][(trial / 2) % 4]
+        let bias = (0..<n).map { _ in Int32(r.int(-5000...5000)) }
+        let mult = (0..<n).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
+        let shift = (0..<n).map { _ in Int32(r.int(36...40)) }
+        let (lo, hi): (Int32, Int32) = mode == .codes ? (trial % 2 == 0 ? (0, 255) : (-128, 127)) : (Int32.min, Int32.max)
+        let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shift, lo: lo, hi: hi, mode: mode, residual: residual)
+        let resBytes = r.bytes(rows * n * 4)
+        // The expected outputs, by plain arithmetic.
+        func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 { min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max)) }
+        var expected = [Int64](repeating: 0, count: rows * cols)
+        for i in 0..<rows {
+            for j in 0..<cols {
+                var sum: Int32 = 0
+                for t in 0..<ntaps {
+                    for c in 0..<(gpp * 4) {
+                        let x = Int32(input[starts[i] + Int(taps[t]) + c] ^ (flip ? 0x80 : 0))
+                        sum &+= x * Int32(codes[j * k + t * gpp * 4 + c])
+                    }
+                }
+                let y = sum &+ bias[j]
+                guard mode != .sums else { expected[i * cols + j] = Int64(y); continue }
+                var q = dyadic(Int64(y), mult[j], shift[j])
+                let rv: Int32? = switch residual {
+                case .none: nil
+                case .sums: resBytes.withUnsafeBytes { $0.load(fromByteOffset: (i * n + j) * 4, as: Int32.self) }
+                case let .codes(signed, m, s):
+                    Int32(dyadic(signed ? Int64(Int8(bitPattern: resBytes[i * n + j])) : Int64(resBytes[i * n + j]), m, s))
+                }
+                if let rv { q = Int64(Int32(truncatingIfNeeded: q) &+ rv) }
+                expected[i * cols + j] = min(max(q, Int64(lo)), Int64(hi))
+            }
+        }
+        for backend in backends {
+            let elementBytes = mode == .codes ? 1 : 4
+            var out = [UInt8](repeating: 0, count: rows * n * elementBytes)
+            input.withUnsafeBufferPointer { ip in
+                weights.data.withUnsafeBufferPointer { wp in
+                    out.withUnsafeMutableBytes { op in
+                        resBytes.withUnsafeBytes { rp in
+                            let a = (0..<rows).map { UnsafePointer(ip.baseAddress! + starts[$0]) }
+                            let o = (0..<rows).map { op.baseAddress! + $0 * n * elementBytes }
+                            let rr = (0..<rows).map { rp.baseAddress! + $0 * n * (residual == .sums ? 4 : 1) }
+                            var column = 0
+                            while column < cols {
+                                IGEMM.convTile(rows: rows, cols: min(32, cols - column), a: a, taps: taps, ntaps: ntaps, gpp: gpp,
+                                               flip: flip ? 0x8080_8080 : 0, weights: weights, base: wp.baseAddress!, column: column,
+                                               epilogue: e, out: o, res: rr, backend: backend)
+                                column += 32
+                            }
+                        }
+                    }
+                }
+            }
+            var wrong = 0
+            for i in 0..<rows {
+                for j in 0..<cols {
+                    let got: Int64 = mode == .codes
+                        ? (lo < 0 ? Int64(Int8(bitPattern: out[i * n + j])) : Int64(out[i * n + j]))
+                        : Int64(out.withUnsafeBytes { $0.load(fromByteOffset: (i * n + j) * 4, as: Int32.self) })
+                    if got != expected[i * cols + j] { wrong += 1 }
+                }
+            }
+            #expect(wrong == 0, "trial \(trial) \(backend): rows \(rows) cols \(cols) taps \(ntaps) gpp \(gpp) flip \(flip) \(mode) \(residual)")
+        }
+    }
+}
