@@ -4,9 +4,11 @@ import Network
 import Tensors
 
 /// Measured latency of each layer at each weight width on this machine: the time of the
-/// integer GEMM the integer-only engine runs for the layer (u8 activation patches × int8 or
-/// packed 2…7-bit weights → Int32, through `IGEMM`), per image. im2col, requantization and
-/// the other ops are not in it: it ranks widths by what the kernels actually cost here.
+/// integer GEMM for the layer's shape (u8 activation patches × int8 or packed 2…7-bit weights
+/// unpacked as they are read → Int32, through `IGEMM`), per image — the cost of keeping weights
+/// packed in memory, where the width changes the time. im2col, requantization and the other ops
+/// are not in it. (`IntegerModel` expands packed weights to int8 when it is built, since this
+/// CPU multiplies nothing narrower than 8 bits: its speed does not depend on the width.)
 public struct LatencyTable: Sendable, Equatable, Codable {
     /// Milliseconds per image, by layer name and weight bits.
     public var milliseconds: [String: [Int: Double]]

@@ -4,8 +4,9 @@ import Network
 import Tensors
 
 /// HAWQ-V3's integer-only inference. Batch norm is folded; each conv/linear weight becomes
-/// per-channel symmetric codes at the policy's bits (int8, or packed 2…7-bit rows read by the
-/// integer GEMM); activations are codes with one scale per tensor (unsigned after ReLU). A
+/// per-channel symmetric codes at the policy's bits (stored packed below 8 bits — `storedBytes`
+/// — and expanded to int8 for the VNNI kernel, which has no narrower multiply); activations are
+/// codes with one scale per tensor (unsigned after ReLU). How it runs: IntegerModel+Plan.swift. A
 /// layer multiplies codes into Int32 accumulators (bias added in Int32 at scale S_w·S_in);
 /// every requantization is a dyadic multiply and shift in Int64; a residual add requantizes
 /// each branch to its output scale and adds integers; max pooling compares integers; average

@@ -264,7 +264,7 @@ extension Builtins {
                 [.required("model", .model), .optional("policy", .any), .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })),
                  .optional("threads", .integer, .number(1))],
                 returns: "Number or List",
-                summary: "Measured latency on this machine: each layer's integer GEMM (u8 activation patches × int8 or packed weights → Int32, batch 1) timed at each width in `bits`, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). im2col and requantization are not included.",
+                summary: "Measured latency on this machine: each layer's integer GEMM (u8 activation patches × int8 or packed weights → Int32, batch 1) timed at each width in `bits`, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). im2col and requantization are not included. This is the cost of weights kept packed and unpacked as they are read; integer_model expands them to int8 when built (this CPU multiplies nothing narrower), so its speed does not depend on the width.",
                 examples: [BuiltinExample("latency(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), bits: [4, 8]) > 0", "true")]) { args, interp in
             let m = try args.model("model")
             let threads = try args.int("threads")
@@ -285,7 +285,7 @@ extension Builtins {
         Builtin("integer_model", category: "quantizers",
                 [.required("model", .model), .required("policy", .any), .required("calibration", .dataset)],
                 returns: "IntegerModel",
-                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (int8 or packed), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization, residual branches rescaled to the add's scale, integer pooling. The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() runs it; .simulation is the same arithmetic in float.",
+                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() runs it; .simulation is the same arithmetic in float.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); evaluate(q, fashion_mnist(split: \"test\", limit: 200)) > 0.85", "true")]) { args, _ in
             let m = try args.model("model")
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
