@@ -15,6 +15,11 @@ import Tensors
 /// - ternary (TWN): Δ = 0.7·mean|x|, α = mean of |x| over |x| > Δ, x̂ = α·sign(x)·[|x| > Δ]
 /// - gaussian (EdMIPS, 1…4 bits): mid-rise, Δ = g_b·std(x),
 ///   x̂ = Δ·(clamp(⌊x/Δ⌋, −2^(b−1), 2^(b−1) − 1) + ½) (clipping does not apply)
+/// - pow2 (HMQ's thresholds, 2…8 bits): T_max = the least power of two ≥ max|x|, thresholds
+///   T_j = T_max/2^j (j = 0…7), Δ = T/2^(b−1) (a power of two), q = clamp(round(x/Δ),
+///   −2^(b−1), 2^(b−1) − 1), x̂ = q·Δ. Clipping picks the threshold: max → T_max, a percentile
+///   → the least T_j at or above it, mse → the T_j with the least ‖x̂ − x‖² (HMQ's rule at
+///   inference: the best threshold for the chosen bits).
 /// Granularity: one slice for the tensor, one per output channel (dimension 0), or groups of
 /// `size` consecutive weights within each output channel (a channel with no more than `size`
 /// weights is one group). Clipping: max (m = max|x|), a
@@ -22,7 +27,7 @@ import Tensors
 /// m in {0.30, 0.31, …, 1.00}·max|x| with the least squared error ‖x̂ − x‖².
 /// Rounding: half to even, half away from zero, or stochastic (⌊x/s + u⌋, u uniform, seeded).
 public struct Quantizer: Sendable, Equatable {
-    public enum Scheme: String, Sendable, CaseIterable { case symmetric, symmetricFull = "symmetric_full", asymmetric, binary, ternary, gaussian }
+    public enum Scheme: String, Sendable, CaseIterable { case symmetric, symmetricFull = "symmetric_full", asymmetric, binary, ternary, gaussian, powerOfTwo = "pow2" }
 
     /// EdMIPS' Gaussian weight quantizer steps, Δ = g_b·std(W), for 1…4 bits.
     public static let gaussianSteps: [Int: Float] = [1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336]
@@ -62,6 +67,7 @@ public struct Quantizer: Sendable, Equatable {
         case .binary: guard bits == 1 else { throw QuantizationError("quantize: the binary scheme has 1 bit, not \(bits)") }
         case .ternary: guard bits == 2 else { throw QuantizationError("quantize: the ternary scheme takes 2 bits, not \(bits)") }
         case .gaussian: guard (1...4).contains(bits) else { throw QuantizationError("quantize: the gaussian scheme takes 1…4 bits, not \(bits)") }
+        case .powerOfTwo: guard (2...8).contains(bits) else { throw QuantizationError("quantize: the pow2 scheme takes 2…8 bits, not \(bits)") }
         default: guard (2...16).contains(bits) else { throw QuantizationError("quantize: bits must be in 2…16 for the \(scheme.rawValue) scheme, got \(bits)") }
         }
         if case .percentile(let p) = clipping, !(p > 50 && p <= 100) {
@@ -134,6 +140,13 @@ public struct Quantizer: Sendable, Equatable {
             guard d > 0 else { return (v.map { _ in 0 }, 0, 0) }
             let lo = -Float(1 << (b - 1)), hi = Float((1 << (b - 1)) - 1)
             return (v.map { (min(max(($0 / d).rounded(.down), lo), hi) + 0.5) * d }, d, 0)
+        case .powerOfTwo:
+            // lo…hi here is ±T, a power-of-two threshold.
+            let t = max(abs(lo), abs(hi))
+            let s = t / Float(1 << (b - 1))
+            guard s > 0 else { return (v.map { _ in 0 }, 0, 0) }
+            let qmin = -Float(1 << (b - 1)), qmax = Float((1 << (b - 1)) - 1)
+            return (v.map { min(max(round($0 / s, &rng), qmin), qmax) * s }, s, 0)
         case .ternary:
             let delta = 0.7 * v.reduce(0) { $0 + abs($1) } / Float(v.count)
             let big = v.filter { abs($0) > delta }
@@ -145,6 +158,7 @@ public struct Quantizer: Sendable, Equatable {
     func quantizeSlice(_ v: [Float], _ rng: inout RandomGenerator) -> ([Float], Float, Int) {
         let lo = v.min()!, hi = v.max()!
         if scheme == .gaussian || scheme == .binary || scheme == .ternary { return apply(v, lo: lo, hi: hi, &rng) }
+        if scheme == .powerOfTwo { return powerOfTwo(v, &rng) }
         switch clipping {
         case .max:
             return apply(v, lo: lo, hi: hi, &rng)
@@ -169,6 +183,48 @@ public struct Quantizer: Sendable, Equatable {
             }
             return best!
         }
+    }
+}
+
+extension Quantizer {
+    /// HMQ's power-of-two thresholds T_max/2^j, j = 0…7, T_max the least power of two ≥ max|x|.
+    public static func powerOfTwoThresholds(_ v: [Float]) -> [Float] {
+        let m = v.reduce(Float(0)) { max($0, abs($1)) }
+        guard m > 0 else { return [] }
+        let top = Float(sign: .plus, exponent: Int((Double(m)).log2Ceiling), significand: 1)
+        return (0..<8).map { top / Float(1 << $0) }
+    }
+
+    func powerOfTwo(_ v: [Float], _ rng: inout RandomGenerator) -> ([Float], Float, Int) {
+        let thresholds = Self.powerOfTwoThresholds(v)
+        guard let top = thresholds.first else { return apply(v, lo: 0, hi: 0, &rng) }
+        switch clipping {
+        case .max:
+            return apply(v, lo: -top, hi: top, &rng)
+        case .percentile(let p):
+            let mags = v.map(abs).sorted()
+            let m = mags[min(mags.count - 1, Int((p / 100 * Double(mags.count - 1)).rounded()))]
+            let t = thresholds.last { $0 >= m } ?? top
+            return apply(v, lo: -t, hi: t, &rng)
+        case .mse:
+            var best: ([Float], Float, Int)? = nil, bestError = Float.infinity
+            for t in thresholds {
+                var r = rng
+                let candidate = apply(v, lo: -t, hi: t, &r)
+                var e: Float = 0
+                for i in v.indices { let d = candidate.0[i] - v[i]; e += d * d }
+                if e < bestError { bestError = e; best = candidate }
+            }
+            return best!
+        }
+    }
+}
+
+private extension Double {
+    /// ⌈log2(self)⌉ for self > 0, exact at powers of two.
+    var log2Ceiling: Int {
+        let e = exponent
+        return significand == 1 ? Int(e) : Int(e) + 1
     }
 }
 

@@ -137,3 +137,23 @@ func randomWeights(_ shape: [Int], seed: UInt64) throws -> Tensor {
     print("LSQ W2 CNN after one epoch: \(acc)")
     #expect(acc > 0.85)
 }
+
+/// HMQ's power-of-two thresholds: a worked fixture, power-of-two steps, and the MSE choice no
+/// worse than the largest threshold.
+@Test func powerOfTwoThresholds() throws {
+    let x = Tensor(checkedShape: [4], scalars: [0.3, -0.2, 0.05, 0.6])
+    // max|x| = 0.6 → T_max = 1, Δ = 1/4 at 3 bits: 1.2 → 1, −0.8 → −1, 0.2 → 0, 2.4 → 2.
+    let r = try Quantizer(bits: 3, scheme: .powerOfTwo, slicing: .tensor).quantize(x)
+    #expect(r.dequantized.scalars == [0.25, -0.25, 0, 0.5])
+    #expect(r.scales == [0.25])
+    #expect(Quantizer.powerOfTwoThresholds([0.5, -0.25]) == [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625])
+    let w = try randomWeights([8, 64], seed: 3)
+    for bits in 2...8 {
+        let top = try Quantizer(bits: bits, scheme: .powerOfTwo).quantize(w)
+        let best = try Quantizer(bits: bits, scheme: .powerOfTwo, clipping: .mse).quantize(w)
+        for s in best.scales where s > 0 { #expect(Float(sign: .plus, exponent: s.exponent, significand: 1) == s) }
+        func error(_ y: Tensor) -> Float { zip(y.scalars, w.scalars).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+        #expect(error(best.dequantized) <= error(top.dequantized))
+    }
+    #expect(throws: QuantizationError.self) { try Quantizer(bits: 1, scheme: .powerOfTwo).quantize(w) }
+}
