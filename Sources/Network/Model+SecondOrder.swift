@@ -40,7 +40,7 @@ extension Model {
             case .mul:
                 // A product is bilinear: affine only when one side is a constant.
                 return node.inputs.filter { parameters[$0] == nil && buffers[$0] == nil }.count <= 1
-            case .softmax, .fakeQuantize, .learnedQuantize:
+            case .softmax, .fakeQuantize, .learnedQuantize, .binarize:
                 return false
             }
         }
@@ -150,7 +150,7 @@ extension Node {
             }
         case .softmax, .learnedQuantize:
             throw NetworkError("node '\(name)' (\(op.onnxName)): second derivatives through it are not supported")
-        case .add, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .fakeQuantize:
+        case .add, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .fakeQuantize, .binarize:
             break // linear in dy with the input held at the traced point (masks are constant a.e.)
         }
         return out

@@ -82,6 +82,9 @@ extension Node {
             guard scale > 0 else { return (inputs[0]!.map { _ in 0 }, nil, []) }
             let lo = Float(qmin), hi = Float(qmax)
             return (inputs[0]!.map { min(max(($0 / scale).rounded(.toNearestOrEven), lo), hi) * scale }, nil, [])
+        case .binarize(let scale):
+            try require(inputs, 1...1)
+            return (inputs[0]!.map { $0 >= 0 ? scale : -scale }, nil, [])
         case .learnedQuantize(let qmin, let qmax):
             try require(inputs, 2...2)
             let lo = Float(qmin), hi = Float(qmax)
@@ -131,6 +134,8 @@ extension Node {
             return [try PointwiseOp.softmaxBackward(output, dy, axis: axis)]
         case .fakeQuantize(let scale, let qmin, let qmax):
             return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2)]
+        case .binarize(let scale):
+            return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: -scale, hi: scale)]
         case .learnedQuantize(let qmin, let qmax):
             let (x, step) = (inputs[0]!, inputs[1]!)
             let (dx, dsFull) = try LearnedQuantizeOp.partials(x, step, qmin: qmin, qmax: qmax)
@@ -198,6 +203,8 @@ extension Node {
             return try at(0).map { try PointwiseOp.softmaxBackward(output, $0, axis: axis) }
         case .fakeQuantize(let scale, let qmin, let qmax):
             return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2) }
+        case .binarize(let scale):
+            return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: -scale, hi: scale) }
         case .learnedQuantize(let qmin, let qmax):
             let (dx, dsFull) = try LearnedQuantizeOp.partials(inputs[0]!, inputs[1]!, qmin: qmin, qmax: qmax)
             var out = try Tensor.zeros(output.shape)

@@ -63,6 +63,9 @@ public enum Op: Codable, Equatable, Sendable {
     /// Backward: x straight through inside the range; s by LSQ's estimator — round(x/s) − x/s
     /// inside, qmin or qmax outside — times g = 1/√(n·qmax), n the elements sharing a step.
     case learnedQuantize(qmin: Int, qmax: Int)
+    /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
+    /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
+    case binarize(scale: Float)
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -73,6 +76,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .identity: "Identity"
         case .fakeQuantize: "FakeQuantize"
         case .learnedQuantize: "LearnedQuantize"
+        case .binarize: "Binarize"
         }
     }
 }

@@ -25,6 +25,8 @@ extension IntegerModel {
         var buffer: Int
         /// Zero pixels around codes (so convolutions read padding without bounds checks).
         var pad: Int = 0
+        /// Binary codes (±1).
+        var binary = false
         var elements: Int { (h + 2 * pad) * (w + 2 * pad) * stride }
         /// Where pixel (y, x) starts, in elements.
         func offset(_ y: Int, _ x: Int) -> Int { ((y + pad) * (w + 2 * pad) + x + pad) * stride }
@@ -53,12 +55,30 @@ extension IntegerModel {
         }
     }
 
+    /// A layer with binary weights reading binary codes: XNOR and popcount over each valid tap
+    /// (padding contributes nothing, as zeros do in the float convolution), Int32 sums out.
+    final class XnorStep {
+        let input: Int, output: Int
+        let kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int
+        let outH: Int, outW: Int, cout: Int, channels: Int, words: Int
+        /// Weight sign bits (1 = −1): [cout][tap][words].
+        let weights: [UInt64]
+        let bias: [Int32]
+        init(input: Int, output: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int,
+             outH: Int, outW: Int, cout: Int, channels: Int, weights: [UInt64], bias: [Int32]) {
+            self.input = input; self.output = output; self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
+            self.padTop = padTop; self.padLeft = padLeft; self.outH = outH; self.outW = outW; self.cout = cout
+            self.channels = channels; words = (channels + 63) / 64; self.weights = weights; self.bias = bias
+        }
+    }
+
     enum Step {
         case input(to: Int, point: Point)
         case layer(LayerStep)
+        case xnor(XnorStep)
         case relu(from: Int, to: Int)
-        /// Sums to codes: per-channel dyadic, clamp.
-        case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32)
+        /// Sums to codes: per-channel dyadic, clamp; or, binary, the sign.
+        case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32, binary: Bool)
         case maxPool(from: Int, to: Int, PoolAttributes)
         case globalAverage(from: Int, to: Int)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
@@ -93,7 +113,8 @@ extension IntegerModel {
         var pad = 0
         for node in nodes { if case .conv(let a) = node.op { pad = max(pad, a.pads.max() ?? 0) } }
         func codesSlot(c: Int, h: Int, w: Int, point p: Point) -> Slot {
-            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad)
+            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad,
+                 binary: p.binary)
         }
         // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
         // lie between them: the point, and whether a ReLU does.
@@ -108,7 +129,8 @@ extension IntegerModel {
                 }
                 v = nodes[readers[0]].outputs[0]
             }
-            return (quantizeAt[v]!, relu)
+            // Binary codes are signs, which the requantizing epilogue does not produce.
+            return quantizeAt[v]!.binary ? nil : (quantizeAt[v]!, relu)
         }
         // The add a value feeds (its only reader), and that add's target point.
         func feedsAdd(_ value: String) -> Point? {
@@ -152,6 +174,33 @@ extension IntegerModel {
                     }
                 }
                 let oh = (xs.h + pt + pb - dh * (kh - 1) - 1) / sh + 1, ow = (xs.w + pl + pr - dw * (kw - 1) - 1) / sw + 1
+                if d.bits == 1 && xs.binary {
+                    // XNOR-popcount: weight sign bits per output channel and tap.
+                    let words = (xs.c + 63) / 64
+                    var bits = [UInt64](repeating: 0, count: d.n * kh * kw * words)
+                    for co in 0..<d.n {
+                        for ch in 0..<xs.c {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let src = isConv ? ((co * xs.c + ch) * kh + ky) * kw + kx : co * d.k + (ch * xs.h + ky) * xs.w + kx
+                                    if d.codes[src] < 0 { bits[(co * kh * kw + ky * kw + kx) * words + ch / 64] |= 1 << UInt64(ch % 64) }
+                                }
+                            }
+                        }
+                    }
+                    let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * xs.scales[0] }, stride: d.n, buffer: 0)
+                    produced = newSlot(slot)
+                    plan.steps.append(.xnor(XnorStep(input: x, output: produced, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl,
+                                                     outH: oh, outW: ow, cout: d.n, channels: xs.c, weights: bits,
+                                                     bias: integerBias(l, inputScale: xs.scales[0]) ?? [Int32](repeating: 0, count: d.n))))
+                    if let p = quantizeAt[out] {
+                        let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
+                        plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(slot.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                        produced = q
+                    }
+                    slotOf[out] = produced
+                    continue
+                }
                 // Weights in the input's memory order: (ky, kx, channel padded to the stride).
                 let k = kh * kw * xs.stride
                 var codes = [Int8](repeating: 0, count: d.n * k)
@@ -219,6 +268,13 @@ extension IntegerModel {
                     guard spec.count == 2, spec[1] == -1 || spec[1] == total || (spec[1] == 0 && known == total) else {
                         throw QuantizationError("integer engine: node '\(node.name)' reshapes to \(spec); only flattening to [N, features] is supported")
                     }
+                }
+                if !xs.codes, xs.h * xs.w > 1, let p = quantizeAt[out] {
+                    // Quantizing commutes with flattening: quantize the sums where they are.
+                    let q = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: p))
+                    plan.steps.append(.quantize(from: x, to: q, dyadics: try dyadics(xs.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                    slotOf[out] = newSlot(plan.slots[q], alias: q)
+                    continue
                 }
                 if xs.h * xs.w == 1 || xs.codes {
                     // Codes keep their pixel layout: the linear layer reading them takes its
@@ -306,7 +362,7 @@ extension IntegerModel {
             if let p = quantizeAt[out], !plan.slots[produced].codes {
                 let s = plan.slots[produced]
                 let q = newSlot(codesSlot(c: s.c, h: s.h, w: s.w, point: p))
-                plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(s.scales, to: p.scale), lo: p.qmin, hi: p.qmax))
+                plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(s.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
                 produced = q
             }
             slotOf[out] = produced
@@ -354,13 +410,17 @@ extension IntegerModel {
                 for ch in 0..<s.c {
                     for y in 0..<s.h {
                         for x in 0..<s.w {
-                            let q = (Double(image[(ch * s.h + y) * s.w + x]) / p.scale).rounded(.toNearestOrAwayFromZero)
+                            let v = image[(ch * s.h + y) * s.w + x]
+                            if p.binary { out[s.offset(y, x) + ch] = v >= 0 ? 1 : 0xFF; continue }
+                            let q = (Double(v) / p.scale).rounded(.toNearestOrAwayFromZero)
                             out[s.offset(y, x) + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
                         }
                     }
                 }
             case .layer(let l):
                 runLayer(l, plan, ws)
+            case .xnor(let l):
+                runXnor(l, plan, ws)
             case let .relu(from, to):
                 let (s, t) = (plan.slots[from], plan.slots[to])
                 for y in 0..<s.h {
@@ -375,12 +435,13 @@ extension IntegerModel {
                         }
                     }
                 }
-            case let .quantize(from, to, dyadics, lo, hi):
+            case let .quantize(from, to, dyadics, lo, hi, binary):
                 let s = plan.slots[from], t = plan.slots[to]
                 let (a, b) = (ints(from), bytes(to))
                 for y in 0..<s.h {
                     for x in 0..<s.w {
                         for ch in 0..<s.c {
+                            if binary { b[t.offset(y, x) + ch] = a[s.offset(y, x) + ch] >= 0 ? 1 : 0xFF; continue }
                             let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
                             let q = min(max(d.apply(Int64(a[s.offset(y, x) + ch])), Int64(lo)), Int64(hi))
                             b[t.offset(y, x) + ch] = UInt8(truncatingIfNeeded: q)
@@ -490,6 +551,44 @@ extension IntegerModel {
                         column += cols
                     }
                     p0 += rows
+                }
+            }
+        }
+    }
+
+    /// A binary layer on one image: each input pixel's signs packed into words, then per output
+    /// pixel and channel Σ over valid taps of (C − 2·popcount(x XOR w)), plus the bias.
+    func runXnor(_ l: XnorStep, _ plan: Plan, _ ws: Workspace) {
+        let s = plan.slots[l.input], t = plan.slots[l.output]
+        let input = ws.bytes[s.buffer]!, output = ws.ints[t.buffer]!
+        var packed = [UInt64](repeating: 0, count: s.h * s.w * l.words)
+        for y in 0..<s.h {
+            for x in 0..<s.w {
+                let base = s.offset(y, x)
+                for ch in 0..<l.channels where Int8(bitPattern: input[base + ch]) < 0 {
+                    packed[(y * s.w + x) * l.words + ch / 64] |= 1 << UInt64(ch % 64)
+                }
+            }
+        }
+        let taps = l.kh * l.kw
+        for oy in 0..<l.outH {
+            for ox in 0..<l.outW {
+                let dst = t.offset(oy, ox)
+                for co in 0..<l.cout {
+                    var dot = 0
+                    for ky in 0..<l.kh {
+                        let iy = oy * l.sh - l.padTop + ky * l.dh
+                        guard iy >= 0 && iy < s.h else { continue }
+                        for kx in 0..<l.kw {
+                            let ix = ox * l.sw - l.padLeft + kx * l.dw
+                            guard ix >= 0 && ix < s.w else { continue }
+                            let a = (iy * s.w + ix) * l.words, w = ((co * taps) + ky * l.kw + kx) * l.words
+                            var differing = 0
+                            for word in 0..<l.words { differing += (packed[a + word] ^ l.weights[w + word]).nonzeroBitCount }
+                            dot += l.channels - 2 * differing
+                        }
+                    }
+                    output[dst + co] = Int32(truncatingIfNeeded: dot) &+ l.bias[co]
                 }
             }
         }

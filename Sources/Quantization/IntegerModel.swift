@@ -36,7 +36,11 @@ public final class IntegerModel: @unchecked Sendable {
     }
 
     /// A quantization point: the scale and code range of a value's codes.
-    struct Point { var scale: Double; var qmin: Int32; var qmax: Int32 }
+    struct Point {
+        var scale: Double; var qmin: Int32; var qmax: Int32
+        /// Binary activations: codes sign(x) ∈ {−1, +1} (sign(0) = +1), value scale·code.
+        var binary = false
+    }
 
     var layers: [LayerData] = []
     var layerOfNode: [Int: Int] = [:]
@@ -72,13 +76,16 @@ public final class IntegerModel: @unchecked Sendable {
         var simParams: [String: Tensor] = [:]
         for (i, layer) in folded.layers.enumerated() {
             let bits = policy.weightBits[i]
-            guard bits >= 2 else { throw QuantizationError("integer engine: layer '\(layer.name)' has \(bits)-bit weights; binary layers are not in the engine yet") }
             let w = folded.parameters[layer.weight]!
             let q = try WeightQuantizer.codes(w, bits: bits, granularity: .perChannel)
             let n = w.shape[0], k = w.count / n
             let rowBytes = BitPacking.byteCount(codes: k, bits: bits)
             var packed: [UInt8] = []
-            if bits < 8 {
+            if bits == 1 {
+                // Binary rows: −1 as bit 1, +1 as bit 0 (the XNOR kernels' convention).
+                packed = [UInt8](repeating: 0, count: n * rowBytes)
+                for j in 0..<n { for p in 0..<k where q.codes[j * k + p] < 0 { packed[j * rowBytes + p / 8] |= 1 << UInt8(p % 8) } }
+            } else if bits < 8 {
                 packed = [UInt8](repeating: 0, count: n * rowBytes)
                 q.codes.withUnsafeBufferPointer { src in
                     packed.withUnsafeMutableBufferPointer { dst in
@@ -99,11 +106,14 @@ public final class IntegerModel: @unchecked Sendable {
         let probe = folded.copy()
         for (name, t) in simParams { probe.parameters[name] = t }
         var ranges: [String: (Float, Float)] = [:]
+        var absolute: [String: (sum: Double, count: Int)] = [:]
         _ = try probe.run(calibration, observer: { index, inputs in
             for (name, x) in zip(probe.nodes[index].inputs, inputs) {
                 guard let x, probe.parameters[name] == nil, probe.buffers[name] == nil else { continue }
                 let old = ranges[name] ?? (.infinity, -.infinity)
                 ranges[name] = (min(old.0, x.min()), max(old.1, x.max()))
+                let a = absolute[name] ?? (0, 0)
+                absolute[name] = (a.sum + x.scalars.reduce(0.0) { $0 + Double(abs($1)) }, a.count + x.count)
             }
         })
         // The static walk: which values are codes, where to quantize, each add's target.
@@ -122,7 +132,13 @@ public final class IntegerModel: @unchecked Sendable {
         }
         func point(for value: String) throws -> Point {
             guard let (lo, hi) = ranges[value] else { throw QuantizationError("integer engine: no calibration range for '\(value)'") }
-            let q = ActivationQuantizer(low: lo, high: hi, bits: activationBits(reachingFrom: value))
+            let bits = activationBits(reachingFrom: value)
+            if bits == 1 {
+                // XNOR-Net's binary activations: β = mean |x| on the calibration data.
+                let a = absolute[value]!
+                return Point(scale: max(a.sum / Double(max(a.count, 1)), 1e-12), qmin: -1, qmax: 1, binary: true)
+            }
+            let q = ActivationQuantizer(low: lo, high: hi, bits: bits)
             let (qmin, qmax) = q.codeRange
             return Point(scale: Double(max(q.scale, 1e-12)), qmin: Int32(qmin), qmax: Int32(qmax))
         }
@@ -150,6 +166,9 @@ public final class IntegerModel: @unchecked Sendable {
                 let target = readers.count == 1 && { if case .relu = nodes[readers[0]].op { return true }; return false }()
                     ? nodes[readers[0]].outputs[0] : out
                 addTargets[i] = try point(for: target)
+                if addTargets[i]!.binary {
+                    throw QuantizationError("integer engine: a binary layer reads the output of residual add '\(node.name)'; the engine requantizes residual adds to 2…16-bit codes only")
+                }
                 isCodes[out] = false
             case .globalAveragePool:
                 let x = node.inputs[0]
@@ -158,6 +177,7 @@ public final class IntegerModel: @unchecked Sendable {
                     quantizeAt[x] = p; codePoint[x] = p; isCodes[x] = true
                 }
                 gapRounding[i] = codePoint[x]!
+                if codePoint[x]!.binary { throw QuantizationError("integer engine: average pooling '\(node.name)' of binary activations is not supported") }
                 codePoint[out] = codePoint[x]!; isCodes[out] = true
             default:
                 isCodes[out] = isCodes[node.inputs[0]] ?? false
@@ -172,7 +192,8 @@ public final class IntegerModel: @unchecked Sendable {
         var simNodes: [Node] = []
         var rename: [String: String] = [:]
         func fq(_ name: String, _ v: String, _ p: Point, clamp: Bool = true) -> Node {
-            Node(name: name, op: .fakeQuantize(scale: Float(p.scale), qmin: clamp ? Int(p.qmin) : -(1 << 30), qmax: clamp ? Int(p.qmax) : 1 << 30),
+            if p.binary { return Node(name: name, op: .binarize(scale: Float(p.scale)), inputs: [v], outputs: ["\(v)@\(name)"]) }
+            return Node(name: name, op: .fakeQuantize(scale: Float(p.scale), qmin: clamp ? Int(p.qmin) : -(1 << 30), qmax: clamp ? Int(p.qmax) : 1 << 30),
                  inputs: [v], outputs: ["\(v)@\(name)"])
         }
         if let p = quantizeAt[folded.input] {

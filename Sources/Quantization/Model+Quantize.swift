@@ -44,11 +44,19 @@ extension Model {
         // Insert a quantizer in front of each layer, last first so indices stay valid.
         for layer in quantizedInputs.sorted(by: { $0.node > $1.node }) {
             let a = bits[layer.name]!.activation!
-            guard (2...16).contains(a) else { throw NetworkError("quantize: activation bits must be in 2…16, got \(a) for '\(layer.name)'") }
+            guard (1...16).contains(a) else { throw NetworkError("quantize: activation bits must be in 1…16, got \(a) for '\(layer.name)'") }
             let r = ranges[layer.name]!
+            let input = nodes[layer.node].inputs[0]
+            if a == 1 {
+                // Binary activations (XNOR-Net): β·sign(x), β the mean |x| on the calibration data.
+                let binarized = "\(input)@a1:\(layer.name)"
+                nodes.insert(Node(name: "/\(layer.name)/input/Binarize", op: .binarize(scale: r.meanAbs), inputs: [input], outputs: [binarized]),
+                             at: layer.node)
+                nodes[layer.node + 1].inputs[0] = binarized
+                continue
+            }
             let aq = ActivationQuantizer(low: r.low, high: r.high, bits: a)
             let (qmin, qmax) = aq.codeRange
-            let input = nodes[layer.node].inputs[0]
             let quantizedName = "\(input)@a\(a):\(layer.name)"
             nodes.insert(Node(name: "/\(layer.name)/input/FakeQuantize", op: .fakeQuantize(scale: aq.scale, qmin: qmin, qmax: qmax),
                               inputs: [input], outputs: [quantizedName]), at: layer.node)
@@ -59,16 +67,16 @@ extension Model {
         return q
     }
 
-    /// Min and max of each layer's input over a batch (evaluation mode).
-    public func inputRanges(of layers: [Layer], on data: Tensor) throws -> [String: (low: Float, high: Float)] {
-        var ranges: [String: (low: Float, high: Float)] = [:]
+    /// Min, max and mean |x| of each layer's input over a batch (evaluation mode).
+    public func inputRanges(of layers: [Layer], on data: Tensor) throws -> [String: (low: Float, high: Float, meanAbs: Float)] {
+        var ranges: [String: (low: Float, high: Float, sumAbs: Double, count: Int)] = [:]
         let byNode = Dictionary(uniqueKeysWithValues: layers.map { ($0.node, $0.name) })
         _ = try run(data, observer: { index, inputs in
             guard let name = byNode[index], let x = inputs.first ?? nil else { return }
-            let lo = x.min(), hi = x.max()
-            let old = ranges[name] ?? (low: .infinity, high: -.infinity)
-            ranges[name] = (min(old.low, lo), max(old.high, hi))
+            let old = ranges[name] ?? (low: .infinity, high: -.infinity, sumAbs: 0, count: 0)
+            ranges[name] = (min(old.low, x.min()), max(old.high, x.max()), old.sumAbs + x.scalars.reduce(0.0) { $0 + Double(abs($1)) },
+                            old.count + x.count)
         })
-        return ranges
+        return ranges.mapValues { ($0.low, $0.high, Float($0.sumAbs / Double(max($0.count, 1)))) }
     }
 }

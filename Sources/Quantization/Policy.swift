@@ -23,7 +23,7 @@ public struct Policy: Sendable, Equatable {
             throw NetworkError("policy: layer '\(name)' has \(b) weight bits; expected 1…8")
         }
         for (name, a) in zip(layers, acts) {
-            if let a, !(2...16).contains(a) { throw NetworkError("policy: layer '\(name)' has \(a) activation bits; expected 2…16") }
+            if let a, !(1...16).contains(a) { throw NetworkError("policy: layer '\(name)' has \(a) activation bits; expected 1…16 (1: binary, sign(x)·mean|x|)") }
         }
         self.layers = layers; self.weightBits = weightBits; self.activationBits = acts; self.granularity = granularity
     }

@@ -153,7 +153,7 @@ extension Builtins {
                 [.required("model", .model), .optional("bits", .any, .number(8)), .optional("activation_bits", .any),
                  .optional("granularity", .string, .string("channel"))],
                 returns: "Policy",
-                summary: "A policy by hand: `bits` is one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8). activation_bits likewise (nil: float). Fields: layers, bits, activation_bits, params, macs, average_bits, size, bitops, rows.",
+                summary: "A policy by hand: `bits` is one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net; 1-bit weights are sign(W)·mean|W_c|). Fields: layers, bits, activation_bits, params, macs, average_bits, size, bitops, rows.",
                 examples: [BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, 8]).average_bits", "7.441657579062159"),
                            BuiltinExample("policy(zoo(\"mlp\"), bits: {fc1: 2}).bits", "[2, 8, 8]")]) { args, _ in
             let m = try args.model("model")
@@ -285,7 +285,7 @@ extension Builtins {
         Builtin("integer_model", category: "quantizers",
                 [.required("model", .model), .required("policy", .any), .required("calibration", .dataset)],
                 returns: "IntegerModel",
-                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() runs it; .simulation is the same arithmetic in float.",
+                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. Binary layers (1-bit weights reading 1-bit activations) run XNOR-popcount on packed signs; 1-bit weights reading wider codes run as ±1 in the int8 kernel. The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() runs it; .simulation is the same arithmetic in float.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); evaluate(q, fashion_mnist(split: \"test\", limit: 200)) > 0.85", "true")]) { args, _ in
             let m = try args.model("model")
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy

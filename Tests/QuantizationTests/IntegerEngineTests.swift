@@ -76,6 +76,33 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     #expect(accuracy > (name == "resnet20" ? 0.925 : 0.905))
 }
 
+/// Binary layers: W1A1 runs XNOR-popcount on sign(x) (the MLP's fc1 on the image; the CNN's
+/// conv1, whose 3×3 padding contributes nothing), W1A8 runs ±1 weights through the int8 kernel
+/// (the CNN's conv2). The engine agrees with its simulation image by image.
+@Test func binaryLayersAgreeWithSimulation() throws {
+    for (name, bits, activations, floor) in [("mlp", ["fc1": 1], ["fc1": 1], 0.75), ("cnn", ["conv1": 1, "conv2": 1], ["conv1": 1], 0.5)] {
+        let model = try Zoo.make(name)
+        try model.loadStateDict(path: "\(referenceDirectory)/fmnist_\(name).npz")
+        let policy = try Policy(layers: model.layers.map(\.name), weightBits: model.layers.map { bits[$0.name] ?? 8 },
+                                activationBits: model.layers.map { activations[$0.name] ?? 8 })
+        let engine = try IntegerModel(model: model, policy: policy, calibration: try FashionMNIST.calibration().images)
+        #expect(engine.simulation.nodes.contains { if case .binarize = $0.op { return true }; return false })
+        let x = try engineTestSet.images.slice(0..<2000)
+        let a = try engine.run(x), b = try engine.simulation.run(x).output
+        let c = a.shape[1]
+        var same = 0, right = 0
+        for i in 0..<2000 {
+            let rowA = Array(a.scalars[(i * c)..<((i + 1) * c)]), rowB = Array(b.scalars[(i * c)..<((i + 1) * c)])
+            let best = rowA.indices.max(by: { rowA[$0] < rowA[$1] })!
+            if best == rowB.indices.max(by: { rowB[$0] < rowB[$1] }) { same += 1 }
+            if best == engineTestSet.labels[i] { right += 1 }
+        }
+        print("integer engine with binary layers, \(name): \(right)/2000 right; predictions identical to the simulation on \(same)/2000")
+        #expect(Double(same) / 2000 >= 0.999)
+        #expect(Double(right) / 2000 > floor)
+    }
+}
+
 /// Unsupported graphs and policies are refused with the reason.
 @Test func integerEngineRefusesWhatItCannotRun() throws {
     let m = try Zoo.make("mlp")
@@ -83,6 +110,11 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     let mobile = try Zoo.make("mobilenetv2")
     #expect(throws: QuantizationError.self) {
         try IntegerModel(model: mobile, policy: try Policy.uniform(mobile, bits: 8, activationBits: 8), calibration: try Tensor.zeros([2] + mobile.inputShape))
+    }
+    // Binary activations straight out of a residual add are not requantized by the engine.
+    let resnet = try Zoo.make("resnet20")
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: resnet, policy: try Policy.uniform(resnet, bits: 1, activationBits: 1), calibration: try Tensor.zeros([2] + resnet.inputShape))
     }
 }
 
