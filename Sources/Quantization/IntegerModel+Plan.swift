@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Network
+import Tensors
 
 /// How the engine runs: the graph compiled once into steps over per-image buffers. Codes are
 /// bytes in NHWC order (each pixel's channels contiguous, padded to a multiple of 4), so a
@@ -35,7 +36,8 @@ extension IntegerModel {
     /// A convolution or linear layer: a kernel over the input slot's pixels (a linear layer is a
     /// kernel covering the whole input), weights in the input's memory order, read in place.
     final class LayerStep {
-        let input: Int, output: Int
+        /// The conv/linear layer (index into `layers`), the input and output slots.
+        let layer: Int, input: Int, output: Int
         /// Per output pixel: where its receptive field starts in the input (bytes) and where its
         /// outputs go in the output slot (elements); the taps' byte offsets.
         let starts: [Int], outStarts: [Int], taps: [Int64]
@@ -47,9 +49,9 @@ extension IntegerModel {
         /// A residual branch added in the epilogue: its slot and per-pixel starts (elements).
         var residual: Int? = nil
         var resStarts: [Int] = []
-        init(input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], groupsPerTap: Int, cout: Int,
+        init(layer: Int, input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], groupsPerTap: Int, cout: Int,
              weights: IntegerWeights, epilogue: IntegerEpilogue, flip: Bool) {
-            self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
+            self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
             self.groupsPerTap = groupsPerTap; self.cout = cout; self.weights = weights; self.epilogue = epilogue
             self.flip = flip ? 0x8080_8080 : 0
         }
@@ -58,15 +60,15 @@ extension IntegerModel {
     /// A layer with binary weights reading binary codes: XNOR and popcount over each valid tap
     /// (padding contributes nothing, as zeros do in the float convolution), Int32 sums out.
     final class XnorStep {
-        let input: Int, output: Int
+        let layer: Int, input: Int, output: Int
         let kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int
         let outH: Int, outW: Int, cout: Int, channels: Int, words: Int
         /// Weight sign bits (1 = −1): [cout][tap][words].
         let weights: [UInt64]
         let bias: [Int32]
-        init(input: Int, output: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int,
+        init(layer: Int, input: Int, output: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int,
              outH: Int, outW: Int, cout: Int, channels: Int, weights: [UInt64], bias: [Int32]) {
-            self.input = input; self.output = output; self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
+            self.layer = layer; self.input = input; self.output = output; self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
             self.padTop = padTop; self.padLeft = padLeft; self.outH = outH; self.outW = outW; self.cout = cout
             self.channels = channels; words = (channels + 63) / 64; self.weights = weights; self.bias = bias
         }
@@ -190,7 +192,7 @@ extension IntegerModel {
                     }
                     let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * xs.scales[0] }, stride: d.n, buffer: 0)
                     produced = newSlot(slot)
-                    plan.steps.append(.xnor(XnorStep(input: x, output: produced, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl,
+                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl,
                                                      outH: oh, outW: ow, cout: d.n, channels: xs.c, weights: bits,
                                                      bias: integerBias(l, inputScale: xs.scales[0]) ?? [Int32](repeating: 0, count: d.n))))
                     if let p = quantizeAt[out] {
@@ -247,7 +249,7 @@ extension IntegerModel {
                 let rowBytes = (xs.w + 2 * xs.pad) * xs.stride
                 var taps: [Int64] = []
                 for ky in 0..<kh { for kx in 0..<kw { taps.append(Int64(ky * dh * rowBytes + kx * dw * xs.stride)) } }
-                plan.steps.append(.layer(LayerStep(input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
+                plan.steps.append(.layer(LayerStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
                                                    groupsPerTap: xs.stride / 4, cout: d.n, weights: weights, epilogue: epilogue,
                                                    flip: xs.signed)))
             case .relu:
@@ -329,7 +331,7 @@ extension IntegerModel {
                         }
                         if let residual {
                             let e = l.epilogue, target = plan.slots[produced]
-                            let fused = LayerStep(input: l.input, output: produced, starts: l.starts,
+                            let fused = LayerStep(layer: l.layer, input: l.input, output: produced, starts: l.starts,
                                                   outStarts: (0..<target.h).flatMap { oy in (0..<target.w).map { target.offset(oy, $0) } },
                                                   taps: l.taps, groupsPerTap: l.groupsPerTap, cout: l.cout, weights: l.weights,
                                                   epilogue: IntegerEpilogue(bias: e.bias, multiplier: e.multiplier, shift: e.shift, lo: lo, hi: p.qmax,
@@ -592,5 +594,27 @@ extension IntegerModel {
                 }
             }
         }
+    }
+
+    /// Milliseconds per image of each conv/linear layer as the engine runs it — its kernel with
+    /// requantization (and any residual add) in the epilogue, on one core — by layer name: the
+    /// best of repeats lasting at least `minimumTime` seconds, on buffers one image filled.
+    public func layerMilliseconds(minimumTime: Double = 0.02) throws -> [String: Double] {
+        let ws = Workspace(plan)
+        var rng = RandomGenerator(seed: 9)
+        let image = (0..<folded.inputShape.reduce(1, *)).map { _ in rng.normal() }
+        let out = plan.slots[plan.output]
+        var logits = [Float](repeating: 0, count: out.c * out.h * out.w)
+        image.withUnsafeBufferPointer { x in logits.withUnsafeMutableBufferPointer { execute(plan, ws, image: x.baseAddress!, logits: $0.baseAddress!) } }
+        var times: [String: Double] = [:]
+        for step in plan.steps {
+            try Interrupt.check()
+            switch step {
+            case .layer(let l): times[folded.layers[l.layer].name] = Stopwatch.best(budget: minimumTime) { runLayer(l, plan, ws) } * 1000
+            case .xnor(let l): times[folded.layers[l.layer].name] = Stopwatch.best(budget: minimumTime) { runXnor(l, plan, ws) } * 1000
+            default: continue
+            }
+        }
+        return times
     }
 }

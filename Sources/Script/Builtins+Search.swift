@@ -261,23 +261,21 @@ extension Builtins {
             catch let f as BitAllocation.Failure { throw args.fail(f.description) }
         },
         Builtin("latency", category: "costs",
-                [.required("model", .model), .optional("policy", .any), .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })),
-                 .optional("threads", .integer, .number(1))],
+                [.required("model", .model), .optional("policy", .any), .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) }))],
                 returns: "Number or List",
-                summary: "Measured latency on this machine: each layer's integer GEMM (u8 activation patches × int8 or packed weights → Int32, batch 1) timed at each width in `bits`, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). im2col and requantization are not included. This is the cost of weights kept packed and unpacked as they are read; integer_model expands them to int8 when built (this CPU multiplies nothing narrower), so its speed does not depend on the width.",
+                summary: "Measured latency on this machine: each conv/linear layer as integer_model runs it (W·A8: its VNNI kernel with requantization in the epilogue), one image on one core, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). The engine multiplies every width from 2 to 8 bits as int8 (this CPU has nothing narrower), so each layer costs the same at every width: on this machine fewer bits save bytes and energy, not time. Pooling and the image's quantization are not included.",
                 examples: [BuiltinExample("latency(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), bits: [4, 8]) > 0", "true")]) { args, interp in
             let m = try args.model("model")
-            let threads = try args.int("threads")
             if case .object = args["policy"] {
                 let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
                 try p.check(against: m)
-                guard p.weightBits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the integer kernels run 2…8-bit weights; the policy has 1-bit layers") }
-                let t = try LatencyTable.cached(m, bits: Array(2...8), threads: threads, progress: args.progress(interp, "latency table")).table
+                guard p.weightBits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the latency table covers 2…8-bit weights; the policy has 1-bit layers") }
+                let t = try LatencyTable.cached(m, bits: Array(2...8), progress: args.progress(interp, "latency table")).table
                 return .number(zip(p.layers, p.weightBits).reduce(0.0) { $0 + t.milliseconds[$1.0]![$1.1]! })
             }
             let bits = try args.bitsList("bits")
-            guard bits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the integer kernels run 2…8-bit weights") }
-            let t = try LatencyTable.cached(m, bits: Array(Set(bits).union(2...8)).sorted(), threads: threads, progress: args.progress(interp, "latency table")).table
+            guard bits.allSatisfy({ (2...8).contains($0) }) else { throw args.fail("the latency table covers 2…8-bit weights") }
+            let t = try LatencyTable.cached(m, bits: Array(Set(bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table
             return .list(m.layers.map { l in
                 .record(Record([("layer", .string(l.name))] + bits.map { ("\($0)-bit ms", .number(Double(String(format: "%.4g", t.milliseconds[l.name]![$0]!))!)) }))
             })

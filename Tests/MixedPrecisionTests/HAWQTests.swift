@@ -81,8 +81,9 @@ import Tensors
     }
 }
 
-/// The measured latency table: every layer and width timed, bigger layers slower, and the
-/// cache returns the same table without measuring again.
+/// The measured latency table: every layer timed as the engine runs it, the same at every
+/// width (the engine multiplies 2…8-bit weights as int8), bigger layers slower, and the cache
+/// returns the same table without measuring again.
 @Test func latencyTableIsMeasuredAndCached() throws {
     let mlp = try Zoo.make("mlp")
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-latency-\(getpid())").path
@@ -91,6 +92,7 @@ import Tensors
     #expect(measured)
     for layer in mlp.layers { #expect(first.milliseconds[layer.name]!.values.allSatisfy { $0 > 0 }) }
     #expect(first.milliseconds["fc1"]![8]! > first.milliseconds["fc3"]![8]!)
+    #expect(mlp.layers.allSatisfy { first.milliseconds[$0.name]![4] == first.milliseconds[$0.name]![8] })
     let (again, measuredAgain) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
     #expect(!measuredAgain)
     #expect(again == first)
