@@ -58,24 +58,12 @@ extension Builtins {
         Builtin("map", category: "output", [.required("items", .list), .required("f", .function)], returns: "List",
                 summary: "Applies f to every item.",
                 examples: [BuiltinExample("map([1, 2, 3], fn(x) { x * 10 })", "[10, 20, 30]")]) { args, interp in
-            let items: [Value]
-            switch args["items"] {
-            case .list(let xs): items = xs
-            case .range(let lo, let hi): items = (lo..<hi).map { .number(Double($0)) }
-            default: items = []
-            }
-            return .list(try items.map { try interp.apply(args["f"], [$0], at: args.location) })
+            .list(try listItems(args["items"]).map { try interp.apply(args["f"], [$0], at: args.location) })
         },
         Builtin("filter", category: "output", [.required("items", .list), .required("keep", .function)], returns: "List",
                 summary: "The items for which keep(item) is true, in order.",
                 examples: [BuiltinExample("filter([1, 2, 3, 4], fn(x) { x % 2 == 0 })", "[2, 4]")]) { args, interp in
-            let items: [Value]
-            switch args["items"] {
-            case .list(let xs): items = xs
-            case .range(let lo, let hi): items = (lo..<hi).map { .number(Double($0)) }
-            default: items = []
-            }
-            return .list(try items.filter { try interp.apply(args["keep"], [$0], at: args.location).isTruthy })
+            .list(try listItems(args["items"]).filter { try interp.apply(args["keep"], [$0], at: args.location).isTruthy })
         },
         Builtin("contains", category: "output", [.required("items", .any), .required("item", .any)], returns: "Bool",
                 summary: "Whether a list (or range) holds the item, a record has the field, or a string the substring.",
@@ -214,5 +202,14 @@ extension Interpreter {
         default:
             return "a \(target.typeName): \(target.shown)"
         }
+    }
+}
+
+/// The items of a List, or the numbers of a Range (the argument checks admit nothing else).
+private func listItems(_ v: Value) -> [Value] {
+    switch v {
+    case .list(let xs): xs
+    case .range(let lo, let hi): (lo..<hi).map { .number(Double($0)) }
+    default: []
     }
 }

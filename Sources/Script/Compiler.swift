@@ -408,15 +408,6 @@ final class Assign: Statement {
     }
 }
 
-final class Declare: Statement {
-    let function: FunctionNode, target: Target
-    init(_ function: FunctionNode, _ target: Target, _ at: SourceLocation) { self.function = function; self.target = target; super.init(at) }
-    override func exec(_ env: Environment, _ r: Interpreter) throws -> Flow {
-        try target.assign(try function.eval(env, r), env, r, at: location)
-        return .normal
-    }
-}
-
 final class ForIn: Statement {
     let variable: Target, sequence: Node, body: Block
     init(_ variable: Target, _ sequence: Node, _ body: Block, _ at: SourceLocation) {
@@ -552,7 +543,7 @@ struct Compiler {
         case .expression(let e): return expression(e)
         case .assign(let t, let v): return Assign(target(t), expression(v), at)
         case .function(let f):
-            return Declare(FunctionNode(Compiler.function(f), at), .name(slot(f.symbol), f.symbol), at)
+            return Assign(.name(slot(f.symbol), f.symbol), FunctionNode(Compiler.function(f), at), at)
         case .forIn(let n, let seq, let body):
             return ForIn(.name(slot(n.id), n.id), expression(seq), block(body), at)
         case .whileLoop(let c, let body): return While(expression(c), block(body), at)
