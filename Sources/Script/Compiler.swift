@@ -266,21 +266,7 @@ final class BinaryNode: Node {
     init(_ op: BinaryOperator, _ left: Node, _ right: Node, _ at: SourceLocation) { self.op = op; self.left = left; self.right = right; super.init(at) }
     override func eval(_ env: Environment, _ r: Interpreter) throws -> Value {
         let a = try left.eval(env, r), b = try right.eval(env, r)
-        // Numbers inline: the common case in loops (Operations has the general rules and errors).
-        if case .number(let x) = a, case .number(let y) = b {
-            switch op {
-            case .add: return .number(x + y)
-            case .subtract: return .number(x - y)
-            case .multiply: return .number(x * y)
-            case .less: return .bool(x < y)
-            case .lessEqual: return .bool(x <= y)
-            case .greater: return .bool(x > y)
-            case .greaterEqual: return .bool(x >= y)
-            case .equal: return .bool(x == y)
-            case .notEqual: return .bool(x != y)
-            default: break
-            }
-        }
+        if case .number(let x) = a, case .number(let y) = b { return try Operations.numbers(op, x, y, at: location) }
         return try Operations.binary(op, a, b, at: location)
     }
 }
