@@ -27,8 +27,6 @@ public final class IntegerModel: @unchecked Sendable {
 
     struct LayerData {
         var codes: [Int8]        // Cout × K
-        var packed: [UInt8]      // rows of packed codes (bits < 8)
-        var rowBytes: Int
         var bits: Int
         var scales: [Double]     // per output channel
         var bias: [Float]?       // float bias of the folded layer
@@ -79,27 +77,12 @@ public final class IntegerModel: @unchecked Sendable {
             let w = folded.parameters[layer.weight]!
             let q = try WeightQuantizer.codes(w, bits: bits, granularity: .perChannel)
             let n = w.shape[0], k = w.count / n
-            let rowBytes = BitPacking.byteCount(codes: k, bits: bits)
-            var packed: [UInt8] = []
-            if bits == 1 {
-                // Binary rows: −1 as bit 1, +1 as bit 0 (the XNOR kernels' convention).
-                packed = [UInt8](repeating: 0, count: n * rowBytes)
-                for j in 0..<n { for p in 0..<k where q.codes[j * k + p] < 0 { packed[j * rowBytes + p / 8] |= 1 << UInt8(p % 8) } }
-            } else if bits < 8 {
-                packed = [UInt8](repeating: 0, count: n * rowBytes)
-                q.codes.withUnsafeBufferPointer { src in
-                    packed.withUnsafeMutableBufferPointer { dst in
-                        for j in 0..<n {
-                            BitPacking.pack(UnsafeRawPointer(src.baseAddress! + j * k).assumingMemoryBound(to: UInt8.self), count: k, bits: bits,
-                                            into: dst.baseAddress! + j * rowBytes)
-                        }
-                    }
-                }
-            }
-            layers.append(LayerData(codes: q.codes, packed: packed, rowBytes: rowBytes, bits: bits, scales: q.scales.map(Double.init),
+            layers.append(LayerData(codes: q.codes, bits: bits, scales: q.scales.map(Double.init),
                                     bias: layer.bias.map { folded.parameters[$0]!.scalars }, k: k, n: n))
             layerOfNode[layer.node] = i
-            storedBytes += (bits < 8 ? packed.count : q.codes.count) + 4 * n + (layer.bias != nil ? 4 * n : 0)
+            // Stored: rows of codes packed at their bits (binary rows as sign bits), Float32
+            // scales, Int32 biases. The kernels read the int8 codes.
+            storedBytes += n * BitPacking.byteCount(codes: k, bits: bits) + 4 * n + (layer.bias != nil ? 4 * n : 0)
             simParams[layer.weight] = Tensor(checkedShape: w.shape, scalars: q.codes.indices.map { Float(q.codes[$0]) * q.scales[$0 / k] })
         }
         // Ranges of every value a node reads, on the weight-quantized folded model.
