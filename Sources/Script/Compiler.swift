@@ -333,15 +333,18 @@ final class Conditional: Node {
 
 /// A call `f(a, b: c)`, or `x.f(a)`, which means `f(x, a)` when x has no field f.
 final class Call: Node {
-    let callee: Node
-    /// For `x.f(...)`: the receiver, the name and its symbol.
-    let method: (receiver: Node, name: String, id: Int)?
+    enum Callee {
+        case value(Node)
+        /// `x.f(...)`: the receiver, the name, its symbol, and where `x.f` was written.
+        case method(Node, String, Int, SourceLocation)
+    }
+    let callee: Callee
     let arguments: [Node]
     let labels: [String?]
     let allPositional: Bool
 
-    init(_ callee: Node, method: (Node, String, Int)?, _ arguments: [Node], _ labels: [String?], _ at: SourceLocation) {
-        self.callee = callee; self.method = method; self.arguments = arguments; self.labels = labels
+    init(_ callee: Callee, _ arguments: [Node], _ labels: [String?], _ at: SourceLocation) {
+        self.callee = callee; self.arguments = arguments; self.labels = labels
         allPositional = labels.allSatisfy { $0 == nil }
         super.init(at)
     }
@@ -349,18 +352,19 @@ final class Call: Node {
     override func eval(_ env: Environment, _ r: Interpreter) throws -> Value {
         var receiver: Value? = nil
         let f: Value
-        if let (base, name, id) = method {
+        switch callee {
+        case .value(let node):
+            f = try node.eval(env, r)
+        case let .method(base, name, id, at):
             let v = try base.eval(env, r)
-            if let field = try Fields.get(v, name, at: callee.location) {
+            if let field = try Fields.get(v, name, at: at) {
                 f = field
             } else if let g = env.lookup(id) ?? r.builtins[name].map(Value.builtin) {
                 f = g
                 receiver = v
             } else {
-                throw Fields.missing(v, name, at: callee.location)
+                throw Fields.missing(v, name, at: at)
             }
-        } else {
-            f = try callee.eval(env, r)
         }
         // A user function called with positional arguments binds them straight into its frame.
         if receiver == nil, allPositional, case .closure(let c) = f, arguments.count <= c.code.parameterCount {
@@ -563,9 +567,13 @@ struct Compiler {
         case .binary(let op, let l, let r): return BinaryNode(op, expression(l), expression(r), at)
         case .logical(let op, let l, let r): return Logical(isAnd: op == "and", expression(l), expression(r), at)
         case .call(let callee, let args):
-            var method: (Node, String, Int)? = nil
-            if case .field(let base, let name) = callee.kind { method = (expression(base), name, Symbols.id(name)) }
-            return Call(method == nil ? expression(callee) : Constant(.null, callee.location), method: method,
+            let target: Call.Callee
+            if case .field(let base, let name) = callee.kind {
+                target = .method(expression(base), name, Symbols.id(name), callee.location)
+            } else {
+                target = .value(expression(callee))
+            }
+            return Call(target,
                         args.map { expression($0.value) }, args.map(\.label), at)
         case .index(let base, let indices): return IndexNode(expression(base), indices.map(expression), at)
         case .field(let base, let name): return FieldNode(expression(base), name, at)
