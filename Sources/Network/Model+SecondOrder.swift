@@ -40,7 +40,7 @@ extension Model {
             case .mul:
                 // A product is bilinear: affine only when one side is a constant.
                 return node.inputs.filter { parameters[$0] == nil && buffers[$0] == nil }.count <= 1
-            case .softmax, .fakeQuantize, .learnedQuantize, .binarize:
+            case .softmax, .fakeQuantize, .learnedQuantize, .binarize, .requantize:
                 return false
             }
         }
@@ -148,7 +148,7 @@ extension Node {
             if let ds = at(1), needs[0] {
                 out[0] = try sum(out[0], BatchNormOp.backward(x, scale: ds, mean: m, variance: v, epsilon: eps, state: nil, dy).0)
             }
-        case .softmax, .learnedQuantize:
+        case .softmax, .learnedQuantize, .requantize:
             throw NetworkError("node '\(name)' (\(op.onnxName)): second derivatives through it are not supported")
         case .add, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .fakeQuantize, .binarize:
             break // linear in dy with the input held at the traced point (masks are constant a.e.)

@@ -85,6 +85,9 @@ extension Node {
         case .binarize(let scale):
             try require(inputs, 1...1)
             return (inputs[0]!.map { $0 >= 0 ? scale : -scale }, nil, [])
+        case .requantize(let r):
+            try require(inputs, 1...1)
+            return (try RequantizeOp.evaluate(inputs[0]!, r, node: name), nil, [])
         case .learnedQuantize(let qmin, let qmax):
             try require(inputs, 2...2)
             let lo = Float(qmin), hi = Float(qmax)
@@ -136,6 +139,8 @@ extension Node {
             return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2)]
         case .binarize(let scale):
             return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: -scale, hi: scale)]
+        case .requantize:
+            throw NetworkError("node '\(name)' (Requantize): an integer engine's conversion has no gradient (it simulates inference only)")
         case .learnedQuantize(let qmin, let qmax):
             let (x, step) = (inputs[0]!, inputs[1]!)
             let (dx, dsFull) = try LearnedQuantizeOp.partials(x, step, qmin: qmin, qmax: qmax)
@@ -205,6 +210,8 @@ extension Node {
             return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2) }
         case .binarize(let scale):
             return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: -scale, hi: scale) }
+        case .requantize:
+            throw NetworkError("node '\(name)' (Requantize): an integer engine's conversion has no derivative (it simulates inference only)")
         case .learnedQuantize(let qmin, let qmax):
             let (dx, dsFull) = try LearnedQuantizeOp.partials(inputs[0]!, inputs[1]!, qmin: qmin, qmax: qmax)
             var out = try Tensor.zeros(output.shape)

@@ -31,6 +31,31 @@ public struct GemmAttributes: Codable, Equatable, Sendable {
     }
 }
 
+/// An integer-only engine's conversions, on tensors whose values are integers held in floats
+/// (HAWQ-V3's simulation carries every activation as its integer code this way; Float32 holds
+/// integers below 2^24 exactly, so convolutions and sums over them are exact). Per channel means
+/// along dimension 1; one entry applies to every channel.
+public struct Requantization: Codable, Equatable, Sendable {
+    public enum Rounding: String, Codable, Sendable { case halfToEven, halfAwayFromZero }
+    public enum Rule: Codable, Equatable, Sendable {
+        /// Reals to codes: x / scale (in Double), rounded, clamped.
+        case divide(scale: Double, rounding: Rounding)
+        /// Integer sums to codes: (x·m + 2^(s−1)) >> s in Int64 per channel (x·m/2^s rounded
+        /// half up), clamped. Non-integer inputs are refused.
+        case dyadic(multipliers: [Int64], shifts: [Int])
+        /// Binary codes: +1 where x ≥ 0, −1 elsewhere.
+        case sign
+        /// Codes or sums to reals: x·scale per channel (in Double), not clamped.
+        case multiply(scales: [Double])
+    }
+    public var rule: Rule
+    /// The code range (ignored by `multiply` and `sign`).
+    public var lo: Int64, hi: Int64
+    public init(_ rule: Rule, lo: Int64 = Int64(Int32.min), hi: Int64 = Int64(Int32.max)) {
+        self.rule = rule; self.lo = lo; self.hi = hi
+    }
+}
+
 /// The operations of the graph IR: the ONNX operators the reference models and the zoo use.
 /// Inputs are named values (graph inputs, parameters, buffers or other nodes' outputs).
 public enum Op: Codable, Equatable, Sendable {
@@ -66,6 +91,9 @@ public enum Op: Codable, Equatable, Sendable {
     /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
     /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
     case binarize(scale: Float)
+    /// An integer engine's conversion between codes, sums and reals (inference only: it has no
+    /// gradient).
+    case requantize(Requantization)
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -77,6 +105,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .fakeQuantize: "FakeQuantize"
         case .learnedQuantize: "LearnedQuantize"
         case .binarize: "Binarize"
+        case .requantize: "Requantize"
         }
     }
 }

@@ -139,9 +139,6 @@ extension IntegerModel {
             guard value != folded.output, let readers = consumers[value], readers.count == 1, case .add = nodes[readers[0]].op else { return nil }
             return addTargets[readers[0]]
         }
-        func dyadics(_ scales: [Double], to target: Double) throws -> [Dyadic] {
-            try scales.map { $0 > 0 ? try Dyadic($0 / target) : Dyadic.zero }
-        }
 
         let shape = folded.inputShape
         guard shape.count == 3 || shape.count == 1 else {

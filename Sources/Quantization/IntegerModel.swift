@@ -12,16 +12,22 @@ import Tensors
 /// each branch to its output scale and adds integers; max pooling compares integers; average
 /// pooling sums integers and divides with rounding. Only the logits leave as floats.
 ///
-/// `simulation` is the same arithmetic in float — a model with fake-quantization nodes at
-/// exactly the engine's quantization points and the Int32 bias in float — so the two agree
-/// except where a value lands exactly on a rounding tie (the engine rounds halves up, the
-/// simulation to even) or the dyadic multiplier's 31-bit mantissa moves it across one.
+/// Two simulations run the same quantization as float graphs (IntegerModel+Simulation.swift):
+/// `simulation`, fake quantization of real values at the engine's points with exact scales, and
+/// `dyadicSimulation`, HAWQ-V3's form, which carries every value as its integer code in floats
+/// and requantizes with the engine's dyadic multipliers, so it reproduces the engine's logits.
 public final class IntegerModel: @unchecked Sendable {
     /// The BN-folded float model the engine was built from.
     public let folded: Model
     public let policy: Policy
-    /// The fake-quant simulation of exactly this engine.
+    /// Fake quantization of real values at exactly the engine's quantization points, scales
+    /// exact: what training and float evaluation see. It differs from the engine where Float32
+    /// rounding or the dyadic multiplier's 31-bit mantissa moves a value across a rounding
+    /// boundary.
     public private(set) var simulation: Model
+    /// HAWQ-V3's simulation: integer codes carried in floats, the engine's dyadic requantization
+    /// and rounding rules; equal to the engine's results (see IntegerModel+Simulation.swift).
+    public private(set) var dyadicSimulation: Model
     /// Weight bytes as stored (packed codes plus Float32 scales and Int32 biases).
     public private(set) var storedBytes = 0
 
@@ -70,6 +76,7 @@ public final class IntegerModel: @unchecked Sendable {
         self.folded = folded
         self.policy = policy
         self.simulation = folded
+        self.dyadicSimulation = folded
         // Weights: per-channel codes at the policy's bits.
         var simParams: [String: Tensor] = [:]
         for (i, layer) in folded.layers.enumerated() {
@@ -83,7 +90,7 @@ public final class IntegerModel: @unchecked Sendable {
             // Stored: rows of codes packed at their bits (binary rows as sign bits), Float32
             // scales, Int32 biases. The kernels read the int8 codes.
             storedBytes += n * BitPacking.byteCount(codes: k, bits: bits) + 4 * n + (layer.bias != nil ? 4 * n : 0)
-            simParams[layer.weight] = Tensor(checkedShape: w.shape, scalars: q.codes.indices.map { Float(q.codes[$0]) * q.scales[$0 / k] })
+            simParams[layer.weight] = dequantizedWeight(i)
         }
         // Ranges of every value a node reads, on the weight-quantized folded model.
         let probe = folded.copy()
@@ -170,56 +177,8 @@ public final class IntegerModel: @unchecked Sendable {
         self.addTargets = addTargets
         self.gapRounding = gapRounding
         plan = try compilePlan()
-        // The simulation: quantized weights, the engine's Int32 bias in float, fake quantization
-        // at every point.
-        var simNodes: [Node] = []
-        var rename: [String: String] = [:]
-        func fq(_ name: String, _ v: String, _ p: Point, clamp: Bool = true) -> Node {
-            if p.binary { return Node(name: name, op: .binarize(scale: Float(p.scale)), inputs: [v], outputs: ["\(v)@\(name)"]) }
-            return Node(name: name, op: .fakeQuantize(scale: Float(p.scale), qmin: clamp ? Int(p.qmin) : -(1 << 30), qmax: clamp ? Int(p.qmax) : 1 << 30),
-                 inputs: [v], outputs: ["\(v)@\(name)"])
-        }
-        if let p = quantizeAt[folded.input] {
-            let n = fq("input/q", folded.input, p)
-            simNodes.append(n); rename[folded.input] = n.outputs[0]
-        }
-        var biasParams: [(String, Tensor)] = []
-        for (i, node) in nodes.enumerated() {
-            var node = node
-            node.inputs = node.inputs.map { rename[$0] ?? $0 }
-            if let l = layerOfNode[i], let bias = layers[l].bias, node.inputs.count > 2 {
-                let sIn = inputPoint[l]!.scale
-                let q = bias.indices.map { c -> Float in
-                    let step = layers[l].scales[c] * sIn
-                    return step > 0 ? Float((Double(bias[c]) / step).rounded(.toNearestOrEven) * step) : 0
-                }
-                let name = node.inputs[2] + "@int32"
-                biasParams.append((name, Tensor(checkedShape: [bias.count], scalars: q)))
-                node.inputs[2] = name
-            }
-            if case .add = node.op, let t = addTargets[i] {
-                for position in 0..<2 {
-                    let b = fq("\(node.name)/branch\(position)", node.inputs[position], t, clamp: false)
-                    simNodes.append(b); node.inputs[position] = b.outputs[0]
-                }
-            }
-            simNodes.append(node)
-            let out = node.outputs[0]
-            if let p = gapRounding[i] {
-                let r = fq("\(node.name)/round", out, p)
-                simNodes.append(r); rename[out] = r.outputs[0]
-            }
-            if let p = quantizeAt[out] {
-                let r = fq("\(node.name)/q", out, p)
-                simNodes.append(r); rename[out] = r.outputs[0]
-            }
-        }
-        let finalOutput = rename[folded.output] ?? folded.output
-        var params = folded.parameterOrder.map { ($0, simParams[$0] ?? folded.parameters[$0]!) }
-        params += biasParams
-        simulation = try Model(name: "\(folded.name) (integer simulation)", nodes: simNodes, input: folded.input, output: finalOutput,
-                               inputShape: folded.inputShape, parameters: params,
-                               buffers: folded.buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        simulation = try floatSimulation()
+        dyadicSimulation = try integerSimulation()
     }
 
     var addTargets: [Int: Point] = [:]

@@ -81,12 +81,14 @@ extension Builtins {
             guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or an integer model for 'model', got \(args["model"].typeName)") }
             return .number(try m.accuracy(on: try args.dataset("data")))
         },
-        Builtin("predict", category: "models", [.required("model", .model), .required("x", .any)], returns: "Tensor",
-                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset.",
+        Builtin("predict", category: "models", [.required("model", .any), .required("x", .any)], returns: "Tensor",
+                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers.",
                 examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]")]) { args, _ in
-            let m = try args.model("model")
-            if case .dataset(let d) = args["x"] { return .tensor(try m.predict(d.images)) }
-            return .tensor(try m.predict(try args.tensor("x")))
+            let x: Tensor
+            if case .dataset(let d) = args["x"] { x = d.images } else { x = try args.tensor("x") }
+            if case .object(let o) = args["model"], let im = o as? IntegerModelObject { return .tensor(try im.engine.run(x)) }
+            guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or an integer model for 'model', got \(args["model"].typeName)") }
+            return .tensor(try m.predict(x))
         },
         Builtin("summary", category: "models", [.required("model", .model)], returns: "nil",
                 summary: "Writes a model's conv and linear layers as a table: name, type, weight shape, parameters, MACs per image.",

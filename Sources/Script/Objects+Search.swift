@@ -137,10 +137,11 @@ public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
     public let engine: IntegerModel
     init(_ engine: IntegerModel) { self.engine = engine }
     public var typeName: String { "IntegerModel" }
-    public var fieldNames: [String] { ["simulation", "folded", "bytes", "bits", "activation_bits"] }
+    public var fieldNames: [String] { ["simulation", "dyadic_simulation", "folded", "bytes", "bits", "activation_bits"] }
     public func field(_ name: String) -> Value? {
         switch name {
         case "simulation": return .model(engine.simulation)
+        case "dyadic_simulation": return .model(engine.dyadicSimulation)
         case "folded": return .model(engine.folded)
         case "bytes": return .number(Double(engine.storedBytes))
         case "bits": return .list(engine.policy.weightBits.map { .number(Double($0)) })
@@ -152,7 +153,7 @@ public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
         "IntegerModel(\(engine.folded.name), \(engine.policy.layers.count) layers, \(engine.storedBytes) bytes stored)"
     }
     public var text: String {
-        summary + ": int32 accumulation, dyadic requantization; evaluate(q, data) runs it, q.simulation is its fake-quant twin"
+        summary + ": int32 accumulation, dyadic requantization; evaluate(q, data) runs it; q.simulation is its fake-quant twin with exact scales, q.dyadic_simulation HAWQ-V3's (integer codes in floats, dyadic requantization), whose logits equal the engine's"
     }
 }
 

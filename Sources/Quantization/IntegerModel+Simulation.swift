@@ -1,0 +1,159 @@
+import Foundation
+import Network
+import Tensors
+
+/// The engine's two float twins, built from the BN-folded graph and the quantization points —
+/// not from the engine's plan, so they check its layout, kernels, fusions and pooling.
+extension IntegerModel {
+    /// Each value's multipliers to a target scale, as the engine requantizes (0 for a zero scale).
+    func dyadics(_ scales: [Double], to target: Double) throws -> [Dyadic] {
+        try scales.map { $0 > 0 ? try Dyadic($0 / target) : Dyadic.zero }
+    }
+
+    /// Layer l's weight as the engine holds it: per-channel codes times their scales.
+    func dequantizedWeight(_ l: Int) -> Tensor {
+        let d = layers[l]
+        return Tensor(checkedShape: folded.layers[l].weightShape, scalars: d.codes.indices.map { Float(d.codes[$0]) * Float(d.scales[$0 / d.k]) })
+    }
+
+    /// Fake quantization of real values: quantized weights, the engine's Int32 bias in float,
+    /// fake quantization at every point with the exact scales (rounding half to even).
+    func floatSimulation() throws -> Model {
+        var simNodes: [Node] = []
+        var rename: [String: String] = [:]
+        func fq(_ name: String, _ v: String, _ p: Point, clamp: Bool = true) -> Node {
+            if p.binary { return Node(name: name, op: .binarize(scale: Float(p.scale)), inputs: [v], outputs: ["\(v)@\(name)"]) }
+            return Node(name: name, op: .fakeQuantize(scale: Float(p.scale), qmin: clamp ? Int(p.qmin) : -(1 << 30), qmax: clamp ? Int(p.qmax) : 1 << 30),
+                        inputs: [v], outputs: ["\(v)@\(name)"])
+        }
+        if let p = quantizeAt[folded.input] {
+            let n = fq("input/q", folded.input, p)
+            simNodes.append(n); rename[folded.input] = n.outputs[0]
+        }
+        var params: [String: Tensor] = [:]
+        for (i, node) in folded.nodes.enumerated() {
+            var node = node
+            node.inputs = node.inputs.map { rename[$0] ?? $0 }
+            if let l = layerOfNode[i] {
+                params[folded.layers[l].weight] = dequantizedWeight(l)
+                if let bias = integerBias(l, inputScale: inputPoint[l]!.scale), node.inputs.count > 2 {
+                    let name = node.inputs[2] + "@int32"
+                    params[name] = Tensor(checkedShape: [bias.count], scalars: bias.indices.map { Float(Double(bias[$0]) * layers[l].scales[$0] * inputPoint[l]!.scale) })
+                    node.inputs[2] = name
+                }
+            }
+            if case .add = node.op, let t = addTargets[i] {
+                for position in 0..<2 {
+                    let b = fq("\(node.name)/branch\(position)", node.inputs[position], t, clamp: false)
+                    simNodes.append(b); node.inputs[position] = b.outputs[0]
+                }
+            }
+            simNodes.append(node)
+            let out = node.outputs[0]
+            if let p = gapRounding[i] {
+                let r = fq("\(node.name)/round", out, p)
+                simNodes.append(r); rename[out] = r.outputs[0]
+            }
+            if let p = quantizeAt[out] {
+                let r = fq("\(node.name)/q", out, p)
+                simNodes.append(r); rename[out] = r.outputs[0]
+            }
+        }
+        return try twin("integer simulation", simNodes, output: rename[folded.output] ?? folded.output, params)
+    }
+
+    /// HAWQ-V3's simulation (its reference code's fixed-point mode): every value is carried as
+    /// integers in floats — codes, or Int32-range sums with a scale per channel — so convolutions
+    /// over integer codes and integer weights are exact in Float32 (sums below 2^24, which the
+    /// requantization checks); the input is quantized, sums requantized and residual branches
+    /// rescaled with the engine's rounding and dyadic multipliers, average pooling rounds half to
+    /// even, and the logits are the final sums times their scales. Requantization happens where the
+    /// graph quantizes (after ReLU and max pooling, which the engine fuses before them — they
+    /// commute with a monotone requantization that keeps 0 at 0).
+    func integerSimulation() throws -> Model {
+        var simNodes: [Node] = []
+        var rename: [String: String] = [:]
+        /// Per value: the scale of its integers (one, or one per channel).
+        var scales: [String: [Double]] = [:]
+        var params: [String: Tensor] = [:]
+        func requantize(_ name: String, _ value: String, _ r: Requantization) -> String {
+            let v = rename[value] ?? value
+            simNodes.append(Node(name: name, op: .requantize(r), inputs: [v], outputs: ["\(v)@\(name)"]))
+            return "\(v)@\(name)"
+        }
+        func toCodes(_ from: [Double], _ p: Point) throws -> Requantization {
+            if p.binary { return Requantization(.sign) }
+            let d = try dyadics(from, to: p.scale)
+            return Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift)), lo: Int64(p.qmin), hi: Int64(p.qmax))
+        }
+        let p0 = quantizeAt[folded.input]!
+        rename[folded.input] = requantize("input/q", folded.input, p0.binary ? Requantization(.sign)
+                                          : Requantization(.divide(scale: p0.scale, rounding: .halfAwayFromZero), lo: Int64(p0.qmin), hi: Int64(p0.qmax)))
+        scales[folded.input] = [p0.scale]
+        for (i, node) in folded.nodes.enumerated() {
+            var node = node
+            let out = node.outputs[0]
+            guard let x = scales[node.inputs[0]] else { throw QuantizationError("integer simulation: node '\(node.name)' reads a value with no known scale") }
+            var quantized = false
+            /// Inputs read through a conversion only this node sees.
+            var converted: [Int: String] = [:]
+            switch node.op {
+            case .conv, .gemm:
+                let l = layerOfNode[i]!
+                guard x.count == 1 else { throw QuantizationError("integer simulation: layer '\(node.name)' reads sums, not codes") }
+                let d = layers[l]
+                let codes = folded.layers[l].weight + "@codes"
+                params[codes] = Tensor(checkedShape: folded.layers[l].weightShape, scalars: d.codes.map(Float.init))
+                node.inputs[1] = codes
+                if let bias = integerBias(l, inputScale: x[0]), node.inputs.count > 2 {
+                    let name = node.inputs[2] + "@int32"
+                    params[name] = Tensor(checkedShape: [bias.count], scalars: bias.map(Float.init))
+                    node.inputs[2] = name
+                }
+                scales[out] = d.scales.map { $0 * x[0] }
+            case .add:
+                let t = addTargets[i]!
+                for position in 0..<2 {
+                    let v = node.inputs[position]
+                    let d = try dyadics(scales[v]!, to: t.scale)
+                    converted[position] = requantize("\(node.name)/branch\(position)", v, Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift))))
+                }
+                scales[out] = [t.scale]
+            case .globalAveragePool:
+                scales[out] = x
+            case .flatten, .reshape:
+                // Requantizing commutes with flattening; per-channel sums are requantized first.
+                if x.count > 1, let p = quantizeAt[out] {
+                    converted[0] = requantize("\(node.name)/q", node.inputs[0], try toCodes(x, p))
+                    quantized = true
+                    scales[out] = [p.scale]
+                } else {
+                    scales[out] = x
+                }
+            default:
+                scales[out] = x
+            }
+            node.inputs = node.inputs.enumerated().map { converted[$0] ?? rename[$1] ?? $1 }
+            simNodes.append(node)
+            if let p = gapRounding[i] {
+                rename[out] = requantize("\(node.name)/round", out, Requantization(.divide(scale: 1, rounding: .halfToEven), lo: Int64(p.qmin), hi: Int64(p.qmax)))
+            }
+            if let p = quantizeAt[out], !quantized {
+                rename[out] = requantize("\(node.name)/q", out, try toCodes(scales[out]!, p))
+                scales[out] = [p.scale]
+            }
+        }
+        let logits = requantize("output/real", folded.output, Requantization(.multiply(scales: scales[folded.output]!)))
+        return try twin("dyadic simulation", simNodes, output: logits, params)
+    }
+
+    /// A model over the folded graph's input with `params` replacing or joining its parameters.
+    private func twin(_ kind: String, _ nodes: [Node], output: String, _ params: [String: Tensor]) throws -> Model {
+        let used = Set(nodes.flatMap(\.inputs))
+        var list = folded.parameterOrder.filter { used.contains($0) }.map { ($0, params[$0] ?? folded.parameters[$0]!) }
+        list += params.keys.sorted().filter { folded.parameters[$0] == nil }.map { ($0, params[$0]!) }
+        return try Model(name: "\(folded.name) (\(kind))", nodes: nodes, input: folded.input, output: output,
+                         inputShape: folded.inputShape, parameters: list,
+                         buffers: folded.buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+}
