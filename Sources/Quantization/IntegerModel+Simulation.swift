@@ -16,9 +16,10 @@ extension IntegerModel {
         return Tensor(checkedShape: folded.layers[l].weightShape, scalars: d.codes.indices.map { Float(d.codes[$0]) * Float(d.scales[$0 / d.k]) })
     }
 
-    /// Fake quantization of real values: quantized weights, the engine's Int32 bias in float,
-    /// fake quantization at every point with the exact scales (rounding half to even).
-    func floatSimulation() throws -> Model {
+    /// Fake quantization of real values: quantized weights (`weights`, by parameter name, from
+    /// `dequantizedWeight`), the engine's Int32 bias in float, fake quantization at every point
+    /// with the exact scales (rounding half to even).
+    func floatSimulation(weights: [String: Tensor]) throws -> Model {
         var simNodes: [Node] = []
         var rename: [String: String] = [:]
         func fq(_ name: String, _ v: String, _ p: Point, clamp: Bool = true) -> Node {
@@ -30,17 +31,15 @@ extension IntegerModel {
             let n = fq("input/q", folded.input, p)
             simNodes.append(n); rename[folded.input] = n.outputs[0]
         }
-        var params: [String: Tensor] = [:]
+        var params = weights
         for (i, node) in folded.nodes.enumerated() {
             var node = node
             node.inputs = node.inputs.map { rename[$0] ?? $0 }
-            if let l = layerOfNode[i] {
-                params[folded.layers[l].weight] = dequantizedWeight(l)
-                if let bias = integerBias(l, inputScale: inputPoint[l]!.scale), node.inputs.count > 2 {
-                    let name = node.inputs[2] + "@int32"
-                    params[name] = Tensor(checkedShape: [bias.count], scalars: bias.indices.map { Float(Double(bias[$0]) * layers[l].scales[$0] * inputPoint[l]!.scale) })
-                    node.inputs[2] = name
-                }
+            if let l = layerOfNode[i], let bias = integerBias(l, inputScale: inputPoint[l]!.scale), node.inputs.count > 2 {
+                let sIn = inputPoint[l]!.scale
+                let name = node.inputs[2] + "@int32"
+                params[name] = Tensor(checkedShape: [bias.count], scalars: bias.indices.map { Float(Double(bias[$0]) * (layers[l].scales[$0] * sIn)) })
+                node.inputs[2] = name
             }
             if case .add = node.op, let t = addTargets[i] {
                 for position in 0..<2 {

@@ -177,7 +177,7 @@ public final class IntegerModel: @unchecked Sendable {
         self.addTargets = addTargets
         self.gapRounding = gapRounding
         plan = try compilePlan()
-        simulation = try floatSimulation()
+        simulation = try floatSimulation(weights: simParams)
         dyadicSimulation = try integerSimulation()
     }
 
