@@ -6,10 +6,14 @@ import PackageDescription
 // that automatically when the compiler rejects `-target-cpu native`.
 let portable = Context.environment["MPQ_PORTABLE"].map { !$0.isEmpty && $0 != "0" } ?? false
 let hostCPU: [String] = portable ? [] : ["-Xfrontend", "-target-cpu", "-Xfrontend", "native"]
-let hotSwift: [SwiftSetting] = [
+// Only the kernels' inner loops, over buffers their callers have already validated, are built
+// without bounds and overflow checks. Every module that reads files or user values keeps them:
+// a mistake there must be an error or a trap at a named line, never a silent out-of-bounds read.
+let kernelSwift: [SwiftSetting] = [
     .unsafeFlags(hostCPU),
     .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
 ]
+let hotSwift: [SwiftSetting] = [.unsafeFlags(hostCPU)]
 
 let package = Package(
     name: "mpq",
@@ -38,7 +42,7 @@ let package = Package(
 
         // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: hotSwift),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: kernelSwift),
         .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
         .target(name: "Network",
                 dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -62,7 +66,7 @@ let package = Package(
             swiftSettings: hotSwift),
 
         // libFuzzer harness: built only by scripts/fuzz (-sanitize=fuzzer supplies main).
-        .executableTarget(name: "mpq-fuzz", dependencies: ["Script", "Kernels", "Tensors"],
+        .executableTarget(name: "mpq-fuzz", dependencies: ["Script", "Kernels", "Tensors", "Network"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

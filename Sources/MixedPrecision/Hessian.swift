@@ -28,6 +28,7 @@ public final class HessianAnalysis: @unchecked Sendable {
         guard images.shape.first == labels.count, labels.count > 0 else {
             throw NetworkError("Hessian: expected one label per image, found \(images.shape.first ?? 0) images and \(labels.count) labels")
         }
+        try model.checkFinite(for: "Hessian", data: images)
         self.model = model
         let (logits, trace) = try model.run(images, keepTrace: true)
         self.trace = trace!

@@ -66,6 +66,8 @@ public struct SensitivityTable: Sendable, Equatable {
     /// squares (the empirical Fisher diagonal); Ω = Σ F·ΔW².
     public static func fisher(model: Model, images: Tensor, labels: [Int], bits: [Int], granularity: Granularity = .perChannel) throws -> SensitivityTable {
         try checkBits(bits)
+        try model.checkFinite(for: "sensitivity", data: images)
+        guard images.shape.first ?? 0 > 0 else { throw NetworkError("sensitivity: the data holds no images") }
         let (logits, trace) = try model.run(images, keepTrace: true)
         let ce = try CrossEntropy(logits: logits, labels: labels)
         // Rows (pₙ − yₙ)/√N: per-example gradients scaled so their squares sum to the mean.
@@ -102,6 +104,8 @@ public struct SensitivityTable: Sendable, Equatable {
                 throw NetworkError("sensitivity: 'accuracy' needs one label per image")
             }
         }
+        try model.checkFinite(for: "sensitivity", data: images)
+        guard images.shape.first ?? 0 > 0 else { throw NetworkError("sensitivity: the data holds no images") }
         let reference = try model.run(images).output
         let c = reference.shape[1], n = reference.shape[0]
         let p = try CrossEntropy.softmax(reference)

@@ -50,12 +50,14 @@ public final class Model: @unchecked Sendable {
         layers = try findLayers()
     }
 
-    /// A deep copy (tensors are values, so this copies the graph and the dictionaries).
-    public func copy() -> Model {
-        let m = try! Model(name: name, nodes: nodes, input: input, output: output, inputShape: inputShape,
-                           parameters: parameterOrder.map { ($0, parameters[$0]!) },
-                           buffers: buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-        return m
+    /// A deep copy (tensors are values, so this copies the graph and the dictionaries). Nothing is
+    /// re-derived: the layers found when this model was made are its copy's too, so a copy runs no
+    /// forward pass and Ctrl-C cannot interrupt it half-way.
+    public func copy() -> Model { Model(copying: self) }
+
+    private init(copying m: Model) {
+        name = m.name; nodes = m.nodes; input = m.input; output = m.output; inputShape = m.inputShape
+        parameters = m.parameters; buffers = m.buffers; parameterOrder = m.parameterOrder; layers = m.layers
     }
 
     /// Every node input must be defined before use; the output must be produced.
@@ -270,4 +272,18 @@ public final class Model: @unchecked Sendable {
 
     /// Total parameters of the conv and linear weights.
     public var weightCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
+}
+
+extension Model {
+    /// Throws when a parameter or buffer holds NaN or infinity, naming it and its layer, for
+    /// the operations whose results would otherwise be silently meaningless (sensitivities,
+    /// Hessians, quantization, calibration). `data`, when given, is checked too.
+    public func checkFinite(for operation: String, data: Tensor? = nil) throws {
+        for name in parameterOrder + buffers.keys.sorted() {
+            guard let t = parameters[name] ?? buffers[name], t.firstNonFinite != nil else { continue }
+            let layer = layers.first { $0.weight == name || $0.bias == name }.map { " of layer '\($0.name)'" } ?? ""
+            do { try t.checkFinite("'\(name)'\(layer)") } catch { throw NetworkError("\(operation): model '\(self.name)': \(error)") }
+        }
+        if let data { do { try data.checkFinite("the input data") } catch { throw NetworkError("\(operation): \(error)") } }
+    }
 }

@@ -18,6 +18,7 @@ enum PoolOp {
         let oh = (h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
         let ow = (w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
         guard oh > 0, ow > 0 else { throw NetworkError("pooling: kernel \(a.kernel) does not fit input \(x.shape)") }
+        do { _ = try Tensor.elementCount(of: [n, c, oh, ow]) } catch { throw NetworkError("pooling: output [\(n), \(c), \(oh), \(ow)]: \(error)") }
         return Geometry(n: n, c: c, h: h, w: w, oh: oh, ow: ow, kh: a.kernel[0], kw: a.kernel[1],
                         sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1])
     }

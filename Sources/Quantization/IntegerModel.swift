@@ -58,6 +58,8 @@ public final class IntegerModel: @unchecked Sendable {
     /// Builds the engine for `model` under `policy` (every layer needs activation bits),
     /// calibrating each quantization point by min/max over `calibration`.
     public init(model: Model, policy: Policy, calibration: Tensor) throws {
+        guard calibration.shape.first ?? 0 > 0 else { throw QuantizationError("integer engine: the calibration data holds no images") }
+        try model.checkFinite(for: "integer engine", data: calibration)
         try policy.check(against: model)
         guard policy.activationBits.allSatisfy({ $0 != nil }) else {
             throw QuantizationError("integer engine: every layer needs activation bits (policy(model, bits: 8, activation_bits: 8))")

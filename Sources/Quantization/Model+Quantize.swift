@@ -27,6 +27,7 @@ extension Model {
         guard unknown.isEmpty else {
             throw NetworkError("quantize: no layer named \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")) in model '\(name)'; layers are \(layers.map(\.name).joined(separator: ", "))")
         }
+        try checkFinite(for: "quantize", data: calibration)
         let q = copy()
         for layer in layers {
             guard let b = bits[layer.name] else { continue }
@@ -69,6 +70,8 @@ extension Model {
 
     /// Min, max and mean |x| of each layer's input over a batch (evaluation mode).
     public func inputRanges(of layers: [Layer], on data: Tensor) throws -> [String: (low: Float, high: Float, meanAbs: Float)] {
+        guard data.shape.first ?? 0 > 0 else { throw NetworkError("calibration: the calibration data holds no images") }
+        try checkFinite(for: "calibration", data: data)
         var ranges: [String: (low: Float, high: Float, sumAbs: Double, count: Int)] = [:]
         let byNode = Dictionary(uniqueKeysWithValues: layers.map { ($0.node, $0.name) })
         _ = try run(data, observer: { index, inputs in

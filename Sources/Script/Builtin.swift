@@ -68,8 +68,8 @@ public struct Arguments {
     }
     public func int(_ name: String) throws -> Int {
         let x = try number(name)
-        guard x == x.rounded(), abs(x) < 9e15 else { throw fail("'\(name)' must be an integer, got \(Value.format(x))") }
-        return Int(x)
+        guard let i = Convert.whole(x) else { throw fail("'\(name)' must be an integer, got \(Value.format(x))") }
+        return i
     }
     public func optionalInt(_ name: String) throws -> Int? {
         if case .null = self[name] { return nil }
@@ -179,24 +179,34 @@ public final class Builtin: @unchecked Sendable {
              (.record, .record), (.function, .closure), (.function, .builtin), (.tensor, .tensor), (.model, .model),
              (.dataset, .dataset), (.tensorLike, .tensor), (.tensorLike, .number), (.tensorLike, .list), (.tensorLike, .range), (.shape, .list):
             ok = true
-        case (.integer, .number(let x)): ok = x == x.rounded()
+        case (.integer, .number(let x)): ok = Convert.whole(x) != nil
         default: ok = false
         }
         guard ok else {
             let which = position.map { "argument \($0)" } ?? "argument '\(p.name)'"
-            throw ScriptError.runtime("expected \(p.type.name) for \(which) of '\(name)', got \(v.typeName)", location)
+            let found = p.type == .integer && v.typeName == "Number" ? v.shown : v.typeName
+            throw ScriptError.runtime("expected \(p.type.name) for \(which) of '\(name)', got \(found)", location)
         }
     }
 }
 
 /// Conversions between script values and library types, with uniform errors.
 public enum Convert {
+    /// The one way a script's number becomes an Int: finite, whole and within `range` (by
+    /// default ±2^53, where Doubles still count exactly), or nil. Callers name the argument.
+    public static func whole(_ x: Double, in range: ClosedRange<Int> = -(1 << 53)...(1 << 53)) -> Int? {
+        guard x.isFinite, x == x.rounded(), x >= Double(range.lowerBound), x <= Double(range.upperBound) else { return nil }
+        return Int(x)
+    }
+
     /// Numbers, nested lists of numbers (rectangular) and tensors become tensors.
     public static func tensor(_ v: Value, what: String, at: SourceLocation?) throws -> Tensor {
         switch v {
         case .tensor(let t): return t
         case .number(let x): return Tensor(Float(x))
-        case .range(let lo, let hi): return Tensor((lo..<hi).map(Float.init))
+        case .range(let lo, let hi):
+            do { _ = try Tensor.elementCount(of: [hi - lo]) } catch { throw ScriptError.runtime("\(what): \(error)", at) }
+            return Tensor((lo..<hi).map(Float.init))
         case .list(let items):
             if items.isEmpty { return try Tensor(shape: [0], scalars: []) }
             if items.allSatisfy({ if case .number = $0 { return true }; return false }) {
@@ -217,10 +227,10 @@ public enum Convert {
     public static func shape(_ v: Value, what: String, at: SourceLocation?) throws -> [Int] {
         guard case .list(let items) = v else { throw ScriptError.runtime("expected a shape (list of integers) for \(what), got \(v.typeName)", at) }
         return try items.map { item in
-            guard case .number(let x) = item, x == x.rounded(), abs(x) < 1e15 else {
+            guard case .number(let x) = item, let d = Convert.whole(x) else {
                 throw ScriptError.runtime("expected integers in the shape for \(what), found \(item.shown)", at)
             }
-            return Int(x)
+            return d
         }
     }
 

@@ -126,8 +126,8 @@ extension Builtins {
             let t = try args.tensor("codes")
             let lo = -(1 << (bits - 1)), hi = (1 << bits) - 1
             let codes = try t.scalars.map { x -> UInt8 in
-                guard x == x.rounded(), Int(x) >= lo, Int(x) <= hi else { throw args.fail("code \(x) does not fit \(bits) bits") }
-                return UInt8(truncatingIfNeeded: Int(x))
+                guard let c = Convert.whole(Double(x), in: lo...hi) else { throw args.fail("code \(x) does not fit \(bits) bits") }
+                return UInt8(truncatingIfNeeded: c)
             }
             return .tensor(Tensor(BitPacking.pack(codes, bits: bits).map(Float.init)))
         },
@@ -137,7 +137,10 @@ extension Builtins {
                 examples: [BuiltinExample("unpack(pack([1, 2, 3], bits: 4), 3, 4)", "Tensor[3] [1, 2, 3]")]) { args, _ in
             let bits = try args.int("bits"), count = try args.int("count")
             guard (1...8).contains(bits) else { throw args.fail("bits must be in 1…8, got \(bits)") }
-            let bytes = try args.tensor("bytes").scalars.map { UInt8(clamping: Int($0)) }
+            let bytes = try args.tensor("bytes").scalars.map { x -> UInt8 in
+                guard let b = Convert.whole(Double(x), in: 0...255) else { throw args.fail("bytes must be whole numbers in 0…255, found \(x)") }
+                return UInt8(b)
+            }
             guard count >= 0, bytes.count >= BitPacking.byteCount(codes: count, bits: bits) else {
                 throw args.fail("\(count) codes of \(bits) bits need \(BitPacking.byteCount(codes: count, bits: bits)) bytes, got \(bytes.count)")
             }

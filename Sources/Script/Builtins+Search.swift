@@ -15,10 +15,10 @@ extension Arguments {
     func bitsList(_ name: String) throws -> [Int] {
         guard case .list(let xs) = self[name], !xs.isEmpty else { throw fail("'\(name)' must be a non-empty List of bit widths") }
         return try xs.map { v in
-            guard case .number(let x) = v, x == x.rounded(), (1...8).contains(Int(x)) else {
+            guard case .number(let x) = v, let b = Convert.whole(x, in: 1...8) else {
                 throw fail("'\(name)' must hold bit widths in 1…8, found \(v.shown)")
             }
-            return Int(x)
+            return b
         }
     }
 
@@ -161,16 +161,16 @@ extension Builtins {
                 switch v {
                 case .null: return Array(repeating: d, count: m.layers.count)
                 case .number(let x):
-                    guard x == x.rounded() else { throw args.fail("\(what) must be whole numbers, got \(Value.format(x))") }
-                    return Array(repeating: Int(x), count: m.layers.count)
+                    guard let b = Convert.whole(x) else { throw args.fail("\(what) must be whole numbers, got \(Value.format(x))") }
+                    return Array(repeating: b, count: m.layers.count)
                 case .list(let xs):
                     guard xs.count == m.layers.count else {
                         throw args.fail("\(what): expected \(m.layers.count) widths (one per layer: \(m.layers.map(\.name).joined(separator: ", "))), found \(xs.count)")
                     }
                     return try xs.map { x in
                         if case .null = x { return nil }
-                        guard case .number(let b) = x, b == b.rounded() else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
-                        return Int(b)
+                        guard case .number(let b) = x, let w = Convert.whole(b) else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
+                        return w
                     }
                 case .record(let r):
                     for k in r.keys where m.layer(named: k) == nil {
@@ -178,8 +178,8 @@ extension Builtins {
                     }
                     return try m.layers.map { l in
                         guard let x = r[l.name] else { return d }
-                        guard case .number(let b) = x, b == b.rounded() else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
-                        return Int(b)
+                        guard case .number(let b) = x, let w = Convert.whole(b) else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
+                        return w
                     }
                 default: throw args.fail("\(what) must be a Number, a List or a Record, got \(v.typeName)")
                 }
@@ -215,8 +215,10 @@ extension Builtins {
             if let e = try args.optionalInt("ends"), let first = m.layers.first, let last = m.layers.last { pins[first.name] = e; pins[last.name] = e }
             if case .record(let r) = args["pin"] {
                 for k in r.keys {
-                    guard case .number(let b) = r[k]!, b == b.rounded() else { throw args.fail("pin: bits must be whole numbers, found \(r[k]!.shown)") }
-                    pins[k] = Int(b)
+                    guard case .number(let b) = r[k]!, let w = Convert.whole(b, in: 1...8) else {
+                        throw args.fail("pin: bits must be whole numbers in 1…8, found \(r[k]!.shown) for '\(k)'")
+                    }
+                    pins[k] = w
                 }
             }
             let problem: BitAllocation

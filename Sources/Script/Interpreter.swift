@@ -76,10 +76,10 @@ public final class Interpreter {
     }
 
     static func integer(_ v: Value, _ what: String, _ at: SourceLocation) throws -> Int {
-        guard case .number(let x) = v, x == x.rounded(), abs(x) < 1e15 else {
+        guard case .number(let x) = v, let i = Convert.whole(x) else {
             throw ScriptError.runtime("expected an integer for the \(what), got \(v.typeName == "Number" ? v.shown : v.typeName)", at)
         }
-        return Int(x)
+        return i
     }
 
     func unknownName(_ n: String, _ env: Environment, at: SourceLocation) -> ScriptError {
@@ -135,14 +135,15 @@ public final class Interpreter {
             if frame.slots[p] != nil { throw ScriptError.runtime("argument '\(label)' of '\(f.name)' given twice", at) }
             frame.slots[p] = v
         }
+        // The call counts from here: a default argument may call the function again.
+        depth += 1
+        defer { depth -= 1 }
         if given < code.parameterCount {
             for p in given..<code.parameterCount where frame.slots[p] == nil {
                 guard let d = code.defaults[p] else { throw ScriptError.runtime("missing argument '\(f.parameters[p].name)' in call to '\(f.name)'", at) }
                 frame.slots[p] = try d.eval(frame, self)
             }
         }
-        depth += 1
-        defer { depth -= 1 }
         do {
             let (flow, v) = try code.body.value(frame, self)
             switch flow {

@@ -78,6 +78,8 @@ enum Operations {
         }
         switch (l, r) {
         case (.string(let a), .string(let b)) where op == .add:
+            do { try MemoryBudget.check(bytes: a.utf8.count + b.utf8.count, for: "a string of \(a.utf8.count + b.utf8.count) bytes") }
+            catch { throw fail("\(error)", at) }
             return .string(a + b)
         case (.tensor(let a), _):
             return try tensorOp(op, a, try Convert.tensor(r, what: "the right operand of '\(op.rawValue)'", at: at), at: at)
@@ -149,11 +151,11 @@ enum Operations {
     }
 
     static func position(_ v: Value, count: Int, at: SourceLocation) throws -> Int {
-        guard case .number(let x) = v, x == x.rounded(), abs(x) < 1e15 else {
+        guard case .number(let x) = v, let k = Convert.whole(x) else {
             throw fail("expected an integer index, got \(v.typeName == "Number" ? v.shown : v.typeName)", at)
         }
-        let i = Int(x) < 0 ? Int(x) + count : Int(x)
-        guard i >= 0 && i < count else { throw fail("index \(Int(x)) out of range: expected 0..<\(count)", at) }
+        let i = k < 0 ? k + count : k
+        guard i >= 0 && i < count else { throw fail("index \(k) out of range: expected 0..<\(count)", at) }
         return i
     }
 

@@ -8,6 +8,10 @@ public struct Parser {
     /// error instead of running out of stack (a fuzzer found 1,200 nested brackets).
     var nesting = 0
     static let maxNesting = 200
+    /// Links of operator, call, index, field and pipe chains open on the way here (`a + b + c` is
+    /// a tree two deep). Past `maxLinks` the parser stops: every later pass recurses that deep.
+    var links = 0
+    static let maxLinks = 2_000
     public private(set) var errors: [ScriptError] = []
 
     public init(tokens: [Token]) { self.tokens = tokens }
@@ -160,6 +164,14 @@ public struct Parser {
         return try pipe()
     }
 
+    /// One more link of a chain; the caller gives back its links when the chain ends.
+    mutating func link(_ count: inout Int) throws {
+        links += 1; count += 1
+        if links > Self.maxLinks {
+            throw error("expression chains more than \(Self.maxLinks) operators, calls, indices or fields; split it with names")
+        }
+    }
+
     mutating func nest() throws {
         nesting += 1
         if nesting > Self.maxNesting {
@@ -171,7 +183,9 @@ public struct Parser {
     // pipe := or ('|>' or)*        x |> f(a) means f(x, a)
     mutating func pipe() throws -> Expr {
         var e = try logicalOr()
+        var n = 0; defer { links -= n }
         while isSymbol("|>") {
+            try link(&n)
             let op = advance()
             skipNewlines()
             let rhs = try logicalOr()
@@ -186,12 +200,14 @@ public struct Parser {
     // or := and ('or' and)* ; and := not ('and' not)*
     mutating func logicalOr() throws -> Expr {
         var e = try logicalAnd()
-        while isKeyword("or") { let op = advance(); skipNewlines(); e = Expr(kind: .logical("or", e, try logicalAnd()), location: op.location) }
+        var n = 0; defer { links -= n }
+        while isKeyword("or") { try link(&n); let op = advance(); skipNewlines(); e = Expr(kind: .logical("or", e, try logicalAnd()), location: op.location) }
         return e
     }
     mutating func logicalAnd() throws -> Expr {
         var e = try logicalNot()
-        while isKeyword("and") { let op = advance(); skipNewlines(); e = Expr(kind: .logical("and", e, try logicalNot()), location: op.location) }
+        var n = 0; defer { links -= n }
+        while isKeyword("and") { try link(&n); let op = advance(); skipNewlines(); e = Expr(kind: .logical("and", e, try logicalNot()), location: op.location) }
         return e
     }
     // not := 'not' not | comparison
@@ -228,7 +244,9 @@ public struct Parser {
     // additive := multiplicative (('+' | '-') multiplicative)*
     mutating func additive() throws -> Expr {
         var e = try multiplicative()
+        var n = 0; defer { links -= n }
         while isSymbol("+") || isSymbol("-") {
+            try link(&n)
             let t = advance(); skipNewlines()
             e = Expr(kind: .binary(BinaryOperator(rawValue: t.text)!, e, try multiplicative()), location: t.location)
         }
@@ -238,7 +256,9 @@ public struct Parser {
     // multiplicative := unary (('*' | '/' | '%' | '@') unary)*
     mutating func multiplicative() throws -> Expr {
         var e = try unary()
+        var n = 0; defer { links -= n }
         while isSymbol("*") || isSymbol("/") || isSymbol("%") || isSymbol("@") {
+            try link(&n)
             let t = advance(); skipNewlines()
             e = Expr(kind: .binary(BinaryOperator(rawValue: t.text)!, e, try unary()), location: t.location)
         }
@@ -258,14 +278,21 @@ public struct Parser {
     // power := postfix ('**' unary)?        right-associative, binds tighter than unary minus on its left
     mutating func power() throws -> Expr {
         let e = try postfix()
-        if isSymbol("**") { let t = advance(); skipNewlines(); return Expr(kind: .binary(.power, e, try unary()), location: t.location) }
+        if isSymbol("**") {
+            var n = 0; defer { links -= n }
+            try link(&n)
+            let t = advance(); skipNewlines()
+            return Expr(kind: .binary(.power, e, try unary()), location: t.location)
+        }
         return e
     }
 
     // postfix := primary ('(' args ')' | '[' expr (',' expr)* ']' | '.' NAME)*
     mutating func postfix() throws -> Expr {
         var e = try primary()
+        var n = 0; defer { links -= n }
         while true {
+            if isSymbol("(") || isSymbol("[") || isSymbol(".") { try link(&n) }
             if isSymbol("(") {
                 _ = advance()
                 e = Expr(kind: .call(e, try arguments()), location: e.location)
@@ -319,8 +346,11 @@ public struct Parser {
                 switch p {
                 case .text(let s): segments.append(.text(s))
                 case .code(let code, let at):
+                    // An interpolation nests like a bracket, and its parser inherits how deep it is.
+                    try nest(); defer { nesting -= 1 }
                     var lexer = Lexer(code, startingAt: at)
                     var sub = Parser(tokens: try lexer.tokenize())
+                    sub.nesting = nesting; sub.links = links
                     let e = try sub.expression()
                     guard sub.atEnd || sub.isNewline else { throw sub.error("expected ')' to end the interpolation") }
                     segments.append(.expression(e))

@@ -35,8 +35,13 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
                 out += "\n --> \(file):\(at.line):\(at.column)"
                 if at.line >= 1 && at.line <= lines.count {
                     let number = String(at.line), pad = String(repeating: " ", count: number.count)
-                    let text = String(lines[at.line - 1])
-                    out += "\n\(pad) |\n\(number) | \(text)\n\(pad) | " + String(repeating: " ", count: max(0, at.column - 1)) + "^"
+                    // A long line is shown as 100 characters around the caret.
+                    let line = Array(lines[at.line - 1])
+                    let caret = min(max(0, at.column - 1), line.count)
+                    let from = line.count > 100 ? max(0, min(caret - 60, line.count - 100)) : 0
+                    let to = min(line.count, from + 100)
+                    let text = (from > 0 ? "…" : "") + String(line[from..<to]) + (to < line.count ? "…" : "")
+                    out += "\n\(pad) |\n\(number) | \(text)\n\(pad) | " + String(repeating: " ", count: caret - from + (from > 0 ? 1 : 0)) + "^"
                 }
             }
             for call in e.calls { out += "\ncalled from '\(call.function)' at \(file):\(call.location.line):\(call.location.column)" }

@@ -93,6 +93,7 @@ public enum NPZ {
             let dataStart = r.offset
             let stored = try r.take(compressed, "data of '\(name)'")
             guard size <= entryLimit else { throw r.fail("'\(name)' is \(size) bytes, over the limit of \(entryLimit)", at: dataStart) }
+            do { try MemoryBudget.check(bytes: size, for: "'\(name)'") } catch { throw r.fail("\(error)", at: dataStart) }
             let data: ArraySlice<UInt8>
             switch method {
             case 0:

@@ -74,3 +74,17 @@ extension Tensor {
         return best
     }
 }
+
+extension Tensor {
+    /// The flat index of the first NaN or infinity, or nil when every element is finite.
+    public var firstNonFinite: Int? {
+        withUnsafeScalars { p in p.firstIndex { !$0.isFinite } }
+    }
+
+    /// Throws when an element is NaN or infinite, naming `what` and the first such element.
+    public func checkFinite(_ what: @autoclosure () -> String) throws {
+        guard let i = firstNonFinite else { return }
+        let bad = scalars.lazy.filter { !$0.isFinite }.count
+        throw TensorError.invalidArgument("\(what()) holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s") (the first, \(scalars[i]), at flat index \(i)); results from it would mean nothing")
+    }
+}

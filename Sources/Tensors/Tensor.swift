@@ -11,8 +11,11 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     public internal(set) var scalars: [Float]
 
 
-    /// The largest tensor the library will allocate (2³¹ elements = 8 GiB of Float32).
-    nonisolated(unsafe) public static var maxElementCount = 1 << 31
+    /// The largest tensor the library will allocate: `MemoryBudget.limit` bytes of Float32.
+    public static var maxElementCount: Int {
+        get { MemoryBudget.limit / MemoryLayout<Float>.size }
+        set { MemoryBudget.limit = newValue * MemoryLayout<Float>.size }
+    }
 
     /// The number of elements of `shape`, or an error naming what is wrong with it.
     public static func elementCount(of shape: [Int]) throws -> Int {

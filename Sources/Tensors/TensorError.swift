@@ -7,6 +7,8 @@ public enum TensorError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidShape(String)
     /// More elements than `Tensor.maxElementCount`.
     case tooLarge(elements: String, limit: Int)
+    /// An allocation sized by input over `MemoryBudget.limit` (bytes −1: more than Int.max).
+    case overBudget(what: String, bytes: Int, limit: Int)
     /// An index or axis out of range.
     case outOfRange(what: String, index: Int, bound: Int)
     /// An argument with a value the operation does not accept.
@@ -23,7 +25,10 @@ public enum TensorError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .invalidShape(reason):
             return "invalid shape: \(reason)"
         case let .tooLarge(elements, limit):
-            return "tensor too large: \(elements) elements, the limit is \(limit)"
+            return "tensor too large: \(elements) elements, the limit is \(limit) (\(MemoryBudget.format(limit * 4)) of Float32; set MPQ_MEMORY_LIMIT to change it)"
+        case let .overBudget(what, bytes, limit):
+            let asked = bytes < 0 ? "more than \(Int.max) bytes" : "\(bytes) bytes (\(MemoryBudget.format(bytes)))"
+            return "\(what) needs \(asked); the memory limit is \(MemoryBudget.format(limit)) (set MPQ_MEMORY_LIMIT to change it)"
         case let .outOfRange(what, index, bound):
             return "\(what) \(index) out of range: expected 0..<\(bound)"
         case let .invalidArgument(reason):

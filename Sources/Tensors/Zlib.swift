@@ -2,6 +2,9 @@ import CZlib
 
 /// zlib, wrapped once: gzip and raw-deflate streams in memory, and CRC-32.
 enum Zlib {
+    /// The most deflate can expand: 258 bytes from 2 bits, about 1032:1.
+    static let maxRatio = 1032
+
     /// Inflates a gzip stream (`gzip: true`) or a raw deflate stream. `expectedSize` (when
     /// known) sizes the output; `limit` bounds it so a malicious stream cannot exhaust memory.
     static func inflate(_ input: ArraySlice<UInt8>, gzip: Bool, expectedSize: Int? = nil, limit: Int,
@@ -12,6 +15,15 @@ enum Zlib {
             throw TensorError.io(path: path, reason: "zlib could not start")
         }
         defer { inflateEnd(&stream) }
+        // Deflate cannot expand past 1032:1, so a longer output means a corrupt stream; and no
+        // output may pass the memory budget. Past either bound the stream stops with an error.
+        let (ratioBound, overflow) = input.count.multipliedReportingOverflow(by: maxRatio)
+        let limit = Swift.min(limit, MemoryBudget.limit, overflow ? Int.max : ratioBound + 1024)
+        if let expectedSize, expectedSize > limit {
+            throw TensorError.malformedFile(path: path, offset: 0, reason: expectedSize > MemoryBudget.limit
+                ? TensorError.overBudget(what: "decompressing", bytes: expectedSize, limit: MemoryBudget.limit).description
+                : "declares \(expectedSize) bytes from \(input.count) compressed ones, more than deflate's \(maxRatio):1 allows")
+        }
         var out = [UInt8](repeating: 0, count: Swift.min(limit, Swift.max(expectedSize ?? input.count * 4, 1024)))
         var produced = 0
         let status: Int32 = input.withUnsafeBufferPointer { inp in
@@ -37,7 +49,8 @@ enum Zlib {
         }
         guard status == Z_STREAM_END else {
             let consumed = input.count - Int(stream.avail_in)
-            let reason = status == Z_BUF_ERROR ? "decompressed data exceeds \(limit) bytes"
+            let reason = status == Z_BUF_ERROR
+                ? "decompressed data exceeds \(limit) bytes" + (limit == MemoryBudget.limit ? " (the memory limit; set MPQ_MEMORY_LIMIT to change it)" : "")
                 : status == Z_DATA_ERROR && stream.avail_in == 0 ? "compressed stream is truncated"
                 : "corrupt compressed data"
             throw TensorError.malformedFile(path: path, offset: consumed, reason: reason)

@@ -1,22 +1,41 @@
 import Dispatch
 import Foundation
 import Kernels
+import Network
 import Script
 import Tensors
 
-/// libFuzzer entry point: each input is a script, run by a fresh interpreter with the stdlib
-/// loaded. Errors are the expected outcome; a crash, a sanitizer report, a hang past the
-/// watchdog or memory past libFuzzer's limit is a finding. Built by `scripts/fuzz` with
+/// libFuzzer entry point. `MPQ_FUZZ_TARGET` picks what each input is:
+/// - `lang` (default): a script, run by a fresh interpreter with the stdlib loaded;
+/// - `onnx`: the bytes of an ONNX file, imported and, when that succeeds, run on one zero input;
+/// - `npz`: the bytes of an .npz archive (and, when it fails as one, of a single .npy array).
+/// Errors are the expected outcome; a crash, a sanitizer report, a hang past the watchdog or
+/// memory past libFuzzer's limit is a finding. Built by `scripts/fuzz` with
 /// `-sanitize=fuzzer,address`; not part of the normal build's products.
 nonisolated(unsafe) var generation = 0
 nonisolated(unsafe) var configured = false
+nonisolated(unsafe) var target = "lang"
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func mpqFuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if !configured {
-        // Scripts may ask for huge tensors; the limit turns those into errors, not OOM reports.
+        // Inputs may ask for huge tensors; the limit turns those into errors, not OOM reports.
         Tensor.maxElementCount = 1 << 22
+        target = ProcessInfo.processInfo.environment["MPQ_FUZZ_TARGET"] ?? "lang"
         configured = true
+    }
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    switch target {
+    case "onnx":
+        if let model = try? ONNXImporter.load(bytes: bytes, name: "fuzz", source: "fuzz.onnx"),
+           let x = try? Tensor.zeros([1] + model.inputShape) {
+            _ = try? model.run(x)
+        }
+        return 0
+    case "npz":
+        if (try? NPZ.decode(bytes, path: "fuzz.npz")) == nil { _ = try? NPY.decode(bytes[...], path: "fuzz.npy") }
+        return 0
+    default: break
     }
     let source = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     Interrupt.clear()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Kernels
 import Network
@@ -25,6 +26,86 @@ struct MPQ: ParsableCommand {
 /// Exit codes of sysexits(3), as LANGUAGE.md asks.
 enum Exit {
     static let syntax: Int32 = 65, runtime: Int32 = 70, io: Int32 = 74
+
+    /// The status for an error a subcommand threw: 74 when the file system said no, else 70.
+    static func status(for error: Error) -> Int32 {
+        if case TensorError.io? = error as? TensorError { return io }
+        if let e = error as? ScriptError { return e.kind == .io ? io : e.kind == .syntax ? syntax : runtime }
+        return runtime
+    }
+}
+
+extension MPQ {
+    /// Parses the command line (a usage error exits 65 with the parser's message), then runs the
+    /// command on a thread with a large stack, so deeply nested values and long chains end in the
+    /// language's own limits rather than in the main thread's 8 MiB. Errors exit 70, or 74 for I/O.
+    static func main() {
+        let command: ParsableCommand
+        do { command = try parseAsRoot() } catch {
+            let code = exitCode(for: error)
+            if code == .success { print(fullMessage(for: error)); Foundation.exit(0) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(Exit.syntax)
+        }
+        final class Run: @unchecked Sendable {
+            var command: ParsableCommand
+            var status: Int32 = 0
+            init(_ command: ParsableCommand) { self.command = command }
+        }
+        let run = Run(command)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do { try run.command.run() } catch let e as ExitCode { run.status = e.rawValue } catch {
+                if exitCode(for: error) == .success { print(fullMessage(for: error)) } else {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                    run.status = Exit.status(for: error)
+                }
+            }
+            done.signal()
+        }
+        thread.stackSize = 512 << 20
+        thread.start()
+        done.wait()
+        Foundation.exit(run.status)
+    }
+}
+
+/// A script's text: at most 16 MiB of UTF-8. An error names the file and, for text that is not
+/// UTF-8, the offset of the first byte that is not.
+func scriptText(_ data: Data, file: String) throws -> String {
+    let limit = 16 << 20
+    guard data.count <= limit else {
+        throw TensorError.io(path: file, reason: "is \(MemoryBudget.format(data.count)); scripts are limited to \(MemoryBudget.format(limit))")
+    }
+    var parser = Unicode.UTF8.ForwardParser()
+    var bytes = data.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &bytes) {
+        case .valid(let scalar): offset += scalar.count
+        case .emptyInput: return String(decoding: data, as: UTF8.self)
+        case .error(let length):
+            let byte = data[data.startIndex + offset]
+            throw TensorError.io(path: file, reason: "not UTF-8 text: byte \(offset) is 0x\(String(byte, radix: 16, uppercase: true))\(length > 1 ? " (and \(length - 1) more)" : "") where a character should start or continue")
+        }
+    }
+}
+
+/// Reads a script file; a missing, unreadable or undecodable file is an I/O error (exit 74).
+func readScript(_ file: String) throws -> String {
+    try FileIO.checkPath(file)
+    guard let data = FileManager.default.contents(atPath: file) else {
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: file, isDirectory: &isDir)
+        throw TensorError.io(path: file, reason: "cannot read: \(exists ? (isDir.boolValue ? "it is a directory" : "permission denied") : "no such file")")
+    }
+    return try scriptText(data, file: file)
+}
+
+/// Prints an error the way scripts print theirs and returns the exit status.
+func report(_ error: Error) -> Int32 {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    return Exit.status(for: error)
 }
 
 struct Run: ParsableCommand {
@@ -41,17 +122,16 @@ struct Run: ParsableCommand {
             throw ExitCode(session.runScript(expression, file: "-e", show: true))
         }
         if let file = arguments.first {
-            guard let data = FileManager.default.contents(atPath: file), let source = String(data: data, encoding: .utf8) else {
-                FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
-                throw ExitCode(Exit.io)
-            }
+            let source: String
+            do { source = try readScript(file) } catch { throw ExitCode(report(error)) }
             throw ExitCode(session.runScript(source, file: file, show: false))
         }
         if isatty(STDIN_FILENO) != 0 {
             REPL(session: session).loop()
             return
         }
-        let source = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        let source: String
+        do { source = try scriptText(FileHandle.standardInput.readDataToEndOfFile(), file: "<stdin>") } catch { throw ExitCode(report(error)) }
         throw ExitCode(session.runScript(source, file: "<stdin>", show: false))
     }
 }
@@ -66,14 +146,17 @@ struct NotebookCommand: ParsableCommand {
 
     func run() throws {
         signal(SIGINT) { _ in Interrupt.request() }
-        guard let data = FileManager.default.contents(atPath: file), let source = String(data: data, encoding: .utf8) else {
-            FileHandle.standardError.write(Data("error: cannot read \(file)\n".utf8))
-            throw ExitCode(Exit.io)
-        }
+        let source: String
+        do { source = try readScript(file) } catch { throw ExitCode(report(error)) }
         var notebook = Notebook(source: source)
         let failures = notebook.run(in: Session().interpreter, file: file)
+        let format = URL(fileURLWithPath: output).pathExtension
+        guard ["ipynb", "md", "html"].contains(format) else {
+            FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md or .html, got \(output)\n".utf8))
+            throw ExitCode(Exit.io)
+        }
         let bytes: Data
-        switch URL(fileURLWithPath: output).pathExtension {
+        switch format {
         case "ipynb": bytes = try notebook.ipynb()
         case "md": bytes = Data(notebook.markdown().utf8)
         case "html": bytes = Data(notebook.html(title: URL(fileURLWithPath: file).lastPathComponent).utf8)
@@ -81,10 +164,7 @@ struct NotebookCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md or .html, got \(output)\n".utf8))
             throw ExitCode(Exit.io)
         }
-        do { try bytes.write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
-            FileHandle.standardError.write(Data("error: cannot write \(output): \(error.localizedDescription)\n".utf8))
-            throw ExitCode(Exit.io)
-        }
+        do { try FileIO.writeAtomically([UInt8](bytes), to: output) } catch { throw ExitCode(report(error)) }
         let codeCells = notebook.cells.filter { $0.kind == .code }.count
         print("\(file): \(codeCells) code cells, \(failures) failed → \(output)")
         for cell in notebook.cells where cell.error != nil { FileHandle.standardError.write(Data((cell.error! + "\n").utf8)) }

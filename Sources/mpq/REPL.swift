@@ -3,6 +3,7 @@ import Foundation
 import Kernels
 import Network
 import Script
+import Tensors
 
 /// The session Tab completes against (libedit's callback is a C function: no captures).
 nonisolated(unsafe) var completionSession: Session?
@@ -45,6 +46,9 @@ struct REPL {
             }
             let line = String(cString: raw)
             free(raw)
+            // A Ctrl-C while the line was typed (or just after the last command ended) stopped
+            // nothing: it must not stop the command typed next.
+            Interrupt.clear()
             if buffer.isEmpty && line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if buffer.isEmpty && (trimmed.hasPrefix(":") || trimmed.hasPrefix("?")) {
@@ -115,18 +119,17 @@ struct REPL {
             accepted.removeAll()
             print("variables cleared")
         case ":load":
-            guard let data = FileManager.default.contents(atPath: arg), let source = String(data: data, encoding: .utf8) else {
-                print("error: cannot read '\(arg)'"); return true
-            }
+            let source: String
+            do { source = try readScript(arg) } catch { print("error: \(error)"); return true }
             do { try interpreter.run(source) } catch let e as ScriptError {
                 FileHandle.standardError.write(Data((e.render(source: source, file: arg) + "\n").utf8))
             } catch { print("error: \(error)") }
         case ":save":
             guard !arg.isEmpty else { print("error: expected a file name after :save"); return true }
             do {
-                try Data((accepted.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: arg), options: .atomic)
+                try FileIO.writeAtomically(Array((accepted.joined(separator: "\n") + "\n").utf8), to: arg)
                 print("saved \(accepted.count) inputs to \(arg)")
-            } catch { print("error: cannot write '\(arg)': \(error.localizedDescription)") }
+            } catch { print("error: \(error)") }
         case ":time":
             let start = Date()
             if evaluate(arg) { accepted.append(arg) }

@@ -53,6 +53,9 @@ struct GraphReader {
         }
     }
 
+    /// The largest kernel, stride, pad or dilation accepted.
+    static let maxExtent = 1 << 16
+
     func fail(_ node: Onnx_NodeProto, _ message: String) -> NetworkError {
         NetworkError("\(source): node '\(node.name)' (\(node.opType)): \(message)")
     }
@@ -108,6 +111,35 @@ struct GraphReader {
         }
     }
 
+    /// How many inputs each operator takes (optional ones included), as ONNX defines it.
+    static let inputCounts: [String: ClosedRange<Int>] = [
+        "Constant": 0...0, "Conv": 2...3, "Gemm": 2...3, "MatMul": 2...2, "Add": 2...2, "Mul": 2...2, "Relu": 1...1,
+        "Clip": 1...3, "MaxPool": 1...1, "AveragePool": 1...1, "GlobalAveragePool": 1...1, "Flatten": 1...1,
+        "Reshape": 2...2, "BatchNormalization": 5...5, "Softmax": 1...1, "Identity": 1...1, "Dropout": 1...3,
+        "QuantizeLinear": 2...3, "DequantizeLinear": 2...3,
+    ]
+
+    /// Arity before anything reads a node's inputs: the count ONNX allows, and the data input present.
+    func checkArity(_ n: Onnx_NodeProto) throws {
+        guard let allowed = Self.inputCounts[n.opType] else { return }
+        guard allowed.contains(n.input.count) else {
+            let expected = allowed.count == 1 ? "\(allowed.lowerBound)" : "\(allowed.lowerBound) to \(allowed.upperBound)"
+            throw fail(n, "expected \(expected) input\(allowed.upperBound == 1 ? "" : "s"), found \(n.input.count)")
+        }
+        if allowed.lowerBound > 0, n.input[0].isEmpty { throw fail(n, "its first input has no name") }
+    }
+
+    /// An integer list attribute with `count` entries, each in `range` (ONNX leaves sizes open;
+    /// a stride of 0 or pads of 2^40 describe no network and would overflow the shape arithmetic).
+    func ints(_ node: Onnx_NodeProto, _ key: String, count: Int, in range: ClosedRange<Int>) throws -> [Int]? {
+        guard let v = ints(node, key) else { return nil }
+        guard v.count == count else { throw fail(node, "expected \(count) values in '\(key)', found \(v)") }
+        if let bad = v.first(where: { !range.contains($0) }) {
+            throw fail(node, "'\(key)' value \(bad) is outside \(range.lowerBound)…\(range.upperBound)")
+        }
+        return v
+    }
+
     func attribute(_ node: Onnx_NodeProto, _ key: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == key } }
     func ints(_ node: Onnx_NodeProto, _ key: String) -> [Int]? { attribute(node, key).map { $0.ints.map(Int.init) } }
     func int(_ node: Onnx_NodeProto, _ key: String) -> Int? { attribute(node, key).map { Int($0.i) } }
@@ -146,6 +178,11 @@ struct GraphReader {
             case .int32?: (lo, hi) = (Int(Int32.min), Int(Int32.max))
             default: throw fail(n, "zero points of ONNX type \(type ?? 0) are not supported")
             }
+            // As the spec says: one zero point per scale, each a value of its type.
+            guard zero.count == s.count else {
+                throw fail(n, "expected \(s.count) zero point\(s.count == 1 ? "" : "s") (one per scale), found \(zero.count)")
+            }
+            if let bad = zero.first(where: { $0 < lo || $0 > hi }) { throw fail(n, "zero point \(bad) is outside its type's range \(lo)…\(hi)") }
         }
         return (s.scalars, zero, lo, hi)
     }
@@ -156,6 +193,7 @@ struct GraphReader {
         for (index, n) in graph.node.enumerated() {
             guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw fail(n, "operator domain '\(n.domain)' is not supported") }
             guard let out = n.output.first, !out.isEmpty else { throw fail(n, "has no output") }
+            try checkArity(n)
             let nodeName = n.name.isEmpty ? "\(n.opType)_\(index)" : n.name
             var inputs = n.input
             let op: Op
@@ -171,10 +209,11 @@ struct GraphReader {
                 guard inputs.count >= 2, let w = constants[inputs[1]], w.rank == 4 else {
                     throw fail(n, "expected a constant 4-D weight (2-D convolution)")
                 }
-                let pads = ints(n, "pads") ?? [0, 0, 0, 0]
-                guard pads.count == 4 else { throw fail(n, "expected 4 pads for a 2-D convolution, found \(pads)") }
-                op = .conv(ConvAttributes(strides: ints(n, "strides") ?? [1, 1], pads: pads,
-                                          dilations: ints(n, "dilations") ?? [1, 1], groups: int(n, "group") ?? 1))
+                let pads = try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0]
+                let groups = int(n, "group") ?? 1
+                guard groups >= 1, groups <= w.shape[0] else { throw fail(n, "group \(groups) must be in 1…\(w.shape[0]) (the output channels)") }
+                op = .conv(ConvAttributes(strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1], pads: pads,
+                                          dilations: try ints(n, "dilations", count: 2, in: 1...Self.maxExtent) ?? [1, 1], groups: groups))
             case "Gemm":
                 op = .gemm(GemmAttributes(alpha: float(n, "alpha") ?? 1, beta: float(n, "beta") ?? 1,
                                           transA: (int(n, "transA") ?? 0) != 0, transB: (int(n, "transB") ?? 0) != 0))
@@ -192,8 +231,9 @@ struct GraphReader {
                 if (int(n, "ceil_mode") ?? 0) != 0 { throw fail(n, "ceil_mode=1 is not supported") }
                 if let d = ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilated pooling is not supported") }
                 if n.output.count > 1 { throw fail(n, "the indices output is not supported") }
-                guard let k = ints(n, "kernel_shape"), k.count == 2 else { throw fail(n, "expected a 2-D kernel_shape") }
-                let a = PoolAttributes(kernel: k, strides: ints(n, "strides") ?? [1, 1], pads: ints(n, "pads") ?? [0, 0, 0, 0],
+                guard let k = try ints(n, "kernel_shape", count: 2, in: 1...Self.maxExtent) else { throw fail(n, "expected a 2-D kernel_shape") }
+                let a = PoolAttributes(kernel: k, strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1],
+                                       pads: try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0],
                                        countIncludePad: (int(n, "count_include_pad") ?? 0) != 0)
                 op = n.opType == "MaxPool" ? .maxPool(a) : .averagePool(a)
             case "GlobalAveragePool": op = .globalAveragePool
@@ -227,9 +267,12 @@ struct GraphReader {
             case "DequantizeLinear":
                 guard inputs.count >= 2 else { throw fail(n, "expected x and x_scale") }
                 if let q = pendingQuantize[inputs[0]] {
-                    let (scale, _, _, _) = try quantizationParameters(n)
+                    let (scale, zero, lo, hi) = try quantizationParameters(n)
                     guard scale.count == 1, scale[0] == q.scale else {
                         throw fail(n, "dequantizes with another scale than its QuantizeLinear; not supported")
+                    }
+                    guard lo - zero[0] == q.qmin, hi - zero[0] == q.qmax else {
+                        throw fail(n, "dequantizes with another zero point or type than its QuantizeLinear; not supported")
                     }
                     inputs = [q.input]
                     op = .fakeQuantize(scale: q.scale, qmin: q.qmin, qmax: q.qmax)
