@@ -328,8 +328,52 @@ def mpqt(header_fields):
     return b"MPQT" + header_fields
 
 
+def mpqt_file(name, header, codes):
+    h = json.dumps(header).encode()
+    return write(name + ".mpqt", b"MPQT" + struct.pack("<I", len(h)) + h + codes)
+
+
+good = {"shape": [4], "bits": 4, "scheme": "asymmetric", "sliceSize": 4, "scales": [0.5], "zeroPoints": [3]}
+for name, change in (("zero-max", {"zeroPoints": [9223372036854775807]}), ("zero-min", {"zeroPoints": [-9223372036854775808]}),
+                     ("zero-16", {"zeroPoints": [16]}), ("scale-negative", {"scales": [-1.0]}),
+                     ("shape-huge", {"shape": [1 << 40], "scales": [0.5] * 1}), ("bits-0", {"bits": 0}),
+                     ("scheme-unknown", {"scheme": "magic"}), ("slice-zero", {"sliceSize": 0})):
+    header = dict(good, **change)
+    case("mpqt-" + name, ["-e", 'dequantize(load("%s"))' % mpqt_file("bad-" + name, header, b"\x12\x34")], "")
+case("mpqt-good-control", ["-e", 'print(dequantize(load("%s"))); [][1]' % mpqt_file("good", good, b"\x12\x34")], "out of range")
 case("mpqt-garbage", ["-e", 'load("%s")' % write("garbage.mpqt", b"MPQT" + os.urandom(64) if False else b"MPQT" + bytes(range(64)))], "")
 case("mpqt-empty", ["-e", 'load("%s")' % write("empty.mpqt", b"")], "")
+
+# ---------------------------------------------------------------- policy files (JSON)
+def policy_case(name, text, expect):
+    path = write("policy-" + name + ".json", text.encode() if isinstance(text, str) else text)
+    case("policyfile-" + name, ["-e", 'load("%s", model: zoo("mlp"))' % path], expect)
+
+
+def entry(name, bits=4, act="null"):
+    return '{"name": "%s", "weight": {"bits": %s}, "activation": %s}' % (name, bits, act)
+
+
+def policy(entries, version="1"):
+    return '{"format": "mpq-policy", "version": %s, "layers": [%s]}' % (version, ", ".join(entries))
+
+
+policy_case("bits-40", policy([entry("fc1", 40), entry("fc2"), entry("fc3")]), "weight.bits")
+policy_case("bits-1e300", policy([entry("fc1", "1e300"), entry("fc2"), entry("fc3")]), "weight.bits")
+policy_case("bits-string", policy([entry("fc1", '"4"'), entry("fc2"), entry("fc3")]), "weight.bits")
+policy_case("activation-nan", policy([entry("fc1", act='{"bits": NaN}'), entry("fc2"), entry("fc3")]), "")
+policy_case("activation-99", policy([entry("fc1", act='{"bits": 99}'), entry("fc2"), entry("fc3")]), "activation.bits")
+policy_case("unknown-layer", policy([entry("fc1"), entry("fc2"), entry("fc3"), entry("conv9")]), "conv9")
+policy_case("missing-layer", policy([entry("fc1"), entry("fc2")]), "fc3")
+policy_case("duplicate-layer", policy([entry("fc1"), entry("fc1"), entry("fc2"), entry("fc3")]), "twice")
+policy_case("unknown-scheme", policy(['{"name": "fc1", "weight": {"bits": 4, "scheme": "magic"}}', entry("fc2"), entry("fc3")]), "scheme")
+policy_case("version-99", policy([entry("fc1"), entry("fc2"), entry("fc3")], version="99"), "version")
+policy_case("not-json", b"\x00\xff{{{", "JSON")
+policy_case("truncated", policy([entry("fc1"), entry("fc2"), entry("fc3")])[:40], "JSON")
+policy_case("deep", "[" * 100000 + "]" * 100000, "")
+policy_case("top-list", "[1, 2]", "object")
+case("policy-without-model", ["-e", 'load("{dir}/policy-bits-40.json")'], "model:")
+case("policy-save-not-json", ["-e", 'm = zoo("mlp"); save(policy(m, bits: 4), "{dir}/p.npz")'], ".json")
 
 # ---------------------------------------------------------------- scripts
 script("zeros-8gib", "zeros([65536, 32768])", "")

@@ -99,6 +99,15 @@ public struct PackedTensor: Sendable, Equatable {
               Quantizer.Scheme(rawValue: header.scheme) != nil else {
             throw QuantizationError("\(path): the header is inconsistent (shape \(header.shape), \(header.bits) bits, slices of \(header.sliceSize), \(header.scales.count) scales)")
         }
+        // Codes are bits wide: a zero point outside 0…2^bits − 1 (asymmetric; 0 otherwise) or a
+        // negative scale describes no quantizer, and would overflow the dequantization.
+        let asymmetric = header.scheme == Quantizer.Scheme.asymmetric.rawValue
+        if let (i, z) = header.zeroPoints.enumerated().first(where: { asymmetric ? !(0...((1 << header.bits) - 1)).contains($0.1) : $0.1 != 0 }) {
+            throw QuantizationError("\(path): zero point \(i) is \(z); expected \(asymmetric ? "0…\((1 << header.bits) - 1) for \(header.bits)-bit codes" : "0 for the \(header.scheme) scheme")")
+        }
+        if let (i, s) = header.scales.enumerated().first(where: { !($0.1 >= 0 && $0.1.isFinite) }) {
+            throw QuantizationError("\(path): scale \(i) is \(s); expected a finite number ≥ 0")
+        }
         let expected = BitPacking.byteCount(codes: count, bits: header.bits)
         guard data.count - 8 - n == expected else {
             throw QuantizationError("\(path): expected \(expected) bytes of codes after byte \(8 + n), found \(data.count - 8 - n)")

@@ -27,26 +27,37 @@ extension Builtins {
                 examples: [BuiltinExample("len(zoo(\"resnet20\").layers)", "22")]) { args, _ in
             .model(try Zoo.make(try args.string("name"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))))
         },
-        Builtin("load", category: "models", [.required("path", .string), .optional("into", .model)], returns: "Model",
-                summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model.",
-                examples: [BuiltinExample("load(\"../shared/reference/fmnist_cnn.onnx\").name", "fmnist_cnn")]) { args, _ in
+        Builtin("load", category: "models", [.required("path", .string), .optional("into", .model), .optional("model", .model)], returns: "Model",
+                summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model; a packed tensor (.mpqt); or a policy saved as JSON (.json) for `model:` (the format is in README.md; errors name the layer and field).",
+                examples: [BuiltinExample("load(\"../shared/reference/fmnist_cnn.onnx\").name", "fmnist_cnn"),
+                           BuiltinExample("m = zoo(\"mlp\"); save(policy(m, bits: [8, 4, 8]), \"/tmp/mpq-doc-policy.json\"); load(\"/tmp/mpq-doc-policy.json\", model: m).bits", "[8, 4, 8]")]) { args, _ in
             let path = try args.string("path")
             if case .model(let m) = args["into"] {
                 try m.loadStateDict(path: path)
                 return .model(m)
+            }
+            if path.hasSuffix(".json") {
+                guard case .model(let m) = args["model"] else { throw args.fail("a policy file needs the model it is for: load(\"\(path)\", model: m)") }
+                return .object(PolicyObject(try Policy.load(path: path, model: m), model: m))
             }
             if path.hasSuffix(".onnx") { return .model(try ONNXImporter.load(path: path)) }
             if path.hasSuffix(".mpqt") { return .object(PackedTensorObject(try PackedTensor.load(path))) }
             return .model(try Model.load(path: path))
         },
         Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
-                summary: "Saves a model (graph and weights) as .npz, or a packed tensor (from packed()) in mpq's .mpqt format, atomically; load(path) reads either back.",
+                summary: "Saves a model (graph and weights) as .npz, a packed tensor (from packed()) in mpq's .mpqt format, or a policy as JSON (.json), atomically; load(path) reads them back (a policy with load(path, model: m)).",
                 examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3")]) { args, _ in
             if case .object(let o) = args["model"], let p = o as? PackedTensorObject {
                 try p.packed.save(to: try args.string("path"))
                 return .null
             }
-            guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or a packed tensor to save, got \(args["model"].typeName)") }
+            if case .object(let o) = args["model"], let p = o as? PolicyObject {
+                let path = try args.string("path")
+                guard path.hasSuffix(".json") else { throw args.fail("a policy is saved as JSON: expected a path ending in .json, got \(path)") }
+                try p.policy.save(to: path, modelName: p.model.name)
+                return .null
+            }
+            guard case .model(let m) = args["model"] else { throw args.fail("expected a Model, a packed tensor or a Policy to save, got \(args["model"].typeName)") }
             try m.save(path: try args.string("path"))
             return .null
         },

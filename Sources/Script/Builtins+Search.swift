@@ -40,24 +40,11 @@ extension Builtins {
 
     static func traces(_ model: Model, _ data: Dataset, method: String, layers: [Layer], samples: Int, seed: UInt64,
                        _ args: Arguments, _ interp: Interpreter) throws -> [String: Double] {
-        let analysis = try HessianAnalysis(model: model, data: data)
-        switch method {
-        case "exact":
-            guard analysis.usesGaussNewton || layers.allSatisfy({ $0.parameterCount <= HessianAnalysis.exactProductLimit }) else {
-                throw args.fail("method \"exact\" on a network that is not piecewise linear needs one product per weight; use method: \"hutchinson\"")
-            }
-            return try analysis.exactDiagonals(layers, progress: args.progress(interp, "hessian (exact)"))
-                .mapValues { $0.scalars.reduce(0.0) { $0 + Double($1) } }
-        case "hutchinson":
-            var out: [String: Double] = [:]
-            for (i, layer) in layers.enumerated() {
-                out[layer.name] = try analysis.hutchinson(layer, samples: samples, seed: seed).mean
-                args.progress(interp, "hessian (hutchinson)")(i + 1, layers.count)
-            }
-            return out
-        default:
+        guard let m = HessianAnalysis.TraceMethod(rawValue: method) else {
             throw args.fail("method must be \"exact\" or \"hutchinson\", got \"\(method)\"")
         }
+        return try HessianAnalysis.traces(model: model, data: data, method: m, layers: layers, samples: samples, seed: seed,
+                                          progress: args.progress(interp, "hessian (\(method))")).mapValues(\.mean)
     }
 
     static func layers(_ model: Model, _ v: Value, _ args: Arguments) throws -> [Layer] {
@@ -97,7 +84,7 @@ extension Builtins {
                 [.required("model", .model), .required("data", .dataset), .optional("method", .string, .string("exact")),
                  .optional("layers", .list), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
                 returns: "Record",
-                summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3.",
+                summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3. Data past 512 images is analysed in chunks of 512 whose blocks combine as the mean loss's (H = Σ n_c/N·H_c), so memory stays that of one chunk.",
                 examples: [BuiltinExample("hessian_trace(\(mlp), \(mnist), layers: [\"fc3\"]).fc3 > 0", "true")]) { args, interp in
             let m = try args.model("model")
             let layers = try layers(m, args["layers"], args)

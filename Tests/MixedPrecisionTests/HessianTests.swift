@@ -166,3 +166,20 @@ func hessianMatchesReference(_ name: String) throws {
         #expect(abs(eig - expectedEig) <= 0.02 * expectedEig, "\(name) \(layer.name): top eigenvalue \(eig) vs \(expectedEig)")
     }
 }
+
+/// Past `traceChunk` images the traces are taken chunk by chunk (memory of one chunk) and
+/// combined as the mean loss's Hessian is: the result equals one analysis of the whole batch.
+@Test func chunkedTracesEqualOneBatch() throws {
+    let model = try Zoo.make("mlp")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_mlp.npz")
+    let data = try FashionMNIST.load(.train, limit: HessianAnalysis.traceChunk + 88)
+    let whole = try HessianAnalysis(model: model, data: data).exactDiagonals()
+    var steps: [(Int, Int)] = []
+    let chunked = try HessianAnalysis.traces(model: model, data: data, method: .exact, progress: { steps.append(($0, $1)) })
+    for layer in model.layers {
+        let trace = whole[layer.name]!.scalars.reduce(0.0) { $0 + Double($1) }
+        #expect(abs(chunked[layer.name]!.mean - trace) <= 1e-4 * trace, "\(layer.name): chunked \(chunked[layer.name]!.mean) vs whole \(trace)")
+    }
+    #expect(steps.last.map { $0.0 == $0.1 } == true)
+    #expect(throws: (any Error).self) { try HessianAnalysis.traces(model: model, data: try FashionMNIST.load(.train, limit: 0), method: .exact) }
+}

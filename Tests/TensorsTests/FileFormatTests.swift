@@ -155,3 +155,53 @@ func npy(_ header: String, _ data: [UInt8]) -> [UInt8] {
     #expect(throws: TensorError.self) { try NPY.read("/nonexistent/x.npy") }
     do { _ = try IDX.read("/tmp") ; Issue.record("read a directory") } catch { #expect("\(error)".contains("directory")) }
 }
+
+/// Saves replace regular files atomically and nothing else: a symbolic link's target is
+/// replaced (the link stays), directories, FIFOs and NUL-bearing paths are refused with the
+/// file left as it was, and a dead writer's temporary is removed by the next save.
+@Test func atomicWritesRespectWhatTheyReplace() throws {
+    let path = temporaryPath("atomic.bin")
+    try FileIO.writeAtomically([1, 2, 3], to: path)
+    #expect(try FileIO.read(path) == [1, 2, 3])
+
+    // A temporary left by a process that no longer runs (pids never reach 2^30).
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    let stale = "\(dir)/.atomic.bin.1073741823.tmp"
+    FileManager.default.createFile(atPath: stale, contents: Data([9]))
+    try FileIO.writeAtomically([4, 5], to: path)
+    #expect(!FileManager.default.fileExists(atPath: stale))
+    #expect(try FileIO.read(path) == [4, 5])
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".atomic.bin.") }.isEmpty)
+
+    let link = temporaryPath("atomic-link.bin")
+    try? FileManager.default.removeItem(atPath: link)
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+    try FileIO.writeAtomically([6], to: link)
+    #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == path)
+    #expect(try FileIO.read(path) == [6])
+
+    let fifo = temporaryPath("atomic.fifo")
+    try? FileManager.default.removeItem(atPath: fifo)
+    #expect(mkfifo(fifo, 0o600) == 0)
+    #expect(throws: TensorError.io(path: fifo, reason: "is a FIFO; mpq writes regular files (and character devices) only")) {
+        try FileIO.writeAtomically([1], to: fifo)
+    }
+    var st = stat()
+    #expect(lstat(fifo, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO)
+    #expect(throws: TensorError.self) { try FileIO.writeAtomically([1], to: dir) }
+    #expect(throws: TensorError.self) { try FileIO.writeAtomically([1], to: path + "\u{0}x") }
+    #expect(throws: TensorError.self) { try FileIO.read(path + "\u{0}x") }
+    #expect(try FileIO.read(path) == [6])
+}
+
+/// The memory budget: sizes parse with K/M/G, and a request past the limit is an error that
+/// names both, before anything is allocated.
+@Test func memoryBudgetRefusesBeforeAllocating() throws {
+    #expect(MemoryBudget.parse("2G") == 2 << 30 && MemoryBudget.parse("512m") == 512 << 20 && MemoryBudget.parse("4096") == 4096)
+    #expect(MemoryBudget.parse("x") == nil && MemoryBudget.parse("-1") == nil && MemoryBudget.parse("99999999999G") == nil)
+    #expect(throws: TensorError.overBudget(what: "a test", bytes: MemoryBudget.limit + 1, limit: MemoryBudget.limit)) {
+        try MemoryBudget.check(bytes: MemoryBudget.limit + 1, for: "a test")
+    }
+    #expect(throws: TensorError.self) { try MemoryBudget.check(count: Int.max / 2, of: 4, for: "overflow") }
+    #expect(throws: TensorError.self) { try Tensor.zeros([Tensor.maxElementCount + 1]) }
+}
