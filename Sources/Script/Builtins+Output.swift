@@ -191,13 +191,21 @@ extension Interpreter {
                 let names = declarations.filter { $0.category == c }.map(\.name)
                 if !names.isEmpty { out += "\n  \(c): \(names.joined(separator: ", "))" }
             }
+            for file in Set(stdlibFunctions.map(\.file)).sorted() {
+                out += "\n  stdlib/\(file): " + stdlibFunctions.filter { $0.file == file }.map(\.name).joined(separator: ", ")
+            }
             return out
         case .builtin(let b): return b.help
         case .string(let name):
             if let b = builtins[name] { return b.help }
-            let near = builtins.keys.min { editDistance($0, name) < editDistance($1, name) } ?? ""
-            throw ScriptError.runtime("no builtin named '\(name)'; did you mean '\(near)'?", at)
+            if let f = stdlibFunctions.first(where: { $0.name == name }) { return f.help }
+            let near = (Array(builtins.keys) + stdlibFunctions.map(\.name)).min { editDistance($0, name) < editDistance($1, name) } ?? ""
+            throw ScriptError.runtime("no builtin or stdlib function named '\(name)'; did you mean '\(near)'?", at)
         case .closure(let c):
+            if let f = stdlibFunctions.first(where: { $0.name == c.function.name }), globals.values[f.name].map({
+                if case .closure(let g) = $0 { return g === c }; return false }) == true {
+                return f.help
+            }
             return "fn \(c.function.name)(\(c.function.parameters.map(\.name).joined(separator: ", "))) — defined at line \(c.function.location.line)"
         default:
             return "a \(target.typeName): \(target.shown)"

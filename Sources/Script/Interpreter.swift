@@ -37,6 +37,8 @@ public final class Interpreter {
 
     /// Every builtin, by category then name.
     public var declarations: [Builtin] { builtins.values.sorted { ($0.category, $0.name) < ($1.category, $1.name) } }
+    /// The stdlib's functions with their documentation, in file order (filled by `loadStdlib`).
+    public internal(set) var stdlibFunctions: [StdlibFunction] = []
 
     // MARK: Running programs
 

@@ -11,6 +11,15 @@ extension Interpreter {
                 }
             }
         }
+        if !stdlibFunctions.isEmpty {
+            out += "\n## stdlib\n\nFunctions written in mpq itself (`stdlib/*.mpq`), loaded before every script; their help is the comment above each.\n"
+            for f in stdlibFunctions {
+                out += "\n### `\(f.name)`\n\n```\n\(f.signature)\n```\n\n\(f.summary) (stdlib/\(f.file))\n"
+                if !f.examples.isEmpty {
+                    out += "\n```\n" + f.examples.map { $0.code + ($0.result.map { "   # → \($0)" } ?? "") }.joined(separator: "\n") + "\n```\n"
+                }
+            }
+        }
         return out
     }
 }

@@ -30,6 +30,7 @@ extension Interpreter {
             do { try run(source) } catch let e as ScriptError {
                 throw ScriptError(kind: e.kind, message: "in stdlib \(f): " + e.render(source: source, file: path), location: nil)
             }
+            stdlibFunctions += Stdlib.documentation(of: source, file: f)
         }
     }
 }
