@@ -8,12 +8,20 @@ public enum ParameterType: Sendable, Equatable {
     case tensorLike
     /// A list of integers (a shape).
     case shape
+    /// One of these strings: binding checks it (with "did you mean"), and help lists them.
+    case choice([String])
+
+    /// The choices of an enumeration, by raw value.
+    public static func choice<E: CaseIterable & RawRepresentable>(_ type: E.Type) -> ParameterType where E.RawValue == String {
+        .choice(type.allCases.map(\.rawValue))
+    }
 
     var name: String {
         switch self {
         case .any: "any value"; case .number: "Number"; case .integer: "integer Number"; case .string: "String"
         case .bool: "Bool"; case .list: "List"; case .record: "Record"; case .function: "Function"; case .tensor: "Tensor"
         case .model: "Model"; case .dataset: "Dataset"; case .tensorLike: "Tensor (or numbers)"; case .shape: "List of integers (a shape)"
+        case .choice(let options): "one of " + options.map { "\"\($0)\"" }.joined(separator: ", ")
         }
     }
 }
@@ -75,6 +83,12 @@ public struct Arguments {
         if case .null = self[name] { return nil }
         return try int(name)
     }
+    /// A `.choice` argument as the enumeration it names (binding already checked the string).
+    public func choice<E: RawRepresentable>(_ name: String, as type: E.Type = E.self) throws -> E where E.RawValue == String {
+        let s = try string(name)
+        guard let v = E(rawValue: s) else { throw fail("'\(name)' must be one of the declared choices, got \"\(s)\"") }
+        return v
+    }
     public func string(_ name: String) throws -> String {
         guard case .string(let s) = self[name] else { throw fail("'\(name)' must be a String") }
         return s
@@ -128,9 +142,10 @@ public final class Builtin: @unchecked Sendable {
         return "\(name)(\(ps.joined(separator: ", "))) -> \(returns)"
     }
 
-    /// The help text: signature, summary, examples.
+    /// The help text: signature, summary, the choices of string options, examples.
     public var help: String {
         var out = "\(signature)\n  \(summary)"
+        for p in parameters { if case .choice = p.type { out += "\n  \(p.name): \(p.type.name)" } }
         if !examples.isEmpty {
             out += "\n  examples:"
             for e in examples { out += "\n    \(e.code)" + (e.result.map { "   # → \($0)" } ?? "") }
@@ -180,11 +195,18 @@ public final class Builtin: @unchecked Sendable {
              (.dataset, .dataset), (.tensorLike, .tensor), (.tensorLike, .number), (.tensorLike, .list), (.tensorLike, .range), (.shape, .list):
             ok = true
         case (.integer, .number(let x)): ok = Convert.whole(x) != nil
+        case (.choice(let options), .string(let x)): ok = options.contains(x)
         default: ok = false
         }
         guard ok else {
             let which = position.map { "argument \($0)" } ?? "argument '\(p.name)'"
-            let found = p.type == .integer && v.typeName == "Number" ? v.shown : v.typeName
+            var found = p.type == .integer && v.typeName == "Number" ? v.shown : v.typeName
+            if case .choice(let options) = p.type, case .string(let x) = v {
+                found = "\"\(x)\""
+                if let near = options.min(by: { editDistance($0, x) < editDistance($1, x) }), editDistance(near, x) <= max(1, x.count / 3) {
+                    found += " (did you mean \"\(near)\"?)"
+                }
+            }
             throw ScriptError.runtime("expected \(p.type.name) for \(which) of '\(name)', got \(found)", location)
         }
     }

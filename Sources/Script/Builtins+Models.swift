@@ -6,15 +6,12 @@ import Tensors
 
 extension Builtins {
     static let data: [Builtin] = [
-        Builtin("fashion_mnist", category: "data", [.optional("split", .string), .optional("limit", .integer)],
+        Builtin("fashion_mnist", category: "data", [.optional("split", .choice(["train", "test"])), .optional("limit", .integer)],
                 returns: "Record or Dataset",
                 summary: "Fashion-MNIST from the Debian package dataset-fashion-mnist: without a split, a record {train, test, calibration} (calibration = the first 512 training images); with split: \"train\" or \"test\", that split's first `limit` images in file order.",
                 examples: [BuiltinExample("fashion_mnist(split: \"test\", limit: 8).count", "8")]) { args, _ in
             let limit = try args.optionalInt("limit")
-            if let split = try args.optionalString("split") {
-                guard let s = FashionMNIST.Split(rawValue: split) else { throw args.fail("split must be \"train\" or \"test\", got \"\(split)\"") }
-                return .dataset(try FashionMNIST.load(s, limit: limit))
-            }
+            if case .string = args["split"] { return .dataset(try FashionMNIST.load(try args.choice("split"), limit: limit)) }
             let train = try FashionMNIST.load(.train, limit: limit)
             return .record(Record([("train", .dataset(train)), ("test", .dataset(try FashionMNIST.load(.test, limit: limit))),
                                    ("calibration", .dataset(try train.slice(0..<512)))]))
@@ -64,7 +61,7 @@ extension Builtins {
         Builtin("train", category: "models",
                 [.required("model", .model), .required("data", .dataset), .optional("epochs", .integer, .number(10)),
                  .optional("lr", .number, .number(0.1)), .optional("batch", .integer, .number(128)),
-                 .optional("seed", .integer, .number(0)), .optional("optimizer", .string, .string("sgd"))],
+                 .optional("seed", .integer, .number(0)), .optional("optimizer", .choice(["sgd", "adam"]), .string("sgd"))],
                 returns: "Record",
                 summary: "Trains in place with cross-entropy (SGD with Nesterov momentum and a one-cycle schedule peaking at lr, or optimizer: \"adam\" at a constant lr), showing progress; Ctrl-C stops after the current batch. Returns {epochs, loss, accuracy, seconds}.",
                 examples: [BuiltinExample("train(zoo(\"mlp\"), fashion_mnist(split: \"train\", limit: 256), epochs: 1).epochs", "1")]) { args, interp in
@@ -73,11 +70,8 @@ extension Builtins {
             options.epochs = try args.int("epochs"); options.batchSize = try args.int("batch")
             options.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
             let lr = Float(try args.number("lr"))
-            switch try args.string("optimizer") {
-            case "sgd": options.schedule = .oneCycle(peak: lr)
-            case "adam": options.optimizer = .adam(); options.schedule = .constant(lr)
-            case let other: throw args.fail("optimizer must be \"sgd\" or \"adam\", got \"\(other)\"")
-            }
+            if try args.string("optimizer") == "adam" { options.optimizer = .adam(); options.schedule = .constant(lr) }
+            else { options.schedule = .oneCycle(peak: lr) }
             let r = try model.train(on: try args.dataset("data"), options: options, progress: { p in interp.progress(p.line, done: p.endOfEpoch) })
             return .record(Record([("epochs", .number(Double(r.epochsCompleted))), ("loss", .number(r.finalLoss)),
                                    ("accuracy", .number(r.trainAccuracy)), ("seconds", .number(r.seconds)),

@@ -10,15 +10,12 @@ extension Builtins {
         let group = try args.optionalInt("group")
         let isDefaultClip: Bool = { if case .string("max") = args["clip"] { return true }; return false }()
         if schemeName == "symmetric" && roundingName == "nearest_even" && isDefaultClip && group == nil { return nil }
-        guard let scheme = Quantizer.Scheme(rawValue: schemeName) else {
-            throw args.fail("scheme must be one of \(Quantizer.Scheme.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")); got \"\(schemeName)\"")
-        }
+        let scheme: Quantizer.Scheme = try args.choice("scheme")
         let rounding: Quantizer.Rounding
         switch roundingName {
         case "nearest_even": rounding = .nearestEven
         case "nearest_away": rounding = .nearestAway
-        case "stochastic": rounding = .stochastic(seed: UInt64(truncatingIfNeeded: try args.int("seed")))
-        default: throw args.fail("rounding must be \"nearest_even\", \"nearest_away\" or \"stochastic\"; got \"\(roundingName)\"")
+        default: rounding = .stochastic(seed: UInt64(truncatingIfNeeded: try args.int("seed")))
         }
         let clipping: Quantizer.Clipping
         switch args["clip"] {
@@ -46,18 +43,15 @@ extension Builtins {
             } catch let e as QuantizationError { throw args.fail(e.message) }
         },
         Builtin("packed", category: "quantizers",
-                [.required("x", .tensorLike), .optional("bits", .integer, .number(4)), .optional("scheme", .string, .string("symmetric")),
-                 .optional("granularity", .string, .string("channel")), .optional("group", .integer)],
+                [.required("x", .tensorLike), .optional("bits", .integer, .number(4)), .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")),
+                 .optional("granularity", .choice(Granularity.self), .string("channel")), .optional("group", .integer)],
                 returns: "PackedTensor",
                 summary: "Quantizes a tensor and stores its codes packed at `bits` per code with a scale (and zero point) per slice: exact bytes (.bytes), dequantize(p), save(p, \"w.mpqt\") and load(\"w.mpqt\"). Schemes as quantize: symmetric, symmetric_full, asymmetric, binary (1 bit), ternary (2 bits).",
                 examples: [BuiltinExample("packed(ones([64, 64]), bits: 4).bytes", "2304"),
                            BuiltinExample("dequantize(packed([0.5, -1, 0.25], bits: 3, granularity: \"tensor\"))", "Tensor[3] [0.6667, -1, 0.3333]")]) { args, _ in
             let t = try args.tensor("x")
             let g = try args.string("granularity")
-            guard g == "channel" || g == "tensor" else { throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
-            guard let scheme = Quantizer.Scheme(rawValue: try args.string("scheme")) else {
-                throw args.fail("scheme must be one of \(Quantizer.Scheme.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
+            let scheme: Quantizer.Scheme = try args.choice("scheme")
             let slicing: Quantizer.Slicing = try args.optionalInt("group").map { .group($0) } ?? (g == "tensor" || t.rank <= 1 ? .tensor : .channel)
             do {
                 return .object(PackedTensorObject(try PackedTensor(t.rank == 0 ? try t.reshaped([1]) : t,
@@ -72,13 +66,12 @@ extension Builtins {
             }
             return .tensor(p.packed.dequantize())
         },
-        Builtin("binarize", category: "quantizers", [.required("x", .tensorLike), .optional("granularity", .string, .string("channel"))],
+        Builtin("binarize", category: "quantizers", [.required("x", .tensorLike), .optional("granularity", .choice(Granularity.self), .string("channel"))],
                 returns: "Tensor",
                 summary: "XNOR-Net's binary weights: sign(x)·mean|x| per output channel (or per tensor), sign(0) = +1.",
                 examples: [BuiltinExample("binarize([[1, -3], [0, 2]])", "Tensor[2, 2] [[2, -2], [1, 1]]")]) { args, _ in
             let t = try args.tensor("x")
-            let g = try args.string("granularity")
-            guard let granularity = Granularity(rawValue: g) else { throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
+            let granularity: Granularity = try args.choice("granularity")
             return .tensor(try WeightQuantizer.quantize(t.rank == 0 ? try t.reshaped([1]) : t, bits: 1,
                                                         granularity: t.rank <= 1 ? .perTensor : granularity).reshaped(t.shape))
         },
@@ -101,9 +94,9 @@ extension Builtins {
             return .record(Record([("multiplier", .number(Double(d.multiplier))), ("shift", .number(Double(d.shift))), ("value", .number(d.value))]))
         },
         Builtin("quantize", category: "quantizers",
-                [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .string, .string("channel")),
+                [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .choice(Granularity.self), .string("channel")),
                  .optional("activation_bits", .integer), .optional("calibration", .any),
-                 .optional("scheme", .string, .string("symmetric")), .optional("rounding", .string, .string("nearest_even")),
+                 .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
                  .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0))],
                 returns: "Tensor or Model",
                 summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold), \"gaussian\" (EdMIPS, 1…4 bits), \"pow2\" (HMQ: threshold T_max/2^j, T_max the least power of two ≥ max|W|, step T/2^(b−1); clip \"mse\" picks the best j); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\" or \"stochastic\" (seeded); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
@@ -121,9 +114,7 @@ extension Builtins {
             }
             guard case .number = args["bits"] else { throw args.fail("expected a Number of bits or a Policy for argument 2, got \(args["bits"].typeName)") }
             let bits = try args.int("bits")
-            guard let granularity = Granularity(rawValue: try args.string("granularity")) else {
-                throw args.fail("granularity must be \"channel\" or \"tensor\", got \"\(try args.string("granularity"))\"")
-            }
+            let granularity: Granularity = try args.choice("granularity")
             if let q = try configuredQuantizer(args, bits: bits, granularity: granularity) {
                 switch args["x"] {
                 case .model(let m):

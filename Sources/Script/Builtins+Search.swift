@@ -23,9 +23,7 @@ extension Arguments {
     }
 
     func granularity(_ name: String = "granularity") throws -> Granularity {
-        let g = try string(name)
-        guard let v = Granularity(rawValue: g) else { throw fail("granularity must be \"channel\" or \"tensor\", got \"\(g)\"") }
-        return v
+        try choice(name)
     }
 
     /// A stderr progress line for long work: "label 3/22".
@@ -40,9 +38,7 @@ extension Builtins {
 
     static func traces(_ model: Model, _ data: Dataset, method: String, layers: [Layer], samples: Int, seed: UInt64,
                        _ args: Arguments, _ interp: Interpreter) throws -> [String: Double] {
-        guard let m = HessianAnalysis.TraceMethod(rawValue: method) else {
-            throw args.fail("method must be \"exact\" or \"hutchinson\", got \"\(method)\"")
-        }
+        guard let m = HessianAnalysis.TraceMethod(rawValue: method) else { throw args.fail("method must be one of the declared choices, got \"\(method)\"") }
         return try HessianAnalysis.traces(model: model, data: data, method: m, layers: layers, samples: samples, seed: seed,
                                           progress: args.progress(interp, "hessian (\(method))")).mapValues(\.mean)
     }
@@ -81,7 +77,7 @@ extension Builtins {
             return .dataset(try Dataset(name: "distilled from \(m.name)", images: r.images, labels: labels, classes: 10))
         },
         Builtin("hessian_trace", category: "sensitivity",
-                [.required("model", .model), .required("data", .dataset), .optional("method", .string, .string("exact")),
+                [.required("model", .model), .required("data", .dataset), .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")),
                  .optional("layers", .list), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
                 returns: "Record",
                 summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3. Data past 512 images is analysed in chunks of 512 whose blocks combine as the mean loss's (H = Σ n_c/N·H_c), so memory stays that of one chunk.",
@@ -106,9 +102,9 @@ extension Builtins {
             return .record(Record(try layers.map { ($0.name, .number(try analysis.topEigenvalue($0, iterations: iters, seed: seed))) }))
         },
         Builtin("sensitivity", category: "sensitivity",
-                [.required("model", .model), .required("data", .dataset), .optional("metric", .string, .string("hessian")),
-                 .optional("bits", .list, .list([2, 3, 4, 8].map { .number(Double($0)) })), .optional("granularity", .string, .string("channel")),
-                 .optional("method", .string, .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
+                [.required("model", .model), .required("data", .dataset), .optional("metric", .choice(["hessian", "hawq", "fisher", "kl", "mpqnnco", "mse", "accuracy"]), .string("hessian")),
+                 .optional("bits", .list, .list([2, 3, 4, 8].map { .number(Double($0)) })), .optional("granularity", .choice(Granularity.self), .string("channel")),
+                 .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
                 returns: "Sensitivity",
                 summary: "A layer × bits table of how much quantizing one layer's weights hurts (larger is worse). metric: \"hessian\" (HAWQ-V3: Tr(H)/P·‖Q_b(W)−W‖², traces by `method` as in hessian_trace), \"fisher\" (Σ F·ΔW², empirical Fisher diagonal), \"kl\" (ZeroQ: mean KL(fp‖q) with only that layer quantized), \"mpqnnco\" (½·E[Σp·Δo² − (Σp·Δo)²] of the logit change), \"mse\" (mean squared logit change), \"accuracy\" (accuracy lost on `data`). Fields: metric, layers, bits, values, params, rows.",
                 examples: [BuiltinExample("sensitivity(\(mlp), \(mnist), bits: [2, 4]).layers", "[\"fc1\", \"fc2\", \"fc3\"]"),
@@ -132,13 +128,13 @@ extension Builtins {
                                                       labels: data.labels, bits: bits, granularity: g,
                                                       progress: args.progress(interp, "sensitivity (\(metric))"))
             default:
-                throw args.fail("metric must be one of \"hessian\", \"fisher\", \"kl\", \"mpqnnco\", \"mse\", \"accuracy\"; got \"\(metric)\"")
+                throw args.fail("metric must be one of the declared choices, got \"\(metric)\"")
             }
             return .object(SensitivityObject(table, model: m, detail: detail))
         },
         Builtin("policy", category: "search",
                 [.required("model", .model), .optional("bits", .any, .number(8)), .optional("activation_bits", .any),
-                 .optional("granularity", .string, .string("channel"))],
+                 .optional("granularity", .choice(Granularity.self), .string("channel"))],
                 returns: "Policy",
                 summary: "A policy by hand: `bits` is one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net; 1-bit weights are sign(W)·mean|W_c|). Fields: layers, bits, activation_bits, params, macs, average_bits, size, bitops, rows.",
                 examples: [BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, 8]).average_bits", "7.441657579062159"),
@@ -177,7 +173,7 @@ extension Builtins {
                                                    granularity: try args.granularity()), model: m))
         },
         Builtin("search", category: "search",
-                [.required("sensitivity", .any), .optional("solver", .string, .string("ilp")), .optional("size", .number),
+                [.required("sensitivity", .any), .optional("solver", .choice(["ilp", "greedy", "brute"]), .string("ilp")), .optional("size", .number),
                  .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number),
                  .optional("energy", .number), .optional("pin", .record),
                  .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
@@ -223,7 +219,7 @@ extension Builtins {
                     let best = try problem.solveExactly()
                     origin.append(("gap", .number(best.objective > 0 ? (solution.objective - best.objective) / best.objective : 0)))
                 case "brute": solution = try problem.solveByEnumeration()
-                default: throw args.fail("solver must be \"ilp\", \"greedy\" or \"brute\", got \"\(solver)\"")
+                default: throw args.fail("solver must be one of the declared choices, got \"\(solver)\"")
                 }
             } catch let f as BitAllocation.Failure { throw args.fail(f.description) }
             origin.append(("objective", .number(solution.objective)))
@@ -232,7 +228,7 @@ extension Builtins {
             return .object(PolicyObject(p, model: m, origin: Record(origin)))
         },
         Builtin("pareto", category: "search",
-                [.required("sensitivity", .any), .optional("cost", .string, .string("size")), .optional("ties", .bool, .bool(true))],
+                [.required("sensitivity", .any), .optional("cost", .choice(["size", "bitops", "energy"]), .string("size")), .optional("ties", .bool, .bool(true))],
                 returns: "Frontier",
                 summary: "Every allocation no other beats in both cost and summed sensitivity, found at once by dynamic programming (ZeroQ's frontier). cost: \"size\" (bytes), \"bitops\" or \"energy\" (µJ on BitFusion, see cost()). plot(f) draws it; f.policies lists a policy per point.",
                 examples: [BuiltinExample("pareto(sensitivity(\(mlp), \(mnist), bits: [2, 8])).count", "5")]) { args, _ in
@@ -243,7 +239,7 @@ extension Builtins {
             case "size": cost = .size
             case "bitops": cost = .bitOps(activationBits: nil)
             case "energy": cost = .bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm)
-            default: throw args.fail("cost must be \"size\", \"bitops\" or \"energy\", got \"\(kind)\"")
+            default: throw args.fail("cost must be one of the declared choices, got \"\(kind)\"")
             }
             let problem = try BitAllocation(model: s.model, table: s.table, budgets: [(cost, .infinity)], tieSharedInputs: try args.bool("ties"))
             do { return .object(FrontierObject(try problem.paretoFrontier(), cost: cost, sensitivity: s)) }
@@ -290,7 +286,7 @@ extension Builtins {
             return .number(try args.object("policy", PolicyObject.self, what: "a Policy").policy.bitOps(of: m))
         },
         Builtin("cost", category: "costs",
-                [.required("model", .model), .required("policy", .any), .optional("kind", .string, .string("size")),
+                [.required("model", .model), .required("policy", .any), .optional("kind", .choice(["size", "bitops", "bitfusion", "energy"]), .string("size")),
                  .optional("rows", .integer, .number(16)), .optional("columns", .integer, .number(32)),
                  .optional("core_pj", .number, .number(CostModel.EnergyConstants.horowitz45nm.core)),
                  .optional("sram_pj", .number, .number(CostModel.EnergyConstants.horowitz45nm.sram)),
@@ -318,7 +314,7 @@ extension Builtins {
                         : .bitFusion(activationBits: p.activationBits[$1], rows: rows, columns: cols)
                     return $0 + (try model.cost(m.layers[$1], bits: p.weightBits[$1]))
                 })
-            case let k: throw args.fail("kind must be \"size\", \"bitops\", \"bitfusion\" or \"energy\", got \"\(k)\"")
+            case let k: throw args.fail("kind must be one of the declared choices, got \"\(k)\"")
             }
         },
         Builtin("predict_accuracy", category: "search",
