@@ -173,7 +173,7 @@ extension Builtins {
                                                    granularity: try args.granularity()), model: m))
         },
         Builtin("search", category: "search",
-                [.required("sensitivity", .any), .optional("solver", .choice(["ilp", "greedy", "brute"]), .string("ilp")), .optional("size", .number),
+                [.required("sensitivity", .any), .optional("solver", .choice(Search.Solver.self), .string("ilp")), .optional("size", .number),
                  .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number),
                  .optional("energy", .number), .optional("pin", .record),
                  .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
@@ -181,51 +181,30 @@ extension Builtins {
                 summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()), energy (µJ per image on a 16×32 BitFusion array, activations at the weight bits; see cost()). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
                 examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, interp in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
-            let m = s.model
-            var budgets: [(CostModel, Double)] = []
-            if let v = try args.optionalNumber("size") { budgets.append((.size, v)) }
-            if let v = try args.optionalNumber("average_bits") { budgets.append((.size, try CostModel.size.uniformCost(m, bits: 1) * v)) }
-            if let v = try args.optionalNumber("bitops") { budgets.append((.bitOps(activationBits: nil), v)) }
-            if let v = try args.optionalNumber("latency") {
-                guard s.table.bits.allSatisfy({ $0 >= 2 }) else { throw args.fail("a latency budget needs widths of 2…8 bits (the integer kernels' range)") }
-                budgets.append((try LatencyTable.cached(m, bits: Array(Set(s.table.bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table.costModel, v))
-            }
-            if let v = try args.optionalNumber("energy") {
-                budgets.append((.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm), v))
-            }
-            guard !budgets.isEmpty else { throw args.fail("give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
-            var pins: [String: Int] = [:]
-            if let e = try args.optionalInt("ends"), let first = m.layers.first, let last = m.layers.last { pins[first.name] = e; pins[last.name] = e }
+            let kinds: [(String, (Double) -> Search.Budget)] = [("size", Search.Budget.size), ("average_bits", Search.Budget.averageBits),
+                                                                ("bitops", Search.Budget.bitOps), ("latency", Search.Budget.latency),
+                                                                ("energy", Search.Budget.energy)]
+            var search = Search(budgets: try kinds.compactMap { name, make in try args.optionalNumber(name).map(make) },
+                                solver: try args.choice("solver"))
+            search.ends = try args.optionalInt("ends")
+            search.tieSharedInputs = try args.bool("ties")
             if case .record(let r) = args["pin"] {
                 for k in r.keys {
                     guard case .number(let b) = r[k]!, let w = Convert.whole(b, in: 1...8) else {
                         throw args.fail("pin: bits must be whole numbers in 1…8, found \(r[k]!.shown) for '\(k)'")
                     }
-                    pins[k] = w
+                    search.pins[k] = w
                 }
             }
-            let problem: BitAllocation
-            do {
-                problem = try BitAllocation(model: m, table: s.table, budgets: budgets, tieSharedInputs: try args.bool("ties"), pinned: pins)
-            } catch let e as NetworkError { throw args.fail(e.message) }
-            let solver = try args.string("solver")
-            let solution: BitAllocation.Solution
-            var origin: [(String, Value)] = [("solver", .string(solver))]
-            do {
-                switch solver {
-                case "ilp", "exact": solution = try problem.solveExactly()
-                case "greedy":
-                    solution = try problem.solveGreedily()
-                    let best = try problem.solveExactly()
-                    origin.append(("gap", .number(best.objective > 0 ? (solution.objective - best.objective) / best.objective : 0)))
-                case "brute": solution = try problem.solveByEnumeration()
-                default: throw args.fail("solver must be one of the declared choices, got \"\(solver)\"")
-                }
-            } catch let f as BitAllocation.Failure { throw args.fail(f.description) }
-            origin.append(("objective", .number(solution.objective)))
-            for (b, budget) in problem.budgets.enumerated() { origin.append((budget.name, .number(solution.costs[b]))) }
-            let p = try Policy(layers: s.table.layers, weightBits: solution.bits)
-            return .object(PolicyObject(p, model: m, origin: Record(origin)))
+            let result: Search.Result
+            do { result = try search.run(s.table, model: s.model, progress: args.progress(interp, "latency table")) }
+            catch let e as NetworkError { throw args.fail(e.message.hasPrefix("search: ") ? String(e.message.dropFirst(8)) : e.message) }
+            catch let f as BitAllocation.Failure { throw args.fail(f.description) }
+            var origin: [(String, Value)] = [("solver", .string(search.solver.rawValue))]
+            if let gap = result.gap { origin.append(("gap", .number(gap))) }
+            origin.append(("objective", .number(result.solution.objective)))
+            for (b, budget) in result.problem.budgets.enumerated() { origin.append((budget.name, .number(result.solution.costs[b]))) }
+            return .object(PolicyObject(result.policy, model: s.model, origin: Record(origin)))
         },
         Builtin("pareto", category: "search",
                 [.required("sensitivity", .any), .optional("cost", .choice(["size", "bitops", "energy"]), .string("size")), .optional("ties", .bool, .bool(true))],

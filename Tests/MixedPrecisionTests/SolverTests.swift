@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import MixedPrecision
+import Network
 
 /// HAWQ-V3's published ILP for ResNet-18: the exact solver returns all nine configurations.
 @Test(arguments: ["modelsize", "bops", "latency"], [0.25, 0.5, 0.75])
@@ -144,4 +145,25 @@ struct SeededShuffle: RandomNumberGenerator {
         #expect(abs(exact.objective - truth) <= 1e-9 * truth, "trial \(trial): \(n) layers, \(nb) budgets")
         #expect(zip(exact.costs, limits).allSatisfy { $0 <= $1 + 1e-9 })
     }
+}
+
+/// `Search` is what the prompt's `search` runs: budgets by kind, ends, ties and a solver, over a
+/// sensitivity table. Its answer is the direct problem's, and what it cannot do it says.
+@Test func searchIsTheLibrarysCall() throws {
+    let model = try Zoo.make("mlp")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_mlp.npz")
+    let data = try FashionMNIST.load(.train, limit: 32)
+    let table = try SensitivityTable.measured(.mse, model: model, images: data.images, bits: [2, 4, 8])
+    var search = Search(budgets: [.averageBits(4)])
+    let exact = try search.run(table, model: model)
+    #expect(try exact.policy.averageBits(of: model) <= 4)
+    let direct = try BitAllocation(model: model, table: table, budgets: [(.size, try CostModel.size.uniformCost(model, bits: 1) * 4)],
+                                   tieSharedInputs: true, pinned: [:]).solveExactly()
+    #expect(exact.solution == direct && exact.gap == nil)
+    search.solver = .greedy
+    let greedy = try search.run(table, model: model)
+    #expect(greedy.gap.map { $0 >= 0 } == true)
+    search.ends = 8  // fc1 holds 85% of the weights: 8 bits there cannot average 4
+    #expect(throws: BitAllocation.Failure.self) { try search.run(table, model: model) }
+    #expect(throws: NetworkError.self) { try Search(budgets: []).run(table, model: model) }
 }

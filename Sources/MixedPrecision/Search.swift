@@ -1,0 +1,82 @@
+import Network
+import Quantization
+
+/// The search the prompt's `search` runs, as one library call: budgets by kind, pins, ties and a
+/// solver over a sensitivity table, giving a policy with how it was found.
+public struct Search: Sendable {
+    public enum Solver: String, Sendable, CaseIterable {
+        /// Exact: branch and bound on Lagrangian bounds.
+        case ilp
+        /// The multiple-choice knapsack greedy on convex hulls (its gap to the optimum is reported).
+        case greedy
+        /// Enumeration of every allocation (small problems).
+        case brute
+    }
+
+    public enum Budget: Sendable {
+        /// Weight bytes.
+        case size(Double)
+        /// Parameter-weighted mean weight bits (a size budget).
+        case averageBits(Double)
+        /// Σ MACs·b·b per image, activations at the weight bits.
+        case bitOps(Double)
+        /// ms per image from the latency table measured on this machine.
+        case latency(Double)
+        /// µJ per image on a 16×32 BitFusion array (45 nm constants), activations at the weight bits.
+        case energy(Double)
+    }
+
+    public var budgets: [Budget]
+    public var solver: Solver = .ilp
+    /// Layer name → bits.
+    public var pins: [String: Int] = [:]
+    /// Pins the first and last layer at these bits (HAWQ and APQ use 8).
+    public var ends: Int? = nil
+    /// Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits.
+    public var tieSharedInputs = true
+
+    public init(budgets: [Budget], solver: Solver = .ilp) { self.budgets = budgets; self.solver = solver }
+
+    public struct Result: Sendable {
+        public var policy: Policy
+        public var problem: BitAllocation
+        public var solution: BitAllocation.Solution
+        /// The greedy's relative gap to the exact optimum (nil for the other solvers).
+        public var gap: Double?
+    }
+
+    /// Solves the problem `table` and the budgets pose on `model`. `progress` sees the latency
+    /// table's measurement when a latency budget needs it.
+    public func run(_ table: SensitivityTable, model: Model, progress: ((Int, Int) -> Void)? = nil) throws -> Result {
+        guard !budgets.isEmpty else { throw NetworkError("search: give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
+        var costs: [(CostModel, Double)] = []
+        for budget in budgets {
+            switch budget {
+            case .size(let v): costs.append((.size, v))
+            case .averageBits(let v): costs.append((.size, try CostModel.size.uniformCost(model, bits: 1) * v))
+            case .bitOps(let v): costs.append((.bitOps(activationBits: nil), v))
+            case .latency(let v):
+                guard table.bits.allSatisfy({ $0 >= 2 }) else {
+                    throw NetworkError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
+                }
+                let measured = try LatencyTable.cached(model, bits: Array(Set(table.bits).union(2...8)).sorted(), progress: progress)
+                costs.append((measured.table.costModel, v))
+            case .energy(let v): costs.append((.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm), v))
+            }
+        }
+        var pinned = pins
+        if let ends, let first = model.layers.first, let last = model.layers.last { pinned[first.name] = ends; pinned[last.name] = ends }
+        let problem = try BitAllocation(model: model, table: table, budgets: costs, tieSharedInputs: tieSharedInputs, pinned: pinned)
+        let solution: BitAllocation.Solution
+        var gap: Double? = nil
+        switch solver {
+        case .ilp: solution = try problem.solveExactly()
+        case .greedy:
+            solution = try problem.solveGreedily()
+            let best = try problem.solveExactly()
+            gap = best.objective > 0 ? (solution.objective - best.objective) / best.objective : 0
+        case .brute: solution = try problem.solveByEnumeration()
+        }
+        return Result(policy: try Policy(layers: table.layers, weightBits: solution.bits), problem: problem, solution: solution, gap: gap)
+    }
+}
