@@ -78,3 +78,17 @@ struct SavedGraph: Codable {
     var inputShape: [Int]
     var parameters: [String], buffers: [String]
 }
+
+extension Model {
+    /// A model from a file, as the prompt's `load` and the `mpq evaluate`/`layers` commands read
+    /// one: ONNX (.onnx), a model saved by mpq (.npz with its graph), or, given `into`, a PyTorch
+    /// state dict (.npz) loaded into that model (which is returned).
+    public static func open(_ path: String, into: Model? = nil) throws -> Model {
+        if let into {
+            try into.loadStateDict(path: path)
+            return into
+        }
+        if path.hasSuffix(".onnx") { return try ONNXImporter.load(path: path) }
+        return try Model.load(path: path)
+    }
+}

@@ -29,17 +29,13 @@ extension Builtins {
                 examples: [BuiltinExample("load(\"../shared/reference/fmnist_cnn.onnx\").name", "fmnist_cnn"),
                            BuiltinExample("m = zoo(\"mlp\"); save(policy(m, bits: [8, 4, 8]), \"/tmp/mpq-doc-policy.json\"); load(\"/tmp/mpq-doc-policy.json\", model: m).bits", "[8, 4, 8]")]) { args, _ in
             let path = try args.string("path")
-            if case .model(let m) = args["into"] {
-                try m.loadStateDict(path: path)
-                return .model(m)
-            }
+            if case .model(let m) = args["into"] { return .model(try Model.open(path, into: m)) }
             if path.hasSuffix(".json") {
                 guard case .model(let m) = args["model"] else { throw args.fail("a policy file needs the model it is for: load(\"\(path)\", model: m)") }
                 return .object(PolicyObject(try Policy.load(path: path, model: m), model: m))
             }
-            if path.hasSuffix(".onnx") { return .model(try ONNXImporter.load(path: path)) }
             if path.hasSuffix(".mpqt") { return .object(PackedTensorObject(try PackedTensor.load(path))) }
-            return .model(try Model.load(path: path))
+            return .model(try Model.open(path))
         },
         Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
                 summary: "Saves a model (graph and weights) as .npz, a packed tensor (from packed()) in mpq's .mpqt format, or a policy as JSON (.json), atomically; load(path) reads them back (a policy with load(path, model: m)).",

@@ -242,24 +242,13 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Loads a model from an ONNX file, a file written by `mpq train`, or a state dict with --arch.
-func loadModel(_ path: String, arch: String?) throws -> Model {
-    if path.hasSuffix(".onnx") { return try ONNXImporter.load(path: path) }
-    if let arch {
-        let m = try Zoo.make(arch)
-        try m.loadStateDict(path: path)
-        return m
-    }
-    return try Model.load(path: path)
-}
-
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Test accuracy of a model on Fashion-MNIST.")
     @ArgumentParser.Argument(help: "An .onnx file, a model saved by mpq, or a state dict (.npz) with --arch.") var path: String
     @Option(help: "Zoo architecture for a PyTorch state dict.") var arch: String?
 
     func run() throws {
-        let model = try loadModel(path, arch: arch)
+        let model = try Model.open(path, into: arch.map { try Zoo.make($0) })
         let test = try FashionMNIST.load(.test)
         let start = Date()
         let acc = try model.accuracy(on: test)
@@ -274,7 +263,7 @@ struct Layers: ParsableCommand {
     @Option(help: "Zoo architecture for a PyTorch state dict.") var arch: String?
 
     func run() throws {
-        let model = Zoo.names.contains(path) ? try Zoo.make(path) : try loadModel(path, arch: arch)
+        let model = Zoo.names.contains(path) ? try Zoo.make(path) : try Model.open(path, into: arch.map { try Zoo.make($0) })
         for l in model.layers {
             print(l.name.padding(toLength: 18, withPad: " ", startingAt: 0), l.kind.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0),
                   "\(l.weightShape)".padding(toLength: 18, withPad: " ", startingAt: 0), "params", l.parameterCount, "MACs", l.macs)
