@@ -1,5 +1,6 @@
 import Foundation
 import Network
+import Quantization
 
 /// What a layer costs at a weight bit width: the budgets of a bit allocation.
 /// (METHODS.md §0 has the definitions; every figure is per image.)
@@ -59,15 +60,21 @@ public enum CostModel: Sendable, Equatable {
 
     /// The cost of one layer at `bits` weight bits.
     public func cost(_ layer: Layer, bits: Int) throws -> Double {
+        try cost(layer, weightBits: bits, activationBits: nil)
+    }
+
+    /// One layer at `weightBits`, reading activations of `activationBits` (nil: the model's own
+    /// rule — its fixed width, or the weight bits).
+    func cost(_ layer: Layer, weightBits bits: Int, activationBits: Int?) throws -> Double {
         switch self {
         case .size:
             return Double(layer.parameterCount * bits) / 8
         case .bitOps(let a):
-            return Double(layer.macs) * Double(bits) * Double(a ?? bits)
+            return Double(layer.macs) * Double(bits) * Double(activationBits ?? a ?? bits)
         case let .bitFusion(a, rows, columns):
-            return Self.bitFusionCycles(layer, weightBits: bits, activationBits: a ?? bits, rows: rows, columns: columns)
+            return Self.bitFusionCycles(layer, weightBits: bits, activationBits: activationBits ?? a ?? bits, rows: rows, columns: columns)
         case let .bitFusionEnergy(a, rows, columns, e):
-            let act = a ?? bits
+            let act = activationBits ?? a ?? bits
             let cycles = Self.bitFusionCycles(layer, weightBits: bits, activationBits: act, rows: rows, columns: columns)
             let s = layer.weightShape, cout = s[0]
             let pixels = Double(layer.macs / max(1, layer.parameterCount))
@@ -83,6 +90,39 @@ public enum CostModel: Sendable, Equatable {
         }
     }
 
+    /// The cost of one policy entry, the one formula every report, budget and builtin uses:
+    /// the layer at its weight widths — kernel-wise, each set of output channels sharing a width
+    /// costed as a layer of those channels — reading its activation width. A float activation
+    /// counts 32 bits for BitOps and size; on BitFusion (no float unit) it runs at the weight
+    /// width. Float weights count 32 bits for size and BitOps; BitFusion refuses them, and a
+    /// measured table has no float column.
+    public func cost(_ entry: Policy.Entry) throws -> Double {
+        let layer = entry.layer
+        var activation = entry.activation?.bits
+        switch self {
+        case .size, .bitOps: if activation == nil { activation = 32 }
+        default: break
+        }
+        guard let weight = entry.weight else {
+            switch self {
+            case .size, .bitOps: return try cost(layer, weightBits: 32, activationBits: activation)
+            default: throw NetworkError("cost: layer '\(layer.name)' keeps float weights, which the \(name) cost model does not cover")
+            }
+        }
+        if let b = weight.uniformBits { return try cost(layer, weightBits: b, activationBits: activation) }
+        guard case .table = self else {
+            let channels = layer.weightShape[0], widths = weight.widths(channels: channels)
+            return try Set(widths).sorted().reduce(0.0) { total, b in
+                let n = widths.filter { $0 == b }.count
+                var part = layer
+                part.weightShape[0] = n
+                part.macs = layer.macs / channels * n
+                return total + (try cost(part, weightBits: b, activationBits: activation))
+            }
+        }
+        throw NetworkError("cost: layer '\(layer.name)' has per-channel widths; a measured table has one entry per layer width")
+    }
+
     /// Cycles of one layer on an N×M BitFusion array (see `bitFusion`).
     static func bitFusionCycles(_ layer: Layer, weightBits: Int, activationBits: Int, rows: Int, columns: Int) -> Double {
         let speedup = (8 / max(activationBits, 2)) * (8 / max(weightBits, 2))
@@ -93,6 +133,11 @@ public enum CostModel: Sendable, Equatable {
         let columnsNeeded = (cout + columns - 1) / columns
         let depth = (cinG + rows * speedup - 1) / (rows * speedup)
         return Double(columnsNeeded * pixels * kernel * depth)
+    }
+
+    /// A policy's cost: the sum of its entries' (see `cost(_ entry:)`).
+    public func cost(_ policy: Policy) throws -> Double {
+        try policy.entries.reduce(0.0) { $0 + (try cost($1)) }
     }
 
     /// The whole model's cost with every layer at `bits`.

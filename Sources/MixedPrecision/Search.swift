@@ -64,7 +64,7 @@ public struct Search: Sendable {
             case .energy(let v): costs.append((.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm), v))
             }
         }
-        var pinned = pins
+        var pinned = table.fixedWidths.merging(pins) { $1 }
         if let ends, let first = model.layers.first, let last = model.layers.last { pinned[first.name] = ends; pinned[last.name] = ends }
         let problem = try BitAllocation(model: model, table: table, budgets: costs, tieSharedInputs: tieSharedInputs, pinned: pinned)
         let solution: BitAllocation.Solution
@@ -77,6 +77,6 @@ public struct Search: Sendable {
             gap = best.objective > 0 ? (solution.objective - best.objective) / best.objective : 0
         case .brute: solution = try problem.solveByEnumeration()
         }
-        return Result(policy: try Policy(layers: table.layers, weightBits: solution.bits), problem: problem, solution: solution, gap: gap)
+        return Result(policy: try table.policy(bits: solution.bits, model: model), problem: problem, solution: solution, gap: gap)
     }
 }

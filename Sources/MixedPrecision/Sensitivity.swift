@@ -27,9 +27,33 @@ public struct SensitivityTable: Sendable, Equatable {
     public var layers: [String]
     public var bits: [Int]
     public var values: [[Double]]
+    /// The policy whose quantizers the values were measured under (each layer's weight
+    /// quantizer at each candidate width); a search's policy is this one with the widths it
+    /// chose, activations as here. nil: the reference quantizer, float activations.
+    public var template: Policy?
 
-    public init(metric: Metric, layers: [String], bits: [Int], values: [[Double]]) {
-        self.metric = metric; self.layers = layers; self.bits = bits; self.values = values
+    public init(metric: Metric, layers: [String], bits: [Int], values: [[Double]], template: Policy? = nil) {
+        self.metric = metric; self.layers = layers; self.bits = bits; self.values = values; self.template = template
+    }
+
+    /// Layer l's weight quantizer at `bits`.
+    public func quantizer(_ l: Int, bits: Int) -> Policy.Weight { Self.quantizer(template, l, bits: bits) }
+
+    static func quantizer(_ template: Policy?, _ l: Int, bits: Int) -> Policy.Weight {
+        (template?.entries[l].weight ?? .reference(bits: 8)).at(bits: bits)
+    }
+
+    /// Widths the template fixes: a binary layer at 1 bit, a ternary one at 2 (the solver's pins).
+    public var fixedWidths: [String: Int] {
+        var out: [String: Int] = [:]
+        for e in template?.entries ?? [] {
+            switch e.weight?.quantizer.scheme {
+            case .binary?: out[e.layer.name] = 1
+            case .ternary?: out[e.layer.name] = 2
+            default: break
+            }
+        }
+        return out
     }
 
     public func value(layer: String, bits b: Int) -> Double? {
@@ -37,35 +61,56 @@ public struct SensitivityTable: Sendable, Equatable {
         return values[l][i]
     }
 
-    static func checkBits(_ bits: [Int]) throws {
+    /// The policy giving layer i `bits[i]` under the table's quantizer (weights only).
+    public func policy(bits: [Int], model: Model) throws -> Policy {
+        guard layers == model.layers.map(\.name), bits.count == layers.count else {
+            throw NetworkError("sensitivity: the table's layers are not model '\(model.name)''s, or the widths (\(bits.count)) are not one per layer")
+        }
+        return try Policy(model: model, entries: model.layers.indices.map {
+            Policy.Entry(layer: model.layers[$0], weight: quantizer($0, bits: bits[$0]), activation: template?.entries[$0].activation)
+        })
+    }
+
+    static func checkBits(_ bits: [Int], _ template: Policy?, _ model: Model) throws {
         guard !bits.isEmpty else { throw NetworkError("sensitivity: expected at least one candidate bit width") }
-        for b in bits { try WeightQuantizer.validate(bits: b) }
+        if let template { try template.check(against: model) }
+        for b in bits {
+            try WeightQuantizer.validate(bits: b)
+            for (l, layer) in model.layers.enumerated() {
+                let q = quantizer(template, l, bits: b).quantizer
+                if (q.scheme == .binary && b != 1) || (q.scheme == .ternary && b != 2) { continue }
+                do { try q.validate() }
+                catch let e as QuantizationError {
+                    throw NetworkError("sensitivity: layer '\(layer.name)' at \(b) bits: \(e.message.replacingOccurrences(of: "quantize: ", with: ""))")
+                }
+            }
+        }
         guard Set(bits).count == bits.count else { throw NetworkError("sensitivity: candidate bit widths repeat: \(bits)") }
     }
 
     /// ‖Q_b(W) − W‖² for one layer.
-    public static func perturbation(_ model: Model, _ layer: Layer, bits: Int, granularity: Granularity) throws -> Double {
+    public static func perturbation(_ model: Model, _ layer: Layer, bits: Int, quantizer: Policy.Weight = .reference(bits: 8)) throws -> Double {
         let w = model.parameters[layer.weight]!
-        let q = try WeightQuantizer.quantize(w, bits: bits, granularity: granularity)
+        let q = try quantizer.at(bits: bits).quantize(w).dequantized
         var s = 0.0
         for i in 0..<w.count { let d = Double(q.scalars[i]) - Double(w.scalars[i]); s += d * d }
         return s
     }
 
     /// HAWQ-V3's table from per-layer Hessian traces (by layer name).
-    public static func hawq(model: Model, traces: [String: Double], bits: [Int], granularity: Granularity = .perChannel) throws -> SensitivityTable {
-        try checkBits(bits)
-        let values = try model.layers.map { layer -> [Double] in
+    public static func hawq(model: Model, traces: [String: Double], bits: [Int], template: Policy? = nil) throws -> SensitivityTable {
+        try checkBits(bits, template, model)
+        let values = try model.layers.enumerated().map { l, layer -> [Double] in
             guard let t = traces[layer.name] else { throw NetworkError("sensitivity: no Hessian trace for layer '\(layer.name)'") }
-            return try bits.map { t / Double(layer.parameterCount) * (try perturbation(model, layer, bits: $0, granularity: granularity)) }
+            return try bits.map { t / Double(layer.parameterCount) * (try perturbation(model, layer, bits: $0, quantizer: quantizer(template, l, bits: $0))) }
         }
-        return SensitivityTable(metric: .hawq, layers: model.layers.map(\.name), bits: bits, values: values)
+        return SensitivityTable(metric: .hawq, layers: model.layers.map(\.name), bits: bits, values: values, template: template)
     }
 
     /// The Fisher table: one backward pass of the labels' loss gives the per-example gradients'
     /// squares (the empirical Fisher diagonal); Ω = Σ F·ΔW².
-    public static func fisher(model: Model, images: Tensor, labels: [Int], bits: [Int], granularity: Granularity = .perChannel) throws -> SensitivityTable {
-        try checkBits(bits)
+    public static func fisher(model: Model, images: Tensor, labels: [Int], bits: [Int], template: Policy? = nil) throws -> SensitivityTable {
+        try checkBits(bits, template, model)
         try model.checkFinite(for: "sensitivity", data: images)
         guard images.shape.first ?? 0 > 0 else { throw NetworkError("sensitivity: the data holds no images") }
         let (logits, trace) = try model.run(images, keepTrace: true)
@@ -75,27 +120,27 @@ public struct SensitivityTable: Sendable, Equatable {
         let rows = ce.gradient.map { $0 * n / n.squareRoot() }
         let keep = Set(model.layers.map { model.nodes[$0.node].outputs[0] })
         let grads = try model.gradients(trace!, outputGradient: rows, keeping: keep)
-        let values = try model.layers.map { layer -> [Double] in
+        let values = try model.layers.enumerated().map { l, layer -> [Double] in
             let out = model.nodes[layer.node].outputs[0]
             let delta = try grads[out] ?? Tensor.zeros(trace!.values[out]!.shape)
             let f = try model.squaredExampleGradients(of: layer, trace: trace!, layerOutputGradients: [delta])
             let w = model.parameters[layer.weight]!
             return try bits.map { b in
-                let q = try WeightQuantizer.quantize(w, bits: b, granularity: granularity)
+                let q = try quantizer(template, l, bits: b).quantize(w).dequantized
                 var s = 0.0
                 for i in 0..<w.count { let d = Double(q.scalars[i]) - Double(w.scalars[i]); s += Double(f.scalars[i]) * d * d }
                 return s
             }
         }
-        return SensitivityTable(metric: .fisher, layers: model.layers.map(\.name), bits: bits, values: values)
+        return SensitivityTable(metric: .fisher, layers: model.layers.map(\.name), bits: bits, values: values, template: template)
     }
 
     /// Tables measured by forward passes with one layer quantized at a time (kl, mpqnnco, mse,
     /// accuracy). `labels` are needed for `accuracy` only. `progress` sees (done, total).
     public static func measured(_ metric: Metric, model: Model, images: Tensor, labels: [Int]? = nil, bits: [Int],
-                                granularity: Granularity = .perChannel,
+                                template: Policy? = nil,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityTable {
-        try checkBits(bits)
+        try checkBits(bits, template, model)
         guard [.kl, .mpqnnco, .mse, .accuracy].contains(metric) else {
             throw NetworkError("sensitivity: '\(metric.rawValue)' is not measured by forward passes; use its own constructor")
         }
@@ -113,13 +158,13 @@ public struct SensitivityTable: Sendable, Equatable {
         var values: [[Double]] = []
         var done = 0
         let total = model.layers.count * bits.count
-        for layer in model.layers {
+        for (l, layer) in model.layers.enumerated() {
             var row: [Double] = []
             let original = model.parameters[layer.weight]!
             let probe = model.copy()
             for b in bits {
                 try Interrupt.check()
-                probe.parameters[layer.weight] = try WeightQuantizer.quantize(original, bits: b, granularity: granularity)
+                probe.parameters[layer.weight] = try quantizer(template, l, bits: b).quantize(original).dequantized
                 let out = try probe.run(images).output
                 var s = 0.0
                 switch metric {
@@ -152,7 +197,7 @@ public struct SensitivityTable: Sendable, Equatable {
             }
             values.append(row)
         }
-        return SensitivityTable(metric: metric, layers: model.layers.map(\.name), bits: bits, values: values)
+        return SensitivityTable(metric: metric, layers: model.layers.map(\.name), bits: bits, values: values, template: template)
     }
 
     static func accuracy(_ logits: Tensor, _ labels: [Int]) -> Double {

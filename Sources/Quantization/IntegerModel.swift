@@ -61,8 +61,11 @@ public final class IntegerModel: @unchecked Sendable {
         guard calibration.shape.first ?? 0 > 0 else { throw QuantizationError("integer engine: the calibration data holds no images") }
         try model.checkFinite(for: "integer engine", data: calibration)
         try policy.check(against: model)
-        guard policy.activationBits.allSatisfy({ $0 != nil }) else {
+        guard policy.entries.allSatisfy({ $0.activation != nil }) else {
             throw QuantizationError("integer engine: every layer needs activation bits (policy(model, bits: 8, activation_bits: 8))")
+        }
+        if let float = policy.entries.first(where: { $0.weight == nil }) {
+            throw QuantizationError("integer engine: layer '\(float.layer.name)' keeps float weights; the engine runs 1…8-bit weights only")
         }
         let folded = try model.layers.contains { $0.kind == .conv } ? model.foldingBatchNorm() : model.copy()
         for node in folded.nodes {
@@ -79,60 +82,57 @@ public final class IntegerModel: @unchecked Sendable {
         self.policy = policy
         self.simulation = folded
         self.dyadicSimulation = folded
-        // Weights: per-channel codes at the policy's bits.
+        // Weights: per-channel codes through each layer's quantizer (the folded weight's).
         var simParams: [String: Tensor] = [:]
         for (i, layer) in folded.layers.enumerated() {
-            let bits = policy.weightBits[i]
+            let spec = policy.entries[i].weight!
             let w = folded.parameters[layer.weight]!
-            let q = try WeightQuantizer.codes(w, bits: bits, granularity: .perChannel)
+            let q: WeightQuantizer.Codes
+            do { q = try spec.codes(w) } catch let e as QuantizationError {
+                throw QuantizationError("integer engine: layer '\(layer.name)': \(e.message)")
+            }
             let n = w.shape[0], k = w.count / n
-            layers.append(LayerData(codes: q.codes, bits: bits, scales: q.scales.map(Double.init),
+            layers.append(LayerData(codes: q.codes, bits: q.bits, scales: q.scales.map(Double.init),
                                     bias: layer.bias.map { folded.parameters[$0]!.scalars }, k: k, n: n))
             layerOfNode[layer.node] = i
-            // Stored: rows of codes packed at their bits (binary rows as sign bits), Float32
-            // scales, Int32 biases. The kernels read the int8 codes.
-            storedBytes += n * BitPacking.byteCount(codes: k, bits: bits) + 4 * n + (layer.bias != nil ? 4 * n : 0)
+            // Stored: the codes packed at their widths, channel after channel (binary rows as
+            // sign bits), Float32 scales, Int32 biases. The kernels read the int8 codes.
+            storedBytes += (spec.storedBits(for: layer) + 7) / 8 + 4 * n + (layer.bias != nil ? 4 * n : 0)
             simParams[layer.weight] = dequantizedWeight(i)
         }
         // Ranges of every value a node reads, on the weight-quantized folded model.
         let probe = folded.copy()
         for (name, t) in simParams { probe.parameters[name] = t }
-        var ranges: [String: (Float, Float)] = [:]
-        var absolute: [String: (sum: Double, count: Int)] = [:]
+        var statistics: [String: Policy.Activation.Statistics] = [:]
         _ = try probe.run(calibration, observer: { index, inputs in
             for (name, x) in zip(probe.nodes[index].inputs, inputs) {
                 guard let x, probe.parameters[name] == nil, probe.buffers[name] == nil else { continue }
-                let old = ranges[name] ?? (.infinity, -.infinity)
-                ranges[name] = (min(old.0, x.min()), max(old.1, x.max()))
-                let a = absolute[name] ?? (0, 0)
-                absolute[name] = (a.sum + x.scalars.reduce(0.0) { $0 + Double(abs($1)) }, a.count + x.count)
+                statistics[name, default: Policy.Activation.Statistics()].add(x)
             }
         })
         // The static walk: which values are codes, where to quantize, each add's target.
         let nodes = folded.nodes
         var consumers: [String: [Int]] = [:]
         for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
-        func activationBits(reachingFrom value: String) -> Int {
-            var bits = 0, frontier = [value], seen = Set<String>()
+        /// The activation quantizer of the widest layer reading `value` (through pooling,
+        /// flattening and adds); uniform 8-bit where no layer reads it.
+        func activation(reachingFrom value: String) -> Policy.Activation {
+            var best: Policy.Activation? = nil, frontier = [value], seen = Set<String>()
             while let v = frontier.popLast() {
                 guard seen.insert(v).inserted else { continue }
                 for c in consumers[v] ?? [] {
-                    if let l = layerOfNode[c] { bits = max(bits, policy.activationBits[l]!) } else { frontier.append(nodes[c].outputs[0]) }
+                    if let l = layerOfNode[c] {
+                        let a = policy.entries[l].activation!
+                        if best == nil || a.bits > best!.bits { best = a }
+                    } else { frontier.append(nodes[c].outputs[0]) }
                 }
             }
-            return bits == 0 ? 8 : bits
+            return best ?? Policy.Activation(bits: 8)
         }
         func point(for value: String) throws -> Point {
-            guard let (lo, hi) = ranges[value] else { throw QuantizationError("integer engine: no calibration range for '\(value)'") }
-            let bits = activationBits(reachingFrom: value)
-            if bits == 1 {
-                // XNOR-Net's binary activations: β = mean |x| on the calibration data.
-                let a = absolute[value]!
-                return Point(scale: max(a.sum / Double(max(a.count, 1)), 1e-12), qmin: -1, qmax: 1, binary: true)
-            }
-            let q = ActivationQuantizer(low: lo, high: hi, bits: bits)
-            let (qmin, qmax) = q.codeRange
-            return Point(scale: Double(max(q.scale, 1e-12)), qmin: Int32(qmin), qmax: Int32(qmax))
+            guard let s = statistics[value] else { throw QuantizationError("integer engine: no calibration range for '\(value)'") }
+            let p = activation(reachingFrom: value).point(s)
+            return Point(scale: max(Double(p.scale), 1e-12), qmin: Int32(p.qmin), qmax: Int32(p.qmax), binary: p.binary)
         }
         var isCodes: [String: Bool] = [:]
         quantizeAt[folded.input] = try point(for: folded.input)

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import MixedPrecision
 import Network
 import Quantization
 import Tensors
@@ -17,6 +18,33 @@ extension Builtins {
                                    ("calibration", .dataset(try train.slice(0..<512)))]))
         },
     ]
+
+    /// `save`'s dispatch: what the value is and the extension decide the format; any other
+    /// pairing is refused with the formats the value takes.
+    static func saveByExtension(_ value: Value, path: String, _ args: Arguments) throws {
+        let ext = (path as NSString).pathExtension.lowercased()
+        func refuse(_ what: String, _ formats: String) -> ScriptError {
+            args.fail("\(what) saves as \(formats); the path '\(path)' ends in \(ext.isEmpty ? "no extension" : ".\(ext)")")
+        }
+        switch value {
+        case .object(let o as PackedTensorObject):
+            guard ext == "mpqt" else { throw refuse("a packed tensor", ".mpqt") }
+            try o.packed.save(to: path)
+        case .object(let o as PolicyObject):
+            guard ext == "json" else { throw refuse("a policy", ".json") }
+            try o.policy.save(to: path, modelName: o.model.name)
+        case .object(let o as IntegerModelObject):
+            guard ext == "onnx" else { throw refuse("an integer model", ".onnx (QDQ)") }
+            do { try o.engine.saveONNX(to: path) } catch let e as NetworkError { throw args.fail(e.message) }
+        case .model(let m):
+            switch ext {
+            case "npz": try m.save(path: path)
+            case "onnx": do { try ONNXExporter.save(m, to: path) } catch let e as NetworkError { throw args.fail(e.message) }
+            default: throw refuse("a model", ".npz (mpq's own) or .onnx")
+            }
+        case let v: throw args.fail("expected a Model, an IntegerModel, a packed tensor or a Policy to save, got \(v.typeName)")
+        }
+    }
 
     static let models: [Builtin] = [
         Builtin("zoo", category: "models", [.required("name", .string), .optional("seed", .integer, .number(0))], returns: "Model",
@@ -38,21 +66,23 @@ extension Builtins {
             return .model(try Model.open(path))
         },
         Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
-                summary: "Saves a model (graph and weights) as .npz, a packed tensor (from packed()) in mpq's .mpqt format, or a policy as JSON (.json), atomically; load(path) reads them back (a policy with load(path, model: m)).",
-                examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3")]) { args, _ in
-            if case .object(let o) = args["model"], let p = o as? PackedTensorObject {
-                try p.packed.save(to: try args.string("path"))
-                return .null
-            }
-            if case .object(let o) = args["model"], let p = o as? PolicyObject {
-                let path = try args.string("path")
-                guard path.hasSuffix(".json") else { throw args.fail("a policy is saved as JSON: expected a path ending in .json, got \(path)") }
-                try p.policy.save(to: path, modelName: p.model.name)
-                return .null
-            }
-            guard case .model(let m) = args["model"] else { throw args.fail("expected a Model, a packed tensor or a Policy to save, got \(args["model"].typeName)") }
-            try m.save(path: try args.string("path"))
+                summary: "Saves by the path's extension, atomically: a model as .npz (graph and weights; load(path) reads it back) or .onnx (opset 21; fake quantization as QDQ, see export()), an integer model (from integer_model()) as QDQ .onnx, a packed tensor (from packed()) as .mpqt, a policy as .json (load(path, model: m)). Anything else is refused with the formats that value takes.",
+                examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3"),
+                           BuiltinExample("m = zoo(\"mlp\"); save(m, \"/tmp/mpq-doc-model.onnx\"); len(load(\"/tmp/mpq-doc-model.onnx\").layers)", "3")]) { args, _ in
+            try saveByExtension(args["model"], path: try args.string("path"), args)
             return .null
+        },
+        Builtin("export", category: "models", [.required("model", .any), .required("path", .string)], returns: "Record",
+                summary: "Writes ONNX (opset 21) that ONNX Runtime runs, atomically, and returns {path, bytes}. An integer model (integer_model(m, p, calibration: d)) exports as QDQ: every weight as its integer codes — INT4 when they fit 4 bits, INT8 otherwise — with per-channel scales and a DequantizeLinear, each quantized activation as Clip → QuantizeLinear → DequantizeLinear at its calibrated scale, batch norm folded, biases as the engine's; so the file's size follows the policy's bits. A model exports as it is: float weights, its fake quantization (quantize(m, p, calibration:)) as QDQ, LSQ steps (qat) as Div/Round/Clip/Mul.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 4, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); export(q, \"/tmp/mpq-doc-q.onnx\").bytes < size(m) / 6", "true")]) { args, _ in
+            let path = try args.string("path")
+            guard path.lowercased().hasSuffix(".onnx") else { throw args.fail("export writes ONNX: expected a path ending in .onnx, got '\(path)'") }
+            switch args["model"] {
+            case .model, .object(is IntegerModelObject): try saveByExtension(args["model"], path: path, args)
+            case let v: throw args.fail("expected a Model or an IntegerModel to export, got \(v.typeName)")
+            }
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            return .record(Record([("path", .string(path)), ("bytes", .number(Double(bytes)))]))
         },
         Builtin("train", category: "models",
                 [.required("model", .model), .required("data", .dataset), .optional("epochs", .integer, .number(10)),
@@ -105,16 +135,18 @@ extension Builtins {
             .model(try args.model("model").foldingBatchNorm())
         },
         Builtin("size", category: "costs", [.required("model", .model), .optional("policy", .any), .optional("bits", .integer)], returns: "Number",
-                summary: "Bytes of the conv and linear weights: at FP32, under a policy, or packed at `bits` per weight (Σ ⌈params·bits/8⌉ per layer; biases not counted).",
+                summary: "Bytes of the conv and linear weights: at FP32, under a policy, or at `bits` per weight: Σ params·bits/8 over the layers (kernel-wise: over the channels), the one size formula (cost(kind: \"size\"), search(size:), policy.size); biases not counted.",
                 examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008"), BuiltinExample("size(zoo(\"mlp\"), bits: 4)", "117376"),
                            BuiltinExample("size(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: [8, 4, 2]))", "217408")]) { args, _ in
             let m = try args.model("model")
             if case .object = args["policy"] {
-                return .number(Double(try args.object("policy", PolicyObject.self, what: "a Policy").policy.size(of: m)))
+                let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+                try p.check(against: m)
+                return .number(try CostModel.size.cost(p))
             }
             guard let bits = try args.optionalInt("bits") else { return .number(Double(m.weightCount * 4)) }
             guard (1...32).contains(bits) else { throw args.fail("bits must be in 1…32, got \(bits)") }
-            return .number(Double(m.layers.reduce(0) { $0 + ($1.parameterCount * bits + 7) / 8 }))
+            return .number(try CostModel.size.uniformCost(m, bits: bits))
         },
     ]
 

@@ -5,12 +5,13 @@ import Tensors
 extension Builtins {
     /// The quantizer `quantize`'s scheme/rounding/clip/group arguments ask for, or nil when they
     /// are all at their defaults (the reference quantizer then runs, 1 bit meaning binary).
-    static func configuredQuantizer(_ args: Arguments, bits: Int, granularity: Granularity) throws -> Quantizer? {
-        let schemeName = try args.string("scheme"), roundingName = try args.string("rounding")
+    /// `scheme` overrides the argument of that name (a caller whose scheme varies by layer).
+    static func configuredQuantizer(_ args: Arguments, bits: Int, granularity: Granularity, scheme override: String? = nil) throws -> Quantizer? {
+        let schemeName = try override ?? args.string("scheme"), roundingName = try args.string("rounding")
         let group = try args.optionalInt("group")
         let isDefaultClip: Bool = { if case .string("max") = args["clip"] { return true }; return false }()
         if schemeName == "symmetric" && roundingName == "nearest_even" && isDefaultClip && group == nil { return nil }
-        let scheme: Quantizer.Scheme = try args.choice("scheme")
+        let scheme: Quantizer.Scheme = try override.flatMap(Quantizer.Scheme.init(rawValue:)) ?? args.choice("scheme")
         let rounding: Quantizer.Rounding
         switch roundingName {
         case "nearest_even": rounding = .nearestEven

@@ -53,6 +53,84 @@ extension Builtins {
         }
     }
 
+    /// The policy `policy(...)`'s arguments describe (see its summary).
+    static func handPolicy(_ args: Arguments) throws -> Policy {
+        let m = try args.model("model")
+        let names = m.layers.map(\.name)
+        /// One value per layer from a scalar, a List in layer order or a Record by name.
+        func perLayer(_ name: String, default d: Value) throws -> [Value] {
+            switch args[name] {
+            case .list(let xs) where name != "scheme" && name != "activation_scheme":
+                guard xs.count == names.count else {
+                    throw args.fail("\(name): expected \(names.count) \(name.hasSuffix("bits") ? "widths" : "values") (one per layer: \(names.joined(separator: ", "))), found \(xs.count)")
+                }
+                return xs
+            case .record(let r):
+                for k in r.keys where m.layer(named: k) == nil {
+                    throw args.fail("\(name): no layer '\(k)' in model '\(m.name)'; layers are \(names.joined(separator: ", "))")
+                }
+                return names.map { r[$0] ?? d }
+            case let v: return Array(repeating: v, count: names.count)
+            }
+        }
+        let template = try configuredQuantizer(args, bits: 8, granularity: try args.choice("granularity"), scheme: "symmetric")
+            ?? Quantizer(bits: 8, slicing: try args.granularity() == .perChannel ? .channel : .tensor)
+        let weights = try perLayer("bits", default: .number(8)), schemes = try perLayer("scheme", default: .string("symmetric"))
+        let acts = try perLayer("activation_bits", default: .null), actSchemes = try perLayer("activation_scheme", default: .string("uniform"))
+        let sign: Policy.Activation.Sign = try args.choice("activation_sign")
+        func width(_ v: Value, _ what: String) throws -> Int {
+            guard case .number(let x) = v, let b = Convert.whole(x) else { throw args.fail("\(what) must be whole numbers, found \(v.shown)") }
+            return b
+        }
+        func choice<T: RawRepresentable & CaseIterable>(_ v: Value, _ type: T.Type, _ what: String) throws -> T where T.RawValue == String {
+            guard case .string(let text) = v, let c = T(rawValue: text) else {
+                throw args.fail("\(what) must be one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), found \(v.shown)")
+            }
+            return c
+        }
+        let entries = try m.layers.indices.map { l -> Policy.Entry in
+            let layer = m.layers[l]
+            var weight: Policy.Weight?
+            switch weights[l] {
+            case .string("float"): weight = nil
+            case .null: throw args.fail("bits: layer '\(layer.name)' has no width (nil); say \"float\" (or 32) to keep it in float")
+            case .list(let xs):
+                var w = Policy.Weight(template).perChannel(try xs.map { try width($0, "bits of '\(layer.name)'") })
+                w.quantizer.scheme = try choice(schemes[l], Quantizer.Scheme.self, "scheme")
+                weight = w
+            case let v:
+                let b = try width(v, "bits")
+                if b == 32 { weight = nil; break }
+                var q = template
+                q.scheme = try choice(schemes[l], Quantizer.Scheme.self, "scheme")
+                weight = Policy.Weight(q).at(bits: b)
+                if case .string("symmetric") = schemes[l] {} else { weight!.quantizer.scheme = q.scheme }
+            }
+            let activation: Policy.Activation? = try {
+                if case .null = acts[l] { return nil }
+                return Policy.Activation(bits: try width(acts[l], "activation_bits"),
+                                         scheme: try { if case .string("uniform") = actSchemes[l] { return nil }; return try choice(actSchemes[l], Policy.Activation.Scheme.self, "activation_scheme") }(),
+                                         sign: sign)
+            }()
+            return Policy.Entry(layer: layer, weight: weight, activation: activation)
+        }
+        do { return try Policy(model: m, entries: entries) } catch let e as QuantizationError { throw args.fail(e.message.replacingOccurrences(of: "policy: ", with: "")) }
+    }
+
+    /// The policy whose quantizers `sensitivity` measures under: `like`, or one quantizer for
+    /// every layer from scheme/clip/rounding/group/granularity; nil for the reference.
+    static func sensitivityTemplate(_ args: Arguments, _ m: Model, granularity: Granularity) throws -> Policy? {
+        if case .object = args["like"] {
+            let p = try args.object("like", PolicyObject.self, what: "a Policy whose quantizers to use").policy
+            do { try p.check(against: m) } catch let e as QuantizationError { throw args.fail("like: \(e.message)") }
+            return p
+        }
+        guard let q = try configuredQuantizer(args, bits: 8, granularity: granularity) else {
+            return granularity == .perChannel ? nil : try Policy.uniform(m, bits: 8, granularity: granularity)
+        }
+        return try Policy(model: m, entries: m.layers.map { Policy.Entry(layer: $0, weight: Policy.Weight(q)) })
+    }
+
     static let search: [Builtin] = [
         Builtin("distill", category: "sensitivity",
                 [.required("model", .model), .optional("count", .integer, .number(32)), .optional("iterations", .integer, .number(500)),
@@ -104,28 +182,31 @@ extension Builtins {
         Builtin("sensitivity", category: "sensitivity",
                 [.required("model", .model), .required("data", .dataset), .optional("metric", .choice(["hessian", "hawq", "fisher", "kl", "mpqnnco", "mse", "accuracy"]), .string("hessian")),
                  .optional("bits", .list, .list([2, 3, 4, 8].map { .number(Double($0)) })), .optional("granularity", .choice(Granularity.self), .string("channel")),
-                 .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
+                 .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0)),
+                 .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
+                 .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("like", .any)],
                 returns: "Sensitivity",
-                summary: "A layer × bits table of how much quantizing one layer's weights hurts (larger is worse). metric: \"hessian\" (HAWQ-V3: Tr(H)/P·‖Q_b(W)−W‖², traces by `method` as in hessian_trace), \"fisher\" (Σ F·ΔW², empirical Fisher diagonal), \"kl\" (ZeroQ: mean KL(fp‖q) with only that layer quantized), \"mpqnnco\" (½·E[Σp·Δo² − (Σp·Δo)²] of the logit change), \"mse\" (mean squared logit change), \"accuracy\" (accuracy lost on `data`). Fields: metric, layers, bits, values, params, rows.",
+                summary: "A layer × bits table of how much quantizing one layer's weights hurts (larger is worse). metric: \"hessian\" (HAWQ-V3: Tr(H)/P·‖Q_b(W)−W‖², traces by `method` as in hessian_trace), \"fisher\" (Σ F·ΔW², empirical Fisher diagonal), \"kl\" (ZeroQ: mean KL(fp‖q) with only that layer quantized), \"mpqnnco\" (½·E[Σp·Δo² − (Σp·Δo)²] of the logit change), \"mse\" (mean squared logit change), \"accuracy\" (accuracy lost on `data`). The weights go through the quantizer scheme/granularity/group/clip/rounding describe (as quantize's; default the reference), or, with like: a Policy, through each layer's quantizer of that policy at each candidate width — a search on the table then returns that policy with the widths it chose (its activation quantizers kept; binary layers stay at 1 bit, ternary at 2). Fields: metric, layers, bits, values, params, rows.",
                 examples: [BuiltinExample("sensitivity(\(mlp), \(mnist), bits: [2, 4]).layers", "[\"fc1\", \"fc2\", \"fc3\"]"),
                            BuiltinExample("sensitivity(\(mlp), \(mnist), metric: \"kl\", bits: [2, 8]).values[0][0] > 0", "true")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             let bits = try args.bitsList("bits"), g = try args.granularity()
             let metric = try args.string("metric")
             let table: SensitivityTable
-            var detail = "\(data.count) examples of \(data.name), \(g.rawValue)-wise weights"
+            let template = try sensitivityTemplate(args, m, granularity: g)
+            var detail = "\(data.count) examples of \(data.name), " + (template == nil ? "\(g.rawValue)-wise weights" : "the \({ if case .null = args["like"] { return "given" }; return "policy's" }()) quantizers")
             switch metric {
             case "hessian", "hawq":
                 let method = try args.string("method")
                 let t = try traces(m, data, method: method, layers: m.layers, samples: try args.int("samples"),
                                    seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp)
-                table = try SensitivityTable.hawq(model: m, traces: t, bits: bits, granularity: g)
+                table = try SensitivityTable.hawq(model: m, traces: t, bits: bits, template: template)
                 detail += ", \(method) Hessian traces"
             case "fisher":
-                table = try SensitivityTable.fisher(model: m, images: data.images, labels: data.labels, bits: bits, granularity: g)
+                table = try SensitivityTable.fisher(model: m, images: data.images, labels: data.labels, bits: bits, template: template)
             case "kl", "mpqnnco", "mse", "accuracy":
                 table = try SensitivityTable.measured(SensitivityTable.Metric(rawValue: metric)!, model: m, images: data.images,
-                                                      labels: data.labels, bits: bits, granularity: g,
+                                                      labels: data.labels, bits: bits, template: template,
                                                       progress: args.progress(interp, "sensitivity (\(metric))"))
             default:
                 throw args.fail("metric must be one of the declared choices, got \"\(metric)\"")
@@ -134,43 +215,18 @@ extension Builtins {
         },
         Builtin("policy", category: "search",
                 [.required("model", .model), .optional("bits", .any, .number(8)), .optional("activation_bits", .any),
-                 .optional("granularity", .choice(Granularity.self), .string("channel"))],
+                 .optional("granularity", .choice(Granularity.self), .string("channel")),
+                 .optional("scheme", .any, .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
+                 .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0)),
+                 .optional("activation_scheme", .any, .string("uniform")), .optional("activation_sign", .choice(Policy.Activation.Sign.self), .string("auto"))],
                 returns: "Policy",
-                summary: "A policy by hand: `bits` is one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net; 1-bit weights are sign(W)·mean|W_c|). Fields: layers, bits, activation_bits, params, macs, average_bits, size, bitops, rows.",
+                summary: "A policy by hand. `bits`: one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8); a width is 1…8 (1: binary), 32 or \"float\" (the layer keeps float weights), or a List of one width per output channel (kernel-wise). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net). The weight quantizer: scheme (as quantize's: symmetric, symmetric_full, asymmetric, binary, ternary, gaussian, pow2; a String, or a Record layer → scheme), granularity, group, clip, rounding, seed. The activation quantizer: activation_scheme \"uniform\" (min/max calibrated), \"pow2\" (scale rounded up to a power of two), \"hwgq\" (HWGQ, 1…4 bits, step Δ_b·√(2·E[x²])) or \"binary\" — a String or a Record layer → scheme — and activation_sign \"auto\" (unsigned when the value never goes below 0), \"signed\" or \"unsigned\". Fields: layers, bits, activation_bits, schemes, activation_schemes, params, macs, average_bits, size, bitops, rows.",
                 examples: [BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, 8]).average_bits", "7.441657579062159"),
-                           BuiltinExample("policy(zoo(\"mlp\"), bits: {fc1: 2}).bits", "[2, 8, 8]")]) { args, _ in
-            let m = try args.model("model")
-            func widths(_ v: Value, default d: Int?, what: String) throws -> [Int?] {
-                switch v {
-                case .null: return Array(repeating: d, count: m.layers.count)
-                case .number(let x):
-                    guard let b = Convert.whole(x) else { throw args.fail("\(what) must be whole numbers, got \(Value.format(x))") }
-                    return Array(repeating: b, count: m.layers.count)
-                case .list(let xs):
-                    guard xs.count == m.layers.count else {
-                        throw args.fail("\(what): expected \(m.layers.count) widths (one per layer: \(m.layers.map(\.name).joined(separator: ", "))), found \(xs.count)")
-                    }
-                    return try xs.map { x in
-                        if case .null = x { return nil }
-                        guard case .number(let b) = x, let w = Convert.whole(b) else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
-                        return w
-                    }
-                case .record(let r):
-                    for k in r.keys where m.layer(named: k) == nil {
-                        throw args.fail("\(what): no layer '\(k)' in model '\(m.name)'; layers are \(m.layers.map(\.name).joined(separator: ", "))")
-                    }
-                    return try m.layers.map { l in
-                        guard let x = r[l.name] else { return d }
-                        guard case .number(let b) = x, let w = Convert.whole(b) else { throw args.fail("\(what) must be whole numbers, found \(x.shown)") }
-                        return w
-                    }
-                default: throw args.fail("\(what) must be a Number, a List or a Record, got \(v.typeName)")
-                }
-            }
-            let w = try widths(args["bits"], default: 8, what: "bits").map { $0 ?? 8 }
-            let a = try widths(args["activation_bits"], default: nil, what: "activation_bits")
-            return .object(PolicyObject(try Policy(layers: m.layers.map(\.name), weightBits: w, activationBits: a,
-                                                   granularity: try args.granularity()), model: m))
+                           BuiltinExample("policy(zoo(\"mlp\"), bits: {fc1: 2}).bits", "[2, 8, 8]"),
+                           BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, \"float\"], scheme: {fc2: \"pow2\"}).schemes", "[\"symmetric\", \"pow2\", \"float\"]"),
+                           BuiltinExample("policy(zoo(\"mlp\"), bits: {fc3: [2, 2, 2, 2, 2, 4, 4, 4, 8, 8]}).size", "234080"),
+                           BuiltinExample("policy(zoo(\"mlp\"), activation_bits: 4, activation_scheme: \"hwgq\").activation_schemes", "[\"hwgq\", \"hwgq\", \"hwgq\"]")]) { args, _ in
+            .object(PolicyObject(try handPolicy(args), model: try args.model("model")))
         },
         Builtin("search", category: "search",
                 [.required("sensitivity", .any), .optional("solver", .choice(Search.Solver.self), .string("ilp")), .optional("size", .number),
@@ -233,9 +289,11 @@ extension Builtins {
             if case .object = args["policy"] {
                 let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
                 try p.check(against: m)
-                guard p.weightBits.allSatisfy({ $0 >= 2 }) else { throw args.fail("the latency table covers 2…8-bit weights; the policy has 1-bit layers") }
+                guard let bits = p.layerWiseBits, bits.allSatisfy({ (2...8).contains($0) }) else {
+                    throw args.fail("the latency table covers layers of one 2…8-bit width; the policy has 1-bit, float or per-channel layers")
+                }
                 let t = try LatencyTable.cached(m, bits: Array(2...8), progress: args.progress(interp, "latency table")).table
-                return .number(zip(p.layers, p.weightBits).reduce(0.0) { $0 + t.milliseconds[$1.0]![$1.1]! })
+                return .number(zip(p.layerNames, bits).reduce(0.0) { $0 + t.milliseconds[$1.0]![$1.1]! })
             }
             let bits = try args.bitsList("bits")
             guard bits.allSatisfy({ (2...8).contains($0) }) else { throw args.fail("the latency table covers 2…8-bit weights") }
@@ -262,7 +320,9 @@ extension Builtins {
                            BuiltinExample("bitops(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 4, activation_bits: 4))", "3756032")]) { args, _ in
             let m = try args.model("model")
             guard case .object = args["policy"] else { return .number(Double(m.layers.reduce(0) { $0 + $1.macs }) * 1024) }
-            return .number(try args.object("policy", PolicyObject.self, what: "a Policy").policy.bitOps(of: m))
+            let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
+            try p.check(against: m)
+            return .number(try CostModel.bitOps(activationBits: nil).cost(p))
         },
         Builtin("cost", category: "costs",
                 [.required("model", .model), .required("policy", .any), .optional("kind", .choice(["size", "bitops", "bitfusion", "energy"]), .string("size")),
@@ -280,21 +340,17 @@ extension Builtins {
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
             try p.check(against: m)
             let kind = try args.string("kind")
+            let model: CostModel
             switch kind {
-            case "size": return .number(Double(try p.size(of: m)))
-            case "bitops": return .number(try p.bitOps(of: m))
-            case "bitfusion", "energy":
+            case "size": model = .size
+            case "bitops": model = .bitOps(activationBits: nil)
+            default:
                 let rows = try args.int("rows"), cols = try args.int("columns")
                 guard rows > 0, cols > 0, rows <= 4096, cols <= 4096 else { throw args.fail("rows and columns must be in 1…4096") }
-                let constants = try energyConstants(args)
-                return .number(try m.layers.indices.reduce(0.0) {
-                    let model: CostModel = kind == "energy"
-                        ? .bitFusionEnergy(activationBits: p.activationBits[$1], rows: rows, columns: cols, constants: constants)
-                        : .bitFusion(activationBits: p.activationBits[$1], rows: rows, columns: cols)
-                    return $0 + (try model.cost(m.layers[$1], bits: p.weightBits[$1]))
-                })
-            case let k: throw args.fail("kind must be one of the declared choices, got \"\(k)\"")
+                model = kind == "energy" ? .bitFusionEnergy(activationBits: nil, rows: rows, columns: cols, constants: try energyConstants(args))
+                    : .bitFusion(activationBits: nil, rows: rows, columns: cols)
             }
+            do { return .number(try model.cost(p)) } catch let e as NetworkError { throw args.fail(e.message.replacingOccurrences(of: "cost: ", with: "")) }
         },
         Builtin("predict_accuracy", category: "search",
                 [.required("sensitivity", .any), .required("policy", .any), .required("known", .list), .optional("ceiling", .number, .number(1)),
@@ -306,8 +362,9 @@ extension Builtins {
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
             guard case .list(let items) = args["known"] else { throw args.fail("'known' must be a List of {policy, accuracy}") }
             func objective(_ policy: Policy, _ what: String) throws -> Double {
-                guard policy.layers == s.table.layers else { throw args.fail("\(what) is for other layers than the sensitivity table's") }
-                guard let o = s.table.objective(bits: policy.weightBits) else {
+                guard policy.layerNames == s.table.layers else { throw args.fail("\(what) is for other layers than the sensitivity table's") }
+                guard let bits = policy.layerWiseBits else { throw args.fail("\(what) has float or per-channel layers, which a layer-wise table does not describe") }
+                guard let o = s.table.objective(bits: bits) else {
                     throw args.fail("\(what) uses a width the table lacks (table: \(s.table.bits.map(String.init).joined(separator: ", ")))")
                 }
                 return o

@@ -73,4 +73,46 @@ extension Interpreter {
         let names = Set(builtins.keys).union(globals.values.keys).union(commands)
         return names.filter { $0.hasPrefix(text) }.sorted()
     }
+
+    /// Tab inside a string argument of a builtin whose parameter takes one of several strings:
+    /// `line` is the text before the cursor (`search(s, solver: "gr`); the options of that
+    /// parameter starting with what is typed after the quote (`["greedy"]`), or nil when the
+    /// cursor is not in such an argument. The options come from the builtin's declaration.
+    public func choiceCompletions(before line: String) -> [String]? {
+        let chars = Array(line)
+        guard let quote = chars.lastIndex(of: "\""), chars.filter({ $0 == "\"" }).count % 2 == 1 else { return nil }
+        let typed = String(chars[(quote + 1)...])
+        var i = quote - 1
+        while i >= 0, chars[i] == " " { i -= 1 }
+        guard i >= 0, chars[i] == ":" else { return nil }
+        i -= 1
+        while i >= 0, chars[i] == " " { i -= 1 }
+        var end = i
+        while i >= 0, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" { i -= 1 }
+        guard i < end else { return nil }
+        let argument = String(chars[(i + 1)...end])
+        // The innermost call still open before the argument.
+        var depth = 0, inString = false
+        while i >= 0 {
+            switch chars[i] {
+            case "\"": inString.toggle()
+            case ")", "]", "}" where !inString: depth += 1
+            case "[", "{" where !inString: depth -= 1
+            case "(" where !inString:
+                if depth == 0 {
+                    end = i - 1
+                    var j = end
+                    while j >= 0, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" { j -= 1 }
+                    guard j < end, let builtin = builtins[String(chars[(j + 1)...end])],
+                          let parameter = builtin.parameters.first(where: { $0.name == argument }),
+                          case .choice(let options) = parameter.type else { return nil }
+                    return options.filter { $0.hasPrefix(typed) }
+                }
+                depth -= 1
+            default: break
+            }
+            i -= 1
+        }
+        return nil
+    }
 }

@@ -51,36 +51,47 @@ public final class PolicyObject: ScriptObject, @unchecked Sendable {
 
     public var typeName: String { "Policy" }
     public var fieldNames: [String] {
-        ["layers", "bits", "activation_bits", "params", "macs", "granularity", "average_bits", "size", "bitops", "rows"] + origin.keys
+        ["layers", "bits", "activation_bits", "schemes", "activation_schemes", "params", "macs", "average_bits", "size", "bitops", "rows"] + origin.keys
+    }
+    /// A layer's weight width as the language shows it: a Number, 32 for float weights, or a
+    /// List of one width per output channel.
+    static func bits(_ e: Policy.Entry) -> Value {
+        guard let w = e.weight else { return .number(32) }
+        if let c = w.channelBits, w.uniformBits == nil { return .list(c.map { .number(Double($0)) }) }
+        return .number(Double(w.uniformBits!))
     }
     public func field(_ name: String) -> Value? {
         switch name {
-        case "layers": return .list(policy.layers.map { .string($0) })
-        case "bits": return .list(policy.weightBits.map { .number(Double($0)) })
+        case "layers": return .list(policy.layerNames.map { .string($0) })
+        case "bits": return .list(policy.entries.map(Self.bits))
         case "activation_bits": return .list(policy.activationBits.map { $0.map { .number(Double($0)) } ?? .null })
+        case "schemes": return .list(policy.entries.map { .string($0.weight?.quantizer.scheme.rawValue ?? "float") })
+        case "activation_schemes": return .list(policy.entries.map { .string($0.activation?.scheme.rawValue ?? "float") })
         case "params": return .list(model.layers.map { .number(Double($0.parameterCount)) })
         case "macs": return .list(model.layers.map { .number(Double($0.macs)) })
-        case "granularity": return .string(policy.granularity.rawValue)
-        case "average_bits": return (try? policy.averageBits(of: model)).map { .number($0) }
-        case "size": return (try? policy.size(of: model)).map { .number(Double($0)) }
-        case "bitops": return (try? policy.bitOps(of: model)).map { .number($0) }
+        case "average_bits": return .number(policy.averageBits)
+        case "size": return (try? CostModel.size.cost(policy)).map { .number($0) }
+        case "bitops": return (try? CostModel.bitOps(activationBits: nil).cost(policy)).map { .number($0) }
         case "rows": return .list(rows)
         default: return origin[name]
         }
     }
     var rows: [Value] {
-        policy.layers.indices.map { l in
-            .record(Record([("layer", .string(policy.layers[l])), ("params", .number(Double(model.layers[l].parameterCount))),
-                            ("bits", .number(Double(policy.weightBits[l]))),
-                            ("activation_bits", policy.activationBits[l].map { .number(Double($0)) } ?? .string("float"))]))
+        policy.entries.map { e in
+            var bits = Self.bits(e)
+            if case .list(let c) = bits { bits = .string("\(c.count) channels, \(Value.format(Double(e.weight!.storedBits(for: e.layer)) / Double(e.layer.parameterCount))) avg") }
+            if e.weight == nil { bits = .string("float") }
+            return .record(Record([("layer", .string(e.layer.name)), ("params", .number(Double(e.layer.parameterCount))),
+                                   ("bits", bits), ("scheme", .string(e.weight?.quantizer.scheme.rawValue ?? "float")),
+                                   ("activation_bits", e.activation.map { .number(Double($0.bits)) } ?? .string("float")),
+                                   ("activation_scheme", .string(e.activation?.scheme.rawValue ?? "float"))]))
         }
     }
     public var summary: String {
-        let avg = (try? policy.averageBits(of: model)).map { String(format: "%.2f", $0) } ?? "?"
-        return "Policy(\(policy.layers.count) layers, average \(avg) bits)"
+        "Policy(\(policy.entries.count) layers, average \(String(format: "%.2f", policy.averageBits)) bits)"
     }
     public var text: String {
-        var head = summary.dropLast() + ", \((try? policy.size(of: model)) ?? 0) bytes"
+        var head = summary.dropLast() + ", \(Value.format((try? CostModel.size.cost(policy)) ?? 0)) bytes"
         for k in origin.keys { head += ", \(k) \(origin[k]!.describe(depth: 1))" }
         return head + ")\n" + ((try? TableFormat.render(rows, at: nil)) ?? "")
     }
@@ -109,7 +120,7 @@ public final class FrontierObject: ScriptObject, @unchecked Sendable {
     }
     func policy(_ s: BitAllocation.Solution) -> PolicyObject? {
         let m = sensitivity.model
-        guard let p = try? Policy(layers: m.layers.map(\.name), weightBits: s.bits) else { return nil }
+        guard let p = try? sensitivity.table.policy(bits: s.bits, model: m) else { return nil }
         return PolicyObject(p, model: m, origin: Record([("objective", .number(s.objective)), (cost.name, .number(s.costs[0]))]))
     }
     public var summary: String { "Frontier(\(points.count) points, \(cost.name) vs \(sensitivity.table.metric.rawValue))" }
@@ -119,7 +130,7 @@ public final class FrontierObject: ScriptObject, @unchecked Sendable {
         let shown = Array(stride(from: 0, to: points.count, by: step)) + (points.count % step == 1 || step == 1 ? [] : [points.count - 1])
         let rows: [Value] = shown.map { i in
             let p = points[i]
-            let avg = (try? Policy(layers: sensitivity.table.layers, weightBits: p.bits).averageBits(of: sensitivity.model)) ?? 0
+            let avg = (try? sensitivity.table.policy(bits: p.bits, model: sensitivity.model).averageBits) ?? 0
             return .record(Record([("point", .number(Double(i))), (cost.name, .string(String(format: "%.6g", p.costs[0]))),
                                    ("average_bits", .string(String(format: "%.2f", avg))),
                                    ("objective", .string(String(format: "%.4g", p.objective)))]))
@@ -144,13 +155,13 @@ public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
         case "dyadic_simulation": return .model(engine.dyadicSimulation)
         case "folded": return .model(engine.folded)
         case "bytes": return .number(Double(engine.storedBytes))
-        case "bits": return .list(engine.policy.weightBits.map { .number(Double($0)) })
+        case "bits": return .list(engine.policy.entries.map(PolicyObject.bits))
         case "activation_bits": return .list(engine.policy.activationBits.map { $0.map { .number(Double($0)) } ?? .null })
         default: return nil
         }
     }
     public var summary: String {
-        "IntegerModel(\(engine.folded.name), \(engine.policy.layers.count) layers, \(engine.storedBytes) bytes stored)"
+        "IntegerModel(\(engine.folded.name), \(engine.policy.entries.count) layers, \(engine.storedBytes) bytes stored)"
     }
     public var text: String {
         summary + ": int32 accumulation, dyadic requantization; evaluate(q, data) runs it; q.simulation is its fake-quant twin with exact scales, q.dyadic_simulation HAWQ-V3's (integer codes in floats, dyadic requantization), whose logits equal the engine's"

@@ -13,7 +13,13 @@ private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) 
     struct Static { nonisolated(unsafe) static var matches: [String] = []; nonisolated(unsafe) static var index = 0 }
     if state == 0 {
         let prefix = text.map { String(cString: $0) } ?? ""
-        Static.matches = completionSession?.interpreter.completions(for: prefix, commands: REPL.commands) ?? []
+        // The line up to the cursor: inside `solver: "gr` Tab offers the declared options.
+        let line = rl_line_buffer.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: Int(max(0, rl_point))), as: UTF8.self) } ?? ""
+        if let choices = completionSession?.interpreter.choiceCompletions(before: line) {
+            Static.matches = choices
+        } else {
+            Static.matches = completionSession?.interpreter.completions(for: prefix, commands: REPL.commands) ?? []
+        }
         Static.index = 0
     }
     guard Static.index < Static.matches.count else { return nil }

@@ -156,7 +156,7 @@ struct SeededShuffle: RandomNumberGenerator {
     let table = try SensitivityTable.measured(.mse, model: model, images: data.images, bits: [2, 4, 8])
     var search = Search(budgets: [.averageBits(4)])
     let exact = try search.run(table, model: model)
-    #expect(try exact.policy.averageBits(of: model) <= 4)
+    #expect(exact.policy.averageBits <= 4)
     let direct = try BitAllocation(model: model, table: table, budgets: [(.size, try CostModel.size.uniformCost(model, bits: 1) * 4)],
                                    tieSharedInputs: true, pinned: [:]).solveExactly()
     #expect(exact.solution == direct && exact.gap == nil)

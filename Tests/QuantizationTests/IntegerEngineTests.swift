@@ -97,7 +97,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     for (name, bits, activations, floor) in [("mlp", ["fc1": 1], ["fc1": 1], 0.75), ("cnn", ["conv1": 1, "conv2": 1], ["conv1": 1], 0.5)] {
         let model = try Zoo.make(name)
         try model.loadStateDict(path: "\(referenceDirectory)/fmnist_\(name).npz")
-        let policy = try Policy(layers: model.layers.map(\.name), weightBits: model.layers.map { bits[$0.name] ?? 8 },
+        let policy = try Policy(model: model, weightBits: model.layers.map { bits[$0.name] ?? 8 },
                                 activationBits: model.layers.map { activations[$0.name] ?? 8 })
         let engine = try IntegerModel(model: model, policy: policy, calibration: try FashionMNIST.calibration().images)
         #expect(engine.simulation.nodes.contains { if case .binarize = $0.op { return true }; return false })
@@ -171,4 +171,46 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     let s = try Dyadic(0.00037)
     let out = try run(Requantization(.dyadic(multipliers: [s.multiplier], shifts: [s.shift])), ys, shape: [1, 1000])
     #expect(out == ys.map { Float(s.apply(Int64($0))) })
+}
+
+/// The engine runs what a policy's quantizers say, layer by layer: on ResNet-20, pow2
+/// thresholds in some layers, kernel-wise widths (2/3/4/8 by channel) in others, HWGQ 4-bit
+/// activations after the stem, a ternary layer, and the fc binary (1-bit weights on 8-bit
+/// codes). Its logits stay within one step of HAWQ-V3's simulation on every image, and its
+/// weights are those of the policy's fake-quant model (the same quantizers, on the folded
+/// weights).
+@Test func integerEngineRunsMixedQuantizers() throws {
+    let model = try Zoo.make("resnet20")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")
+    let layers = model.layers
+    let entries = layers.enumerated().map { i, layer -> Policy.Entry in
+        let n = layer.weightShape[0]
+        let weight: Policy.Weight
+        switch i {
+        case 0: weight = .reference(bits: 8)
+        case layers.count - 1: weight = .reference(bits: 1)
+        case 5: weight = Policy.Weight(Quantizer(bits: 2, scheme: .ternary))
+        case _ where i % 3 == 0: weight = Policy.Weight(Quantizer(bits: 4, scheme: .powerOfTwo, clipping: .mse))
+        case _ where i % 3 == 1: weight = Policy.Weight.reference(bits: 8).perChannel((0..<n).map { [2, 3, 4, 8][$0 % 4] })
+        default: weight = .reference(bits: 4)
+        }
+        return Policy.Entry(layer: layer, weight: weight, activation: i == 0 ? Policy.Activation(bits: 8) : Policy.Activation(bits: 4, scheme: .hwgq))
+    }
+    let policy = try Policy(model: model, entries: entries)
+    let engine = try IntegerModel(model: model, policy: policy, calibration: try FashionMNIST.calibration().images)
+    let x = try engineTestSet.images.slice(0..<1000)
+    let a = try engine.run(x)
+    let exact = agreement(a, try engine.dyadicSimulation.run(x).output, steps: engine.outputSteps)
+    #expect(exact.withinStep == 1000)
+    let right = zip(try a.argmax(axis: 1).scalars, engineTestSet.labels.prefix(1000)).filter { Int($0) == Int($1) }.count
+    print("integer engine, mixed quantizers on ResNet-20: \(right)/1000 right, logits within one step of HAWQ-V3's simulation on \(exact.withinStep)/1000")
+    #expect(right > 700)
+    // Float weights and the mid-rise gaussian are refused with the reason.
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: model, policy: try policy.replacing(layers[3].name, weight: .some(nil)), calibration: try FashionMNIST.calibration().images)
+    }
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: model, policy: try policy.replacing(layers[3].name, weight: Policy.Weight(Quantizer(bits: 2, scheme: .gaussian))),
+                         calibration: try FashionMNIST.calibration().images)
+    }
 }

@@ -51,7 +51,7 @@ func uniformWeightActivationMatchesReference(_ name: String) throws {
         let expected = figures[key] as! Double
         let wb = Int(key.dropFirst().prefix { $0 != "a" })!, ab = Int(key.split(separator: "a").last!)!
         let weightOnly = try model.quantized(weightBits: wb)
-        let ranges = try weightOnly.inputRanges(of: weightOnly.layers, on: calibration.images)
+        let ranges = try weightOnly.inputStatistics(of: weightOnly.layers, on: calibration.images)
         let refRanges = figures["\(key)_act_ranges"] as! [[String: Double]]
         for (layer, r) in zip(weightOnly.layers, refRanges) {
             let got = ranges[layer.name]!
@@ -117,5 +117,5 @@ func meanKL(_ p: [[Double]], _ q: [[Double]]) -> Double {
     #expect(!s.isUnsigned && s.codeRange == (-127, 127))
     let m = try Zoo.make("mlp")
     #expect(throws: NetworkError.self) { try m.quantized(bits: ["nope": LayerBits(weight: 4)]) }
-    #expect(throws: NetworkError.self) { try m.quantized(weightBits: 4, activationBits: 8) }
+    #expect(throws: QuantizationError.self) { try m.quantized(weightBits: 4, activationBits: 8) }
 }

@@ -83,6 +83,12 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     #expect(interp.completions(for: "zer") == ["zeros"])
     #expect(interp.completions(for: "mod").contains("model"))
     #expect(interp.completions(for: "model.lay") == ["model.layers"])
+    // Inside a string argument with declared options, Tab offers them.
+    #expect(interp.choiceCompletions(before: "p = search(s, solver: \"gr") == ["greedy"])
+    #expect(interp.choiceCompletions(before: "sensitivity(m, d, metric: \"") == ["hessian", "hawq", "fisher", "kl", "mpqnnco", "mse", "accuracy"])
+    #expect(interp.choiceCompletions(before: "policy(m, bits: [2, 4], activation_sign: \"un") == ["unsigned"])
+    #expect(interp.choiceCompletions(before: "print(\"gr") == nil)
+    #expect(interp.choiceCompletions(before: "search(s, solver: 3") == nil)
     #expect(interp.completions(for: "rec.beta.g") == ["rec.beta.gamma"])
     #expect(interp.completions(for: "nothing.x").isEmpty)
 }

@@ -81,7 +81,7 @@ struct GraphReader {
         func check(_ count: Int) throws {
             guard count == n else { throw NetworkError("\(source): tensor '\(t.name)' of shape \(shape) has \(count) values, expected \(n)") }
         }
-        switch Onnx_TensorProto.DataType(rawValue: Int(t.dataType)) {
+        switch t.dataType == 21 || t.dataType == 22 ? nil : Onnx_TensorProto.DataType(rawValue: Int(t.dataType)) {
         case .float?:
             let v = raw.isEmpty ? t.floatData : try fromRaw(4) { Float(bitPattern: UInt32($0)) }
             try check(v.count)
@@ -104,6 +104,28 @@ struct GraphReader {
             return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
         case .uint8?:
             let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(1) { Int(UInt8(truncatingIfNeeded: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .int16?, .uint16?:
+            let signed = t.dataType == 5
+            let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(2) { signed ? Int(Int16(truncatingIfNeeded: $0)) : Int(UInt16(truncatingIfNeeded: $0)) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case _ where t.dataType == 21 || t.dataType == 22:
+            // UINT4 / INT4 (opset 21): two per byte, low nibble first.
+            let signed = t.dataType == 22
+            var v: [Int]
+            if raw.isEmpty {
+                v = t.int32Data.map { Int($0) }
+            } else {
+                guard raw.count == (n + 1) / 2 else {
+                    throw NetworkError("\(source): tensor '\(t.name)' of shape \(shape) needs \((n + 1) / 2) bytes of 4-bit data, found \(raw.count)")
+                }
+                v = (0..<n).map { i in
+                    let nibble = Int((raw[i / 2] >> (4 * UInt8(i % 2))) & 0x0f)
+                    return signed && nibble >= 8 ? nibble - 16 : nibble
+                }
+            }
             try check(v.count)
             return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
         default:
@@ -176,6 +198,10 @@ struct GraphReader {
             case .int8?: (lo, hi) = (-128, 127)
             case .uint8?, nil: (lo, hi) = (0, 255)
             case .int32?: (lo, hi) = (Int(Int32.min), Int(Int32.max))
+            case .int16?: (lo, hi) = (-32768, 32767)
+            case .uint16?: (lo, hi) = (0, 65535)
+            case _ where type == 22: (lo, hi) = (-8, 7)
+            case _ where type == 21: (lo, hi) = (0, 15)
             default: throw fail(n, "zero points of ONNX type \(type ?? 0) are not supported")
             }
             // As the spec says: one zero point per scale, each a value of its type.
