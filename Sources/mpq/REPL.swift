@@ -27,6 +27,30 @@ private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) 
     return strdup(Static.matches[Static.index])
 }
 
+/// Characters typed at the prompt, read for libedit. The read waits in slices of 50 ms and
+/// looks at the interrupt flag between them (the SIGINT may land on any thread, so the read
+/// itself is not reliably interrupted): a Ctrl-C becomes ^U (kill the line) and Return, and the
+/// loop, seeing the flag, discards the input and prompts afresh.
+private func promptGetc(_ file: UnsafeMutablePointer<FILE>?) -> Int32 {
+    struct Pending { nonisolated(unsafe) static var queue: [UInt8] = [] }
+    if !Pending.queue.isEmpty { return Int32(Pending.queue.removeFirst()) }
+    let fd = file.map { fileno($0) } ?? 0
+    while true {
+        if Interrupt.isRequested {
+            Pending.queue = [0x0d]
+            return 0x15
+        }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&p, 1, 50)
+        if ready == 0 || (ready < 0 && errno == EINTR) { continue }
+        var c: UInt8 = 0
+        let n = read(fd, &c, 1)
+        if n == 1 { return Int32(c) }
+        if n < 0 && errno == EINTR { continue }
+        return EOF
+    }
+}
+
 /// The prompt: libedit line editing, history kept in ~/.mpq_history, Tab completion, input
 /// continued while brackets or a block are open, `?name` help and `:commands`.
 struct REPL {
@@ -39,28 +63,44 @@ struct REPL {
     func loop() {
         completionSession = session
         rl_completion_entry_function = completionGenerator
+        rl_getc_function = promptGetc
+        // libedit would install its own SIGINT handler around each read; ours must see the signal.
+        rl_catch_signals = 0
         read_history(history)
         print("mpq 0.1.0 — ?name for help on a builtin, :help for commands, Ctrl-D to quit")
         var accepted: [String] = []
         var buffer = ""
+        // What :reset restores: the stdlib's functions and whatever the session started with.
+        let baseline = interpreter.globals.values
         while true {
             Interrupt.clear()
-            guard let raw = readline(buffer.isEmpty ? "mpq> " : "...  ") else {
+            let raw = readline(buffer.isEmpty ? "mpq> " : "...  ")
+            // Ctrl-C at the prompt drops what was typed (this line and any open block) and
+            // gives a fresh prompt, the session intact; only end of input (Ctrl-D) ends it.
+            if Interrupt.isRequested {
+                free(raw)
+                buffer = ""
+                Interrupt.clear()
+                continue
+            }
+            guard let raw else {
                 if !buffer.isEmpty { buffer = ""; print(); continue }
                 print()
                 break
             }
             let line = String(cString: raw)
             free(raw)
-            // A Ctrl-C while the line was typed (or just after the last command ended) stopped
-            // nothing: it must not stop the command typed next.
-            Interrupt.clear()
             if buffer.isEmpty && line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if buffer.isEmpty && (trimmed.hasPrefix(":") || trimmed.hasPrefix("?")) {
                 add_history(line)
                 write_history(history)
-                if !command(trimmed, &accepted) { break }
+                if !command(trimmed, &accepted, baseline: baseline) { break }
+                continue
+            }
+            if buffer.isEmpty, ["exit", "quit", "exit()", "quit()"].contains(trimmed),
+               interpreter.globals.lookup(String(trimmed.prefix { $0 != "(" })) == nil {
+                print("to leave mpq, press Ctrl-D or type :quit")
                 continue
             }
             buffer += buffer.isEmpty ? line : "\n" + line
@@ -95,7 +135,7 @@ struct REPL {
     }
 
     /// `:command` and `?name`. Returns false to quit.
-    func command(_ line: String, _ accepted: inout [String]) -> Bool {
+    func command(_ line: String, _ accepted: inout [String], baseline: [String: Value] = [:]) -> Bool {
         if line.hasPrefix("?") {
             let name = line.dropFirst().trimmingCharacters(in: .whitespaces)
             evaluate(name.isEmpty ? "help()" : "help(\"\(name)\")")
@@ -122,8 +162,9 @@ struct REPL {
             }
         case ":reset":
             interpreter.globals.removeAll()
+            for (name, value) in baseline { interpreter.globals.define(name, value) }
             accepted.removeAll()
-            print("variables cleared")
+            print("variables cleared (the stdlib stays)")
         case ":load":
             let source: String
             do { source = try readScript(arg) } catch { print("error: \(error)"); return true }
