@@ -1,7 +1,8 @@
 /// Turns source text into tokens.
 ///
 /// Newlines are tokens (they end statements) except inside `( )` and `[ ]`, where they are
-/// skipped; the parser decides where else a newline may fall (after a binary operator, inside a
+/// skipped — unless a `{ }` opens inside them (a function literal's body passed as an argument),
+/// where they are tokens again; the parser decides where else a newline may fall (after a binary operator, inside a
 /// record literal). Comments run from `#` to the end of the line.
 public struct Lexer {
     public static let keywords: Set<String> = ["fn", "if", "else", "for", "in", "while", "break", "continue",
@@ -15,7 +16,8 @@ public struct Lexer {
     var i = 0
     var line: Int
     var column: Int
-    var depth = 0  // ( and [ nesting
+    /// The open brackets, innermost last: newlines count when none is open or the innermost is `{`.
+    var open: [Character] = []
 
     public init(_ source: String, startingAt base: SourceLocation = SourceLocation(line: 1, column: 1, offset: 0)) {
         chars = Array(source)
@@ -56,7 +58,7 @@ public struct Lexer {
             } else if c == "\n" {
                 let at = location
                 _ = advance()
-                if depth == 0 { return Token(kind: .newline, location: at, text: "\\n") }
+                if open.last == nil || open.last == "{" { return Token(kind: .newline, location: at, text: "\\n") }
             } else if c.isWhitespace {
                 _ = advance()
             } else {
@@ -74,8 +76,8 @@ public struct Lexer {
         }
         for sym in Self.symbols where matches(sym) {
             for _ in sym { _ = advance() }
-            if sym == "(" || sym == "[" { depth += 1 }
-            if (sym == ")" || sym == "]") && depth > 0 { depth -= 1 }
+            if sym == "(" || sym == "[" || sym == "{" { open.append(sym.first!) }
+            if (sym == ")" || sym == "]" || sym == "}") && !open.isEmpty { open.removeLast() }
             return Token(kind: .symbol(sym), location: start, text: sym)
         }
         _ = advance()
