@@ -98,9 +98,10 @@ extension Builtins {
                 [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .choice(Granularity.self), .string("channel")),
                  .optional("activation_bits", .integer), .optional("calibration", .any),
                  .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
-                 .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0))],
+                 .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0)),
+                 .optional("bias_correction", .bool, .bool(false))],
                 returns: "Tensor or Model",
-                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold), \"gaussian\" (EdMIPS, 1…4 bits), \"pow2\" (HMQ: threshold T_max/2^j, T_max the least power of two ≥ max|W|, step T/2^(b−1); clip \"mse\" picks the best j); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\" or \"stochastic\" (seeded); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
+                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration); with bias_correction: true, each layer's output shift from its weight error, Σ ΔW·E[input patch] measured on `calibration`, is taken out of its bias or the batch norm after it (Nagel et al.'s empirical bias correction, as Sony MCT applies it). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold), \"gaussian\" (EdMIPS, 1…4 bits), \"pow2\" (HMQ: threshold T_max/2^j, T_max the least power of two ≥ max|W|, step T/2^(b−1); clip \"mse\" picks the best j); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\" or \"stochastic\" (seeded); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
                 examples: [BuiltinExample("quantize([0.5, -1, 0.25], bits: 3, granularity: \"tensor\")", "Tensor[3] [0.6667, -1, 0.3333]"),
                            BuiltinExample("evaluate(quantize(load(\"../shared/reference/fmnist_mlp.onnx\"), bits: 4), fashion_mnist(split: \"test\", limit: 200)) > 0.8", "true"),
                            BuiltinExample("quantize([0, 0.5, 1, 3], bits: 2, scheme: \"asymmetric\", granularity: \"tensor\")", "Tensor[4] [0, 0, 1, 3]"),
@@ -111,6 +112,11 @@ extension Builtins {
                 guard case .model(let m) = args["x"] else { throw args.fail("a policy applies to a model, got \(args["x"].typeName)") }
                 var calibration: Tensor? = nil
                 if case .dataset(let d) = args["calibration"] { calibration = d.images }
+                if try args.bool("bias_correction") {
+                    guard let calibration else { throw args.fail("bias_correction needs calibration data (calibration: a Dataset)") }
+                    do { return .model(try m.quantized(policy: p.policy, calibration: calibration, biasCorrection: true)) }
+                    catch let e as QuantizationError { throw args.fail(e.message) }
+                }
                 return .model(try m.quantized(policy: p.policy, calibration: calibration))
             }
             guard case .number = args["bits"] else { throw args.fail("expected a Number of bits or a Policy for argument 2, got \(args["bits"].typeName)") }

@@ -29,6 +29,11 @@ import Tensors
         let accuracy = try model.quantized(policy: policy).accuracy(on: test)
         print("HAWQ-V3 ResNet-20 at \(average) bits average: \(accuracy) (\(try CostModel.size.cost(policy)) bytes), bits \(solution.bits)")
         #expect(accuracy >= target, "average \(average) bits: \(accuracy) < \(target)")
+        // Bias correction on the first 512 training images (issue 21): measured 93.87% at 4 bits
+        // and 93.64% at 3 bits (Sony MCT: 93.93% and 93.55% at the same bytes).
+        let corrected = try model.quantized(policy: policy, calibration: try FashionMNIST.calibration().images, biasCorrection: true).accuracy(on: test)
+        print("HAWQ-V3 ResNet-20 at \(average) bits average with bias correction: \(corrected)")
+        #expect(corrected >= (average == 4 ? 0.938 : 0.935), "bias-corrected at \(average) bits: \(corrected)")
         // The frontier's point under the same budget has the same objective.
         let frontier = try problem.paretoFrontier()
         let point = try #require(frontier.last { $0.costs[0] <= limit })
