@@ -40,12 +40,14 @@ let package = Package(
         // Linked only into the benchmark, as the anchor our GEMM is measured against.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // PNG and JPEG decoding for datasets, over Debian's libpng and libjpeg-turbo.
+        .target(name: "CImage", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: kernelSwift),
         .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
         .target(name: "Network",
-                dependencies: ["Kernels", "Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                dependencies: ["Kernels", "Tensors", "CImage", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
         .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),

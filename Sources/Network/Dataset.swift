@@ -7,6 +7,10 @@ public struct Dataset: Sendable {
     public var images: Tensor
     public var labels: [Int]
     public var classes: Int
+    /// How the inputs were made from the files (see `Preprocessing`); empty for built-in data.
+    public var preprocessing = ""
+    /// Class names, when the files named them (an image folder's subfolders).
+    public var classNames: [String]? = nil
 
     public init(name: String, images: Tensor, labels: [Int], classes: Int) throws {
         guard images.rank >= 1, images.shape[0] == labels.count else {

@@ -11,44 +11,58 @@ public enum Zoo {
         "mobilenetv2": "MobileNetV2 for 28×28 inputs: inverted residuals (expansion 6, ReLU6, depthwise 3×3), 16→64 channels",
     ]
 
-    public static func make(_ name: String, seed: UInt64 = 0) throws -> Model {
+    /// The architecture for inputs of `input` ([channels, height, width]; the references' is
+    /// [1, 28, 28]) and `classes` outputs.
+    public static func make(_ name: String, seed: UInt64 = 0, input: [Int] = [1, 28, 28], classes: Int = 10) throws -> Model {
+        guard input.count == 3, input.allSatisfy({ (1...4096).contains($0) }), input[0] <= 64, (2...100_000).contains(classes) else {
+            throw NetworkError("zoo: expected an input [channels ≤ 64, height, width] of positive sizes and 2…100000 classes, found \(input) and \(classes)")
+        }
+        if name == "cnn" && (input[1] < 8 || input[2] < 8) { throw NetworkError("zoo: the cnn pools three times and needs inputs of at least 8×8, found \(input)") }
+        if name != "mlp" && (input[1] < 4 || input[2] < 4) { throw NetworkError("zoo: \(name) needs inputs of at least 4×4, found \(input)") }
+        let shape = Shape(input: input, classes: classes)
         switch name {
-        case "mlp": return try mlp(seed: seed)
-        case "cnn": return try cnn(seed: seed)
-        case "resnet20": return try resnet20(seed: seed)
-        case "mobilenetv2": return try mobileNetV2(seed: seed)
+        case "mlp": return try mlp(seed: seed, shape)
+        case "cnn": return try cnn(seed: seed, shape)
+        case "resnet20": return try resnet20(seed: seed, shape)
+        case "mobilenetv2": return try mobileNetV2(seed: seed, shape)
         default:
             let near = names.min { editDistance($0, name) < editDistance($1, name) } ?? ""
             throw NetworkError("zoo: no model named '\(name)'; expected one of \(names.joined(separator: ", ")) (did you mean '\(near)'?)")
         }
     }
 
-    static func mlp(seed: UInt64) throws -> Model {
-        var b = GraphBuilder(seed: seed)
-        var x = b.flatten(b.input)
-        x = b.relu(try b.linear(x, "fc1", in: 784, out: 256))
-        x = b.relu(try b.linear(x, "fc2", in: 256, out: 128))
-        x = try b.linear(x, "fc3", in: 128, out: 10)
-        return try b.model(name: "mlp", output: x, inputShape: [1, 28, 28])
+    struct Shape {
+        var input: [Int]
+        var classes: Int
+        var pixels: Int { input.reduce(1, *) }
     }
 
-    static func cnn(seed: UInt64) throws -> Model {
+    static func mlp(seed: UInt64, _ shape: Shape) throws -> Model {
+        var b = GraphBuilder(seed: seed)
+        var x = b.flatten(b.input)
+        x = b.relu(try b.linear(x, "fc1", in: shape.pixels, out: 256))
+        x = b.relu(try b.linear(x, "fc2", in: 256, out: 128))
+        x = try b.linear(x, "fc3", in: 128, out: shape.classes)
+        return try b.model(name: "mlp", output: x, inputShape: shape.input)
+    }
+
+    static func cnn(seed: UInt64, _ shape: Shape) throws -> Model {
         var b = GraphBuilder(seed: seed)
         var x = b.input
-        for (i, (cin, cout)) in [(1, 16), (16, 32), (32, 64)].enumerated() {
+        for (i, (cin, cout)) in [(shape.input[0], 16), (16, 32), (32, 64)].enumerated() {
             x = try b.conv(x, "conv\(i + 1)", in: cin, out: cout, kernel: 3)
             x = b.relu(try b.batchNorm(x, "bn\(i + 1)", channels: cout))
             x = b.maxPool(x, kernel: 2)
         }
         x = b.flatten(x)
-        x = b.relu(try b.linear(x, "fc1", in: 576, out: 128))
-        x = try b.linear(x, "fc2", in: 128, out: 10)
-        return try b.model(name: "cnn", output: x, inputShape: [1, 28, 28])
+        x = b.relu(try b.linear(x, "fc1", in: 64 * (shape.input[1] / 8) * (shape.input[2] / 8), out: 128))
+        x = try b.linear(x, "fc2", in: 128, out: shape.classes)
+        return try b.model(name: "cnn", output: x, inputShape: shape.input)
     }
 
-    static func resnet20(seed: UInt64) throws -> Model {
+    static func resnet20(seed: UInt64, _ shape: Shape) throws -> Model {
         var b = GraphBuilder(seed: seed)
-        var x = b.relu(try b.batchNorm(try b.conv(b.input, "conv1", in: 1, out: 16, kernel: 3), "bn1", channels: 16))
+        var x = b.relu(try b.batchNorm(try b.conv(b.input, "conv1", in: shape.input[0], out: 16, kernel: 3), "bn1", channels: 16))
         var cin = 16
         for block in 0..<9 {
             let cout = [16, 32, 64][block / 3], stride = block % 3 == 0 && block > 0 ? 2 : 1
@@ -65,14 +79,14 @@ public enum Zoo {
             cin = cout
         }
         x = b.flatten(b.globalAveragePool(x))
-        x = try b.linear(x, "fc", in: 64, out: 10)
-        return try b.model(name: "resnet20", output: x, inputShape: [1, 28, 28])
+        x = try b.linear(x, "fc", in: 64, out: shape.classes)
+        return try b.model(name: "resnet20", output: x, inputShape: shape.input)
     }
 
     /// Inverted residual blocks (t, c, n, s) sized for 28×28: 28 → 14 → 7.
-    static func mobileNetV2(seed: UInt64) throws -> Model {
+    static func mobileNetV2(seed: UInt64, _ shape: Shape) throws -> Model {
         var b = GraphBuilder(seed: seed)
-        var x = b.relu6(try b.batchNorm(try b.conv(b.input, "features.0.0", in: 1, out: 16, kernel: 3), "features.0.1", channels: 16))
+        var x = b.relu6(try b.batchNorm(try b.conv(b.input, "features.0.0", in: shape.input[0], out: 16, kernel: 3), "features.0.1", channels: 16))
         var cin = 16, index = 1
         for (t, c, n, s) in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 2, 1)] {
             for i in 0..<n {
@@ -93,8 +107,8 @@ public enum Zoo {
         x = b.relu6(try b.batchNorm(try b.conv(x, "features.\(index).0", in: cin, out: 128, kernel: 1),
                                     "features.\(index).1", channels: 128))
         x = b.flatten(b.globalAveragePool(x))
-        x = try b.linear(x, "classifier", in: 128, out: 10)
-        return try b.model(name: "mobilenetv2", output: x, inputShape: [1, 28, 28])
+        x = try b.linear(x, "classifier", in: 128, out: shape.classes)
+        return try b.model(name: "mobilenetv2", output: x, inputShape: shape.input)
     }
 }
 

@@ -8,7 +8,7 @@ enum Fields {
         case .record(let r): return r.keys
         case .tensor: return ["shape", "rank", "count"]
         case .model: return ["name", "layers", "parameters", "input_shape", "weights"]
-        case .dataset: return ["name", "images", "labels", "count", "classes"]
+        case .dataset: return ["name", "images", "labels", "count", "classes", "preprocessing", "class_names", "shape"]
         case .list, .range, .string: return ["count"]
         case .object(let o): return o.fieldNames
         default: return []
@@ -33,6 +33,9 @@ enum Fields {
         case (.dataset(let d), "labels"): return .tensor(Tensor(d.labels.map(Float.init)))
         case (.dataset(let d), "count"): return .number(Double(d.count))
         case (.dataset(let d), "classes"): return .number(Double(d.classes))
+        case (.dataset(let d), "preprocessing"): return .string(d.preprocessing)
+        case (.dataset(let d), "class_names"): return .list((d.classNames ?? (0..<d.classes).map(String.init)).map { .string($0) })
+        case (.dataset(let d), "shape"): return .list(d.exampleShape.map { .number(Double($0)) })
         case (.list(let xs), "count"): return .number(Double(xs.count))
         case (.range(let lo, let hi), "count"): return .number(Double(hi - lo))
         case (.string(let s), "count"): return .number(Double(s.count))
