@@ -44,17 +44,25 @@ extension Builtins {
             } catch let e as QuantizationError { throw args.fail(e.message) }
         },
         Builtin("packed", category: "quantizers",
-                [.required("x", .tensorLike), .optional("bits", .integer, .number(4)), .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")),
+                [.required("x", .tensorLike), .optional("bits", .any, .number(4)), .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")),
                  .optional("granularity", .choice(Granularity.self), .string("channel")), .optional("group", .integer)],
                 returns: "PackedTensor",
-                summary: "Quantizes a tensor and stores its codes packed at `bits` per code with a scale (and zero point) per slice: exact bytes (.bytes), dequantize(p), save(p, \"w.mpqt\") and load(\"w.mpqt\"). Schemes as quantize: symmetric, symmetric_full, asymmetric, binary (1 bit), ternary (2 bits).",
+                summary: "Quantizes a tensor and stores its codes packed at `bits` per code with a scale (and zero point) per slice: exact bytes (.bytes), dequantize(p), save(p, \"w.mpqt\") and load(\"w.mpqt\"). Schemes as quantize: symmetric, symmetric_full, asymmetric, binary (1 bit), ternary (2 bits). bits: a List of one width per output channel packs kernel-wise (each channel at its width, 1 bit binary; bytes ⌈Σ params_c·bits_c/8⌉ + 4 per scale).",
                 examples: [BuiltinExample("packed(ones([64, 64]), bits: 4).bytes", "2304"),
+                           BuiltinExample("packed(ones([4, 16]), bits: [2, 4, 8, 1]).bytes", "46"),
                            BuiltinExample("dequantize(packed([0.5, -1, 0.25], bits: 3, granularity: \"tensor\"))", "Tensor[3] [0.6667, -1, 0.3333]")]) { args, _ in
             let t = try args.tensor("x")
             let g = try args.string("granularity")
             let scheme: Quantizer.Scheme = try args.choice("scheme")
             let slicing: Quantizer.Slicing = try args.optionalInt("group").map { .group($0) } ?? (g == "tensor" || t.rank <= 1 ? .tensor : .channel)
             do {
+                if case .list(let xs) = args["bits"] {
+                    let widths = try xs.map { v -> Int in
+                        guard case .number(let x) = v, let b = Convert.whole(x, in: 1...8) else { throw args.fail("bits: per-channel widths must be whole numbers in 1…8, found \(v.shown)") }
+                        return b
+                    }
+                    return .object(PackedTensorObject(try PackedTensor(t, weight: Policy.Weight(Quantizer(bits: 8, scheme: scheme)).perChannel(widths))))
+                }
                 return .object(PackedTensorObject(try PackedTensor(t.rank == 0 ? try t.reshaped([1]) : t,
                                                                    quantizer: Quantizer(bits: try args.int("bits"), scheme: scheme, slicing: slicing))))
             } catch let e as QuantizationError { throw args.fail(e.message) }

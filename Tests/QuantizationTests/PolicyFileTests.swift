@@ -107,3 +107,25 @@ func policyFilesRoundTrip(_ arch: String) throws {
     }
     #expect(Policy.Weight.reference(bits: 8).perChannel(widths).storedBits(for: layer) == widths.reduce(0) { $0 + $1 * per })
 }
+
+/// Kernel-wise packed tensors: each output channel at its own width in one bit stream; the
+/// bytes are the cost models' ⌈Σ P_c·b_c/8⌉ plus the scales; dequantizing gives the policy
+/// quantizer's values; the .mpqt file round-trips and a corrupt channelBits is refused.
+@Test func kernelWisePackedTensorsRoundTrip() throws {
+    let model = try Zoo.make("cnn")
+    let layer = model.layers[1]
+    let w = model.parameters[layer.weight]!
+    let n = layer.weightShape[0]
+    let weight = Policy.Weight.reference(bits: 8).perChannel((0..<n).map { [1, 2, 3, 4, 5, 6, 7, 8][$0 % 8] })
+    let p = try PackedTensor(w, weight: weight)
+    #expect(p.byteCount == (weight.storedBits(for: layer) + 7) / 8 + 4 * n)
+    #expect(p.dequantize() == (try weight.quantize(w).dequantized))
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-kw-\(getpid()).mpqt").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try p.save(to: path)
+    #expect(try PackedTensor.load(path) == p)
+    var bad = p
+    bad.header.channelBits = Array(bad.header.channelBits!.dropLast())
+    try bad.save(to: path)
+    #expect(throws: QuantizationError.self) { try PackedTensor.load(path) }
+}
