@@ -26,7 +26,7 @@ public struct Lexer {
         column = base.column
     }
 
-    var location: SourceLocation { SourceLocation(line: line, column: column, offset: base.offset + i) }
+    var location: SourceLocation { SourceLocation(line: line, column: column, offset: base.offset + i, source: base.source) }
 
     mutating func advance() -> Character {
         let c = chars[i]

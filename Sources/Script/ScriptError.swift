@@ -28,10 +28,16 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
 
     /// The full diagnostic with the source line and a caret; every syntax error when there are several.
     public func render(source: String, file: String) -> String {
-        let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+        let scriptLines = source.split(separator: "\n", omittingEmptySubsequences: false)
+        /// The file and lines a location is in: the script's, or a registered file's (the stdlib's).
+        func origin(_ at: SourceLocation) -> (String, [Substring]) {
+            guard at.source != 0, let f = SourceFiles.file(at.source) else { return (file, scriptLines) }
+            return (f.name, f.text.split(separator: "\n", omittingEmptySubsequences: false))
+        }
         func one(_ e: ScriptError) -> String {
             var out = "error: \(e.message)"
             if let at = e.location {
+                let (file, lines) = origin(at)
                 out += "\n --> \(file):\(at.line):\(at.column)"
                 if at.line >= 1 && at.line <= lines.count {
                     let number = String(at.line), pad = String(repeating: " ", count: number.count)
@@ -44,7 +50,7 @@ public struct ScriptError: Error, CustomStringConvertible, Sendable {
                     out += "\n\(pad) |\n\(number) | \(text)\n\(pad) | " + String(repeating: " ", count: caret - from + (from > 0 ? 1 : 0)) + "^"
                 }
             }
-            for call in e.calls { out += "\ncalled from '\(call.function)' at \(file):\(call.location.line):\(call.location.column)" }
+            for call in e.calls { out += "\ncalled from '\(call.function)' at \(origin(call.location).0):\(call.location.line):\(call.location.column)" }
             return out
         }
         return ([self] + others).map(one).joined(separator: "\n\n")

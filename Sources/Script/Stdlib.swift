@@ -27,7 +27,8 @@ extension Interpreter {
             guard let source = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw ScriptError(kind: .io, message: "cannot read stdlib file \(path)", location: nil)
             }
-            do { try run(source) } catch let e as ScriptError {
+            let id = SourceFiles.register(name: "stdlib/\(f)", text: source)
+            do { try run(source, startingAt: SourceLocation(line: 1, column: 1, offset: 0, source: id)) } catch let e as ScriptError {
                 throw ScriptError(kind: e.kind, message: "in stdlib \(f): " + e.render(source: source, file: path), location: nil)
             }
             stdlibFunctions += Stdlib.documentation(of: source, file: f)

@@ -92,3 +92,16 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     #expect(interp.completions(for: "rec.beta.g") == ["rec.beta.gamma"])
     #expect(interp.completions(for: "nothing.x").isEmpty)
 }
+
+/// An error inside a stdlib function names the stdlib file, line and text, then the caller's
+/// place in the user's script.
+@Test func stdlibErrorsNameTheStdlibFile() throws {
+    let interp = try sessionInterpreter()
+    let source = "m = zoo(\"mlp\")\nhawq_v3(m, 3)"
+    do { _ = try interp.run(source); Issue.record("no error") } catch let e as ScriptError {
+        let text = e.render(source: source, file: "user.mpq")
+        #expect(text.contains("--> stdlib/methods.mpq:"), "\(text)")
+        #expect(text.contains("sensitivity(model, data"), "\(text)")
+        #expect(text.contains("called from 'hawq_v3' at user.mpq:2:1"), "\(text)")
+    }
+}
