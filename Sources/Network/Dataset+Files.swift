@@ -61,6 +61,7 @@ extension Dataset {
     /// - an inputs `.npy` with `labels` naming the labels' `.npy`.
     public static func open(_ path: String, labels: String? = nil, preprocessing: Preprocessing = Preprocessing(), classes: Int? = nil) throws -> Dataset {
         try preprocessing.validate()
+        let path = FileIO.resolve(path)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw NetworkError("dataset: no file or folder at \(path)") }
         let name = (path as NSString).lastPathComponent

@@ -230,7 +230,8 @@ extension Interpreter {
     /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
     func progress(_ line: String, done: Bool) {
         if isatty(STDERR_FILENO) != 0 {
-            FileHandle.standardError.write(Data(("\r" + line + (done ? "\n" : "")).utf8))
+            // Rewritten in place; ESC[K clears what a longer earlier line left.
+            FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K" + (done ? "\n" : "")).utf8))
         } else if done {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

@@ -26,9 +26,19 @@ extension Arguments {
         try choice(name)
     }
 
-    /// A stderr progress line for long work: "label 3/22".
+    /// A stderr progress line for long work: "label 3/22 · 4 s, about 25 s left" (the time left
+    /// from the mean pace so far).
     func progress(_ interp: Interpreter, _ label: String) -> (Int, Int) -> Void {
-        { done, total in interp.progress("\(label) \(done)/\(total)", done: done == total) }
+        let start = Date()
+        return { done, total in
+            let spent = Date().timeIntervalSince(start)
+            var line = "\(label) \(done)/\(total)"
+            if spent >= 1 {
+                line += " · \(Int(spent.rounded())) s"
+                if done > 0 && done < total { line += ", about \(Int((spent / Double(done) * Double(total - done)).rounded())) s left" }
+            }
+            interp.progress(line, done: done == total)
+        }
     }
 }
 

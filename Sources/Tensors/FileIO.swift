@@ -6,7 +6,26 @@ import Glibc
 /// Reading whole files and writing them atomically (a temporary file in the same folder,
 /// then a rename), so an interrupted write never leaves a half-written file behind.
 public enum FileIO {
+    /// Where `../shared/…` (the reference models and figures) is when the working directory is
+    /// not the project's: `MPQ_SHARED`, else the `shared` folder beside an ancestor of the mpq
+    /// executable (the project root's sibling, as in a checkout). Other paths, and paths that
+    /// exist as given, are returned unchanged.
+    public static func resolve(_ path: String) -> String {
+        let prefix = "../shared/"
+        guard path.hasPrefix(prefix), !FileManager.default.fileExists(atPath: path) else { return path }
+        let rest = String(path.dropFirst(prefix.count))
+        if let root = ProcessInfo.processInfo.environment["MPQ_SHARED"], !root.isEmpty { return root + "/" + rest }
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<8 {
+            let candidate = dir.deletingLastPathComponent().appendingPathComponent("shared")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(rest).path) { return candidate.appendingPathComponent(rest).path }
+            dir = dir.deletingLastPathComponent()
+        }
+        return path
+    }
+
     public static func read(_ path: String) throws -> [UInt8] {
+        let path = resolve(path)
         try checkPath(path)
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int {
             try MemoryBudget.check(bytes: size, for: "reading \(path)")

@@ -4,11 +4,12 @@ import Testing
 /// The built `mpq` executable (the test command builds it before testing).
 let mpqExecutable = repositoryRoot.appendingPathComponent(".build/release/mpq").path
 
-func runMPQ(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+func runMPQ(_ arguments: [String], stdin: String? = nil, in directory: URL = repositoryRoot, environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: mpqExecutable)
     p.arguments = arguments
-    p.currentDirectoryURL = repositoryRoot
+    p.currentDirectoryURL = directory
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe(), input = Pipe()
     p.standardOutput = out; p.standardError = err; p.standardInput = input
     try p.run()
@@ -37,4 +38,14 @@ func exitStatusesAndModes() throws {
     #expect(r.out == "[\"a\", \"b\"]\n")
     r = try runMPQ(["doc"])
     #expect(r.status == 0 && r.out.contains("### `fashion_mnist`"))
+}
+
+/// `../shared/…` resolves from any working directory: beside the executable's project, or from
+/// MPQ_SHARED when set.
+@Test func sharedPathsResolveFromAnyDirectory() throws {
+    let elsewhere = FileManager.default.temporaryDirectory
+    let found = try runMPQ(["run", "-e", "load(\"../shared/reference/fmnist_cnn.onnx\").name"], in: elsewhere)
+    #expect(found.status == 0 && found.out.contains("fmnist_cnn"), "\(found.err)")
+    let redirected = try runMPQ(["run", "-e", "load(\"../shared/reference/fmnist_cnn.onnx\").name"], in: elsewhere, environment: ["MPQ_SHARED": "/nonexistent"])
+    #expect(redirected.status != 0 && redirected.err.contains("/nonexistent/reference/fmnist_cnn.onnx"))
 }
