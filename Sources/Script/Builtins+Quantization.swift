@@ -31,14 +31,18 @@ extension Builtins {
 
     static let quantization: [Builtin] = [
         Builtin("qat", category: "quantizers",
-                [.required("model", .model), .optional("bits", .integer, .number(4)), .optional("activation_bits", .integer),
+                [.required("model", .model), .optional("bits", .any, .number(4)), .optional("activation_bits", .integer),
                  .optional("calibration", .dataset)],
                 returns: "Model",
-                summary: "A copy of the model for quantization-aware training with LSQ: every conv/linear weight through a learned quantizer (one step per output channel, signed narrow range), and with activation_bits every layer's input through one (steps started on `calibration`). train() learns the steps with the weights; evaluate() runs the quantized simulation. The CNN at 2-bit weights: 21.6% after rounding, 91.3% after one epoch (train(q, data.train, epochs: 1, lr: 0.01)).",
-                examples: [BuiltinExample("len(qat(zoo(\"cnn\"), bits: 2).layers)", "5")]) { args, _ in
+                summary: "A copy of the model for quantization-aware training with LSQ: every conv/linear weight through a learned quantizer (one step per output channel, signed narrow range), and with activation_bits every layer's input through one (steps started on `calibration`). train() learns the steps with the weights; evaluate() runs the quantized simulation. The CNN at 2-bit weights: 21.6% after rounding, 91.3% after one epoch (train(q, data.train, epochs: 1, lr: 0.01)). qat(m, p) with a Policy in place of bits fine-tunes a mixed policy: each layer at its width (float layers stay float), activations where the policy has them (symmetric layer-wise widths of 2…8 bits, uniform activations).",
+                examples: [BuiltinExample("len(qat(zoo(\"cnn\"), bits: 2).layers)", "5"),
+                           BuiltinExample("m = zoo(\"mlp\"); q = qat(m, policy(m, bits: [8, 2, \"float\"], activation_bits: {fc2: 4}), calibration: fashion_mnist(split: \"train\", limit: 16)); len(keys(q.parameters)) - len(keys(m.parameters))", "3")]) { args, _ in
             var calibration: Tensor? = nil
             if case .dataset(let d) = args["calibration"] { calibration = d.images }
             do {
+                if case .object(let o as PolicyObject) = args["bits"] {
+                    return .model(try args.model("model").learnedQuantization(policy: o.policy, calibration: calibration))
+                }
                 return .model(try args.model("model").learnedQuantization(weightBits: try args.int("bits"), activationBits: try args.optionalInt("activation_bits"),
                                                                           calibration: calibration))
             } catch let e as QuantizationError { throw args.fail(e.message) }

@@ -76,3 +76,30 @@ func biasCorrectionRemovesTheFirstLayersShift(_ arch: String, _ name: String) th
     print("integer engine ResNet-20 W3A8 (ends 8): \(without) → \(withCorrection) with bias correction")
     #expect(withCorrection >= without)
 }
+
+/// LSQ for a mixed policy: the CNN with conv layers at 8/4/2 bits, fc2 float, 8-bit inputs to
+/// two layers: steps exist exactly where the policy quantizes, and one short epoch of QAT at the
+/// policy's widths improves on its rounding. Kernel-wise and pow2 layers are refused by name.
+@Test func qatFineTunesMixedPolicies() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let policy = try Policy(model: model, weightBits: [8, 4, 2, 2, nil], activationBits: [nil, 8, nil, 8, nil])
+    let q = try model.learnedQuantization(policy: policy, calibration: try FashionMNIST.calibration().images)
+    let steps = q.parameterOrder.filter { $0.hasSuffix("_step") }.sorted()
+    #expect(steps == ["conv1.weight_step", "conv2.input_step", "conv2.weight_step", "conv3.weight_step", "fc1.input_step", "fc1.weight_step"])
+    let test = try FashionMNIST.load(.test, limit: 2000)
+    let before = try q.accuracy(on: test)
+    var options = TrainingOptions()
+    options.epochs = 1; options.batchSize = 128; options.schedule = .oneCycle(peak: 0.01)
+    _ = try q.train(on: try FashionMNIST.load(.train, limit: 8192), options: options)
+    let after = try q.accuracy(on: test)
+    print("QAT of a mixed CNN policy: \(before) → \(after) after one epoch on 8,192 images")
+    #expect(after > before)
+    let n = model.layers[0].weightShape[0]
+    #expect(throws: QuantizationError.self) {
+        try model.learnedQuantization(policy: try policy.replacing("conv1", weight: Policy.Weight.reference(bits: 8).perChannel((0..<n).map { $0 % 2 == 0 ? 4 : 8 })))
+    }
+    #expect(throws: QuantizationError.self) {
+        try model.learnedQuantization(policy: try policy.replacing("conv1", weight: Policy.Weight(Quantizer(bits: 4, scheme: .powerOfTwo))))
+    }
+}
