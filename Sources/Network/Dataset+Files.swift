@@ -25,13 +25,16 @@ public struct Preprocessing: Sendable, Equatable {
         guard std.allSatisfy({ $0.isFinite && $0 > 0 }), mean.allSatisfy(\.isFinite) else { throw NetworkError("dataset: mean must be finite and std positive") }
     }
 
-    public var description: String {
+    public var description: String { describe(scaledPixels: true) }
+
+    /// What was done; `scaledPixels`: whether the inputs were 8-bit pixels that `scale` multiplied.
+    public func describe(scaledPixels: Bool) -> String {
         var parts: [String] = []
         if let size { parts.append("resized to \(size[0])×\(size[1]) (bilinear)") }
         if let channels { parts.append("\(channels) channel\(channels == 1 ? "" : "s")") }
-        parts.append("8-bit pixels × \(scale == 1.0 / 255 ? "1/255" : "\(scale)")")
+        if scaledPixels { parts.append("8-bit pixels × \(scale == 1.0 / 255 ? "1/255" : "\(scale)")") }
         if !mean.isEmpty || !std.isEmpty { parts.append("(x − \(mean.isEmpty ? [0] : mean)) / \(std.isEmpty ? [1] : std) per channel") }
-        return parts.joined(separator: ", ")
+        return parts.isEmpty ? "as stored" : parts.joined(separator: ", ")
     }
 
     /// Normalises `x` ([N, C, H, W] or any [N, C, …]) in place.
@@ -117,17 +120,16 @@ extension Dataset {
             shape = [n, c, h, w]
         }
         if eightBit { for i in values.indices { values[i] *= preprocessing.scale } }
-        var p = preprocessing
+        let p = preprocessing
         if shape.count == 4 {
             (values, shape) = try resized(values, shape: shape, to: p.size, channels: p.channels)
         } else if p.size != nil || p.channels != nil {
             throw NetworkError("dataset '\(name)': size and channels apply to images [N, C, H, W]; the inputs are \(x.shape)")
         }
         try p.normalize(&values, channels: shape.count >= 2 ? shape[1] : 1, inner: shape.dropFirst(2).reduce(1, *))
-        if !eightBit { p.scale = 1 }
         let k = classes ?? ((labels.max() ?? 0) + 1)
         var d = try Dataset(name: name, images: try Tensor(shape: shape, scalars: values), labels: labels, classes: max(k, 1))
-        d.preprocessing = (eightBit ? p.description : p.description.replacingOccurrences(of: "8-bit pixels × 1, ", with: ""))
+        d.preprocessing = p.describe(scaledPixels: eightBit)
         return d
     }
 
@@ -145,15 +147,10 @@ extension Dataset {
                 let file = "\(path)/\(cls)/\(f)"
                 var (pixels, shape) = try decodeImage(file)
                 for i in pixels.indices { pixels[i] *= p.scale }
-                if p.size == nil && p.channels == nil {
-                    if let (first, s) = firstSize, s != shape {
-                        throw NetworkError("dataset: \(file) is \(shape[1])×\(shape[2])×\(shape[0]) but \(first) is \(s[1])×\(s[2])×\(s[0]); give size: [height, width] (and channels:) to resize")
-                    }
-                    if firstSize == nil { firstSize = (file, shape) }
-                }
                 let (r, rs) = try resized(pixels, shape: [1] + shape, to: p.size, channels: p.channels)
-                if let (first, s) = firstSize, Array(rs.dropFirst()) != s, p.size == nil || p.channels == nil {
-                    throw NetworkError("dataset: \(file) is \(rs[2])×\(rs[3]) with \(rs[1]) channel(s), unlike \(first); give both size: and channels:")
+                // Every image must come out the same shape: what size:/channels: are for.
+                if let (first, s) = firstSize, Array(rs.dropFirst()) != s {
+                    throw NetworkError("dataset: \(file) is \(rs[2])×\(rs[3]) with \(rs[1]) channel(s) but \(first) is \(s[1])×\(s[2]) with \(s[0]); give size: [height, width] and channels: to make them alike")
                 }
                 if firstSize == nil { firstSize = (file, Array(rs.dropFirst())) }
                 images.append((r, Array(rs.dropFirst())))

@@ -57,6 +57,8 @@ let imageData: String = {
     let flat = try Dataset.arrays(name: "flat", images: try Tensor(shape: [1, 3, 4, 4], scalars: Array(repeating: 0.75, count: 48)),
                                   labels: Tensor([0]), preprocessing: Preprocessing(size: [7, 9], mean: [0.5], std: [0.25]))
     #expect(flat.images.shape == [1, 3, 7, 9])
+    // Float inputs are not pixels: the description says no scaling happened.
+    #expect(flat.preprocessing == "resized to 7×9 (bilinear), (x − [0.5]) / [0.25] per channel")
     #expect(flat.images.scalars.allSatisfy { abs($0 - 1) < 1e-6 })
     let (a, b) = try d.split(0.75, seed: 3)
     #expect(a.count == 27 && b.count == 9)
