@@ -184,8 +184,20 @@ public final class Model: @unchecked Sendable {
         return try Tensor.stack(outputs.map { $0! })
     }
 
+    /// The inputs node `index` reads when the network runs on `x`; the nodes after it do not run
+    /// (layer-by-layer reconstruction reads one layer's input at a time).
+    public func inputs(of index: Int, on x: Tensor) throws -> [Tensor?] {
+        guard nodes.indices.contains(index) else { throw NetworkError("model '\(name)': no node \(index)") }
+        guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
+            throw NetworkError("model '\(name)': expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
+        }
+        var seen: [Tensor?] = []
+        _ = try runWhole(x, training: false, keepTrace: false, observer: { i, ins in if i == index { seen = ins } }, stopAt: index)
+        return seen
+    }
+
     func runWhole(_ x: Tensor, training: Bool, keepTrace: Bool,
-                  observer: ((Int, [Tensor?]) -> Void)? = nil) throws -> (output: Tensor, trace: Trace?) {
+                  observer: ((Int, [Tensor?]) -> Void)? = nil, stopAt: Int? = nil) throws -> (output: Tensor, trace: Trace?) {
         var values: [String: Tensor] = [input: x]
         var states = [OpState?](repeating: nil, count: nodes.count)
         var lastUse: [String: Int] = [:]
@@ -202,6 +214,8 @@ public final class Model: @unchecked Sendable {
             if fusedRelu.contains(i) { continue }
             let ins = node.inputs.map(value)
             observer?(i, ins)
+            // Stopped early: the observer has what the caller wanted; the input stands in for the output.
+            if i == stopAt { return (x, nil) }
             // Inference fuses a ReLU into the conv or add before it when nothing else reads the
             // intermediate value: one pass over the activations instead of two.
             if !keepTrace, !training, i + 1 < nodes.count, case .relu = nodes[i + 1].op,

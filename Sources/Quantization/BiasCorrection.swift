@@ -120,10 +120,11 @@ extension Model {
 
     /// The fake-quant simulation of `policy`, with bias correction when asked (see `BiasCorrection`);
     /// `calibration` measures the shifts and calibrates the activations the policy quantizes.
-    public func quantized(policy: Policy, calibration: Tensor, biasCorrection: Bool) throws -> Model {
-        guard biasCorrection else { return try quantized(policy: policy, calibration: calibration) }
-        let corrected = try biasCorrected(for: policy, calibration: calibration)
-        return try corrected.quantized(policy: try policy.moved(to: corrected), calibration: calibration)
+    /// With `rounding`, AdaRound's learned rounding first (see `AdaRound`).
+    public func quantized(policy: Policy, calibration: Tensor, biasCorrection: Bool, rounding: AdaRound? = nil,
+                          progress: ((Int, Int) -> Void)? = nil) throws -> Model {
+        let c = try corrected(for: policy, calibration: calibration, biasCorrection: biasCorrection, rounding: rounding, progress: progress)
+        return try c.model.quantized(policy: c.policy, calibration: calibration)
     }
 }
 

@@ -16,6 +16,7 @@ extension Builtins {
         switch roundingName {
         case "nearest_even": rounding = .nearestEven
         case "nearest_away": rounding = .nearestAway
+        case "adaround": throw args.fail("rounding \"adaround\" learns from calibration data, for a model and its policy: quantize(m, p, calibration: data, rounding: \"adaround\")")
         default: rounding = .stochastic(seed: UInt64(truncatingIfNeeded: try args.int("seed")))
         }
         let clipping: Quantizer.Clipping
@@ -109,25 +110,30 @@ extension Builtins {
         Builtin("quantize", category: "quantizers",
                 [.required("x", .any), .optional("bits", .any, .number(8)), .optional("granularity", .choice(Granularity.self), .string("channel")),
                  .optional("activation_bits", .integer), .optional("calibration", .any),
-                 .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
+                 .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic", "adaround"]), .string("nearest_even")),
                  .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0)),
-                 .optional("bias_correction", .bool, .bool(false))],
+                 .optional("bias_correction", .bool, .bool(false)), .optional("iterations", .integer, .number(1000))],
                 returns: "Tensor or Model",
-                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration); with bias_correction: true, each layer's output shift from its weight error, Σ ΔW·E[input patch] measured on `calibration`, is taken out of its bias or the batch norm after it (Nagel et al.'s empirical bias correction, as Sony MCT applies it). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold), \"gaussian\" (EdMIPS, 1…4 bits), \"pow2\" (HMQ: threshold T_max/2^j, T_max the least power of two ≥ max|W|, step T/2^(b−1); clip \"mse\" picks the best j); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\" or \"stochastic\" (seeded); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
+                summary: "quantize(model, policy) simulates a mixed-precision policy (activation bits need calibration); with bias_correction: true, each layer's output shift from its weight error, Σ ΔW·E[input patch] measured on `calibration`, is taken out of its bias or the batch norm after it (Nagel et al.'s empirical bias correction, as Sony MCT applies it); with rounding: \"adaround\", each weight of the policy's grid learns whether to round up or down so that each layer's output on `calibration` is reconstructed (AdaRound, layer by layer in network order, `iterations` Adam steps per layer; with bias_correction, the shifts are taken out as it goes). Otherwise the reference weight quantizer (symmetric, narrow range, max-abs scale, round half to even; 1 bit = sign·mean|W|), simulated in float. On a tensor: its quantized values (granularity \"channel\" = one scale per slice of dimension 0, or \"tensor\"). On a model: every conv/linear weight quantized; with activation_bits, every layer's input too, calibrated by min/max on `calibration` (a Dataset or Tensor). Other quantizers (weights): scheme \"symmetric\" (narrow), \"symmetric_full\", \"asymmetric\" (zero point), \"binary\" (1 bit), \"ternary\" (2 bits, TWN's 0.7·mean|W| threshold), \"gaussian\" (EdMIPS, 1…4 bits), \"pow2\" (HMQ: threshold T_max/2^j, T_max the least power of two ≥ max|W|, step T/2^(b−1); clip \"mse\" picks the best j); group: N scales per N consecutive weights of a channel; rounding \"nearest_even\", \"nearest_away\", \"stochastic\" (seeded) or \"adaround\" (learned, models with a policy only); clip \"max\", \"mse\" (the clipping range of least squared error) or a percentile of |x| such as 99.9.",
                 examples: [BuiltinExample("quantize([0.5, -1, 0.25], bits: 3, granularity: \"tensor\")", "Tensor[3] [0.6667, -1, 0.3333]"),
                            BuiltinExample("evaluate(quantize(load(\"../shared/reference/fmnist_mlp.onnx\"), bits: 4), fashion_mnist(split: \"test\", limit: 200)) > 0.8", "true"),
                            BuiltinExample("quantize([0, 0.5, 1, 3], bits: 2, scheme: \"asymmetric\", granularity: \"tensor\")", "Tensor[4] [0, 0, 1, 3]"),
                            BuiltinExample("quantize([0.1, -0.9, 0.05, 1.1], bits: 2, scheme: \"ternary\", granularity: \"tensor\")", "Tensor[4] [0, -1, 0, 1]"),
                            BuiltinExample("quantize([1, 2, 3, 40], bits: 4, clip: 70, granularity: \"tensor\")", "Tensor[4] [0.8571, 2.143, 3, 3]"),
-                           BuiltinExample("quantize([0.3, -0.2, 0.05, 0.6], bits: 3, scheme: \"pow2\", granularity: \"tensor\")", "Tensor[4] [0.25, -0.25, 0, 0.5]")]) { args, _ in
+                           BuiltinExample("quantize([0.3, -0.2, 0.05, 0.6], bits: 3, scheme: \"pow2\", granularity: \"tensor\")", "Tensor[4] [0.25, -0.25, 0, 0.5]"),
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.onnx\"); p = policy(m, bits: 2); c = fashion_mnist(split: \"train\", limit: 128); x = fashion_mnist(split: \"test\", limit: 500); evaluate(quantize(m, p, calibration: c, rounding: \"adaround\", iterations: 200), x) > evaluate(quantize(m, p), x)", "true")]) { args, interp in
             if case .object(let o) = args["bits"], let p = o as? PolicyObject {
                 guard case .model(let m) = args["x"] else { throw args.fail("a policy applies to a model, got \(args["x"].typeName)") }
                 var calibration: Tensor? = nil
                 if case .dataset(let d) = args["calibration"] { calibration = d.images }
-                if try args.bool("bias_correction") {
-                    guard let calibration else { throw args.fail("bias_correction needs calibration data (calibration: a Dataset)") }
-                    do { return .model(try m.quantized(policy: p.policy, calibration: calibration, biasCorrection: true)) }
-                    catch let e as QuantizationError { throw args.fail(e.message) }
+                let adaround = try args.string("rounding") == "adaround"
+                if try args.bool("bias_correction") || adaround {
+                    guard let calibration else { throw args.fail("\(adaround ? "rounding: \"adaround\"" : "bias_correction") needs calibration data (calibration: a Dataset)") }
+                    do {
+                        return .model(try m.quantized(policy: p.policy, calibration: calibration, biasCorrection: try args.bool("bias_correction"),
+                                                      rounding: adaround ? AdaRound(iterations: try args.int("iterations")) : nil,
+                                                      progress: args.progress(interp, "adaround")))
+                    } catch let e as QuantizationError { throw args.fail(e.message) }
                 }
                 return .model(try m.quantized(policy: p.policy, calibration: calibration))
             }

@@ -313,20 +313,20 @@ extension Builtins {
             })
         },
         Builtin("integer_model", category: "quantizers",
-                [.required("model", .model), .required("policy", .any), .required("calibration", .dataset), .optional("bias_correction", .bool, .bool(false))],
+                [.required("model", .model), .required("policy", .any), .required("calibration", .dataset), .optional("bias_correction", .bool, .bool(false)),
+                 .optional("rounding", .choice(["nearest", "adaround"]), .string("nearest")), .optional("iterations", .integer, .number(1000))],
                 returns: "IntegerModel",
-                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. Binary layers (1-bit weights reading 1-bit activations) run XNOR-popcount on packed signs; 1-bit weights reading wider codes run as ±1 in the int8 kernel. bias_correction: true first takes each layer's weight-error shift out of its bias or batch norm (as quantize's). The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() and predict() run it. Its twins are float graphs: .simulation fake-quantizes real values at the engine's points with exact scales (what training sees; predictions agree, logits stray by a step where Float32 sums or the dyadic's 31-bit mantissa cross a rounding boundary); .dyadic_simulation is HAWQ-V3's, integer codes carried in floats and requantized by the engine's dyadic multipliers, and gives the engine's logits exactly.",
+                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. Binary layers (1-bit weights reading 1-bit activations) run XNOR-popcount on packed signs; 1-bit weights reading wider codes run as ±1 in the int8 kernel. bias_correction: true first takes each layer's weight-error shift out of its bias or batch norm, and rounding: \"adaround\" learns each weight's rounding (both as quantize's). The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). evaluate() and predict() run it. Its twins are float graphs: .simulation fake-quantizes real values at the engine's points with exact scales (what training sees; predictions agree, logits stray by a step where Float32 sums or the dyadic's 31-bit mantissa cross a rounding boundary); .dyadic_simulation is HAWQ-V3's, integer codes carried in floats and requantized by the engine's dyadic multipliers, and gives the engine's logits exactly.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); evaluate(q, fashion_mnist(split: \"test\", limit: 200)) > 0.85", "true"),
-                           BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 4, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); x = fashion_mnist(split: \"test\", limit: 100); max(abs(predict(q, x) - predict(q.dyadic_simulation, x)))", "0")]) { args, _ in
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 4, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); x = fashion_mnist(split: \"test\", limit: 100); max(abs(predict(q, x) - predict(q.dyadic_simulation, x)))", "0")]) { args, interp in
             let m = try args.model("model")
             let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
             let calibration = try args.dataset("calibration").images
             do {
-                guard try args.bool("bias_correction") else {
-                    return .object(IntegerModelObject(try IntegerModel(model: m, policy: p, calibration: calibration)))
-                }
-                let corrected = try m.biasCorrected(for: p, calibration: calibration)
-                return .object(IntegerModelObject(try IntegerModel(model: corrected, policy: try p.moved(to: corrected), calibration: calibration)))
+                let c = try m.corrected(for: p, calibration: calibration, biasCorrection: try args.bool("bias_correction"),
+                                        rounding: try args.string("rounding") == "adaround" ? AdaRound(iterations: try args.int("iterations")) : nil,
+                                        progress: args.progress(interp, "adaround"))
+                return .object(IntegerModelObject(try IntegerModel(model: c.model, policy: c.policy, calibration: calibration)))
             } catch let e as QuantizationError { throw args.fail(e.message) }
         },
         Builtin("bitops", category: "costs", [.required("model", .model), .optional("policy", .any)], returns: "Number",
