@@ -25,7 +25,7 @@ func bestTime(budget: Double = 0.3, _ body: () -> Void) -> Double { Stopwatch.be
 struct MPQBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mpq-bench",
-        abstract: "Measures mpq's hot paths beside their anchors (OpenBLAS, memcpy, our own f32 GEMM).")
+        abstract: "Measures mpq's hot paths beside their anchors (OpenBLAS, memcpy, our own f32 GEMM, ONNX Runtime, HiGHS, Sony MCT).")
 
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
@@ -62,6 +62,7 @@ struct MPQBench: ParsableCommand {
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
         LanguageBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
         SolveBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
+        PTQBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
     }
 }
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Sony MCT's post-training mixed precision on our ResNet-20: the anchor of `ptq.resnet20.*`.
+
+Usage: mct-ptq.py --weights ../shared/reference/fmnist_resnet20.npz --bytes 135304 [--images 512]
+Prints one JSON object: {"accuracy": test accuracy, "seconds": wall time of MCT's call,
+"bytes": the weight memory MCT's bit choice takes, "bits": {layer: bits}}.
+
+The setting of issue 21: the reference weights (PyTorch state dict, batch norm not folded), the
+first `--images` Fashion-MNIST training images as MCT's representative data (batches of 32),
+weights only (activations stay float), candidate widths {8, 4, 3, 2} per layer (MCT's default
+symmetric per-channel kernel quantizer with MSE thresholds, its default bias correction), and a
+weight-memory target in bytes. CPU only, 2 threads. Needs pip torch, torchvision and
+model-compression-toolkit 2.6.1.
+"""
+import argparse, gzip, json, time
+import numpy as np
+import torch
+import torch.nn as nn
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+MEAN, STD = 0.286, 0.353  # ../shared/reference/fmnist_resnet20.json "preprocess"
+
+
+def fashion_mnist(split):
+    root = "/usr/share/datasets/fashion-mnist"
+    stem = "train" if split == "train" else "t10k"
+    with gzip.open(f"{root}/{stem}-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(f"{root}/{stem}-labels-idx1-ubyte.gz") as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    return ((x.astype(np.float32) / 255 - MEAN) / STD), y.astype(np.int64)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (self.down(x) if self.down is not None else x))
+
+
+class ResNet20(nn.Module):
+    """The zoo's resnet20 (Sources/Network/Zoo.swift), module paths as the state dict names them."""
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for b in range(9):
+            cout, stride = [16, 32, 64][b // 3], (2 if b % 3 == 0 and b > 0 else 1)
+            blocks.append(Block(cin, cout, stride))
+            cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def weights_only_tpc(widths):
+    """MCT's IMX500 v1 platform with activations left float and the given kernel widths."""
+    from model_compression_toolkit.target_platform_capabilities.tpc_models.imx500_tpc.v1_0 import tpc as imx500
+    from model_compression_toolkit.target_platform_capabilities.constants import KERNEL_ATTR, WEIGHTS_N_BITS
+    base, _, default = imx500.get_op_quantization_configs()
+    base = base.clone_and_edit(enable_activation_quantization=False)
+    default = default.clone_and_edit(enable_activation_quantization=False)
+    options = [base.clone_and_edit(attr_to_edit={KERNEL_ATTR: {WEIGHTS_N_BITS: b}}) for b in widths]
+    return imx500.generate_tpc(default_config=default, base_config=base, mixed_precision_cfg_list=options,
+                               name="weights_only")
+
+
+def accuracy(model, x, y):
+    model.eval()
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(x), 500):
+            right += int((model(torch.from_numpy(x[i:i + 500])).argmax(1).numpy() == y[i:i + 500]).sum())
+    return right / len(x)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--bytes", type=float, required=True)
+    ap.add_argument("--images", type=int, default=512)
+    args = ap.parse_args()
+    import model_compression_toolkit as mct
+
+    model = ResNet20()
+    state = np.load(args.weights)
+    model.load_state_dict({k: torch.from_numpy(state[k]) for k in state.files if k in model.state_dict()}, strict=True)
+    model.eval()
+    xtrain, _ = fashion_mnist("train")
+    xtest, ytest = fashion_mnist("test")
+    calib = xtrain[:args.images]
+
+    def representative():
+        for i in range(0, len(calib), 32):
+            yield [torch.from_numpy(calib[i:i + 32])]
+
+    core = mct.core.CoreConfig(mixed_precision_config=mct.core.MixedPrecisionQuantizationConfig())
+    start = time.time()
+    quantized, info = mct.ptq.pytorch_post_training_quantization(
+        model, representative, target_resource_utilization=mct.core.ResourceUtilization(weights_memory=args.bytes),
+        core_config=core, target_platform_capabilities=weights_only_tpc([8, 4, 3, 2]))
+    seconds = time.time() - start
+    bits, total = {}, 0.0
+    for name, module in quantized.named_modules():
+        cfg = getattr(module, "weights_quantizers", None)
+        if cfg and "weight" in cfg:
+            b = int(cfg["weight"].num_bits)
+            layer = getattr(module, "layer", None)
+            count = layer.weight.numel() if layer is not None else 0
+            bits[name] = b
+            total += count * b / 8
+    print(json.dumps({"accuracy": accuracy(quantized, xtest, ytest), "seconds": round(seconds, 2),
+                      "bytes": total, "bits": bits}))
+
+
+if __name__ == "__main__":
+    main()
