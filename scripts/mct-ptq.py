@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Sony MCT's post-training mixed precision on our ResNet-20: the anchor of `ptq.resnet20.*`.
+"""Sony MCT's post-training mixed precision on our ResNet-20 or CNN: the anchor of `ptq.*`.
 
-Usage: mct-ptq.py --weights ../shared/reference/fmnist_resnet20.npz --bytes 135304 [--images 512]
+Usage: mct-ptq.py --model resnet20 --weights ../shared/reference/fmnist_resnet20.npz --bytes 135304 [--images 512]
 Prints one JSON object: {"accuracy": test accuracy, "seconds": wall time of MCT's call,
 "bytes": the weight memory MCT's bit choice takes, "bits": {layer: bits}}.
 
@@ -70,6 +70,22 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class CNN(nn.Module):
+    """The zoo's cnn: 3×(conv3×3 + BN + ReLU + maxpool 2) with 16/32/64 channels, FC 576-128-10."""
+    def __init__(self):
+        super().__init__()
+        for i, (cin, cout) in enumerate([(1, 16), (16, 32), (32, 64)]):
+            setattr(self, f"conv{i + 1}", nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
+            setattr(self, f"bn{i + 1}", nn.BatchNorm2d(cout))
+        self.fc1 = nn.Linear(576, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        for i in range(1, 4):
+            x = nn.functional.max_pool2d(torch.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))), 2)
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
 def weights_only_tpc(widths):
     """MCT's IMX500 v1 platform with activations left float and the given kernel widths."""
     from model_compression_toolkit.target_platform_capabilities.tpc_models.imx500_tpc.v1_0 import tpc as imx500
@@ -93,13 +109,14 @@ def accuracy(model, x, y):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=["resnet20", "cnn"], default="resnet20")
     ap.add_argument("--weights", required=True)
     ap.add_argument("--bytes", type=float, required=True)
     ap.add_argument("--images", type=int, default=512)
     args = ap.parse_args()
     import model_compression_toolkit as mct
 
-    model = ResNet20()
+    model = ResNet20() if args.model == "resnet20" else CNN()
     state = np.load(args.weights)
     model.load_state_dict({k: torch.from_numpy(state[k]) for k in state.files if k in model.state_dict()}, strict=True)
     model.eval()

@@ -4,11 +4,11 @@ import Network
 import Quantization
 import Tensors
 
-/// Post-training quality beside Sony MCT (issue 21): `ptq.resnet20.w4` and `ptq.resnet20.w3`.
-/// Both sides start from the reference ResNet-20 weights, calibrate on the first 512 training
+/// Post-training quality beside Sony MCT (issue 21): `ptq.MODEL.w4` and `ptq.MODEL.w3` for
+/// ResNet-20 and the CNN. Both sides start from the reference weights, calibrate on the first 512 training
 /// images, quantize weights only, with widths {8, 4, 3, 2} (ours: {2, 3, 4, 5, 6, 8}, the first
-/// and last layer at 8) and a weight-memory target of 135,304 / 101,478 bytes (4- / 3-bit
-/// average). Ours: HAWQ-V3 (exact Hessian traces on 256 training images, the exact solver), then
+/// and last layer at 8) and a weight-memory target of a 4- / 3-bit average (ResNet-20:
+/// 135,304 / 101,478 bytes; CNN: 49,096 / 36,822). Ours: HAWQ-V3 (exact Hessian traces on 256 training images, the exact solver), then
 /// AdaRound with bias correction. MCT: its PyTorch PTQ with mixed precision (scripts/mct-ptq.py).
 /// `ours` and `anchor_value` are test accuracies (%); the note has each side's wall time of the
 /// whole call and its bytes. When MCT is missing the anchor is 0.
@@ -16,12 +16,13 @@ struct PTQBenchmarks {
     var quick: Bool
     var referenceDirectory: String
 
-    static let targets: [(name: String, bytes: Double)] = [("ptq.resnet20.w4", 135_304), ("ptq.resnet20.w3", 101_478)]
+    static let targets: [(model: String, bits: Int, bytes: Double)] = [("resnet20", 4, 135_304), ("resnet20", 3, 101_478),
+                                                                      ("cnn", 4, 49_096), ("cnn", 3, 36_822)]
 
-    func mct(bytes: Double) -> (accuracy: Double, seconds: Double, bytes: Double)? {
+    func mct(model: String, bytes: Double) -> (accuracy: Double, seconds: Double, bytes: Double)? {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "scripts/mct-ptq.py", "--weights", "\(referenceDirectory)/fmnist_resnet20.npz", "--bytes", "\(Int(bytes))"]
+        p.arguments = ["python3", "scripts/mct-ptq.py", "--model", model, "--weights", "\(referenceDirectory)/fmnist_\(model).npz", "--bytes", "\(Int(bytes))"]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
@@ -37,9 +38,9 @@ struct PTQBenchmarks {
         return nil
     }
 
-    func ours(bytes: Double) throws -> (accuracy: Double, seconds: Double, search: Double, bytes: Double) {
-        let model = try Zoo.make("resnet20")
-        try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")
+    func ours(model name: String, bytes: Double) throws -> (accuracy: Double, seconds: Double, search: Double, bytes: Double) {
+        let model = try Zoo.make(name)
+        try model.loadStateDict(path: "\(referenceDirectory)/fmnist_\(name).npz")
         let hessianData = try FashionMNIST.load(.train, limit: 256), calibration = try FashionMNIST.calibration().images
         let start = Date()
         let traces = try HessianAnalysis.traces(model: model, data: hessianData, method: .exact).mapValues(\.mean)
@@ -54,15 +55,17 @@ struct PTQBenchmarks {
     }
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
-        for target in Self.targets where wanted(target.name) {
+        for target in Self.targets {
+            let name = "ptq.\(target.model).w\(target.bits)"
+            guard wanted(name) else { continue }
             do {
-                let a = try ours(bytes: target.bytes)
-                let m = mct(bytes: target.bytes)
+                let a = try ours(model: target.model, bytes: target.bytes)
+                let m = mct(model: target.model, bytes: target.bytes)
                 var note = String(format: "ours %.1f s (search %.1f s, AdaRound + bias correction the rest), %.0f B", a.seconds, a.search, a.bytes)
                 note += m.map { String(format: "; mct %.1f s, %.0f B", $0.seconds, $0.bytes) } ?? "; mct not installed (pip model-compression-toolkit torch torchvision)"
-                emit(BenchResult(target.name, ours: a.accuracy * 100, anchor: "mct", anchorValue: (m?.accuracy ?? 0) * 100, unit: "% test acc", note: note))
+                emit(BenchResult(name, ours: a.accuracy * 100, anchor: "mct", anchorValue: (m?.accuracy ?? 0) * 100, unit: "% test acc", note: note))
             } catch {
-                FileHandle.standardError.write(Data("\(target.name): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("\(name): \(error)\n".utf8))
             }
         }
     }
