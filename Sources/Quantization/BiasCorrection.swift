@@ -114,6 +114,7 @@ extension Model {
     /// `calibration`) taken out of its biases and batch norms; its weights stay float. Quantize it
     /// with `policy.moved(to:)` — by simulation or in the integer engine.
     public func biasCorrected(for policy: Policy, calibration: Tensor) throws -> Model {
+        try policy.checkCalibration(calibration, for: "bias correction")
         let weightsOnly = try quantized(policy: try policy.weightsOnly(), calibration: nil)
         return try BiasCorrection.apply(try BiasCorrection.shifts(original: self, quantized: weightsOnly, calibration: calibration), to: self)
     }
@@ -129,6 +130,19 @@ extension Model {
 }
 
 extension Policy {
+    /// Corrections estimate one shift (and AdaRound one rounding) per output channel from the
+    /// calibration images: fewer images than the widest quantized layer has output channels
+    /// is refused, as are no images at all.
+    public func checkCalibration(_ calibration: Tensor, for what: String) throws {
+        let images = calibration.rank >= 1 ? calibration.shape[0] : 0
+        guard images > 0 else { throw QuantizationError("\(what): the calibration data holds no images") }
+        guard let widest = entries.filter({ $0.weight != nil }).max(by: { $0.layer.weightShape[0] < $1.layer.weightShape[0] }) else { return }
+        let channels = widest.layer.weightShape[0]
+        guard images >= channels else {
+            throw QuantizationError("\(what): expected at least \(channels) calibration images (layer '\(widest.layer.name)' has \(channels) output channels, each estimated from them), found \(images)")
+        }
+    }
+
     /// The same entries for another model with the same layers by name (a bias-corrected copy,
     /// whose layers may have gained a bias).
     public func moved(to model: Model) throws -> Policy {

@@ -11,7 +11,7 @@ extension Model {
                            progress: ((Int, Int) -> Void)? = nil) throws -> (model: Model, report: AdaRound.Report) {
         try options.validate()
         try policy.check(against: self)
-        guard calibration.rank >= 1, calibration.shape[0] > 0 else { throw QuantizationError("adaround: the calibration data holds no images") }
+        try policy.checkCalibration(calibration, for: "adaround")
         try checkFinite(for: "adaround", data: calibration)
         let start = Date()
         let entries = policy.entries.filter { $0.weight != nil }.sorted { $0.layer.node < $1.layer.node }

@@ -121,7 +121,7 @@ extension Builtins {
                            BuiltinExample("quantize([0.1, -0.9, 0.05, 1.1], bits: 2, scheme: \"ternary\", granularity: \"tensor\")", "Tensor[4] [0, -1, 0, 1]"),
                            BuiltinExample("quantize([1, 2, 3, 40], bits: 4, clip: 70, granularity: \"tensor\")", "Tensor[4] [0.8571, 2.143, 3, 3]"),
                            BuiltinExample("quantize([0.3, -0.2, 0.05, 0.6], bits: 3, scheme: \"pow2\", granularity: \"tensor\")", "Tensor[4] [0.25, -0.25, 0, 0.5]"),
-                           BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.onnx\"); p = policy(m, bits: 2); c = fashion_mnist(split: \"train\", limit: 128); x = fashion_mnist(split: \"test\", limit: 500); evaluate(quantize(m, p, calibration: c, rounding: \"adaround\", iterations: 200), x) > evaluate(quantize(m, p), x)", "true")]) { args, interp in
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.onnx\"); p = policy(m, bits: 2); c = fashion_mnist(split: \"train\", limit: 256); x = fashion_mnist(split: \"test\", limit: 500); evaluate(quantize(m, p, calibration: c, rounding: \"adaround\", iterations: 200), x) > evaluate(quantize(m, p), x)", "true")]) { args, interp in
             if case .object(let o) = args["bits"], let p = o as? PolicyObject {
                 guard case .model(let m) = args["x"] else { throw args.fail("a policy applies to a model, got \(args["x"].typeName)") }
                 var calibration: Tensor? = nil

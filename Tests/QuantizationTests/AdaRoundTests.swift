@@ -108,11 +108,11 @@ func reconstructionError(_ w: [Float], _ q: [Float], x: [Float], rows: Int, k: I
 
 /// Layers whose scheme has no rounding to learn (binary) keep the policy's quantizer and the
 /// report says so; pow2 and kernel-wise layers learn theirs. Bad input is refused: NaN or empty
-/// calibration data, zero iterations.
+/// calibration data, fewer images than the widest layer's 128 output channels, zero iterations.
 @Test func adaRoundSchemesAndBadInput() throws {
     let model = try Zoo.make("cnn")
     try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
-    let calibration = try FashionMNIST.load(.train, limit: 64).images
+    let calibration = try FashionMNIST.load(.train, limit: 128).images
     let n = model.layers[1].weightShape[0]
     var policy = try Policy.uniform(model, bits: 4)
     policy = try policy.replacing("conv1", weight: Policy.Weight(Quantizer(bits: 1, scheme: .binary)))
@@ -134,4 +134,9 @@ func reconstructionError(_ w: [Float], _ q: [Float], x: [Float], rows: Int, k: I
     #expect(throws: (any Error).self) { try model.adaRounded(for: policy, calibration: bad) }
     #expect(throws: (any Error).self) { try model.adaRounded(for: policy, calibration: try Tensor.zeros([0, 1, 28, 28])) }
     #expect(throws: QuantizationError.self) { try model.adaRounded(for: policy, calibration: calibration, options: AdaRound(iterations: 0)) }
+    let few = try calibration.slice(0..<100)
+    #expect(throws: QuantizationError("adaround: expected at least 128 calibration images (layer 'fc1' has 128 output channels, each estimated from them), found 100")) {
+        try model.adaRounded(for: policy, calibration: few)
+    }
+    #expect(throws: QuantizationError.self) { try model.quantized(policy: policy, calibration: few, biasCorrection: true) }
 }

@@ -46,13 +46,17 @@ func biasCorrectionRemovesTheFirstLayersShift(_ arch: String, _ name: String) th
     #expect(shiftAfter <= 1e-4 * max(1, float.map(abs).max()!))
 }
 
-/// Bad input: NaN calibration images and empty calibration are errors, not corrections.
+/// Bad input: NaN calibration images, empty calibration and fewer images than fc1's 256 output
+/// channels are errors, not corrections.
 @Test func biasCorrectionRefusesBadCalibration() throws {
     let model = try Zoo.make("mlp")
     let policy = try Policy.uniform(model, bits: 4)
-    var x = try Tensor.zeros([2, 1, 28, 28])
+    var x = try Tensor.zeros([256, 1, 28, 28])
     x.withUnsafeMutableScalars { $0[5] = .nan }
-    #expect(throws: (any Error).self) { try model.quantized(policy: policy, calibration: x, biasCorrection: true) }
+    #expect(throws: NetworkError.self) { try model.quantized(policy: policy, calibration: x, biasCorrection: true) }
+    #expect(throws: QuantizationError("bias correction: expected at least 256 calibration images (layer 'fc1' has 256 output channels, each estimated from them), found 2")) {
+        try model.quantized(policy: policy, calibration: try Tensor.zeros([2, 1, 28, 28]), biasCorrection: true)
+    }
     #expect(throws: (any Error).self) { try model.quantized(policy: policy, calibration: try Tensor.zeros([0, 1, 28, 28]), biasCorrection: true) }
 }
 
