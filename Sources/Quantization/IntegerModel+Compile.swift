@@ -1,0 +1,283 @@
+import Foundation
+import Kernels
+import Network
+import Tensors
+
+// Compiling the graph into the engine's plan (see IntegerModel+Plan.swift for the plan's types).
+extension IntegerModel {
+    /// Compiles the graph (BN folded, quantization points known) into a plan.
+    func compilePlan() throws -> Plan {
+        var plan = Plan()
+        let nodes = folded.nodes
+        var consumers: [String: [Int]] = [:]
+        for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
+        var slotOf: [String: Int] = [:]
+        func newSlot(_ s: Slot, alias: Int? = nil) -> Int {
+            var s = s
+            if let alias { s.buffer = plan.slots[alias].buffer } else {
+                s.buffer = plan.buffers.count
+                plan.buffers.append((s.elements, s.codes))
+            }
+            plan.slots.append(s)
+            return plan.slots.count - 1
+        }
+        // Every code slot gets the widest padding any convolution asks for.
+        var pad = 0
+        for node in nodes { if case .conv(let a) = node.op { pad = max(pad, a.pads.max() ?? 0) } }
+        func codesSlot(c: Int, h: Int, w: Int, point p: Point) -> Slot {
+            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad,
+                 binary: p.binary)
+        }
+        // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
+        // lie between them: the point, and whether a ReLU does.
+        func fusedPoint(after value: String) -> (Point, relu: Bool)? {
+            var v = value, relu = false
+            while quantizeAt[v] == nil {
+                guard v != folded.output, let readers = consumers[v], readers.count == 1 else { return nil }
+                switch nodes[readers[0]].op {
+                case .relu: relu = true
+                case .maxPool, .flatten, .reshape, .identity: break
+                default: return nil
+                }
+                v = nodes[readers[0]].outputs[0]
+            }
+            // Binary codes are signs, which the requantizing epilogue does not produce.
+            return quantizeAt[v]!.binary ? nil : (quantizeAt[v]!, relu)
+        }
+        // The add a value feeds (its only reader), and that add's target point.
+        func feedsAdd(_ value: String) -> Point? {
+            guard value != folded.output, let readers = consumers[value], readers.count == 1, case .add = nodes[readers[0]].op else { return nil }
+            return addTargets[readers[0]]
+        }
+
+        let shape = folded.inputShape
+        guard shape.count == 3 || shape.count == 1 else {
+            throw QuantizationError("integer engine: inputs of shape \(shape) are not supported; [C, H, W] or [features]")
+        }
+        let (c0, h0, w0) = shape.count == 3 ? (shape[0], shape[1], shape[2]) : (shape[0], 1, 1)
+        let p0 = quantizeAt[folded.input]!
+        slotOf[folded.input] = newSlot(codesSlot(c: c0, h: h0, w: w0, point: p0))
+        plan.steps.append(.input(to: slotOf[folded.input]!, point: p0))
+
+        var skip = Set<Int>()
+        for (i, node) in nodes.enumerated() where !skip.contains(i) {
+            let out = node.outputs[0]
+            guard let x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+            let xs = plan.slots[x]
+            var produced: Int
+            switch node.op {
+            case .conv, .gemm:
+                let l = layerOfNode[i]!
+                guard xs.codes else { throw QuantizationError("integer engine: layer '\(folded.layers[l].name)' received sums, not codes") }
+                let d = layers[l]
+                let isConv: Bool = { if case .conv = node.op { return true }; return false }()
+                var (kh, kw, sh, sw, dh, dw, pt, pl, pb, pr) = (xs.h, xs.w, 1, 1, 1, 1, 0, 0, 0, 0)
+                if case .conv(let a) = node.op {
+                    let ws = folded.layers[l].weightShape
+                    guard ws[1] == xs.c else { throw QuantizationError("integer engine: conv '\(node.name)' expects \(ws[1]) channels, found \(xs.c)") }
+                    (kh, kw, sh, sw, dh, dw) = (ws[2], ws[3], a.strides[0], a.strides[1], a.dilations[0], a.dilations[1])
+                    (pt, pl, pb, pr) = (a.pads[0], a.pads[1], a.pads[2], a.pads[3])
+                } else {
+                    guard d.k == xs.c * xs.h * xs.w else {
+                        throw QuantizationError("integer engine: linear layer '\(node.name)' expects \(d.k) features, found \(xs.c * xs.h * xs.w)")
+                    }
+                }
+                let oh = (xs.h + pt + pb - dh * (kh - 1) - 1) / sh + 1, ow = (xs.w + pl + pr - dw * (kw - 1) - 1) / sw + 1
+                if d.bits == 1 && xs.binary {
+                    // XNOR-popcount: weight sign bits per output channel and tap.
+                    let words = (xs.c + 63) / 64
+                    var bits = [UInt64](repeating: 0, count: d.n * kh * kw * words)
+                    for co in 0..<d.n {
+                        for ch in 0..<xs.c {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let src = isConv ? ((co * xs.c + ch) * kh + ky) * kw + kx : co * d.k + (ch * xs.h + ky) * xs.w + kx
+                                    if d.codes[src] < 0 { bits[(co * kh * kw + ky * kw + kx) * words + ch / 64] |= 1 << UInt64(ch % 64) }
+                                }
+                            }
+                        }
+                    }
+                    let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * xs.scales[0] }, stride: d.n, buffer: 0)
+                    produced = newSlot(slot)
+                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl,
+                                                     outH: oh, outW: ow, cout: d.n, channels: xs.c, weights: bits,
+                                                     bias: integerBias(l, inputScale: xs.scales[0]) ?? [Int32](repeating: 0, count: d.n))))
+                    if let p = quantizeAt[out] {
+                        let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
+                        plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(slot.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                        produced = q
+                    }
+                    slotOf[out] = produced
+                    continue
+                }
+                // Weights in the input's memory order: (ky, kx, channel padded to the stride).
+                let k = kh * kw * xs.stride
+                var codes = [Int8](repeating: 0, count: d.n * k)
+                for co in 0..<d.n {
+                    for ch in 0..<xs.c {
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                let src = isConv ? ((co * xs.c + ch) * kh + ky) * kw + kx : co * d.k + (ch * xs.h + ky) * xs.w + kx
+                                codes[co * k + (ky * kw + kx) * xs.stride + ch] = d.codes[src]
+                            }
+                        }
+                    }
+                }
+                let weights = IntegerWeights(codes: codes, n: d.n, k: k)
+                let sIn = xs.scales[0]
+                let sums = d.scales.map { $0 * sIn }
+                var bias = integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n)
+                if xs.signed { for j in 0..<d.n { bias[j] &-= 128 &* weights.columnSums[j] } }
+                let epilogue: IntegerEpilogue
+                let slot: Slot
+                if let (p, relu) = fusedPoint(after: out) {
+                    let dy = try dyadics(sums, to: p.scale)
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
+                                               lo: relu ? max(p.qmin, 0) : p.qmin, hi: p.qmax, mode: .codes)
+                    slot = codesSlot(c: d.n, h: oh, w: ow, point: Point(scale: p.scale, qmin: relu ? max(p.qmin, 0) : p.qmin, qmax: p.qmax))
+                } else if let t = feedsAdd(out) {
+                    let dy = try dyadics(sums, to: t.scale)
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
+                                               lo: Int32.min, hi: Int32.max, mode: .scaledSums)
+                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: [t.scale], stride: d.n, buffer: 0)
+                } else {
+                    epilogue = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in 0 }, shift: bias.map { _ in 1 }, lo: 0, hi: 0, mode: .sums)
+                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: sums, stride: d.n, buffer: 0)
+                }
+                produced = newSlot(slot)
+                let os = plan.slots[produced]
+                var starts: [Int] = [], outStarts: [Int] = []
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        starts.append(xs.offset(oy * sh - pt, ox * sw - pl))
+                        outStarts.append(os.offset(oy, ox))
+                    }
+                }
+                let rowBytes = (xs.w + 2 * xs.pad) * xs.stride
+                var taps: [Int64] = []
+                for ky in 0..<kh { for kx in 0..<kw { taps.append(Int64(ky * dh * rowBytes + kx * dw * xs.stride)) } }
+                plan.steps.append(.layer(LayerStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
+                                                   groupsPerTap: xs.stride / 4, cout: d.n, weights: weights, epilogue: epilogue,
+                                                   flip: xs.signed)))
+            case .relu:
+                if xs.codes && !xs.signed {
+                    produced = newSlot(xs, alias: x)
+                } else {
+                    var s = xs
+                    s.signed = false
+                    produced = newSlot(s)
+                    plan.steps.append(.relu(from: x, to: produced))
+                }
+            case .identity:
+                produced = newSlot(xs, alias: x)
+            case .flatten, .reshape:
+                if case .reshape(let spec) = node.op {
+                    let total = xs.c * xs.h * xs.w
+                    let known = spec.dropFirst().filter { $0 > 0 }.reduce(1, *)
+                    guard spec.count == 2, spec[1] == -1 || spec[1] == total || (spec[1] == 0 && known == total) else {
+                        throw QuantizationError("integer engine: node '\(node.name)' reshapes to \(spec); only flattening to [N, features] is supported")
+                    }
+                }
+                if !xs.codes, xs.h * xs.w > 1, let p = quantizeAt[out] {
+                    // Quantizing commutes with flattening: quantize the sums where they are.
+                    let q = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: p))
+                    plan.steps.append(.quantize(from: x, to: q, dyadics: try dyadics(xs.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                    slotOf[out] = newSlot(plan.slots[q], alias: q)
+                    continue
+                }
+                if xs.h * xs.w == 1 || xs.codes {
+                    // Codes keep their pixel layout: the linear layer reading them takes its
+                    // weights in that order.
+                    produced = newSlot(xs, alias: x)
+                    slotOf[out] = produced
+                    continue
+                }
+                throw QuantizationError("integer engine: node '\(node.name)' flattens sums with per-channel scales; quantize before flattening")
+            case .maxPool(let a):
+                let oh = (xs.h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
+                let ow = (xs.w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
+                var s = xs
+                (s.h, s.w) = (oh, ow)
+                produced = newSlot(s)
+                plan.steps.append(.maxPool(from: x, to: produced, a))
+            case .globalAveragePool:
+                guard xs.codes else { throw QuantizationError("integer engine: average pooling received sums, not codes") }
+                var s = xs
+                (s.h, s.w) = (1, 1)
+                produced = newSlot(s)
+                plan.steps.append(.globalAverage(from: x, to: produced))
+            case .add:
+                guard let y = slotOf[node.inputs[1]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+                let ys = plan.slots[y]
+                guard (xs.c, xs.h, xs.w) == (ys.c, ys.h, ys.w) else {
+                    throw QuantizationError("integer engine: residual add of [\(xs.c), \(xs.h), \(xs.w)] and [\(ys.c), \(ys.h), \(ys.w)]")
+                }
+                let t = addTargets[i]!
+                func toTarget(_ s: Slot) throws -> [Dyadic]? {
+                    s.scales.count == 1 && s.scales[0] == t.scale && !s.codes ? nil : try dyadics(s.scales, to: t.scale)
+                }
+                let (da, db) = (try toTarget(xs), try toTarget(ys))
+                // A ReLU reading only the add, its output quantized at the add's target: fused.
+                if let readers = consumers[out], readers.count == 1, case .relu = nodes[readers[0]].op,
+                   let p = quantizeAt[nodes[readers[0]].outputs[0]], p.scale == t.scale {
+                    let lo = max(p.qmin, 0)
+                    produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
+                    // A branch a layer scaled in its epilogue takes the other branch, the ReLU and
+                    // the clamp there too (the layer moves here, after both branches exist).
+                    func producer(_ slot: Int) -> Int? {
+                        plan.steps.firstIndex { if case .layer(let l) = $0 { return l.output == slot && l.epilogue.mode == .scaledSums }; return false }
+                    }
+                    let pick: (Int, Int, [Dyadic]?)? = producer(x) != nil ? (x, y, db) : producer(y) != nil ? (y, x, da) : nil
+                    if let (m, other, dOther) = pick, let at = producer(m), case .layer(let l) = plan.steps[at] {
+                        let os = plan.slots[other]
+                        var residual: IntegerEpilogue.Residual? = nil
+                        if os.codes, let d = dOther, d.count == 1 {
+                            residual = .codes(signed: os.signed, multiplier: Int32(d[0].multiplier), shift: Int32(d[0].shift))
+                        } else if !os.codes, dOther == nil {
+                            residual = .sums
+                        }
+                        if let residual {
+                            let e = l.epilogue, target = plan.slots[produced]
+                            let fused = LayerStep(layer: l.layer, input: l.input, output: produced, starts: l.starts,
+                                                  outStarts: (0..<target.h).flatMap { oy in (0..<target.w).map { target.offset(oy, $0) } },
+                                                  taps: l.taps, groupsPerTap: l.groupsPerTap, cout: l.cout, weights: l.weights,
+                                                  epilogue: IntegerEpilogue(bias: e.bias, multiplier: e.multiplier, shift: e.shift, lo: lo, hi: p.qmax,
+                                                                            mode: .codes, residual: residual),
+                                                  flip: l.flip != 0)
+                            fused.residual = other
+                            fused.resStarts = (0..<os.h).flatMap { oy in (0..<os.w).map { os.offset(oy, $0) } }
+                            plan.steps.remove(at: at)
+                            plan.steps.append(.layer(fused))
+                            slotOf[out] = produced
+                            slotOf[nodes[readers[0]].outputs[0]] = produced
+                            skip.insert(readers[0])
+                            continue
+                        }
+                    }
+                    plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: (lo, p.qmax)))
+
+                    slotOf[out] = produced
+                    // The ReLU and its quantization are done.
+                    slotOf[nodes[readers[0]].outputs[0]] = produced
+                    skip.insert(readers[0])
+                    continue
+                }
+                produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
+                plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: nil))
+            default:
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
+            }
+            // Values the static walk quantizes when produced (sums not already turned to codes).
+            if let p = quantizeAt[out], !plan.slots[produced].codes {
+                let s = plan.slots[produced]
+                let q = newSlot(codesSlot(c: s.c, h: s.h, w: s.w, point: p))
+                plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(s.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                produced = q
+            }
+            slotOf[out] = produced
+        }
+        guard let y = slotOf[folded.output] else { throw QuantizationError("integer engine: the output is never computed") }
+        plan.output = y
+        return plan
+    }
+}
