@@ -40,8 +40,18 @@ extension Model {
             case .mul:
                 // A product is bilinear: affine only when one side is a constant.
                 return node.inputs.filter { parameters[$0] == nil && buffers[$0] == nil }.count <= 1
-            case .softmax, .fakeQuantize, .learnedQuantize, .binarize, .requantize:
+            case .softmax, .fakeQuantize, .learnedQuantize, .binarize, .requantize, .layerNorm, .lrn:
                 return false
+            case .concat, .transpose, .slice, .pad, .gather, .expand, .unsqueeze, .squeeze, .resize, .reduce, .shape, .constantOfShape, .range, .where:
+                return true
+            case .pointwise(let f):
+                return f.isPiecewiseLinear
+            case .binary(let f):
+                switch f {
+                case .sub, .max, .min, .integerDiv, .mod, .equal: return true
+                // Linear in the numerator or the input when the divisor or slope is a constant.
+                case .div, .prelu: return node.inputs.count == 2 && (parameters[node.inputs[1]] != nil || buffers[node.inputs[1]] != nil)
+                }
             }
         }
     }
@@ -49,8 +59,12 @@ extension Model {
     /// The op kinds a Hessian-vector product can differentiate twice.
     func checkSecondOrder() throws {
         for node in nodes {
-            if case .softmax = node.op {
+            switch node.op {
+            case .softmax:
                 throw NetworkError("node '\(node.name)' (Softmax): Hessian-vector products through a softmax inside the network are not supported; end the network at the logits")
+            case .layerNorm, .lrn:
+                throw NetworkError("node '\(node.name)' (\(node.op.onnxName)): Hessian-vector products through it are not supported yet; use a first-order metric (sensitivity(m, data, metric: \"fisher\" or \"mse\"))")
+            default: break
             }
         }
     }
@@ -129,8 +143,8 @@ extension Node {
             if let da = at(0), needs[1] { out[1] = try sum(out[1], LinearOp.backward(da, inputs[1]!, nil, a, dy).1) }
             if let db = at(1), needs[0] { out[0] = try sum(out[0], LinearOp.backward(inputs[0]!, db, nil, a, dy).0) }
         case .matMul:
-            if let da = at(0), needs[1] { out[1] = try sum(out[1], LinearOp.backward(da, inputs[1]!, nil, GemmAttributes(), dy).1) }
-            if let db = at(1), needs[0] { out[0] = try sum(out[0], LinearOp.backward(inputs[0]!, db, nil, GemmAttributes(), dy).0) }
+            if let da = at(0), needs[1] { out[1] = try sum(out[1], MatMulOp.backward(da, inputs[1]!, dy).1) }
+            if let db = at(1), needs[0] { out[0] = try sum(out[0], MatMulOp.backward(inputs[0]!, db, dy).0) }
         case .mul:
             let (a, b) = (inputs[0]!, inputs[1]!)
             if let db = at(1), needs[0] { out[0] = try sum(out[0], (dy * db).summed(toShape: a.shape)) }
@@ -148,9 +162,16 @@ extension Node {
             if let ds = at(1), needs[0] {
                 out[0] = try sum(out[0], BatchNormOp.backward(x, scale: ds, mean: m, variance: v, epsilon: eps, state: nil, dy).0)
             }
-        case .softmax, .learnedQuantize, .requantize:
+        case .softmax, .learnedQuantize, .requantize, .layerNorm, .lrn:
             throw NetworkError("node '\(name)' (\(op.onnxName)): second derivatives through it are not supported")
-        case .add, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .fakeQuantize, .binarize:
+        case .pointwise(let f):
+            if let dx = at(0), needs[0] { out[0] = try sum(out[0], f.secondDerivative(inputs[0]!, dy, dx)) }
+        case .binary(let f):
+            let (ga, gb) = try f.backwardTangent(inputs[0]!, inputs[1]!, dy, at(0), at(1))
+            if needs[0], let ga { out[0] = try sum(out[0], ga) }
+            if needs[1], let gb { out[1] = try sum(out[1], gb) }
+        case .add, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .fakeQuantize, .binarize,
+             .concat, .transpose, .slice, .pad, .gather, .expand, .unsqueeze, .squeeze, .resize, .reduce, .shape, .constantOfShape, .range, .where:
             break // linear in dy with the input held at the traced point (masks are constant a.e.)
         }
         return out

@@ -104,7 +104,8 @@ public final class Model: @unchecked Sendable {
                case .learnedQuantize = producer.op { weightName = producer.inputs[0] }
             guard let w = parameters[weightName] else { continue }
             let y = trace.values[node.outputs[0]]!
-            let macs = isConv ? y.shape[2] * y.shape[3] * w.count : w.count
+            // A linear layer on a sequence ([N, tokens, features]) runs once per token.
+            let macs = isConv ? y.shape[2] * y.shape[3] * w.count : w.count * max(1, y.count / max(1, y.shape[0] * (y.shape.last ?? 1)))
             var groups = 1
             if case .conv(let a) = node.op { groups = a.groups }
             let bias = node.inputs.count > 2 && parameters[node.inputs[2]] != nil ? node.inputs[2] : nil

@@ -9,10 +9,6 @@ extension Node {
         }
     }
 
-    func reshapeTarget(_ x: Tensor, _ shape: [Int]) -> [Int] {
-        shape.enumerated().map { i, d in d == 0 && i < x.rank ? x.shape[i] : d }
-    }
-
     /// Runs the node. `updates` are new values for inputs that are buffers (batch-norm running
     /// statistics in training mode), by input position.
     /// Without `keepState` nothing is kept for backward (max pooling then skips its indices).
@@ -29,7 +25,7 @@ extension Node {
             return (try LinearOp.gemm(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, a), nil, [])
         case .matMul:
             try require(inputs, 2...2)
-            return (try LinearOp.product(inputs[0]!, transA: false, inputs[1]!, transB: false), nil, [])
+            return (try MatMulOp.multiply(inputs[0]!, inputs[1]!), nil, [])
         case .add:
             try require(inputs, 2...2)
             return (try inputs[0]! + inputs[1]!, nil, [])
@@ -60,8 +56,9 @@ extension Node {
             guard a >= 0 && a <= x.rank else { throw NetworkError("node '\(name)' (Flatten): axis \(axis) out of range for \(x.shape)") }
             return (try x.reshaped([x.shape[..<a].reduce(1, *), x.shape[a...].reduce(1, *)]), nil, [])
         case .reshape(let shape):
-            try require(inputs, 1...1)
-            return (try inputs[0]!.reshaped(reshapeTarget(inputs[0]!, shape)), nil, [])
+            try require(inputs, 1...2)
+            let target = inputs.count > 1 ? try integers(inputs[1]!, "the target shape") : shape
+            return (try inputs[0]!.reshaped(ShapeOp.reshapeTarget(inputs[0]!.shape, target)), nil, [])
         case .batchNorm(let eps, let momentum):
             try require(inputs, 5...5)
             let (x, s, b, m, v) = (inputs[0]!, inputs[1]!, inputs[2]!, inputs[3]!, inputs[4]!)
@@ -94,7 +91,117 @@ extension Node {
             return (try Tensor.zip(inputs[0]!, inputs[1]!, operation: "LearnedQuantize") { x, s in
                 s > 0 ? min(max((x / s).rounded(.toNearestOrEven), lo), hi) * s : 0
             }, nil, [])
+        case .pointwise(let f):
+            try require(inputs, 1...1)
+            return (f.apply(inputs[0]!), nil, [])
+        case .binary(let f):
+            try require(inputs, 2...2)
+            return (try f.apply(inputs[0]!, inputs[1]!), nil, [])
+        case .concat(let axis):
+            guard !inputs.isEmpty, inputs.allSatisfy({ $0 != nil }) else { throw NetworkError("node '\(name)' (Concat): an input is missing") }
+            return (try ShapeOp.concat(inputs.map { $0! }, axis: axis), nil, [])
+        case .transpose, .slice, .pad, .gather, .expand:
+            try require(inputs, 1...5)
+            let map = try indexMap(inputs)
+            let fill: Float = if case .pad(let p) = op { p.value } else { 0 }
+            return (map.gather(inputs[0]!, fill: fill), keepState ? .indexMap(map) : nil, [])
+        case .unsqueeze(let axes):
+            try require(inputs, 1...1)
+            return (try inputs[0]!.reshaped(ShapeOp.unsqueeze(inputs[0]!.shape, axes: axes)), nil, [])
+        case .squeeze(let axes):
+            try require(inputs, 1...1)
+            return (try inputs[0]!.reshaped(ShapeOp.squeeze(inputs[0]!.shape, axes: axes)), nil, [])
+        case .resize(let r):
+            try require(inputs, 1...1)
+            return (try ResizeOp.forward(inputs[0]!, r), nil, [])
+        case .reduce(let r, let axes, let keep):
+            try require(inputs, 1...1)
+            return (try r.forward(inputs[0]!, axes: axes, keepDims: keep), nil, [])
+        case .layerNorm(let axis, let eps):
+            try require(inputs, 2...3)
+            return (try LayerNormOp.forward(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, axis: axis, epsilon: eps), nil, [])
+        case .lrn(let a):
+            try require(inputs, 1...1)
+            return (try LRNOp.forward(inputs[0]!, a), nil, [])
+        case .shape(let start, let end):
+            try require(inputs, 1...1)
+            let s = inputs[0]!.shape, r = s.count
+            func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + r : v, 0), r) }
+            let dims = Array(s[clamp(start)..<max(clamp(start), clamp(end ?? r))])
+            return (Tensor(checkedShape: [dims.count], scalars: dims.map(Float.init)), nil, [])
+        case .constantOfShape(let value):
+            try require(inputs, 1...1)
+            return (try Tensor(repeating: value, shape: integers(inputs[0]!, "the shape")), nil, [])
+        case .range:
+            try require(inputs, 3...3)
+            guard inputs.allSatisfy({ $0!.count == 1 }), inputs[2]!.scalars[0] != 0 else {
+                throw NetworkError("node '\(name)' (Range): expected scalar start, limit and a nonzero delta")
+            }
+            let (s, l, d) = (inputs[0]!.scalars[0], inputs[1]!.scalars[0], inputs[2]!.scalars[0])
+            let count = Swift.max(Int(((l - s) / d).rounded(.up)), 0)
+            guard count <= 1 << 24 else { throw NetworkError("node '\(name)' (Range): \(count) values are too many") }
+            return (Tensor(checkedShape: [count], scalars: (0..<count).map { s + Float($0) * d }), nil, [])
+        case .where:
+            try require(inputs, 3...3)
+            let (c, a, b) = (inputs[0]!, inputs[1]!, inputs[2]!)
+            let shape = try Tensor.broadcastShape(Tensor.broadcastShape(c.shape, a.shape), b.shape, operation: "Where")
+            let (cc, aa, bb) = try (ShapeOp.expand(c.shape, to: shape).gather(c), ShapeOp.expand(a.shape, to: shape).gather(a),
+                                    ShapeOp.expand(b.shape, to: shape).gather(b))
+            return (Tensor(checkedShape: shape, scalars: cc.scalars.indices.map { cc.scalars[$0] != 0 ? aa.scalars[$0] : bb.scalars[$0] }), nil, [])
         }
+    }
+
+    /// A tensor of shape arithmetic read as integers (each a whole number in range).
+    func integers(_ t: Tensor, _ what: String) throws -> [Int] {
+        guard t.rank <= 1, t.count <= 64 else { throw NetworkError("node '\(name)' (\(op.onnxName)): \(what) must be a short list, found a tensor of shape \(t.shape)") }
+        return try t.scalars.map { (v: Float) throws -> Int in
+            // INT64_MAX and friends ("to the end") arrive as huge floats: clamp, as Slice would.
+            if v.isFinite, Swift.abs(v) >= 2_147_483_648 { return v > 0 ? 1 << 40 : -(1 << 40) }
+            guard v == v.rounded(), v.isFinite else { throw NetworkError("node '\(name)' (\(op.onnxName)): \(what) holds \(v), not an integer") }
+            return Int(v)
+        }
+    }
+
+    /// The element map of an element-moving op on these inputs.
+    func indexMap(_ inputs: [Tensor?]) throws -> IndexMap {
+        let shape = inputs[0]!.shape
+        switch op {
+        case .transpose(let perm): return try ShapeOp.transpose(shape, perm: perm)
+        case .slice(var s):
+            if inputs.count > 1 {
+                // Bounds read when the node runs: starts, ends, then axes and steps if given.
+                let v = try inputs.dropFirst().map { try integers($0!, "a slice bound") }
+                s = SliceAttributes(starts: v[0], ends: v[1], axes: v.count > 2 ? v[2] : Array(0..<v[0].count),
+                                    steps: v.count > 3 ? v[3] : Array(repeating: 1, count: v[0].count))
+                guard s.ends.count == s.starts.count, s.axes.count == s.starts.count, s.steps.count == s.starts.count, !s.steps.contains(0) else {
+                    throw NetworkError("node '\(name)' (Slice): starts \(s.starts), ends \(s.ends), axes \(s.axes) and steps \(s.steps) do not match")
+                }
+            }
+            return try ShapeOp.slice(shape, s)
+        case .pad(let p): return try ShapeOp.pad(shape, p)
+        case .gather(let axis, let indices, let indexShape):
+            // Indices computed when the node runs arrive as a second input.
+            if inputs.count > 1, let t = inputs[1] {
+                try MemoryBudget.check(count: t.count, of: 8, for: "Gather indices of shape \(t.shape)")
+                let values = try t.scalars.map { (v: Float) throws -> Int in
+                    guard v.isFinite, v == v.rounded(), Swift.abs(v) < 2_147_483_648 else {
+                        throw NetworkError("node '\(name)' (Gather): an index holds \(v), not an integer in range")
+                    }
+                    return Int(v)
+                }
+                return try ShapeOp.gather(shape, axis: axis, indices: values, indexShape: t.shape)
+            }
+            return try ShapeOp.gather(shape, axis: axis, indices: indices, indexShape: indexShape)
+        case .expand(let target):
+            return try ShapeOp.expand(shape, to: inputs.count > 1 ? try integers(inputs[1]!, "the target shape") : target)
+        default: throw NetworkError("node '\(name)' (\(op.onnxName)) moves no elements")
+        }
+    }
+
+    /// The saved element map, or a new one.
+    func indexMap(_ inputs: [Tensor?], state: OpState?) throws -> IndexMap {
+        if case .indexMap(let m)? = state { return m }
+        return try indexMap(inputs)
     }
 
     /// Gradients of the inputs (nil where not needed or not differentiable) given dY.
@@ -109,7 +216,7 @@ extension Node {
             let (da, db, dc) = try LinearOp.backward(inputs[0]!, inputs[1]!, c, a, dy)
             return [da, db] + (inputs.count > 2 ? [dc] : [])
         case .matMul:
-            let (da, db, _) = try LinearOp.backward(inputs[0]!, inputs[1]!, nil, GemmAttributes(), dy)
+            let (da, db) = try MatMulOp.backward(inputs[0]!, inputs[1]!, dy)
             return [da, db]
         case .add:
             return [try dy.summed(toShape: inputs[0]!.shape), try dy.summed(toShape: inputs[1]!.shape)]
@@ -128,7 +235,7 @@ extension Node {
         case .globalAveragePool:
             return [PoolOp.globalAverageBackward(inputShape: inputs[0]!.shape, dy)]
         case .flatten, .reshape, .identity:
-            return [try dy.reshaped(inputs[0]!.shape)]
+            return [try dy.reshaped(inputs[0]!.shape)] + (inputs.count > 1 ? [nil] : [])
         case .batchNorm(let eps, _):
             let (dx, ds, db) = try BatchNormOp.backward(inputs[0]!, scale: inputs[1]!, mean: inputs[3]!,
                                                         variance: inputs[4]!, epsilon: eps, state: state, dy)
@@ -146,6 +253,32 @@ extension Node {
             let (dx, dsFull) = try LearnedQuantizeOp.partials(x, step, qmin: qmin, qmax: qmax)
             let g = 1 / (Float(x.count / max(1, step.count)) * Float(max(qmax, 1))).squareRoot()
             return [try dx * dy, try (dsFull * dy).summed(toShape: step.shape).map { $0 * g }]
+        case .pointwise(let f):
+            return [f.derivative(inputs[0]!, times: dy)]
+        case .binary(let f):
+            return try f.backward(inputs[0]!, inputs[1]!, dy)
+        case .concat(let axis):
+            return try ShapeOp.split(dy, axis: axis, shapes: inputs.map { $0!.shape })
+        case .transpose, .slice, .pad, .gather, .expand:
+            let x = inputs[0]!
+            return [try indexMap(inputs, state: state).scatter(dy, inputShape: x.shape)] + Array(repeating: nil, count: inputs.count - 1)
+        case .unsqueeze, .squeeze:
+            return [try dy.reshaped(inputs[0]!.shape)]
+        case .resize(let r):
+            return [try ResizeOp.backward(inputs[0]!, r, dy)]
+        case .reduce(let r, let axes, _):
+            return [try r.backward(inputs[0]!, axes: axes, dy)]
+        case .layerNorm(let axis, let eps):
+            return try LayerNormOp.backward(inputs[0]!, inputs[1]!, hasBias: inputs.count > 2, axis: axis, epsilon: eps, dy)
+        case .lrn(let a):
+            return [try LRNOp.apply(inputs[0]!, a, dy, transposed: true)]
+        case .shape, .constantOfShape, .range:
+            return inputs.map { _ in nil }
+        case .where:
+            let c = inputs[0]!
+            let mask = try Tensor.zip(dy, c) { _, v in v != 0 ? 1 : 0 }
+            return [nil, try (dy * mask).summed(toShape: inputs[1]!.shape),
+                    try (dy * mask.map { 1 - $0 }).summed(toShape: inputs[2]!.shape)]
         }
     }
 
@@ -162,7 +295,7 @@ extension Node {
             return try LinearOp.tangent(inputs[0]!, inputs[1]!, inputs.count > 2 ? inputs[2] : nil, a,
                                         da: at(0), db: at(1), dc: at(2))
         case .matMul:
-            return try LinearOp.tangent(inputs[0]!, inputs[1]!, nil, GemmAttributes(), da: at(0), db: at(1), dc: nil)
+            return try MatMulOp.tangent(inputs[0]!, inputs[1]!, da: at(0), db: at(1))
         case .add:
             var out = try Tensor.zeros(output.shape)
             if let a = at(0) { out = try out + a }
@@ -217,6 +350,32 @@ extension Node {
             var out = try Tensor.zeros(output.shape)
             if let t = at(0) { out = try out + dx * t }
             if let t = at(1) { out = try out + dsFull * t }
+            return out
+        case .pointwise(let f):
+            return at(0).map { f.derivative(inputs[0]!, times: $0) }
+        case .binary(let f):
+            return try f.tangent(inputs[0]!, inputs[1]!, at(0), at(1))
+        case .concat(let axis):
+            return try ShapeOp.concat(inputs.indices.map { try at($0) ?? Tensor.zeros(inputs[$0]!.shape) }, axis: axis)
+        case .transpose, .slice, .pad, .gather, .expand:
+            return try at(0).map { try indexMap(inputs, state: state).gather($0) }
+        case .unsqueeze, .squeeze:
+            return try at(0).map { try $0.reshaped(output.shape) }
+        case .resize(let r):
+            return try at(0).map { try ResizeOp.forward($0, r) }
+        case .reduce(let r, let axes, let keep):
+            return try at(0).map { try r.forward($0, axes: axes, keepDims: keep) }
+        case .layerNorm(let axis, let eps):
+            return try LayerNormOp.tangent(inputs[0]!, inputs[1]!, axis: axis, epsilon: eps, dx: at(0), dg: at(1), db: at(2))
+        case .lrn(let a):
+            return try at(0).map { try LRNOp.apply(inputs[0]!, a, $0, transposed: false) }
+        case .shape, .constantOfShape, .range:
+            return nil
+        case .where:
+            let mask = try Tensor.zip(output, inputs[0]!) { _, v in v != 0 ? 1 : 0 }
+            var out = try Tensor.zeros(output.shape)
+            if let a = at(1) { out = try out + a * mask }
+            if let b = at(2) { out = try out + b * mask.map { 1 - $0 } }
             return out
         }
     }

@@ -11,14 +11,28 @@ public struct ConvAttributes: Codable, Equatable, Sendable {
     }
 }
 
-/// Pooling attributes (ceil mode is not supported; ONNX files that ask for it are refused).
+/// Pooling attributes. With `ceilMode` the output size rounds up (a last window may hang over
+/// the padded input; it must start inside the input or the leading padding, as ONNX and
+/// PyTorch say), and an average counts only what lies inside the padded input.
 public struct PoolAttributes: Codable, Equatable, Sendable {
     public var kernel: [Int]
     public var strides: [Int]
     public var pads: [Int] = [0, 0, 0, 0]
     public var countIncludePad: Bool = false
-    public init(kernel: [Int], strides: [Int]? = nil, pads: [Int] = [0, 0, 0, 0], countIncludePad: Bool = false) {
+    public var ceilMode: Bool = false
+    public init(kernel: [Int], strides: [Int]? = nil, pads: [Int] = [0, 0, 0, 0], countIncludePad: Bool = false, ceilMode: Bool = false) {
         self.kernel = kernel; self.strides = strides ?? kernel; self.pads = pads; self.countIncludePad = countIncludePad
+        self.ceilMode = ceilMode
+    }
+    enum CodingKeys: String, CodingKey { case kernel, strides, pads, countIncludePad, ceilMode }
+    /// Graphs saved before ceil mode existed have no `ceilMode` key.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kernel = try c.decode([Int].self, forKey: .kernel)
+        strides = try c.decode([Int].self, forKey: .strides)
+        pads = try c.decode([Int].self, forKey: .pads)
+        countIncludePad = try c.decode(Bool.self, forKey: .countIncludePad)
+        ceilMode = try c.decodeIfPresent(Bool.self, forKey: .ceilMode) ?? false
     }
 }
 
@@ -73,7 +87,8 @@ public enum Op: Codable, Equatable, Sendable {
     case averagePool(PoolAttributes)
     case globalAveragePool
     case flatten(axis: Int)
-    /// The target shape (0 copies a dimension, −1 is inferred), as ONNX Reshape.
+    /// The target shape (0 copies a dimension, −1 is inferred), as ONNX Reshape; with a second
+    /// input the target is read from it when the node runs (shape arithmetic on a dynamic batch).
     case reshape(shape: [Int])
     /// inputs: x, scale, bias, running mean, running var. Training mode uses batch statistics
     /// and updates the running ones (PyTorch's momentum convention: new = (1−m)·old + m·batch).
@@ -94,6 +109,36 @@ public enum Op: Codable, Equatable, Sendable {
     /// An integer engine's conversion between codes, sums and reals (inference only: it has no
     /// gradient).
     case requantize(Requantization)
+    /// One-input elementwise functions (Sigmoid, HardSwish, Erf, …).
+    case pointwise(Pointwise)
+    /// Two-input elementwise operations beyond Add and Mul (Sub, Div, PRelu, Max, Min).
+    case binary(Binary)
+    /// inputs: any number of tensors equal outside `axis`.
+    case concat(axis: Int)
+    /// An empty perm reverses the axes, as ONNX says.
+    case transpose(perm: [Int])
+    case slice(SliceAttributes)
+    case pad(PadAttributes)
+    /// Gather along `axis` at constant indices (an empty `indexShape`: one scalar index, the axis dropped).
+    case gather(axis: Int, indices: [Int], indexShape: [Int])
+    /// Broadcast to `shape`; with a second input the shape is read from it when the node runs.
+    case expand(shape: [Int])
+    case unsqueeze(axes: [Int])
+    /// nil squeezes every axis of size 1.
+    case squeeze(axes: [Int]?)
+    case resize(ResizeAttributes)
+    case reduce(Reduction, axes: [Int]?, keepDims: Bool)
+    /// inputs: x, scale, optional bias; normalises over the axes from `axis` on.
+    case layerNorm(axis: Int, epsilon: Float)
+    case lrn(LRNAttributes)
+    /// The input's shape (dimensions start..<end) as a 1-D tensor: shape arithmetic at run time.
+    case shape(start: Int, end: Int?)
+    /// A tensor of the shape its input holds, filled with `value`.
+    case constantOfShape(value: Float)
+    /// inputs: start, limit, delta (scalars): start, start + delta, … before limit.
+    case range
+    /// inputs: condition, a, b: a where the condition is nonzero, b elsewhere (broadcast).
+    case `where`
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -106,6 +151,13 @@ public enum Op: Codable, Equatable, Sendable {
         case .learnedQuantize: "LearnedQuantize"
         case .binarize: "Binarize"
         case .requantize: "Requantize"
+        case .pointwise(let f): f.onnxName
+        case .binary(let f): f.onnxName
+        case .concat: "Concat"; case .transpose: "Transpose"; case .slice: "Slice"; case .pad: "Pad"; case .gather: "Gather"
+        case .expand: "Expand"; case .unsqueeze: "Unsqueeze"; case .squeeze: "Squeeze"; case .resize: "Resize"
+        case .reduce(let r, _, _): r.onnxName
+        case .layerNorm: "LayerNormalization"; case .lrn: "LRN"; case .shape: "Shape"; case .constantOfShape: "ConstantOfShape"
+        case .range: "Range"; case .where: "Where"
         }
     }
 }
@@ -125,6 +177,8 @@ public struct Node: Codable, Equatable, Sendable {
 public enum OpState: Sendable {
     /// Max pooling: the flat input index (within its plane) each output took its value from.
     case argmax([Int32])
+    /// An element-moving op's map from output to input elements.
+    case indexMap(IndexMap)
     /// Batch norm in training mode: the normalised input and 1/σ per channel.
     case batchStatistics(normalized: Tensor, inverseStd: [Float])
 }

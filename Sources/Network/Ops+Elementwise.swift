@@ -51,3 +51,98 @@ enum PointwiseOp {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Two-input elementwise operations beyond Add and Mul, with numpy broadcasting.
+public enum Binary: String, Codable, Equatable, Sendable {
+    case sub, div
+    /// PRelu: x where x ≥ 0, slope·x below (the slope broadcast to x).
+    case prelu
+    /// Integer division truncating toward zero (ONNX Div on integer tensors: shape arithmetic).
+    case integerDiv
+    /// Integer remainder with the divisor's sign (ONNX Mod with fmod = 0: shape arithmetic).
+    case mod
+    /// 1 where equal, 0 elsewhere (shape arithmetic; no gradient).
+    case equal
+    case max, min
+
+    public var onnxName: String {
+        switch self {
+        case .sub: "Sub"; case .div, .integerDiv: "Div"; case .mod: "Mod"; case .equal: "Equal"; case .prelu: "PRelu"; case .max: "Max"; case .min: "Min"
+        }
+    }
+
+    func apply(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        switch self {
+        case .sub: return try a - b
+        case .div: return try a / b
+        case .prelu: return try Tensor.zip(a, b, operation: "PRelu") { $0 >= 0 ? $0 : $0 * $1 }
+        case .integerDiv:
+            return try Tensor.zip(a, b, operation: "Div") { x, y in
+                y == 0 ? 0 : (x / y).rounded(.towardZero)
+            }
+        case .mod:
+            return try Tensor.zip(a, b, operation: "Mod") { x, y in
+                guard y != 0 else { return 0 }
+                let r = x.truncatingRemainder(dividingBy: y)
+                return r != 0 && (r < 0) != (y < 0) ? r + y : r
+            }
+        case .equal: return try Tensor.zip(a, b, operation: "Equal") { $0 == $1 ? 1 : 0 }
+        case .max: return try Tensor.maximum(a, b)
+        case .min: return try Tensor.minimum(a, b)
+        }
+    }
+
+    /// ∂y/∂a and ∂y/∂b at the output's shape.
+    func partials(_ a: Tensor, _ b: Tensor) throws -> (Tensor, Tensor) {
+        switch self {
+        case .sub:
+            let shape = try Tensor.broadcastShape(a.shape, b.shape)
+            return (try Tensor(repeating: 1, shape: shape), try Tensor(repeating: -1, shape: shape))
+        case .div:
+            return (try Tensor.zip(a, b) { _, y in 1 / y }, try Tensor.zip(a, b) { x, y in -x / (y * y) })
+        case .prelu:
+            return (try Tensor.zip(a, b) { x, s in x >= 0 ? 1 : s }, try Tensor.zip(a, b) { x, _ in x >= 0 ? 0 : x })
+        case .max:
+            return (try Tensor.zip(a, b) { x, y in x >= y ? 1 : 0 }, try Tensor.zip(a, b) { x, y in x >= y ? 0 : 1 })
+        case .min:
+            return (try Tensor.zip(a, b) { x, y in x <= y ? 1 : 0 }, try Tensor.zip(a, b) { x, y in x <= y ? 0 : 1 })
+        case .integerDiv, .mod, .equal:
+            throw NetworkError("\(onnxName) on integer values (shape arithmetic) has no gradient")
+        }
+    }
+
+    func backward(_ a: Tensor, _ b: Tensor, _ dy: Tensor) throws -> [Tensor?] {
+        let (pa, pb) = try partials(a, b)
+        return [try (dy * pa).summed(toShape: a.shape), try (dy * pb).summed(toShape: b.shape)]
+    }
+
+    func tangent(_ a: Tensor, _ b: Tensor, _ da: Tensor?, _ db: Tensor?) throws -> Tensor {
+        let (pa, pb) = try partials(a, b)
+        var out = try Tensor.zeros(pa.shape)
+        if let da { out = try out + da * pa }
+        if let db { out = try out + db * pb }
+        return out
+    }
+
+    /// The backward pass's movement with the inputs (second-order terms): for a/b,
+    /// ∂(dy/b) = −dy·ḃ/b² and ∂(−dy·a/b²) = −dy·ȧ/b² + 2·dy·a·ḃ/b³; for PRelu, where x < 0,
+    /// ∂(dy·s) = dy·ṡ and ∂(dy·x) = dy·ẋ. Sub, Max and Min are linear almost everywhere.
+    func backwardTangent(_ a: Tensor, _ b: Tensor, _ dy: Tensor, _ da: Tensor?, _ db: Tensor?) throws -> (Tensor?, Tensor?) {
+        switch self {
+        case .sub, .max, .min, .integerDiv, .mod, .equal: return (nil, nil)
+        case .div:
+            let inv2 = try Tensor.zip(a, b) { _, y in 1 / (y * y) }
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if let db { ga = try (dy * db * inv2).map { -$0 }.summed(toShape: a.shape) }
+            var t = try Tensor.zeros(dy.shape)
+            if let da { t = try t - dy * da * inv2 }
+            if let db { t = try t + (dy * db * a * inv2 / b).map { 2 * $0 } }
+            if da != nil || db != nil { gb = try t.summed(toShape: b.shape) }
+            return (ga, gb)
+        case .prelu:
+            let negative = try Tensor.zip(a, b) { x, _ in x >= 0 ? 0 : 1 }
+            return (try db.map { try (dy * $0 * negative).summed(toShape: a.shape) },
+                    try da.map { try (dy * $0 * negative).summed(toShape: b.shape) })
+        }
+    }
+}

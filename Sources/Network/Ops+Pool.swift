@@ -5,7 +5,24 @@ import Tensors
 enum PoolOp {
     struct Geometry {
         let n: Int, c: Int, h: Int, w: Int, oh: Int, ow: Int
-        let kh: Int, kw: Int, sh: Int, sw: Int, pt: Int, pl: Int
+        let kh: Int, kw: Int, sh: Int, sw: Int, pt: Int, pl: Int, pb: Int, pr: Int
+        /// Whether a position counts in an average's divisor: inside the input, or inside the
+        /// padding when `includePad` (never past the padded input, where ceil mode's last
+        /// window may hang).
+        func counts(_ iy: Int, _ ix: Int, includePad: Bool) -> Bool {
+            if iy >= 0 && iy < h && ix >= 0 && ix < w { return true }
+            return includePad && iy >= -pt && iy < h + pb && ix >= -pl && ix < w + pr
+        }
+    }
+
+    /// Output length along one axis; ceil mode drops a last window that would start past the
+    /// input and its leading padding.
+    static func outputLength(_ n: Int, kernel k: Int, stride s: Int, begin: Int, end: Int, ceil: Bool) -> Int {
+        let span = n + begin + end - k
+        guard span >= 0 else { return 0 }
+        var out = (ceil ? (span + s - 1) / s : span / s) + 1
+        if ceil, (out - 1) * s >= n + begin { out -= 1 }
+        return out
     }
 
     static func geometry(_ x: Tensor, _ a: PoolAttributes) throws -> Geometry {
@@ -15,12 +32,12 @@ enum PoolOp {
             throw NetworkError("pooling: expected 2-D kernel, strides and pads, found \(a)")
         }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = (h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
-        let ow = (w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
+        let oh = outputLength(h, kernel: a.kernel[0], stride: a.strides[0], begin: a.pads[0], end: a.pads[2], ceil: a.ceilMode)
+        let ow = outputLength(w, kernel: a.kernel[1], stride: a.strides[1], begin: a.pads[1], end: a.pads[3], ceil: a.ceilMode)
         guard oh > 0, ow > 0 else { throw NetworkError("pooling: kernel \(a.kernel) does not fit input \(x.shape)") }
         do { _ = try Tensor.elementCount(of: [n, c, oh, ow]) } catch { throw NetworkError("pooling: output [\(n), \(c), \(oh), \(ow)]: \(error)") }
         return Geometry(n: n, c: c, h: h, w: w, oh: oh, ow: ow, kh: a.kernel[0], kw: a.kernel[1],
-                        sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1])
+                        sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1], pb: a.pads[2], pr: a.pads[3])
     }
 
     /// Max pooling; also returns, per output, the flat in-plane index of the input it took.
@@ -33,7 +50,7 @@ enum PoolOp {
             out.withUnsafeMutableBufferPointer { op in
                 arg.withUnsafeMutableBufferPointer { ap in
                     let (xb, ob, ab) = (xp.baseAddress!, op.baseAddress!, ap.baseAddress!)
-                    let unpadded = a.pads.allSatisfy { $0 == 0 }
+                    let unpadded = a.pads.allSatisfy { $0 == 0 } && (g.oh - 1) * g.sh + g.kh <= g.h && (g.ow - 1) * g.sw + g.kw <= g.w
                     Parallel.forEach(planes) { p, _ in
                         let src = xb + p * g.h * g.w
                         let o = ob + p * outPlane, ai = ab + p * outPlane
@@ -142,7 +159,7 @@ enum PoolOp {
                             let iy = y * g.sh - g.pt + u
                             for v in 0..<g.kw {
                                 let ix = xx * g.sw - g.pl + v
-                                if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w { if a.countIncludePad { count += 1 }; continue }
+                                if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w { if g.counts(iy, ix, includePad: a.countIncludePad) { count += 1 }; continue }
                                 s += xp[p * g.h * g.w + iy * g.w + ix]; count += 1
                             }
                         }
@@ -166,7 +183,7 @@ enum PoolOp {
                             let iy = y * g.sh - g.pt + u
                             for v in 0..<g.kw {
                                 let ix = xx * g.sw - g.pl + v
-                                if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w { if a.countIncludePad { count += 1 } } else { count += 1 }
+                                if g.counts(iy, ix, includePad: a.countIncludePad) { count += 1 }
                             }
                         }
                         guard count > 0 else { continue }

@@ -71,6 +71,13 @@ public enum ONNXExporter {
             return n
         }
 
+        /// A fresh 1-D int64 initializer holding `values`; its name.
+        mutating func intList(_ base: String, _ values: [Int]) -> String {
+            let name = fresh(base)
+            integers(name, values, shape: [values.count], type: 7)
+            return name
+        }
+
         /// An integer initializer of ONNX type `type` (2 uint8, 3 int8, 4 uint16, 5 int16,
         /// 7 int64, 22 int4 packed two per byte, low nibble first).
         mutating func integers(_ name: String, _ values: [Int], shape: [Int], type: Int32) {
@@ -112,6 +119,9 @@ public enum ONNXExporter {
         }
         static func float(_ name: String, _ v: Float) -> Onnx_AttributeProto {
             var a = Onnx_AttributeProto(); a.name = name; a.type = .float; a.f = v; return a
+        }
+        static func string(_ name: String, _ v: String) -> Onnx_AttributeProto {
+            var a = Onnx_AttributeProto(); a.name = name; a.type = .string; a.s = Data(v.utf8); return a
         }
 
         /// The smallest integer type holding lo…hi: (ONNX type, its range).
@@ -181,16 +191,16 @@ public enum ONNXExporter {
                 case .clip(let lo, let hi):
                     node("Clip", [x[0], scalar(n.name + "/min", lo), scalar(n.name + "/max", hi)], y, name: n.name)
                 case .maxPool(let p):
-                    node("MaxPool", x, y, name: n.name, [Self.ints("kernel_shape", p.kernel), Self.ints("strides", p.strides), Self.ints("pads", p.pads)])
+                    node("MaxPool", x, y, name: n.name, [Self.ints("kernel_shape", p.kernel), Self.ints("strides", p.strides), Self.ints("pads", p.pads),
+                                                         Self.int("ceil_mode", p.ceilMode ? 1 : 0)])
                 case .averagePool(let p):
                     node("AveragePool", x, y, name: n.name, [Self.ints("kernel_shape", p.kernel), Self.ints("strides", p.strides), Self.ints("pads", p.pads),
-                                                             Self.int("count_include_pad", p.countIncludePad ? 1 : 0)])
+                                                             Self.int("count_include_pad", p.countIncludePad ? 1 : 0), Self.int("ceil_mode", p.ceilMode ? 1 : 0)])
                 case .globalAveragePool: node("GlobalAveragePool", x, y, name: n.name)
                 case .flatten(let axis): node("Flatten", x, y, name: n.name, [Self.int("axis", axis)])
                 case .reshape(let shape):
-                    let s = fresh(n.name + "/shape")
-                    integers(s, shape, shape: [shape.count], type: 7)
-                    node("Reshape", [x[0], s], y, name: n.name)
+                    if x.count > 1 { node("Reshape", x, y, name: n.name); continue }
+                    node("Reshape", [x[0], intList(n.name + "/shape", shape)], y, name: n.name)
                 case .batchNorm(let epsilon, let momentum):
                     node("BatchNormalization", x, y, name: n.name, [Self.float("epsilon", epsilon), Self.float("momentum", 1 - momentum)])
                 case .softmax(let axis): node("Softmax", x, y, name: n.name, [Self.int("axis", axis)])
@@ -230,6 +240,70 @@ public enum ONNXExporter {
                     node("Round", [a], [b], name: n.name + "/Round")
                     node("Clip", [b, scalar(n.name + "/qmin", Float(qmin)), scalar(n.name + "/qmax", Float(qmax))], [c], name: n.name + "/Clip")
                     node("Mul", [c, x[1]], y, name: n.name + "/Mul")
+                case .pointwise(let f):
+                    switch f {
+                    case .hardSigmoid(let a, let b): node("HardSigmoid", x, y, name: n.name, [Self.float("alpha", a), Self.float("beta", b)])
+                    case .leakyRelu(let a): node("LeakyRelu", x, y, name: n.name, [Self.float("alpha", a)])
+                    case .elu(let a): node("Elu", x, y, name: n.name, [Self.float("alpha", a)])
+                    case .power(let p): node("Pow", [x[0], scalar(n.name + "/exponent", p)], y, name: n.name)
+                    case .gelu(let approximate):
+                        node("Gelu", x, y, name: n.name, [Self.string("approximate", approximate ? "tanh" : "none")])
+                    default: node(f.onnxName, x, y, name: n.name)
+                    }
+                case .binary(let f):
+                    node(f.onnxName, x, y, name: n.name)
+                case .concat(let axis): node("Concat", x, y, name: n.name, [Self.int("axis", axis)])
+                case .transpose(let perm): node("Transpose", x, y, name: n.name, perm.isEmpty ? [] : [Self.ints("perm", perm)])
+                case .slice(let sa):
+                    if x.count > 1 {
+                        node("Slice", x, y, name: n.name)
+                    } else if sa.steps == [0] {
+                        // One equal part of a Split: all parts are written, this one kept.
+                        let parts = (0..<sa.ends[0]).map { $0 == sa.starts[0] ? y[0] : fresh(n.name + "/part\($0)") }
+                        node("Split", [x[0]], parts, name: n.name, [Self.int("axis", sa.axes[0]), Self.int("num_outputs", sa.ends[0])])
+                    } else {
+                        node("Slice", [x[0], intList(n.name + "/starts", sa.starts), intList(n.name + "/ends", sa.ends),
+                                       intList(n.name + "/axes", sa.axes), intList(n.name + "/steps", sa.steps)], y, name: n.name)
+                    }
+                case .pad(let p):
+                    node("Pad", [x[0], intList(n.name + "/pads", p.pads), scalar(n.name + "/value", p.value)] + (p.axes.map { [intList(n.name + "/axes", $0)] } ?? []),
+                         y, name: n.name, [Self.string("mode", p.mode.rawValue)])
+                case .gather(let axis, let indices, let indexShape):
+                    if x.count > 1 {
+                        node("Gather", x, y, name: n.name, [Self.int("axis", axis)])
+                    } else {
+                        let i = fresh(n.name + "/indices")
+                        integers(i, indices, shape: indexShape, type: 7)
+                        node("Gather", [x[0], i], y, name: n.name, [Self.int("axis", axis)])
+                    }
+                case .expand(let shape):
+                    node("Expand", x.count > 1 ? x : [x[0], intList(n.name + "/shape", shape)], y, name: n.name)
+                case .unsqueeze(let axes): node("Unsqueeze", [x[0], intList(n.name + "/axes", axes)], y, name: n.name)
+                case .squeeze(let axes): node("Squeeze", [x[0]] + (axes.map { [intList(n.name + "/axes", $0)] } ?? []), y, name: n.name)
+                case .resize(let r):
+                    var ins = [x[0], ""]
+                    if let sizes = r.sizes { ins += ["", intList(n.name + "/sizes", sizes)] } else {
+                        let s = fresh(n.name + "/scales")
+                        let scales = r.scales ?? []
+                        initializer(s, Tensor(checkedShape: [scales.count], scalars: scales))
+                        ins.append(s)
+                    }
+                    node("Resize", ins, y, name: n.name, [Self.string("mode", r.mode.rawValue), Self.string("coordinate_transformation_mode", r.coordinates.rawValue),
+                                                         Self.string("nearest_mode", r.nearest.rawValue)])
+                case .reduce(let r, let axes, let keep):
+                    node(r.onnxName, [x[0]] + (axes.map { [intList(n.name + "/axes", $0)] } ?? []), y, name: n.name, [Self.int("keepdims", keep ? 1 : 0)])
+                case .layerNorm(let axis, let eps):
+                    node("LayerNormalization", x, y, name: n.name, [Self.int("axis", axis), Self.float("epsilon", eps)])
+                case .lrn(let a):
+                    node("LRN", x, y, name: n.name, [Self.int("size", a.size), Self.float("alpha", a.alpha), Self.float("beta", a.beta), Self.float("bias", a.bias)])
+                case .shape(let start, let end):
+                    node("Shape", x, y, name: n.name, [Self.int("start", start)] + (end.map { [Self.int("end", $0)] } ?? []))
+                case .constantOfShape(let v):
+                    var a = Onnx_AttributeProto(); a.name = "value"; a.type = .tensor
+                    var t = Onnx_TensorProto(); t.dims = [1]; t.dataType = 1; t.floatData = [v]; a.t = t
+                    node("ConstantOfShape", x, y, name: n.name, [a])
+                case .range: node("Range", x, y, name: n.name)
+                case .where: node("Where", x, y, name: n.name)
                 case .requantize:
                     throw NetworkError("export: node '\(n.name)' is an integer engine's requantization, which ONNX has no operator for; export the engine itself (export(q, path)) or its .simulation")
                 }

@@ -2,12 +2,17 @@ import Foundation
 import SwiftProtobuf
 import Tensors
 
-/// Reads ONNX models (opsets 11–21) into the graph IR: initializers become parameters (or
-/// batch-norm buffers), `Constant` nodes are folded, and every node becomes an `Op`. Anything
-/// unsupported is an error naming the node and operator; a file that is not valid protobuf is
-/// an error naming the byte offset where it stops making sense.
+/// Reads ONNX models (opsets 6–21, each operator with its version's semantics) into the graph
+/// IR: initializers become parameters (or batch-norm buffers), nodes whose inputs are all
+/// constants are folded at import (Constant, shape arithmetic, weights made by ConstantOfShape),
+/// and every other node becomes an `Op`. Initializers kept in external files (`.onnx.data`) are
+/// read from the model's folder and nowhere else. Unsupported operators are listed all at once;
+/// a file that is not valid protobuf is an error naming the byte offset where it stops making
+/// sense.
 public enum ONNXImporter {
-    public static let supportedOpsets = 11...21
+    /// Opset 6 differs from 7 in broadcasting (`broadcast`/`axis` attributes), handled where it
+    /// matters; ONNX Runtime reads 7 and later.
+    public static let supportedOpsets = 6...21
 
     public static func load(path: String) throws -> Model {
         let bytes = try FileIO.read(path)
@@ -27,7 +32,8 @@ public enum ONNXImporter {
         guard supportedOpsets.contains(opset) else {
             throw NetworkError("\(source): ONNX opset \(opset) is not supported; expected \(supportedOpsets.lowerBound)–\(supportedOpsets.upperBound)")
         }
-        var reader = try GraphReader(graph: proto.graph, opset: opset, name: name, source: source)
+        let folder = URL(fileURLWithPath: source).deletingLastPathComponent().path
+        var reader = try GraphReader(graph: proto.graph, opset: opset, name: name, source: source, folder: folder)
         return try reader.model()
     }
 }
@@ -38,19 +44,65 @@ struct GraphReader {
     let opset: Int
     let name: String
     let source: String
+    /// The model's folder: external data files must lie inside it.
+    let folder: String
     var constants: [String: Tensor] = [:]
     var integerConstants: [String: [Int]] = [:]
+    /// Values computed when the model runs that hold integers (shape arithmetic): Div on them
+    /// truncates, as ONNX's integer Div does.
+    var integerValues = Set<String>()
+    var nodes: [Node] = []
+    /// Initializer name → "parameter" or "buffer".
+    var usedAs: [String: String] = [:]
+    /// Every value some node or the graph output reads.
+    var readers = Set<String>()
+    /// External data files already read, by path.
+    var externalFiles: [String: [UInt8]] = [:]
     /// QuantizeLinear outputs waiting for their DequantizeLinear: input, scale, code range
     /// relative to the zero point.
     var pendingQuantize: [String: (input: String, scale: Float, qmin: Int, qmax: Int)] = [:]
 
-    init(graph: Onnx_GraphProto, opset: Int, name: String, source: String) throws {
-        self.graph = graph; self.opset = opset; self.name = name; self.source = source
+    init(graph: Onnx_GraphProto, opset: Int, name: String, source: String, folder: String) throws {
+        self.graph = graph; self.opset = opset; self.name = name; self.source = source; self.folder = folder
         for t in graph.initializer {
-            let (values, ints) = try Self.decode(t, source: source)
+            let (values, ints) = try Self.decode(try resolveExternal(t), source: source)
             constants[t.name] = values
             if let ints { integerConstants[t.name] = ints }
         }
+        for n in graph.node { readers.formUnion(n.input) }
+        readers.formUnion(graph.output.map(\.name))
+    }
+
+    /// A tensor whose data lives in an external file, with that data read in as raw bytes.
+    /// The location must be a relative path inside the model's folder (no `..`, no absolute
+    /// paths, no symbolic links out of it); offset and length must lie inside the file.
+    mutating func resolveExternal(_ t: Onnx_TensorProto) throws -> Onnx_TensorProto {
+        guard t.dataLocation == 1 else { return t }
+        let entries = ProtobufScan.stringPairs([UInt8](t.unknownFields.data), field: 13)
+        let info = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        guard let location = info["location"], !location.isEmpty else {
+            throw NetworkError("\(source): tensor '\(t.name)' keeps its data in an external file but names none")
+        }
+        let base = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
+        let target = URL(fileURLWithPath: location, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.resolvingSymlinksInPath().path
+        guard !location.hasPrefix("/"), !location.split(separator: "/").contains(".."), target.hasPrefix(base + "/") else {
+            throw NetworkError("\(source): tensor '\(t.name)': external data '\(location)' lies outside the model's folder \(base); refused")
+        }
+        if externalFiles[target] == nil {
+            do { externalFiles[target] = try FileIO.read(target) } catch {
+                throw NetworkError("\(source): tensor '\(t.name)': cannot read its external data '\(location)': \(error)")
+            }
+        }
+        let bytes = externalFiles[target]!
+        let offset = Int(info["offset"] ?? "0") ?? -1
+        let length = info["length"].flatMap { Int($0) } ?? (bytes.count - max(offset, 0))
+        guard offset >= 0, length >= 0, offset <= bytes.count, length <= bytes.count - offset else {
+            throw NetworkError("\(source): tensor '\(t.name)': external data '\(location)' has \(bytes.count) bytes; offset \(info["offset"] ?? "0") and length \(info["length"] ?? "?") do not fit")
+        }
+        var copy = t
+        copy.dataLocation = 0
+        copy.rawData = Data(bytes[offset..<(offset + length)])
+        return copy
     }
 
     /// The largest kernel, stride, pad or dilation accepted.
@@ -66,7 +118,7 @@ struct GraphReader {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw NetworkError("\(source): tensor '\(t.name)' has negative dimensions \(shape)") }
         let n: Int
         do { n = try Tensor.elementCount(of: shape) } catch { throw NetworkError("\(source): tensor '\(t.name)': \(error)") }
-        guard t.dataLocation == 0 else { throw NetworkError("\(source): tensor '\(t.name)' keeps its data in an external file; not supported") }
+        guard t.dataLocation == 0 else { throw NetworkError("\(source): tensor '\(t.name)' keeps its data in an external file, which only initializers may do") }
         let raw = [UInt8](t.rawData)
         func fromRaw<T>(_ size: Int, _ convert: (UInt64) -> T) throws -> [T] {
             guard raw.count == n * size else {
@@ -94,6 +146,8 @@ struct GraphReader {
             let v = raw.isEmpty ? t.int64Data.map { Int($0) } : try fromRaw(8) { Int(Int64(bitPattern: $0)) }
             try check(v.count)
             return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .string?:
+            throw NetworkError("\(source): tensor '\(t.name)' holds strings, which mpq does not read")
         case .int32?:
             let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(4) { Int(Int32(truncatingIfNeeded: $0)) }
             try check(v.count)
@@ -106,6 +160,20 @@ struct GraphReader {
             let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(1) { Int(UInt8(truncatingIfNeeded: $0)) }
             try check(v.count)
             return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .bool?:
+            let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(1) { $0 == 0 ? 0 : 1 }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .uint64?, .uint32?:
+            let wide = t.dataType == 13
+            let v = raw.isEmpty ? t.uint64Data.map { Int(clamping: $0) } : try fromRaw(wide ? 8 : 4) { Int(clamping: $0) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v.map(Float.init)), v)
+        case .float16?:
+            let v = raw.isEmpty ? t.int32Data.map { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }
+                : try fromRaw(2) { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }
+            try check(v.count)
+            return (Tensor(checkedShape: shape, scalars: v), nil)
         case .int16?, .uint16?:
             let signed = t.dataType == 5
             let v = raw.isEmpty ? t.int32Data.map { Int($0) } : try fromRaw(2) { signed ? Int(Int16(truncatingIfNeeded: $0)) : Int(UInt16(truncatingIfNeeded: $0)) }
@@ -139,6 +207,13 @@ struct GraphReader {
         "Clip": 1...3, "MaxPool": 1...1, "AveragePool": 1...1, "GlobalAveragePool": 1...1, "Flatten": 1...1,
         "Reshape": 2...2, "BatchNormalization": 5...5, "Softmax": 1...1, "Identity": 1...1, "Dropout": 1...3,
         "QuantizeLinear": 2...3, "DequantizeLinear": 2...3,
+        "Sub": 2...2, "Div": 2...2, "Pow": 2...2, "PRelu": 2...2, "Transpose": 1...1, "Shape": 1...1,
+        "Sigmoid": 1...1, "Tanh": 1...1, "HardSigmoid": 1...1, "HardSwish": 1...1, "Erf": 1...1, "Sqrt": 1...1,
+        "Exp": 1...1, "Log": 1...1, "Neg": 1...1, "Abs": 1...1, "Reciprocal": 1...1, "LeakyRelu": 1...1, "Elu": 1...1,
+        "Softplus": 1...1, "Gelu": 1...1, "LRN": 1...1, "Gather": 2...2, "Expand": 2...2, "ConstantOfShape": 1...1,
+        "Slice": 1...5, "Pad": 1...4, "Squeeze": 1...2, "Unsqueeze": 1...2, "ReduceMean": 1...2, "ReduceSum": 1...2,
+        "Resize": 1...4, "Upsample": 1...2, "LayerNormalization": 2...3, "Split": 1...2, "Cast": 1...1, "Equal": 2...2,
+        "Where": 3...3, "Range": 3...3, "Max": 1...2, "Min": 1...2, "Mod": 2...2,
     ]
 
     /// Arity before anything reads a node's inputs: the count ONNX allows, and the data input present.
@@ -214,119 +289,11 @@ struct GraphReader {
     }
 
     mutating func model() throws -> Model {
-        var nodes: [Node] = []
-        var usedAs: [String: String] = [:]  // initializer name → "parameter" or "buffer"
+        try checkOperators()
         for (index, n) in graph.node.enumerated() {
-            guard n.domain.isEmpty || n.domain == "ai.onnx" else { throw fail(n, "operator domain '\(n.domain)' is not supported") }
             guard let out = n.output.first, !out.isEmpty else { throw fail(n, "has no output") }
             try checkArity(n)
-            let nodeName = n.name.isEmpty ? "\(n.opType)_\(index)" : n.name
-            var inputs = n.input
-            let op: Op
-            switch n.opType {
-            case "Constant":
-                guard let a = attribute(n, "value"), a.hasT else { throw fail(n, "only tensor-valued Constant nodes are supported") }
-                let (t, ints) = try Self.decode(a.t, source: source)
-                constants[out] = t
-                if let ints { integerConstants[out] = ints }
-                continue
-            case "Conv":
-                try checkAutoPad(n)
-                guard inputs.count >= 2, let w = constants[inputs[1]], w.rank == 4 else {
-                    throw fail(n, "expected a constant 4-D weight (2-D convolution)")
-                }
-                let pads = try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0]
-                let groups = int(n, "group") ?? 1
-                guard groups >= 1, groups <= w.shape[0] else { throw fail(n, "group \(groups) must be in 1…\(w.shape[0]) (the output channels)") }
-                op = .conv(ConvAttributes(strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1], pads: pads,
-                                          dilations: try ints(n, "dilations", count: 2, in: 1...Self.maxExtent) ?? [1, 1], groups: groups))
-            case "Gemm":
-                op = .gemm(GemmAttributes(alpha: float(n, "alpha") ?? 1, beta: float(n, "beta") ?? 1,
-                                          transA: (int(n, "transA") ?? 0) != 0, transB: (int(n, "transB") ?? 0) != 0))
-            case "MatMul": op = .matMul
-            case "Add": op = .add
-            case "Mul": op = .mul
-            case "Relu": op = .relu
-            case "Clip":
-                let lo = try constantScalar(n, input: 1) ?? float(n, "min") ?? -.infinity
-                let hi = try constantScalar(n, input: 2) ?? float(n, "max") ?? .infinity
-                inputs = [inputs[0]]
-                op = .clip(min: lo, max: hi)
-            case "MaxPool", "AveragePool":
-                try checkAutoPad(n)
-                if (int(n, "ceil_mode") ?? 0) != 0 { throw fail(n, "ceil_mode=1 is not supported") }
-                if let d = ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilated pooling is not supported") }
-                if n.output.count > 1 { throw fail(n, "the indices output is not supported") }
-                guard let k = try ints(n, "kernel_shape", count: 2, in: 1...Self.maxExtent) else { throw fail(n, "expected a 2-D kernel_shape") }
-                let a = PoolAttributes(kernel: k, strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1],
-                                       pads: try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0],
-                                       countIncludePad: (int(n, "count_include_pad") ?? 0) != 0)
-                op = n.opType == "MaxPool" ? .maxPool(a) : .averagePool(a)
-            case "GlobalAveragePool": op = .globalAveragePool
-            case "Flatten": op = .flatten(axis: int(n, "axis") ?? 1)
-            case "Reshape":
-                guard inputs.count == 2, let shape = integerConstants[inputs[1]] else {
-                    throw fail(n, "the target shape must be a constant")
-                }
-                if (int(n, "allowzero") ?? 0) != 0 { throw fail(n, "allowzero=1 is not supported") }
-                inputs = [inputs[0]]
-                op = .reshape(shape: shape)
-            case "BatchNormalization":
-                guard inputs.count == 5 else { throw fail(n, "expected 5 inputs") }
-                if n.output.count > 1 { throw fail(n, "training-mode outputs are not supported") }
-                op = .batchNorm(epsilon: float(n, "epsilon") ?? 1e-5, momentum: 1 - (float(n, "momentum") ?? 0.9))
-                usedAs[inputs[3]] = "buffer"; usedAs[inputs[4]] = "buffer"
-            case "Softmax": op = .softmax(axis: int(n, "axis") ?? (opset >= 13 ? -1 : 1))
-            case "Identity", "Dropout":
-                if n.output.count > 1 { throw fail(n, "the mask output is not supported") }
-                op = .identity
-            case "QuantizeLinear":
-                // Q→DQ on an activation becomes one FakeQuantize (at the DequantizeLinear).
-                let (scale, zero, lo, hi) = try quantizationParameters(n)
-                guard scale.count == 1 else { throw fail(n, "per-channel quantization of an activation is not supported") }
-                if let x = constants[inputs[0]] {
-                    constants[out] = x.map { v in Float(min(max((v / scale[0]).rounded(.toNearestOrEven) + Float(zero[0]), Float(lo)), Float(hi))) }
-                    continue
-                }
-                pendingQuantize[out] = (inputs[0], scale[0], lo - zero[0], hi - zero[0])
-                continue
-            case "DequantizeLinear":
-                guard inputs.count >= 2 else { throw fail(n, "expected x and x_scale") }
-                if let q = pendingQuantize[inputs[0]] {
-                    let (scale, zero, lo, hi) = try quantizationParameters(n)
-                    guard scale.count == 1, scale[0] == q.scale else {
-                        throw fail(n, "dequantizes with another scale than its QuantizeLinear; not supported")
-                    }
-                    guard lo - zero[0] == q.qmin, hi - zero[0] == q.qmax else {
-                        throw fail(n, "dequantizes with another zero point or type than its QuantizeLinear; not supported")
-                    }
-                    inputs = [q.input]
-                    op = .fakeQuantize(scale: q.scale, qmin: q.qmin, qmax: q.qmax)
-                    break
-                }
-                guard let x = constants[inputs[0]] else {
-                    throw fail(n, "input '\(inputs[0])' is neither a constant nor the output of a QuantizeLinear")
-                }
-                // A quantized constant (weights, Int32 biases): folded to floats.
-                let (scale, zero, _, _) = try quantizationParameters(n)
-                let axis = int(n, "axis") ?? 1
-                let a = axis < 0 ? axis + x.rank : axis
-                guard scale.count == 1 || (a >= 0 && a < x.rank && x.shape[a] == scale.count) else {
-                    throw fail(n, "\(scale.count) scales do not match axis \(axis) of \(x.shape)")
-                }
-                let inner = scale.count == 1 ? x.count : x.shape[(a + 1)...].reduce(1, *)
-                var v = x.scalars
-                for i in v.indices {
-                    let c = scale.count == 1 ? 0 : (i / inner) % scale.count
-                    v[i] = (v[i] - Float(zero.count == 1 ? zero[0] : zero[c])) * scale[c]
-                }
-                constants[out] = Tensor(checkedShape: x.shape, scalars: v)
-                continue
-            default:
-                throw fail(n, "operator \(n.opType) is not supported (supported: Conv, Gemm, MatMul, Add, Mul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, BatchNormalization, Softmax, Identity, Dropout, Constant, QuantizeLinear, DequantizeLinear)")
-            }
-            for i in inputs where constants[i] != nil && usedAs[i] == nil { usedAs[i] = "parameter" }
-            nodes.append(Node(name: nodeName, op: op, inputs: inputs, outputs: [out]))
+            try convert(n, name: n.name.isEmpty ? "\(n.opType)_\(index)" : n.name)
         }
         let initializerNames = Set(graph.initializer.map(\.name)).union(constants.keys)
         guard let input = graph.input.first(where: { !initializerNames.contains($0.name) }) else {
@@ -337,13 +304,16 @@ struct GraphReader {
         guard dims.count >= 2, dims.dropFirst().allSatisfy({ $0 > 0 }) else {
             throw NetworkError("\(source): input '\(input.name)' must have a fixed shape after the batch axis, found \(dims)")
         }
+        if constants[output] != nil, !nodes.contains(where: { $0.outputs.contains(output) }) {
+            throw NetworkError("\(source): the output '\(output)' does not depend on the input")
+        }
         var params: [(String, Tensor)] = [], buffers: [(String, Tensor)] = []
         var seen = Set<String>()
         for node in nodes {
             for i in node.inputs where !seen.contains(i) {
-                guard let kind = usedAs[i], let t = constants[i] else { continue }
+                guard let t = constants[i] else { continue }
                 seen.insert(i)
-                if kind == "buffer" { buffers.append((i, t)) } else { params.append((i, t)) }
+                if usedAs[i] == "buffer" { buffers.append((i, t)) } else { params.append((i, t)) }
             }
         }
         return try Model(name: name, nodes: nodes, input: input.name, output: output, inputShape: Array(dims.dropFirst()),

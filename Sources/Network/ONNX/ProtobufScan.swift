@@ -55,3 +55,48 @@ enum ProtobufScan {
         return nil
     }
 }
+
+extension ProtobufScan {
+    /// The key–value pairs a message keeps in field `field` as StringStringEntryProto
+    /// (key = 1, value = 2), read from bytes the generated code did not parse (its unknown
+    /// fields): TensorProto's external_data (field 13) is not in our minimal schema.
+    static func stringPairs(_ b: [UInt8], field wanted: Int) -> [(key: String, value: String)] {
+        var out: [(String, String)] = []
+        func fields(_ from: Int, _ to: Int, _ visit: (Int, Int, Int) -> Void) {
+            var i = from
+            func varint() -> UInt64? {
+                var v: UInt64 = 0, shift: UInt64 = 0
+                while i < to && shift < 64 {
+                    let byte = b[i]; i += 1
+                    v |= UInt64(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { return v }
+                    shift += 7
+                }
+                return nil
+            }
+            while i < to {
+                guard let key = varint() else { return }
+                switch key & 7 {
+                case 0: guard varint() != nil else { return }
+                case 1: i += 8
+                case 5: i += 4
+                case 2:
+                    guard let n = varint(), n <= UInt64(to - i) else { return }
+                    visit(Int(key >> 3), i, i + Int(n))
+                    i += Int(n)
+                default: return
+                }
+            }
+        }
+        fields(0, b.count) { field, start, end in
+            guard field == wanted else { return }
+            var key = "", value = ""
+            fields(start, end) { f, s, e in
+                let text = String(decoding: b[s..<e], as: UTF8.self)
+                if f == 1 { key = text } else if f == 2 { value = text }
+            }
+            out.append((key, value))
+        }
+        return out
+    }
+}
