@@ -60,15 +60,24 @@ public final class Model: @unchecked Sendable {
         parameters = m.parameters; buffers = m.buffers; parameterOrder = m.parameterOrder; layers = m.layers
     }
 
-    /// Every node input must be defined before use; the output must be produced.
+    /// Every node input must be defined before use, every name defined once (a node output
+    /// that reused a parameter's name would hide it from the gradients); the output must be produced.
     func validate() throws {
+        if let shared = parameters.keys.first(where: { buffers[$0] != nil }) {
+            throw NetworkError("'\(shared)' is both a parameter and a buffer")
+        }
         var known = Set(parameters.keys).union(buffers.keys)
+        guard !known.contains(input) else { throw NetworkError("the input '\(input)' has the name of a parameter or buffer") }
         known.insert(input)
         for node in nodes {
             for i in node.inputs where !i.isEmpty && !known.contains(i) {
                 throw NetworkError("node '\(node.name)' (\(node.op.onnxName)) reads '\(i)', which no earlier node, parameter or input defines")
             }
-            for o in node.outputs { known.insert(o) }
+            for o in node.outputs where !o.isEmpty {
+                guard known.insert(o).inserted else {
+                    throw NetworkError("node '\(node.name)' (\(node.op.onnxName)) writes '\(o)', a name already defined by a parameter, buffer, the input or an earlier node")
+                }
+            }
         }
         guard known.contains(output) else { throw NetworkError("no node produces the output '\(output)'") }
     }

@@ -94,7 +94,8 @@ enum PoolOp {
     /// common case, take 16 outputs per step from two input rows.
     static func maxValues(_ x: Tensor, _ a: PoolAttributes) throws -> Tensor {
         let g = try geometry(x, a)
-        guard g.kh == 2, g.kw == 2, g.sh == 2, g.sw == 2, a.pads.allSatisfy({ $0 == 0 }) else {
+        // Ceil mode's last window may hang past the input: only whole windows take the fast path.
+        guard g.kh == 2, g.kw == 2, g.sh == 2, g.sw == 2, a.pads.allSatisfy({ $0 == 0 }), 2 * g.oh <= g.h, 2 * g.ow <= g.w else {
             return try maxForward(x, a).0
         }
         let planes = g.n * g.c, outPlane = g.oh * g.ow

@@ -10,6 +10,10 @@ struct OpCase: CustomStringConvertible, Sendable {
     var parameters: [(String, [Int])]
     var buffers: [(String, [Int])] = []
     var training = false
+    /// Parameters drawn as |N(0,1)| + 0.5 (divisors, scales).
+    var positive = false
+    /// How many times the input feeds the node (concat of x with itself).
+    var inputCopies = 1
     var description: String { label }
 }
 
@@ -38,6 +42,47 @@ let opCases: [OpCase] = [
            parameters: [("g", [3]), ("beta", [3])], buffers: [("mean", [3]), ("var", [3])]),
     OpCase(label: "batchnorm train", op: .batchNorm(epsilon: 1e-5, momentum: 0.1), input: [3, 4, 4],
            parameters: [("g", [3]), ("beta", [3])], buffers: [("mean", [3]), ("var", [3])], training: true),
+    // The operators imported from ONNX models beyond the classic CNN set.
+    OpCase(label: "sigmoid", op: .pointwise(.sigmoid), input: [2, 3, 3], parameters: []),
+    OpCase(label: "tanh", op: .pointwise(.tanh), input: [2, 3, 3], parameters: []),
+    OpCase(label: "hard swish", op: .pointwise(.hardSwish), input: [2, 3, 3], parameters: []),
+    OpCase(label: "hard sigmoid", op: .pointwise(.hardSigmoid(alpha: 0.2, beta: 0.5)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "gelu exact", op: .pointwise(.gelu(approximate: false)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "gelu tanh", op: .pointwise(.gelu(approximate: true)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "elu", op: .pointwise(.elu(alpha: 0.7)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "leaky relu", op: .pointwise(.leakyRelu(alpha: 0.1)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "softplus", op: .pointwise(.softplus), input: [2, 3, 3], parameters: []),
+    OpCase(label: "erf", op: .pointwise(.erf), input: [2, 3, 3], parameters: []),
+    OpCase(label: "square", op: .pointwise(.power(2)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "sub broadcast", op: .binary(.sub), input: [2, 3, 3], parameters: [("b", [2, 1, 1])]),
+    OpCase(label: "div broadcast", op: .binary(.div), input: [2, 3, 3], parameters: [("d", [2, 1, 1])], positive: true),
+    OpCase(label: "prelu", op: .binary(.prelu), input: [2, 3, 3], parameters: [("slope", [2, 1, 1])]),
+    OpCase(label: "batched matmul", op: .matMul, input: [2, 3, 4], parameters: [("w", [2, 4, 5])]),
+    OpCase(label: "concat", op: .concat(axis: 2), input: [2, 3, 3], parameters: [], inputCopies: 2),
+    OpCase(label: "transpose", op: .transpose(perm: [0, 3, 1, 2]), input: [2, 3, 4], parameters: []),
+    OpCase(label: "slice step 2", op: .slice(SliceAttributes(starts: [1, -1], ends: [5, -100], axes: [2, 3], steps: [2, -2])),
+           input: [2, 5, 5], parameters: []),
+    OpCase(label: "split part", op: .slice(.part(1, of: 2, axis: 1)), input: [4, 3, 3], parameters: []),
+    OpCase(label: "pad constant", op: .pad(PadAttributes(pads: [0, 0, 1, 2, 0, 0, 2, 1], value: 0.5)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "pad reflect", op: .pad(PadAttributes(pads: [0, 0, 2, 1, 0, 0, 1, 2], mode: .reflect)), input: [2, 4, 4], parameters: []),
+    OpCase(label: "pad edge", op: .pad(PadAttributes(pads: [0, 0, 1, 1, 0, 0, 2, 2], mode: .edge)), input: [2, 3, 3], parameters: []),
+    OpCase(label: "gather", op: .gather(axis: 2, indices: [2, 0, 2, -1], indexShape: [2, 2]), input: [2, 3, 3], parameters: []),
+    OpCase(label: "expand", op: .expand(shape: [3, 2, 3, 4]), input: [2, 1, 4], parameters: []),
+    OpCase(label: "resize nearest", op: .resize(ResizeAttributes(scales: [1, 1, 2, 2], sizes: nil, mode: .nearest,
+                                                                 coordinates: .asymmetric, nearest: .floor)),
+           input: [2, 3, 3], parameters: []),
+    OpCase(label: "resize linear", op: .resize(ResizeAttributes(scales: [1, 1, 1.5, 2], sizes: nil, mode: .linear,
+                                                                coordinates: .halfPixel, nearest: .roundPreferFloor)),
+           input: [2, 4, 3], parameters: []),
+    OpCase(label: "reduce mean", op: .reduce(.mean, axes: [2, 3], keepDims: true), input: [2, 3, 4], parameters: []),
+    OpCase(label: "reduce sum", op: .reduce(.sum, axes: [1], keepDims: false), input: [2, 3, 4], parameters: []),
+    OpCase(label: "layer norm", op: .layerNorm(axis: -1, epsilon: 1e-5), input: [3, 6],
+           parameters: [("g", [6]), ("b", [6])]),
+    OpCase(label: "lrn", op: .lrn(LRNAttributes(size: 3, alpha: 0.5, beta: 0.75, bias: 1)), input: [4, 3, 3], parameters: []),
+    OpCase(label: "avgpool ceil", op: .averagePool(PoolAttributes(kernel: [3, 3], strides: [2, 2], ceilMode: true)),
+           input: [2, 6, 6], parameters: []),
+    OpCase(label: "maxpool ceil", op: .maxPool(PoolAttributes(kernel: [2, 2], strides: [2, 2], ceilMode: true)),
+           input: [2, 5, 5], parameters: []),
 ]
 
 /// L = Σ y ⊙ R for a fixed random R: dL/dy = R, so backward(R) must match finite differences
@@ -49,9 +94,10 @@ func gradientsMatchFiniteDifferences(_ c: OpCase) throws {
     var rng = RandomGenerator(seed: 5)
     var params: [(String, Tensor)] = try c.parameters.map { ($0.0, try Tensor.random($0.1, .normal(mean: 0, std: 1), using: &rng)) }
     if case .batchNorm = c.op { params = params.map { ($0.0, $0.0 == "g" ? $0.1.map { abs($0) + 0.5 } : $0.1) } }
+    if c.positive { params = params.map { ($0.0, $0.1.map { abs($0) + 0.5 }) } }
     let bufs: [(String, Tensor)] = try c.buffers.map { ($0.0, $0.0 == "var"
         ? try Tensor.random($0.1, .uniform(low: 0.5, high: 2), using: &rng) : try Tensor.random($0.1, .normal(mean: 0, std: 1), using: &rng)) }
-    let node = Node(name: c.label, op: c.op, inputs: ["x"] + c.parameters.map(\.0) + c.buffers.map(\.0), outputs: ["y"])
+    let node = Node(name: c.label, op: c.op, inputs: Array(repeating: "x", count: c.inputCopies) + c.parameters.map(\.0) + c.buffers.map(\.0), outputs: ["y"])
     let model = try Model(name: c.label, nodes: [node], input: "x", output: "y", inputShape: c.input,
                           parameters: params, buffers: bufs)
     // Distinct values spaced ≥ 0.05 apart, shuffled: no two inputs of a max or a kink coincide.
