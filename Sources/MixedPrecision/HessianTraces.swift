@@ -2,7 +2,17 @@ import Network
 import Tensors
 
 extension HessianAnalysis {
-    public enum TraceMethod: String, Sendable, CaseIterable { case exact, hutchinson }
+    public enum TraceMethod: String, Sendable, CaseIterable {
+        /// `exact` where it is cheap (a piecewise-linear network, or at most `exactProductLimit`
+        /// weights in all the layers together: one product per weight), `hutchinson` elsewhere.
+        case auto, exact, hutchinson
+
+        /// What `auto` means for these layers of this model; other methods are themselves.
+        public func resolved(model: Model, layers: [Layer]) -> TraceMethod {
+            guard self == .auto else { return self }
+            return model.isPiecewiseLinear || layers.reduce(0, { $0 + $1.parameterCount }) <= exactProductLimit ? .exact : .hutchinson
+        }
+    }
 
     /// Images per chunk of `traces`: the forward trace the analysis keeps grows with the batch
     /// (about 1.2 MB per image for ResNet-20), so larger data is analysed in chunks of this many.
@@ -20,6 +30,7 @@ extension HessianAnalysis {
                               samples: Int = 100, seed: UInt64 = 0,
                               progress: ((Int, Int) -> Void)? = nil) throws -> [String: Estimate] {
         let layers = layers ?? model.layers
+        let method = method.resolved(model: model, layers: layers)
         let n = data.count
         guard n > 0 else { throw NetworkError("Hessian: the data holds no images") }
         let chunks = stride(from: 0, to: n, by: traceChunk).map { $0..<min($0 + traceChunk, n) }
@@ -41,7 +52,7 @@ extension HessianAnalysis {
                 for l in layers { mean[l.name, default: 0] += weight * diagonals[l.name]!.scalars.reduce(0.0) { $0 + Double($1) } }
                 done += layers.count
                 if chunks.count > 1 { progress?(done, total) }
-            case .hutchinson:
+            case .hutchinson, .auto:
                 for l in layers {
                     let e = try analysis.hutchinson(l, samples: samples, seed: seed)
                     mean[l.name, default: 0] += weight * e.mean

@@ -60,9 +60,7 @@ extension Model {
     func checkSecondOrder() throws {
         for node in nodes {
             switch node.op {
-            case .softmax:
-                throw NetworkError("node '\(node.name)' (Softmax): Hessian-vector products through a softmax inside the network are not supported; end the network at the logits")
-            case .layerNorm, .lrn:
+            case .lrn:
                 throw NetworkError("node '\(node.name)' (\(node.op.onnxName)): Hessian-vector products through it are not supported yet; use a first-order metric (sensitivity(m, data, metric: \"fisher\" or \"mse\"))")
             default: break
             }
@@ -162,7 +160,16 @@ extension Node {
             if let ds = at(1), needs[0] {
                 out[0] = try sum(out[0], BatchNormOp.backward(x, scale: ds, mean: m, variance: v, epsilon: eps, state: nil, dy).0)
             }
-        case .softmax, .learnedQuantize, .requantize, .layerNorm, .lrn:
+        case .softmax(let axis):
+            if let dx = at(0), needs[0] {
+                let yt = try PointwiseOp.softmaxBackward(output, dx, axis: axis)
+                out[0] = try sum(out[0], PointwiseOp.softmaxSecond(output, dy, outputTangent: yt, axis: axis))
+            }
+        case .layerNorm(let axis, let eps):
+            let (gx, gg) = try LayerNormOp.backwardTangent(inputs[0]!, inputs[1]!, axis: axis, epsilon: eps, dy, dx: at(0), dg: at(1))
+            if needs[0], let gx { out[0] = try sum(out[0], gx) }
+            if needs.count > 1, needs[1], let gg { out[1] = try sum(out[1], gg) }
+        case .learnedQuantize, .requantize, .lrn:
             throw NetworkError("node '\(name)' (\(op.onnxName)): second derivatives through it are not supported")
         case .pointwise(let f):
             if let dx = at(0), needs[0] { out[0] = try sum(out[0], f.secondDerivative(inputs[0]!, dy, dx)) }

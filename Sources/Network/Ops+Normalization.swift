@@ -66,6 +66,46 @@ enum LayerNormOp {
             + (hasBias ? [Tensor(checkedShape: g.shape, scalars: db)] : [])
     }
 
+    /// The backward pass's movement with x (tangent ẋ) and γ (tangent γ̇), the second-order
+    /// terms: with u = dY⊙γ, dX = P(u) = (u − mean u − x̂·mean(u⊙x̂))/σ, x̂̇ = P(ẋ), σ̇ = mean(x̂⊙ẋ),
+    /// ∂dX = −(σ̇/σ)·dX + (u̇ − mean u̇ − x̂̇·mean(u⊙x̂) − x̂·mean(u̇⊙x̂ + u⊙x̂̇))/σ with u̇ = dY⊙γ̇,
+    /// and ∂dγ = Σ dY⊙x̂̇. β enters linearly and moves nothing.
+    static func backwardTangent(_ x: Tensor, _ g: Tensor, axis: Int, epsilon: Float, _ dy: Tensor,
+                                dx xt: Tensor?, dg gt: Tensor?) throws -> (dx: Tensor?, dg: Tensor?) {
+        guard xt != nil || gt != nil else { return (nil, nil) }
+        let (m, d) = try rows(x, axis: axis)
+        let (xh, inv) = try normalize(x, axis: axis, epsilon: epsilon)
+        func at(_ t: Tensor, _ i: Int) -> Float { t.scalars[t.count == 1 ? 0 : i % d] }
+        let u = dy.scalars.indices.map { dy.scalars[$0] * at(g, $0) }
+        let ut = gt.map { gt in dy.scalars.indices.map { dy.scalars[$0] * at(gt, $0) } } ?? [Float](repeating: 0, count: x.count)
+        let xht = xt.map { project($0.scalars, xh, inv, width: d) } ?? [Float](repeating: 0, count: x.count)
+        let dxNow = project(u, xh, inv, width: d)
+        var out = [Float](repeating: 0, count: x.count)
+        for r in 0..<m {
+            var mut = 0.0, mux = 0.0, mutx = 0.0, muxt = 0.0, mxx = 0.0
+            for j in 0..<d {
+                let i = r * d + j
+                mut += Double(ut[i]); mux += Double(u[i] * xh[i]); mutx += Double(ut[i] * xh[i]); muxt += Double(u[i] * xht[i])
+                if let xt { mxx += Double(xh[i] * xt.scalars[i]) }
+            }
+            let n = Double(d)
+            // σ̇/σ = mean(x̂⊙ẋ)·(1/σ).
+            let rate = Float(mxx / n) * inv[r]
+            for j in 0..<d {
+                let i = r * d + j
+                let inner = ut[i] - Float(mut / n) - xht[i] * Float(mux / n) - xh[i] * Float((mutx + muxt) / n)
+                out[i] = -rate * dxNow[i] + inner * inv[r]
+            }
+        }
+        var dgt: Tensor? = nil
+        if xt != nil {
+            var acc = [Float](repeating: 0, count: g.count)
+            for i in xh.indices { acc[g.count == 1 ? 0 : i % d] += dy.scalars[i] * xht[i] }
+            dgt = Tensor(checkedShape: g.shape, scalars: acc)
+        }
+        return (Tensor(checkedShape: x.shape, scalars: out), dgt)
+    }
+
     static func tangent(_ x: Tensor, _ g: Tensor, axis: Int, epsilon: Float, dx: Tensor?, dg: Tensor?, db: Tensor?) throws -> Tensor {
         let (_, d) = try rows(x, axis: axis)
         let (xh, inv) = try normalize(x, axis: axis, epsilon: epsilon)

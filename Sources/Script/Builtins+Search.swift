@@ -46,11 +46,14 @@ extension Builtins {
     static let mnist = "fashion_mnist(split: \"train\", limit: 64)"
     static let mlp = "load(\"../shared/reference/fmnist_mlp.onnx\")"
 
+    /// The traces and the method that computed them (`auto` resolved).
     static func traces(_ model: Model, _ data: Dataset, method: String, layers: [Layer], samples: Int, seed: UInt64,
-                       _ args: Arguments, _ interp: Interpreter) throws -> [String: Double] {
-        guard let m = HessianAnalysis.TraceMethod(rawValue: method) else { throw args.fail("method must be one of the declared choices, got \"\(method)\"") }
-        return try HessianAnalysis.traces(model: model, data: data, method: m, layers: layers, samples: samples, seed: seed,
-                                          progress: args.progress(interp, "hessian (\(method))")).mapValues(\.mean)
+                       _ args: Arguments, _ interp: Interpreter) throws -> (traces: [String: Double], method: String) {
+        guard let m = HessianAnalysis.TraceMethod(rawValue: method)?.resolved(model: model, layers: layers) else {
+            throw args.fail("method must be one of the declared choices, got \"\(method)\"")
+        }
+        return (try HessianAnalysis.traces(model: model, data: data, method: m, layers: layers, samples: samples, seed: seed,
+                                           progress: args.progress(interp, "hessian (\(m.rawValue))")).mapValues(\.mean), m.rawValue)
     }
 
     static func layers(_ model: Model, _ v: Value, _ args: Arguments) throws -> [Layer] {
@@ -165,15 +168,15 @@ extension Builtins {
             return .dataset(try Dataset(name: "distilled from \(m.name)", images: r.images, labels: labels, classes: 10))
         },
         Builtin("hessian_trace", category: "sensitivity",
-                [.required("model", .model), .required("data", .dataset), .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")),
+                [.required("model", .model), .required("data", .dataset), .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("auto")),
                  .optional("layers", .list), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0))],
                 returns: "Record",
-                summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3. Data past 512 images is analysed in chunks of 512 whose blocks combine as the mean loss's (H = Σ n_c/N·H_c), so memory stays that of one chunk.",
+                summary: "Trace of each layer's diagonal Hessian block of the mean cross-entropy on `data` (evaluation mode), by layer name. \"auto\" (default): \"exact\" where it is cheap (piecewise-linear networks, or at most 4096 weights in all the layers asked for), else \"hutchinson\". \"exact\": for piecewise-linear networks (ReLU, max-pool, conv/linear, eval batch norm) the block equals the Gauss–Newton block and its diagonal comes from per-example gradients; otherwise one Hessian-vector product per weight (small layers). \"hutchinson\": mean of vᵀHv over Rademacher v drawn per layer, stopping at `samples` or when the mean moves by < 1e-3. Data past 512 images is analysed in chunks of 512 whose blocks combine as the mean loss's (H = Σ n_c/N·H_c), so memory stays that of one chunk.",
                 examples: [BuiltinExample("hessian_trace(\(mlp), \(mnist), layers: [\"fc3\"]).fc3 > 0", "true")]) { args, interp in
             let m = try args.model("model")
             let layers = try layers(m, args["layers"], args)
             let t = try traces(m, try args.dataset("data"), method: try args.string("method"), layers: layers,
-                               samples: try args.int("samples"), seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp)
+                               samples: try args.int("samples"), seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp).traces
             return .record(Record(layers.map { ($0.name, .number(t[$0.name]!)) }))
         },
         Builtin("top_eigenvalue", category: "sensitivity",
@@ -192,7 +195,7 @@ extension Builtins {
         Builtin("sensitivity", category: "sensitivity",
                 [.required("model", .model), .required("data", .dataset), .optional("metric", .choice(["hessian", "hawq", "fisher", "kl", "mpqnnco", "mse", "accuracy"]), .string("hessian")),
                  .optional("bits", .list, .list([2, 3, 4, 8].map { .number(Double($0)) })), .optional("granularity", .choice(Granularity.self), .string("channel")),
-                 .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("exact")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0)),
+                 .optional("method", .choice(HessianAnalysis.TraceMethod.self), .string("auto")), .optional("samples", .integer, .number(100)), .optional("seed", .integer, .number(0)),
                  .optional("scheme", .choice(Quantizer.Scheme.self), .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
                  .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("like", .any)],
                 returns: "Sensitivity",
@@ -207,11 +210,10 @@ extension Builtins {
             var detail = "\(data.count) examples of \(data.name), " + (template == nil ? "\(g.rawValue)-wise weights" : "the \({ if case .null = args["like"] { return "given" }; return "policy's" }()) quantizers")
             switch metric {
             case "hessian", "hawq":
-                let method = try args.string("method")
-                let t = try traces(m, data, method: method, layers: m.layers, samples: try args.int("samples"),
+                let t = try traces(m, data, method: try args.string("method"), layers: m.layers, samples: try args.int("samples"),
                                    seed: UInt64(truncatingIfNeeded: try args.int("seed")), args, interp)
-                table = try SensitivityTable.hawq(model: m, traces: t, bits: bits, template: template)
-                detail += ", \(method) Hessian traces"
+                table = try SensitivityTable.hawq(model: m, traces: t.traces, bits: bits, template: template)
+                detail += ", \(t.method) Hessian traces"
             case "fisher":
                 table = try SensitivityTable.fisher(model: m, images: data.images, labels: data.labels, bits: bits, template: template)
             case "kl", "mpqnnco", "mse", "accuracy":

@@ -33,6 +33,7 @@ struct InferBenchmarks {
     }
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        resnet50(wanted: wanted, emit: emit)
         let batch = 256
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
@@ -54,6 +55,35 @@ struct InferBenchmarks {
             }
         }
         integer(x, wanted: wanted, emit: emit)
+    }
+
+    /// ResNet-50 (the ONNX package's light model zoo copy: the real graph, 224×224, weights
+    /// made by ConstantOfShape) on one image, beside ONNX Runtime on the same file.
+    func resnet50(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let threadCounts = [1, 2].filter { wanted("infer.resnet50.fp32.t\($0)") }
+        if threadCounts.isEmpty { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/light/light_resnet50.onnx'))"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return }
+        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        p.waitUntilExit()
+        let start = Date()
+        guard p.terminationStatus == 0, let model = try? ONNXImporter.load(path: path) else {
+            FileHandle.standardError.write(Data("infer: cannot load ResNet-50 from the onnx package (pip install onnx)\n".utf8)); return
+        }
+        FileHandle.standardError.write(Data("infer: ResNet-50 imported in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\n".utf8))
+        var rng = RandomGenerator(seed: 0)
+        guard let x = try? Tensor.random([1, 3, 224, 224], .normal(mean: 0, std: 1), using: &rng) else { return }
+        for threads in threadCounts {
+            let ort = ortRates([path], threads: threads, batch: 1)
+            emit(result("infer.resnet50.fp32.t\(threads)", threads: threads, batch: 1, anchor: "onnxruntime", ort[path]) {
+                _ = try? model.run(x)
+            })
+        }
     }
 
     /// The integer-only engine on ResNet-20 (W8A8 and W4A8, BN folded, calibrated on the first

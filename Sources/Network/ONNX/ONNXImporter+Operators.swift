@@ -167,6 +167,10 @@ extension GraphReader {
             guard let e = constants[inputs[1]], e.count == 1 else { throw fail(n, "only a constant scalar exponent is supported") }
             try unary(.pointwise(.power(e.scalars[0])))
         case "PRelu":
+            // Before opset 7 a slope of C values ran along the channel axis, not numpy's last.
+            if opset < 7, let slope = constants[inputs[1]], slope.rank == 1, slope.count > 1 {
+                throw fail(n, "opset \(opset)'s per-channel slope (legacy broadcast along the channels) is not supported; convert the model to opset 7 or later")
+            }
             try emit(name, .binary(.prelu), inputs, out)
         case "Relu": try unary(.relu)
         case "Sigmoid": try unary(.pointwise(.sigmoid))

@@ -290,16 +290,23 @@ struct GraphReader {
 
     mutating func model() throws -> Model {
         try checkOperators()
+        // One input tensor: graph inputs that no initializer fills (before opset 9 initializers
+        // were listed among the inputs too).
+        let initialized = Set(graph.initializer.map(\.name))
+        let inputs = graph.input.filter { !initialized.contains($0.name) }
+        guard let input = inputs.first else { throw NetworkError("\(source): the graph has no input") }
+        guard inputs.count == 1 else {
+            throw NetworkError("\(source): the graph has \(inputs.count) inputs (\(inputs.map { "'\($0.name)'" }.joined(separator: ", "))); an mpq model takes one input tensor")
+        }
         for (index, n) in graph.node.enumerated() {
             guard let out = n.output.first, !out.isEmpty else { throw fail(n, "has no output") }
             try checkArity(n)
             try convert(n, name: n.name.isEmpty ? "\(n.opType)_\(index)" : n.name)
         }
-        let initializerNames = Set(graph.initializer.map(\.name)).union(constants.keys)
-        guard let input = graph.input.first(where: { !initializerNames.contains($0.name) }) else {
-            throw NetworkError("\(source): the graph has no input")
-        }
         guard let output = graph.output.first?.name else { throw NetworkError("\(source): the graph has no output") }
+        guard graph.output.count == 1 else {
+            throw NetworkError("\(source): the graph has \(graph.output.count) outputs (\(graph.output.map { "'\($0.name)'" }.joined(separator: ", "))); an mpq model gives one output tensor")
+        }
         let dims = input.type.tensorType.shape.dim.map { Int($0.dimValue) }
         guard dims.count >= 2, dims.dropFirst().allSatisfy({ $0 > 0 }) else {
             throw NetworkError("\(source): input '\(input.name)' must have a fixed shape after the batch axis, found \(dims)")
