@@ -37,6 +37,8 @@ let package = Package(
         // C libraries, wrapped once.
         .systemLibrary(name: "CEdit", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // CommonMark for the notebooks' Markdown cells in HTML.
+        .systemLibrary(name: "CCmark", pkgConfig: "libcmark", providers: [.apt(["libcmark-dev"])]),
         // Linked only into the benchmark, as the anchor our GEMM is measured against.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
@@ -56,7 +58,7 @@ let package = Package(
                 swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
-        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision"],
+        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "CCmark"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "mpq",

@@ -13,7 +13,7 @@ public enum DirectConv {
     }
 
     /// Output channels per block of the kernel.
-    static let block = 8
+    public static let block = 8
 
     /// Weights [Cout, Cin, 3, 3] → blocks of 8 output channels, `w[((ci·3 + u)·3 + v)·8 + co]`.
     public static func packWeights(_ w: UnsafePointer<Float>, outputChannels cout: Int, inputChannels cin: Int) -> [Float] {
@@ -54,6 +54,13 @@ public enum DirectConv {
     public static func forward(_ input: UnsafePointer<Float>, geometry g: ConvGeometry, packedWeights: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, outputChannels cout: Int, relu: Bool,
                                scratch: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        pad(input, geometry: g, into: scratch)
+        forward(padded: scratch, geometry: g, packedWeights: packedWeights, bias: bias, blocks: 0..<(cout / block),
+                relu: relu, output: output)
+    }
+
+    /// Copies one image into `scratch` zero-padded (the layout `forward(padded:)` reads).
+    public static func pad(_ input: UnsafePointer<Float>, geometry g: ConvGeometry, into scratch: UnsafeMutablePointer<Float>) {
         let ph = g.height + g.padTop + g.padBottom, pw = g.width + g.padLeft + g.padRight
         let plane = ph * pw
         // Copy the image in and zero only the border: top and bottom pad rows, left and right
@@ -72,6 +79,15 @@ public enum DirectConv {
         }
         let slack = scratch + g.channels * plane
         for i in 0..<(scratchSize(g) - g.channels * plane) { slack[i] = 0 }
+    }
+
+    /// The output channels of blocks `blocks` (8 channels each) of one image already padded
+    /// into `scratch`; `output` is the image's whole [Cout, Hout, Wout]. Disjoint block ranges
+    /// may run on separate threads over the same padded image (batch 1 on several cores).
+    public static func forward(padded scratch: UnsafePointer<Float>, geometry g: ConvGeometry, packedWeights: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>, blocks: Range<Int>, relu: Bool, output: UnsafeMutablePointer<Float>) {
+        let pw = g.width + g.padLeft + g.padRight
+        let plane = (g.height + g.padTop + g.padBottom) * pw
         let oh = g.outputHeight, ow = g.outputWidth, bs = Self.block
         if ow >= 14 {
             // Wide rows: vector pairs along the row (16 < Wout ≤ 32) or down two rows.
@@ -88,7 +104,7 @@ public enum DirectConv {
                     }
                 }
             }
-            for block in 0..<(cout / bs) {
+            for block in blocks {
                 let wb = packedWeights + block * g.channels * 9 * bs
                 let out = output + block * bs * oh * ow
                 for p in pairs {
@@ -106,7 +122,7 @@ public enum DirectConv {
         let positions = oh * pw, chunks = (positions + 31) / 32, padded = chunks * 32
         let result = UnsafeMutablePointer<Float>.allocate(capacity: bs * padded)
         defer { result.deallocate() }
-        for block in 0..<(cout / bs) {
+        for block in blocks {
             let wb = packedWeights + block * g.channels * 9 * bs
             for chunk in 0..<chunks {
                 let p0 = chunk * 32

@@ -113,23 +113,26 @@ extension Model {
     }
 
     /// Logits for every example, in batches (evaluation mode).
-    public func predict(_ images: Tensor, batchSize: Int = 256) throws -> Tensor {
+    /// `progress` sees (examples done, total) after each batch.
+    public func predict(_ images: Tensor, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         guard images.rank >= 1 else { throw NetworkError("predict: expected a batch of examples, found a scalar") }
         var parts: [Tensor] = []
         var i = 0
         while i < images.shape[0] {
+            try Interrupt.check()
             let end = min(images.shape[0], i + max(batchSize, 1))
             parts.append(try run(try images.slice(i..<end)).output)
             i = end
+            progress?(i, images.shape[0])
         }
         if parts.isEmpty { return try Tensor.zeros([0, 0]) }
         return try Tensor.stack(parts)
     }
 
     /// Fraction of examples whose largest logit is the label (ties: the first index, as argmax).
-    public func accuracy(on data: Dataset, batchSize: Int = 256) throws -> Double {
+    public func accuracy(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Double {
         guard data.count > 0 else { throw NetworkError("evaluate: the dataset is empty") }
-        let logits = try predict(data.images, batchSize: batchSize)
+        let logits = try predict(data.images, batchSize: batchSize, progress: progress)
         let predicted = try logits.argmax(axis: 1).scalars
         return Double(zip(predicted, data.labels).filter { Int($0) == $1 }.count) / Double(data.count)
     }

@@ -227,11 +227,13 @@ public final class IntegerModel: @unchecked Sendable {
     }
 
     /// Test accuracy computed by the integer engine, in batches.
-    public func accuracy(on data: Dataset, batchSize: Int = 256) throws -> Double {
+    /// `progress` sees (examples done, total) after each batch.
+    public func accuracy(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Double {
         guard data.count > 0 else { throw QuantizationError("evaluate: the dataset is empty") }
         var right = 0
         var start = 0
         while start < data.count {
+            try Interrupt.check()
             let end = min(data.count, start + batchSize)
             let logits = try run(try data.images.slice(start..<end))
             let c = logits.shape[1]
@@ -241,6 +243,7 @@ public final class IntegerModel: @unchecked Sendable {
                 if best == data.labels[start + i] { right += 1 }
             }
             start = end
+            progress?(end, data.count)
         }
         return Double(right) / Double(data.count)
     }

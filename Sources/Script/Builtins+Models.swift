@@ -147,12 +147,13 @@ extension Builtins {
         },
         Builtin("evaluate", category: "models", [.required("model", .any), .required("data", .dataset)], returns: "Number",
                 summary: "Test accuracy: the fraction of examples whose largest logit is the label. The model may be an integer model (integer_model), which then runs in integers.",
-                examples: [BuiltinExample("evaluate(load(\"../shared/reference/fmnist_mlp.onnx\"), fashion_mnist(split: \"test\", limit: 100)) > 0.8", "true")]) { args, _ in
+                examples: [BuiltinExample("evaluate(load(\"../shared/reference/fmnist_mlp.onnx\"), fashion_mnist(split: \"test\", limit: 100)) > 0.8", "true")]) { args, interp in
+            let data = try args.dataset("data"), progress = args.progress(interp, "evaluate", after: 1)
             if case .object(let o) = args["model"], let im = o as? IntegerModelObject {
-                return .number(try im.engine.accuracy(on: try args.dataset("data")))
+                return .number(try im.engine.accuracy(on: data, progress: progress))
             }
             guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or an integer model for 'model', got \(args["model"].typeName)") }
-            return .number(try m.accuracy(on: try args.dataset("data")))
+            return .number(try m.accuracy(on: data, progress: progress))
         },
         Builtin("predict", category: "models", [.required("model", .any), .required("x", .any)], returns: "Tensor",
                 summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers.",

@@ -27,11 +27,13 @@ extension Arguments {
     }
 
     /// A stderr progress line for long work: "label 3/22 · 4 s, about 25 s left" (the time left
-    /// from the mean pace so far).
-    func progress(_ interp: Interpreter, _ label: String) -> (Int, Int) -> Void {
+    /// from the mean pace so far). With `after`, nothing shows until that many seconds have
+    /// passed (work that is usually quick, such as evaluate, stays silent when it is).
+    func progress(_ interp: Interpreter, _ label: String, after: TimeInterval = 0) -> (Int, Int) -> Void {
         let start = Date()
         return { done, total in
             let spent = Date().timeIntervalSince(start)
+            if spent < after { return }
             var line = "\(label) \(done)/\(total)"
             if spent >= 1 {
                 line += " · \(Int(spent.rounded())) s"

@@ -1,4 +1,5 @@
 import Foundation
+import CCmark
 
 /// Notebooks in the percent format of Jupytext and VS Code: `# %%` starts a code cell,
 /// `# %% [markdown]` a markdown cell whose lines start with `# `. Running one executes every
@@ -46,6 +47,55 @@ public struct Notebook {
         }
         flush()
         self.cells = cells
+    }
+
+    /// Reads a Jupyter notebook (nbformat 4): its markdown and code cells in order, outputs
+    /// dropped (running the notebook makes them again), raw cells skipped. Errors name the
+    /// cell and what was expected.
+    public init(ipynb data: Data, file: String = "notebook.ipynb") throws {
+        func fail(_ what: String) -> ScriptError { .runtime("\(file): \(what)") }
+        guard let json = try? JSONSerialization.jsonObject(with: data) else { throw fail("not a JSON document: expected a Jupyter notebook (.ipynb)") }
+        guard let top = json as? [String: Any], let list = top["cells"] as? [Any] else {
+            throw fail("expected a Jupyter notebook: a JSON object with a \"cells\" list")
+        }
+        if let format = top["nbformat"] as? Int, format != 4 { throw fail("nbformat \(format) is not supported; expected 4") }
+        var cells: [Cell] = [], line = 1
+        for (i, item) in list.enumerated() {
+            guard let c = item as? [String: Any], let type = c["cell_type"] as? String else {
+                throw fail("cell \(i + 1): expected an object with a \"cell_type\"")
+            }
+            let source: String
+            switch c["source"] {
+            case let parts as [String]: source = parts.joined()
+            case let text as String: source = text
+            case nil: source = ""
+            default: throw fail("cell \(i + 1): expected \"source\" to be a string or a list of strings")
+            }
+            let kind: Kind
+            switch type {
+            case "code": kind = .code
+            case "markdown": kind = .markdown
+            case "raw": continue
+            default: throw fail("cell \(i + 1): unknown cell_type \"\(type)\"; expected code, markdown or raw")
+            }
+            let trimmed = source.hasSuffix("\n") ? String(source.dropLast()) : source
+            cells.append(Cell(kind: kind, source: trimmed, firstLine: line))
+            line += trimmed.split(separator: "\n", omittingEmptySubsequences: false).count + 1
+        }
+        self.cells = cells
+    }
+
+    /// The percent-format script of these cells (`# %%`, `# %% [markdown]` with `# ` lines):
+    /// what `init(source:)` reads back, so an .ipynb converts to an .mpq and back.
+    public func percent() -> String {
+        cells.map { cell in
+            switch cell.kind {
+            case .code: return "# %%\n" + cell.source
+            case .markdown:
+                return "# %% [markdown]\n" + cell.source.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { $0.isEmpty ? "#" : "# " + $0 }.joined(separator: "\n")
+            }
+        }.joined(separator: "\n\n") + "\n"
     }
 
     /// Runs every code cell; returns how many failed.
@@ -118,8 +168,9 @@ public struct Notebook {
         }
         let notebook: [String: Any] = [
             "cells": json,
-            "metadata": ["kernelspec": ["display_name": "mpq", "language": "mpq", "name": "mpq"],
-                         "language_info": ["name": "mpq", "file_extension": ".mpq"]],
+            // No kernelspec: there is no mpq Jupyter kernel, and naming one that does not exist
+            // makes Jupyter ask for it. The outputs are already in the file.
+            "metadata": ["language_info": ["name": "mpq", "file_extension": ".mpq"]],
             "nbformat": 4, "nbformat_minor": 5,
         ]
         return try JSONSerialization.data(withJSONObject: notebook, options: [.prettyPrinted, .sortedKeys])
@@ -143,14 +194,13 @@ public struct Notebook {
         func escape(_ s: String) -> String {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
         }
+        /// CommonMark through cmark (headings, lists, code, emphasis, links); raw HTML in a
+        /// cell is left out (cmark's safe default), so a notebook cannot inject script.
         func markdownBlock(_ s: String) -> String {
-            s.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-                let l = String(line)
-                for level in stride(from: 3, through: 1, by: -1) where l.hasPrefix(String(repeating: "#", count: level) + " ") {
-                    return "<h\(level)>\(escape(String(l.dropFirst(level + 1))))</h\(level)>"
-                }
-                return l.isEmpty ? "" : "<p>\(escape(l))</p>"
-            }.joined(separator: "\n")
+            let utf8 = Array(s.utf8)
+            guard let html = cmark_markdown_to_html(utf8.map { CChar(bitPattern: $0) }, utf8.count, CMARK_OPT_DEFAULT) else { return "<p>\(escape(s))</p>" }
+            defer { free(html) }
+            return String(cString: html)
         }
         var body = ""
         for cell in cells {

@@ -76,6 +76,31 @@ extension Tensor {
                 DirectConv.packWeights($0.baseAddress!, outputChannels: cout, inputChannels: c)
             }
             let biasValues = bias?.scalars ?? [Float](repeating: 0, count: cout)
+            let blocks = cout / DirectConv.block
+            if n < threads && blocks >= 2 {
+                // Fewer images than threads (batch 1): pad each image once, then split its
+                // output-channel blocks across the threads.
+                let workers = Swift.min(threads, blocks)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: DirectConv.scratchSize(g))
+                defer { scratch.deallocate() }
+                input.scalars.withUnsafeBufferPointer { x in
+                    packed.withUnsafeBufferPointer { wp in
+                        biasValues.withUnsafeBufferPointer { bp in
+                            out.withUnsafeMutableBufferPointer { o in
+                                for img in 0..<n {
+                                    DirectConv.pad(x.baseAddress! + img * c * h * w, geometry: g, into: scratch)
+                                    Parallel.forEach(workers, threads: workers) { part, _ in
+                                        DirectConv.forward(padded: scratch, geometry: g, packedWeights: wp.baseAddress!, bias: bp.baseAddress!,
+                                                           blocks: (part * blocks / workers)..<((part + 1) * blocks / workers), relu: relu,
+                                                           output: o.baseAddress! + img * cout * pixels)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                return Tensor(uncheckedShape: outShape, scalars: out)
+            }
             let workers = Swift.min(threads, n)
             let scratch = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: DirectConv.scratchSize(g)) }
             defer { scratch.forEach { $0.deallocate() } }

@@ -139,30 +139,37 @@ struct Run: ParsableCommand {
 struct NotebookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "notebook",
-        abstract: "Run a percent-format notebook (# %% cells) and write it with its outputs (.ipynb, .md or .html).")
+        abstract: "Run a notebook (a percent-format .mpq with # %% cells, or a Jupyter .ipynb) and write it with its outputs (.ipynb, .md or .html), or convert it to a percent-format .mpq.")
 
-    @ArgumentParser.Argument(help: "The notebook script (.mpq).") var file: String
-    @Option(name: .shortAndLong, help: "Output file: .ipynb, .md or .html.") var output: String
+    @ArgumentParser.Argument(help: "The notebook: a percent-format script (.mpq) or a Jupyter notebook (.ipynb).") var file: String
+    @Option(name: .shortAndLong, help: "Output file: .ipynb, .md or .html (run, with outputs), or .mpq (converted, not run).") var output: String
 
     func run() throws {
         signal(SIGINT) { _ in Interrupt.request() }
-        let source: String
-        do { source = try readScript(file) } catch { throw ExitCode(report(error)) }
-        var notebook = Notebook(source: source)
-        let failures = notebook.run(in: Session().interpreter, file: file)
         let format = URL(fileURLWithPath: output).pathExtension
-        guard ["ipynb", "md", "html"].contains(format) else {
-            FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md or .html, got \(output)\n".utf8))
+        guard ["ipynb", "md", "html", "mpq"].contains(format) else {
+            FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md, .html or .mpq, got \(output)\n".utf8))
             throw ExitCode(Exit.io)
         }
+        var notebook: Notebook
+        do {
+            if URL(fileURLWithPath: file).pathExtension == "ipynb" {
+                notebook = try Notebook(ipynb: Data(try FileIO.read(file)), file: file)
+            } else {
+                notebook = Notebook(source: try readScript(file))
+            }
+        } catch { throw ExitCode(report(error)) }
+        if format == "mpq" {
+            do { try FileIO.writeAtomically(Array(notebook.percent().utf8), to: output) } catch { throw ExitCode(report(error)) }
+            print("\(file): \(notebook.cells.count) cells → \(output)")
+            return
+        }
+        let failures = notebook.run(in: Session().interpreter, file: file)
         let bytes: Data
         switch format {
         case "ipynb": bytes = try notebook.ipynb()
         case "md": bytes = Data(notebook.markdown().utf8)
-        case "html": bytes = Data(notebook.html(title: URL(fileURLWithPath: file).lastPathComponent).utf8)
-        default:
-            FileHandle.standardError.write(Data("error: expected an output ending in .ipynb, .md or .html, got \(output)\n".utf8))
-            throw ExitCode(Exit.io)
+        default: bytes = Data(notebook.html(title: URL(fileURLWithPath: file).lastPathComponent).utf8)
         }
         do { try FileIO.writeAtomically([UInt8](bytes), to: output) } catch { throw ExitCode(report(error)) }
         let codeCells = notebook.cells.filter { $0.kind == .code }.count

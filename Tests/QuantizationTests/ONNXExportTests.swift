@@ -73,3 +73,30 @@ func onnxRuntimeAccuracy(_ path: String, images: String, labels: String) throws 
         #expect(worst <= 1e-4, "W\(bits)A8: imported export differs by \(worst)")
     }
 }
+
+/// A QAT model (LSQ's learned steps in the graph: LearnedQuantize → Div, Round, Clip, Mul)
+/// exports as float ONNX that ONNX Runtime runs with mpq's accuracy: the mixed CNN policy of
+/// `qatFineTunesMixedPolicies` (8/4/2/2-bit weights, two 8-bit inputs, fc2 float), its steps
+/// moved off their initial values by a few training steps, on 2,000 test images. Rounding ties
+/// are the only place the two may differ (Round is half-to-even in both), so the accuracies
+/// agree within 0.1 point.
+@Test func qatExportRunsInONNXRuntime() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let policy = try Policy(model: model, weightBits: [8, 4, 2, 2, nil], activationBits: [nil, 8, nil, 8, nil])
+    let q = try model.learnedQuantization(policy: policy, calibration: try FashionMNIST.calibration().images)
+    var options = TrainingOptions()
+    options.epochs = 1; options.batchSize = 128; options.schedule = .oneCycle(peak: 0.01)
+    _ = try q.train(on: try FashionMNIST.load(.train, limit: 1024), options: options)
+    let test = try FashionMNIST.load(.test, limit: 2000)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-qat-export-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try NPY.write(test.images, to: "\(dir)/x.npy")
+    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
+    try ONNXExporter.save(q, to: "\(dir)/qat.onnx")
+    let ours = try q.accuracy(on: test)
+    let ort = try onnxRuntimeAccuracy("\(dir)/qat.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+    print("QAT export: ONNX Runtime \(ort), mpq \(ours)")
+    #expect(abs(ort - ours) <= 0.001, "ORT \(ort) vs mpq \(ours)")
+}

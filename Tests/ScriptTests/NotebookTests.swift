@@ -58,6 +58,40 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     #expect(nb.html(title: "t").contains("<h1>Title</h1>"))
 }
 
+/// Markdown cells reach HTML through cmark: lists, emphasis, code, links; raw HTML (a script)
+/// is left out.
+@Test func notebookHTMLRendersCommonMark() throws {
+    let nb = Notebook(source: "# %% [markdown]\n# ## Steps\n# - *one* and `two`\n# - [three](https://onnx.ai)\n#\n# <script>alert(1)</script>\n# %%\n1 + 1")
+    let html = nb.html(title: "t")
+    for part in ["<h2>Steps</h2>", "<ul>", "<li><em>one</em> and <code>two</code></li>", "<a href=\"https://onnx.ai\">three</a>"] {
+        #expect(html.contains(part), "missing \(part) in \(html)")
+    }
+    #expect(!html.contains("<script>"))
+}
+
+/// An .ipynb reads back into the same cells (outputs dropped, raw cells skipped), the
+/// percent form of those cells reads back into them too, the written notebook names no
+/// kernel that does not exist, and malformed notebooks are refused naming the cell.
+@Test func ipynbRoundTrips() throws {
+    var nb = Notebook(source: "# %% [markdown]\n# # Title\n#\n# text\n# %%\nx = 2\nprint(x * 3)\n# %%\nplot([1, 2])")
+    #expect(nb.run(in: Interpreter(), file: "nb.mpq") == 0)
+    let data = try nb.ipynb()
+    let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    #expect((json["metadata"] as? [String: Any])?["kernelspec"] == nil)
+    let back = try Notebook(ipynb: data)
+    #expect(back.cells.map(\.kind) == nb.cells.map(\.kind) && back.cells.map(\.source) == nb.cells.map(\.source))
+    #expect(back.cells.allSatisfy { $0.output.isEmpty && $0.images.isEmpty })
+    let again = Notebook(source: back.percent())
+    #expect(again.cells.map(\.kind) == nb.cells.map(\.kind) && again.cells.map(\.source) == nb.cells.map(\.source))
+    let raw = #"{"nbformat": 4, "cells": [{"cell_type": "raw", "source": "x"}, {"cell_type": "code", "source": "1 + 2\n"}]}"#
+    #expect(try Notebook(ipynb: Data(raw.utf8)).cells.map(\.source) == ["1 + 2"])
+    for (bad, says) in [("not json", "not a JSON document"), (#"{"cells": 3}"#, "\"cells\" list"), (#"{"nbformat": 3, "cells": []}"#, "nbformat 3"),
+                        (#"{"cells": [{"cell_type": "code", "source": 5}]}"#, "cell 1"), (#"{"cells": [{"cell_type": "widget"}]}"#, "unknown cell_type")] {
+        do { _ = try Notebook(ipynb: Data(bad.utf8), file: "b.ipynb"); Issue.record("accepted \(bad)") }
+        catch { #expect("\(error)".contains(says) && "\(error)".contains("b.ipynb"), "\(error)") }
+    }
+}
+
 @Test func plotsBecomeSVGInNotebooksAndTextAtThePrompt() throws {
     var nb = Notebook(source: "# %%\nplot([1, 2, 4], title: \"t\")\nscatter([3, 1], xs: [0, 1])")
     #expect(nb.run(in: Interpreter(), file: "p.mpq") == 0)

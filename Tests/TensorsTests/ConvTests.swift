@@ -37,6 +37,10 @@ struct Conv2DCase: Sendable, CustomStringConvertible {
     Conv2DCase(n: 2, c: 6, h: 11, w: 13, co: 4, k: (3, 5), stride: (2, 1), pad: (2, 0, 1, 3), dilation: (2, 1), groups: 2, bias: true),
     Conv2DCase(n: 2, c: 16, h: 7, w: 7, co: 32, k: (1, 1), stride: (1, 1), pad: (0, 0, 0, 0), dilation: (1, 1), groups: 1, bias: true),
     Conv2DCase(n: 1, c: 16, h: 8, w: 8, co: 32, k: (1, 1), stride: (2, 2), pad: (0, 0, 0, 0), dilation: (1, 1), groups: 1, bias: false),
+    // Batch 1 on the direct 3×3 path: output-channel blocks split across the threads
+    // (5 blocks of 8 over 2 threads), wide rows and narrow rows.
+    Conv2DCase(n: 1, c: 5, h: 20, w: 20, co: 40, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: true),
+    Conv2DCase(n: 1, c: 9, h: 7, w: 7, co: 24, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: false),
 ])
 func conv2dMatchesDirect(_ t: Conv2DCase) throws {
     var r = RandomGenerator(seed: 9)
