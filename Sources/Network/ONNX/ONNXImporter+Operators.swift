@@ -44,6 +44,14 @@ extension GraphReader {
     }
 
     /// Adds a node, or folds it when every input is a constant.
+    /// A 1-D convolution or pooling over [N, C, L] run as its 2-D form over [N, C, 1, L].
+    mutating func emitOverHeightOne(_ name: String, _ op: Op, _ inputs: [String], _ output: String) throws {
+        let lifted = "\(output)@2d.in", result = "\(output)@2d.out"
+        try emit("\(name)/lift", .unsqueeze(axes: [2]), [inputs[0]], lifted)
+        try emit(name, op, [lifted] + inputs.dropFirst(), result)
+        try emit("\(name)/drop", .squeeze(axes: [2]), [result], output)
+    }
+
     mutating func emit(_ name: String, _ op: Op, _ inputs: [String], _ output: String, integer: Bool? = nil) throws {
         let node = Node(name: name, op: op, inputs: inputs, outputs: [output])
         let allInteger = inputs.filter { !$0.isEmpty }.allSatisfy(isInteger)
@@ -112,12 +120,24 @@ extension GraphReader {
             }
         case "Conv":
             try checkAutoPad(n)
-            guard inputs.count >= 2, let w = constants[inputs[1]], w.rank == 4 else {
-                throw fail(n, "expected a constant 4-D weight (2-D convolution)")
+            guard inputs.count >= 2, let w = constants[inputs[1]], w.rank == 4 || w.rank == 3 else {
+                throw fail(n, "expected a constant 3-D or 4-D weight (1-D or 2-D convolution; 3-D convolution is not supported)")
             }
-            let pads = try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0]
             let groups = int(n, "group") ?? 1
             guard groups >= 1, groups <= w.shape[0] else { throw fail(n, "group \(groups) must be in 1…\(w.shape[0]) (the output channels)") }
+            if w.rank == 3 {
+                // 1-D: the weight [Cout, Cin/g, k] becomes [Cout, Cin/g, 1, k], the op a 2-D one.
+                guard graph.node.filter({ $0.input.contains(inputs[1]) }).count == 1 else {
+                    throw fail(n, "a 1-D convolution's weight must not be shared with other nodes")
+                }
+                constants[inputs[1]] = try w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]])
+                let pads = try ints(n, "pads", count: 2, in: 0...Self.maxExtent) ?? [0, 0]
+                let a = ConvAttributes(strides: [1] + (try ints(n, "strides", count: 1, in: 1...Self.maxExtent) ?? [1]), pads: [0, pads[0], 0, pads[1]],
+                                       dilations: [1] + (try ints(n, "dilations", count: 1, in: 1...Self.maxExtent) ?? [1]), groups: groups)
+                try emitOverHeightOne(name, .conv(a), inputs, out)
+                break
+            }
+            let pads = try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0]
             try emit(name, .conv(ConvAttributes(strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1], pads: pads,
                                                 dilations: try ints(n, "dilations", count: 2, in: 1...Self.maxExtent) ?? [1, 1], groups: groups)),
                      inputs, out)
@@ -199,10 +219,22 @@ extension GraphReader {
             try checkAutoPad(n)
             if let d = ints(n, "dilations"), d.contains(where: { $0 != 1 }) { throw fail(n, "dilated pooling is not supported") }
             try checkUnusedOutputs(n, "indices")
-            guard let k = try ints(n, "kernel_shape", count: 2, in: 1...Self.maxExtent) else { throw fail(n, "expected a 2-D kernel_shape") }
+            let countIncludePad = (int(n, "count_include_pad") ?? 0) != 0, ceilMode = (int(n, "ceil_mode") ?? 0) != 0
+            if ints(n, "kernel_shape")?.count == 1 {
+                // 1-D pooling as 2-D over a height of 1.
+                let k = try ints(n, "kernel_shape", count: 1, in: 1...Self.maxExtent)!
+                let pads = try ints(n, "pads", count: 2, in: 0...Self.maxExtent) ?? [0, 0]
+                let a = PoolAttributes(kernel: [1] + k, strides: [1] + (try ints(n, "strides", count: 1, in: 1...Self.maxExtent) ?? [1]),
+                                       pads: [0, pads[0], 0, pads[1]], countIncludePad: countIncludePad, ceilMode: ceilMode)
+                try emitOverHeightOne(name, n.opType == "MaxPool" ? .maxPool(a) : .averagePool(a), [inputs[0]], out)
+                break
+            }
+            guard let k = try ints(n, "kernel_shape", count: 2, in: 1...Self.maxExtent) else {
+                throw fail(n, "expected a 1-D or 2-D kernel_shape (3-D pooling is not supported)")
+            }
             let a = PoolAttributes(kernel: k, strides: try ints(n, "strides", count: 2, in: 1...Self.maxExtent) ?? [1, 1],
                                    pads: try ints(n, "pads", count: 4, in: 0...Self.maxExtent) ?? [0, 0, 0, 0],
-                                   countIncludePad: (int(n, "count_include_pad") ?? 0) != 0, ceilMode: (int(n, "ceil_mode") ?? 0) != 0)
+                                   countIncludePad: countIncludePad, ceilMode: ceilMode)
             try unary(n.opType == "MaxPool" ? .maxPool(a) : .averagePool(a))
         case "GlobalAveragePool": try unary(.globalAveragePool)
         case "Flatten": try unary(.flatten(axis: int(n, "axis") ?? 1))
