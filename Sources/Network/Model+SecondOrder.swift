@@ -40,7 +40,7 @@ extension Model {
             case .mul:
                 // A product is bilinear: affine only when one side is a constant.
                 return node.inputs.filter { parameters[$0] == nil && buffers[$0] == nil }.count <= 1
-            case .softmax, .fakeQuantize, .learnedQuantize, .binarize, .requantize, .layerNorm, .lrn:
+            case .softmax, .logSoftmax, .fakeQuantize, .learnedQuantize, .binarize, .requantize, .layerNorm, .lrn:
                 return false
             case .concat, .transpose, .slice, .pad, .gather, .expand, .unsqueeze, .squeeze, .resize, .reduce, .shape, .constantOfShape, .range, .where:
                 return true
@@ -164,6 +164,11 @@ extension Node {
             if let dx = at(0), needs[0] {
                 let yt = try PointwiseOp.softmaxBackward(output, dx, axis: axis)
                 out[0] = try sum(out[0], PointwiseOp.softmaxSecond(output, dy, outputTangent: yt, axis: axis))
+            }
+        case .logSoftmax(let axis):
+            // dX = dY − p·Σ dY with p = exp(y); moving x moves p by ṗ = p ⊙ (ẋ − Σ p⊙ẋ).
+            if let dx = at(0), needs[0] {
+                out[0] = try sum(out[0], PointwiseOp.logSoftmaxSecond(output, dy, inputTangent: dx, axis: axis))
             }
         case .layerNorm(let axis, let eps):
             let (gx, gg) = try LayerNormOp.backwardTangent(inputs[0]!, inputs[1]!, axis: axis, epsilon: eps, dy, dx: at(0), dg: at(1))

@@ -71,6 +71,9 @@ extension Node {
         case .softmax(let axis):
             try require(inputs, 1...1)
             return (try PointwiseOp.softmax(inputs[0]!, axis: axis), nil, [])
+        case .logSoftmax(let axis):
+            try require(inputs, 1...1)
+            return (try PointwiseOp.logSoftmax(inputs[0]!, axis: axis), nil, [])
         case .identity:
             try require(inputs, 1...1)
             return (inputs[0]!, nil, [])
@@ -242,6 +245,8 @@ extension Node {
             return [dx, ds, db, nil, nil]
         case .softmax(let axis):
             return [try PointwiseOp.softmaxBackward(output, dy, axis: axis)]
+        case .logSoftmax(let axis):
+            return [try PointwiseOp.logSoftmaxBackward(output, dy, axis: axis)]
         case .fakeQuantize(let scale, let qmin, let qmax):
             return [PointwiseOp.clipGradient(inputs[0]!, dy, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2)]
         case .binarize(let scale):
@@ -339,6 +344,8 @@ extension Node {
             return out
         case .softmax(let axis):
             return try at(0).map { try PointwiseOp.softmaxBackward(output, $0, axis: axis) }
+        case .logSoftmax(let axis):
+            return try at(0).map { try PointwiseOp.logSoftmaxTangent(output, $0, axis: axis) }
         case .fakeQuantize(let scale, let qmin, let qmax):
             return at(0).map { PointwiseOp.clipGradient(inputs[0]!, $0, lo: Float(qmin) * scale - scale / 2, hi: Float(qmax) * scale + scale / 2) }
         case .binarize(let scale):

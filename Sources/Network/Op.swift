@@ -94,6 +94,8 @@ public enum Op: Codable, Equatable, Sendable {
     /// and updates the running ones (PyTorch's momentum convention: new = (1−m)·old + m·batch).
     case batchNorm(epsilon: Float, momentum: Float)
     case softmax(axis: Int)
+    /// log(softmax(x)) along the axis, computed as x − log Σ exp(x).
+    case logSoftmax(axis: Int)
     case identity
     /// Simulated quantization: clamp(round(x/scale), qmin, qmax)·scale, round half to even.
     /// Backward and tangents pass straight through where x is inside the clipping range.
@@ -146,7 +148,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .conv: "Conv"; case .gemm: "Gemm"; case .matMul: "MatMul"; case .add: "Add"; case .mul: "Mul"
         case .relu: "Relu"; case .clip: "Clip"; case .maxPool: "MaxPool"; case .averagePool: "AveragePool"
         case .globalAveragePool: "GlobalAveragePool"; case .flatten: "Flatten"; case .reshape: "Reshape"
-        case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .identity: "Identity"
+        case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .logSoftmax: "LogSoftmax"; case .identity: "Identity"
         case .fakeQuantize: "FakeQuantize"
         case .learnedQuantize: "LearnedQuantize"
         case .binarize: "Binarize"

@@ -47,6 +47,61 @@ enum PointwiseOp {
         return Tensor(checkedShape: y.shape, scalars: out)
     }
 
+    /// Calls `body(base, n, stride)` for each run of `n` values along `axis` (stride apart).
+    static func lanes(_ shape: [Int], axis: Int, _ what: String, _ body: (Int, Int, Int) -> Void) throws {
+        let a = axis < 0 ? axis + shape.count : axis
+        guard a >= 0 && a < shape.count else { throw NetworkError("\(what): axis \(axis) out of range for \(shape)") }
+        let outer = shape[..<a].reduce(1, *), n = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        for o in 0..<outer { for i in 0..<inner { body(o * n * inner + i, n, inner) } }
+    }
+
+    /// y = x − log Σ exp(x) along the axis (the maximum taken out first).
+    static func logSoftmax(_ x: Tensor, axis: Int) throws -> Tensor {
+        var out = x.scalars
+        try lanes(x.shape, axis: axis, "LogSoftmax") { base, n, stride in
+            var m = -Float.infinity
+            for k in 0..<n { m = max(m, out[base + k * stride]) }
+            var s: Float = 0
+            for k in 0..<n { s += expf(out[base + k * stride] - m) }
+            let l = m + logf(s)
+            for k in 0..<n { out[base + k * stride] -= l }
+        }
+        return Tensor(checkedShape: x.shape, scalars: out)
+    }
+
+    /// dX = dY − p·Σ dY, p = exp(y).
+    static func logSoftmaxBackward(_ y: Tensor, _ dy: Tensor, axis: Int) throws -> Tensor {
+        var out = [Float](repeating: 0, count: y.count)
+        try lanes(y.shape, axis: axis, "LogSoftmax") { base, n, stride in
+            var s: Float = 0
+            for k in 0..<n { s += dy.scalars[base + k * stride] }
+            for k in 0..<n { let j = base + k * stride; out[j] = dy.scalars[j] - expf(y.scalars[j]) * s }
+        }
+        return Tensor(checkedShape: y.shape, scalars: out)
+    }
+
+    /// ẏ = ẋ − Σ p⊙ẋ.
+    static func logSoftmaxTangent(_ y: Tensor, _ xt: Tensor, axis: Int) throws -> Tensor {
+        var out = [Float](repeating: 0, count: y.count)
+        try lanes(y.shape, axis: axis, "LogSoftmax") { base, n, stride in
+            var s: Float = 0
+            for k in 0..<n { let j = base + k * stride; s += expf(y.scalars[j]) * xt.scalars[j] }
+            for k in 0..<n { let j = base + k * stride; out[j] = xt.scalars[j] - s }
+        }
+        return Tensor(checkedShape: y.shape, scalars: out)
+    }
+
+    /// The backward pass's movement with the input: −(Σ dY)·ṗ, ṗ = p ⊙ (ẋ − Σ p⊙ẋ).
+    static func logSoftmaxSecond(_ y: Tensor, _ dy: Tensor, inputTangent xt: Tensor, axis: Int) throws -> Tensor {
+        var out = [Float](repeating: 0, count: y.count)
+        try lanes(y.shape, axis: axis, "LogSoftmax") { base, n, stride in
+            var s: Float = 0, px: Float = 0
+            for k in 0..<n { let j = base + k * stride; s += dy.scalars[j]; px += expf(y.scalars[j]) * xt.scalars[j] }
+            for k in 0..<n { let j = base + k * stride; out[j] = -s * expf(y.scalars[j]) * (xt.scalars[j] - px) }
+        }
+        return Tensor(checkedShape: y.shape, scalars: out)
+    }
+
     /// The backward pass's movement with the input (second-order term): with ẏ the output's
     /// tangent, ∂[y ⊙ (dY − s)] = ẏ ⊙ (dY − s) − y ⊙ Σ_axis dY ⊙ ẏ, s = Σ_axis dY ⊙ y.
     static func softmaxSecond(_ y: Tensor, _ dy: Tensor, outputTangent yt: Tensor, axis: Int) throws -> Tensor {

@@ -18,6 +18,12 @@ public enum Pointwise: Codable, Equatable, Sendable {
     case power(Float)
     /// x·Φ(x) (exact) or its tanh approximation.
     case gelu(approximate: Bool)
+    /// γ·x for x > 0, γ·α·(eˣ − 1) below (self-normalising networks).
+    case selu(alpha: Float, gamma: Float)
+    /// −1, 0 or 1 (no gradient).
+    case sign
+    /// x − bias above λ, x + bias below −λ, 0 between.
+    case shrink(lambda: Float, bias: Float)
 
     /// The ONNX operator name.
     public var onnxName: String {
@@ -25,14 +31,14 @@ public enum Pointwise: Codable, Equatable, Sendable {
         case .sigmoid: "Sigmoid"; case .tanh: "Tanh"; case .erf: "Erf"; case .sqrt: "Sqrt"; case .exp: "Exp"
         case .log: "Log"; case .neg: "Neg"; case .abs: "Abs"; case .reciprocal: "Reciprocal"; case .softplus: "Softplus"
         case .hardSigmoid: "HardSigmoid"; case .hardSwish: "HardSwish"; case .leakyRelu: "LeakyRelu"; case .elu: "Elu"
-        case .power: "Pow"; case .gelu: "Gelu"
+        case .power: "Pow"; case .gelu: "Gelu"; case .selu: "Selu"; case .sign: "Sign"; case .shrink: "Shrink"
         }
     }
 
     /// Piecewise linear functions have f″ = 0 almost everywhere.
     public var isPiecewiseLinear: Bool {
         switch self {
-        case .neg, .abs, .leakyRelu, .hardSigmoid: true
+        case .neg, .abs, .leakyRelu, .hardSigmoid, .sign, .shrink: true
         case .power(let p): p == 1
         default: false
         }
@@ -104,6 +110,16 @@ public enum Pointwise: Codable, Equatable, Sendable {
             let phi = Self.invSqrt2Pi * Foundation.exp(-x * x / 2)
             let cdf = 0.5 * (1 + Foundation.erf(x * Self.invSqrt2))
             return (x * cdf, cdf + x * phi, phi * (2 - x * x))
+        case .selu(let a, let g):
+            if x > 0 { return (g * x, g, 0) }
+            let e = g * a * Foundation.exp(x)
+            return (e - g * a, e, e)
+        case .sign:
+            return (x > 0 ? 1 : x < 0 ? -1 : 0, 0, 0)
+        case .shrink(let l, let b):
+            if x < -l { return (x + b, 1, 0) }
+            if x > l { return (x - b, 1, 0) }
+            return (0, 0, 0)
         }
     }
 

@@ -35,6 +35,7 @@ let secondOrderCases: [SecondOrderCase] = [
     SecondOrderCase(label: "reduce mean", op: .reduce(.mean, axes: [3], keepDims: false)),
     SecondOrderCase(label: "softmax over channels", op: .softmax(axis: 1)),
     SecondOrderCase(label: "softmax over the last axis", op: .softmax(axis: -1)),
+    SecondOrderCase(label: "log softmax over channels", op: .logSoftmax(axis: 1)),
     SecondOrderCase(label: "layer norm", op: .layerNorm(axis: -1, epsilon: 1e-5), parameters: [("g", [4]), ("beta", [4])]),
     SecondOrderCase(label: "layer norm over channels and space", op: .layerNorm(axis: 1, epsilon: 1e-5), parameters: [("g", [32]), ("beta", [32])]),
     SecondOrderCase(label: "average pool ceil", op: .averagePool(PoolAttributes(kernel: [3, 3], strides: [2, 2], ceilMode: true))),

@@ -204,6 +204,7 @@ public enum ONNXExporter {
                 case .batchNorm(let epsilon, let momentum):
                     node("BatchNormalization", x, y, name: n.name, [Self.float("epsilon", epsilon), Self.float("momentum", 1 - momentum)])
                 case .softmax(let axis): node("Softmax", x, y, name: n.name, [Self.int("axis", axis)])
+                case .logSoftmax(let axis): node("LogSoftmax", x, y, name: n.name, [Self.int("axis", axis)])
                 case .identity: node("Identity", x, y, name: n.name)
                 case .fakeQuantize(let s, let qmin, let qmax):
                     guard s > 0 else {
@@ -245,6 +246,8 @@ public enum ONNXExporter {
                     case .hardSigmoid(let a, let b): node("HardSigmoid", x, y, name: n.name, [Self.float("alpha", a), Self.float("beta", b)])
                     case .leakyRelu(let a): node("LeakyRelu", x, y, name: n.name, [Self.float("alpha", a)])
                     case .elu(let a): node("Elu", x, y, name: n.name, [Self.float("alpha", a)])
+                    case .selu(let a, let g): node("Selu", x, y, name: n.name, [Self.float("alpha", a), Self.float("gamma", g)])
+                    case .shrink(let l, let b): node("Shrink", x, y, name: n.name, [Self.float("lambd", l), Self.float("bias", b)])
                     case .power(let p): node("Pow", [x[0], scalar(n.name + "/exponent", p)], y, name: n.name)
                     case .gelu(let approximate):
                         node("Gelu", x, y, name: n.name, [Self.string("approximate", approximate ? "tanh" : "none")])

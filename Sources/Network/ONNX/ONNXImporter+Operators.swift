@@ -7,9 +7,9 @@ extension GraphReader {
     /// The operators this importer reads (folded-only ones included).
     static let supportedOperators: Set<String> = [
         "Constant", "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Relu", "Clip", "MaxPool", "AveragePool",
-        "GlobalAveragePool", "Flatten", "Reshape", "BatchNormalization", "Softmax", "Identity", "Dropout",
+        "GlobalAveragePool", "Flatten", "Reshape", "BatchNormalization", "Softmax", "LogSoftmax", "Identity", "Dropout",
         "QuantizeLinear", "DequantizeLinear", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Sqrt", "Exp", "Log",
-        "Neg", "Abs", "Reciprocal", "Softplus", "LeakyRelu", "Elu", "PRelu", "Gelu", "Concat", "Transpose", "Slice", "Split", "Mod",
+        "Neg", "Abs", "Reciprocal", "Softplus", "LeakyRelu", "Elu", "Selu", "Sign", "Shrink", "PRelu", "Gelu", "Concat", "Transpose", "Slice", "Split", "Mod",
         "Pad", "Squeeze", "Unsqueeze", "Gather", "Shape", "ConstantOfShape", "Expand", "Cast", "Equal", "Where", "Range",
         "ReduceMean", "ReduceSum", "LayerNormalization", "Sum", "Max", "Min", "LRN", "Resize", "Upsample",
     ]
@@ -207,6 +207,9 @@ extension GraphReader {
         case "HardSigmoid": try unary(.pointwise(.hardSigmoid(alpha: float(n, "alpha") ?? 0.2, beta: float(n, "beta") ?? 0.5)))
         case "LeakyRelu": try unary(.pointwise(.leakyRelu(alpha: float(n, "alpha") ?? 0.01)))
         case "Elu": try unary(.pointwise(.elu(alpha: float(n, "alpha") ?? 1)))
+        case "Selu": try unary(.pointwise(.selu(alpha: float(n, "alpha") ?? 1.67326319217681884765625, gamma: float(n, "gamma") ?? 1.05070102214813232421875)))
+        case "Sign": try unary(.pointwise(.sign))
+        case "Shrink": try unary(.pointwise(.shrink(lambda: float(n, "lambd") ?? 0.5, bias: float(n, "bias") ?? 0)))
         case "Gelu":
             let approximate = string(n, "approximate") ?? "none"
             guard approximate == "none" || approximate == "tanh" else { throw fail(n, "approximate '\(approximate)' is not 'none' or 'tanh'") }
@@ -253,14 +256,15 @@ extension GraphReader {
             try checkUnusedOutputs(n, "training statistics")
             try emit(name, .batchNorm(epsilon: float(n, "epsilon") ?? 1e-5, momentum: 1 - (float(n, "momentum") ?? 0.9)), inputs, out)
             usedAs[inputs[3]] = "buffer"; usedAs[inputs[4]] = "buffer"
-        case "Softmax":
+        case "Softmax", "LogSoftmax":
             let axis = int(n, "axis") ?? (opset >= 13 ? -1 : 1)
-            if opset >= 13 { try unary(.softmax(axis: axis)); break }
+            let log = n.opType == "LogSoftmax"
+            if opset >= 13 { try unary(log ? .logSoftmax(axis: axis) : .softmax(axis: axis)); break }
             // Before opset 13 Softmax flattens the input to 2-D at `axis` and normalises each row.
             let (shape, flat, soft) = ("\(out)/shape", "\(out)/flat", "\(out)/rows")
             try emit("\(name)/Shape", .shape(start: 0, end: nil), [inputs[0]], shape)
             try emit("\(name)/Flatten", .flatten(axis: axis), [inputs[0]], flat)
-            try emit(name, .softmax(axis: 1), [flat], soft)
+            try emit(name, log ? .logSoftmax(axis: 1) : .softmax(axis: 1), [flat], soft)
             try emit("\(name)/Reshape", .reshape(shape: []), [soft, shape], out)
         case "Identity", "Dropout":
             try checkUnusedOutputs(n, "mask")
