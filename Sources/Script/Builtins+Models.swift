@@ -230,6 +230,7 @@ extension Builtins {
 extension Interpreter {
     /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
     func progress(_ line: String, done: Bool) {
+        if let progressSink { progressSink(line, done); return }
         if isatty(STDERR_FILENO) != 0 {
             // Rewritten in place; ESC[K clears what a longer earlier line left.
             FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K" + (done ? "\n" : "")).utf8))

@@ -15,6 +15,9 @@ public final class Interpreter {
     /// Shows a value richly where the front end can (a notebook draws plots as SVG); returns
     /// false to fall back to text.
     public var display: ((Value) -> Bool)?
+    /// Where progress lines of long work go instead of the terminal (a notebook keeps each
+    /// finished line — one per epoch, or the final summary — in the cell's output).
+    public var progressSink: ((_ line: String, _ done: Bool) -> Void)?
     /// Calls deeper than this are an error, not a stack overflow.
     public var maxDepth = 400
     /// Lists longer than this are refused (a runaway `0..<1e12` and its like).

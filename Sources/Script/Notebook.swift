@@ -102,11 +102,13 @@ public struct Notebook {
     @discardableResult
     public mutating func run(in interpreter: Interpreter, file: String) -> Int {
         var failures = 0
-        let saved = interpreter.output
-        defer { interpreter.output = saved }
+        let saved = interpreter.output, savedSink = interpreter.progressSink
+        defer { interpreter.output = saved; interpreter.progressSink = savedSink }
         for i in cells.indices where cells[i].kind == .code {
             var captured: [String] = [], images: [String] = []
             interpreter.output = { captured.append($0) }
+            // Progress becomes its finished lines in the cell (no terminal rewriting in a file).
+            interpreter.progressSink = { line, done in if done { captured.append(line) } }
             interpreter.display = { value in
                 guard case .plot(let p) = value else { return false }
                 images.append(p.svg())

@@ -92,6 +92,15 @@ func tutorialRunsWithoutErrors(_ name: String) throws {
     }
 }
 
+/// Long work in a notebook leaves its finished progress lines in the cell (one per epoch, then
+/// the summary), not on the terminal.
+@Test func notebookCellsKeepProgressSummaries() throws {
+    var nb = Notebook(source: "# %%\nm = zoo(\"mlp\")\nr = train(m, fashion_mnist(split: \"train\", limit: 64), epochs: 2, batch: 32)\nprint(r.epochs)")
+    #expect(nb.run(in: Interpreter(), file: "p.mpq") == 0)
+    let out = nb.cells[0].output
+    #expect(out.last == "2" && out.filter { $0.hasPrefix("epoch ") }.count == 2, "\(out)")
+}
+
 @Test func plotsBecomeSVGInNotebooksAndTextAtThePrompt() throws {
     var nb = Notebook(source: "# %%\nplot([1, 2, 4], title: \"t\")\nscatter([3, 1], xs: [0, 1])")
     #expect(nb.run(in: Interpreter(), file: "p.mpq") == 0)
