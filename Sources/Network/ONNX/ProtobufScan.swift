@@ -19,18 +19,21 @@ enum ProtobufScan {
         return scan(bytes, from: 0, to: bytes.count, kind: "model", depth: 0)
     }
 
+    /// A base-128 varint at `i` (advanced past it), or nil when it runs past `end` or 64 bits.
+    static func varint(_ b: [UInt8], at i: inout Int, end: Int) -> UInt64? {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while i < end && shift < 64 {
+            let byte = b[i]; i += 1
+            v |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return v }
+            shift += 7
+        }
+        return nil
+    }
+
     static func scan(_ b: [UInt8], from start: Int, to end: Int, kind: String, depth: Int) -> Problem? {
         var i = start
-        func varint() -> UInt64? {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while i < end && shift < 64 {
-                let byte = b[i]; i += 1
-                v |= UInt64(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { return v }
-                shift += 7
-            }
-            return nil
-        }
+        func varint() -> UInt64? { Self.varint(b, at: &i, end: end) }
         while i < end {
             let at = i
             guard let key = varint() else { return Problem(offset: at, reason: "truncated field key") }
@@ -64,16 +67,7 @@ extension ProtobufScan {
         var out: [(String, String)] = []
         func fields(_ from: Int, _ to: Int, _ visit: (Int, Int, Int) -> Void) {
             var i = from
-            func varint() -> UInt64? {
-                var v: UInt64 = 0, shift: UInt64 = 0
-                while i < to && shift < 64 {
-                    let byte = b[i]; i += 1
-                    v |= UInt64(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return v }
-                    shift += 7
-                }
-                return nil
-            }
+            func varint() -> UInt64? { Self.varint(b, at: &i, end: to) }
             while i < to {
                 guard let key = varint() else { return }
                 switch key & 7 {
