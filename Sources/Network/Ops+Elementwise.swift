@@ -105,21 +105,11 @@ enum PointwiseOp {
     /// The backward pass's movement with the input (second-order term): with ẏ the output's
     /// tangent, ∂[y ⊙ (dY − s)] = ẏ ⊙ (dY − s) − y ⊙ Σ_axis dY ⊙ ẏ, s = Σ_axis dY ⊙ y.
     static func softmaxSecond(_ y: Tensor, _ dy: Tensor, outputTangent yt: Tensor, axis: Int) throws -> Tensor {
-        let a = axis < 0 ? axis + y.rank : axis
-        let outer = y.shape[..<a].reduce(1, *), n = y.shape[a], inner = y.shape[(a + 1)...].reduce(1, *)
         var out = [Float](repeating: 0, count: y.count)
-        for o in 0..<outer {
-            for i in 0..<inner {
-                var s: Float = 0, st: Float = 0
-                for k in 0..<n {
-                    let j = (o * n + k) * inner + i
-                    s += dy.scalars[j] * y.scalars[j]; st += dy.scalars[j] * yt.scalars[j]
-                }
-                for k in 0..<n {
-                    let j = (o * n + k) * inner + i
-                    out[j] = yt.scalars[j] * (dy.scalars[j] - s) - y.scalars[j] * st
-                }
-            }
+        try lanes(y.shape, axis: axis, "Softmax") { base, n, stride in
+            var s: Float = 0, st: Float = 0
+            for k in 0..<n { let j = base + k * stride; s += dy.scalars[j] * y.scalars[j]; st += dy.scalars[j] * yt.scalars[j] }
+            for k in 0..<n { let j = base + k * stride; out[j] = yt.scalars[j] * (dy.scalars[j] - s) - y.scalars[j] * st }
         }
         return Tensor(checkedShape: y.shape, scalars: out)
     }

@@ -24,7 +24,7 @@ func runBackendCase(_ folder: String) -> BackendOutcome {
         // Some float64 cases hold uninitialised memory (1e223 and the like) as input.
         guard x.scalars.allSatisfy({ $0.isFinite }) else { return .refused("the test's input data is not finite in float32") }
         let y = try model.run(x).output
-        guard y.count == expected.count, y.shape.reduce(1, *) == expected.shape.reduce(1, *) else {
+        guard y.count == expected.count else {
             return .mismatch("output shape \(y.shape), expected \(expected.shape)")
         }
         var worst: (Float, Int) = (0, -1)
