@@ -54,6 +54,20 @@ extension Model {
         return folded
     }
 
+    /// Per layer, the factor folding multiplies each output channel's weights by: γ_c/√(σ²_c+ε)
+    /// where a batch norm folds into the layer, 1 elsewhere (the folded weights of all-ones).
+    public func batchNormFoldFactors() throws -> [String: [Float]] {
+        let ones = copy()
+        for l in layers { ones.parameters[l.weight] = Tensor(checkedShape: l.weightShape, scalars: [Float](repeating: 1, count: l.parameterCount)) }
+        let folded = try ones.foldingBatchNorm()
+        var out: [String: [Float]] = [:]
+        for l in layers {
+            let w = folded.parameters[l.weight]!.scalars, per = l.parameterCount / l.weightShape[0]
+            out[l.name] = (0..<l.weightShape[0]).map { w[$0 * per] }
+        }
+        return out
+    }
+
     static func biasName(forWeight weight: String) -> String {
         weight.hasSuffix(".weight") ? String(weight.dropLast(7)) + ".bias" : weight + ".bias"
     }

@@ -57,17 +57,39 @@ public final class IntegerModel: @unchecked Sendable {
 
     /// Builds the engine for `model` under `policy` (every layer needs activation bits),
     /// calibrating each quantization point by min/max over `calibration`.
-    public init(model: Model, policy: Policy, calibration: Tensor) throws {
-        guard calibration.shape.first ?? 0 > 0 else { throw QuantizationError("integer engine: the calibration data holds no images") }
-        try model.checkFinite(for: "integer engine", data: calibration)
+    public convenience init(model: Model, policy: Policy, calibration: Tensor) throws {
+        try self.init(model: model, policy: policy, calibration: Optional(calibration), learned: nil)
+    }
+
+    /// The engine for a model trained with learned quantization (`qat`): the learned steps are
+    /// the engine's scales. Each weight keeps the codes training saw, clamp(round(W/s_c), ±q), at
+    /// scale s_c·|γ_c/σ_c| once batch norm is folded (codes negated where γ_c/σ_c < 0); each
+    /// layer's input is quantized at its learned step and range. Where one value feeds layers
+    /// with different steps (a residual block's input feeds its first conv and its shortcut),
+    /// the engine quantizes it once, at the step of the widest reader (the first in graph order
+    /// among equals), and residual adds requantize to the step of the layer reading their
+    /// output. `calibration` is needed only for values no learned step covers.
+    public convenience init(learned qat: Model, calibration: Tensor? = nil) throws {
+        let learned = try qat.learnedSteps()
+        try self.init(model: learned.model, policy: learned.policy, calibration: calibration, learned: learned)
+    }
+
+    init(model: Model, policy: Policy, calibration: Tensor?, learned: LearnedSteps?) throws {
+        if let calibration {
+            guard calibration.shape.first ?? 0 > 0 else { throw QuantizationError("integer engine: the calibration data holds no images") }
+            try model.checkFinite(for: "integer engine", data: calibration)
+        }
         try policy.check(against: model)
         guard policy.entries.allSatisfy({ $0.activation != nil }) else {
-            throw QuantizationError("integer engine: every layer needs activation bits (policy(model, bits: 8, activation_bits: 8))")
+            throw QuantizationError(learned != nil
+                ? "integer engine: the QAT model learned no input step for layer '\(policy.entries.first { $0.activation == nil }!.layer.name)'; the engine needs activation bits everywhere (qat(m, bits: 4, activation_bits: 8, calibration: ...))"
+                : "integer engine: every layer needs activation bits (policy(model, bits: 8, activation_bits: 8))")
         }
         if let float = policy.entries.first(where: { $0.weight == nil }) {
             throw QuantizationError("integer engine: layer '\(float.layer.name)' keeps float weights; the engine runs 1…8-bit weights only")
         }
         let folded = try model.layers.contains { $0.kind == .conv } ? model.foldingBatchNorm() : model.copy()
+        let foldFactors = try learned.map { _ in try model.batchNormFoldFactors() }
         for node in folded.nodes {
             switch node.op {
             case .conv(let a) where a.groups != 1:
@@ -87,13 +109,18 @@ public final class IntegerModel: @unchecked Sendable {
         for (i, layer) in folded.layers.enumerated() {
             let spec = policy.entries[i].weight!
             let w = folded.parameters[layer.weight]!
-            let q: WeightQuantizer.Codes
-            do { q = try spec.codes(w) } catch let e as QuantizationError {
-                throw QuantizationError("integer engine: layer '\(layer.name)': \(e.message)")
-            }
             let n = w.shape[0], k = w.count / n
-            layers.append(LayerData(codes: q.codes, bits: q.bits, scales: q.scales.map(Double.init),
-                                    bias: layer.bias.map { folded.parameters[$0]!.scalars }, k: k, n: n))
+            let bias = layer.bias.map { folded.parameters[$0]!.scalars }
+            if let learned, let steps = learned.weightSteps[layer.name] {
+                layers.append(Self.learnedLayer(model.parameters[layer.weight]!, steps: steps, bits: spec.quantizer.bits,
+                                                factors: foldFactors![layer.name]!, bias: bias))
+            } else {
+                let q: WeightQuantizer.Codes
+                do { q = try spec.codes(w) } catch let e as QuantizationError {
+                    throw QuantizationError("integer engine: layer '\(layer.name)': \(e.message)")
+                }
+                layers.append(LayerData(codes: q.codes, bits: q.bits, scales: q.scales.map(Double.init), bias: bias, k: k, n: n))
+            }
             layerOfNode[layer.node] = i
             // Stored: the codes packed at their widths, channel after channel (binary rows as
             // sign bits), Float32 scales, Int32 biases. The kernels read the int8 codes.
@@ -104,34 +131,45 @@ public final class IntegerModel: @unchecked Sendable {
         let probe = folded.copy()
         for (name, t) in simParams { probe.parameters[name] = t }
         var statistics: [String: Policy.Activation.Statistics] = [:]
-        _ = try probe.run(calibration, observer: { index, inputs in
-            for (name, x) in zip(probe.nodes[index].inputs, inputs) {
-                guard let x, probe.parameters[name] == nil, probe.buffers[name] == nil else { continue }
-                statistics[name, default: Policy.Activation.Statistics()].add(x)
-            }
-        })
+        if let calibration {
+            _ = try probe.run(calibration, observer: { index, inputs in
+                for (name, x) in zip(probe.nodes[index].inputs, inputs) {
+                    guard let x, probe.parameters[name] == nil, probe.buffers[name] == nil else { continue }
+                    statistics[name, default: Policy.Activation.Statistics()].add(x)
+                }
+            })
+        }
         // The static walk: which values are codes, where to quantize, each add's target.
         let nodes = folded.nodes
         var consumers: [String: [Int]] = [:]
         for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
-        /// The activation quantizer of the widest layer reading `value` (through pooling,
-        /// flattening and adds); uniform 8-bit where no layer reads it.
-        func activation(reachingFrom value: String) -> Policy.Activation {
-            var best: Policy.Activation? = nil, frontier = [value], seen = Set<String>()
+        /// The widest layer reading `value` (through pooling, flattening and adds; the first in
+        /// graph order among equals), or nil where no layer reads it.
+        func reader(of value: String) -> Int? {
+            var best: Int? = nil, frontier = [value], seen = Set<String>()
             while let v = frontier.popLast() {
                 guard seen.insert(v).inserted else { continue }
                 for c in consumers[v] ?? [] {
                     if let l = layerOfNode[c] {
-                        let a = policy.entries[l].activation!
-                        if best == nil || a.bits > best!.bits { best = a }
+                        let (a, b) = (policy.entries[l].activation!, best.map { policy.entries[$0].activation! })
+                        if b == nil || a.bits > b!.bits || (a.bits == b!.bits && l < best!) { best = l }
                     } else { frontier.append(nodes[c].outputs[0]) }
                 }
             }
-            return best ?? Policy.Activation(bits: 8)
+            return best
         }
+        /// The point of `value`: its widest reader's learned step, or that reader's activation
+        /// quantizer (uniform 8-bit where no layer reads it) over the calibration range.
         func point(for value: String) throws -> Point {
-            guard let s = statistics[value] else { throw QuantizationError("integer engine: no calibration range for '\(value)'") }
-            let p = activation(reachingFrom: value).point(s)
+            let l = reader(of: value)
+            if let l, let p = learned?.inputPoints[policy.entries[l].layer.name] {
+                return Point(scale: Double(p.scale), qmin: Int32(p.qmin), qmax: Int32(p.qmax), binary: false)
+            }
+            guard let s = statistics[value] else {
+                throw QuantizationError(calibration == nil ? "integer engine: '\(value)' has no learned step; give calibration data to measure its range"
+                                                           : "integer engine: no calibration range for '\(value)'")
+            }
+            let p = (l.map { policy.entries[$0].activation! } ?? Policy.Activation(bits: 8)).point(s)
             return Point(scale: max(Double(p.scale), 1e-12), qmin: Int32(p.qmin), qmax: Int32(p.qmax), binary: p.binary)
         }
         var isCodes: [String: Bool] = [:]
