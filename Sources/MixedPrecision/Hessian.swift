@@ -114,20 +114,11 @@ public final class HessianAnalysis: @unchecked Sendable {
         let layers = layers ?? model.layers
         var out: [String: Tensor] = [:]
         if usesGaussNewton {
-            let p = crossEntropy.probabilities
-            let (n, c) = (p.shape[0], p.shape[1])
+            let c = crossEntropy.probabilities.shape[1]
             let keep = Set(layers.map { model.nodes[$0.node].outputs[0] })
-            let root = 1 / Float(n).squareRoot()
             for layer in layers { out[layer.name] = try Tensor.zeros(layer.weightShape) }
             for k in 0..<c {
-                // Row n: √pₖ·(eₖ − pₙ)/√N; Σₖ hhᵀ = (diag(p) − ppᵀ)/N.
-                var h = [Float](repeating: 0, count: n * c)
-                for i in 0..<n {
-                    let s = p.scalars[i * c + k].squareRoot() * root
-                    for j in 0..<c { h[i * c + j] = -s * p.scalars[i * c + j] }
-                    h[i * c + k] += s
-                }
-                let grads = try model.gradients(trace, outputGradient: Tensor(checkedShape: [n, c], scalars: h), keeping: keep)
+                let grads = try model.gradients(trace, outputGradient: outputHessianFactor(k), keeping: keep)
                 for layer in layers {
                     let delta = try grads[model.nodes[layer.node].outputs[0]] ?? Tensor.zeros(trace.values[model.nodes[layer.node].outputs[0]]!.shape)
                     out[layer.name] = try out[layer.name]! + model.squaredExampleGradients(of: layer, trace: trace, layerOutputGradients: [delta])
@@ -148,6 +139,66 @@ public final class HessianAnalysis: @unchecked Sendable {
                 progress?(i + 1, diag.count)
             }
             out[layer.name] = Tensor(checkedShape: layer.weightShape, scalars: diag)
+        }
+        return out
+    }
+
+    /// Row n of the k-th factor of the loss's output Hessian: √pₙₖ·(eₖ − pₙ)/√N, so that
+    /// Σₖ hₖhₖᵀ = (diag(p) − ppᵀ)/N (the mean cross-entropy's, per example).
+    func outputHessianFactor(_ k: Int) -> Tensor {
+        let p = crossEntropy.probabilities
+        let (n, c) = (p.shape[0], p.shape[1])
+        let root = 1 / Float(n).squareRoot()
+        var h = [Float](repeating: 0, count: n * c)
+        for i in 0..<n {
+            let s = p.scalars[i * c + k].squareRoot() * root
+            for j in 0..<c { h[i * c + j] = -s * p.scalars[i * c + j] }
+            h[i * c + k] += s
+        }
+        return Tensor(checkedShape: [n, c], scalars: h)
+    }
+
+    /// Per layer, per weight change in `changes[layer]`, per output channel c: Δ_cᵀ·G_cc·Δ_c, the
+    /// exact Gauss–Newton block of channel c (all its weights' interactions through the layer's
+    /// input, not just the diagonal) applied to that channel's part of the change. With Jₙ the
+    /// logits' Jacobian and hₙₖ the output Hessian's factor rows, Δᵀ·G·Δ = Σₖ Σₙ (hₙₖᵀ·Jₙ·Δ)², and
+    /// hₙₖᵀ·Jₙ·Δ_c = Σ_p δₙₖ[c, p]·ΔYₙ[c, p], with δₖ the k-th backward pass's gradient at the
+    /// layer's output and ΔY the layer's output change (its convolution of the input with Δ):
+    /// C backward passes shared by all layers and one convolution per change and class.
+    /// Gauss–Newton networks only. Result: [layer name][change][channel].
+    public func channelQuadraticForms(_ changes: [String: [Tensor]], progress: ((Int, Int) -> Void)? = nil) throws -> [String: [[Double]]] {
+        guard usesGaussNewton else {
+            throw NetworkError("per-channel Gauss–Newton forms need a piecewise-linear network (ReLU, pooling, batch norm)")
+        }
+        let layers = model.layers.filter { changes[$0.name] != nil }
+        for name in changes.keys where model.layer(named: name) == nil { throw NetworkError("no layer '\(name)' in model '\(model.name)'") }
+        let keep = Set(layers.map { model.nodes[$0.node].outputs[0] })
+        let classes = crossEntropy.probabilities.shape[1]
+        var out = Dictionary(uniqueKeysWithValues: layers.map { l in
+            (l.name, Array(repeating: [Double](repeating: 0, count: l.weightShape[0]), count: changes[l.name]!.count))
+        })
+        for k in 0..<classes {
+            let grads = try model.gradients(trace, outputGradient: outputHessianFactor(k), keeping: keep)
+            for layer in layers {
+                guard let delta = grads[model.nodes[layer.node].outputs[0]] else { continue }
+                for (j, change) in changes[layer.name]!.enumerated() {
+                    let dy = try model.outputChange(of: layer, trace: trace, weightChange: change)
+                    let (n, channels) = (dy.shape[0], dy.shape[1]), positions = dy.count / max(1, n * channels)
+                    dy.withUnsafeScalars { y in
+                        delta.withUnsafeScalars { d in
+                            for i in 0..<n {
+                                for c in 0..<channels {
+                                    let base = (i * channels + c) * positions
+                                    var a = 0.0
+                                    for q in base..<(base + positions) { a += Double(d[q]) * Double(y[q]) }
+                                    out[layer.name]![j][c] += a * a
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            progress?(k + 1, classes)
         }
         return out
     }

@@ -22,6 +22,61 @@ public struct KernelWiseTable: Sendable {
         case trace
         /// Σ_i H_ii·ΔW_i² over the channel's weights (each weight's own curvature).
         case diagonal
+        /// ΔW_{l,c}ᵀ·G_{l,c}·ΔW_{l,c}: the channel's exact Gauss–Newton block, the interactions of
+        /// its weights through the layer's input included (`init(model:data:bits:)`).
+        case gaussNewton = "gauss_newton"
+    }
+
+    /// The weight quantizer of each layer (`template`'s, or the reference), with checks.
+    static func quantizers(model: Model, bits: [Int], template: Policy?) throws -> [Policy.Weight] {
+        guard !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }), Set(bits).count == bits.count else {
+            throw NetworkError("kernel-wise sensitivity: candidate widths must be distinct, in 1…8; got \(bits)")
+        }
+        if let template { try template.check(against: model) }
+        return model.layers.indices.map { template?.entries[$0].weight ?? .reference(bits: 8) }
+    }
+
+    /// A layer's weight error Q_b(W) − W at each candidate width, every channel on its own scale.
+    static func weightErrors(_ w: Tensor, quantizer: Policy.Weight, bits: [Int]) throws -> [Tensor] {
+        try bits.map { b in
+            var q = quantizer.at(bits: b).quantizer
+            q.slicing = .channel
+            return try q.quantize(w).dequantized - w
+        }
+    }
+
+    /// The table with the `gaussNewton` objective: each channel's weight error at each width
+    /// weighed by its exact Gauss–Newton block on `data` (Gauss–Newton networks; in chunks of
+    /// `HessianAnalysis.traceChunk` images combined as the mean loss's).
+    public init(model: Model, data: Dataset, bits: [Int], template: Policy? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
+        let quantizers = try Self.quantizers(model: model, bits: bits, template: template)
+        let n = data.count
+        guard n > 0 else { throw NetworkError("kernel-wise sensitivity: the data holds no images") }
+        var changes: [String: [Tensor]] = [:]
+        for (l, layer) in model.layers.enumerated() {
+            changes[layer.name] = try Self.weightErrors(model.parameters[layer.weight]!, quantizer: quantizers[l], bits: bits)
+        }
+        let chunks = stride(from: 0, to: n, by: HessianAnalysis.traceChunk).map { $0..<min($0 + HessianAnalysis.traceChunk, n) }
+        var forms: [String: [[Double]]] = [:]
+        for (k, range) in chunks.enumerated() {
+            let part = chunks.count == 1 ? data : try Dataset(name: data.name, images: data.images.slice(range),
+                                                               labels: Array(data.labels[range]), classes: data.classes)
+            let analysis = try HessianAnalysis(model: model, data: part)
+            let weight = Double(range.count) / Double(n)
+            for (name, f) in try analysis.channelQuadraticForms(changes, progress: chunks.count == 1 ? progress : nil) {
+                let scaled = f.map { $0.map { $0 * weight } }
+                forms[name] = forms[name].map { zip($0, scaled).map { zip($0, $1).map(+) } } ?? scaled
+            }
+            if chunks.count > 1 { progress?(k + 1, chunks.count) }
+        }
+        layers = model.layers
+        self.bits = bits
+        self.quantizers = quantizers
+        // [layer][change][channel] → [layer][channel][choice]
+        values = model.layers.map { layer in
+            let f = forms[layer.name]!
+            return (0..<layer.weightShape[0]).map { c in f.map { $0[c] } }
+        }
     }
 
     /// The exact diagonal of each layer's Hessian block (Gauss–Newton networks), in chunks of
@@ -56,13 +111,12 @@ public struct KernelWiseTable: Sendable {
 
     /// The table from the Hessian diagonals, under `template`'s weight quantizers (nil: the reference).
     public init(model: Model, diagonals: [String: Tensor], bits: [Int], objective: Objective = .trace, template: Policy? = nil) throws {
-        guard !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }), Set(bits).count == bits.count else {
-            throw NetworkError("kernel-wise sensitivity: candidate widths must be distinct, in 1…8; got \(bits)")
+        guard objective != .gaussNewton else {
+            throw NetworkError("kernel-wise sensitivity: the gauss_newton objective is measured on data (KernelWiseTable(model:data:bits:)), not from diagonals")
         }
-        if let template { try template.check(against: model) }
+        let quantizers = try Self.quantizers(model: model, bits: bits, template: template)
         layers = model.layers
         self.bits = bits
-        let quantizers = model.layers.indices.map { template?.entries[$0].weight ?? .reference(bits: 8) }
         self.quantizers = quantizers
         values = try model.layers.enumerated().map { l, layer -> [[Double]] in
             guard let diagonal = diagonals[layer.name], diagonal.shape == layer.weightShape else {
@@ -72,14 +126,11 @@ public struct KernelWiseTable: Sendable {
             let w = model.parameters[layer.weight]!
             let channels = layer.weightShape[0], per = w.count / channels
             var rows = Array(repeating: [Double](), count: channels)
-            for b in bits {
-                var q = quantizers[l].at(bits: b).quantizer
-                q.slicing = .channel
-                let quantized = try q.quantize(w).dequantized
+            for error in try Self.weightErrors(w, quantizer: quantizers[l], bits: bits) {
                 for c in 0..<channels {
                     var e = 0.0, weighted = 0.0
                     for i in (c * per)..<((c + 1) * per) {
-                        let d = Double(quantized.scalars[i]) - Double(w.scalars[i])
+                        let d = Double(error.scalars[i])
                         e += d * d; weighted += Double(diagonal.scalars[i]) * d * d
                     }
                     rows[c].append(objective == .trace ? traces[c] / Double(per) * e : weighted)
@@ -87,6 +138,15 @@ public struct KernelWiseTable: Sendable {
             }
             return rows
         }
+    }
+
+    /// The table under `objective` on `data`: the Gauss–Newton blocks measured directly, or the
+    /// trace and diagonal objectives from the exact Hessian diagonals.
+    public static func measure(model: Model, data: Dataset, bits: [Int], objective: Objective = .gaussNewton,
+                               template: Policy? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> KernelWiseTable {
+        if objective == .gaussNewton { return try KernelWiseTable(model: model, data: data, bits: bits, template: template, progress: progress) }
+        return try KernelWiseTable(model: model, diagonals: try diagonals(model: model, data: data, progress: progress), bits: bits,
+                                   objective: objective, template: template)
     }
 
     /// The exact allocation of widths to channels minimising ΣΩ under a weight-size budget

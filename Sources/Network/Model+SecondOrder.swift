@@ -191,6 +191,19 @@ extension Node {
 }
 
 extension Model {
+    /// The change of a layer's output when its weight changes by `change` (bias left out), on
+    /// the input `trace` holds: the layer's convolution or product of that input with `change`.
+    /// Output channel c depends only on channel c of the change.
+    public func outputChange(of layer: Layer, trace: Trace, weightChange change: Tensor) throws -> Tensor {
+        var node = nodes[layer.node]
+        guard let x = traced(trace, node.inputs[0]) else { throw NetworkError("layer '\(layer.name)': its input is not in the trace") }
+        guard change.shape == layer.weightShape else {
+            throw NetworkError("layer '\(layer.name)': expected a weight change of shape \(layer.weightShape), found \(change.shape)")
+        }
+        node.inputs = Array(node.inputs.prefix(2))
+        return try node.forward([x, change], training: false, keepState: false).output
+    }
+
     /// Σₙ Σₖ (∂/∂W of output-gradient k of example n)², elementwise over a layer's weight: the
     /// exact diagonal of Σₙ Jₙᵀ·(Σₖ hₙₖhₙₖᵀ)·Jₙ when `outputGradients[k]` holds the rows hₙₖ.
     /// `layerOutputGradients[k]` is the gradient at the layer's output for the k-th backward

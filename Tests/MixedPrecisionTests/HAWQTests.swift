@@ -170,14 +170,14 @@ import Tensors
     #expect(result.policy.entries.allSatisfy { $0.activation == Policy.Activation(bits: 4, scheme: .hwgq) })
 }
 
-/// Kernel-wise HAWQ-V3 (issue 12's acceptance): per-channel Hessian traces (each output
-/// channel's diagonal block, exact, on the same 256 training images as the layer-wise test),
-/// Ω_{l,c} = Tr(H_{l,c})/P_{l,c}·‖Q_b(W_{l,c}) − W_{l,c}‖², the exact solver over every channel of
-/// ResNet-20 with candidates {2, 3, 4, 5, 6, 8}, first and last layer at 8 bits, at an average
-/// of 3 bits. The layer-wise policy reaches 93.08% there and issue 12 asks 93.3% of the
-/// kernel-wise one; measured (2026-12-01), it does not get there: 92.77% with the trace objective
-/// and 92.90% with the diagonal one on 256 images, 92.95% / 92.77% on 1,024. The test guards
-/// what holds — budget, exact size, far above uniform 3-bit (88.51%) — and prints the figures.
+/// Kernel-wise HAWQ-V3 (issue 12's acceptance): the exact solver over every channel of ResNet-20
+/// with candidates {2, 3, 4, 5, 6, 8}, first and last layer at 8 bits, at an average of 3 bits,
+/// on the same 256 training images as the layer-wise test (93.08% there). Three channel
+/// objectives: HAWQ-V3's trace, Tr(H_{l,c})/P_{l,c}·‖ΔW_{l,c}‖² (92.77% measured), the diagonal
+/// Σ H_ii·ΔW_i² (92.90%), and the channel's exact Gauss–Newton block ΔW_cᵀ·G_cc·ΔW_c (93.35%;
+/// 93.40% on 1,024 images). The last must reach issue 12's 93.3%; the others are guarded far
+/// above uniform 3-bit (88.51%). Like for like, a layer-wise allocation with each layer's exact
+/// Gauss–Newton form ΔW_lᵀ·G_ll·ΔW_l measured 93.27% (256 images) and 92.81% (512).
 @Test func kernelWiseHAWQBeatsLayerWiseAtThreeBits() throws {
     let model = try Zoo.make("resnet20")
     try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")
@@ -190,7 +190,11 @@ import Tensors
     let test = try FashionMNIST.load(.test)
     var accuracies: [KernelWiseTable.Objective: Double] = [:]
     for objective in KernelWiseTable.Objective.allCases {
-        let table = try KernelWiseTable(model: model, diagonals: diagonals, bits: [2, 3, 4, 5, 6, 8], objective: objective)
+        let started = Date()
+        let table = objective == .gaussNewton
+            ? try KernelWiseTable(model: model, data: try FashionMNIST.load(.train, limit: 256), bits: [2, 3, 4, 5, 6, 8])
+            : try KernelWiseTable(model: model, diagonals: diagonals, bits: [2, 3, 4, 5, 6, 8], objective: objective)
+        print("kernel-wise table (\(objective.rawValue)): \(Date().timeIntervalSince(started)) s")
         let (policy, solution) = try table.search(model: model, size: limit, pinned: ["conv1": 8, "fc": 8])
         #expect(try CostModel.size.cost(policy) == solution.costs[0])
         #expect(solution.costs[0] <= limit)
@@ -198,5 +202,8 @@ import Tensors
         accuracies[objective] = try model.quantized(policy: policy).accuracy(on: test)
         print("kernel-wise HAWQ-V3 (\(objective.rawValue)) ResNet-20 at 3 bits average: \(accuracies[objective]!) (\(solution.costs[0]) bytes, \(solution.bits.count) channels)")
     }
-    for (objective, accuracy) in accuracies { #expect(accuracy >= 0.92, "kernel-wise (\(objective.rawValue)) at 3 bits: \(accuracy)") }
+    for (objective, accuracy) in accuracies {
+        #expect(accuracy >= (objective == .gaussNewton ? 0.933 : 0.92), "kernel-wise (\(objective.rawValue)) at 3 bits: \(accuracy)")
+    }
+    #expect(throws: NetworkError.self) { try KernelWiseTable(model: model, diagonals: diagonals, bits: [2, 4], objective: .gaussNewton) }
 }

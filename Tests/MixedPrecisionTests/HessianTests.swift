@@ -183,3 +183,31 @@ func hessianMatchesReference(_ name: String) throws {
     #expect(steps.last.map { $0.0 == $0.1 } == true)
     #expect(throws: (any Error).self) { try HessianAnalysis.traces(model: model, data: try FashionMNIST.load(.train, limit: 0), method: .exact) }
 }
+
+/// The per-channel Gauss–Newton forms (kernel-wise objective) equal the quadratic form of the
+/// change restricted to that channel, vᵀ·H·v with v zero outside channel c, on every layer of
+/// the tiny network (conv and linear), for two changes at once.
+@Test func channelFormsEqualQuadraticFormsOfOneChannel() throws {
+    let m = try tinyNetwork()
+    let (x, labels) = try tinyBatch()
+    let analysis = try HessianAnalysis(model: m, images: x, labels: labels)
+    var rng = RandomGenerator(seed: 5)
+    var changes: [String: [Tensor]] = [:]
+    for layer in m.layers {
+        changes[layer.name] = try (0..<2).map { _ in try Tensor.random(layer.weightShape, .normal(mean: 0, std: 1), using: &rng) }
+    }
+    let forms = try analysis.channelQuadraticForms(changes)
+    for layer in m.layers {
+        let channels = layer.weightShape[0], per = layer.parameterCount / channels
+        for (j, change) in changes[layer.name]!.enumerated() {
+            for c in 0..<channels {
+                var v = [Float](repeating: 0, count: layer.parameterCount)
+                for i in (c * per)..<((c + 1) * per) { v[i] = change.scalars[i] }
+                let q = try analysis.quadraticForm(layer, Tensor(checkedShape: layer.weightShape, scalars: v))
+                #expect(abs(forms[layer.name]![j][c] - q) <= 1e-4 * abs(q) + 1e-9, "\(layer.name)[\(c)] change \(j): \(forms[layer.name]![j][c]) vs \(q)")
+            }
+        }
+    }
+    #expect(throws: NetworkError.self) { try analysis.channelQuadraticForms(["nope": []]) }
+    #expect(throws: NetworkError.self) { try HessianAnalysis(model: try tinyNetwork(bilinear: true), images: x, labels: labels).channelQuadraticForms([:]) }
+}
