@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "mpq", targets: ["mpq"]),
         .executable(name: "mpq-bench", targets: ["mpq-bench"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Network", targets: ["Network"]),
@@ -46,31 +47,33 @@ let package = Package(
         .target(name: "CImage", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: kernelSwift),
-        .target(name: "Tensors", dependencies: ["Kernels", "CZlib"], swiftSettings: hotSwift),
+        // Worker threads, Ctrl-C and timing, shared by every layer above.
+        .target(name: "Runtime", swiftSettings: hotSwift),
+        .target(name: "Kernels", dependencies: ["CKernels", "Runtime"], swiftSettings: kernelSwift),
+        .target(name: "Tensors", dependencies: ["Runtime", "Kernels", "CZlib"], swiftSettings: hotSwift),
         .target(name: "Network",
-                dependencies: ["Kernels", "Tensors", "CImage", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                dependencies: ["Runtime", "Kernels", "Tensors", "CImage", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["ONNX/onnx.proto"], swiftSettings: hotSwift),
 
-        .target(name: "Quantization", dependencies: ["Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
-        .target(name: "MixedPrecision", dependencies: ["Kernels", "Tensors", "Network", "Quantization",
+        .target(name: "Quantization", dependencies: ["Runtime", "Kernels", "Tensors", "Network"], swiftSettings: hotSwift),
+        .target(name: "MixedPrecision", dependencies: ["Runtime", "Kernels", "Tensors", "Network", "Quantization",
                                                      .product(name: "HeapModule", package: "swift-collections")],
                 swiftSettings: hotSwift),
         // The interpreter's environments are classes it alone mutates, one call at a time:
         // dynamic exclusivity checks on them cost more than the variable accesses themselves.
-        .target(name: "Script", dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "CCmark"],
+        .target(name: "Script", dependencies: ["Runtime", "Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "CCmark"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "mpq",
-            dependencies: ["Tensors", "Network", "Script", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Runtime", "Tensors", "Network", "Script", "CEdit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "mpq-bench",
-            dependencies: ["Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "COpenBLAS",
+            dependencies: ["Runtime", "Kernels", "Tensors", "Network", "Quantization", "MixedPrecision", "COpenBLAS",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotSwift),
 
         // libFuzzer harness: built only by scripts/fuzz (-sanitize=fuzzer supplies main).
-        .executableTarget(name: "mpq-fuzz", dependencies: ["Script", "Kernels", "Tensors", "Network"],
+        .executableTarget(name: "mpq-fuzz", dependencies: ["Runtime", "Script", "Kernels", "Tensors", "Network"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),

@@ -1,3 +1,4 @@
+import Runtime
 /// GEMM on ±1 values packed 64 per UInt64 word (XNOR-Net).
 ///
 /// Packing: bit `p mod 64` of word `⌊p/64⌋` of a row is 1 when element p is −1 (x < 0) and 0

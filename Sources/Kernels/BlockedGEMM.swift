@@ -1,3 +1,4 @@
+import Runtime
 /// The five loops of a BLIS-style GEMM, shared by every element type.
 ///
 /// `jc` walks NC-wide panels of B, `pc` KC-deep slices of K, and for each (jc, pc) the panel

@@ -1,4 +1,5 @@
 import CKernels
+import Runtime
 
 /// Integer GEMM with 32-bit accumulation: C (Int32) = op(A) · op(B) (+ C).
 ///

@@ -1,3 +1,4 @@
+import Runtime
 /// Single-precision general matrix multiply, BLIS style: the loops of `BlockedGEMM` around a
 /// 12×32 AVX-512 micro-kernel. Edge tiles are computed into a small buffer, then merged.
 public enum SGEMM {

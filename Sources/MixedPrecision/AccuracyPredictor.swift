@@ -17,13 +17,13 @@ public struct AccuracyPredictor: Sendable, Equatable {
 
     public init(objectives: [Double], accuracies: [Double], floor: Double = 0, ceiling: Double = 1) throws {
         guard objectives.count == accuracies.count, objectives.count >= 2 else {
-            throw PredictorError("an accuracy predictor needs at least two measured policies, got \(min(objectives.count, accuracies.count))")
+            throw MixedPrecisionError("an accuracy predictor needs at least two measured policies, got \(min(objectives.count, accuracies.count))")
         }
         guard objectives.allSatisfy({ $0.isFinite && $0 > 0 }), accuracies.allSatisfy({ $0.isFinite && $0 >= 0 && $0 <= 1 }) else {
-            throw PredictorError("calibration needs positive finite summed sensitivities and accuracies in 0…1")
+            throw MixedPrecisionError("calibration needs positive finite summed sensitivities and accuracies in 0…1")
         }
         guard floor.isFinite, ceiling.isFinite, floor >= 0, ceiling <= 1, floor < ceiling else {
-            throw PredictorError("need 0 ≤ floor < ceiling ≤ 1, got floor \(floor), ceiling \(ceiling)")
+            throw MixedPrecisionError("need 0 ≤ floor < ceiling ≤ 1, got floor \(floor), ceiling \(ceiling)")
         }
         let xs = objectives.map { log($0) }
         let lo = xs.min()!, hi = xs.max()!, span = max(hi - lo, 1)
@@ -58,11 +58,6 @@ public struct AccuracyPredictor: Sendable, Equatable {
         let x = log(max(objective, Double.leastNormalMagnitude))
         return floor + (ceiling - floor) / (1 + exp((x - midpoint) / width))
     }
-}
-
-public struct PredictorError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    init(_ description: String) { self.description = description }
 }
 
 extension SensitivityTable {

@@ -1,4 +1,5 @@
 import Kernels
+import Runtime
 
 // The exact solver: branch and bound with Lagrangian bounds, dynamic programming on one budget,
 // and the greedy repair that gives it an incumbent.
@@ -72,7 +73,7 @@ extension BitAllocation {
             best = objective; bestPick = pick
         }
         guard let incumbent = bestPick else {
-            throw Failure.infeasible(budget: budgets.first?.name ?? "", limit: budgets.first?.limit ?? 0, cheapest: .nan)
+            throw MixedPrecisionError.infeasible(budget: budgets.first?.name ?? "", limit: budgets.first?.limit ?? 0, cheapest: .nan)
         }
         // Over-budget bound: where the undecided groups' Lagrangian choices would break budget b
         // by E, they must give up cost E, and no option frees cost for less than minRatio

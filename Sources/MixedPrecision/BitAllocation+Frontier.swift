@@ -1,4 +1,5 @@
 import Kernels
+import Runtime
 
 // The Pareto frontier of cost against sensitivity for the first budget.
 extension BitAllocation {
@@ -8,7 +9,7 @@ extension BitAllocation {
     /// Each point is optimal for any budget between its cost and the next point's.
     public func paretoFrontier(limit: Int = 1_000_000) throws -> [Solution] {
         let gs = try groups()
-        guard !budgets.isEmpty else { throw Failure.malformed("the Pareto frontier needs a budget") }
+        guard !budgets.isEmpty else { throw MixedPrecisionError.malformed("the Pareto frontier needs a budget") }
         struct Point { var cost: Double; var objective: Double; var parent: Int32; var option: Int32 }
         var levels: [[Point]] = []
         var current = [Point(cost: 0, objective: 0, parent: -1, option: -1)]
@@ -28,7 +29,7 @@ extension BitAllocation {
                 if let last = kept.last, last.cost == c.cost { kept[kept.count - 1] = c } else { kept.append(c) }
             }
             guard kept.count <= limit else {
-                throw Failure.malformed("the Pareto frontier grew past \(limit) points at \(levels.count + 1) of \(gs.count) groups; use solveExactly for single budgets")
+                throw MixedPrecisionError.malformed("the Pareto frontier grew past \(limit) points at \(levels.count + 1) of \(gs.count) groups; use solveExactly for single budgets")
             }
             levels.append(kept)
             current = kept

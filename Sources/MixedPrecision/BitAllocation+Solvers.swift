@@ -7,7 +7,7 @@ extension BitAllocation {
         let gs = try groups()
         try checkFeasible(gs)
         let total = gs.reduce(1) { $0 * $1.bits.count }
-        guard total <= 50_000_000 else { throw Failure.malformed("\(total) combinations are too many to enumerate") }
+        guard total <= 50_000_000 else { throw MixedPrecisionError.malformed("\(total) combinations are too many to enumerate") }
         var bestPick: [Int]? = nil, bestObjective = Double.infinity
         var pick = [Int](repeating: 0, count: gs.count)
         var costs = [Double](repeating: 0, count: budgets.count)
@@ -24,7 +24,7 @@ extension BitAllocation {
             guard obj < bestObjective, zip(costs, budgets).allSatisfy({ Self.fits($0, $1.limit) }) else { continue }
             bestObjective = obj; bestPick = pick
         }
-        guard let bestPick else { throw Failure.infeasible(budget: budgets.first?.name ?? "", limit: budgets.first?.limit ?? 0, cheapest: .nan) }
+        guard let bestPick else { throw MixedPrecisionError.infeasible(budget: budgets.first?.name ?? "", limit: budgets.first?.limit ?? 0, cheapest: .nan) }
         return solution(gs, bestPick)
     }
 
@@ -88,7 +88,7 @@ extension BitAllocation {
         // The cheapest start may break a second budget; report that rather than return it.
         let s = solution(gs, pick)
         if let b = budgets.indices.first(where: { !Self.fits(s.costs[$0], budgets[$0].limit) }) {
-            throw Failure.infeasible(budget: budgets[b].name, limit: budgets[b].limit, cheapest: s.costs[b])
+            throw MixedPrecisionError.infeasible(budget: budgets[b].name, limit: budgets[b].limit, cheapest: s.costs[b])
         }
         return s
     }

@@ -37,24 +37,6 @@ public struct BitAllocation: Sendable {
         public var costs: [Double]
     }
 
-    public enum Failure: Error, CustomStringConvertible, Equatable {
-        case malformed(String)
-        /// No choice fits; `cheapest` is the least each budget can cost on its own.
-        case infeasible(budget: String, limit: Double, cheapest: Double)
-
-        public var description: String {
-            switch self {
-            case .malformed(let m): return "bit allocation: \(m)"
-            case let .infeasible(budget, limit, cheapest):
-                return "no bit allocation fits the \(budget) budget \(Self.format(limit)): the cheapest possible is \(Self.format(cheapest))"
-            }
-        }
-
-        static func format(_ x: Double) -> String {
-            x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(format: "%.6g", x)
-        }
-    }
-
     /// Tied layers merged into groups; each group's options are the widths every member offers.
     struct Group {
         var members: [Int]
@@ -66,22 +48,22 @@ public struct BitAllocation: Sendable {
     func groups() throws -> [Group] {
         let n = layers.count
         guard choices.count == n, objective.count == n, budgets.allSatisfy({ $0.cost.count == n }) else {
-            throw Failure.malformed("every layer needs choices, objective values and costs (\(n) layers)")
+            throw MixedPrecisionError.malformed("every layer needs choices, objective values and costs (\(n) layers)")
         }
         for l in 0..<n {
             guard !choices[l].isEmpty, objective[l].count == choices[l].count,
                   budgets.allSatisfy({ $0.cost[l].count == choices[l].count }) else {
-                throw Failure.malformed("layer '\(layers[l])' has mismatched choice, objective and cost lists")
+                throw MixedPrecisionError.malformed("layer '\(layers[l])' has mismatched choice, objective and cost lists")
             }
             guard objective[l].allSatisfy(\.isFinite), budgets.allSatisfy({ $0.cost[l].allSatisfy(\.isFinite) }) else {
-                throw Failure.malformed("layer '\(layers[l])' has a NaN or infinite objective or cost")
+                throw MixedPrecisionError.malformed("layer '\(layers[l])' has a NaN or infinite objective or cost")
             }
         }
         // Union of tie groups.
         var parent = Array(0..<n)
         func find(_ x: Int) -> Int { var x = x; while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }; return x }
         for t in ties {
-            guard t.allSatisfy({ $0 >= 0 && $0 < n }) else { throw Failure.malformed("a tie names a layer index out of range") }
+            guard t.allSatisfy({ $0 >= 0 && $0 < n }) else { throw MixedPrecisionError.malformed("a tie names a layer index out of range") }
             for m in t.dropFirst() { parent[find(m)] = find(t[0]) }
         }
         var byRoot: [Int: [Int]] = [:]
@@ -93,7 +75,7 @@ public struct BitAllocation: Sendable {
             for m in members { if let p = pinned[m] { common.formIntersection([p]) } }
             let bits = common.sorted()
             guard !bits.isEmpty else {
-                throw Failure.malformed("layers \(members.map { layers[$0] }.joined(separator: ", ")) are tied or pinned but share no bit width")
+                throw MixedPrecisionError.malformed("layers \(members.map { layers[$0] }.joined(separator: ", ")) are tied or pinned but share no bit width")
             }
             let obj = bits.map { b in members.reduce(0.0) { $0 + objective[$1][choices[$1].firstIndex(of: b)!] } }
             let cost = budgets.map { budget in bits.map { b in members.reduce(0.0) { $0 + budget.cost[$1][choices[$1].firstIndex(of: b)!] } } }
@@ -120,7 +102,7 @@ public struct BitAllocation: Sendable {
     func checkFeasible(_ groups: [Group]) throws {
         for (b, budget) in budgets.enumerated() {
             let cheapest = groups.reduce(0.0) { $0 + $1.cost[b].min()! }
-            if !Self.fits(cheapest, budget.limit) { throw Failure.infeasible(budget: budget.name, limit: budget.limit, cheapest: cheapest) }
+            if !Self.fits(cheapest, budget.limit) { throw MixedPrecisionError.infeasible(budget: budget.name, limit: budget.limit, cheapest: cheapest) }
         }
     }
 }

@@ -84,7 +84,7 @@ public enum CostModel: Sendable, Equatable {
             return (cycles * Double(rows * columns) * e.core + streamed * e.sram + fetched * e.dram) * 1e-6
         case let .table(name, values):
             guard let row = values[layer.name], let v = row[bits] else {
-                throw NetworkError("cost table '\(name)' has no entry for layer '\(layer.name)' at \(bits) bits")
+                throw MixedPrecisionError("cost table '\(name)' has no entry for layer '\(layer.name)' at \(bits) bits")
             }
             return v
         }
@@ -106,7 +106,7 @@ public enum CostModel: Sendable, Equatable {
         guard let weight = entry.weight else {
             switch self {
             case .size, .bitOps: return try cost(layer, weightBits: 32, activationBits: activation)
-            default: throw NetworkError("cost: layer '\(layer.name)' keeps float weights, which the \(name) cost model does not cover")
+            default: throw MixedPrecisionError("cost: layer '\(layer.name)' keeps float weights, which the \(name) cost model does not cover")
             }
         }
         if let b = weight.uniformBits { return try cost(layer, weightBits: b, activationBits: activation) }
@@ -120,7 +120,7 @@ public enum CostModel: Sendable, Equatable {
                 return total + (try cost(part, weightBits: b, activationBits: activation))
             }
         }
-        throw NetworkError("cost: layer '\(layer.name)' has per-channel widths; a measured table has one entry per layer width")
+        throw MixedPrecisionError("cost: layer '\(layer.name)' has per-channel widths; a measured table has one entry per layer width")
     }
 
     /// Cycles of one layer on an N×M BitFusion array (see `bitFusion`).
@@ -163,15 +163,15 @@ extension BitAllocation {
     public init(model: Model, table: SensitivityTable, budgets: [(CostModel, Double)],
                 tieSharedInputs: Bool = true, pinned: [String: Int] = [:]) throws {
         guard table.layers == model.layers.map(\.name) else {
-            throw NetworkError("bit allocation: the sensitivity table's layers (\(table.layers.count)) are not the model's (\(model.layers.count))")
+            throw MixedPrecisionError("bit allocation: the sensitivity table's layers (\(table.layers.count)) are not the model's (\(model.layers.count))")
         }
         var pins: [Int: Int] = [:]
         for (name, b) in pinned {
             guard let i = table.layers.firstIndex(of: name) else {
-                throw NetworkError("bit allocation: no layer named '\(name)' to pin; layers are \(table.layers.joined(separator: ", "))")
+                throw MixedPrecisionError("bit allocation: no layer named '\(name)' to pin; layers are \(table.layers.joined(separator: ", "))")
             }
             guard table.bits.contains(b) else {
-                throw NetworkError("bit allocation: layer '\(name)' is pinned at \(b) bits, which is not a candidate (\(table.bits.map(String.init).joined(separator: ", ")))")
+                throw MixedPrecisionError("bit allocation: layer '\(name)' is pinned at \(b) bits, which is not a candidate (\(table.bits.map(String.init).joined(separator: ", ")))")
             }
             pins[i] = b
         }

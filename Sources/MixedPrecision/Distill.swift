@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Network
 import Tensors
+import Runtime
 
 /// ZeroQ's distilled data: synthetic images whose statistics match what the network's batch
 /// norms remember, so sensitivities and ranges can be measured without any real data.
@@ -31,17 +32,17 @@ public enum Distillation {
     public static func distill(_ model: Model, options: Options = Options(),
                                progress: ((Int, Double) -> Void)? = nil) throws -> Result {
         guard options.count >= 2, options.count <= 4096 else {
-            throw NetworkError("distill: expected 2…4096 images, found \(options.count)")
+            throw MixedPrecisionError("distill: expected 2…4096 images, found \(options.count)")
         }
         guard options.iterations >= 0, options.iterations <= 100_000 else {
-            throw NetworkError("distill: expected 0…100000 iterations, found \(options.iterations)")
+            throw MixedPrecisionError("distill: expected 0…100000 iterations, found \(options.iterations)")
         }
         let norms: [(input: String, mean: [Float], std: [Float])] = model.nodes.compactMap { node in
             guard case .batchNorm(let eps, _) = node.op, let m = model.buffers[node.inputs[3]], let v = model.buffers[node.inputs[4]] else { return nil }
             return (node.inputs[0], m.scalars, v.scalars.map { ($0 + eps).squareRoot() })
         }
         guard !norms.isEmpty else {
-            throw NetworkError("distill: model '\(model.name)' has no batch norm whose statistics the data could match (fold_bn removes them)")
+            throw MixedPrecisionError("distill: model '\(model.name)' has no batch norm whose statistics the data could match (fold_bn removes them)")
         }
         var rng = RandomGenerator(seed: options.seed)
         let shape = [options.count] + model.inputShape
@@ -86,7 +87,7 @@ public enum Distillation {
     /// ‖μ − target μ‖² + ‖σ − target σ‖² over channels (dimension 1), with its gradient.
     public static func statisticsLoss(_ x: Tensor, mean: [Float], std: [Float]) throws -> (Double, Tensor) {
         guard x.rank >= 2, x.shape[1] == mean.count else {
-            throw NetworkError("distill: a batch norm expects \(mean.count) channels, its input has shape \(x.shape)")
+            throw MixedPrecisionError("distill: a batch norm expects \(mean.count) channels, its input has shape \(x.shape)")
         }
         let n = x.shape[0], c = x.shape[1], inner = x.count / (n * c)
         let count = Double(n * inner)

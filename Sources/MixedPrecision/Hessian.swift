@@ -26,7 +26,7 @@ public final class HessianAnalysis: @unchecked Sendable {
 
     public init(model: Model, images: Tensor, labels: [Int]) throws {
         guard images.shape.first == labels.count, labels.count > 0 else {
-            throw NetworkError("Hessian: expected one label per image, found \(images.shape.first ?? 0) images and \(labels.count) labels")
+            throw MixedPrecisionError("Hessian: expected one label per image, found \(images.shape.first ?? 0) images and \(labels.count) labels")
         }
         try model.checkFinite(for: "Hessian", data: images)
         self.model = model
@@ -68,7 +68,7 @@ public final class HessianAnalysis: @unchecked Sendable {
 
     func check(_ layer: Layer, _ v: Tensor) throws {
         guard v.shape == layer.weightShape else {
-            throw NetworkError("Hessian of '\(layer.name)': expected a vector shaped \(layer.weightShape), found \(v.shape)")
+            throw MixedPrecisionError("Hessian of '\(layer.name)': expected a vector shaped \(layer.weightShape), found \(v.shape)")
         }
     }
 
@@ -86,7 +86,7 @@ public final class HessianAnalysis: @unchecked Sendable {
     /// so one layer's estimate does not depend on which layers ran before it.
     public func hutchinson(_ layer: Layer, samples: Int = 100, tolerance: Double = 1e-3, minimumSamples: Int = 10,
                            seed: UInt64 = 0, progress: ((Int) -> Void)? = nil) throws -> Estimate {
-        guard samples >= 2 else { throw NetworkError("Hutchinson: expected at least 2 samples, found \(samples)") }
+        guard samples >= 2 else { throw MixedPrecisionError("Hutchinson: expected at least 2 samples, found \(samples)") }
         var rng = RandomGenerator(seed: Self.seed(seed, layer.name))
         var sum = 0.0, sumSquares = 0.0, previous = 0.0
         var n = 0
@@ -129,7 +129,7 @@ public final class HessianAnalysis: @unchecked Sendable {
         }
         for layer in layers {
             guard layer.parameterCount <= Self.exactProductLimit else {
-                throw NetworkError("exact Hessian diagonal of '\(layer.name)': this network is not piecewise linear, so it takes one product per weight, and \(layer.parameterCount) weights exceed the limit of \(Self.exactProductLimit); use Hutchinson")
+                throw MixedPrecisionError("exact Hessian diagonal of '\(layer.name)': this network is not piecewise linear, so it takes one product per weight, and \(layer.parameterCount) weights exceed the limit of \(Self.exactProductLimit); use Hutchinson")
             }
             var diag = [Float](repeating: 0, count: layer.parameterCount)
             for i in diag.indices {
@@ -168,10 +168,10 @@ public final class HessianAnalysis: @unchecked Sendable {
     /// Gauss–Newton networks only. Result: [layer name][change][channel].
     public func channelQuadraticForms(_ changes: [String: [Tensor]], progress: ((Int, Int) -> Void)? = nil) throws -> [String: [[Double]]] {
         guard usesGaussNewton else {
-            throw NetworkError("per-channel Gauss–Newton forms need a piecewise-linear network (ReLU, pooling, batch norm)")
+            throw MixedPrecisionError("per-channel Gauss–Newton forms need a piecewise-linear network (ReLU, pooling, batch norm)")
         }
         let layers = model.layers.filter { changes[$0.name] != nil }
-        for name in changes.keys where model.layer(named: name) == nil { throw NetworkError("no layer '\(name)' in model '\(model.name)'") }
+        for name in changes.keys where model.layer(named: name) == nil { throw MixedPrecisionError("no layer '\(name)' in model '\(model.name)'") }
         let keep = Set(layers.map { model.nodes[$0.node].outputs[0] })
         let classes = crossEntropy.probabilities.shape[1]
         var out = Dictionary(uniqueKeysWithValues: layers.map { l in

@@ -32,7 +32,7 @@ extension HessianAnalysis {
         let layers = layers ?? model.layers
         let method = method.resolved(model: model, layers: layers)
         let n = data.count
-        guard n > 0 else { throw NetworkError("Hessian: the data holds no images") }
+        guard n > 0 else { throw MixedPrecisionError("Hessian: the data holds no images") }
         let chunks = stride(from: 0, to: n, by: traceChunk).map { $0..<min($0 + traceChunk, n) }
         var mean: [String: Double] = [:], variance: [String: Double] = [:], drawn: [String: Int] = [:]
         var done = 0
@@ -45,7 +45,7 @@ extension HessianAnalysis {
             switch method {
             case .exact:
                 guard analysis.usesGaussNewton || layers.allSatisfy({ $0.parameterCount <= exactProductLimit }) else {
-                    throw NetworkError("Hessian: method \"exact\" on a network that is not piecewise linear needs one product per weight; use method: \"hutchinson\"")
+                    throw MixedPrecisionError("Hessian: method \"exact\" on a network that is not piecewise linear needs one product per weight; use method: \"hutchinson\"")
                 }
                 // One chunk shows the analysis's own progress; several, one step per chunk.
                 let diagonals = try analysis.exactDiagonals(layers, progress: chunks.count == 1 ? progress : nil)

@@ -30,7 +30,7 @@ public struct KernelWiseTable: Sendable {
     /// The weight quantizer of each layer (`template`'s, or the reference), with checks.
     static func quantizers(model: Model, bits: [Int], template: Policy?) throws -> [Policy.Weight] {
         guard !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }), Set(bits).count == bits.count else {
-            throw NetworkError("kernel-wise sensitivity: candidate widths must be distinct, in 1…8; got \(bits)")
+            throw MixedPrecisionError("kernel-wise sensitivity: candidate widths must be distinct, in 1…8; got \(bits)")
         }
         if let template { try template.check(against: model) }
         return model.layers.indices.map { template?.entries[$0].weight ?? .reference(bits: 8) }
@@ -51,7 +51,7 @@ public struct KernelWiseTable: Sendable {
     public init(model: Model, data: Dataset, bits: [Int], template: Policy? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
         let quantizers = try Self.quantizers(model: model, bits: bits, template: template)
         let n = data.count
-        guard n > 0 else { throw NetworkError("kernel-wise sensitivity: the data holds no images") }
+        guard n > 0 else { throw MixedPrecisionError("kernel-wise sensitivity: the data holds no images") }
         var changes: [String: [Tensor]] = [:]
         for (l, layer) in model.layers.enumerated() {
             changes[layer.name] = try Self.weightErrors(model.parameters[layer.weight]!, quantizer: quantizers[l], bits: bits)
@@ -83,7 +83,7 @@ public struct KernelWiseTable: Sendable {
     /// `HessianAnalysis.traceChunk` images combined as the mean loss's.
     public static func diagonals(model: Model, data: Dataset, progress: ((Int, Int) -> Void)? = nil) throws -> [String: Tensor] {
         let n = data.count
-        guard n > 0 else { throw NetworkError("Hessian: the data holds no images") }
+        guard n > 0 else { throw MixedPrecisionError("Hessian: the data holds no images") }
         let chunks = stride(from: 0, to: n, by: HessianAnalysis.traceChunk).map { $0..<min($0 + HessianAnalysis.traceChunk, n) }
         var out: [String: Tensor] = [:]
         for (k, range) in chunks.enumerated() {
@@ -91,7 +91,7 @@ public struct KernelWiseTable: Sendable {
                                                                labels: Array(data.labels[range]), classes: data.classes)
             let analysis = try HessianAnalysis(model: model, data: part)
             guard analysis.usesGaussNewton else {
-                throw NetworkError("kernel-wise sensitivity: the exact per-channel diagonals need a piecewise-linear network (ReLU, pooling, batch norm)")
+                throw MixedPrecisionError("kernel-wise sensitivity: the exact per-channel diagonals need a piecewise-linear network (ReLU, pooling, batch norm)")
             }
             let weight = Float(range.count) / Float(n)
             for (name, d) in try analysis.exactDiagonals(model.layers, progress: chunks.count == 1 ? progress : nil) {
@@ -112,7 +112,7 @@ public struct KernelWiseTable: Sendable {
     /// The table from the Hessian diagonals, under `template`'s weight quantizers (nil: the reference).
     public init(model: Model, diagonals: [String: Tensor], bits: [Int], objective: Objective = .trace, template: Policy? = nil) throws {
         guard objective != .gaussNewton else {
-            throw NetworkError("kernel-wise sensitivity: the gauss_newton objective is measured on data (KernelWiseTable(model:data:bits:)), not from diagonals")
+            throw MixedPrecisionError("kernel-wise sensitivity: the gauss_newton objective is measured on data (KernelWiseTable(model:data:bits:)), not from diagonals")
         }
         let quantizers = try Self.quantizers(model: model, bits: bits, template: template)
         layers = model.layers
@@ -120,7 +120,7 @@ public struct KernelWiseTable: Sendable {
         self.quantizers = quantizers
         values = try model.layers.enumerated().map { l, layer -> [[Double]] in
             guard let diagonal = diagonals[layer.name], diagonal.shape == layer.weightShape else {
-                throw NetworkError("kernel-wise sensitivity: no Hessian diagonal of shape \(layer.weightShape) for layer '\(layer.name)'")
+                throw MixedPrecisionError("kernel-wise sensitivity: no Hessian diagonal of shape \(layer.weightShape) for layer '\(layer.name)'")
             }
             let traces = Self.channelTraces(diagonal)
             let w = model.parameters[layer.weight]!
@@ -158,7 +158,7 @@ public struct KernelWiseTable: Sendable {
         for (l, layer) in layers.enumerated() {
             let channels = layer.weightShape[0], per = layer.parameterCount / channels
             if let b = pinned[layer.name], !bits.contains(b) {
-                throw NetworkError("kernel-wise search: layer '\(layer.name)' is pinned at \(b) bits, which is not a candidate (\(bits))")
+                throw MixedPrecisionError("kernel-wise search: layer '\(layer.name)' is pinned at \(b) bits, which is not a candidate (\(bits))")
             }
             for c in 0..<channels {
                 if let b = pinned[layer.name] { pins[names.count] = b }
@@ -168,7 +168,7 @@ public struct KernelWiseTable: Sendable {
             }
         }
         for name in pinned.keys where !layers.contains(where: { $0.name == name }) {
-            throw NetworkError("kernel-wise search: no layer named '\(name)' to pin")
+            throw MixedPrecisionError("kernel-wise search: no layer named '\(name)' to pin")
         }
         let problem = BitAllocation(layers: names, choices: Array(repeating: bits, count: names.count), objective: objective,
                                     budgets: [BitAllocation.Budget(name: "size", cost: cost, limit: limit)], pinned: pins)

@@ -25,7 +25,7 @@ public struct LatencyTable: Sendable, Equatable, Codable {
     public static func measure(_ model: Model, bits: [Int], minimumTime: Double = 0.02,
                                progress: ((Int, Int) -> Void)? = nil) throws -> LatencyTable {
         guard bits.allSatisfy({ (2...8).contains($0) }), !bits.isEmpty else {
-            throw NetworkError("latency table: the integer engine runs 2…8-bit weights; got \(bits)")
+            throw MixedPrecisionError("latency table: the integer engine runs 2…8-bit weights; got \(bits)")
         }
         var rng = RandomGenerator(seed: 1)
         let calibration = try Tensor.random([8] + model.inputShape, .normal(mean: 0, std: 1), using: &rng)
@@ -33,14 +33,14 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         do {
             engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8), calibration: calibration)
         } catch let e as QuantizationError {
-            throw NetworkError("latency table: the integer engine cannot run '\(model.name)': \(e.message)")
+            throw MixedPrecisionError("latency table: the integer engine cannot run '\(model.name)': \(e.message)")
         }
         progress?(0, 1)
         let times = try engine.layerMilliseconds(minimumTime: minimumTime)
         progress?(1, 1)
         var table: [String: [Int: Double]] = [:]
         for layer in model.layers {
-            guard let t = times[layer.name] else { throw NetworkError("latency table: the engine has no layer '\(layer.name)'") }
+            guard let t = times[layer.name] else { throw MixedPrecisionError("latency table: the engine has no layer '\(layer.name)'") }
             table[layer.name] = Dictionary(uniqueKeysWithValues: bits.map { ($0, t) })
         }
         return LatencyTable(milliseconds: table, key: cacheKey(model, bits: bits))

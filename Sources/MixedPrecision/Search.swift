@@ -48,7 +48,7 @@ public struct Search: Sendable {
     /// Solves the problem `table` and the budgets pose on `model`. `progress` sees the latency
     /// table's measurement when a latency budget needs it.
     public func run(_ table: SensitivityTable, model: Model, progress: ((Int, Int) -> Void)? = nil) throws -> Result {
-        guard !budgets.isEmpty else { throw NetworkError("search: give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
+        guard !budgets.isEmpty else { throw MixedPrecisionError("search: give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
         var costs: [(CostModel, Double)] = []
         for budget in budgets {
             switch budget {
@@ -57,7 +57,7 @@ public struct Search: Sendable {
             case .bitOps(let v): costs.append((.bitOps(activationBits: nil), v))
             case .latency(let v):
                 guard table.bits.allSatisfy({ $0 >= 2 }) else {
-                    throw NetworkError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
+                    throw MixedPrecisionError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
                 }
                 let measured = try LatencyTable.cached(model, bits: Array(Set(table.bits).union(2...8)).sorted(), progress: progress)
                 costs.append((measured.table.costModel, v))

@@ -3,6 +3,7 @@ import Kernels
 import Network
 import Quantization
 import Tensors
+import Runtime
 
 /// How much each layer suffers at each candidate bit width: the objective of a bit allocation.
 /// values[layer][choice] for `layers` × `bits`; larger is worse; every metric is ≈ 0 in float.
@@ -64,7 +65,7 @@ public struct SensitivityTable: Sendable, Equatable {
     /// The policy giving layer i `bits[i]` under the table's quantizer (weights only).
     public func policy(bits: [Int], model: Model) throws -> Policy {
         guard layers == model.layers.map(\.name), bits.count == layers.count else {
-            throw NetworkError("sensitivity: the table's layers are not model '\(model.name)''s, or the widths (\(bits.count)) are not one per layer")
+            throw MixedPrecisionError("sensitivity: the table's layers are not model '\(model.name)''s, or the widths (\(bits.count)) are not one per layer")
         }
         return try Policy(model: model, entries: model.layers.indices.map {
             Policy.Entry(layer: model.layers[$0], weight: quantizer($0, bits: bits[$0]), activation: template?.entries[$0].activation)
@@ -72,7 +73,7 @@ public struct SensitivityTable: Sendable, Equatable {
     }
 
     static func checkBits(_ bits: [Int], _ template: Policy?, _ model: Model) throws {
-        guard !bits.isEmpty else { throw NetworkError("sensitivity: expected at least one candidate bit width") }
+        guard !bits.isEmpty else { throw MixedPrecisionError("sensitivity: expected at least one candidate bit width") }
         if let template { try template.check(against: model) }
         for b in bits {
             try WeightQuantizer.validate(bits: b)
@@ -81,11 +82,11 @@ public struct SensitivityTable: Sendable, Equatable {
                 if (q.scheme == .binary && b != 1) || (q.scheme == .ternary && b != 2) { continue }
                 do { try q.validate() }
                 catch let e as QuantizationError {
-                    throw NetworkError("sensitivity: layer '\(layer.name)' at \(b) bits: \(e.message.replacingOccurrences(of: "quantize: ", with: ""))")
+                    throw MixedPrecisionError("sensitivity: layer '\(layer.name)' at \(b) bits: \(e.message.replacingOccurrences(of: "quantize: ", with: ""))")
                 }
             }
         }
-        guard Set(bits).count == bits.count else { throw NetworkError("sensitivity: candidate bit widths repeat: \(bits)") }
+        guard Set(bits).count == bits.count else { throw MixedPrecisionError("sensitivity: candidate bit widths repeat: \(bits)") }
     }
 
     /// ‖Q_b(W) − W‖² for one layer.
@@ -101,7 +102,7 @@ public struct SensitivityTable: Sendable, Equatable {
     public static func hawq(model: Model, traces: [String: Double], bits: [Int], template: Policy? = nil) throws -> SensitivityTable {
         try checkBits(bits, template, model)
         let values = try model.layers.enumerated().map { l, layer -> [Double] in
-            guard let t = traces[layer.name] else { throw NetworkError("sensitivity: no Hessian trace for layer '\(layer.name)'") }
+            guard let t = traces[layer.name] else { throw MixedPrecisionError("sensitivity: no Hessian trace for layer '\(layer.name)'") }
             return try bits.map { t / Double(layer.parameterCount) * (try perturbation(model, layer, bits: $0, quantizer: quantizer(template, l, bits: $0))) }
         }
         return SensitivityTable(metric: .hawq, layers: model.layers.map(\.name), bits: bits, values: values, template: template)
@@ -112,7 +113,7 @@ public struct SensitivityTable: Sendable, Equatable {
     public static func fisher(model: Model, images: Tensor, labels: [Int], bits: [Int], template: Policy? = nil) throws -> SensitivityTable {
         try checkBits(bits, template, model)
         try model.checkFinite(for: "sensitivity", data: images)
-        guard images.shape.first ?? 0 > 0 else { throw NetworkError("sensitivity: the data holds no images") }
+        guard images.shape.first ?? 0 > 0 else { throw MixedPrecisionError("sensitivity: the data holds no images") }
         let (logits, trace) = try model.run(images, keepTrace: true)
         let ce = try CrossEntropy(logits: logits, labels: labels)
         // Rows (pₙ − yₙ)/√N: per-example gradients scaled so their squares sum to the mean.
@@ -142,15 +143,15 @@ public struct SensitivityTable: Sendable, Equatable {
                                 progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityTable {
         try checkBits(bits, template, model)
         guard [.kl, .mpqnnco, .mse, .accuracy].contains(metric) else {
-            throw NetworkError("sensitivity: '\(metric.rawValue)' is not measured by forward passes; use its own constructor")
+            throw MixedPrecisionError("sensitivity: '\(metric.rawValue)' is not measured by forward passes; use its own constructor")
         }
         if metric == .accuracy {
             guard let labels, labels.count == images.shape[0] else {
-                throw NetworkError("sensitivity: 'accuracy' needs one label per image")
+                throw MixedPrecisionError("sensitivity: 'accuracy' needs one label per image")
             }
         }
         try model.checkFinite(for: "sensitivity", data: images)
-        guard images.shape.first ?? 0 > 0 else { throw NetworkError("sensitivity: the data holds no images") }
+        guard images.shape.first ?? 0 > 0 else { throw MixedPrecisionError("sensitivity: the data holds no images") }
         let reference = try model.run(images).output
         let c = reference.shape[1], n = reference.shape[0]
         let p = try CrossEntropy.softmax(reference)

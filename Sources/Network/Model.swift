@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Tensors
+import Runtime
 
 /// A conv or linear layer: the unit bits are chosen for.
 public struct Layer: Sendable, Equatable, CustomStringConvertible {
@@ -110,7 +111,7 @@ public final class Model: @unchecked Sendable {
             // A weight may reach the layer through a learned quantizer (quantization-aware training).
             var weightName = node.inputs[1]
             if parameters[weightName] == nil, let producer = nodes.first(where: { $0.outputs[0] == weightName }),
-               case .learnedQuantize = producer.op { weightName = producer.inputs[0] }
+               producer.op.quantizesItsFirstInput { weightName = producer.inputs[0] }
             guard let w = parameters[weightName] else { continue }
             let y = trace.values[node.outputs[0]]!
             // A linear layer on a sequence ([N, tokens, features]) runs once per token.

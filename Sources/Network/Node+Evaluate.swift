@@ -94,6 +94,9 @@ extension Node {
             return (try Tensor.zip(inputs[0]!, inputs[1]!, operation: "LearnedQuantize") { x, s in
                 s > 0 ? min(max((x / s).rounded(.toNearestOrEven), lo), hi) * s : 0
             }, nil, [])
+        case .mixedQuantize(let m):
+            try require(inputs, 2...2)
+            return (try m.forward(inputs[0]!, alpha: inputs[1]!), nil, [])
         case .pointwise(let f):
             try require(inputs, 1...1)
             return (f.apply(inputs[0]!), nil, [])
@@ -258,6 +261,9 @@ extension Node {
             let (dx, dsFull) = try LearnedQuantizeOp.partials(x, step, qmin: qmin, qmax: qmax)
             let g = 1 / (Float(x.count / max(1, step.count)) * Float(max(qmax, 1))).squareRoot()
             return [try dx * dy, try (dsFull * dy).summed(toShape: step.shape).map { $0 * g }]
+        case .mixedQuantize(let m):
+            let (dx, dalpha) = m.backward(inputs[0]!, alpha: inputs[1]!, dy)
+            return [dx, dalpha]
         case .pointwise(let f):
             return [f.derivative(inputs[0]!, times: dy)]
         case .binary(let f):
@@ -358,6 +364,8 @@ extension Node {
             if let t = at(0) { out = try out + dx * t }
             if let t = at(1) { out = try out + dsFull * t }
             return out
+        case .mixedQuantize:
+            throw NetworkError("node '\(name)' (MixedQuantize): a search layer has no forward-mode derivative; Hessian-based analyses run on the model before or after the search")
         case .pointwise(let f):
             return at(0).map { f.derivative(inputs[0]!, times: $0) }
         case .binary(let f):

@@ -105,6 +105,9 @@ public enum Op: Codable, Equatable, Sendable {
     /// Backward: x straight through inside the range; s by LSQ's estimator — round(x/s) − x/s
     /// inside, qmin or qmax outside — times g = 1/√(n·qmax), n the elements sharing a step.
     case learnedQuantize(qmin: Int, qmax: Int)
+    /// EdMIPS' search layer: inputs x and α (logits over candidate widths); Σ softmax(α)_i·Q_i(x)
+    /// (see `MixedQuantization`). Training only: it has no ONNX form and no second derivative.
+    case mixedQuantize(MixedQuantization)
     /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
     /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
     case binarize(scale: Float)
@@ -142,6 +145,12 @@ public enum Op: Codable, Equatable, Sendable {
     /// inputs: condition, a, b: a where the condition is nonzero, b elsewhere (broadcast).
     case `where`
 
+    /// A training-time quantizer of its first input (LSQ's or a search layer's): a layer's weight
+    /// may reach it through one.
+    public var quantizesItsFirstInput: Bool {
+        switch self { case .learnedQuantize, .mixedQuantize: true; default: false }
+    }
+
     /// The ONNX operator name.
     public var onnxName: String {
         switch self {
@@ -151,6 +160,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .batchNorm: "BatchNormalization"; case .softmax: "Softmax"; case .logSoftmax: "LogSoftmax"; case .identity: "Identity"
         case .fakeQuantize: "FakeQuantize"
         case .learnedQuantize: "LearnedQuantize"
+        case .mixedQuantize: "MixedQuantize"
         case .binarize: "Binarize"
         case .requantize: "Requantize"
         case .pointwise(let f): f.onnxName
@@ -183,11 +193,4 @@ public enum OpState: Sendable {
     case indexMap(IndexMap)
     /// Batch norm in training mode: the normalised input and 1/σ per channel.
     case batchStatistics(normalized: Tensor, inverseStd: [Float])
-}
-
-/// Errors from building, loading and running models.
-public struct NetworkError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -1,5 +1,6 @@
 import Kernels
 import Tensors
+import Runtime
 
 /// Batch normalisation over axis 1 of [N, C] or [N, C, H, W]. Channels are independent, so
 /// every pass runs channels in parallel; loops write through buffer pointers (array element

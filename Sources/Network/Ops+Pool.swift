@@ -1,5 +1,6 @@
 import Kernels
 import Tensors
+import Runtime
 
 /// Max and average pooling over NCHW planes, and global average pooling.
 enum PoolOp {

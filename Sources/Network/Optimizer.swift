@@ -43,10 +43,11 @@ public struct OptimizerState {
 
     public init(_ optimizer: Optimizer) { self.optimizer = optimizer }
 
-    /// Applies one update with learning rate `lr`. Non-finite gradients are an error, not an update.
-    public mutating func step(_ model: Model, gradients: [String: Tensor], lr: Float) throws {
+    /// Applies one update with learning rate `lr` to every parameter (or those in `only`).
+    /// Non-finite gradients are an error, not an update.
+    public mutating func step(_ model: Model, gradients: [String: Tensor], lr: Float, only: Set<String>? = nil) throws {
         steps += 1
-        for name in model.parameterOrder {
+        for name in model.parameterOrder where only?.contains(name) ?? true {
             guard let g = gradients[name], var p = model.parameters[name] else { continue }
             guard !g.hasNonFinite else { throw NetworkError("training diverged: the gradient of '\(name)' is not finite (lower the learning rate)") }
             let wd = optimizer.weightDecay

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Tensors
+import Runtime
 
 /// How to train: the defaults are the recipe that takes the zoo CNN past 91.5% on Fashion-MNIST.
 public struct TrainingOptions: Sendable {
@@ -11,7 +12,25 @@ public struct TrainingOptions: Sendable {
     /// Random horizontal flips of the training images.
     public var flip = true
     public var seed: UInt64 = 0
+    /// Parameters trained with their own optimizer and learning-rate schedule (a differentiable
+    /// search's architecture logits); the main optimizer leaves them alone.
+    public var groups: [ParameterGroup] = []
+    /// Parameters left as they are.
+    public var frozen: Set<String> = []
+    /// A term added to each batch's loss, with its gradients by parameter name (a search's cost
+    /// penalty); it sees the model as it stands before the batch's update.
+    public var penalty: (@Sendable (Model) throws -> (value: Double, gradients: [String: Tensor]))? = nil
     public init() {}
+}
+
+/// A set of parameters with its own update rule.
+public struct ParameterGroup: Sendable {
+    public var names: Set<String>
+    public var optimizer: Optimizer
+    public var schedule: Schedule
+    public init(names: Set<String>, optimizer: Optimizer, schedule: Schedule) {
+        self.names = names; self.optimizer = optimizer; self.schedule = schedule
+    }
 }
 
 /// One progress report: sent after every `reportEvery` batches and at the end of each epoch.
@@ -51,6 +70,8 @@ extension Model {
         }
         var rng = RandomGenerator(seed: options.seed)
         var state = OptimizerState(options.optimizer)
+        var groupStates = options.groups.map { OptimizerState($0.optimizer) }
+        let main = Set(parameterOrder).subtracting(options.frozen).subtracting(options.groups.flatMap(\.names))
         let batches = (data.count + options.batchSize - 1) / options.batchSize
         let total = batches * options.epochs
         let start = Date()
@@ -70,11 +91,19 @@ extension Model {
                 var (x, y) = try data.gather(idx)
                 if options.flip { x = Model.flipSomeHorizontally(x, using: &rng) }
                 let (logits, trace) = try run(x, training: true, keepTrace: true)
-                let (loss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                var (loss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                var grads = try gradients(trace!, outputGradient: dlogits)
+                if let penalty = options.penalty {
+                    let p = try penalty(self)
+                    loss += p.value
+                    for (name, g) in p.gradients { grads[name] = try grads[name].map { try $0 + g } ?? g }
+                }
                 guard loss.isFinite else { throw NetworkError("training diverged at epoch \(epoch), batch \(b + 1): the loss is \(loss)") }
-                let grads = try gradients(trace!, outputGradient: dlogits)
                 let lr = options.schedule.rate(step: step, total: total)
-                try state.step(self, gradients: grads, lr: lr)
+                try state.step(self, gradients: grads, lr: lr, only: main)
+                for (g, group) in options.groups.enumerated() {
+                    try groupStates[g].step(self, gradients: grads, lr: group.schedule.rate(step: step, total: total), only: group.names.subtracting(options.frozen))
+                }
                 step += 1
                 seen += y.count
                 lossSum += loss * Double(y.count)

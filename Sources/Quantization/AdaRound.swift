@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Network
 import Tensors
+import Runtime
 
 /// Learned rounding (AdaRound: Nagel et al. 2020, "Up or down? Adaptive rounding for
 /// post-training quantization"). Each weight keeps the policy's grid — its scale, zero point

@@ -32,10 +32,3 @@ public struct Dyadic: Sendable, Equatable, CustomStringConvertible {
     public var value: Double { Double(multiplier) / pow(2, Double(shift)) }
     public var description: String { "\(multiplier)/2^\(shift)" }
 }
-
-/// Errors from quantizers, packed tensors and the integer engine.
-public struct QuantizationError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

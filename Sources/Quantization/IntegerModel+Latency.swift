@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Network
 import Tensors
+import Runtime
 
 // Per-layer timing of the engine's kernels, for latency tables.
 extension IntegerModel {

@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Network
 import Tensors
+import Runtime
 
 /// HAWQ-V3's integer-only inference. Batch norm is folded; each conv/linear weight becomes
 /// per-channel symmetric codes at the policy's bits (stored packed below 8 bits — `storedBytes`

@@ -26,7 +26,7 @@ extension Model {
                           calibration: Tensor? = nil) throws -> Model {
         let unknown = bits.keys.filter { name in !layers.contains { $0.name == name } }
         guard unknown.isEmpty else {
-            throw NetworkError("quantize: no layer named \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")) in model '\(name)'; layers are \(layers.map(\.name).joined(separator: ", "))")
+            throw QuantizationError("quantize: no layer named \(unknown.sorted().map { "'\($0)'" }.joined(separator: ", ")) in model '\(name)'; layers are \(layers.map(\.name).joined(separator: ", "))")
         }
         let policy = try Policy(model: self, weightBits: layers.map { bits[$0.name]?.weight }, activationBits: layers.map { bits[$0.name]?.activation },
                                 granularity: granularity)

@@ -19,14 +19,14 @@ public enum WeightQuantizer {
     }
 
     public static func validate(bits: Int) throws {
-        guard (1...8).contains(bits) else { throw TensorError.invalidArgument("bits must be in 1…8, got \(bits)") }
+        guard (1...8).contains(bits) else { throw QuantizationError("bits must be in 1…8, got \(bits)") }
     }
 
     /// Codes and scales. At 1 bit the codes are ±1 and the scale is mean|W_c|.
     public static func codes(_ w: Tensor, bits: Int, granularity: Granularity) throws -> Codes {
         try validate(bits: bits)
-        guard w.rank >= 1, w.count > 0 else { throw TensorError.invalidArgument("quantize: expected a non-empty weight, found shape \(w.shape)") }
-        guard !w.hasNonFinite else { throw TensorError.invalidArgument("quantize: the weight holds NaN or infinite values") }
+        guard w.rank >= 1, w.count > 0 else { throw QuantizationError("quantize: expected a non-empty weight, found shape \(w.shape)") }
+        guard !w.hasNonFinite else { throw QuantizationError("quantize: the weight holds NaN or infinite values") }
         let channels = granularity == .perChannel ? w.shape[0] : 1
         let per = w.count / channels
         var codes = [Int8](repeating: 0, count: w.count)

@@ -1,3 +1,5 @@
+import Quantization
+import Foundation
 import Network
 import Tensors
 
@@ -259,5 +261,45 @@ public enum Convert {
     /// A tensor back to a value: rank 0 becomes a Number.
     public static func value(_ t: Tensor) -> Value {
         t.rank == 0 ? .number(Double(t.scalars[0])) : .tensor(t)
+    }
+}
+
+extension Arguments {
+    func object<T: ScriptObject>(_ name: String, _ type: T.Type, what: String) throws -> T {
+        guard case .object(let o) = self[name], let t = o as? T else {
+            throw fail("expected \(what) for '\(name)', got \(self[name].typeName)")
+        }
+        return t
+    }
+
+    func bitsList(_ name: String) throws -> [Int] {
+        guard case .list(let xs) = self[name], !xs.isEmpty else { throw fail("'\(name)' must be a non-empty List of bit widths") }
+        return try xs.map { v in
+            guard case .number(let x) = v, let b = Convert.whole(x, in: 1...8) else {
+                throw fail("'\(name)' must hold bit widths in 1…8, found \(v.shown)")
+            }
+            return b
+        }
+    }
+
+    func granularity(_ name: String = "granularity") throws -> Granularity {
+        try choice(name)
+    }
+
+    /// A stderr progress line for long work: "label 3/22 · 4 s, about 25 s left" (the time left
+    /// from the mean pace so far). With `after`, nothing shows until that many seconds have
+    /// passed (work that is usually quick, such as evaluate, stays silent when it is).
+    func progress(_ interp: Interpreter, _ label: String, after: TimeInterval = 0) -> (Int, Int) -> Void {
+        let start = Date()
+        return { done, total in
+            let spent = Date().timeIntervalSince(start)
+            if spent < after { return }
+            var line = "\(label) \(done)/\(total)"
+            if spent >= 1 {
+                line += " · \(Int(spent.rounded())) s"
+                if done > 0 && done < total { line += ", about \(Int((spent / Double(done) * Double(total - done)).rounded())) s left" }
+            }
+            interp.progress(line, done: done == total)
+        }
     }
 }

@@ -1,59 +1,11 @@
 import Foundation
-import Kernels
 import MixedPrecision
 import Network
 import Quantization
 import Tensors
 
+/// The model builtins: the zoo, loading and saving, training, evaluation.
 extension Builtins {
-    static let data: [Builtin] = [
-        Builtin("fashion_mnist", category: "data", [.optional("split", .choice(["train", "test"])), .optional("limit", .integer)],
-                returns: "Record or Dataset",
-                summary: "Fashion-MNIST from the Debian package dataset-fashion-mnist: without a split, a record {train, test, calibration} (calibration = the first 512 training images); with split: \"train\" or \"test\", that split's first `limit` images in file order.",
-                examples: [BuiltinExample("fashion_mnist(split: \"test\", limit: 8).count", "8")]) { args, _ in
-            let limit = try args.optionalInt("limit")
-            if case .string = args["split"] { return .dataset(try FashionMNIST.load(try args.choice("split"), limit: limit)) }
-            let train = try FashionMNIST.load(.train, limit: limit)
-            return .record(Record([("train", .dataset(train)), ("test", .dataset(try FashionMNIST.load(.test, limit: limit))),
-                                   ("calibration", .dataset(try train.slice(0..<512)))]))
-        },
-        Builtin("dataset", category: "data", [.required("x", .tensorLike), .required("y", .tensorLike), .optional("classes", .integer), .optional("name", .string, .string("dataset"))],
-                returns: "Dataset",
-                summary: "A dataset from tensors: inputs x [N, C, H, W], [N, H, W, C] (a last dimension of 1 or 3) or [N, H, W], or any [N, …] for non-image models; labels y [N], whole numbers ≥ 0 (classes: default the largest label + 1). Counts must match.",
-                examples: [BuiltinExample("dataset(zeros([4, 3, 8, 8]), [0, 1, 2, 1]).classes", "3"),
-                           BuiltinExample("dataset(zeros([2, 8, 8, 3]), [0, 1]).images.shape", "[2, 3, 8, 8]")]) { args, _ in
-            .dataset(try Dataset.arrays(name: try args.string("name"), images: try args.tensor("x"), labels: try args.tensor("y"),
-                                        preprocessing: Preprocessing(scale: 1), classes: try args.optionalInt("classes")))
-        },
-        Builtin("load_dataset", category: "data",
-                [.required("path", .string), .optional("labels", .string), .optional("size", .shape), .optional("channels", .integer), .optional("scale", .number, .number(1.0 / 255)),
-                 .optional("mean", .any), .optional("std", .any), .optional("classes", .integer)],
-                returns: "Dataset",
-                summary: "A dataset from files: a folder with x.npy and y.npy (or images.npy and labels.npy), an inputs .npy with labels: its labels' .npy, an .npz holding x and y, or a folder of class folders of PNG/JPEG images (sorted folder names are classes 0, 1, …; libpng and libjpeg-turbo decode them). 8-bit pixels are multiplied by `scale` (default 1/255), then each channel becomes (x − mean)/std (a Number or one per channel); size: [height, width] resizes (bilinear), channels: 1 or 3 converts. Images of different sizes without size: are refused, naming the files. The dataset's .preprocessing says what was done.",
-                examples: [BuiltinExample("d = dataset(zeros([6, 2, 4, 4]), [0, 1, 0, 1, 0, 1]); save_npy(d.images, \"/tmp/mpq-doc-x.npy\"); save_npy(d.labels, \"/tmp/mpq-doc-y.npy\"); load_dataset(\"/tmp/mpq-doc-x.npy\", labels: \"/tmp/mpq-doc-y.npy\").shape", "[2, 4, 4]")]) { args, _ in
-            func floats(_ name: String) throws -> [Float] {
-                switch args[name] {
-                case .null: return []
-                case .number(let x): return [Float(x)]
-                case .list(let xs): return try xs.map { guard case .number(let x) = $0 else { throw args.fail("\(name) must be a Number or a List of Numbers") }; return Float(x) }
-                case let v: throw args.fail("\(name) must be a Number or a List of Numbers, got \(v.typeName)")
-                }
-            }
-            var size: [Int]? = nil
-            if case .list(let xs) = args["size"] { size = try xs.map { guard case .number(let x) = $0, let d = Convert.whole(x) else { throw args.fail("size must be [height, width]") }; return d } }
-            let p = Preprocessing(size: size, channels: try args.optionalInt("channels"), scale: Float(try args.number("scale")),
-                                  mean: try floats("mean"), std: try floats("std"))
-            return .dataset(try Dataset.open(try args.string("path"), labels: try args.optionalString("labels"), preprocessing: p, classes: try args.optionalInt("classes")))
-        },
-        Builtin("split", category: "data", [.required("data", .dataset), .required("fraction", .number), .optional("seed", .integer, .number(0))],
-                returns: "Record",
-                summary: "Two disjoint parts of a dataset, shuffled by the seed: {train: the `fraction`, validation: the rest} — choose on validation, report on the test set.",
-                examples: [BuiltinExample("s = split(fashion_mnist(split: \"train\", limit: 100), 0.9, seed: 1); [s.train.count, s.validation.count]", "[90, 10]")]) { args, _ in
-            let (a, b) = try args.dataset("data").split(try args.number("fraction"), seed: UInt64(truncatingIfNeeded: try args.int("seed")))
-            return .record(Record([("train", .dataset(a)), ("validation", .dataset(b))]))
-        },
-    ]
-
     /// `save`'s dispatch: what the value is and the extension decide the format; any other
     /// pairing is refused with the formats the value takes.
     static func saveByExtension(_ value: Value, path: String, _ args: Arguments) throws {
@@ -186,65 +138,5 @@ extension Builtins {
                 examples: [BuiltinExample("len(fold_bn(zoo(\"cnn\")).layers)", "5")]) { args, _ in
             .model(try args.model("model").foldingBatchNorm())
         },
-        Builtin("size", category: "costs", [.required("model", .model), .optional("policy", .any), .optional("bits", .integer)], returns: "Number",
-                summary: "Bytes of the conv and linear weights: at FP32, under a policy, or at `bits` per weight: Σ params·bits/8 over the layers (kernel-wise: over the channels), the one size formula (cost(kind: \"size\"), search(size:), policy.size); biases not counted.",
-                examples: [BuiltinExample("size(zoo(\"mlp\"))", "939008"), BuiltinExample("size(zoo(\"mlp\"), bits: 4)", "117376"),
-                           BuiltinExample("size(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: [8, 4, 2]))", "217408")]) { args, _ in
-            let m = try args.model("model")
-            if case .object = args["policy"] {
-                let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
-                try p.check(against: m)
-                return .number(try CostModel.size.cost(p))
-            }
-            guard let bits = try args.optionalInt("bits") else { return .number(Double(m.weightCount * 4)) }
-            guard (1...32).contains(bits) else { throw args.fail("bits must be in 1…32, got \(bits)") }
-            return .number(try CostModel.size.uniformCost(m, bits: bits))
-        },
     ]
-
-    static let kernels: [Builtin] = [
-        Builtin("pack", category: "kernels", [.required("codes", .tensorLike), .required("bits", .integer)], returns: "Tensor",
-                summary: "Packs integer codes (each in 0…2^bits−1, or signed −2^(bits−1)…) into bytes, LSB first; returns the bytes.",
-                examples: [BuiltinExample("pack([1, 2, 3], bits: 4)", "Tensor[2] [33, 3]")]) { args, _ in
-            let bits = try args.int("bits")
-            guard (1...8).contains(bits) else { throw args.fail("bits must be in 1…8, got \(bits)") }
-            let t = try args.tensor("codes")
-            let lo = -(1 << (bits - 1)), hi = (1 << bits) - 1
-            let codes = try t.scalars.map { x -> UInt8 in
-                guard let c = Convert.whole(Double(x), in: lo...hi) else { throw args.fail("code \(x) does not fit \(bits) bits") }
-                return UInt8(truncatingIfNeeded: c)
-            }
-            return .tensor(Tensor(BitPacking.pack(codes, bits: bits).map(Float.init)))
-        },
-        Builtin("unpack", category: "kernels", [.required("bytes", .tensorLike), .required("count", .integer), .required("bits", .integer),
-                                                  .optional("signed", .bool, .bool(false))], returns: "Tensor",
-                summary: "Unpacks `count` codes of `bits` each from bytes (the inverse of pack).",
-                examples: [BuiltinExample("unpack(pack([1, 2, 3], bits: 4), 3, 4)", "Tensor[3] [1, 2, 3]")]) { args, _ in
-            let bits = try args.int("bits"), count = try args.int("count")
-            guard (1...8).contains(bits) else { throw args.fail("bits must be in 1…8, got \(bits)") }
-            let bytes = try args.tensor("bytes").scalars.map { x -> UInt8 in
-                guard let b = Convert.whole(Double(x), in: 0...255) else { throw args.fail("bytes must be whole numbers in 0…255, found \(x)") }
-                return UInt8(b)
-            }
-            guard count >= 0, bytes.count >= BitPacking.byteCount(codes: count, bits: bits) else {
-                throw args.fail("\(count) codes of \(bits) bits need \(BitPacking.byteCount(codes: count, bits: bits)) bytes, got \(bytes.count)")
-            }
-            let signed = try args.bool("signed")
-            let codes = BitPacking.unpack(bytes, count: count, bits: bits, signed: signed)
-            return .tensor(Tensor(codes.map { signed ? Float(Int8(bitPattern: $0)) : Float($0) }))
-        },
-    ]
-}
-
-extension Interpreter {
-    /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
-    func progress(_ line: String, done: Bool) {
-        if let progressSink { progressSink(line, done); return }
-        if isatty(STDERR_FILENO) != 0 {
-            // Rewritten in place; ESC[K clears what a longer earlier line left.
-            FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K" + (done ? "\n" : "")).utf8))
-        } else if done {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
-    }
 }

@@ -97,16 +97,5 @@ extension Builtins {
                 examples: [BuiltinExample("matmul([[1, 2]], [[3], [4]])", "Tensor[1, 1] [[11]]")]) { args, _ in
             Convert.value(try args.tensor("a").matmul(try args.tensor("b")))
         },
-        Builtin("load_npy", category: "data", [.required("path", .string)], returns: "Tensor",
-                summary: "A tensor from a NumPy .npy file (any float, int or bool dtype; converted to Float32).",
-                examples: [BuiltinExample("save_npy([1, 2], \"/tmp/mpq-doc-load.npy\"); load_npy(\"/tmp/mpq-doc-load.npy\")", "Tensor[2] [1, 2]")]) { args, _ in
-            .tensor(try NPY.read(try args.string("path")))
-        },
-        Builtin("save_npy", category: "data", [.required("x", .tensorLike), .required("path", .string)], returns: "nil",
-                summary: "Writes a tensor as a float32 .npy file (atomically).",
-                examples: [BuiltinExample("save_npy(zeros([2, 2]), \"/tmp/mpq-doc-save.npy\")")]) { args, _ in
-            try NPY.write(try args.tensor("x"), to: try args.string("path"))
-            return .null
-        },
     ]
 }

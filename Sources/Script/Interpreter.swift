@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import Network
 import Tensors
+import Runtime
 
 /// The interpreter: compiles each program to nodes (`Compiler`) and runs them. It holds no numerical code: arithmetic on tensors goes to the
 /// Tensors library, and everything else a script does goes through declared builtins.
@@ -166,3 +167,15 @@ public final class Interpreter {
     }
 }
 
+extension Interpreter {
+    /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
+    func progress(_ line: String, done: Bool) {
+        if let progressSink { progressSink(line, done); return }
+        if isatty(STDERR_FILENO) != 0 {
+            // Rewritten in place; ESC[K clears what a longer earlier line left.
+            FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K" + (done ? "\n" : "")).utf8))
+        } else if done {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}

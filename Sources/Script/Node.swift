@@ -1,4 +1,5 @@
 import Kernels
+import Runtime
 
 /// How a statement ended.
 enum Flow { case normal, breakLoop, continueLoop, returned(Value) }

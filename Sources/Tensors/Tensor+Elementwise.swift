@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Runtime
 
 extension Tensor {
     /// The shape two shapes broadcast to (NumPy rules: align trailing axes; a 1 stretches).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import Runtime
 
 /// One measured figure beside its anchor.
 struct BenchResult: Codable {

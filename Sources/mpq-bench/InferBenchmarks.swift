@@ -3,6 +3,7 @@ import Kernels
 import Network
 import Quantization
 import Tensors
+import Runtime
 
 /// Float inference on the reference ONNX models beside ONNX Runtime (CPU provider) on the same
 /// files, batch 256, with 1 and 2 threads. ORT runs in a Python child process

@@ -4,6 +4,7 @@ import Kernels
 import Network
 import Script
 import Tensors
+import Runtime
 
 /// libFuzzer entry point. `MPQ_FUZZ_TARGET` picks what each input is:
 /// - `lang` (default): a script, run by a fresh interpreter with the stdlib loaded;

@@ -5,6 +5,7 @@ import Kernels
 import Network
 import Script
 import Tensors
+import Runtime
 
 @main
 struct MPQ: ParsableCommand {

@@ -4,6 +4,7 @@ import Kernels
 import Network
 import Script
 import Tensors
+import Runtime
 
 /// The session Tab completes against (libedit's callback is a C function: no captures).
 nonisolated(unsafe) var completionSession: Session?

@@ -59,7 +59,7 @@ import Tensors
     #expect(abs(try CostModel.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: e).cost(fc1, bits: 8) - energy8) < 1e-9)
     #expect(try CostModel.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: e).cost(fc1, bits: 2)
             < energy8 / 3.9)
-    #expect(throws: NetworkError.self) { try CostModel.table(name: "latency", values: [:]).cost(fc1, bits: 4) }
+    #expect(throws: MixedPrecisionError.self) { try CostModel.table(name: "latency", values: [:]).cost(fc1, bits: 4) }
 }
 
 /// ZeroQ's distilled data: the statistics loss falls (here by more than 10× in 60 Adam steps on
@@ -101,7 +101,7 @@ import Tensors
     let (again, measuredAgain) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
     #expect(!measuredAgain)
     #expect(again == first)
-    #expect(throws: NetworkError.self) { try LatencyTable.measure(mlp, bits: [1]) }
+    #expect(throws: MixedPrecisionError.self) { try LatencyTable.measure(mlp, bits: [1]) }
 }
 
 /// The accuracy predictor recovers a logistic curve it was calibrated on, and refuses
@@ -113,9 +113,9 @@ import Tensors
     #expect(p.residual < 2e-3)
     for x in [0.5, 2.5, 3.5] { #expect(abs(p.predict(exp(x)) - truth(x)) < 5e-3, "at log Σ Ω = \(x)") }
     #expect(p.predict(exp(-5)) <= 0.95 && p.predict(exp(9)) >= 0.1)
-    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1], accuracies: [0.9]) }
-    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1, .nan], accuracies: [0.9, 0.8]) }
-    #expect(throws: PredictorError.self) { try AccuracyPredictor(objectives: [1, 2], accuracies: [0.9, 0.8], floor: 0.9, ceiling: 0.5) }
+    #expect(throws: MixedPrecisionError.self) { try AccuracyPredictor(objectives: [1], accuracies: [0.9]) }
+    #expect(throws: MixedPrecisionError.self) { try AccuracyPredictor(objectives: [1, .nan], accuracies: [0.9, 0.8]) }
+    #expect(throws: MixedPrecisionError.self) { try AccuracyPredictor(objectives: [1, 2], accuracies: [0.9, 0.8], floor: 0.9, ceiling: 0.5) }
     let table = SensitivityTable(metric: .mse, layers: ["a", "b"], bits: [2, 4], values: [[3, 1], [5, 2]])
     #expect(table.objective(bits: [2, 4]) == 5)
     #expect(table.objective(bits: [3, 4]) == nil)
@@ -143,7 +143,7 @@ import Tensors
     // Float weights count 32 bits; BitFusion refuses them.
     let float = Policy.Entry(layer: layer, weight: nil)
     #expect(try CostModel.size.cost(float) == Double(layer.parameterCount * 4))
-    #expect(throws: NetworkError.self) { try CostModel.bitFusion(activationBits: nil, rows: 16, columns: 32).cost(float) }
+    #expect(throws: MixedPrecisionError.self) { try CostModel.bitFusion(activationBits: nil, rows: 16, columns: 32).cost(float) }
 }
 
 /// A sensitivity table measured under a template policy's quantizers gives a search result with
@@ -205,5 +205,5 @@ import Tensors
     for (objective, accuracy) in accuracies {
         #expect(accuracy >= (objective == .gaussNewton ? 0.933 : 0.92), "kernel-wise (\(objective.rawValue)) at 3 bits: \(accuracy)")
     }
-    #expect(throws: NetworkError.self) { try KernelWiseTable(model: model, diagonals: diagonals, bits: [2, 4], objective: .gaussNewton) }
+    #expect(throws: MixedPrecisionError.self) { try KernelWiseTable(model: model, diagonals: diagonals, bits: [2, 4], objective: .gaussNewton) }
 }

@@ -208,6 +208,6 @@ func hessianMatchesReference(_ name: String) throws {
             }
         }
     }
-    #expect(throws: NetworkError.self) { try analysis.channelQuadraticForms(["nope": []]) }
-    #expect(throws: NetworkError.self) { try HessianAnalysis(model: try tinyNetwork(bilinear: true), images: x, labels: labels).channelQuadraticForms([:]) }
+    #expect(throws: MixedPrecisionError.self) { try analysis.channelQuadraticForms(["nope": []]) }
+    #expect(throws: MixedPrecisionError.self) { try HessianAnalysis(model: try tinyNetwork(bilinear: true), images: x, labels: labels).channelQuadraticForms([:]) }
 }

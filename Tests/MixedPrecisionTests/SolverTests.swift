@@ -94,9 +94,9 @@ struct SeededShuffle: RandomNumberGenerator {
 @Test func infeasibleBudgetsNameTheCheapestCost() {
     let p = BitAllocation(layers: ["a", "b"], choices: [[4, 8], [4, 8]], objective: [[2, 1], [2, 1]],
                           budgets: [.init(name: "size", cost: [[4, 8], [4, 8]], limit: 7)])
-    #expect(throws: BitAllocation.Failure.infeasible(budget: "size", limit: 7, cheapest: 8)) { try p.solveExactly() }
+    #expect(throws: MixedPrecisionError.infeasible(budget: "size", limit: 7, cheapest: 8)) { try p.solveExactly() }
     let bad = BitAllocation(layers: ["a"], choices: [[4]], objective: [[.nan]], budgets: [])
-    #expect(throws: BitAllocation.Failure.self) { try bad.solveExactly() }
+    #expect(throws: MixedPrecisionError.self) { try bad.solveExactly() }
 }
 
 /// The exact solver on instances too large to enumerate (20–50 layers × 5 widths, one or two
@@ -164,6 +164,6 @@ struct SeededShuffle: RandomNumberGenerator {
     let greedy = try search.run(table, model: model)
     #expect(greedy.gap.map { $0 >= 0 } == true)
     search.ends = 8  // fc1 holds 85% of the weights: 8 bits there cannot average 4
-    #expect(throws: BitAllocation.Failure.self) { try search.run(table, model: model) }
-    #expect(throws: NetworkError.self) { try Search(budgets: []).run(table, model: model) }
+    #expect(throws: MixedPrecisionError.self) { try search.run(table, model: model) }
+    #expect(throws: MixedPrecisionError.self) { try Search(budgets: []).run(table, model: model) }
 }

@@ -109,13 +109,13 @@ func meanKL(_ p: [[Double]], _ q: [[Double]]) -> Double {
     #expect(q.codes == [2, -3, 1, 0, 0, 0])  // 1.5 → 2 (ties to even), −3, 0.75 → 1
     let b = try WeightQuantizer.quantize(try Tensor(shape: [1, 4], scalars: [0.5, -1, 0, 1.5]), bits: 1, granularity: .perChannel)
     #expect(b.scalars == [0.75, -0.75, 0.75, 0.75])
-    #expect(throws: TensorError.self) { try WeightQuantizer.quantize(w, bits: 9, granularity: .perTensor) }
-    #expect(throws: TensorError.self) { try WeightQuantizer.quantize(try Tensor(shape: [1], scalars: [.nan]), bits: 4, granularity: .perTensor) }
+    #expect(throws: QuantizationError.self) { try WeightQuantizer.quantize(w, bits: 9, granularity: .perTensor) }
+    #expect(throws: QuantizationError.self) { try WeightQuantizer.quantize(try Tensor(shape: [1], scalars: [.nan]), bits: 4, granularity: .perTensor) }
     let a = ActivationQuantizer(low: 0, high: 2.55, bits: 8)
     #expect(a.isUnsigned && abs(a.scale - 0.01) < 1e-7 && a.codeRange == (0, 255))
     let s = ActivationQuantizer(low: -0.81, high: 2.02, bits: 8)
     #expect(!s.isUnsigned && s.codeRange == (-127, 127))
     let m = try Zoo.make("mlp")
-    #expect(throws: NetworkError.self) { try m.quantized(bits: ["nope": LayerBits(weight: 4)]) }
+    #expect(throws: QuantizationError.self) { try m.quantized(bits: ["nope": LayerBits(weight: 4)]) }
     #expect(throws: QuantizationError.self) { try m.quantized(weightBits: 4, activationBits: 8) }
 }

@@ -56,6 +56,43 @@ func conv2dMatchesDirect(_ t: Conv2DCase) throws {
     #expect(worst < 1e-4)
 }
 
+/// The backward pass is the forward's adjoint, checked against the Double oracle: for random
+/// U (shaped like x), V (like W) and dY, ⟨dX, U⟩ = ⟨dY, conv(U, W)⟩, ⟨dW, V⟩ = ⟨dY, conv(x, V)⟩
+/// and db = Σ dY over images and pixels. Relative error bound 1e-4 (f32 sums of ≤ 10⁴ terms).
+@Test(arguments: [
+    Conv2DCase(n: 2, c: 3, h: 9, w: 9, co: 8, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: true),
+    Conv2DCase(n: 3, c: 6, h: 11, w: 13, co: 4, k: (3, 5), stride: (2, 1), pad: (2, 0, 1, 3), dilation: (2, 1), groups: 2, bias: true),
+    Conv2DCase(n: 1, c: 8, h: 7, w: 7, co: 8, k: (3, 3), stride: (2, 2), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 8, bias: false),
+])
+func conv2dGradientsAreTheAdjoint(_ t: Conv2DCase) throws {
+    var r = RandomGenerator(seed: 13)
+    let x = try Tensor.random([t.n, t.c, t.h, t.w], .normal(mean: 0, std: 1), using: &r)
+    let w = try Tensor.random([t.co, t.c / t.groups, t.k.0, t.k.1], .normal(mean: 0, std: 0.3), using: &r)
+    let u = try Tensor.random(x.shape, .normal(mean: 0, std: 1), using: &r)
+    let v = try Tensor.random(w.shape, .normal(mean: 0, std: 1), using: &r)
+    let y = directConv(x, w, nil, stride: t.stride, pad: t.pad, dilation: t.dilation, groups: t.groups)
+    let dy = try Tensor.random(y.shape, .normal(mean: 0, std: 1), using: &r)
+    let g = Tensor.conv2dGradients(x, weight: w, outputGradient: dy, hasBias: t.bias, stride: t.stride, padding: t.pad,
+                                   dilation: t.dilation, groups: t.groups, needInput: true)
+    func dot(_ a: Tensor, _ b: Tensor) -> Double { zip(a.scalars, b.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+    func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-4 * max(1, abs(b)) }
+    let wantX = dot(dy, directConv(u, w, nil, stride: t.stride, pad: t.pad, dilation: t.dilation, groups: t.groups))
+    let wantW = dot(dy, directConv(x, v, nil, stride: t.stride, pad: t.pad, dilation: t.dilation, groups: t.groups))
+    #expect(close(dot(try #require(g.input), u), wantX), "⟨dX, U⟩ \(dot(g.input!, u)) vs \(wantX)")
+    #expect(close(dot(g.weight, v), wantW), "⟨dW, V⟩ \(dot(g.weight, v)) vs \(wantW)")
+    if t.bias {
+        let pixels = y.shape[2] * y.shape[3]
+        for c in 0..<t.co {
+            var s = 0.0
+            for i in 0..<t.n { for p in 0..<pixels { s += Double(dy.scalars[(i * t.co + c) * pixels + p]) } }
+            #expect(close(Double(g.bias!.scalars[c]), s))
+        }
+    } else { #expect(g.bias == nil) }
+    let noInput = Tensor.conv2dGradients(x, weight: w, outputGradient: dy, hasBias: false, stride: t.stride, padding: t.pad,
+                                         dilation: t.dilation, groups: t.groups, needInput: false)
+    #expect(noInput.input == nil && noInput.weight.scalars == g.weight.scalars)
+}
+
 @Test func conv2dRejectsBadShapes() throws {
     let x = try Tensor.zeros([1, 3, 8, 8])
     #expect(throws: TensorError.self) { try Tensor.conv2d(x, weight: try Tensor.zeros([4, 2, 3, 3])) }

@@ -1,3 +1,5 @@
+import Foundation
+import MixedPrecision
 import Network
 import Quantization
 import Tensors
@@ -30,7 +32,7 @@ extension Builtins {
         return Quantizer(bits: bits, scheme: scheme, slicing: slicing, rounding: rounding, clipping: clipping)
     }
 
-    static let quantization: [Builtin] = [
+    static let quantizers: [Builtin] = [
         Builtin("qat", category: "quantizers",
                 [.required("model", .model), .optional("bits", .any, .number(4)), .optional("activation_bits", .integer),
                  .optional("calibration", .dataset)],
@@ -171,6 +173,33 @@ extension Builtins {
                 let shaped = t.rank == 0 ? try t.reshaped([1]) : t
                 return Convert.value(try WeightQuantizer.quantize(shaped, bits: bits, granularity: t.rank <= 1 ? .perTensor : granularity).reshaped(t.shape))
             }
+        },
+        Builtin("integer_model", category: "quantizers",
+                [.required("model", .model), .optional("policy", .any), .optional("calibration", .dataset), .optional("bias_correction", .bool, .bool(false)),
+                 .optional("rounding", .choice(["nearest", "adaround"]), .string("nearest")), .optional("iterations", .integer, .number(1000))],
+                returns: "IntegerModel",
+                summary: "HAWQ-V3's integer-only engine: batch norm folded, per-channel weight codes at the policy's bits (stored packed, multiplied as int8), activation codes per tensor calibrated by min/max on `calibration`, Int32 accumulation and bias, dyadic requantization fused into the convolution kernel (AVX-512 VNNI, reading NHWC codes in place), residual branches rescaled to the add's scale, integer pooling. Binary layers (1-bit weights reading 1-bit activations) run XNOR-popcount on packed signs; 1-bit weights reading wider codes run as ±1 in the int8 kernel. bias_correction: true first takes each layer's weight-error shift out of its bias or batch norm, and rounding: \"adaround\" learns each weight's rounding (both as quantize's). The policy needs activation bits (policy(m, bits: 8, activation_bits: 8)). A model from qat() carries its policy: integer_model(q) leaves the policy out, and its learned steps become the engine's scales (each weight keeps the codes training saw, at step·|γ/σ| once batch norm is folded; each layer input its learned step; where one value feeds layers with different steps, the widest reader's, first in graph order among equals; calibration only for values no step covers). evaluate() and predict() run it. Its twins are float graphs: .simulation fake-quantizes real values at the engine's points with exact scales (what training sees; predictions agree, logits stray by a step where Float32 sums or the dyadic's 31-bit mantissa cross a rounding boundary); .dyadic_simulation is HAWQ-V3's, integer codes carried in floats and requantized by the engine's dyadic multipliers, and gives the engine's logits exactly.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); evaluate(q, fashion_mnist(split: \"test\", limit: 200)) > 0.85", "true"),
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); q = integer_model(m, policy(m, bits: 4, activation_bits: 8), calibration: fashion_mnist(split: \"train\", limit: 64)); x = fashion_mnist(split: \"test\", limit: 100); max(abs(predict(q, x) - predict(q.dyadic_simulation, x)))", "0"),
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); t = qat(m, bits: 4, activation_bits: 8, calibration: fashion_mnist(split: \"train\", limit: 64)); x = fashion_mnist(split: \"test\", limit: 200); abs(evaluate(integer_model(t), x) - evaluate(t, x)) <= 0.01", "true")]) { args, interp in
+            let m = try args.model("model")
+            var calibration: Tensor? = nil
+            if case .dataset(let d) = args["calibration"] { calibration = d.images }
+            do {
+                if m.hasLearnedQuantization {
+                    if case .object = args["policy"] { throw args.fail("model '\(m.name)' was made by qat() and carries its policy; leave the policy out") }
+                    guard try !args.bool("bias_correction"), try args.string("rounding") == "nearest" else {
+                        throw args.fail("a model from qat() keeps the codes it learned; bias_correction and rounding apply to a float model")
+                    }
+                    return .object(IntegerModelObject(try IntegerModel(learned: m, calibration: calibration)))
+                }
+                let p = try args.object("policy", PolicyObject.self, what: "a Policy (or a model from qat(), which carries its own)").policy
+                guard let calibration else { throw args.fail("calibration: expected a Dataset to measure the activations' ranges on (fashion_mnist(split: \"train\", limit: 256))") }
+                let c = try m.corrected(for: p, calibration: calibration, biasCorrection: try args.bool("bias_correction"),
+                                        rounding: try args.string("rounding") == "adaround" ? AdaRound(iterations: try args.int("iterations")) : nil,
+                                        progress: args.progress(interp, "adaround"))
+                return .object(IntegerModelObject(try IntegerModel(model: c.model, policy: c.policy, calibration: calibration)))
+            } catch let e as QuantizationError { throw args.fail(e.message) }
         },
     ]
 }

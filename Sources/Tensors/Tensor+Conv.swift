@@ -1,0 +1,212 @@
+import Kernels
+import Runtime
+
+/// 2-D convolution of NCHW tensors, forward and backward: the forward through direct kernels
+/// (3×3 and similar, packed weights) or im2col + GEMM in groups of images; the backward per image
+/// on separate workers (dW accumulated per worker, then summed).
+extension Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch and ONNX define it) of an NCHW input with
+    /// weights [Cout, Cin/groups, kh, kw] and an optional bias [Cout], optionally followed by a
+    /// ReLU in the same pass over the output.
+    public static func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+                              stride: (Int, Int) = (1, 1), padding: (Int, Int, Int, Int) = (0, 0, 0, 0),
+                              dilation: (Int, Int) = (1, 1), groups: Int = 1, relu: Bool = false,
+                              threads: Int = Parallel.defaultThreads) throws -> Tensor {
+        guard input.rank == 4 else {
+            throw TensorError.shapeMismatch(operation: "conv2d", expected: "input [N, C, H, W]", found: "\(input.shape)")
+        }
+        guard weight.rank == 4 else {
+            throw TensorError.shapeMismatch(operation: "conv2d", expected: "weight [Cout, Cin/groups, kh, kw]",
+                                            found: "\(weight.shape)")
+        }
+        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (cout, cg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        guard groups >= 1, c % groups == 0, cout % groups == 0, cg == c / groups else {
+            throw TensorError.shapeMismatch(operation: "conv2d", expected: "weight [\(cout), \(groups > 0 ? c / groups : 0), kh, kw] for \(c) input channels in \(groups) groups",
+                                            found: "\(weight.shape)")
+        }
+        if let b = bias, b.shape != [cout] {
+            throw TensorError.shapeMismatch(operation: "conv2d", expected: "bias [\(cout)]", found: "\(b.shape)")
+        }
+        let g = ConvGeometry(channels: cg, height: h, width: w, kernelHeight: kh, kernelWidth: kw,
+                             stride: stride, padding: (padding.0, padding.1, padding.2, padding.3), dilation: dilation)
+        guard g.isValid else {
+            throw TensorError.invalidArgument(
+                "conv2d: no output for input \(input.shape), kernel \(kh)×\(kw), stride \(stride), padding \(padding), dilation \(dilation)")
+        }
+        let oh = g.outputHeight, ow = g.outputWidth, pixels = oh * ow
+        let outShape = [n, cout, oh, ow]
+        let total = try elementCount(of: outShape)
+        _ = try elementCount(of: [g.patchSize, pixels])
+        var out = [Float](repeating: 0, count: total)
+        if n == 0 { return Tensor(uncheckedShape: outShape, scalars: out) }
+        let coutG = cout / groups, k = g.patchSize
+        if DirectConv.applies(g, outputChannels: cout, groups: groups) {
+            let packed = weight.scalars.withUnsafeBufferPointer {
+                DirectConv.packWeights($0.baseAddress!, outputChannels: cout, inputChannels: c)
+            }
+            let biasValues = bias?.scalars ?? [Float](repeating: 0, count: cout)
+            let blocks = cout / DirectConv.block
+            if n < threads && blocks >= 2 {
+                // Fewer images than threads (batch 1): pad each image once, then split its
+                // output-channel blocks across the threads.
+                let workers = Swift.min(threads, blocks)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: DirectConv.scratchSize(g))
+                defer { scratch.deallocate() }
+                input.scalars.withUnsafeBufferPointer { x in
+                    packed.withUnsafeBufferPointer { wp in
+                        biasValues.withUnsafeBufferPointer { bp in
+                            out.withUnsafeMutableBufferPointer { o in
+                                for img in 0..<n {
+                                    DirectConv.pad(x.baseAddress! + img * c * h * w, geometry: g, into: scratch)
+                                    Parallel.forEach(workers, threads: workers) { part, _ in
+                                        DirectConv.forward(padded: scratch, geometry: g, packedWeights: wp.baseAddress!, bias: bp.baseAddress!,
+                                                           blocks: (part * blocks / workers)..<((part + 1) * blocks / workers), relu: relu,
+                                                           output: o.baseAddress! + img * cout * pixels)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                return Tensor(uncheckedShape: outShape, scalars: out)
+            }
+            let workers = Swift.min(threads, n)
+            let scratch = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: DirectConv.scratchSize(g)) }
+            defer { scratch.forEach { $0.deallocate() } }
+            input.scalars.withUnsafeBufferPointer { x in
+                packed.withUnsafeBufferPointer { wp in
+                    biasValues.withUnsafeBufferPointer { bp in
+                        out.withUnsafeMutableBufferPointer { o in
+                            Parallel.forEach(n, threads: workers) { img, worker in
+                                DirectConv.forward(x.baseAddress! + img * c * h * w, geometry: g, packedWeights: wp.baseAddress!,
+                                                   bias: bp.baseAddress!, outputChannels: cout, relu: relu,
+                                                   scratch: scratch[worker], output: o.baseAddress! + img * cout * pixels)
+                            }
+                        }
+                    }
+                }
+            }
+            return Tensor(uncheckedShape: outShape, scalars: out)
+        }
+        // Images go through GEMM in groups whose columns sit side by side — one product of
+        // Cout/g × K × (images·pixels) instead of many thin ones — sized so the column matrix
+        // stays near 1 MiB (in L2). Groups run on separate workers, each GEMM on one thread,
+        // unless there are too few groups to go round.
+        let perGroup = Swift.max(1, Swift.min(n, (1 << 18) / Swift.max(1, k * pixels)))
+        let chunks = (n + perGroup - 1) / perGroup
+        let workers = Swift.min(threads, chunks)
+        let gemmThreads = workers >= threads ? 1 : threads
+        let columns = perGroup * pixels
+        let colBuffers = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * columns) }
+        let results = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: coutG * columns) }
+        defer { colBuffers.forEach { $0.deallocate() }; results.forEach { $0.deallocate() } }
+        let biasValues = bias?.scalars
+        input.scalars.withUnsafeBufferPointer { x in
+            weight.scalars.withUnsafeBufferPointer { wt in
+                out.withUnsafeMutableBufferPointer { o in
+                    Parallel.forEach(chunks, threads: workers) { chunk, worker in
+                        let first = chunk * perGroup, count = Swift.min(perGroup, n - first)
+                        let cols = colBuffers[worker], result = results[worker]
+                        for grp in 0..<groups {
+                            for i in 0..<count {
+                                let src = x.baseAddress! + ((first + i) * c + grp * cg) * h * w
+                                Im2col.im2col(src, geometry: g, padding: 0, into: cols + i * pixels, rowStride: count * pixels)
+                            }
+                            SGEMM.multiply(m: coutG, n: count * pixels, k: k,
+                                           a: wt.baseAddress! + grp * coutG * k, lda: k,
+                                           b: cols, ldb: count * pixels, c: result, ldc: count * pixels, threads: gemmThreads)
+                            // Scatter [Cout/g, images·pixels] into NCHW, adding the bias (and applying
+                            // a fused ReLU) on the way.
+                            for i in 0..<count {
+                                for co in 0..<coutG {
+                                    let channel = grp * coutG + co
+                                    let dst = o.baseAddress! + ((first + i) * cout + channel) * pixels
+                                    let s = result + co * count * pixels + i * pixels
+                                    let b = biasValues?[channel] ?? 0
+                                    if relu {
+                                        for p in 0..<pixels { dst[p] = Swift.max(s[p] + b, 0) }
+                                    } else {
+                                        for p in 0..<pixels { dst[p] = s[p] + b }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(uncheckedShape: outShape, scalars: out)
+    }
+
+    /// Gradients of a convolution (as `conv2d` with the same geometry) given dL/dY: dL/dX (when
+    /// `needInput`), dL/dW and, with `hasBias`, dL/db. Each worker takes whole images: im2col of
+    /// the image, dW_g += dY_g·colᵀ, and dcol = W_gᵀ·dY_g scattered back by col2im. Shapes are the
+    /// caller's to check (those of a forward pass that ran).
+    public static func conv2dGradients(_ input: Tensor, weight: Tensor, outputGradient dy: Tensor, hasBias: Bool,
+                                       stride: (Int, Int), padding: (Int, Int, Int, Int), dilation: (Int, Int), groups: Int,
+                                       needInput: Bool) -> (input: Tensor?, weight: Tensor, bias: Tensor?) {
+        let (x, w) = (input, weight)
+        let g = ConvGeometry(channels: w.shape[1], height: x.shape[2], width: x.shape[3], kernelHeight: w.shape[2], kernelWidth: w.shape[3],
+                             stride: stride, padding: padding, dilation: dilation)
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = w.shape[0], coutG = cout / groups, cg = c / groups
+        let pixels = g.outputPixels, k = g.patchSize
+        let workers = Swift.max(1, Swift.min(Parallel.defaultThreads, n))
+        var dx = needInput ? [Float](repeating: 0, count: x.count) : []
+        var partialW = [[Float]](repeating: [Float](repeating: 0, count: w.count), count: workers)
+        let cols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
+        let dcols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
+        defer { cols.forEach { $0.deallocate() }; dcols.forEach { $0.deallocate() } }
+        x.withUnsafeScalars { xp in
+            w.withUnsafeScalars { wp in
+                dy.withUnsafeScalars { dyp in
+                    dx.withUnsafeMutableBufferPointer { dxp in
+                        partialW.withUnsafeMutableBufferPointer { pw in
+                            let pwBase = pw.baseAddress!
+                            Parallel.forEach(n, threads: workers) { img, worker in
+                                pwBase[worker].withUnsafeMutableBufferPointer { dwp in
+                                    for grp in 0..<groups {
+                                        let src = xp.baseAddress! + (img * c + grp * cg) * h * wd
+                                        let dyi = dyp.baseAddress! + (img * cout + grp * coutG) * pixels
+                                        let wg = wp.baseAddress! + grp * coutG * k
+                                        Im2col.im2col(src, geometry: g, padding: 0, into: cols[worker])
+                                        // dW_g += dY_g · colᵀ
+                                        SGEMM.multiply(m: coutG, n: k, k: pixels, a: dyi, lda: pixels,
+                                                       b: cols[worker], ldb: pixels, transB: true, beta: 1,
+                                                       c: dwp.baseAddress! + grp * coutG * k, ldc: k, threads: 1)
+                                        if needInput {
+                                            // dcol = W_gᵀ · dY_g, then scatter back onto the image.
+                                            SGEMM.multiply(m: k, n: pixels, k: coutG, a: wg, lda: k, transA: true,
+                                                           b: dyi, ldb: pixels, c: dcols[worker], ldc: pixels, threads: 1)
+                                            Im2col.col2im(dcols[worker], geometry: g,
+                                                          addingInto: dxp.baseAddress! + (img * c + grp * cg) * h * wd)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var dw = partialW[0]
+        for p in partialW.dropFirst() { for i in 0..<dw.count { dw[i] += p[i] } }
+        var db: Tensor? = nil
+        if hasBias {
+            var s = [Float](repeating: 0, count: cout)
+            dy.withUnsafeScalars { d in
+                for img in 0..<n {
+                    for co in 0..<cout {
+                        var acc: Float = 0
+                        let base = (img * cout + co) * pixels
+                        for p in 0..<pixels { acc += d[base + p] }
+                        s[co] += acc
+                    }
+                }
+            }
+            db = Tensor(uncheckedShape: [cout], scalars: s)
+        }
+        return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw), db)
+    }
+}

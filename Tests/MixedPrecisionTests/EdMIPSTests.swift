@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import TestSupport
+import MixedPrecision
+import Network
+import Quantization
+import Tensors
+
+/// With α one-hot, the search layer is the discrete quantizer the policy names: the Gaussian
+/// weight quantizer per tensor (Quantizer .gaussian) and HWGQ at the layer's σ (the policy's
+/// hwgq point, fake quantization).
+@Test func mixedQuantizerWithOneHotLogitsIsThePolicysQuantizer() throws {
+    var rng = RandomGenerator(seed: 3)
+    let w = try Tensor.random([8, 4, 3, 3], .normal(mean: 0.01, std: 0.2), using: &rng)
+    let x = try Tensor.random([2, 4, 5, 5], .normal(mean: 0, std: 1), using: &rng).map { max($0, 0) }
+    for (i, b) in [1, 2, 3, 4].enumerated() {
+        let oneHot = Tensor(checkedShape: [4], scalars: (0..<4).map { $0 == i ? 0 : -1e4 })
+        let node = Node(name: "q", op: .mixedQuantize(MixedQuantization(kind: .gaussianWeights, bits: [1, 2, 3, 4])), inputs: ["w", "a"], outputs: ["y"])
+        let m = try Model(name: "t", nodes: [node], input: "w", output: "y", inputShape: [4, 3, 3], parameters: [("a", oneHot)], buffers: [])
+        let got = try m.run(w).output
+        let want = try Quantizer(bits: b, scheme: .gaussian, slicing: .tensor).quantize(w).dequantized
+        #expect(zip(got.scalars, want.scalars).allSatisfy { abs($0 - $1) <= 1e-6 }, "gaussian \(b) bits")
+        var stats = Policy.Activation.Statistics(); stats.add(x)
+        let sigma = Float((2 * stats.meanSquare).squareRoot())
+        let point = Policy.Activation(bits: b, scheme: .hwgq).point(stats)
+        let act = Node(name: "h", op: .mixedQuantize(MixedQuantization(kind: .hwgqActivations, bits: [1, 2, 3, 4], scale: sigma)), inputs: ["x", "a"], outputs: ["y"])
+        let ma = try Model(name: "t", nodes: [act], input: "x", output: "y", inputShape: [4, 5, 5], parameters: [("a", oneHot)], buffers: [])
+        let fake = x.map { min(max(($0 / point.scale).rounded(.toNearestOrEven), Float(point.qmin)), Float(point.qmax)) * point.scale }
+        #expect(zip(try ma.run(x).output.scalars, fake.scalars).allSatisfy { abs($0 - $1) <= 1e-5 }, "hwgq \(b) bits")
+    }
+}
+
+/// ∂L/∂α of both kinds of search layer and of the cost term against central differences (L
+/// smooth in α with x fixed), and the input's straight-through gradient against its rule.
+@Test func edmipsGradientsMatchCentralDifferences() throws {
+    var rng = RandomGenerator(seed: 4)
+    for kind in MixedQuantization.Kind.allCases {
+        let q = MixedQuantization(kind: kind, bits: [1, 2, 4], scale: 0.7)
+        let x = try Tensor.random([3, 2, 4, 4], .normal(mean: 0.3, std: 0.5), using: &rng)
+        let r = try Tensor.random(x.shape, .normal(mean: 0, std: 1), using: &rng)
+        let alpha = Tensor(checkedShape: [3], scalars: [0.3, -0.2, 0.5])
+        let node = Node(name: "q", op: .mixedQuantize(q), inputs: ["x", "a"], outputs: ["y"])
+        let m = try Model(name: "t", nodes: [node], input: "x", output: "y", inputShape: [2, 4, 4], parameters: [("a", alpha)], buffers: [])
+        func loss(_ a: [Float]) throws -> Double {
+            m.parameters["a"] = Tensor(checkedShape: [3], scalars: a)
+            return zip(try m.run(x).output.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let (_, trace) = try m.run(x, keepTrace: true)
+        let grads = try m.gradients(trace!, outputGradient: r, inputGradient: true)
+        for k in 0..<3 {
+            var (up, down) = (alpha.scalars, alpha.scalars)
+            up[k] += 1e-2; down[k] -= 1e-2
+            let fd = (try loss(up) - loss(down)) / 2e-2
+            #expect(abs(Double(grads["a"]!.scalars[k]) - fd) <= 1e-3 * max(1, abs(fd)), "\(kind) α[\(k)]: \(grads["a"]!.scalars[k]) vs \(fd)")
+        }
+        m.parameters["a"] = alpha
+        if kind == .gaussianWeights { #expect(grads[m.input]!.scalars == r.scalars) }
+    }
+    // The cost term's gradient.
+    let model = try Zoo.make("cnn")
+    var e = EdMIPS(); e.lambda = 0.5
+    let (search, layers) = try e.searchModel(model, calibration: try FashionMNIST.load(.train, limit: 32).images)
+    #expect(layers.map(\.layer) == ["conv2", "conv3", "fc1"])
+    for l in layers { search.parameters[l.weightLogits] = try Tensor.random([4], .normal(mean: 0, std: 1), using: &rng) }
+    let (_, g) = e.penalty(search, layers)
+    let largest = g.values.flatMap(\.scalars).map { abs(Double($0)) }.max()!
+    for l in layers {
+        for name in [l.weightLogits, l.activationLogits] {
+            for k in 0..<4 {
+                let a = search.parameters[name]!
+                var up = a.scalars, down = a.scalars
+                up[k] += 1e-2; down[k] -= 1e-2
+                search.parameters[name] = Tensor(checkedShape: [4], scalars: up); let hi = e.penalty(search, layers).value
+                search.parameters[name] = Tensor(checkedShape: [4], scalars: down); let lo = e.penalty(search, layers).value
+                search.parameters[name] = a
+                // Softmax in Float32: differences are good to ~1e-6 of the value, hence the floor.
+                let fd = (hi - lo) / 2e-2
+                #expect(abs(Double(g[name]!.scalars[k]) - fd) <= 2e-3 * max(abs(fd), 0.01 * largest), "\(name)[\(k)]: \(g[name]!.scalars[k]) vs \(fd)")
+            }
+        }
+    }
+    // Uniform W2A2 costs 2.0 under the normalisation (λ = 1).
+    e.lambda = 1
+    for l in layers {
+        search.parameters[l.weightLogits] = Tensor(checkedShape: [4], scalars: [-1e4, 0, -1e4, -1e4])
+        search.parameters[l.activationLogits] = Tensor(checkedShape: [4], scalars: [-1e4, 0, -1e4, -1e4])
+    }
+    #expect(abs(e.penalty(search, layers).value - 2) <= 1e-9)
+}
+
+/// The cost term steers: on the CNN (one search epoch on 2,048 images), a larger λ gives lower
+/// expected BitOps, and the discrete policies' BitOps follow; the result is a policy of Gaussian
+/// weights and HWGQ inputs whose simulation is what the run returns.
+@Test func edmipsLambdaSteersTheBits() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let (train, validation) = try FashionMNIST.load(.train, limit: 2560).split(0.8, seed: 1)
+    var expected: [Double] = [], discrete: [Double] = []
+    for lambda in [0.0, 0.05, 0.5] {
+        var e = EdMIPS()
+        e.lambda = lambda; e.searchEpochs = 1; e.fineTuneEpochs = 0; e.alphaRate = 0.05
+        let r = try e.run(model.copy(), train: train, validation: validation)
+        expected.append(r.history.last!.expectedBitOps)
+        discrete.append(try CostModel.bitOps(activationBits: nil).cost(r.policy))
+        #expect(r.policy.entries.first!.weight == nil && r.policy.entries.last!.weight == nil)
+        #expect(r.policy.entries[1...3].allSatisfy { $0.weight?.quantizer.scheme == .gaussian && $0.activation?.scheme == .hwgq })
+        #expect(r.validationAccuracy == (try r.model.quantized(policy: r.policy, calibration: try train.images.slice(0..<256)).accuracy(on: validation)))
+        print("EdMIPS CNN λ \(lambda): expected BitOps \(expected.last!), policy BitOps \(discrete.last!), bits \(r.policy.entries.map { $0.weight?.quantizer.bits ?? 32 }) activations \(r.policy.activationBits), validation \(r.validationAccuracy)")
+    }
+    #expect(expected[0] > expected[1] && expected[1] > expected[2], "expected BitOps \(expected)")
+    #expect(discrete[0] >= discrete[1] && discrete[1] >= discrete[2] && discrete[0] > discrete[2], "policy BitOps \(discrete)")
+    var bad = EdMIPS(); bad.weightBits = [2, 8]
+    #expect(throws: NetworkError.self) { try bad.searchModel(model, calibration: try train.images.slice(0..<8)) }
+    bad = EdMIPS(); bad.lambda = .nan
+    #expect(throws: MixedPrecisionError.self) { try bad.run(model, train: train, validation: validation) }
+}
