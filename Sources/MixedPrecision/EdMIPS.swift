@@ -11,7 +11,8 @@ import Tensors
 /// normalised by 2·Σ_l MACs_l (so uniform W2A2 costs 2.0); weights (SGD) and α (Adam) step on the
 /// same batch. The discrete policy takes each α's argmax; the discretized network is then
 /// fine-tuned with α fixed one-hot — the method's own quantizers — and the result is the
-/// policy's simulation (`Model.quantized(policy:)`) with the fine-tuned weights.
+/// policy's simulation (`Model.quantized(policy:sequential: true)`: HWGQ's σ measured layer by layer
+/// with the quantizers before it in place) with the fine-tuned weights.
 public struct EdMIPS: Sendable {
     public var weightBits: [Int] = [1, 2, 3, 4]
     public var activationBits: [Int] = [1, 2, 3, 4]
@@ -38,8 +39,9 @@ public struct EdMIPS: Sendable {
     }
 
     /// The search model: `model` with mixed quantizers on the weight and input of every layer but
-    /// the ends, α at 0 (uniform π), HWGQ's σ = √(2·E[x²]) of each input measured on
-    /// `calibration`. Inputs that go below 0 are refused (HWGQ quantizes half-waves).
+    /// the ends, α at 0 (uniform π), each HWGQ's running σ (buffer `<layer>.hwgq_sigma`) starting
+    /// at √(2·E[x²]) of its input on `calibration`. Inputs that go below 0 are refused (HWGQ
+    /// quantizes half-waves).
     public func searchModel(_ model: Model, calibration: Tensor) throws -> (model: Model, layers: [Searched]) {
         try MixedQuantization(kind: .gaussianWeights, bits: weightBits).validate()
         try MixedQuantization(kind: .hwgqActivations, bits: activationBits).validate()
@@ -48,6 +50,7 @@ public struct EdMIPS: Sendable {
         let stats = try model.inputStatistics(of: searched, on: calibration)
         var nodes = model.nodes
         var params = model.parameterOrder.map { ($0, model.parameters[$0]!) }
+        var buffers = model.buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         var out: [Searched] = []
         for layer in searched.sorted(by: { $0.node > $1.node }) {
             let s = stats[layer.name]!
@@ -56,16 +59,17 @@ public struct EdMIPS: Sendable {
             }
             let sigma = Float((2 * s.meanSquare).squareRoot())
             guard sigma > 0 else { throw MixedPrecisionError("edmips: layer '\(layer.name)' reads only zeros on the calibration data") }
-            let (wa, aa) = ("\(layer.name).alpha_w", "\(layer.name).alpha_a")
+            let (wa, aa, sn) = ("\(layer.name).alpha_w", "\(layer.name).alpha_a", "\(layer.name).hwgq_sigma")
             params.append((wa, try Tensor.zeros([weightBits.count])))
             params.append((aa, try Tensor.zeros([activationBits.count])))
+            buffers.append((sn, Tensor([sigma])))
             let input = nodes[layer.node].inputs[0]
             let weightOut = "\(layer.weight)@edmips", inputOut = "\(input)@edmips:\(layer.name)"
             let inserted = [
                 Node(name: "/\(layer.name)/weight/MixedQuantize", op: .mixedQuantize(MixedQuantization(kind: .gaussianWeights, bits: weightBits)),
                      inputs: [layer.weight, wa], outputs: [weightOut]),
-                Node(name: "/\(layer.name)/input/MixedQuantize", op: .mixedQuantize(MixedQuantization(kind: .hwgqActivations, bits: activationBits, scale: sigma)),
-                     inputs: [input, aa], outputs: [inputOut]),
+                Node(name: "/\(layer.name)/input/MixedQuantize", op: .mixedQuantize(MixedQuantization(kind: .hwgqActivations, bits: activationBits)),
+                     inputs: [input, aa, sn], outputs: [inputOut]),
             ]
             nodes[layer.node].inputs[0] = inputOut
             nodes[layer.node].inputs[1] = weightOut
@@ -73,7 +77,7 @@ public struct EdMIPS: Sendable {
             out.insert(Searched(layer: layer.name, macs: layer.macs, weightLogits: wa, activationLogits: aa), at: 0)
         }
         let search = model.copy()
-        try search.replaceGraph(nodes: nodes, parameters: params, buffers: model.buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        try search.replaceGraph(nodes: nodes, parameters: params, buffers: buffers)
         search.name = "\(model.name) (EdMIPS search)"
         return (search, out)
     }
@@ -147,8 +151,13 @@ public struct EdMIPS: Sendable {
         /// `model` under `policy` (fake quantization calibrated on the training data).
         public var quantized: Model
         public var searched: [Searched]
+        /// The search model as it ended: α (one-hot after fine-tuning), the running σ's.
+        public var searchModel: Model
         public var history: [Epoch]
         public var validationAccuracy: Double
+        /// The fine-tuned search model's (α one-hot, HWGQ at its running σ, ends float) on the
+        /// validation split: what training saw, beside the policy's simulation.
+        public var searchModelValidationAccuracy: Double
         public var interrupted: Bool
         public var seconds: Double
     }
@@ -185,19 +194,51 @@ public struct EdMIPS: Sendable {
             epochStart = Date()
         }
         let policy = try self.policy(search, layers, for: model)
-        // Fine-tune the discretized network with the method's quantizers: α one-hot and fixed.
-        var interrupted = searchRun.interrupted
-        if !interrupted && fineTuneEpochs > 0 {
-            for (entry, l) in zip(policy.entries.filter { e in layers.contains { $0.layer == e.layer.name } }, layers) {
-                let b = entry.weight!.quantizer.bits, a = entry.activation!.bits
-                search.parameters[l.weightLogits] = Tensor(checkedShape: [weightBits.count], scalars: weightBits.map { $0 == b ? 0 : -1e4 })
-                search.parameters[l.activationLogits] = Tensor(checkedShape: [activationBits.count], scalars: activationBits.map { $0 == a ? 0 : -1e4 })
+        return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
+                          history: history, interrupted: searchRun.interrupted, start: start, progress: progress)
+    }
+
+    /// The fine-tuning alone, for any policy the search could return (Gaussian weights and HWGQ
+    /// inputs at candidate widths between the ends, the ends as `ends` says): the same recipe
+    /// as after a search, so that hand-made policies (uniform W2A2, say) compare at equal budget.
+    public func fineTune(_ model: Model, policy: Policy, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
+        guard train.count > 0, validation.count > 0 else { throw MixedPrecisionError("edmips: the training and validation splits must hold examples (\(train.count) and \(validation.count))") }
+        try policy.check(against: model)
+        let start = Date()
+        let calibration = try train.images.slice(0..<min(train.count, 256))
+        let (search, layers) = try searchModel(model, calibration: calibration)
+        let searched = Set(layers.map(\.layer))
+        for e in policy.entries {
+            if searched.contains(e.layer.name) {
+                guard let w = e.weight, w.quantizer.scheme == .gaussian, w.quantizer.slicing == .tensor, w.channelBits == nil, weightBits.contains(w.quantizer.bits),
+                      let a = e.activation, a.scheme == .hwgq, activationBits.contains(a.bits) else {
+                    throw MixedPrecisionError("edmips: layer '\(e.layer.name)' must have Gaussian per-tensor weights at one of \(weightBits) bits and HWGQ inputs at one of \(activationBits)")
+                }
+            } else if e.weight != ends.map({ Policy.Weight.reference(bits: $0) }) || e.activation != ends.map({ Policy.Activation(bits: $0) }) {
+                throw MixedPrecisionError("edmips: layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at the reference \($0)-bit quantizers" } ?? "float")")
             }
+        }
+        return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
+                          history: [], interrupted: false, start: start, progress: progress)
+    }
+
+    /// Fine-tunes the discretized network with the method's quantizers (α one-hot and fixed),
+    /// then quantizes the fine-tuned weights with `policy` (sequential calibration).
+    func finish(_ model: Model, search: Model, layers: [Searched], policy: Policy, train: Dataset, validation: Dataset, calibration: Tensor,
+                history: [Epoch], interrupted searchInterrupted: Bool, start: Date, progress: (String) -> Void) throws -> Result {
+        var interrupted = searchInterrupted
+        let byName = Dictionary(uniqueKeysWithValues: policy.entries.map { ($0.layer.name, $0) })
+        for l in layers {
+            let b = byName[l.layer]!.weight!.quantizer.bits, a = byName[l.layer]!.activation!.bits
+            search.parameters[l.weightLogits] = Tensor(checkedShape: [weightBits.count], scalars: weightBits.map { $0 == b ? 0 : -1e4 })
+            search.parameters[l.activationLogits] = Tensor(checkedShape: [activationBits.count], scalars: activationBits.map { $0 == a ? 0 : -1e4 })
+        }
+        if !interrupted && fineTuneEpochs > 0 {
             var tune = TrainingOptions()
             tune.epochs = fineTuneEpochs; tune.batchSize = batchSize; tune.seed = seed &+ 1
             tune.schedule = .oneCycle(peak: learningRate)
-            tune.frozen = alphas
-            epochStart = Date()
+            tune.frozen = Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] })
+            var epochStart = Date()
             let r = try search.train(on: train, options: tune) { p in
                 guard p.endOfEpoch else { return }
                 let v = (try? search.accuracy(on: validation)) ?? .nan
@@ -212,9 +253,10 @@ public struct EdMIPS: Sendable {
         let tuned = model.copy()
         for name in model.parameterOrder { tuned.parameters[name] = search.parameters[name] }
         for name in model.buffers.keys { tuned.buffers[name] = search.buffers[name] }
-        let quantized = try tuned.quantized(policy: policy, calibration: calibration)
-        return Result(policy: policy, model: tuned, quantized: quantized, searched: layers, history: history,
-                      validationAccuracy: try quantized.accuracy(on: validation), interrupted: interrupted,
+        let quantized = try tuned.quantized(policy: policy, calibration: calibration, sequential: true)
+        return Result(policy: policy, model: tuned, quantized: quantized, searched: layers, searchModel: search, history: history,
+                      validationAccuracy: try quantized.accuracy(on: validation),
+                      searchModelValidationAccuracy: try search.accuracy(on: validation), interrupted: interrupted,
                       seconds: Date().timeIntervalSince(start))
     }
 }

@@ -95,8 +95,22 @@ extension Node {
                 s > 0 ? min(max((x / s).rounded(.toNearestOrEven), lo), hi) * s : 0
             }, nil, [])
         case .mixedQuantize(let m):
-            try require(inputs, 2...2)
-            return (try m.forward(inputs[0]!, alpha: inputs[1]!), nil, [])
+            guard m.kind == .hwgqActivations else {
+                try require(inputs, 2...2)
+                return (try m.forward(inputs[0]!, alpha: inputs[1]!), nil, [])
+            }
+            try require(inputs, 3...3)
+            let running = inputs[2]!
+            guard running.count == 1, running.scalars[0].isFinite, running.scalars[0] > 0 else {
+                throw NetworkError("node '\(name)' (MixedQuantize): expected a positive running σ, found \(running.scalars)")
+            }
+            if training {
+                let s = MixedQuantization.halfWaveScale(inputs[0]!)
+                guard s > 0, s.isFinite else { return (try m.forward(inputs[0]!, alpha: inputs[1]!, scale: running.scalars[0]), .scale(running.scalars[0]), []) }
+                let next = (1 - MixedQuantization.momentum) * running.scalars[0] + MixedQuantization.momentum * s
+                return (try m.forward(inputs[0]!, alpha: inputs[1]!, scale: s), .scale(s), [(2, Tensor(checkedShape: running.shape, scalars: [next]))])
+            }
+            return (try m.forward(inputs[0]!, alpha: inputs[1]!, scale: running.scalars[0]), .scale(running.scalars[0]), [])
         case .pointwise(let f):
             try require(inputs, 1...1)
             return (f.apply(inputs[0]!), nil, [])
@@ -262,8 +276,10 @@ extension Node {
             let g = 1 / (Float(x.count / max(1, step.count)) * Float(max(qmax, 1))).squareRoot()
             return [try dx * dy, try (dsFull * dy).summed(toShape: step.shape).map { $0 * g }]
         case .mixedQuantize(let m):
-            let (dx, dalpha) = m.backward(inputs[0]!, alpha: inputs[1]!, dy)
-            return [dx, dalpha]
+            var scale: Float = 1
+            if case .scale(let s)? = state { scale = s }
+            let (dx, dalpha) = m.backward(inputs[0]!, alpha: inputs[1]!, scale: scale, dy)
+            return m.kind == .hwgqActivations ? [dx, dalpha, nil] : [dx, dalpha]
         case .pointwise(let f):
             return [f.derivative(inputs[0]!, times: dy)]
         case .binary(let f):

@@ -105,8 +105,9 @@ public enum Op: Codable, Equatable, Sendable {
     /// Backward: x straight through inside the range; s by LSQ's estimator — round(x/s) − x/s
     /// inside, qmin or qmax outside — times g = 1/√(n·qmax), n the elements sharing a step.
     case learnedQuantize(qmin: Int, qmax: Int)
-    /// EdMIPS' search layer: inputs x and α (logits over candidate widths); Σ softmax(α)_i·Q_i(x)
-    /// (see `MixedQuantization`). Training only: it has no ONNX form and no second derivative.
+    /// EdMIPS' search layer: inputs x, α (logits over candidate widths) and, for activations, the
+    /// running σ (a buffer); Σ softmax(α)_i·Q_i(x) (see `MixedQuantization`). Training only: it
+    /// has no ONNX form and no second derivative.
     case mixedQuantize(MixedQuantization)
     /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
     /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
@@ -193,4 +194,6 @@ public enum OpState: Sendable {
     case indexMap(IndexMap)
     /// Batch norm in training mode: the normalised input and 1/σ per channel.
     case batchStatistics(normalized: Tensor, inverseStd: [Float])
+    /// A scale measured on the batch in training mode (HWGQ's σ in a search layer).
+    case scale(Float)
 }

@@ -5,8 +5,10 @@ import Tensors
 /// is Σ_i π_i·Q_i(x) with π = softmax(α) over candidate widths, α a parameter of the graph
 /// (one logit per candidate). Weights: the mid-rise Gaussian quantizer, Δ_b = g_b·std(W) over the
 /// whole tensor, Q_b(W) = Δ_b·(clamp(⌊W/Δ_b⌋, −2^(b−1), 2^(b−1) − 1) + ½). Activations: HWGQ at
-/// the input's measured scale σ, Q_b(x) = clamp(round(x/s_b), 0, 2^b − 1)·s_b with s_b = h_b·σ
-/// (round half to even). Backward: x straight through — the weights as they are, the activations
+/// the input's scale σ = √(2·E[x²]) (the half-wave Gaussian's, as the policy's hwgq scheme
+/// calibrates it), Q_b(x) = clamp(round(x/s_b), 0, 2^b − 1)·s_b with s_b = h_b·σ (round half to
+/// even); in training σ is the batch's and a running σ (momentum 0.1, a buffer, as batch norm's
+/// statistics) is what evaluation uses. Backward: x straight through — the weights as they are, the activations
 /// where 0 < x ≤ s_b·(2^b − 1) for each candidate, weighted by π_b (HWGQ's clipped ReLU);
 /// α_k gets π_k·(g_k − Σ_i π_i·g_i) with g_i = ⟨dL/dy, Q_i(x)⟩.
 public struct MixedQuantization: Codable, Equatable, Sendable {
@@ -17,11 +19,17 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
     public var kind: Kind
     /// The candidate widths, one per logit of α (1…4 bits).
     public var bits: [Int]
-    /// Activations: σ, the scale HWGQ's unit-variance steps are multiplied by; 1 for weights.
-    public var scale: Float
 
-    public init(kind: Kind, bits: [Int], scale: Float = 1) {
-        self.kind = kind; self.bits = bits; self.scale = scale
+    public init(kind: Kind, bits: [Int]) {
+        self.kind = kind; self.bits = bits
+    }
+
+    /// The running σ's momentum in training.
+    public static let momentum: Float = 0.1
+
+    /// σ = √(2·E[x²]) of a batch.
+    public static func halfWaveScale(_ x: Tensor) -> Float {
+        Float((2 * x.scalars.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(x.count, 1))).squareRoot())
     }
 
     /// EdMIPS' Gaussian weight steps g_b and HWGQ's activation steps h_b, for unit variance.
@@ -32,7 +40,6 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         guard !bits.isEmpty, Set(bits).count == bits.count, bits.allSatisfy({ (1...4).contains($0) }) else {
             throw NetworkError("mixed quantizer: candidate widths must be distinct and in 1…4, found \(bits)")
         }
-        guard scale.isFinite, scale > 0 else { throw NetworkError("mixed quantizer: the activation scale must be finite and positive, found \(scale)") }
     }
 
     /// π = softmax(α), computed stably.
@@ -44,7 +51,7 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
     }
 
     /// Q_b(x) for each candidate b, in order.
-    func candidates(_ x: Tensor) -> [Tensor] {
+    func candidates(_ x: Tensor, scale: Float) -> [Tensor] {
         switch kind {
         case .gaussianWeights:
             let v = x.scalars
@@ -64,21 +71,21 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         }
     }
 
-    func forward(_ x: Tensor, alpha: Tensor) throws -> Tensor {
+    func forward(_ x: Tensor, alpha: Tensor, scale: Float = 1) throws -> Tensor {
         guard alpha.count == bits.count else {
             throw NetworkError("mixed quantizer: expected \(bits.count) logits (one per candidate width \(bits)), found \(alpha.count)")
         }
         let pi = Self.probabilities(alpha.scalars)
         var out = [Float](repeating: 0, count: x.count)
-        for (p, q) in zip(pi, candidates(x)) {
+        for (p, q) in zip(pi, candidates(x, scale: scale)) {
             q.withUnsafeScalars { qs in for i in 0..<out.count { out[i] += p * qs[i] } }
         }
         return Tensor(checkedShape: x.shape, scalars: out)
     }
 
-    func backward(_ x: Tensor, alpha: Tensor, _ dy: Tensor) -> (dx: Tensor, dalpha: Tensor) {
+    func backward(_ x: Tensor, alpha: Tensor, scale: Float = 1, _ dy: Tensor) -> (dx: Tensor, dalpha: Tensor) {
         let pi = Self.probabilities(alpha.scalars)
-        let g = candidates(x).map { q in zip(q.scalars, dy.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+        let g = candidates(x, scale: scale).map { q in zip(q.scalars, dy.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
         let mean = zip(pi, g).reduce(0.0) { $0 + Double($1.0) * $1.1 }
         let dalpha = Tensor(checkedShape: alpha.shape, scalars: zip(pi, g).map { Float(Double($0) * ($1 - mean)) })
         switch kind {

@@ -130,8 +130,12 @@ public struct Policy: Sendable, Equatable {
 extension Model {
     /// The fake-quant simulation of `policy`: each layer's weights through its quantizer, and
     /// the input of each layer with an activation quantizer through it, calibrated on
-    /// `calibration` (needed then) run through the weight-quantized model. Biases stay FP32.
-    public func quantized(policy: Policy, calibration: Tensor? = nil) throws -> Model {
+    /// `calibration` (needed then). At once (the default, as the reference figures define it):
+    /// every input measured on the weight-quantized model with float activations. `sequential`:
+    /// layer by layer in graph order, each input measured with the quantizers before it in place,
+    /// as the network will run — what quantizers whose steps follow the input's scale (HWGQ) at
+    /// low widths need, one forward pass per quantized input. Biases stay FP32.
+    public func quantized(policy: Policy, calibration: Tensor? = nil, sequential: Bool = false) throws -> Model {
         try policy.check(against: self)
         try checkFinite(for: "quantize", data: calibration)
         let q = copy()
@@ -145,12 +149,34 @@ extension Model {
         guard let calibration else {
             throw QuantizationError("quantize: activation bits need calibration data (calibration: data.calibration)")
         }
-        let statistics = try q.inputStatistics(of: quantizedInputs.map(\.layer), on: calibration)
+        var points: [(Policy.Entry, Policy.Activation.Point)] = []
+        if sequential {
+            for entry in quantizedInputs.sorted(by: { $0.layer.node < $1.layer.node }) {
+                let current = try q.insertingInputQuantizers(points)
+                let node = q.nodes[entry.layer.node].name
+                guard let index = current.nodes.firstIndex(where: { $0.name == node }) else {
+                    throw QuantizationError("quantize: node '\(node)' of layer '\(entry.layer.name)' is missing from the quantized graph")
+                }
+                var stats = Policy.Activation.Statistics()
+                _ = try current.run(calibration, observer: { i, inputs in
+                    if i == index, let x = inputs.first ?? nil { stats.add(x) }
+                })
+                points.append((entry, entry.activation!.point(stats)))
+            }
+        } else {
+            let statistics = try q.inputStatistics(of: quantizedInputs.map(\.layer), on: calibration)
+            points = quantizedInputs.map { ($0, $0.activation!.point(statistics[$0.layer.name]!)) }
+        }
+        return try q.insertingInputQuantizers(points)
+    }
+
+    /// A copy with each entry's input quantizer in front of its layer, at the given point.
+    func insertingInputQuantizers(_ points: [(Policy.Entry, Policy.Activation.Point)]) throws -> Model {
+        let q = copy()
         var nodes = q.nodes
         // Insert a quantizer in front of each layer, last first so indices stay valid.
-        for entry in quantizedInputs.sorted(by: { $0.layer.node > $1.layer.node }) {
+        for (entry, point) in points.sorted(by: { $0.0.layer.node > $1.0.layer.node }) {
             let layer = entry.layer, a = entry.activation!
-            let point = a.point(statistics[layer.name]!)
             let input = nodes[layer.node].inputs[0]
             let quantizedName = "\(input)@a\(a.bits)\(a.scheme == .uniform || a.scheme == .binary ? "" : a.scheme.rawValue):\(layer.name)"
             let op: Op = point.binary ? .binarize(scale: point.scale)

@@ -153,9 +153,9 @@ extension Builtins {
                  .optional("activation_bits", .list, .list([1, 2, 3, 4].map { .number(Double($0)) })),
                  .optional("epochs", .integer, .number(3)), .optional("fine_tune", .integer, .number(2)), .optional("ends", .integer),
                  .optional("batch", .integer, .number(128)), .optional("lr", .number, .number(0.01)), .optional("alpha_lr", .number, .number(0.01)),
-                 .optional("seed", .integer, .number(0))],
+                 .optional("seed", .integer, .number(0)), .optional("policy", .any)],
                 returns: "Record",
-                summary: "EdMIPS (METHODS.md §6): learns each layer's weight and activation bits by gradient descent. Every layer but the first and last reads its weight through softmax(α_w)-mixed Gaussian quantizers at `bits` and its input through softmax(α_a)-mixed HWGQ at `activation_bits` (1…4; σ of each input measured on the data); the loss adds lambda·Σ MACs·E[b_w]·E[b_a]/(2·Σ MACs) (uniform W2A2 = 2); weights (SGD Nesterov, one-cycle at lr) and α (Adam at alpha_lr) step on the same batch for `epochs` on `data`; then each α's argmax is the policy, and the network is fine-tuned for `fine_tune` epochs with those quantizers fixed. validation: the split reported each epoch and at the end (default: 10% of data, seeded). ends: nil keeps the first and last layer float (EdMIPS), 8 quantizes them with the reference quantizers. One progress line per epoch (loss, accuracies, mean E[b], expected BitOps, time left); Ctrl-C ends the search with what was learned. Returns {policy, quantized (the fine-tuned model under the policy), model (its float weights), history (per epoch: epoch, loss, train, validation, weight_bits, activation_bits, bitops), validation, bitops, seconds}.",
+                summary: "EdMIPS (METHODS.md §6): learns each layer's weight and activation bits by gradient descent. Every layer but the first and last reads its weight through softmax(α_w)-mixed Gaussian quantizers at `bits` and its input through softmax(α_a)-mixed HWGQ at `activation_bits` (1…4; σ of each input measured on the data); the loss adds lambda·Σ MACs·E[b_w]·E[b_a]/(2·Σ MACs) (uniform W2A2 = 2); weights (SGD Nesterov, one-cycle at lr) and α (Adam at alpha_lr) step on the same batch for `epochs` on `data`; then each α's argmax is the policy, and the network is fine-tuned for `fine_tune` epochs with those quantizers fixed. validation: the split reported each epoch and at the end (default: 10% of data, seeded). ends: nil keeps the first and last layer float (EdMIPS), 8 quantizes them with the reference quantizers. One progress line per epoch (loss, accuracies, mean E[b], expected BitOps, time left); Ctrl-C ends the search with what was learned. policy: a Policy of Gaussian per-tensor weights and HWGQ inputs (ends as `ends`) is fine-tuned with the same recipe instead of searched — the equal-budget baseline (uniform W2A2, say). The result's quantized model calibrates HWGQ's σ layer by layer (quantize(..., sequential: true)). Returns {policy, quantized (the fine-tuned model under the policy), model (its float weights), history (per epoch: epoch, loss, train, validation, weight_bits and activation_bits — the means of E[b] over the searched layers —, bitops — expected, searched layers —, layer_weight_bits, layer_activation_bits), searched (the layers' names), validation (the policy's simulation), search_model_validation (the fine-tuned search model, α one-hot: what training saw), bitops (the policy's, float layers at 32), seconds}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = edmips(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); len(r.history)", "1")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             var e = EdMIPS()
@@ -168,18 +168,28 @@ extension Builtins {
             }
             var (train, validation) = (data, data)
             if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: e.seed) }
-            let r = try e.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
+            let r: EdMIPS.Result
+            if case .object = args["policy"] {
+                let p = try args.object("policy", PolicyObject.self, what: "a Policy of Gaussian weights and HWGQ inputs to fine-tune").policy
+                r = try e.fineTune(m, policy: p, train: train, validation: validation) { interp.progress($0, done: true) }
+            } else {
+                r = try e.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
+            }
             let history: [Value] = r.history.map { h in
                 .record(Record([("epoch", .number(Double(h.epoch))), ("loss", .number(h.loss)), ("train", .number(h.trainAccuracy)),
                                 ("validation", .number(h.validationAccuracy)),
                                 ("weight_bits", .number(h.expected.reduce(0) { $0 + $1.weight } / Double(max(1, h.expected.count)))),
                                 ("activation_bits", .number(h.expected.reduce(0) { $0 + $1.activation } / Double(max(1, h.expected.count)))),
-                                ("bitops", .number(h.expectedBitOps))]))
+                                ("bitops", .number(h.expectedBitOps)),
+                                ("layer_weight_bits", .list(h.expected.map { .number($0.weight) })),
+                                ("layer_activation_bits", .list(h.expected.map { .number($0.activation) }))]))
             }
             let bitops = try CostModel.bitOps(activationBits: nil).cost(r.policy)
             return .record(Record([("policy", .object(PolicyObject(r.policy, model: m, origin: Record([("method", .string("edmips"))])))),
+                                   ("searched", .list(r.searched.map { .string($0.layer) })),
                                    ("quantized", .model(r.quantized)), ("model", .model(r.model)), ("history", .list(history)),
-                                   ("validation", .number(r.validationAccuracy)), ("bitops", .number(bitops)), ("seconds", .number(r.seconds))]))
+                                   ("validation", .number(r.validationAccuracy)), ("search_model_validation", .number(r.searchModelValidationAccuracy)),
+                                   ("bitops", .number(bitops)), ("seconds", .number(r.seconds))]))
         },
         Builtin("pareto", category: "search",
                 [.required("sensitivity", .any), .optional("cost", .choice(["size", "bitops", "energy"]), .string("size")), .optional("ties", .bool, .bool(true))],

@@ -23,9 +23,15 @@ import Tensors
         var stats = Policy.Activation.Statistics(); stats.add(x)
         let sigma = Float((2 * stats.meanSquare).squareRoot())
         let point = Policy.Activation(bits: b, scheme: .hwgq).point(stats)
-        let act = Node(name: "h", op: .mixedQuantize(MixedQuantization(kind: .hwgqActivations, bits: [1, 2, 3, 4], scale: sigma)), inputs: ["x", "a"], outputs: ["y"])
-        let ma = try Model(name: "t", nodes: [act], input: "x", output: "y", inputShape: [4, 5, 5], parameters: [("a", oneHot)], buffers: [])
         let fake = x.map { min(max(($0 / point.scale).rounded(.toNearestOrEven), Float(point.qmin)), Float(point.qmax)) * point.scale }
+        let act = Node(name: "h", op: .mixedQuantize(MixedQuantization(kind: .hwgqActivations, bits: [1, 2, 3, 4])), inputs: ["x", "a", "s"], outputs: ["y"])
+        let ma = try Model(name: "t", nodes: [act], input: "x", output: "y", inputShape: [4, 5, 5], parameters: [("a", oneHot)], buffers: [("s", Tensor([sigma]))])
+        // In training the batch's σ is used (here the same batch) and the running σ moves towards it.
+        ma.buffers["s"] = Tensor([sigma * 2])
+        let trained = try ma.run(x, training: true).output
+        #expect(zip(trained.scalars, fake.scalars).allSatisfy { abs($0 - $1) <= 1e-5 }, "hwgq \(b) bits, training")
+        #expect(abs(ma.buffers["s"]!.scalars[0] - (0.9 * sigma * 2 + 0.1 * sigma)) <= 1e-5 * sigma)
+        ma.buffers["s"] = Tensor([sigma])
         #expect(zip(try ma.run(x).output.scalars, fake.scalars).allSatisfy { abs($0 - $1) <= 1e-5 }, "hwgq \(b) bits")
     }
 }
@@ -35,12 +41,14 @@ import Tensors
 @Test func edmipsGradientsMatchCentralDifferences() throws {
     var rng = RandomGenerator(seed: 4)
     for kind in MixedQuantization.Kind.allCases {
-        let q = MixedQuantization(kind: kind, bits: [1, 2, 4], scale: 0.7)
+        let q = MixedQuantization(kind: kind, bits: [1, 2, 4])
+        let weights = kind == .gaussianWeights
         let x = try Tensor.random([3, 2, 4, 4], .normal(mean: 0.3, std: 0.5), using: &rng)
         let r = try Tensor.random(x.shape, .normal(mean: 0, std: 1), using: &rng)
         let alpha = Tensor(checkedShape: [3], scalars: [0.3, -0.2, 0.5])
-        let node = Node(name: "q", op: .mixedQuantize(q), inputs: ["x", "a"], outputs: ["y"])
-        let m = try Model(name: "t", nodes: [node], input: "x", output: "y", inputShape: [2, 4, 4], parameters: [("a", alpha)], buffers: [])
+        let node = Node(name: "q", op: .mixedQuantize(q), inputs: weights ? ["x", "a"] : ["x", "a", "s"], outputs: ["y"])
+        let m = try Model(name: "t", nodes: [node], input: "x", output: "y", inputShape: [2, 4, 4], parameters: [("a", alpha)],
+                          buffers: weights ? [] : [("s", Tensor([0.7]))])
         func loss(_ a: [Float]) throws -> Double {
             m.parameters["a"] = Tensor(checkedShape: [3], scalars: a)
             return zip(try m.run(x).output.scalars, r.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
@@ -104,7 +112,7 @@ import Tensors
         discrete.append(try CostModel.bitOps(activationBits: nil).cost(r.policy))
         #expect(r.policy.entries.first!.weight == nil && r.policy.entries.last!.weight == nil)
         #expect(r.policy.entries[1...3].allSatisfy { $0.weight?.quantizer.scheme == .gaussian && $0.activation?.scheme == .hwgq })
-        #expect(r.validationAccuracy == (try r.model.quantized(policy: r.policy, calibration: try train.images.slice(0..<256)).accuracy(on: validation)))
+        #expect(r.validationAccuracy == (try r.model.quantized(policy: r.policy, calibration: try train.images.slice(0..<256), sequential: true).accuracy(on: validation)))
         print("EdMIPS CNN λ \(lambda): expected BitOps \(expected.last!), policy BitOps \(discrete.last!), bits \(r.policy.entries.map { $0.weight?.quantizer.bits ?? 32 }) activations \(r.policy.activationBits), validation \(r.validationAccuracy)")
     }
     #expect(expected[0] > expected[1] && expected[1] > expected[2], "expected BitOps \(expected)")
@@ -113,4 +121,30 @@ import Tensors
     #expect(throws: NetworkError.self) { try bad.searchModel(model, calibration: try train.images.slice(0..<8)) }
     bad = EdMIPS(); bad.lambda = .nan
     #expect(throws: MixedPrecisionError.self) { try bad.run(model, train: train, validation: validation) }
+}
+
+/// Sequential calibration measures each quantized input with the quantizers before it in
+/// place: the first quantized input's point is the at-once one; a later input behind 2-bit HWGQ
+/// inputs gets another σ, and the simulation is the one whose inputs were measured as it runs.
+@Test func sequentialCalibrationMeasuresInputsAsTheyRun() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let calibration = try FashionMNIST.load(.train, limit: 128).images
+    let policy = try Policy(model: model, entries: model.layers.enumerated().map { i, l in
+        Policy.Entry(layer: l, weight: .reference(bits: 4), activation: i == 0 ? nil : Policy.Activation(bits: 2, scheme: .hwgq))
+    })
+    let atOnce = try model.quantized(policy: policy, calibration: calibration)
+    let sequential = try model.quantized(policy: policy, calibration: calibration, sequential: true)
+    func scales(_ m: Model) -> [Float] { m.nodes.compactMap { if case .fakeQuantize(let s, _, _) = $0.op { return s }; return nil } }
+    let (a, b) = (scales(atOnce), scales(sequential))
+    #expect(a.count == 4 && b.count == 4)
+    #expect(a[0] == b[0])
+    #expect(zip(a.dropFirst(), b.dropFirst()).contains { $0 != $1 }, "\(a) vs \(b)")
+    // Each sequential point is the hwgq point of its input on the model with the earlier ones in place.
+    var stats = Policy.Activation.Statistics()
+    let probe = try model.quantized(policy: try Policy(model: model, entries: policy.entries.enumerated().map { i, e in
+        Policy.Entry(layer: e.layer, weight: e.weight, activation: i <= 1 ? e.activation : nil) }), calibration: calibration, sequential: true)
+    let target = probe.nodes.firstIndex { $0.name == model.nodes[model.layers[2].node].name }!
+    _ = try probe.run(calibration, observer: { i, inputs in if i == target, let x = inputs.first ?? nil { stats.add(x) } })
+    #expect(b[1] == Policy.Activation(bits: 2, scheme: .hwgq).point(stats).scale)
 }
