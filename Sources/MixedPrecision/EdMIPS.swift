@@ -199,7 +199,8 @@ public struct EdMIPS: Sendable {
     }
 
     /// The fine-tuning alone, for any policy the search could return (Gaussian weights and HWGQ
-    /// inputs at candidate widths between the ends, the ends as `ends` says): the same recipe
+    /// inputs at candidate widths between the ends, the ends at `ends` bits — any quantizer of
+    /// that width, float in the fine-tuning as in the search — or float): the same recipe
     /// as after a search, so that hand-made policies (uniform W2A2, say) compare at equal budget.
     public func fineTune(_ model: Model, policy: Policy, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
         guard train.count > 0, validation.count > 0 else { throw MixedPrecisionError("edmips: the training and validation splits must hold examples (\(train.count) and \(validation.count))") }
@@ -214,8 +215,8 @@ public struct EdMIPS: Sendable {
                       let a = e.activation, a.scheme == .hwgq, activationBits.contains(a.bits) else {
                     throw MixedPrecisionError("edmips: layer '\(e.layer.name)' must have Gaussian per-tensor weights at one of \(weightBits) bits and HWGQ inputs at one of \(activationBits)")
                 }
-            } else if e.weight != ends.map({ Policy.Weight.reference(bits: $0) }) || e.activation != ends.map({ Policy.Activation(bits: $0) }) {
-                throw MixedPrecisionError("edmips: layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at the reference \($0)-bit quantizers" } ?? "float")")
+            } else if e.weight?.uniformBits != ends || e.activation?.bits != ends {
+                throw MixedPrecisionError("edmips: layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at \($0) bits (weights and input)" } ?? "float")")
             }
         }
         return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
