@@ -163,7 +163,9 @@ public struct EdMIPS: Sendable {
     }
 
     /// Search on `train` (validation accuracy reported per epoch on `validation`), discretize,
-    /// fine-tune with α fixed, and quantize. `progress` gets one line per epoch.
+    /// fine-tune with α fixed, and quantize. `progress` gets one line per epoch. Ctrl-C
+    /// (`Interrupt`) ends the search or the fine-tuning early; the result is then what was
+    /// learned so far, with `interrupted` set (no fine-tuning after an interrupted search).
     public func run(_ model: Model, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
         guard train.count > 0, validation.count > 0 else { throw MixedPrecisionError("edmips: the training and validation splits must hold examples (\(train.count) and \(validation.count))") }
         guard lambda.isFinite, lambda >= 0 else { throw MixedPrecisionError("edmips: lambda must be finite and ≥ 0, found \(lambda)") }
@@ -193,6 +195,9 @@ public struct EdMIPS: Sendable {
                             e.expectedBitOps, e.seconds, left))
             epochStart = Date()
         }
+        // Ctrl-C ends the search and keeps what was learned: the result is still assembled (a
+        // second Ctrl-C stops that too).
+        if searchRun.interrupted { Interrupt.clear() }
         let policy = try self.policy(search, layers, for: model)
         return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
                           history: history, interrupted: searchRun.interrupted, start: start, progress: progress)
@@ -249,6 +254,7 @@ public struct EdMIPS: Sendable {
                 epochStart = Date()
             }
             interrupted = r.interrupted
+            if r.interrupted { Interrupt.clear() }
         }
         // The fine-tuned weights and batch norms back in the original graph.
         let tuned = model.copy()

@@ -59,7 +59,8 @@ public struct TrainingResult: Sendable {
 
 extension Model {
     /// Mini-batch training with cross-entropy. `shouldStop` (by default: Ctrl-C, through
-    /// `Interrupt`) is polled before each batch; stopping leaves the model as trained so far.
+    /// `Interrupt`) is polled before each batch, and a stop inside a batch's passes ends the same
+    /// way; stopping leaves the model as trained so far and returns with `interrupted` set.
     @discardableResult
     public func train(on data: Dataset, options: TrainingOptions = TrainingOptions(), reportEvery: Int = 50,
                       shouldStop: () -> Bool = { Interrupt.isRequested },
@@ -90,9 +91,19 @@ extension Model {
                 let idx = order[(b * options.batchSize)..<min(data.count, (b + 1) * options.batchSize)]
                 var (x, y) = try data.gather(idx)
                 if options.flip { x = Model.flipSomeHorizontally(x, using: &rng) }
-                let (logits, trace) = try run(x, training: true, keepTrace: true)
-                var (loss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
-                var grads = try gradients(trace!, outputGradient: dlogits)
+                // A stop requested inside the batch's passes ends training as one between batches
+                // does: this batch makes no update, the ones before it stay.
+                let logits: Tensor, trace: Trace?, dlogits: Tensor, batchLoss: Double
+                var grads: [String: Tensor]
+                do {
+                    (logits, trace) = try run(x, training: true, keepTrace: true)
+                    (batchLoss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                    grads = try gradients(trace!, outputGradient: dlogits)
+                } catch is Interrupted {
+                    return TrainingResult(epochsCompleted: epoch - 1, finalLoss: lastLoss, trainAccuracy: lastAccuracy,
+                                          seconds: Date().timeIntervalSince(start), interrupted: true)
+                }
+                var loss = batchLoss
                 if let penalty = options.penalty {
                     let p = try penalty(self)
                     loss += p.value
