@@ -153,6 +153,7 @@ public struct KernelWiseTable: Sendable {
     /// (bytes, as `CostModel.size`), with whole layers pinned (`pinned`: layer name → bits).
     /// Returns the kernel-wise policy (activations as `template`'s, or float) and the solution.
     public func search(model: Model, size limit: Double, pinned: [String: Int] = [:], template: Policy? = nil) throws -> (policy: Policy, solution: BitAllocation.Solution) {
+        guard limit.isFinite, limit > 0 else { throw MixedPrecisionError("kernel-wise search: the size budget must be a positive finite number of bytes, found \(limit)") }
         var names: [String] = [], objective: [[Double]] = [], cost: [[Double]] = []
         var pins: [Int: Int] = [:]
         for (l, layer) in layers.enumerated() {

@@ -52,8 +52,7 @@ public struct Search: Sendable {
         var costs: [(CostModel, Double)] = []
         for budget in budgets {
             switch budget {
-            case .size(let v): costs.append((.size, v))
-            case .averageBits(let v): costs.append((.size, try CostModel.size.uniformCost(model, bits: 1) * v))
+            case .size, .averageBits: costs.append((.size, try budget.bytes(for: model)!))
             case .bitOps(let v): costs.append((.bitOps(activationBits: nil), v))
             case .latency(let v):
                 guard table.bits.allSatisfy({ $0 >= 2 }) else {
@@ -78,5 +77,20 @@ public struct Search: Sendable {
         case .brute: solution = try problem.solveByEnumeration()
         }
         return Result(policy: try table.policy(bits: solution.bits, model: model), problem: problem, solution: solution, gap: gap)
+    }
+}
+
+extension Search.Budget {
+    /// The weight-byte limit of a size or average-bits budget (average b: b bytes per 8
+    /// weights), checked positive and finite; nil for the other kinds.
+    public func bytes(for model: Model) throws -> Double? {
+        let (name, v): (String, Double)
+        switch self {
+        case .size(let s): (name, v) = ("size", s)
+        case .averageBits(let b): (name, v) = ("average_bits", b)
+        case .bitOps, .latency, .energy: return nil
+        }
+        guard v.isFinite, v > 0 else { throw MixedPrecisionError("\(name): expected a positive finite budget, found \(v)") }
+        return name == "size" ? v : try CostModel.size.uniformCost(model, bits: 1) * v
     }
 }

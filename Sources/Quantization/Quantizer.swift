@@ -30,9 +30,9 @@ public struct Quantizer: Sendable, Equatable {
     public enum Scheme: String, Sendable, CaseIterable { case symmetric, symmetricFull = "symmetric_full", asymmetric, binary, ternary, gaussian, powerOfTwo = "pow2" }
 
     /// EdMIPS' Gaussian weight quantizer steps, Δ = g_b·std(W), for 1…4 bits.
-    public static let gaussianSteps: [Int: Float] = [1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336]
+    public static let gaussianSteps = MixedQuantization.gaussianSteps
     /// HWGQ's activation steps (half-wave Gaussian), for 1…4 bits.
-    public static let hwgqSteps: [Int: Float] = [1: 0.799, 2: 0.538, 3: 0.3217, 4: 0.185]
+    public static let hwgqSteps = MixedQuantization.hwgqSteps
 
     /// HWGQ (EdMIPS' activation quantizer): clamp to [0, Δ_b·(2^b − 1)] and round to steps Δ_b
     /// (half to even), for inputs of unit variance after batch norm.

@@ -129,13 +129,14 @@ extension Builtins {
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); p = kernel_search(m, fashion_mnist(split: \"train\", limit: 32), average_bits: 3); p.average_bits <= 3", "true")]) { args, interp in
             let m = try args.model("model")
             let bits = try args.bitsList("bits")
-            let limit: Double
+            let budget: Search.Budget
             switch (try args.optionalNumber("average_bits"), try args.optionalNumber("size")) {
-            case (let a?, nil): limit = try CostModel.size.uniformCost(m, bits: 1) * a
-            case (nil, let s?): limit = s
+            case (let a?, nil): budget = .averageBits(a)
+            case (nil, let s?): budget = .size(s)
             default: throw args.fail("give one budget: average_bits: (mean weight bits) or size: (bytes)")
             }
-            guard limit.isFinite, limit > 0 else { throw args.fail("the budget must be a positive finite number, found \(limit)") }
+            let limit: Double
+            do { limit = try budget.bytes(for: m)! } catch let e as MixedPrecisionError { throw args.fail(e.message) }
             var template: Policy? = nil
             if case .object = args["like"] { template = try args.object("like", PolicyObject.self, what: "a Policy whose quantizers to use").policy }
             let ends = try args.optionalInt("ends")
