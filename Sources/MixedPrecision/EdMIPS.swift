@@ -45,8 +45,7 @@ public struct EdMIPS: Sendable {
     public func searchModel(_ model: Model, calibration: Tensor) throws -> (model: Model, layers: [Searched]) {
         try MixedQuantization(kind: .gaussianWeights, bits: weightBits).validate()
         try MixedQuantization(kind: .hwgqActivations, bits: activationBits).validate()
-        let searched = model.layers.enumerated().filter { $0.offset > 0 && $0.offset < model.layers.count - 1 }.map(\.element)
-        guard !searched.isEmpty else { throw MixedPrecisionError("edmips: model '\(model.name)' has no layer between its first and last to search") }
+        let searched = try SearchTraining.innerLayers(model, method: "edmips")
         let stats = try model.inputStatistics(of: searched, on: calibration)
         var nodes = model.nodes
         var params = model.parameterOrder.map { ($0, model.parameters[$0]!) }
@@ -167,10 +166,9 @@ public struct EdMIPS: Sendable {
     /// (`Interrupt`) ends the search or the fine-tuning early; the result is then what was
     /// learned so far, with `interrupted` set (no fine-tuning after an interrupted search).
     public func run(_ model: Model, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
-        guard train.count > 0, validation.count > 0 else { throw MixedPrecisionError("edmips: the training and validation splits must hold examples (\(train.count) and \(validation.count))") }
+        let calibration = try SearchTraining.calibration(train, validation, method: "edmips")
         guard lambda.isFinite, lambda >= 0 else { throw MixedPrecisionError("edmips: lambda must be finite and ≥ 0, found \(lambda)") }
         let start = Date()
-        let calibration = try train.images.slice(0..<min(train.count, 256))
         let (search, layers) = try searchModel(model, calibration: calibration)
         let alphas = Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] })
         var history: [Epoch] = []
@@ -208,10 +206,9 @@ public struct EdMIPS: Sendable {
     /// that width, float in the fine-tuning as in the search — or float): the same recipe
     /// as after a search, so that hand-made policies (uniform W2A2, say) compare at equal budget.
     public func fineTune(_ model: Model, policy: Policy, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
-        guard train.count > 0, validation.count > 0 else { throw MixedPrecisionError("edmips: the training and validation splits must hold examples (\(train.count) and \(validation.count))") }
+        let calibration = try SearchTraining.calibration(train, validation, method: "edmips")
         try policy.check(against: model)
         let start = Date()
-        let calibration = try train.images.slice(0..<min(train.count, 256))
         let (search, layers) = try searchModel(model, calibration: calibration)
         let searched = Set(layers.map(\.layer))
         for e in policy.entries {
@@ -239,27 +236,13 @@ public struct EdMIPS: Sendable {
             search.parameters[l.weightLogits] = Tensor(checkedShape: [weightBits.count], scalars: weightBits.map { $0 == b ? 0 : -1e4 })
             search.parameters[l.activationLogits] = Tensor(checkedShape: [activationBits.count], scalars: activationBits.map { $0 == a ? 0 : -1e4 })
         }
-        if !interrupted && fineTuneEpochs > 0 {
-            var tune = TrainingOptions()
-            tune.epochs = fineTuneEpochs; tune.batchSize = batchSize; tune.seed = seed &+ 1
-            tune.schedule = .oneCycle(peak: learningRate)
-            tune.frozen = Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] })
-            var epochStart = Date()
-            let r = try search.train(on: train, options: tune) { p in
-                guard p.endOfEpoch else { return }
-                let v = (try? search.accuracy(on: validation)) ?? .nan
-                let s = Date().timeIntervalSince(epochStart)
-                progress(String(format: "edmips fine-tune %d/%d  loss %.4f  train %.4f  validation %.4f  %.0f s, about %.0f s left",
-                                p.epoch, p.epochs, p.loss, p.accuracy, v, s, Double(p.epochs - p.epoch) * s))
-                epochStart = Date()
-            }
-            interrupted = r.interrupted
-            if r.interrupted { Interrupt.clear() }
+        if !interrupted {
+            interrupted = try SearchTraining.fineTune(search, frozen: Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] }), epochs: fineTuneEpochs,
+                                                      batchSize: batchSize, learningRate: learningRate, seed: seed &+ 1, train: train, validation: validation,
+                                                      method: "edmips", progress: progress)
         }
         // The fine-tuned weights and batch norms back in the original graph.
-        let tuned = model.copy()
-        for name in model.parameterOrder { tuned.parameters[name] = search.parameters[name] }
-        for name in model.buffers.keys { tuned.buffers[name] = search.buffers[name] }
+        let tuned = SearchTraining.weights(of: search, into: model)
         let quantized = try tuned.quantized(policy: policy, calibration: calibration, sequential: true)
         return Result(policy: policy, model: tuned, quantized: quantized, searched: layers, searchModel: search, history: history,
                       validationAccuracy: try quantized.accuracy(on: validation),

@@ -109,6 +109,10 @@ public enum Op: Codable, Equatable, Sendable {
     /// running σ (a buffer); Σ softmax(α)_i·Q_i(x) (see `MixedQuantization`). Training only: it
     /// has no ONNX form and no second derivative.
     case mixedQuantize(MixedQuantization)
+    /// HMQ's search layer: inputs x, π (logits over widths × power-of-two thresholds), the
+    /// Gumbel noise and the temperature (buffers); see `GumbelQuantization`. Training only, like
+    /// mixedQuantize.
+    case gumbelQuantize(GumbelQuantization)
     /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
     /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
     case binarize(scale: Float)
@@ -149,7 +153,7 @@ public enum Op: Codable, Equatable, Sendable {
     /// A training-time quantizer of its first input (LSQ's or a search layer's): a layer's weight
     /// may reach it through one.
     public var quantizesItsFirstInput: Bool {
-        switch self { case .learnedQuantize, .mixedQuantize: true; default: false }
+        switch self { case .learnedQuantize, .mixedQuantize, .gumbelQuantize: true; default: false }
     }
 
     /// The ONNX operator name.
@@ -162,6 +166,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .fakeQuantize: "FakeQuantize"
         case .learnedQuantize: "LearnedQuantize"
         case .mixedQuantize: "MixedQuantize"
+        case .gumbelQuantize: "GumbelQuantize"
         case .binarize: "Binarize"
         case .requantize: "Requantize"
         case .pointwise(let f): f.onnxName

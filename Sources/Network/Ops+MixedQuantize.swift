@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 import Tensors
 
 /// EdMIPS' differentiable choice among quantizers (Cai and Vasconcelos, 2020): the node's output
@@ -50,60 +51,82 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         return e.map { $0 / s }
     }
 
-    /// Q_b(x) for each candidate b, in order.
-    func candidates(_ x: Tensor, scale: Float) -> [Tensor] {
+    /// One candidate's quantizer: its step and code range (mid-rise for the Gaussian weights,
+    /// mid-tread for HWGQ); a zero step quantizes everything to 0.
+    struct Level { var step: Float, lo: Float, hi: Float }
+
+    func levels(_ x: Tensor, scale: Float) -> [Level] {
         switch kind {
         case .gaussianWeights:
-            let v = x.scalars
-            let mean = v.reduce(0, +) / Float(max(v.count, 1))
-            let std = (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(max(v.count, 1))).squareRoot()
-            return bits.map { b in
-                let d = Self.gaussianSteps[b]! * std
-                guard d > 0 else { return x.map { _ in 0 } }
-                let lo = -Float(1 << (b - 1)), hi = Float((1 << (b - 1)) - 1)
-                return x.map { (min(max(($0 / d).rounded(.down), lo), hi) + 0.5) * d }
+            // As the policy's Gaussian quantizer computes it (Float sums), so that one-hot α is it.
+            let std = x.withUnsafeScalars { v -> Float in
+                let mean = v.reduce(0, +) / Float(max(v.count, 1))
+                return (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(max(v.count, 1))).squareRoot()
             }
+            return bits.map { b in Level(step: Self.gaussianSteps[b]! * std, lo: -Float(1 << (b - 1)), hi: Float((1 << (b - 1)) - 1)) }
         case .hwgqActivations:
-            return bits.map { b in
-                let s = Self.hwgqSteps[b]! * scale, top = Float((1 << b) - 1)
-                return x.map { min(max(($0 / s).rounded(.toNearestOrEven), 0), top) * s }
-            }
+            return bits.map { b in Level(step: Self.hwgqSteps[b]! * scale, lo: 0, hi: Float((1 << b) - 1)) }
         }
+    }
+
+    /// Q(x) at one level.
+    @inline(__always)
+    static func value(_ x: Float, _ l: Level, midRise: Bool) -> Float {
+        guard l.step > 0 else { return 0 }
+        return midRise ? (min(max((x / l.step).rounded(.down), l.lo), l.hi) + 0.5) * l.step
+                       : min(max((x / l.step).rounded(.toNearestOrEven), l.lo), l.hi) * l.step
     }
 
     func forward(_ x: Tensor, alpha: Tensor, scale: Float = 1) throws -> Tensor {
         guard alpha.count == bits.count else {
             throw NetworkError("mixed quantizer: expected \(bits.count) logits (one per candidate width \(bits)), found \(alpha.count)")
         }
-        let pi = Self.probabilities(alpha.scalars)
-        var out = [Float](repeating: 0, count: x.count)
-        for (p, q) in zip(pi, candidates(x, scale: scale)) {
-            q.withUnsafeScalars { qs in for i in 0..<out.count { out[i] += p * qs[i] } }
+        let pi = Self.probabilities(alpha.scalars), levels = self.levels(x, scale: scale), midRise = kind == .gaussianWeights
+        // One pass (Tensor.map runs on all cores for large tensors): Σ_k π_k·Q_k(x).
+        return x.map { v in
+            var s: Float = 0
+            for k in 0..<pi.count { s += pi[k] * Self.value(v, levels[k], midRise: midRise) }
+            return s
         }
-        return Tensor(checkedShape: x.shape, scalars: out)
     }
 
+    /// dx (straight through, HWGQ's clipped ReLU for activations) and dα in one pass over x, in
+    /// chunks on all cores; g_k = ⟨dy, Q_k(x)⟩ accumulated per chunk in Double.
     func backward(_ x: Tensor, alpha: Tensor, scale: Float = 1, _ dy: Tensor) -> (dx: Tensor, dalpha: Tensor) {
-        let pi = Self.probabilities(alpha.scalars)
-        let g = candidates(x, scale: scale).map { q in zip(q.scalars, dy.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
-        let mean = zip(pi, g).reduce(0.0) { $0 + Double($1.0) * $1.1 }
-        let dalpha = Tensor(checkedShape: alpha.shape, scalars: zip(pi, g).map { Float(Double($0) * ($1 - mean)) })
-        switch kind {
-        case .gaussianWeights:
-            return (dy, dalpha)
-        case .hwgqActivations:
-            let tops = bits.map { Self.hwgqSteps[$0]! * scale * Float((1 << $0) - 1) }
-            var dx = [Float](repeating: 0, count: x.count)
-            x.withUnsafeScalars { xs in
-                dy.withUnsafeScalars { d in
-                    for i in 0..<dx.count where xs[i] > 0 {
-                        var w: Float = 0
-                        for (p, top) in zip(pi, tops) where xs[i] <= top { w += p }
-                        dx[i] = w * d[i]
+        let pi = Self.probabilities(alpha.scalars), levels = self.levels(x, scale: scale), weights = kind == .gaussianWeights
+        let n = x.count, k = pi.count
+        let workers = n >= 1 << 16 ? Parallel.defaultThreads : 1
+        let chunk = (n + workers - 1) / max(workers, 1)
+        var partial = [Double](repeating: 0, count: workers * k)
+        var dx = [Float](repeating: 0, count: weights ? 0 : n)
+        let tops = levels.map { $0.step * $0.hi }
+        x.withUnsafeScalars { xs in
+            dy.withUnsafeScalars { d in
+                partial.withUnsafeMutableBufferPointer { g in
+                    dx.withUnsafeMutableBufferPointer { out in
+                        let (xp, dp, gp, op) = (xs.baseAddress!, d.baseAddress!, g.baseAddress!, out.baseAddress)
+                        Parallel.forEach(workers, threads: workers) { w, _ in
+                            let lo = w * chunk, hi = min(n, lo + chunk)
+                            guard lo < hi else { return }
+                            var sums = [Double](repeating: 0, count: k)
+                            for i in lo..<hi {
+                                let v = xp[i], grad = dp[i]
+                                var pass: Float = 0
+                                for j in 0..<k {
+                                    sums[j] += Double(grad) * Double(Self.value(v, levels[j], midRise: weights))
+                                    if v > 0 && v <= tops[j] { pass += pi[j] }
+                                }
+                                if !weights { op![i] = pass * grad }
+                            }
+                            for j in 0..<k { gp[w * k + j] = sums[j] }
+                        }
                     }
                 }
             }
-            return (Tensor(checkedShape: x.shape, scalars: dx), dalpha)
         }
+        let g = (0..<k).map { j in (0..<workers).reduce(0.0) { $0 + partial[$1 * k + j] } }
+        let mean = zip(pi, g).reduce(0.0) { $0 + Double($1.0) * $1.1 }
+        let dalpha = Tensor(checkedShape: alpha.shape, scalars: zip(pi, g).map { Float(Double($0) * ($1 - mean)) })
+        return (weights ? dy : Tensor(checkedShape: x.shape, scalars: dx), dalpha)
     }
 }

@@ -20,6 +20,9 @@ public struct TrainingOptions: Sendable {
     /// A term added to each batch's loss, with its gradients by parameter name (a search's cost
     /// penalty); it sees the model as it stands before the batch's update.
     public var penalty: (@Sendable (Model) throws -> (value: Double, gradients: [String: Tensor]))? = nil
+    /// Called before each batch's passes with the step (0-based, counted over all epochs) and the
+    /// steps in all: a search's schedules (a temperature, noise, a ramping target) set buffers here.
+    public var beforeBatch: (@Sendable (Model, _ step: Int, _ total: Int) throws -> Void)? = nil
     public init() {}
 }
 
@@ -95,6 +98,7 @@ extension Model {
                 // does: this batch makes no update, the ones before it stay.
                 let logits: Tensor, trace: Trace?, dlogits: Tensor, batchLoss: Double
                 var grads: [String: Tensor]
+                try options.beforeBatch?(self, step, total)
                 do {
                     (logits, trace) = try run(x, training: true, keepTrace: true)
                     (batchLoss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)

@@ -187,13 +187,9 @@ public struct Quantizer: Sendable, Equatable {
 }
 
 extension Quantizer {
-    /// HMQ's power-of-two thresholds T_max/2^j, j = 0…7, T_max the least power of two ≥ max|x|.
-    public static func powerOfTwoThresholds(_ v: [Float]) -> [Float] {
-        let m = v.reduce(Float(0)) { max($0, abs($1)) }
-        guard m > 0 else { return [] }
-        let top = Float(sign: .plus, exponent: Int((Double(m)).log2Ceiling), significand: 1)
-        return (0..<8).map { top / Float(1 << $0) }
-    }
+    /// HMQ's power-of-two thresholds T_max/2^j, j = 0…7, T_max the least power of two ≥ max|x|
+    /// (the search layer's, `GumbelQuantization.thresholds`).
+    public static func powerOfTwoThresholds(_ v: [Float]) -> [Float] { GumbelQuantization.thresholds(v) }
 
     func powerOfTwo(_ v: [Float], _ rng: inout RandomGenerator) -> ([Float], Float, Int) {
         let thresholds = Self.powerOfTwoThresholds(v)
@@ -217,14 +213,6 @@ extension Quantizer {
             }
             return best!
         }
-    }
-}
-
-private extension Double {
-    /// ⌈log2(self)⌉ for self > 0, exact at powers of two.
-    var log2Ceiling: Int {
-        let e = exponent
-        return significand == 1 ? Int(e) : Int(e) + 1
     }
 }
 

@@ -193,6 +193,64 @@ extension Builtins {
                                    ("validation", .number(r.validationAccuracy)), ("search_model_validation", .number(r.searchModelValidationAccuracy)),
                                    ("bitops", .number(bitops)), ("seconds", .number(r.seconds)), ("interrupted", .bool(r.interrupted))]))
         },
+        Builtin("hmq", category: "search",
+                [.required("model", .model), .required("data", .dataset), .optional("validation", .dataset), .optional("compression", .number),
+                 .optional("average_bits", .number), .optional("bits", .list, .list([2, 3, 4, 5, 6, 7, 8].map { .number(Double($0)) })),
+                 .optional("epochs", .integer, .number(3)), .optional("fine_tune", .integer, .number(2)), .optional("ends", .integer, .number(8)),
+                 .optional("activation_bits", .integer, .number(8)), .optional("gamma", .number, .number(32)),
+                 .optional("batch", .integer, .number(128)), .optional("lr", .number, .number(0.01)), .optional("logit_lr", .number, .number(0.05)),
+                 .optional("tolerance", .number, .number(0.02)), .optional("seed", .integer, .number(0)), .optional("policy", .any)],
+                returns: "Record",
+                summary: "HMQ (METHODS.md §5): learns each layer's weight width and power-of-two threshold by a Gumbel-softmax over (bits × 8 thresholds T_max/2^j), the forward quantizer at the expected step and threshold, with the loss CE + gamma·relu((R_t − R̂)/R_t)² pulling the weight compression R̂ (against float32; 32/average bits, every layer counted) up to the target: `compression` (8 = 4 bits on average) or `average_bits` (one of them, default 8×). R_t ramps from 1 over the first half of the search; the temperature falls from 1 to ½ over each 5 epochs and restarts. Every layer but the first and last is searched over `bits` (2…8); the ends take `ends` bits (32: float). Weights (SGD Nesterov, one-cycle at lr) and the logits (Adam at logit_lr) step on the same batch for `epochs`; then each layer takes the argmax width of the marginal with the pow2 quantizer (per tensor, the least-error threshold) — HMQ's inference rule —, widths move along the marginals (most probable move first) until the compression is within `tolerance` of the target (0: the argmax alone; short searches leave broad marginals whose argmax misses the target), and the network is fine-tuned for `fine_tune` epochs with that choice fixed. Inputs of the searched layers stay float in the search and take activation_bits in the policy (32: float). validation: reported each epoch and at the end (default: 10% of data, seeded). One progress line per epoch (loss, accuracies, E[b], compression and target, temperature, time left); Ctrl-C returns what was learned (interrupted: true). policy: a policy of that form (pow2 per-tensor mse weights, see policy(..., scheme: \"pow2\", clip: \"mse\", granularity: \"tensor\")) is fine-tuned with the same recipe instead — the equal-budget baseline. Returns {policy, quantized, model (fine-tuned float weights), history (per epoch: epoch, loss, train, validation, average_bits (expected), compression (expected), target, temperature, layer_bits), searched, validation, compression and average_bits (the policy's), argmax_bits and argmax_compression (the argmax before the move), seconds, interrupted}.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = hmq(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); [len(r.history), r.searched]", "[1, [\"fc2\"]]")]) { args, interp in
+            let m = try args.model("model"), data = try args.dataset("data")
+            var h = HMQ()
+            switch (try args.optionalNumber("compression"), try args.optionalNumber("average_bits")) {
+            case (let c?, nil): h.compression = c
+            case (nil, let b?):
+                guard b > 0, b.isFinite else { throw args.fail("average_bits must be a positive number, found \(Value.format(b))") }
+                h.compression = 32 / b
+            case (nil, nil): break
+            default: throw args.fail("give compression or average_bits, not both")
+            }
+            h.bits = try args.bitsList("bits"); h.searchEpochs = try args.int("epochs"); h.fineTuneEpochs = try args.int("fine_tune")
+            let ends = try args.int("ends"), acts = try args.int("activation_bits")
+            h.ends = ends == 32 ? nil : ends; h.activationBits = acts == 32 ? nil : acts
+            h.gamma = try args.number("gamma"); h.batchSize = try args.int("batch")
+            h.learningRate = Float(try args.number("lr")); h.logitRate = Float(try args.number("logit_lr"))
+            h.seed = UInt64(truncatingIfNeeded: try args.int("seed")); h.tolerance = try args.number("tolerance")
+            guard h.searchEpochs >= 1, h.fineTuneEpochs >= 0, h.batchSize >= 1, h.learningRate > 0, h.logitRate > 0, h.tolerance >= 0, h.tolerance < 1 else {
+                throw args.fail("epochs ≥ 1, fine_tune ≥ 0, batch ≥ 1, positive lr and logit_lr and tolerance in [0, 1) expected")
+            }
+            for (name, b) in [("ends", ends), ("activation_bits", acts)] where !(2...8).contains(b) && b != 32 {
+                throw args.fail("\(name) must be 2…8 or 32 (float), found \(b)")
+            }
+            var (train, validation) = (data, data)
+            if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: h.seed) }
+            let r: HMQ.Result
+            do {
+                if case .object = args["policy"] {
+                    let p = try args.object("policy", PolicyObject.self, what: "a Policy of pow2 per-tensor weights to fine-tune").policy
+                    r = try h.fineTune(m, policy: p, train: train, validation: validation) { interp.progress($0, done: true) }
+                } else {
+                    r = try h.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
+                }
+            } catch let e as MixedPrecisionError { throw args.fail(e.message.hasPrefix("hmq: ") ? String(e.message.dropFirst(5)) : e.message) }
+            let history: [Value] = r.history.map { e in
+                .record(Record([("epoch", .number(Double(e.epoch))), ("loss", .number(e.loss)), ("train", .number(e.trainAccuracy)),
+                                ("validation", .number(e.validationAccuracy)), ("average_bits", .number(32 / e.expectedCompression)),
+                                ("compression", .number(e.expectedCompression)), ("target", .number(e.target)), ("temperature", .number(Double(e.temperature))),
+                                ("layer_bits", .list(e.expectedBits.map { .number($0) }))]))
+            }
+            return .record(Record([("policy", .object(PolicyObject(r.policy, model: m, origin: Record([("method", .string("hmq"))])))),
+                                   ("searched", .list(r.searched.map { .string($0.layer) })),
+                                   ("quantized", .model(r.quantized)), ("model", .model(r.model)), ("history", .list(history)),
+                                   ("validation", .number(r.validationAccuracy)), ("compression", .number(r.compression)),
+                                   ("average_bits", .number(r.policy.averageBits)),
+                                   ("argmax_bits", r.argmaxPolicy.map { p in .list(p.entries.map { .number(Double($0.weight?.uniformBits ?? 32)) }) } ?? .null),
+                                   ("argmax_compression", r.argmaxPolicy.map { .number(32 / $0.averageBits) } ?? .null),
+                                   ("seconds", .number(r.seconds)), ("interrupted", .bool(r.interrupted))]))
+        },
         Builtin("pareto", category: "search",
                 [.required("sensitivity", .any), .optional("cost", .choice(["size", "bitops", "energy"]), .string("size")), .optional("ties", .bool, .bool(true))],
                 returns: "Frontier",

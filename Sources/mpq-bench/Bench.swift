@@ -63,6 +63,7 @@ struct MPQBench: ParsableCommand {
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
         LanguageBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
         SolveBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
+        TrainBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
         PTQBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
     }
 }
