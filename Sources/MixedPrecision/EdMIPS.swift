@@ -27,6 +27,15 @@ public struct EdMIPS: Sendable {
     /// The weights' peak learning rate (SGD Nesterov, one-cycle); α takes Adam at `alphaRate`.
     public var learningRate: Float = 0.01
     public var alphaRate: Float = 0.01
+    /// A BitOps target for the discrete policy (Σ MACs·b_w·b_a over every layer, float ones at
+    /// 32): the argmax widths then move along softmax(α) until the policy's BitOps are within
+    /// `tolerance` of it (`MarginalRounding`; our addition — the paper steers by λ alone).
+    public var bitOps: Double? = nil
+    public var tolerance = 0.02
+    /// A .npz the search's state is written to after every epoch (the fine-tuning's beside it,
+    /// `-finetune.npz`); an existing one is continued (`TrainingOptions.checkpoint`). Epochs run
+    /// before a resume are not in the history.
+    public var checkpoint: String? = nil
     public var seed: UInt64 = 0
     public init() {}
 
@@ -144,6 +153,8 @@ public struct EdMIPS: Sendable {
 
     public struct Result: Sendable {
         public var policy: Policy
+        /// The α argmax before its widths were moved to meet a BitOps target (nil after fine-tuning alone).
+        public var argmaxPolicy: Policy? = nil
         /// The model with the fine-tuned float weights (batch norm as trained); quantize it with
         /// `policy` to run the result.
         public var model: Model
@@ -168,6 +179,7 @@ public struct EdMIPS: Sendable {
     public func run(_ model: Model, train: Dataset, validation: Dataset, progress: (String) -> Void = { _ in }) throws -> Result {
         let calibration = try SearchTraining.calibration(train, validation, method: "edmips")
         guard lambda.isFinite, lambda >= 0 else { throw MixedPrecisionError("edmips: lambda must be finite and ≥ 0, found \(lambda)") }
+        if let b = bitOps, !(b.isFinite && b > 0) { throw MixedPrecisionError("edmips: a BitOps target must be positive and finite, found \(b)") }
         let start = Date()
         let (search, layers) = try searchModel(model, calibration: calibration)
         let alphas = Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] })
@@ -175,6 +187,7 @@ public struct EdMIPS: Sendable {
         var options = TrainingOptions()
         options.epochs = searchEpochs; options.batchSize = batchSize; options.seed = seed
         options.schedule = .oneCycle(peak: learningRate)
+        options.checkpoint = checkpoint
         options.groups = [ParameterGroup(names: alphas, optimizer: .adam(), schedule: .constant(alphaRate))]
         let me = self
         options.penalty = { m in me.penalty(m, layers) }
@@ -196,9 +209,44 @@ public struct EdMIPS: Sendable {
         // Ctrl-C ends the search and keeps what was learned: the result is still assembled (a
         // second Ctrl-C stops that too).
         if searchRun.interrupted { Interrupt.clear() }
-        let policy = try self.policy(search, layers, for: model)
-        return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
-                          history: history, interrupted: searchRun.interrupted, start: start, progress: progress)
+        let argmax = try self.policy(search, layers, for: model)
+        var policy = argmax
+        if let target = bitOps {
+            policy = try meeting(target, from: argmax, search: search, layers: layers, model: model)
+            if policy != argmax {
+                progress(String(format: "edmips: the argmax widths cost %.4g BitOps; moved along softmax(α) to %.4g (target %.4g)",
+                                try CostModel.bitOps(activationBits: nil).cost(argmax), try CostModel.bitOps(activationBits: nil).cost(policy), target))
+            }
+        }
+        var result = try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
+                                history: history, interrupted: searchRun.interrupted, start: start, progress: progress)
+        result.argmaxPolicy = argmax
+        return result
+    }
+
+    /// `argmax` with its searched widths (weights and inputs, two decisions per layer) moved along
+    /// softmax(α) until its BitOps are within `tolerance` of `target`.
+    func meeting(_ target: Double, from argmax: Policy, search: Model, layers: [Searched], model: Model) throws -> Policy {
+        let cost = CostModel.bitOps(activationBits: nil)
+        let byName = Dictionary(uniqueKeysWithValues: argmax.entries.map { ($0.layer.name, $0) })
+        var chosen: [Int] = [], widths: [[Int]] = [], marginals: [[Float]] = [], macs: [Double] = []
+        for l in layers {
+            chosen += [byName[l.layer]!.weight!.quantizer.bits, byName[l.layer]!.activation!.bits]
+            widths += [weightBits, activationBits]
+            marginals += [MixedQuantization.probabilities(search.parameters[l.weightLogits]!.scalars),
+                          MixedQuantization.probabilities(search.parameters[l.activationLogits]!.scalars)]
+            macs.append(Double(l.macs))
+        }
+        func searched(_ c: [Int]) -> Double { macs.indices.reduce(0.0) { $0 + macs[$1] * Double(c[2 * $1] * c[2 * $1 + 1]) } }
+        let fixed = try cost.cost(argmax) - searched(chosen)
+        let widthsFound = MarginalRounding.meet(chosen, widths: widths, marginals: marginals, tolerance: tolerance) { (fixed + searched($0) - target) / target }
+        var entries = argmax.entries
+        for (i, l) in layers.enumerated() {
+            let e = entries.firstIndex { $0.layer.name == l.layer }!
+            entries[e].weight = Policy.Weight(Quantizer(bits: widthsFound[2 * i], scheme: .gaussian, slicing: .tensor))
+            entries[e].activation = Policy.Activation(bits: widthsFound[2 * i + 1], scheme: .hwgq)
+        }
+        return try Policy(model: model, entries: entries)
     }
 
     /// The fine-tuning alone, for any policy the search could return (Gaussian weights and HWGQ
@@ -239,7 +287,7 @@ public struct EdMIPS: Sendable {
         if !interrupted {
             interrupted = try SearchTraining.fineTune(search, frozen: Set(layers.flatMap { [$0.weightLogits, $0.activationLogits] }), epochs: fineTuneEpochs,
                                                       batchSize: batchSize, learningRate: learningRate, seed: seed &+ 1, train: train, validation: validation,
-                                                      method: "edmips", progress: progress)
+                                                      method: "edmips", checkpoint: checkpoint, progress: progress)
         }
         // The fine-tuned weights and batch norms back in the original graph.
         let tuned = SearchTraining.weights(of: search, into: model)

@@ -42,6 +42,10 @@ public struct HMQ: Sendable {
     /// After the argmax, widths move along the marginals until the policy's compression is within
     /// this fraction of the target (0: the argmax alone, as the paper infers).
     public var tolerance = 0.02
+    /// A .npz the search's state is written to after every epoch (the fine-tuning's beside it,
+    /// `-finetune.npz`); an existing one is continued (`TrainingOptions.checkpoint`). Epochs run
+    /// before a resume are not in the history.
+    public var checkpoint: String? = nil
     public var seed: UInt64 = 0
     public init() {}
 
@@ -176,46 +180,15 @@ public struct HMQ: Sendable {
     }
 
     /// Widths whose compression is within `tolerance` of the target, moved from `chosen` along
-    /// the learned marginals: while the compression is too low (too many bits), the move is the
-    /// one lowering a layer to the next narrower candidate width with the largest ratio
-    /// marginal(new)/marginal(old) among those that do not cross the band; too high, the same
-    /// towards the next wider width. Stops inside the band, or when no move is left or every move crosses
-    /// the band (then the nearest to the target is kept). The argmax alone misses the target
-    /// when the marginals are still broad (a short search): E[b] = 2.7 with the argmax at 2, say.
+    /// the learned marginals (`MarginalRounding`; the miss is (R_t − R)/R_t).
     func meetingTheTarget(_ chosen: [Int], marginals: [[Float]], parameters: [Int], fixed: (bits: Int, parameters: Int)) -> [Int] {
         let total = Double(fixed.parameters + parameters.reduce(0, +))
         func ratio(_ b: [Int]) -> Double {
             32 * total / zip(b, parameters).reduce(Double(fixed.bits * fixed.parameters)) { $0 + Double($1.0 * $1.1) }
         }
-        var current = chosen
-        for _ in 0..<(bits.count * parameters.count) {
-            let r = ratio(current)
-            guard abs(r - compression) / compression > tolerance else { break }
-            let lower = r < compression
-            var moves: [(layer: Int, bits: Int, score: Float)] = []
-            for l in current.indices {
-                let m = marginals[l], here = bits.firstIndex(of: current[l])!
-                let sorted = bits.indices.sorted { bits[$0] < bits[$1] }, at = sorted.firstIndex(of: here)!
-                let step = lower ? at - 1 : at + 1
-                guard sorted.indices.contains(step) else { continue }
-                let next = sorted[step]
-                moves.append((l, bits[next], m[next] / max(m[here], .leastNormalMagnitude)))
-            }
-            // The most probable move that does not cross the band; if every move crosses it, the
-            // one ending nearest the target, when nearer than where we are.
-            func applied(_ move: (layer: Int, bits: Int, score: Float)) -> [Int] { var n = current; n[move.layer] = move.bits; return n }
-            func crosses(_ b: [Int]) -> Bool { let a = ratio(b); return (a > compression) == lower && abs(a - compression) / compression > tolerance }
-            if let move = moves.sorted(by: { $0.score > $1.score || ($0.score == $1.score && $0.layer < $1.layer) }).first(where: { !crosses(applied($0)) }) {
-                current = applied(move)
-                continue
-            }
-            if let nearest = moves.map(applied).min(by: { abs(ratio($0) - compression) < abs(ratio($1) - compression) }),
-               abs(ratio(nearest) - compression) < abs(r - compression) {
-                current = nearest
-            }
-            break
+        return MarginalRounding.meet(chosen, widths: Array(repeating: bits, count: chosen.count), marginals: marginals, tolerance: tolerance) {
+            (compression - ratio($0)) / compression
         }
-        return current
     }
 
     /// HMQ's inference quantizer at `bits`.
@@ -266,6 +239,7 @@ public struct HMQ: Sendable {
         var options = TrainingOptions()
         options.epochs = searchEpochs; options.batchSize = batchSize; options.seed = seed
         options.schedule = .oneCycle(peak: learningRate)
+        options.checkpoint = checkpoint
         options.groups = [ParameterGroup(names: Set(layers.map(\.logits)), optimizer: .adam(), schedule: .constant(logitRate))]
         let me = self
         let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
@@ -351,7 +325,7 @@ public struct HMQ: Sendable {
         if !interrupted {
             interrupted = try SearchTraining.fineTune(search, frozen: Set(layers.map(\.logits)), epochs: fineTuneEpochs, batchSize: batchSize,
                                                       learningRate: learningRate, seed: seed &+ 1, train: train, validation: validation,
-                                                      method: "hmq", progress: progress)
+                                                      method: "hmq", checkpoint: checkpoint, progress: progress)
         }
         let tuned = SearchTraining.weights(of: search, into: model)
         let quantized = try tuned.quantized(policy: policy, calibration: calibration)

@@ -18,11 +18,11 @@ public struct Search: Sendable {
         case size(Double)
         /// Parameter-weighted mean weight bits (a size budget).
         case averageBits(Double)
-        /// Σ MACs·b·b per image, activations at the weight bits.
+        /// Σ MACs·b_w·b_a per image (activations at `Search.activationBits`, else the weight bits).
         case bitOps(Double)
         /// ms per image from the latency table measured on this machine.
         case latency(Double)
-        /// µJ per image on a 16×32 BitFusion array (45 nm constants), activations at the weight bits.
+        /// µJ per image on a 16×32 BitFusion array (45 nm constants), activations as for BitOps.
         case energy(Double)
     }
 
@@ -34,6 +34,8 @@ public struct Search: Sendable {
     public var ends: Int? = nil
     /// Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits.
     public var tieSharedInputs = true
+    /// The activation width the BitOps and energy budgets count (nil: each layer's weight bits).
+    public var activationBits: Int? = nil
 
     public init(budgets: [Budget], solver: Solver = .ilp) { self.budgets = budgets; self.solver = solver }
 
@@ -53,14 +55,14 @@ public struct Search: Sendable {
         for budget in budgets {
             switch budget {
             case .size, .averageBits: costs.append((.size, try budget.bytes(for: model)!))
-            case .bitOps(let v): costs.append((.bitOps(activationBits: nil), v))
+            case .bitOps(let v): costs.append((.bitOps(activationBits: activationBits), v))
             case .latency(let v):
                 guard table.bits.allSatisfy({ $0 >= 2 }) else {
                     throw MixedPrecisionError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
                 }
                 let measured = try LatencyTable.cached(model, bits: Array(Set(table.bits).union(2...8)).sorted(), progress: progress)
                 costs.append((measured.table.costModel, v))
-            case .energy(let v): costs.append((.bitFusionEnergy(activationBits: nil, rows: 16, columns: 32, constants: .horowitz45nm), v))
+            case .energy(let v): costs.append((.bitFusionEnergy(activationBits: activationBits, rows: 16, columns: 32, constants: .horowitz45nm), v))
             }
         }
         var pinned = table.fixedWidths.merging(pins) { $1 }

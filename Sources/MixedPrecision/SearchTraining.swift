@@ -11,10 +11,11 @@ enum SearchTraining {
     /// `frozen` left alone; one progress line per epoch with the validation accuracy. Returns
     /// whether Ctrl-C ended it (the interrupt is then cleared: what was learned is kept).
     static func fineTune(_ search: Model, frozen: Set<String>, epochs: Int, batchSize: Int, learningRate: Float, seed: UInt64,
-                         train: Dataset, validation: Dataset, method: String, progress: (String) -> Void) throws -> Bool {
+                         train: Dataset, validation: Dataset, method: String, checkpoint: String?, progress: (String) -> Void) throws -> Bool {
         guard epochs > 0 else { return false }
         var tune = TrainingOptions()
         tune.epochs = epochs; tune.batchSize = batchSize; tune.seed = seed
+        tune.checkpoint = checkpoint.map(fineTuneCheckpoint)
         tune.schedule = .oneCycle(peak: learningRate)
         tune.frozen = frozen
         var epochStart = Date()
@@ -28,6 +29,11 @@ enum SearchTraining {
         }
         if r.interrupted { Interrupt.clear() }
         return r.interrupted
+    }
+
+    /// The fine-tuning's checkpoint beside the search's: `x.npz` → `x-finetune.npz`.
+    static func fineTuneCheckpoint(_ path: String) -> String {
+        (path.hasSuffix(".npz") ? String(path.dropLast(4)) : path) + "-finetune.npz"
     }
 
     /// `model` with the search model's weights and buffers of the same names (batch norm as trained).

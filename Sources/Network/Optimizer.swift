@@ -43,6 +43,28 @@ public struct OptimizerState {
 
     public init(_ optimizer: Optimizer) { self.optimizer = optimizer }
 
+    /// The moments and the step count as named tensors (`prefix/first/<parameter>`,
+    /// `prefix/second/<parameter>`, `prefix/steps`), for a checkpoint.
+    public func tensors(prefix: String) -> [(name: String, tensor: Tensor)] {
+        first.keys.sorted().map { ("\(prefix)/first/\($0)", Tensor(checkedShape: [first[$0]!.count], scalars: first[$0]!)) }
+            + second.keys.sorted().map { ("\(prefix)/second/\($0)", Tensor(checkedShape: [second[$0]!.count], scalars: second[$0]!)) }
+            + [("\(prefix)/steps", Tensor([Float(steps)]))]
+    }
+
+    /// The state `tensors(prefix:)` wrote; moments of parameters `model` lacks or of another size are refused.
+    public init(_ optimizer: Optimizer, tensors: [String: Tensor], prefix: String, model: Model) throws {
+        self.optimizer = optimizer
+        for (name, t) in tensors where name.hasPrefix(prefix + "/") {
+            let rest = name.dropFirst(prefix.count + 1)
+            if rest == "steps" { steps = Int(t.scalars.first ?? 0); continue }
+            let (kind, parameter) = rest.hasPrefix("first/") ? ("first", String(rest.dropFirst(6))) : ("second", String(rest.dropFirst(7)))
+            guard let p = model.parameters[parameter], p.count == t.count else {
+                throw NetworkError("checkpoint: optimizer moment '\(parameter)' does not match the model's parameters")
+            }
+            if kind == "first" { first[parameter] = t.scalars } else { second[parameter] = t.scalars }
+        }
+    }
+
     /// Applies one update with learning rate `lr` to every parameter (or those in `only`).
     /// Non-finite gradients are an error, not an update.
     public mutating func step(_ model: Model, gradients: [String: Tensor], lr: Float, only: Set<String>? = nil) throws {

@@ -23,6 +23,10 @@ public struct TrainingOptions: Sendable {
     /// Called before each batch's passes with the step (0-based, counted over all epochs) and the
     /// steps in all: a search's schedules (a temperature, noise, a ramping target) set buffers here.
     public var beforeBatch: (@Sendable (Model, _ step: Int, _ total: Int) throws -> Void)? = nil
+    /// A file the run's state is written to (atomically) after every epoch; when it exists at
+    /// the start, training continues from it — the epochs it holds are not run again, and the
+    /// run ends as an unbroken one would. A checkpoint of another run is refused.
+    public var checkpoint: String? = nil
     public init() {}
 }
 
@@ -81,7 +85,16 @@ extension Model {
         let start = Date()
         var step = 0, lastLoss = 0.0, lastAccuracy = 0.0
         var order = Array(0..<data.count)
-        for epoch in 1...max(options.epochs, 1) where options.epochs > 0 {
+        var firstEpoch = 1
+        let thisRun = TrainingCheckpoint.Run(examples: data.count, batchSize: options.batchSize, epochs: options.epochs, seed: options.seed,
+                                         parameters: parameterOrder, groups: options.groups.count)
+        if let path = options.checkpoint, FileManager.default.fileExists(atPath: path) {
+            let (c, states) = try TrainingCheckpoint.restore(from: path, run: thisRun, model: self, optimizers: [options.optimizer] + options.groups.map(\.optimizer))
+            state = states[0]; groupStates = Array(states.dropFirst())
+            rng = try RandomGenerator(c.random)
+            (order, step, firstEpoch, lastLoss, lastAccuracy) = (c.order, c.step, c.epoch + 1, c.loss, c.accuracy)
+        }
+        for epoch in firstEpoch...max(options.epochs, firstEpoch) where options.epochs > 0 && epoch <= options.epochs {
             // Fisher–Yates with our own generator, so the order depends on the seed alone.
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             var seen = 0, correct = 0, lossSum = 0.0
@@ -126,6 +139,10 @@ extension Model {
                 correct += zip(predicted, y).filter { Int($0) == $1 }.count
                 lastLoss = lossSum / Double(seen); lastAccuracy = Double(correct) / Double(seen)
                 let last = b == batches - 1
+                if last, let path = options.checkpoint {
+                    try TrainingCheckpoint(run: thisRun, epoch: epoch, step: step, order: order, random: rng.snapshot, loss: lastLoss, accuracy: lastAccuracy)
+                        .write(to: path, model: self, optimizers: [state] + groupStates)
+                }
                 if last || (b + 1) % max(reportEvery, 1) == 0 {
                     progress(TrainingProgress(epoch: epoch, epochs: options.epochs, batch: b + 1, batches: batches,
                                               loss: lastLoss, accuracy: lastAccuracy,

@@ -90,9 +90,10 @@ extension Builtins {
         Builtin("train", category: "models",
                 [.required("model", .model), .required("data", .dataset), .optional("epochs", .integer, .number(10)),
                  .optional("lr", .number, .number(0.1)), .optional("batch", .integer, .number(128)),
-                 .optional("seed", .integer, .number(0)), .optional("optimizer", .choice(["sgd", "adam"]), .string("sgd"))],
+                 .optional("seed", .integer, .number(0)), .optional("optimizer", .choice(["sgd", "adam"]), .string("sgd")),
+                 .optional("checkpoint", .string)],
                 returns: "Record",
-                summary: "Trains in place with cross-entropy (SGD with Nesterov momentum and a one-cycle schedule peaking at lr, or optimizer: \"adam\" at a constant lr), showing progress; Ctrl-C stops after the current batch. Returns {epochs, loss, accuracy, seconds}.",
+                summary: "Trains in place with cross-entropy (SGD with Nesterov momentum and a one-cycle schedule peaking at lr, or optimizer: \"adam\" at a constant lr), showing progress; Ctrl-C stops after the current batch. checkpoint: a .npz path the run's whole state is written to (atomically) after every epoch; when it exists, the call continues from it — after Ctrl-C or a crash, the same call again ends as an unbroken run would (a checkpoint of another run is refused). Returns {epochs, loss, accuracy, seconds, interrupted}.",
                 examples: [BuiltinExample("train(zoo(\"mlp\"), fashion_mnist(split: \"train\", limit: 256), epochs: 1).epochs", "1")]) { args, interp in
             let model = try args.model("model")
             var options = TrainingOptions()
@@ -101,6 +102,7 @@ extension Builtins {
             let lr = Float(try args.number("lr"))
             if try args.string("optimizer") == "adam" { options.optimizer = .adam(); options.schedule = .constant(lr) }
             else { options.schedule = .oneCycle(peak: lr) }
+            options.checkpoint = try args.optionalString("checkpoint")
             let r = try model.train(on: try args.dataset("data"), options: options, progress: { p in interp.progress(p.line, done: p.endOfEpoch) })
             return .record(Record([("epochs", .number(Double(r.epochsCompleted))), ("loss", .number(r.finalLoss)),
                                    ("accuracy", .number(r.trainAccuracy)), ("seconds", .number(r.seconds)),

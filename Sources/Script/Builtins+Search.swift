@@ -89,10 +89,10 @@ extension Builtins {
         Builtin("search", category: "search",
                 [.required("sensitivity", .any), .optional("solver", .choice(Search.Solver.self), .string("ilp")), .optional("size", .number),
                  .optional("bitops", .number), .optional("average_bits", .number), .optional("latency", .number),
-                 .optional("energy", .number), .optional("pin", .record),
+                 .optional("energy", .number), .optional("activation_bits", .integer), .optional("pin", .record),
                  .optional("ends", .integer), .optional("ties", .bool, .bool(true))],
                 returns: "Policy",
-                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b·b, activations at the weight bits), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()), energy (µJ per image on a 16×32 BitFusion array, activations at the weight bits; see cost()). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
+                summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b_w·b_a), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()), energy (µJ per image on a 16×32 BitFusion array; see cost()). bitops and energy count activations at activation_bits (default: at each layer's weight bits). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
                 examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, interp in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
             let kinds: [(String, (Double) -> Search.Budget)] = [("size", Search.Budget.size), ("average_bits", Search.Budget.averageBits),
@@ -102,6 +102,8 @@ extension Builtins {
                                 solver: try args.choice("solver"))
             search.ends = try args.optionalInt("ends")
             search.tieSharedInputs = try args.bool("ties")
+            search.activationBits = try args.optionalInt("activation_bits")
+            if let a = search.activationBits, !(1...32).contains(a) { throw args.fail("activation_bits must be 1…32, found \(a)") }
             if case .record(let r) = args["pin"] {
                 for k in r.keys {
                     guard case .number(let b) = r[k]!, let w = Convert.whole(b, in: 1...8) else {
@@ -155,9 +157,10 @@ extension Builtins {
                  .optional("activation_bits", .list, .list([1, 2, 3, 4].map { .number(Double($0)) })),
                  .optional("epochs", .integer, .number(3)), .optional("fine_tune", .integer, .number(2)), .optional("ends", .integer),
                  .optional("batch", .integer, .number(128)), .optional("lr", .number, .number(0.01)), .optional("alpha_lr", .number, .number(0.01)),
-                 .optional("seed", .integer, .number(0)), .optional("policy", .any)],
+                 .optional("bitops", .number), .optional("tolerance", .number, .number(0.02)), .optional("seed", .integer, .number(0)), .optional("policy", .any),
+                 .optional("checkpoint", .string)],
                 returns: "Record",
-                summary: "EdMIPS (METHODS.md §6): learns each layer's weight and activation bits by gradient descent. Every layer but the first and last reads its weight through softmax(α_w)-mixed Gaussian quantizers at `bits` and its input through softmax(α_a)-mixed HWGQ at `activation_bits` (1…4; σ of each input measured on the data); the loss adds lambda·Σ MACs·E[b_w]·E[b_a]/(2·Σ MACs) (uniform W2A2 = 2); weights (SGD Nesterov, one-cycle at lr) and α (Adam at alpha_lr) step on the same batch for `epochs` on `data`; then each α's argmax is the policy, and the network is fine-tuned for `fine_tune` epochs with those quantizers fixed. validation: the split reported each epoch and at the end (default: 10% of data, seeded). ends: nil keeps the first and last layer float (EdMIPS), 8 quantizes them with the reference quantizers. One progress line per epoch (loss, accuracies, mean E[b], expected BitOps, time left); Ctrl-C ends the search (or the fine-tuning) and returns what was learned, with interrupted: true (a second Ctrl-C stops the rest). policy: a Policy of Gaussian per-tensor weights and HWGQ inputs (ends as `ends`) is fine-tuned with the same recipe instead of searched — the equal-budget baseline (uniform W2A2, say). The result's quantized model calibrates HWGQ's σ layer by layer (quantize(..., sequential: true)). Returns {policy, quantized (the fine-tuned model under the policy), model (its float weights), history (per epoch: epoch, loss, train, validation, weight_bits and activation_bits — the means of E[b] over the searched layers —, bitops — expected, searched layers —, layer_weight_bits, layer_activation_bits), searched (the layers' names), validation (the policy's simulation), search_model_validation (the fine-tuned search model, α one-hot: what training saw), bitops (the policy's, float layers at 32), seconds, interrupted}.",
+                summary: "EdMIPS (METHODS.md §6): learns each layer's weight and activation bits by gradient descent. Every layer but the first and last reads its weight through softmax(α_w)-mixed Gaussian quantizers at `bits` and its input through softmax(α_a)-mixed HWGQ at `activation_bits` (1…4; σ of each input measured on the data); the loss adds lambda·Σ MACs·E[b_w]·E[b_a]/(2·Σ MACs) (uniform W2A2 = 2); weights (SGD Nesterov, one-cycle at lr) and α (Adam at alpha_lr) step on the same batch for `epochs` on `data`; then each α's argmax is the policy — with `bitops` (a target for the policy's Σ MACs·b_w·b_a, float layers at 32), its widths then move one step at a time along softmax(α) until the BitOps are within `tolerance` of the target (our addition: the paper steers by lambda alone) —, and the network is fine-tuned for `fine_tune` epochs with those quantizers fixed. validation: the split reported each epoch and at the end (default: 10% of data, seeded). ends: nil keeps the first and last layer float (EdMIPS), 8 quantizes them with the reference quantizers. One progress line per epoch (loss, accuracies, mean E[b], expected BitOps, time left); Ctrl-C ends the search (or the fine-tuning) and returns what was learned, with interrupted: true (a second Ctrl-C stops the rest). checkpoint: a .npz path the search's whole state is written to after every epoch (the fine-tuning's beside it, -finetune.npz); when it exists, the same call continues from it and ends as an unbroken run would (epochs before the resume are missing from history). policy: a Policy of Gaussian per-tensor weights and HWGQ inputs (ends as `ends`) is fine-tuned with the same recipe instead of searched — the equal-budget baseline (uniform W2A2, say). The result's quantized model calibrates HWGQ's σ layer by layer (quantize(..., sequential: true)). Returns {policy, quantized (the fine-tuned model under the policy), model (its float weights), history (per epoch: epoch, loss, train, validation, weight_bits and activation_bits — the means of E[b] over the searched layers —, bitops — expected, searched layers —, layer_weight_bits, layer_activation_bits), searched (the layers' names), validation (the policy's simulation), search_model_validation (the fine-tuned search model, α one-hot: what training saw), bitops (the policy's, float layers at 32), argmax_bitops (before a move to the target), seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = edmips(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); len(r.history)", "1")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             var e = EdMIPS()
@@ -165,18 +168,21 @@ extension Builtins {
             e.searchEpochs = try args.int("epochs"); e.fineTuneEpochs = try args.int("fine_tune"); e.ends = try args.optionalInt("ends")
             e.batchSize = try args.int("batch"); e.learningRate = Float(try args.number("lr")); e.alphaRate = Float(try args.number("alpha_lr"))
             e.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
-            guard e.searchEpochs >= 1, e.fineTuneEpochs >= 0, e.batchSize >= 1, e.learningRate > 0, e.alphaRate > 0 else {
-                throw args.fail("epochs ≥ 1, fine_tune ≥ 0, batch ≥ 1 and positive lr and alpha_lr expected")
+            e.bitOps = try args.optionalNumber("bitops"); e.tolerance = try args.number("tolerance"); e.checkpoint = try args.optionalString("checkpoint")
+            guard e.searchEpochs >= 1, e.fineTuneEpochs >= 0, e.batchSize >= 1, e.learningRate > 0, e.alphaRate > 0, e.tolerance >= 0, e.tolerance < 1 else {
+                throw args.fail("epochs ≥ 1, fine_tune ≥ 0, batch ≥ 1, positive lr and alpha_lr and tolerance in [0, 1) expected")
             }
             var (train, validation) = (data, data)
             if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: e.seed) }
             let r: EdMIPS.Result
-            if case .object = args["policy"] {
-                let p = try args.object("policy", PolicyObject.self, what: "a Policy of Gaussian weights and HWGQ inputs to fine-tune").policy
-                r = try e.fineTune(m, policy: p, train: train, validation: validation) { interp.progress($0, done: true) }
-            } else {
-                r = try e.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
-            }
+            do {
+                if case .object = args["policy"] {
+                    let p = try args.object("policy", PolicyObject.self, what: "a Policy of Gaussian weights and HWGQ inputs to fine-tune").policy
+                    r = try e.fineTune(m, policy: p, train: train, validation: validation) { interp.progress($0, done: true) }
+                } else {
+                    r = try e.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
+                }
+            } catch let e as MixedPrecisionError { throw args.fail(e.message.hasPrefix("edmips: ") ? String(e.message.dropFirst(8)) : e.message) }
             let history: [Value] = r.history.map { h in
                 .record(Record([("epoch", .number(Double(h.epoch))), ("loss", .number(h.loss)), ("train", .number(h.trainAccuracy)),
                                 ("validation", .number(h.validationAccuracy)),
@@ -191,7 +197,8 @@ extension Builtins {
                                    ("searched", .list(r.searched.map { .string($0.layer) })),
                                    ("quantized", .model(r.quantized)), ("model", .model(r.model)), ("history", .list(history)),
                                    ("validation", .number(r.validationAccuracy)), ("search_model_validation", .number(r.searchModelValidationAccuracy)),
-                                   ("bitops", .number(bitops)), ("seconds", .number(r.seconds)), ("interrupted", .bool(r.interrupted))]))
+                                   ("bitops", .number(bitops)), ("argmax_bitops", try r.argmaxPolicy.map { .number(try CostModel.bitOps(activationBits: nil).cost($0)) } ?? .null),
+                                   ("seconds", .number(r.seconds)), ("interrupted", .bool(r.interrupted))]))
         },
         Builtin("hmq", category: "search",
                 [.required("model", .model), .required("data", .dataset), .optional("validation", .dataset), .optional("compression", .number),
@@ -199,9 +206,10 @@ extension Builtins {
                  .optional("epochs", .integer, .number(3)), .optional("fine_tune", .integer, .number(2)), .optional("ends", .integer, .number(8)),
                  .optional("activation_bits", .integer, .number(8)), .optional("gamma", .number, .number(32)),
                  .optional("batch", .integer, .number(128)), .optional("lr", .number, .number(0.01)), .optional("logit_lr", .number, .number(0.05)),
-                 .optional("tolerance", .number, .number(0.02)), .optional("seed", .integer, .number(0)), .optional("policy", .any)],
+                 .optional("tolerance", .number, .number(0.02)), .optional("seed", .integer, .number(0)), .optional("policy", .any),
+                 .optional("checkpoint", .string)],
                 returns: "Record",
-                summary: "HMQ (METHODS.md §5): learns each layer's weight width and power-of-two threshold by a Gumbel-softmax over (bits × 8 thresholds T_max/2^j), the forward quantizer at the expected step and threshold, with the loss CE + gamma·relu((R_t − R̂)/R_t)² pulling the weight compression R̂ (against float32; 32/average bits, every layer counted) up to the target: `compression` (8 = 4 bits on average) or `average_bits` (one of them, default 8×). R_t ramps from 1 over the first half of the search; the temperature falls from 1 to ½ over each 5 epochs and restarts. Every layer but the first and last is searched over `bits` (2…8); the ends take `ends` bits (32: float). Weights (SGD Nesterov, one-cycle at lr) and the logits (Adam at logit_lr) step on the same batch for `epochs`; then each layer takes the argmax width of the marginal with the pow2 quantizer (per tensor, the least-error threshold) — HMQ's inference rule —, widths move along the marginals (most probable move first) until the compression is within `tolerance` of the target (0: the argmax alone; short searches leave broad marginals whose argmax misses the target), and the network is fine-tuned for `fine_tune` epochs with that choice fixed. Inputs of the searched layers stay float in the search and take activation_bits in the policy (32: float). validation: reported each epoch and at the end (default: 10% of data, seeded). One progress line per epoch (loss, accuracies, E[b], compression and target, temperature, time left); Ctrl-C returns what was learned (interrupted: true). policy: a policy of that form (pow2 per-tensor mse weights, see policy(..., scheme: \"pow2\", clip: \"mse\", granularity: \"tensor\")) is fine-tuned with the same recipe instead — the equal-budget baseline. Returns {policy, quantized, model (fine-tuned float weights), history (per epoch: epoch, loss, train, validation, average_bits (expected), compression (expected), target, temperature, layer_bits), searched, validation, compression and average_bits (the policy's), argmax_bits and argmax_compression (the argmax before the move), seconds, interrupted}.",
+                summary: "HMQ (METHODS.md §5): learns each layer's weight width and power-of-two threshold by a Gumbel-softmax over (bits × 8 thresholds T_max/2^j), the forward quantizer at the expected step and threshold, with the loss CE + gamma·relu((R_t − R̂)/R_t)² pulling the weight compression R̂ (against float32; 32/average bits, every layer counted) up to the target: `compression` (8 = 4 bits on average) or `average_bits` (one of them, default 8×). R_t ramps from 1 over the first half of the search; the temperature falls from 1 to ½ over each 5 epochs and restarts. Every layer but the first and last is searched over `bits` (2…8); the ends take `ends` bits (32: float). Weights (SGD Nesterov, one-cycle at lr) and the logits (Adam at logit_lr) step on the same batch for `epochs`; then each layer takes the argmax width of the marginal with the pow2 quantizer (per tensor, the least-error threshold) — HMQ's inference rule —, widths move along the marginals (most probable move first) until the compression is within `tolerance` of the target (0: the argmax alone; short searches leave broad marginals whose argmax misses the target), and the network is fine-tuned for `fine_tune` epochs with that choice fixed. Inputs of the searched layers stay float in the search and take activation_bits in the policy (32: float). validation: reported each epoch and at the end (default: 10% of data, seeded). One progress line per epoch (loss, accuracies, E[b], compression and target, temperature, time left); Ctrl-C returns what was learned (interrupted: true). checkpoint: a .npz path the search's whole state is written to after every epoch (the fine-tuning's beside it, -finetune.npz); when it exists, the same call continues from it and ends as an unbroken run would (epochs before the resume are missing from history). policy: a policy of that form (pow2 per-tensor mse weights, see policy(..., scheme: \"pow2\", clip: \"mse\", granularity: \"tensor\")) is fine-tuned with the same recipe instead — the equal-budget baseline. Returns {policy, quantized, model (fine-tuned float weights), history (per epoch: epoch, loss, train, validation, average_bits (expected), compression (expected), target, temperature, layer_bits), searched, validation, compression and average_bits (the policy's), argmax_bits and argmax_compression (the argmax before the move), seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = hmq(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); [len(r.history), r.searched]", "[1, [\"fc2\"]]")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             var h = HMQ()
@@ -218,7 +226,7 @@ extension Builtins {
             h.ends = ends == 32 ? nil : ends; h.activationBits = acts == 32 ? nil : acts
             h.gamma = try args.number("gamma"); h.batchSize = try args.int("batch")
             h.learningRate = Float(try args.number("lr")); h.logitRate = Float(try args.number("logit_lr"))
-            h.seed = UInt64(truncatingIfNeeded: try args.int("seed")); h.tolerance = try args.number("tolerance")
+            h.seed = UInt64(truncatingIfNeeded: try args.int("seed")); h.tolerance = try args.number("tolerance"); h.checkpoint = try args.optionalString("checkpoint")
             guard h.searchEpochs >= 1, h.fineTuneEpochs >= 0, h.batchSize >= 1, h.learningRate > 0, h.logitRate > 0, h.tolerance >= 0, h.tolerance < 1 else {
                 throw args.fail("epochs ≥ 1, fine_tune ≥ 0, batch ≥ 1, positive lr and logit_lr and tolerance in [0, 1) expected")
             }

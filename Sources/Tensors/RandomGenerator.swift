@@ -47,6 +47,25 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
 
     /// −1 or +1 with equal probability (Hutchinson's probe vectors).
     public mutating func rademacher() -> Float { next() & 1 == 0 ? -1 : 1 }
+
+    /// The generator's whole state (a checkpoint continues the stream exactly from it).
+    public struct Snapshot: Codable, Equatable, Sendable {
+        public var words: [UInt64]
+        public var spareNormal: Float?
+    }
+
+    public var snapshot: Snapshot {
+        get { Snapshot(words: [s.0, s.1, s.2, s.3], spareNormal: spareNormal) }
+    }
+
+    /// A generator in the state `snapshot` recorded.
+    public init(_ snapshot: Snapshot) throws {
+        guard snapshot.words.count == 4, snapshot.words.contains(where: { $0 != 0 }) else {
+            throw TensorError.invalidArgument("random generator: a snapshot holds 4 words, not all zero; found \(snapshot.words)")
+        }
+        s = (snapshot.words[0], snapshot.words[1], snapshot.words[2], snapshot.words[3])
+        spareNormal = snapshot.spareNormal
+    }
 }
 
 /// Distributions a random tensor can be drawn from.

@@ -117,9 +117,26 @@ import Tensors
     }
     #expect(expected[0] > expected[1] && expected[1] > expected[2], "expected BitOps \(expected)")
     #expect(discrete[0] >= discrete[1] && discrete[1] >= discrete[2] && discrete[0] > discrete[2], "policy BitOps \(discrete)")
+    // A BitOps target: the argmax moves along softmax(α) towards it (here λ = 0.5 over-shoots below
+    // W3A3's BitOps; the policy comes back up). The CNN's six decisions are coarse: no policy lies
+    // within 2%, so the nearest is kept (ResNet-20's 34 land inside, see compare-learned.mpq).
+    let ends = Set([model.layers.first!.name, model.layers.last!.name])
+    let w3a3 = try Policy(model: model, entries: model.layers.map { l in
+        ends.contains(l.name) ? Policy.Entry(layer: l, weight: .reference(bits: 8), activation: Policy.Activation(bits: 8))
+            : Policy.Entry(layer: l, weight: Policy.Weight(Quantizer(bits: 3, scheme: .gaussian, slicing: .tensor)), activation: Policy.Activation(bits: 3, scheme: .hwgq))
+    })
+    let target = try CostModel.bitOps(activationBits: nil).cost(w3a3)
+    var e = EdMIPS()
+    e.lambda = 0.5; e.searchEpochs = 1; e.fineTuneEpochs = 0; e.alphaRate = 0.05; e.ends = 8; e.bitOps = target
+    let r = try e.run(model.copy(), train: train, validation: validation)
+    let (got, argmax) = (try CostModel.bitOps(activationBits: nil).cost(r.policy), try CostModel.bitOps(activationBits: nil).cost(r.argmaxPolicy!))
+    print("EdMIPS CNN at W3A3's BitOps \(target): argmax \(argmax), policy \(got) (\(r.policy.entries.map { $0.weight!.quantizer.bits }) / \(r.policy.activationBits))")
+    #expect(abs(got - target) < abs(argmax - target) && abs(got - target) / target <= 0.1, "BitOps \(got), argmax \(argmax), target \(target)")
     var bad = EdMIPS(); bad.weightBits = [2, 8]
     #expect(throws: NetworkError.self) { try bad.searchModel(model, calibration: try train.images.slice(0..<8)) }
     bad = EdMIPS(); bad.lambda = .nan
+    #expect(throws: MixedPrecisionError.self) { try bad.run(model, train: train, validation: validation) }
+    bad = EdMIPS(); bad.bitOps = -1
     #expect(throws: MixedPrecisionError.self) { try bad.run(model, train: train, validation: validation) }
 }
 

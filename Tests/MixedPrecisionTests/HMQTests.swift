@@ -158,3 +158,22 @@ private func gumbelModel(_ q: GumbelQuantization, _ shape: [Int], logits: Tensor
     // The fine-tuning alone refuses a policy not of the search's form.
     #expect(throws: MixedPrecisionError.self) { try HMQ().fineTune(model, policy: try Policy.uniform(model, bits: 4, activationBits: 8), train: train, validation: validation) }
 }
+
+/// A search given a checkpoint writes it (and the fine-tuning's beside it); the same call again
+/// continues from the files — here from their ends, so it trains nothing and returns the same
+/// policy and weights.
+@Test func hmqContinuesFromItsCheckpoint() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let (train, validation) = try FashionMNIST.load(.train, limit: 1500).split(0.8, seed: 1)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-hmq-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var h = HMQ()
+    h.compression = 10.67; h.searchEpochs = 2; h.fineTuneEpochs = 1; h.checkpoint = "\(dir)/search.npz"
+    let first = try h.run(model.copy(), train: train, validation: validation)
+    #expect(FileManager.default.fileExists(atPath: "\(dir)/search.npz") && FileManager.default.fileExists(atPath: "\(dir)/search-finetune.npz"))
+    let again = try h.run(model.copy(), train: train, validation: validation)
+    #expect(again.policy == first.policy && again.validationAccuracy == first.validationAccuracy && again.history.isEmpty)
+    for name in model.parameterOrder { #expect(again.model.parameters[name]!.scalars == first.model.parameters[name]!.scalars) }
+}

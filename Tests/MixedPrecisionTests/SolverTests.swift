@@ -166,4 +166,14 @@ struct SeededShuffle: RandomNumberGenerator {
     search.ends = 8  // fc1 holds 85% of the weights: 8 bits there cannot average 4
     #expect(throws: MixedPrecisionError.self) { try search.run(table, model: model) }
     #expect(throws: MixedPrecisionError.self) { try Search(budgets: []).run(table, model: model) }
+    // A BitOps budget with the activations at a fixed width counts Σ MACs·b_w·a: the budget of
+    // uniform 4-bit weights under 8-bit activations admits exactly that cost, not Σ MACs·4·4.
+    let macs = Double(model.layers.reduce(0) { $0 + $1.macs })
+    var fixed = Search(budgets: [.bitOps(macs * 4 * 8)])
+    fixed.activationBits = 8
+    let r = try fixed.run(table, model: model)
+    #expect(r.solution.costs[0] <= macs * 32 * (1 + 1e-12))
+    #expect(r.solution.costs[0] == zip(model.layers, r.solution.bits).reduce(0.0) { $0 + Double($1.0.macs * $1.1 * 8) })
+    let free = try Search(budgets: [.bitOps(macs * 4 * 8)]).run(table, model: model)
+    #expect(free.solution.costs[0] == zip(model.layers, free.solution.bits).reduce(0.0) { $0 + Double($1.0.macs * $1.1 * $1.1) })
 }

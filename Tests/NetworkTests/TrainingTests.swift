@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Network
 import Tensors
@@ -74,4 +75,31 @@ func shortTrainingIsDeterministicAndLearns(_ optimizer: Optimizer) throws {
     })
     #expect(result.interrupted)
     #expect(result.epochsCompleted == 0)
+}
+
+/// A checkpointed run stopped after its first epoch continues from the file and ends exactly
+/// as the unbroken run (parameters, batch-norm statistics, the Adam group's moments all
+/// restored; SGD with momentum, flips and shuffling on); a checkpoint of another run is refused.
+@Test func checkpointedTrainingResumesExactly() throws {
+    let data = try FashionMNIST.load(.train, limit: 384)
+    var options = TrainingOptions(); options.epochs = 3; options.batchSize = 64; options.seed = 5
+    options.schedule = .oneCycle(peak: 0.02)
+    let fresh = try Zoo.make("cnn", seed: 1)
+    options.groups = [ParameterGroup(names: [fresh.parameterOrder.last!], optimizer: .adam(), schedule: .constant(0.001))]
+    let whole = fresh.copy()
+    let unbroken = try whole.train(on: data, options: options)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-checkpoint-\(getpid()).npz").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    options.checkpoint = path
+    let broken = fresh.copy()
+    var polls = 0
+    let first = try broken.train(on: data, options: options, shouldStop: { polls += 1; return polls > 7 })  // 6 batches per epoch
+    #expect(first.interrupted && first.epochsCompleted == 1)
+    let resumed = fresh.copy()  // a new session: only the file carries the first epoch
+    let second = try resumed.train(on: data, options: options)
+    #expect(!second.interrupted && second.finalLoss == unbroken.finalLoss)
+    for name in whole.parameterOrder { #expect(resumed.parameters[name]!.scalars == whole.parameters[name]!.scalars, "\(name)") }
+    for name in whole.buffers.keys { #expect(resumed.buffers[name]!.scalars == whole.buffers[name]!.scalars, "\(name)") }
+    options.batchSize = 32
+    #expect(throws: NetworkError.self) { try fresh.copy().train(on: data, options: options) }
 }
