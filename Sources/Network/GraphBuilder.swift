@@ -37,6 +37,26 @@ public struct GraphBuilder {
         return add(.conv(ConvAttributes(strides: [stride, stride], pads: [p, p, p, p], groups: groups)), module, inputs)
     }
 
+    /// A binary convolution (XNOR-Net): sign(x) (`binarize`, scale 1) into a convolution whose
+    /// weight reaches it through `binaryWeights`; the weight keeps the float layer's name.
+    public mutating func binaryConv(_ x: String, _ module: String, in cin: Int, out cout: Int, kernel k: Int, stride: Int = 1) throws -> String {
+        let signs = add(.binarize(scale: 1), module, [x])
+        let fanOut = Float(cout * k * k)
+        parameters.append(("\(module).weight", try Tensor.random([cout, cin, k, k], .normal(mean: 0, std: (2 / fanOut).squareRoot()), using: &rng)))
+        let w = add(.binaryWeights, module, ["\(module).weight"])
+        return add(.conv(ConvAttributes(strides: [stride, stride], pads: [k / 2, k / 2, k / 2, k / 2])), module, [signs, w])
+    }
+
+    /// A binary fully connected layer: sign(x) times binary weights, plus a float bias.
+    public mutating func binaryLinear(_ x: String, _ module: String, in fin: Int, out fout: Int) throws -> String {
+        let signs = add(.binarize(scale: 1), module, [x])
+        let bound = 1 / Float(fin).squareRoot()
+        parameters.append(("\(module).weight", try Tensor.random([fout, fin], .uniform(low: -bound, high: bound), using: &rng)))
+        parameters.append(("\(module).bias", try Tensor.random([fout], .uniform(low: -bound, high: bound), using: &rng)))
+        let w = add(.binaryWeights, module, ["\(module).weight"])
+        return add(.gemm(GemmAttributes(transB: true)), module, [signs, w, "\(module).bias"])
+    }
+
     public mutating func batchNorm(_ x: String, _ module: String, channels: Int) throws -> String {
         parameters.append(("\(module).weight", try Tensor.ones([channels])))
         parameters.append(("\(module).bias", try Tensor.zeros([channels])))

@@ -41,7 +41,7 @@ extension Model {
             case .mul:
                 // A product is bilinear: affine only when one side is a constant.
                 return node.inputs.filter { parameters[$0] == nil && buffers[$0] == nil }.count <= 1
-            case .softmax, .logSoftmax, .fakeQuantize, .learnedQuantize, .mixedQuantize, .gumbelQuantize, .binarize, .requantize, .layerNorm, .lrn:
+            case .softmax, .logSoftmax, .fakeQuantize, .learnedQuantize, .mixedQuantize, .gumbelQuantize, .binaryWeights, .binarize, .requantize, .layerNorm, .lrn:
                 return false
             case .concat, .transpose, .slice, .pad, .gather, .expand, .unsqueeze, .squeeze, .resize, .reduce, .shape, .constantOfShape, .range, .where:
                 return true
@@ -175,7 +175,7 @@ extension Node {
             let (gx, gg) = try LayerNormOp.backwardTangent(inputs[0]!, inputs[1]!, axis: axis, epsilon: eps, dy, dx: at(0), dg: at(1))
             if needs[0], let gx { out[0] = try sum(out[0], gx) }
             if needs.count > 1, needs[1], let gg { out[1] = try sum(out[1], gg) }
-        case .learnedQuantize, .mixedQuantize, .gumbelQuantize, .requantize, .lrn:
+        case .learnedQuantize, .mixedQuantize, .gumbelQuantize, .binaryWeights, .requantize, .lrn:
             throw NetworkError("node '\(name)' (\(op.onnxName)): second derivatives through it are not supported")
         case .pointwise(let f):
             if let dx = at(0), needs[0] { out[0] = try sum(out[0], f.secondDerivative(inputs[0]!, dy, dx)) }

@@ -111,6 +111,9 @@ extension Node {
                 return (try m.forward(inputs[0]!, alpha: inputs[1]!, scale: s), .scale(s), [(2, Tensor(checkedShape: running.shape, scalars: [next]))])
             }
             return (try m.forward(inputs[0]!, alpha: inputs[1]!, scale: running.scalars[0]), .scale(running.scalars[0]), [])
+        case .binaryWeights:
+            try require(inputs, 1...1)
+            return (try BinaryWeightsOp.forward(inputs[0]!, node: name), nil, [])
         case .gumbelQuantize(let g):
             try require(inputs, 4...4)
             return (try g.forward(inputs[0]!, logits: inputs[1]!, noise: inputs[2]!, temperature: inputs[3]!, training: training), nil, [])
@@ -283,6 +286,8 @@ extension Node {
             if case .scale(let s)? = state { scale = s }
             let (dx, dalpha) = m.backward(inputs[0]!, alpha: inputs[1]!, scale: scale, dy)
             return m.kind == .hwgqActivations ? [dx, dalpha, nil] : [dx, dalpha]
+        case .binaryWeights:
+            return [BinaryWeightsOp.backward(inputs[0]!, dy)]
         case .gumbelQuantize(let g):
             let (dx, dlogits) = g.backward(inputs[0]!, logits: inputs[1]!, noise: inputs[2]!, temperature: inputs[3]!, dy)
             return [dx, dlogits, nil, nil]
@@ -386,6 +391,8 @@ extension Node {
             if let t = at(0) { out = try out + dx * t }
             if let t = at(1) { out = try out + dsFull * t }
             return out
+        case .binaryWeights:
+            throw NetworkError("node '\(name)' (BinaryWeights): binary weights have no forward-mode derivative; Hessian-based analyses run on the float model")
         case .mixedQuantize, .gumbelQuantize:
             throw NetworkError("node '\(name)' (\(op.onnxName)): a search layer has no forward-mode derivative; Hessian-based analyses run on the model before or after the search")
         case .pointwise(let f):

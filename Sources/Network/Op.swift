@@ -113,6 +113,9 @@ public enum Op: Codable, Equatable, Sendable {
     /// Gumbel noise and the temperature (buffers); see `GumbelQuantization`. Training only, like
     /// mixedQuantize.
     case gumbelQuantize(GumbelQuantization)
+    /// XNOR-Net's binary weights for training: α_c·sign(W) per output channel, α_c = mean|W_c|
+    /// (see `BinaryWeightsOp`). Training and simulation; no ONNX form.
+    case binaryWeights
     /// Binary activations (XNOR-Net): scale·sign(x), sign(0) = +1. Backward: straight through
     /// where |x| ≤ scale (BNN's clipped estimator, at the activation's scale).
     case binarize(scale: Float)
@@ -153,7 +156,7 @@ public enum Op: Codable, Equatable, Sendable {
     /// A training-time quantizer of its first input (LSQ's or a search layer's): a layer's weight
     /// may reach it through one.
     public var quantizesItsFirstInput: Bool {
-        switch self { case .learnedQuantize, .mixedQuantize, .gumbelQuantize: true; default: false }
+        switch self { case .learnedQuantize, .mixedQuantize, .gumbelQuantize, .binaryWeights: true; default: false }
     }
 
     /// The ONNX operator name.
@@ -168,6 +171,7 @@ public enum Op: Codable, Equatable, Sendable {
         case .mixedQuantize: "MixedQuantize"
         case .gumbelQuantize: "GumbelQuantize"
         case .binarize: "Binarize"
+        case .binaryWeights: "BinaryWeights"
         case .requantize: "Requantize"
         case .pointwise(let f): f.onnxName
         case .binary(let f): f.onnxName

@@ -97,7 +97,8 @@ import Tensors
 }
 
 /// The cost term steers: on the CNN (one search epoch on 2,048 images), a larger λ gives lower
-/// expected BitOps, and the discrete policies' BitOps follow; the result is a policy of Gaussian
+/// expected BitOps, and the discrete policies' BitOps follow; a BitOps target moves the argmax
+/// towards it; the same seed gives the same policy; the result is a policy of Gaussian
 /// weights and HWGQ inputs whose simulation is what the run returns.
 @Test func edmipsLambdaSteersTheBits() throws {
     let model = try Zoo.make("cnn")
@@ -132,6 +133,9 @@ import Tensors
     let (got, argmax) = (try CostModel.bitOps(activationBits: nil).cost(r.policy), try CostModel.bitOps(activationBits: nil).cost(r.argmaxPolicy!))
     print("EdMIPS CNN at W3A3's BitOps \(target): argmax \(argmax), policy \(got) (\(r.policy.entries.map { $0.weight!.quantizer.bits }) / \(r.policy.activationBits))")
     #expect(abs(got - target) < abs(argmax - target) && abs(got - target) / target <= 0.1, "BitOps \(got), argmax \(argmax), target \(target)")
+    // The same seed, the same search.
+    let again = try e.run(model.copy(), train: train, validation: validation)
+    #expect(again.policy == r.policy && again.argmaxPolicy == r.argmaxPolicy && again.validationAccuracy == r.validationAccuracy)
     var bad = EdMIPS(); bad.weightBits = [2, 8]
     #expect(throws: NetworkError.self) { try bad.searchModel(model, calibration: try train.images.slice(0..<8)) }
     bad = EdMIPS(); bad.lambda = .nan

@@ -309,6 +309,8 @@ public enum ONNXExporter {
                 case .where: node("Where", x, y, name: n.name)
                 case .requantize:
                     throw NetworkError("export: node '\(n.name)' is an integer engine's requantization, which ONNX has no operator for; export the engine itself (export(q, path)) or its .simulation")
+                case .binaryWeights:
+                    throw NetworkError("export: node '\(n.name)' binarizes a weight for training (XNOR-Net), which this exporter does not write yet; evaluate the model in mpq")
                 case .mixedQuantize, .gumbelQuantize:
                     throw NetworkError("export: node '\(n.name)' is a search layer (\(n.op.onnxName == "MixedQuantize" ? "EdMIPS' mixed quantizer" : "HMQ's Gumbel quantizer")), which ONNX has no operator for; export the searched result (its policy's quantized model)")
                 }
