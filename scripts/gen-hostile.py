@@ -443,6 +443,16 @@ script("save-into-missing-dir", 'save_npy(zeros([2]), "{dir}/no/such/dir/x.npy")
 os.makedirs(os.path.join(out, "fifo-dir"), exist_ok=True)
 case("save-to-fifo", ["-e", 'save_npy(zeros([2]), "{dir}/fifo-dir/pipe.npy")'], "FIFO", setup="fifo:fifo-dir/pipe.npy")
 
+# ---------------------------------------------------------------- learning builtins' files and arguments
+write("bad-cache.json", b"{not json at all")
+script("samples-bad-cache", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), count: 1, cache: "{dir}/bad-cache.json")', "unreadable")
+write("bad-checkpoint.npz", b"PK\x03\x04" + b"\xff" * 64)
+script("train-bad-checkpoint", 'train(zoo("mlp"), fashion_mnist(split: "train", limit: 16), epochs: 1, checkpoint: "{dir}/bad-checkpoint.npz")', "bad-checkpoint.npz")
+script("hmq-unreachable", 'hmq(zoo("cnn"), fashion_mnist(split: "train", limit: 16), average_bits: 1)', "reach at most")
+script("bnn-no-variant", 'bnn(zoo("mlp"), fashion_mnist(split: "train", limit: 16))', "no binary variant")
+script("predictor-ragged", 'predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4], accuracy: 0.8}])', "widths")
+script("predict-unknown-width", 'p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 1, hidden: 2)\npredict(p, [[3]])', "not trained on")
+
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)
 print("%d cases in %s" % (len(cases), out))

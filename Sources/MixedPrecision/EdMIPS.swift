@@ -259,15 +259,12 @@ public struct EdMIPS: Sendable {
         let start = Date()
         let (search, layers) = try searchModel(model, calibration: calibration)
         let searched = Set(layers.map(\.layer))
-        for e in policy.entries {
-            if searched.contains(e.layer.name) {
-                guard let w = e.weight, w.quantizer.scheme == .gaussian, w.quantizer.slicing == .tensor, w.channelBits == nil, weightBits.contains(w.quantizer.bits),
-                      let a = e.activation, a.scheme == .hwgq, activationBits.contains(a.bits) else {
-                    throw MixedPrecisionError("edmips: layer '\(e.layer.name)' must have Gaussian per-tensor weights at one of \(weightBits) bits and HWGQ inputs at one of \(activationBits)")
-                }
-            } else if e.weight?.uniformBits != ends || e.activation?.bits != ends {
-                throw MixedPrecisionError("edmips: layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at \($0) bits (weights and input)" } ?? "float")")
+        try SearchTraining.check(policy, searched: searched, ends: ends, method: "edmips") { e in
+            guard let w = e.weight, w.quantizer.scheme == .gaussian, w.quantizer.slicing == .tensor, w.channelBits == nil, weightBits.contains(w.quantizer.bits),
+                  let a = e.activation, a.scheme == .hwgq, activationBits.contains(a.bits) else {
+                return "Gaussian per-tensor weights at one of \(weightBits) bits and HWGQ inputs at one of \(activationBits)"
             }
+            return nil
         }
         return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
                           history: [], interrupted: false, start: start, progress: progress)

@@ -231,7 +231,7 @@ public struct HMQ: Sendable {
         }
         let reachable = 32 / Double(bits.min() ?? 8)
         guard compression <= reachable else {
-            throw MixedPrecisionError("hmq: a weight compression of \(compression) needs fewer than \(bits.min() ?? 8) bits on average; the candidate widths \(bits) reach at most \(reachable) (less with the ends)")
+            throw MixedPrecisionError(String(format: "hmq: a weight compression of ×%.2f (%.2f bits on average) is out of reach: ", compression, 32 / compression) + "the candidate widths \(bits) reach at most ×\(reachable) (less with the ends)")
         }
         let start = Date()
         let (search, layers) = try searchModel(model)
@@ -292,15 +292,12 @@ public struct HMQ: Sendable {
         let start = Date()
         let (search, layers) = try searchModel(model)
         let searched = Set(layers.map(\.layer))
-        for e in policy.entries {
-            if searched.contains(e.layer.name) {
-                guard let w = e.weight, w.channelBits == nil, w.quantizer == Self.quantizer(bits: w.quantizer.bits), bits.contains(w.quantizer.bits),
-                      e.activation?.bits == activationBits else {
-                    throw MixedPrecisionError("hmq: layer '\(e.layer.name)' must have pow2 per-tensor weights with mse clipping at one of \(bits) bits and inputs at \(activationBits.map { "\($0) bits" } ?? "float")")
-                }
-            } else if e.weight?.uniformBits != ends || e.activation?.bits != ends {
-                throw MixedPrecisionError("hmq: layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at \($0) bits (weights and input)" } ?? "float")")
+        try SearchTraining.check(policy, searched: searched, ends: ends, method: "hmq") { e in
+            guard let w = e.weight, w.channelBits == nil, w.quantizer == Self.quantizer(bits: w.quantizer.bits), bits.contains(w.quantizer.bits),
+                  e.activation?.bits == activationBits else {
+                return "pow2 per-tensor weights with mse clipping at one of \(bits) bits and inputs at \(activationBits.map { "\($0) bits" } ?? "float")"
             }
+            return nil
         }
         return try finish(model, search: search, layers: layers, policy: policy, train: train, validation: validation, calibration: calibration,
                           history: [], interrupted: false, start: start, progress: progress)

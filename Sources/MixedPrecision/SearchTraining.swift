@@ -1,5 +1,6 @@
 import Foundation
 import Network
+import Quantization
 import Runtime
 import Tensors
 
@@ -49,6 +50,18 @@ enum SearchTraining {
         let inner = model.layers.enumerated().filter { $0.offset > 0 && $0.offset < model.layers.count - 1 }.map(\.element)
         guard !inner.isEmpty else { throw MixedPrecisionError("\(method): model '\(model.name)' has no layer between its first and last to search") }
         return inner
+    }
+
+    /// Checks a policy handed to a search's fine-tuning: each searched layer by `fits` (nil, or
+    /// what it must be), every other layer (an end) at `ends` bits for weights and input, or float.
+    static func check(_ policy: Policy, searched: Set<String>, ends: Int?, method: String, fits: (Policy.Entry) -> String?) throws {
+        for e in policy.entries {
+            if searched.contains(e.layer.name) {
+                if let need = fits(e) { throw MixedPrecisionError("\(method): layer '\(e.layer.name)' must have \(need)") }
+            } else if e.weight?.uniformBits != ends || e.activation?.bits != ends {
+                throw MixedPrecisionError("\(method): layer '\(e.layer.name)' is an end; with ends \(ends.map(String.init) ?? "float") it must be \(ends.map { "at \($0) bits (weights and input)" } ?? "float")")
+            }
+        }
     }
 
     /// Checks the splits and returns the calibration images (the first 256 of `train`).

@@ -272,6 +272,20 @@ extension Arguments {
         return t
     }
 
+    /// The training and validation splits of a learning builtin: `data` and the `validation`
+    /// dataset when given, else `data` split 90/10 with `seed`.
+    func trainingSplits(seed: UInt64) throws -> (train: Dataset, validation: Dataset) {
+        let data = try dataset("data")
+        if case .dataset(let v) = self["validation"] { return (data, v) }
+        return try data.split(0.9, seed: seed)
+    }
+
+    /// A library error as this builtin's, without the method's own "name: " prefix.
+    func fail(_ error: CustomStringConvertible, method: String) -> ScriptError {
+        let m = error.description
+        return fail(m.hasPrefix("\(method): ") ? String(m.dropFirst(method.count + 2)) : m)
+    }
+
     func bitsList(_ name: String) throws -> [Int] {
         guard case .list(let xs) = self[name], !xs.isEmpty else { throw fail("'\(name)' must be a non-empty List of bit widths") }
         return try xs.map { v in

@@ -119,8 +119,13 @@ extension Builtins {
             return .number(try m.accuracy(on: data, progress: progress))
         },
         Builtin("predict", category: "models", [.required("model", .any), .required("x", .any)], returns: "Tensor",
-                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers.",
-                examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]")]) { args, _ in
+                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers. With a Predictor (from predictor()) for `model`, x is a List of policies (Lists of widths, samples or Policies) and the result the List of their predicted accuracies.",
+                examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]"),
+                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 20, hidden: 4); len(predict(p, [[2], [4], [2]]))", "3")]) { args, _ in
+            if case .object(let o as PredictorObject) = args["model"] {
+                do { return .list(try o.predictor.predict(try policyBits(args["x"], args, what: "x")).map { .number($0) }) }
+                catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
+            }
             let x: Tensor
             if case .dataset(let d) = args["x"] { x = d.images } else { x = try args.tensor("x") }
             if case .object(let o) = args["model"], let im = o as? IntegerModelObject { return .tensor(try im.engine.run(x)) }

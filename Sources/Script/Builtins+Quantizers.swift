@@ -90,7 +90,7 @@ extension Builtins {
                 returns: "Record",
                 summary: "Trains the binary variant of a zoo cnn or resnet20 (METHODS.md §8), starting from `model`'s weights: XNOR-Net layers (weights α_c·sign(W) per output channel, α_c = mean|W_c|; sign activations with the clipped straight-through gradient) between a real first and last layer, Bi-Real real-valued shortcuts around each binary convolution of ResNet-20 (its 1×1 projections real). Two stages with Adam and cosine decay from lr: `weight_epochs` with binary weights and real activations (hardtanh), then `epochs` with both binary. The real layers take `ends` bits (32: float) in the result. architecture: \"cnn\" or \"resnet20\" (default: the model's name). validation: reported each epoch (default: 10% of data, seeded). One progress line per epoch; Ctrl-C ends training with what was learned. Returns {model (the binary network, real layers float), quantized (real layers at ends bits), policy, history (stage, epoch, loss, train, validation), validation, seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); r = bnn(m, fashion_mnist(split: \"train\", limit: 256), weight_epochs: 1, epochs: 1); [len(r.history), r.policy.bits, r.policy.activation_bits]", "[2, [8, 1, 1, 1, 8], [8, 1, 1, 1, 8]]")]) { args, interp in
-            let m = try args.model("model"), data = try args.dataset("data")
+            let m = try args.model("model")
             var t = BinaryTraining()
             t.weightStageEpochs = try args.int("weight_epochs"); t.binaryStageEpochs = try args.int("epochs")
             t.learningRate = Float(try args.number("lr")); t.batchSize = try args.int("batch"); t.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
@@ -98,11 +98,10 @@ extension Builtins {
             guard (2...8).contains(ends) || ends == 32 else { throw args.fail("ends must be 2…8 or 32 (float), found \(ends)") }
             t.ends = ends == 32 ? nil : ends
             let architecture = try args.optionalString("architecture") ?? m.name
-            var (train, validation) = (data, data)
-            if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: t.seed) }
+            let (train, validation) = try args.trainingSplits(seed: t.seed)
             let r: BinaryTraining.Result
             do { r = try t.run(m, architecture: architecture, train: train, validation: validation) { interp.progress($0, done: true) } }
-            catch let e as QuantizationError { throw args.fail(e.message.hasPrefix("bnn: ") ? String(e.message.dropFirst(5)) : e.message) }
+            catch let e as QuantizationError { throw args.fail(e, method: "bnn") }
             let history: [Value] = r.history.map { e in
                 .record(Record([("stage", .number(Double(e.stage))), ("epoch", .number(Double(e.epoch))), ("loss", .number(e.loss)),
                                 ("train", .number(e.trainAccuracy)), ("validation", .number(e.validationAccuracy))]))

@@ -162,7 +162,7 @@ extension Builtins {
                 returns: "Record",
                 summary: "EdMIPS (METHODS.md §6): learns each layer's weight and activation bits by gradient descent. Every layer but the first and last reads its weight through softmax(α_w)-mixed Gaussian quantizers at `bits` and its input through softmax(α_a)-mixed HWGQ at `activation_bits` (1…4; σ of each input measured on the data); the loss adds lambda·Σ MACs·E[b_w]·E[b_a]/(2·Σ MACs) (uniform W2A2 = 2); weights (SGD Nesterov, one-cycle at lr) and α (Adam at alpha_lr) step on the same batch for `epochs` on `data`; then each α's argmax is the policy — with `bitops` (a target for the policy's Σ MACs·b_w·b_a, float layers at 32), its widths then move one step at a time along softmax(α) until the BitOps are within `tolerance` of the target (our addition: the paper steers by lambda alone) —, and the network is fine-tuned for `fine_tune` epochs with those quantizers fixed. validation: the split reported each epoch and at the end (default: 10% of data, seeded). ends: nil keeps the first and last layer float (EdMIPS), 8 quantizes them with the reference quantizers. One progress line per epoch (loss, accuracies, mean E[b], expected BitOps, time left); Ctrl-C ends the search (or the fine-tuning) and returns what was learned, with interrupted: true (a second Ctrl-C stops the rest). checkpoint: a .npz path the search's whole state is written to after every epoch (the fine-tuning's beside it, -finetune.npz); when it exists, the same call continues from it and ends as an unbroken run would (epochs before the resume are missing from history). policy: a Policy of Gaussian per-tensor weights and HWGQ inputs (ends as `ends`) is fine-tuned with the same recipe instead of searched — the equal-budget baseline (uniform W2A2, say). The result's quantized model calibrates HWGQ's σ layer by layer (quantize(..., sequential: true)). Returns {policy, quantized (the fine-tuned model under the policy), model (its float weights), history (per epoch: epoch, loss, train, validation, weight_bits and activation_bits — the means of E[b] over the searched layers —, bitops — expected, searched layers —, layer_weight_bits, layer_activation_bits), searched (the layers' names), validation (the policy's simulation), search_model_validation (the fine-tuned search model, α one-hot: what training saw), bitops (the policy's, float layers at 32), argmax_bitops (before a move to the target), seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = edmips(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); len(r.history)", "1")]) { args, interp in
-            let m = try args.model("model"), data = try args.dataset("data")
+            let m = try args.model("model")
             var e = EdMIPS()
             e.lambda = try args.number("lambda"); e.weightBits = try args.bitsList("bits"); e.activationBits = try args.bitsList("activation_bits")
             e.searchEpochs = try args.int("epochs"); e.fineTuneEpochs = try args.int("fine_tune"); e.ends = try args.optionalInt("ends")
@@ -172,8 +172,7 @@ extension Builtins {
             guard e.searchEpochs >= 1, e.fineTuneEpochs >= 0, e.batchSize >= 1, e.learningRate > 0, e.alphaRate > 0, e.tolerance >= 0, e.tolerance < 1 else {
                 throw args.fail("epochs ≥ 1, fine_tune ≥ 0, batch ≥ 1, positive lr and alpha_lr and tolerance in [0, 1) expected")
             }
-            var (train, validation) = (data, data)
-            if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: e.seed) }
+            let (train, validation) = try args.trainingSplits(seed: e.seed)
             let r: EdMIPS.Result
             do {
                 if case .object = args["policy"] {
@@ -182,7 +181,7 @@ extension Builtins {
                 } else {
                     r = try e.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
                 }
-            } catch let e as MixedPrecisionError { throw args.fail(e.message.hasPrefix("edmips: ") ? String(e.message.dropFirst(8)) : e.message) }
+            } catch let e as MixedPrecisionError { throw args.fail(e, method: "edmips") }
             let history: [Value] = r.history.map { h in
                 .record(Record([("epoch", .number(Double(h.epoch))), ("loss", .number(h.loss)), ("train", .number(h.trainAccuracy)),
                                 ("validation", .number(h.validationAccuracy)),
@@ -211,7 +210,7 @@ extension Builtins {
                 returns: "Record",
                 summary: "HMQ (METHODS.md §5): learns each layer's weight width and power-of-two threshold by a Gumbel-softmax over (bits × 8 thresholds T_max/2^j), the forward quantizer at the expected step and threshold, with the loss CE + gamma·relu((R_t − R̂)/R_t)² pulling the weight compression R̂ (against float32; 32/average bits, every layer counted) up to the target: `compression` (8 = 4 bits on average) or `average_bits` (one of them, default 8×). R_t ramps from 1 over the first half of the search; the temperature falls from 1 to ½ over each 5 epochs and restarts. Every layer but the first and last is searched over `bits` (2…8); the ends take `ends` bits (32: float). Weights (SGD Nesterov, one-cycle at lr) and the logits (Adam at logit_lr) step on the same batch for `epochs`; then each layer takes the argmax width of the marginal with the pow2 quantizer (per tensor, the least-error threshold) — HMQ's inference rule —, widths move along the marginals (most probable move first) until the compression is within `tolerance` of the target (0: the argmax alone; short searches leave broad marginals whose argmax misses the target), and the network is fine-tuned for `fine_tune` epochs with that choice fixed. Inputs of the searched layers stay float in the search and take activation_bits in the policy (32: float). validation: reported each epoch and at the end (default: 10% of data, seeded). One progress line per epoch (loss, accuracies, E[b], compression and target, temperature, time left); Ctrl-C returns what was learned (interrupted: true). checkpoint: a .npz path the search's whole state is written to after every epoch (the fine-tuning's beside it, -finetune.npz); when it exists, the same call continues from it and ends as an unbroken run would (epochs before the resume are missing from history). policy: a policy of that form (pow2 per-tensor mse weights, see policy(..., scheme: \"pow2\", clip: \"mse\", granularity: \"tensor\")) is fine-tuned with the same recipe instead — the equal-budget baseline. Returns {policy, quantized, model (fine-tuned float weights), history (per epoch: epoch, loss, train, validation, average_bits (expected), compression (expected), target, temperature, layer_bits), searched, validation, compression and average_bits (the policy's), argmax_bits and argmax_compression (the argmax before the move), seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); r = hmq(m, fashion_mnist(split: \"train\", limit: 256), epochs: 1, fine_tune: 0); [len(r.history), r.searched]", "[1, [\"fc2\"]]")]) { args, interp in
-            let m = try args.model("model"), data = try args.dataset("data")
+            let m = try args.model("model")
             var h = HMQ()
             switch (try args.optionalNumber("compression"), try args.optionalNumber("average_bits")) {
             case (let c?, nil): h.compression = c
@@ -233,8 +232,7 @@ extension Builtins {
             for (name, b) in [("ends", ends), ("activation_bits", acts)] where !(2...8).contains(b) && b != 32 {
                 throw args.fail("\(name) must be 2…8 or 32 (float), found \(b)")
             }
-            var (train, validation) = (data, data)
-            if case .dataset(let v) = args["validation"] { validation = v } else { (train, validation) = try data.split(0.9, seed: h.seed) }
+            let (train, validation) = try args.trainingSplits(seed: h.seed)
             let r: HMQ.Result
             do {
                 if case .object = args["policy"] {
@@ -243,7 +241,7 @@ extension Builtins {
                 } else {
                     r = try h.run(m, train: train, validation: validation) { interp.progress($0, done: true) }
                 }
-            } catch let e as MixedPrecisionError { throw args.fail(e.message.hasPrefix("hmq: ") ? String(e.message.dropFirst(5)) : e.message) }
+            } catch let e as MixedPrecisionError { throw args.fail(e, method: "hmq") }
             let history: [Value] = r.history.map { e in
                 .record(Record([("epoch", .number(Double(e.epoch))), ("loss", .number(e.loss)), ("train", .number(e.trainAccuracy)),
                                 ("validation", .number(e.validationAccuracy)), ("average_bits", .number(32 / e.expectedCompression)),

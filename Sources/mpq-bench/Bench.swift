@@ -64,6 +64,7 @@ struct MPQBench: ParsableCommand {
         LanguageBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
         SolveBenchmarks(quick: quick).run(wanted: wanted, emit: emit)
         TrainBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
+        EvalBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
         PTQBenchmarks(quick: quick, referenceDirectory: reference).run(wanted: wanted, emit: emit)
     }
 }

@@ -35,7 +35,8 @@ import Tensors
 
 /// The binary variants take the float models' weights by name, put the first and last layer
 /// (and ResNet-20's projections) in real arithmetic, and their policy counts the binary layers
-/// at 1 bit; stage one (hardtanh for sign) and a short binary stage train the CNN past chance.
+/// at 1 bit; stage one (hardtanh for sign) and a short binary stage train the CNN past chance,
+/// and its export runs in ONNX Runtime with the same accuracy.
 @Test func binaryVariantsStartFromTheFloatWeights() throws {
     let cnn = try Zoo.make("cnn")
     try cnn.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
@@ -55,4 +56,14 @@ import Tensors
     #expect(r.history.map(\.stage) == [1, 2] && r.policy.entries.map { $0.weight!.uniformBits! } == [8, 1, 1, 1, 8])
     #expect(r.validationAccuracy > 0.5, "\(r.validationAccuracy)")
     #expect(r.validationAccuracy == (try r.quantized.accuracy(on: validation)))
+    // The trained binary network (ends at 8 bits) exports to ONNX and ONNX Runtime agrees.
+    let test = try FashionMNIST.load(.test, limit: 2000)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-bnn-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try NPY.write(test.images, to: "\(dir)/x.npy")
+    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
+    try ONNXExporter.save(r.quantized, to: "\(dir)/bnn.onnx")
+    let ours = try r.quantized.accuracy(on: test), ort = try onnxRuntimeAccuracy("\(dir)/bnn.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+    #expect(abs(ours - ort) <= 0.001, "mpq \(ours), ONNX Runtime \(ort)")
 }

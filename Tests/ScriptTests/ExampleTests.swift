@@ -29,4 +29,7 @@ func builtinExampleRuns(_ encoded: String) {
         #expect(b.help.contains(b.signature))
     }
     #expect(interp.referenceMarkdown().contains("### `zeros`"))
+    // One declaration per name: a second would silently replace the first.
+    let names = Builtins.all.map(\.name)
+    #expect(Set(names).count == names.count, "declared twice: \(Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted())")
 }

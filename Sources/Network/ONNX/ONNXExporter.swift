@@ -310,7 +310,16 @@ public enum ONNXExporter {
                 case .requantize:
                     throw NetworkError("export: node '\(n.name)' is an integer engine's requantization, which ONNX has no operator for; export the engine itself (export(q, path)) or its .simulation")
                 case .binaryWeights:
-                    throw NetworkError("export: node '\(n.name)' binarizes a weight for training (XNOR-Net), which this exporter does not write yet; evaluate the model in mpq")
+                    // α_c·sign(W): α = ReduceMean(|W|) over all but the output channels, then Where(W ≥ 0, α, −α).
+                    guard let rank = model.parameters[x[0]]?.rank, rank >= 2 else {
+                        throw NetworkError("export: node '\(n.name)' binarizes '\(x[0])', which is not a weight of rank ≥ 2")
+                    }
+                    let (absolute, alpha, negative, test) = (fresh(n.name + "/abs"), fresh(n.name + "/alpha"), fresh(n.name + "/negative"), fresh(n.name + "/nonnegative"))
+                    node("Abs", [x[0]], [absolute], name: n.name + "/Abs")
+                    node("ReduceMean", [absolute, intList(n.name + "/axes", Array(1..<rank))], [alpha], name: n.name + "/ReduceMean", [Self.int("keepdims", 1)])
+                    node("Neg", [alpha], [negative], name: n.name + "/Neg")
+                    node("GreaterOrEqual", [x[0], scalar(n.name + "/zero", 0)], [test], name: n.name + "/GreaterOrEqual")
+                    node("Where", [test, alpha, negative], y, name: n.name + "/Where")
                 case .mixedQuantize, .gumbelQuantize:
                     throw NetworkError("export: node '\(n.name)' is a search layer (\(n.op.onnxName == "MixedQuantize" ? "EdMIPS' mixed quantizer" : "HMQ's Gumbel quantizer")), which ONNX has no operator for; export the searched result (its policy's quantized model)")
                 }

@@ -1,0 +1,128 @@
+import Foundation
+import Network
+import Tensors
+
+/// APQ's accuracy predictor (../shared/METHODS.md §4): an MLP input → 400 → 400 → 400 → 1 with
+/// ReLU over the policy's encoding — one one-hot vector over the candidate widths per layer,
+/// concatenated — trained on measured samples with our autograd and Adam to the accuracy
+/// (standardised: the mean and spread of the training samples' accuracies are kept beside it).
+/// Not yet: the transfer recipe (pre-training on cheap samples) and the pruning part of the
+/// encoding.
+public struct AccuracyMLP {
+    public let choices: [Int]
+    public let layers: Int
+    public let network: Model
+    public let mean: Double, spread: Double
+
+    public struct Options: Sendable {
+        public var hidden = 400
+        public var epochs = 300
+        public var batchSize = 64
+        public var learningRate: Float = 1e-3
+        public var seed: UInt64 = 0
+        public init() {}
+    }
+
+    /// The one-hot encoding of one policy.
+    public func encode(_ bits: [Int]) throws -> [Float] {
+        try Self.encode(bits, choices: choices, layers: layers)
+    }
+
+    static func encode(_ bits: [Int], choices: [Int], layers: Int) throws -> [Float] {
+        guard bits.count == layers else { throw MixedPrecisionError("predictor: expected \(layers) widths (one per layer), found \(bits.count)") }
+        var v = [Float](repeating: 0, count: layers * choices.count)
+        for (l, b) in bits.enumerated() {
+            guard let i = choices.firstIndex(of: b) else {
+                throw MixedPrecisionError("predictor: layer \(l) has \(b) bits, which the predictor was not trained on (widths \(choices))")
+            }
+            v[l * choices.count + i] = 1
+        }
+        return v
+    }
+
+    /// Trains on `samples` (every policy over `choices`).
+    public static func train(_ samples: [PolicySamples.Sample], choices: [Int], options: Options = Options()) throws -> AccuracyMLP {
+        guard samples.count >= 2, let layers = samples.first?.bits.count, layers > 0 else {
+            throw MixedPrecisionError("predictor: needs at least two measured policies, found \(samples.count)")
+        }
+        guard samples.allSatisfy({ $0.accuracy.isFinite }), options.hidden > 0, options.epochs >= 0, options.batchSize > 0, options.learningRate > 0 else {
+            throw MixedPrecisionError("predictor: expected finite accuracies, hidden width, epochs ≥ 0, batch > 0 and a positive learning rate")
+        }
+        let features = layers * choices.count
+        let x = try samples.flatMap { try encode($0.bits, choices: choices, layers: layers) }
+        let accuracies = samples.map(\.accuracy)
+        let mean = accuracies.reduce(0, +) / Double(samples.count)
+        let spread = max((accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)).squareRoot(), 1e-6)
+        let targets = accuracies.map { Float(($0 - mean) / spread) }
+        var b = GraphBuilder(seed: options.seed)
+        var h = b.input
+        var width = features
+        for i in 0..<3 {
+            h = b.relu(try b.linear(h, "hidden\(i + 1)", in: width, out: options.hidden))
+            width = options.hidden
+        }
+        let out = try b.linear(h, "output", in: width, out: 1)
+        let network = try b.model(name: "APQ accuracy predictor", output: out, inputShape: [features])
+        var state = OptimizerState(.adam())
+        var rng = RandomGenerator(seed: options.seed &+ 1)
+        var order = Array(0..<samples.count)
+        let steps = options.epochs * ((samples.count + options.batchSize - 1) / options.batchSize)
+        var step = 0
+        for _ in 0..<options.epochs {
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for start in stride(from: 0, to: order.count, by: options.batchSize) {
+                let idx = order[start..<min(order.count, start + options.batchSize)]
+                let batch = Tensor(checkedShape: [idx.count, features], scalars: idx.flatMap { x[($0 * features)..<(($0 + 1) * features)] })
+                let (y, trace) = try network.run(batch, training: true, keepTrace: true)
+                // Mean squared error: ∂/∂y = 2(y − t)/n.
+                let dy = Tensor(checkedShape: y.shape, scalars: zip(y.scalars, idx).map { 2 * ($0 - targets[$1]) / Float(idx.count) })
+                let grads = try network.gradients(trace!, outputGradient: dy)
+                try state.step(network, gradients: grads, lr: Schedule.cosine(peak: options.learningRate).rate(step: step, total: steps))
+                step += 1
+            }
+        }
+        return AccuracyMLP(choices: choices, layers: layers, network: network, mean: mean, spread: spread)
+    }
+
+    /// Predicted accuracies of `policies`.
+    public func predict(_ policies: [[Int]]) throws -> [Double] {
+        guard !policies.isEmpty else { return [] }
+        let x = Tensor(checkedShape: [policies.count, layers * choices.count], scalars: try policies.flatMap { try encode($0) })
+        return try network.run(x).output.scalars.map { mean + spread * Double($0) }
+    }
+
+    /// Kendall's τ (τ-b: ties in either list counted as neither concordant nor discordant),
+    /// Spearman's ρ (on average ranks) and the mean absolute error of `predicted` against `measured`.
+    public static func agreement(predicted: [Double], measured: [Double]) -> (tau: Double, rho: Double, mae: Double) {
+        let n = min(predicted.count, measured.count)
+        guard n >= 2 else { return (.nan, .nan, .nan) }
+        var concordant = 0.0, discordant = 0.0, tiesP = 0.0, tiesM = 0.0
+        for i in 0..<n {
+            for j in (i + 1)..<n {
+                let a = predicted[i] - predicted[j], b = measured[i] - measured[j]
+                if a == 0 && b == 0 { continue }
+                if a == 0 { tiesP += 1; continue }
+                if b == 0 { tiesM += 1; continue }
+                if (a > 0) == (b > 0) { concordant += 1 } else { discordant += 1 }
+            }
+        }
+        let tau = (concordant - discordant) / ((concordant + discordant + tiesP) * (concordant + discordant + tiesM)).squareRoot()
+        func ranks(_ v: [Double]) -> [Double] {
+            let order = v.indices.sorted { v[$0] < v[$1] }
+            var r = [Double](repeating: 0, count: v.count), i = 0
+            while i < order.count {
+                var j = i
+                while j + 1 < order.count && v[order[j + 1]] == v[order[i]] { j += 1 }
+                for k in i...j { r[order[k]] = Double(i + j) / 2 + 1 }
+                i = j + 1
+            }
+            return r
+        }
+        let (rp, rm) = (ranks(Array(predicted.prefix(n))), ranks(Array(measured.prefix(n))))
+        let mp = rp.reduce(0, +) / Double(n), mm = rm.reduce(0, +) / Double(n)
+        let cov = zip(rp, rm).reduce(0.0) { $0 + ($1.0 - mp) * ($1.1 - mm) }
+        let vp = rp.reduce(0.0) { $0 + ($1 - mp) * ($1 - mp) }, vm = rm.reduce(0.0) { $0 + ($1 - mm) * ($1 - mm) }
+        let mae = zip(predicted, measured).prefix(n).reduce(0.0) { $0 + abs($1.0 - $1.1) } / Double(n)
+        return (tau, cov / (vp * vm).squareRoot(), mae)
+    }
+}
