@@ -449,6 +449,7 @@ script("samples-bad-cache", 'samples(zoo("mlp"), fashion_mnist(split: "train", l
 write("bad-checkpoint.npz", b"PK\x03\x04" + b"\xff" * 64)
 script("train-bad-checkpoint", 'train(zoo("mlp"), fashion_mnist(split: "train", limit: 16), epochs: 1, checkpoint: "{dir}/bad-checkpoint.npz")', "bad-checkpoint.npz")
 script("hmq-unreachable", 'hmq(zoo("cnn"), fashion_mnist(split: "train", limit: 16), average_bits: 1)', "reach at most")
+script("samples-absurd-count", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), count: 1e9)', "0…100000")
 script("bnn-no-variant", 'bnn(zoo("mlp"), fashion_mnist(split: "train", limit: 16))', "no binary variant")
 script("predictor-ragged", 'predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4], accuracy: 0.8}])', "widths")
 script("predict-unknown-width", 'p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 1, hidden: 2)\npredict(p, [[3]])', "not trained on")

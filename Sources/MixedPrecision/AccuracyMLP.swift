@@ -1,11 +1,13 @@
 import Foundation
 import Network
+import Runtime
 import Tensors
 
 /// APQ's accuracy predictor (../shared/METHODS.md §4): an MLP input → 400 → 400 → 400 → 1 with
 /// ReLU over the policy's encoding — one one-hot vector over the candidate widths per layer,
 /// concatenated — trained on measured samples with our autograd and Adam to the accuracy
 /// (standardised: the mean and spread of the training samples' accuracies are kept beside it).
+/// Ctrl-C stops training between epochs and keeps the predictor as it is.
 /// Not yet: the transfer recipe (pre-training on cheap samples) and the pruning part of the
 /// encoding.
 public struct AccuracyMLP {
@@ -68,7 +70,8 @@ public struct AccuracyMLP {
         var order = Array(0..<samples.count)
         let steps = options.epochs * ((samples.count + options.batchSize - 1) / options.batchSize)
         var step = 0
-        for _ in 0..<options.epochs {
+        // Ctrl-C ends training between epochs with the predictor as trained so far.
+        for _ in 0..<options.epochs where !Interrupt.isRequested {
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             for start in stride(from: 0, to: order.count, by: options.batchSize) {
                 let idx = order[start..<min(order.count, start + options.batchSize)]

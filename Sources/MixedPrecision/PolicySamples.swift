@@ -56,8 +56,8 @@ public struct PolicySamples: Sendable {
 
     /// `count` random policies, each layer's width drawn uniformly from `bits` (seeded).
     public static func random(_ model: Model, count: Int, bits: [Int], seed: UInt64) throws -> [[Int]] {
-        guard count >= 0, !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }) else {
-            throw MixedPrecisionError("samples: expected a count ≥ 0 and widths in 1…8, found \(count) and \(bits)")
+        guard (0...100_000).contains(count), !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }) else {
+            throw MixedPrecisionError("samples: expected a count of 0…100000 and widths in 1…8, found \(count) and \(bits)")
         }
         var rng = RandomGenerator(seed: seed)
         return (0..<count).map { _ in model.layers.map { _ in bits[Int(rng.next() % UInt64(bits.count))] } }
