@@ -58,12 +58,6 @@ import Tensors
     #expect(r.validationAccuracy == (try r.quantized.accuracy(on: validation)))
     // The trained binary network (ends at 8 bits) exports to ONNX and ONNX Runtime agrees.
     let test = try FashionMNIST.load(.test, limit: 2000)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-bnn-\(getpid())").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try NPY.write(test.images, to: "\(dir)/x.npy")
-    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
-    try ONNXExporter.save(r.quantized, to: "\(dir)/bnn.onnx")
-    let ours = try r.quantized.accuracy(on: test), ort = try onnxRuntimeAccuracy("\(dir)/bnn.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+    let ours = try r.quantized.accuracy(on: test), ort = try onnxRuntimeAccuracy(of: r.quantized, on: test, name: "bnn-export")
     #expect(abs(ours - ort) <= 0.001, "mpq \(ours), ONNX Runtime \(ort)")
 }

@@ -24,6 +24,17 @@ func onnxRuntimeAccuracy(_ path: String, images: String, labels: String) throws 
     return a
 }
 
+/// `model` exported with `ONNXExporter.save` and run by ONNX Runtime on `test`: its accuracy.
+func onnxRuntimeAccuracy(of model: Model, on test: Dataset, name: String) throws -> Double {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-\(name)-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try NPY.write(test.images, to: "\(dir)/x.npy")
+    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
+    try ONNXExporter.save(model, to: "\(dir)/model.onnx")
+    return try onnxRuntimeAccuracy("\(dir)/model.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+}
+
 /// QDQ export (issue 19): ResNet-20 through the integer engine at W8A8, W4A8 and a mixed policy
 /// (2…8 bits by layer, ends at 8; kernel-wise widths in one layer), written as ONNX and run by
 /// ONNX Runtime on the whole test set, matches the accuracy of mpq's simulation within 0.1 point;
@@ -89,14 +100,8 @@ func onnxRuntimeAccuracy(_ path: String, images: String, labels: String) throws 
     options.epochs = 1; options.batchSize = 128; options.schedule = .oneCycle(peak: 0.01)
     _ = try q.train(on: try FashionMNIST.load(.train, limit: 1024), options: options)
     let test = try FashionMNIST.load(.test, limit: 2000)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-qat-export-\(getpid())").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try NPY.write(test.images, to: "\(dir)/x.npy")
-    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
-    try ONNXExporter.save(q, to: "\(dir)/qat.onnx")
     let ours = try q.accuracy(on: test)
-    let ort = try onnxRuntimeAccuracy("\(dir)/qat.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+    let ort = try onnxRuntimeAccuracy(of: q, on: test, name: "qat-export")
     print("QAT export: ONNX Runtime \(ort), mpq \(ours)")
     #expect(abs(ort - ours) <= 0.001, "ORT \(ort) vs mpq \(ours)")
 }
