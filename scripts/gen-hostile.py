@@ -445,7 +445,7 @@ case("save-to-fifo", ["-e", 'save_npy(zeros([2]), "{dir}/fifo-dir/pipe.npy")'], 
 
 # ---------------------------------------------------------------- learning builtins' files and arguments
 write("bad-cache.json", b"{not json at all")
-script("samples-bad-cache", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), count: 1, cache: "{dir}/bad-cache.json")', "unreadable")
+script("samples-bad-cache", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), count: 1, cache: "{dir}/bad-cache.json")', "not a samples cache")
 write("bad-checkpoint.npz", b"PK\x03\x04" + b"\xff" * 64)
 script("train-bad-checkpoint", 'train(zoo("mlp"), fashion_mnist(split: "train", limit: 16), epochs: 1, checkpoint: "{dir}/bad-checkpoint.npz")', "bad-checkpoint.npz")
 script("hmq-unreachable", 'hmq(zoo("cnn"), fashion_mnist(split: "train", limit: 16), average_bits: 1)', "reach at most")
@@ -453,6 +453,16 @@ script("samples-absurd-count", 'samples(zoo("mlp"), fashion_mnist(split: "train"
 script("bnn-no-variant", 'bnn(zoo("mlp"), fashion_mnist(split: "train", limit: 16))', "no binary variant")
 script("predictor-ragged", 'predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4], accuracy: 0.8}])', "widths")
 script("predict-unknown-width", 'p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 1, hidden: 2)\npredict(p, [[3]])', "not trained on")
+write("foreign-cache.json", b'{"key": "0000000000000000", "samples": [{"bits": [2, 2, 2], "accuracy": 0.5}]}')
+script("samples-merge-foreign", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), policies: [], cache: "{dir}/merged.json", merge: ["{dir}/foreign-cache.json"])', "another model")
+script("samples-merge-not-paths", 'samples(zoo("mlp"), fashion_mnist(split: "train", limit: 16), policies: [], cache: "{dir}/merged.json", merge: [1])', "cache file paths")
+tiny_predictor = 'p = predictor([{bits: [2, 2, 2], accuracy: 0.5}, {bits: [8, 8, 8], accuracy: 0.9}], epochs: 1, hidden: 2)\n'
+script("evolve-infeasible", tiny_predictor + 'evolve(zoo("mlp"), p, fashion_mnist(split: "train", limit: 16), average_bits: 1)', "cheapest")
+script("evolve-two-budgets", tiny_predictor + 'evolve(zoo("mlp"), p, fashion_mnist(split: "train", limit: 16), average_bits: 4, energy: 1)', "one budget")
+script("evolve-not-a-predictor", 'evolve(zoo("mlp"), 3, fashion_mnist(split: "train", limit: 16), average_bits: 4)', "Predictor")
+script("evolve-bad-population", tiny_predictor + 'evolve(zoo("mlp"), p, fashion_mnist(split: "train", limit: 16), average_bits: 4, population: 1)', "population")
+script("random-policies-infeasible", 'random_policies(zoo("mlp"), energy: 0.000001)', "cheapest")
+script("predictor-bad-pretrain", 'predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], pretrain: 3)', "Sensitivity")
 
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)

@@ -8,8 +8,10 @@ import Tensors
 /// concatenated — trained on measured samples with our autograd and Adam to the accuracy
 /// (standardised: the mean and spread of the training samples' accuracies are kept beside it).
 /// Ctrl-C stops training between epochs and keeps the predictor as it is.
-/// Not yet: the transfer recipe (pre-training on cheap samples) and the pruning part of the
-/// encoding.
+///
+/// The transfer recipe (`Transfer`): pre-train on many cheap samples — random policies scored by
+/// a sensitivity table, −log Σ Ω, which needs no evaluation — then fine-tune every weight on the
+/// few measured ones. Not yet: the pruning part of the encoding.
 public struct AccuracyMLP {
     public let choices: [Int]
     public let layers: Int
@@ -23,6 +25,37 @@ public struct AccuracyMLP {
         public var learningRate: Float = 1e-3
         public var seed: UInt64 = 0
         public init() {}
+    }
+
+    /// Pre-training on sensitivity-derived proxies before the measured samples.
+    public struct Transfer: Sendable {
+        public var table: SensitivityTable
+        /// Random policies (each layer's width uniform over the predictor's) scored −log Σ Ω.
+        public var count = 5000
+        public var epochs = 30
+        public var seed: UInt64 = 0
+        public init(table: SensitivityTable) { self.table = table }
+
+        /// The proxy samples: `count` random policies and −log of their summed sensitivity.
+        public func samples(choices: [Int], layers: Int) throws -> [PolicySamples.Sample] {
+            guard table.layers.count == layers else {
+                throw MixedPrecisionError("predictor: the sensitivity table has \(table.layers.count) layers, the samples \(layers)")
+            }
+            guard choices.allSatisfy(table.bits.contains) else {
+                throw MixedPrecisionError("predictor: the sensitivity table lacks some of the widths \(choices) (it has \(table.bits))")
+            }
+            guard (2...1_000_000).contains(count), epochs >= 0 else {
+                throw MixedPrecisionError("predictor: expected 2…1000000 proxy samples and epochs ≥ 0, found \(count) and \(epochs)")
+            }
+            var rng = RandomGenerator(seed: seed)
+            return try (0..<count).map { _ in
+                let bits = (0..<layers).map { _ in choices[Int(rng.next() % UInt64(choices.count))] }
+                guard let o = table.objective(bits: bits), o.isFinite, o >= 0 else {
+                    throw MixedPrecisionError("predictor: the sensitivity table gives no finite objective for \(bits)")
+                }
+                return PolicySamples.Sample(bits: bits, accuracy: -log(max(o, 1e-30)))
+            }
+        }
     }
 
     /// The one-hot encoding of one policy.
@@ -42,8 +75,19 @@ public struct AccuracyMLP {
         return v
     }
 
-    /// Trains on `samples` (every policy over `choices`).
-    public static func train(_ samples: [PolicySamples.Sample], choices: [Int], options: Options = Options()) throws -> AccuracyMLP {
+    /// Trains on `samples` (every policy over `choices`); with `transfer`, after pre-training on
+    /// its proxy samples (the same network, Adam restarted, the targets standardised anew).
+    public static func train(_ samples: [PolicySamples.Sample], choices: [Int], options: Options = Options(),
+                             transfer: Transfer? = nil) throws -> AccuracyMLP {
+        guard let transfer else { return try train(samples, choices: choices, options: options, from: nil) }
+        guard let layers = samples.first?.bits.count else { throw MixedPrecisionError("predictor: needs at least two measured policies, found 0") }
+        var pre = options
+        pre.epochs = transfer.epochs
+        let proxy = try train(try transfer.samples(choices: choices, layers: layers), choices: choices, options: pre, from: nil)
+        return try train(samples, choices: choices, options: options, from: proxy.network)
+    }
+
+    static func train(_ samples: [PolicySamples.Sample], choices: [Int], options: Options, from start: Model?) throws -> AccuracyMLP {
         guard samples.count >= 2, let layers = samples.first?.bits.count, layers > 0 else {
             throw MixedPrecisionError("predictor: needs at least two measured policies, found \(samples.count)")
         }
@@ -65,6 +109,7 @@ public struct AccuracyMLP {
         }
         let out = try b.linear(h, "output", in: width, out: 1)
         let network = try b.model(name: "APQ accuracy predictor", output: out, inputShape: [features])
+        if let start { try network.loadStateDict(start.stateDict, source: "the pre-trained predictor") }
         var state = OptimizerState(.adam())
         var rng = RandomGenerator(seed: options.seed &+ 1)
         var order = Array(0..<samples.count)

@@ -5,7 +5,8 @@ import Runtime
 import Tensors
 
 /// Measured policies for APQ's predictor (../shared/METHODS.md §4): weight-only policies (the
-/// reference per-channel quantizer at each layer's width) evaluated on a validation split, kept
+/// reference per-channel quantizer at each layer's width, with bias correction when calibration
+/// images are given) evaluated on a validation split, kept
 /// in an on-disk cache keyed by the model's content, the validation data and the policy, so that
 /// reruns and other methods reuse them and an interrupted measurement resumes where it stopped.
 public struct PolicySamples: Sendable {
@@ -19,11 +20,17 @@ public struct PolicySamples: Sendable {
     /// The cache file (JSON: its key and the samples), rewritten atomically after each measured
     /// policy; nil measures without keeping anything.
     public var cache: String?
-    public init(cache: String? = nil) { self.cache = cache }
+    /// Images whose measured output shifts are taken out of each quantized layer's bias or batch
+    /// norm before evaluation (`Model.biasCorrected`); nil evaluates the quantized weights as they
+    /// are. Post-training mixed precision (Sony MCT's included) applies this correction, and it
+    /// makes low widths far less erratic: one 2-bit layer costs a few points, not tens.
+    public var calibration: Tensor?
+    public init(cache: String? = nil, calibration: Tensor? = nil) { self.cache = cache; self.calibration = calibration }
 
-    /// The cache key: FNV-1a over the layers, every parameter and buffer, and the validation
-    /// images and labels — another model or split gets another cache.
-    public static func key(model: Model, validation: Dataset) -> String {
+    /// The cache key: FNV-1a over the layers, every parameter and buffer, the validation images
+    /// and labels, and the calibration images when bias-corrected — another model, split or
+    /// protocol gets another cache.
+    public static func key(model: Model, validation: Dataset, calibration: Tensor? = nil) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ v: UInt64) { for i in 0..<8 { h ^= (v >> (8 * UInt64(i))) & 0xff; h = h &* 0x0000_0100_0000_01b3 } }
         func mix(_ s: String) { for b in s.utf8 { mix(UInt64(b)) } }
@@ -32,6 +39,7 @@ public struct PolicySamples: Sendable {
         for (name, t) in model.stateDict { mix(name); mix(t) }
         mix(validation.images)
         for y in validation.labels { mix(UInt64(bitPattern: Int64(y))) }
+        if let calibration { mix("bias correction"); mix(calibration) }
         return String(format: "%016llx", h)
     }
 
@@ -40,18 +48,64 @@ public struct PolicySamples: Sendable {
         var samples: [Sample]
     }
 
-    /// The cached samples for this model and split (none when the file is absent); a cache of
-    /// another model or split is refused rather than mixed in.
-    public func cached(key: String) throws -> [Sample] {
+    /// The cached samples for this model and split (none when the file is absent). A cache of
+    /// another model, split or protocol is refused by its key; an entry that is not a policy of
+    /// `layers` widths in 1…8 with an accuracy in 0…1 is skipped, and `warn` told which and why,
+    /// never trusted.
+    public func cached(key: String, layers: Int, warn: (String) -> Void = { _ in }) throws -> [Sample] {
         guard let path = cache, FileManager.default.fileExists(atPath: path) else { return [] }
-        let f: File
-        do { f = try JSONDecoder().decode(File.self, from: Data(try FileIO.read(path))) } catch let e as TensorError { throw e } catch {
-            throw MixedPrecisionError("samples: the cache \(path) is unreadable: \(error)")
+        let file: LenientFile
+        do { file = try JSONDecoder().decode(LenientFile.self, from: Data(try FileIO.read(path))) } catch let e as TensorError { throw e } catch {
+            throw MixedPrecisionError("samples: the cache \(path) is not a samples cache (expected JSON {key, samples}); give another path or remove it")
         }
-        guard f.key == key else {
-            throw MixedPrecisionError("samples: the cache \(path) holds samples of another model or validation split (key \(f.key), this one \(key)); give another path")
+        guard file.key == key else {
+            throw MixedPrecisionError("samples: the cache \(path) holds samples of another model or validation split (key \(file.key), this one \(key)); give another path")
         }
-        return f.samples
+        var out: [Sample] = []
+        for (i, e) in file.samples.enumerated() {
+            guard let bits = e.bits, bits.count == layers, bits.allSatisfy({ (1...8).contains($0) }) else {
+                warn("samples: cache entry \(i) of \(path) skipped: expected \(layers) whole widths in 1…8"); continue
+            }
+            guard let accuracy = e.accuracy, accuracy.isFinite, (0...1).contains(accuracy) else {
+                warn("samples: cache entry \(i) of \(path) skipped: expected an accuracy in 0…1\(e.accuracy.map { ", found \($0)" } ?? "")"); continue
+            }
+            out.append(Sample(bits: bits, accuracy: accuracy))
+        }
+        return out
+    }
+
+    /// A cache file read entry by entry: a malformed entry decodes to nils (and is skipped by
+    /// `cached`) instead of failing the whole file. Numbers go through JSONDecoder, which reads
+    /// back exactly the doubles JSONEncoder wrote.
+    struct LenientFile: Decodable {
+        struct Entry: Decodable {
+            var bits: [Int]?, accuracy: Double?
+            enum Keys: String, CodingKey { case bits, accuracy }
+            init(from decoder: Decoder) {
+                let c = try? decoder.container(keyedBy: Keys.self)
+                bits = try? c?.decode([Int].self, forKey: .bits)
+                accuracy = try? c?.decode(Double.self, forKey: .accuracy)
+            }
+        }
+        var key: String
+        var samples: [Entry]
+    }
+
+    /// Adds the samples of other cache files (shards measured elsewhere, e.g. by the Ray
+    /// launcher) to this cache: every file must carry this cache's key; entries already here are
+    /// kept as they are, bad entries skipped with a warning. Returns how many were added.
+    public func merge(_ files: [String], key: String, layers: Int, warn: (String) -> Void = { _ in }) throws -> Int {
+        guard let path = cache else { throw MixedPrecisionError("samples: merging needs a cache file to merge into") }
+        var known = try cached(key: key, layers: layers, warn: warn)
+        var seen = Set(known.map(\.bits))
+        var added = 0
+        for f in files {
+            for s in try PolicySamples(cache: f).cached(key: key, layers: layers, warn: warn) where !seen.contains(s.bits) {
+                known.append(s); seen.insert(s.bits); added += 1
+            }
+        }
+        try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)
+        return added
     }
 
     /// `count` random policies, each layer's width drawn uniformly from `bits` (seeded).
@@ -66,20 +120,21 @@ public struct PolicySamples: Sendable {
     /// Each policy's validation accuracy: from the cache when there, else measured and added to
     /// it. `progress` sees (done, total). Ctrl-C stops between policies; the samples measured so
     /// far are returned (and kept in the cache), with `interrupted` set.
-    public func measure(_ model: Model, validation: Dataset, policies: [[Int]], progress: (Int, Int) -> Void = { _, _ in })
-        throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
+    public func measure(_ model: Model, validation: Dataset, policies: [[Int]], progress: (Int, Int) -> Void = { _, _ in },
+                        warn: (String) -> Void = { _ in }) throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
         guard validation.count > 0 else { throw MixedPrecisionError("samples: the validation split is empty") }
         for p in policies where p.count != model.layers.count || !p.allSatisfy({ (1...8).contains($0) }) {
             throw MixedPrecisionError("samples: a policy needs \(model.layers.count) widths in 1…8 (one per layer), found \(p)")
         }
-        let key = Self.key(model: model, validation: validation)
-        var known = try cached(key: key)
+        let key = Self.key(model: model, validation: validation, calibration: calibration)
+        var known = try cached(key: key, layers: model.layers.count, warn: warn)
         var byBits = Dictionary(known.map { ($0.bits, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
         var out: [Sample] = [], measured = 0
         for (i, bits) in policies.enumerated() {
             if let a = byBits[bits] { out.append(Sample(bits: bits, accuracy: a)); progress(i + 1, policies.count); continue }
             if Interrupt.isRequested { Interrupt.clear(); return (out, measured, true) }
-            let q = try model.quantized(policy: try Policy(model: model, weightBits: bits))
+            let policy = try Policy(model: model, weightBits: bits)
+            let q = try calibration.map { try model.quantized(policy: policy, calibration: $0, biasCorrection: true) } ?? model.quantized(policy: policy)
             let s = Sample(bits: bits, accuracy: try q.accuracy(on: validation))
             out.append(s); known.append(s); byBits[bits] = s.accuracy; measured += 1
             if let path = cache {

@@ -51,20 +51,7 @@ public struct Search: Sendable {
     /// table's measurement when a latency budget needs it.
     public func run(_ table: SensitivityTable, model: Model, progress: ((Int, Int) -> Void)? = nil) throws -> Result {
         guard !budgets.isEmpty else { throw MixedPrecisionError("search: give at least one budget: size:, bitops:, latency:, energy: or average_bits:") }
-        var costs: [(CostModel, Double)] = []
-        for budget in budgets {
-            switch budget {
-            case .size, .averageBits: costs.append((.size, try budget.bytes(for: model)!))
-            case .bitOps(let v): costs.append((.bitOps(activationBits: activationBits), v))
-            case .latency(let v):
-                guard table.bits.allSatisfy({ $0 >= 2 }) else {
-                    throw MixedPrecisionError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
-                }
-                let measured = try LatencyTable.cached(model, bits: Array(Set(table.bits).union(2...8)).sorted(), progress: progress)
-                costs.append((measured.table.costModel, v))
-            case .energy(let v): costs.append((.bitFusionEnergy(activationBits: activationBits, rows: 16, columns: 32, constants: .horowitz45nm), v))
-            }
-        }
+        let costs = try budgets.map { try $0.costModel(for: model, widths: table.bits, activationBits: activationBits, progress: progress) }
         var pinned = table.fixedWidths.merging(pins) { $1 }
         if let ends, let first = model.layers.first, let last = model.layers.last { pinned[first.name] = ends; pinned[last.name] = ends }
         let problem = try BitAllocation(model: model, table: table, budgets: costs, tieSharedInputs: tieSharedInputs, pinned: pinned)
@@ -83,6 +70,24 @@ public struct Search: Sendable {
 }
 
 extension Search.Budget {
+    /// The cost model this budget counts on `model` and its limit: size and average bits in weight
+    /// bytes, BitOps and BitFusion energy with activations at `activationBits` (nil: each layer's
+    /// weight bits), latency from the table measured on this machine (cached) over `widths`.
+    public func costModel(for model: Model, widths: [Int], activationBits: Int? = nil,
+                          progress: ((Int, Int) -> Void)? = nil) throws -> (CostModel, Double) {
+        switch self {
+        case .size, .averageBits: return (.size, try bytes(for: model)!)
+        case .bitOps(let v): return (.bitOps(activationBits: activationBits), v)
+        case .latency(let v):
+            guard widths.allSatisfy({ $0 >= 2 }) else {
+                throw MixedPrecisionError("search: a latency budget needs widths of 2…8 bits (the integer kernels' range)")
+            }
+            let measured = try LatencyTable.cached(model, bits: Array(Set(widths).union(2...8)).sorted(), progress: progress)
+            return (measured.table.costModel, v)
+        case .energy(let v): return (.bitFusionEnergy(activationBits: activationBits, rows: 16, columns: 32, constants: .horowitz45nm), v)
+        }
+    }
+
     /// The weight-byte limit of a size or average-bits budget (average b: b bytes per 8
     /// weights), checked positive and finite; nil for the other kinds.
     public func bytes(for model: Model) throws -> Double? {

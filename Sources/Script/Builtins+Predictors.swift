@@ -2,6 +2,7 @@ import Foundation
 import MixedPrecision
 import Network
 import Quantization
+import Tensors
 
 /// A trained APQ accuracy predictor at the prompt.
 public final class PredictorObject: ScriptObject, @unchecked Sendable {
@@ -54,29 +55,56 @@ extension Builtins {
         }
     }
 
+    /// The budgeted space of evolve() and random_policies(): exactly one budget over `choices`,
+    /// the ends pinned when asked.
+    static func evolutionSpace(_ args: Arguments, _ interp: Interpreter, model: Model, choices: [Int]) throws -> (Evolution.Space, CostModel) {
+        let given = try budgets(args)
+        guard given.count == 1 else { throw args.fail("give one budget: energy:, latency:, bitops:, size: or average_bits: (found \(given.count))") }
+        let activations = try args.optionalInt("activation_bits")
+        if let a = activations, !(1...32).contains(a) { throw args.fail("activation_bits must be 1…32, found \(a)") }
+        let ends = try args.optionalInt("ends")
+        let (cost, limit) = try given[0].costModel(for: model, widths: choices, activationBits: activations, progress: args.progress(interp, "latency table"))
+        return (try Evolution.Space(model: model, choices: choices, cost: cost, budget: limit, ends: ends), cost)
+    }
+
+    static let budgetParameters: [BuiltinParameter] = [
+        .optional("energy", .number), .optional("latency", .number), .optional("bitops", .number), .optional("size", .number),
+        .optional("average_bits", .number), .optional("activation_bits", .integer), .optional("ends", .integer)]
+
     static let predictors: [Builtin] = [
         Builtin("samples", category: "search",
                 [.required("model", .model), .required("data", .dataset), .optional("count", .integer, .number(100)),
                  .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })), .optional("seed", .integer, .number(0)),
-                 .optional("policies", .list), .optional("cache", .string)],
+                 .optional("policies", .list), .optional("cache", .string), .optional("calibration", .dataset), .optional("merge", .list)],
                 returns: "List",
-                summary: "Measured policies for APQ's predictor (METHODS.md §4): `count` random weight-only policies (each layer's width drawn uniformly from `bits`, seeded) — or the given `policies` (Lists of widths) — quantized with the reference per-channel quantizer and evaluated on `data` (a validation split carved from the training set, never the test set). cache: a .json file keyed by the model's content and the split; policies already in it are not measured again, new ones are added after each evaluation (atomically), so an interrupted run resumes. Ctrl-C stops between policies and returns those measured. Returns a List of {bits, accuracy}.",
+                summary: "Measured policies for APQ's predictor (METHODS.md §4): `count` random weight-only policies (each layer's width drawn uniformly from `bits`, seeded) — or the given `policies` (Lists of widths) — quantized with the reference per-channel quantizer and evaluated on `data` (a validation split carved from the training set, never the test set); with calibration (a Dataset of other training images), each policy is bias-corrected on them first (see quantize's bias_correction), which makes low widths far less erratic and the samples far easier to predict. cache: a .json file keyed by the model's content and the split; policies already in it are not measured again, new ones are added after each evaluation (atomically), so an interrupted run resumes; an entry that is not a valid sample is skipped with a warning, a cache of another model, split or calibration refused. merge: other cache files of the same key (shards measured elsewhere, as scripts/ray-samples.py does) added to `cache` first. Ctrl-C stops between policies and returns those measured. Returns a List of {bits, accuracy}.",
                 examples: [BuiltinExample("s = samples(zoo(\"mlp\"), fashion_mnist(split: \"train\", limit: 64), count: 3, seed: 1); [len(s), len(s[0].bits)]", "[3, 3]")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             let policies: [[Int]]
             if case .list = args["policies"] { policies = try policyBits(args["policies"], args, what: "policies") }
             else { policies = try PolicySamples.random(m, count: try args.int("count"), bits: try args.bitsList("bits"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))) }
             do {
-                let r = try PolicySamples(cache: try args.optionalString("cache")).measure(m, validation: data, policies: policies, progress: args.progress(interp, "samples"))
+                var calibration: Tensor? = nil
+                if case .dataset(let d) = args["calibration"] { calibration = d.images }
+                let sampler = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration)
+                if case .list(let files) = args["merge"] {
+                    let paths = try files.map { f in
+                        guard case .string(let p) = f else { throw args.fail("merge: expected a List of cache file paths, found \(f.shown)") }
+                        return p
+                    }
+                    _ = try sampler.merge(paths, key: PolicySamples.key(model: m, validation: data, calibration: calibration), layers: m.layers.count, warn: interp.warn)
+                }
+                let r = try sampler.measure(m, validation: data, policies: policies, progress: args.progress(interp, "samples"), warn: interp.warn)
                 return .list(r.samples.map { s in .record(Record([("bits", .list(s.bits.map { .number(Double($0)) })), ("accuracy", .number(s.accuracy))])) })
             } catch let e as MixedPrecisionError { throw args.fail(e, method: "samples") }
         },
         Builtin("predictor", category: "search",
                 [.required("samples", .list), .optional("bits", .list), .optional("epochs", .integer, .number(300)),
                  .optional("hidden", .integer, .number(400)), .optional("lr", .number, .number(0.001)), .optional("batch", .integer, .number(64)),
-                 .optional("seed", .integer, .number(0))],
+                 .optional("seed", .integer, .number(0)), .optional("pretrain", .any), .optional("proxies", .integer, .number(5000)),
+                 .optional("pretrain_epochs", .integer, .number(30))],
                 returns: "Predictor",
-                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. Not yet: the transfer recipe and pruning.",
+                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: a Sensitivity table (from sensitivity() over the same widths) for APQ's transfer recipe — the network first learns `proxies` random policies scored −log Σ Ω (no evaluation needed; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. Not yet: pruning in the encoding.",
                 examples: [BuiltinExample("p = predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4, 4], accuracy: 0.8}, {bits: [4, 2], accuracy: 0.6}], epochs: 50, hidden: 8); predict(p, [[4, 4]])[0] > predict(p, [[2, 4]])[0]", "true")]) { args, _ in
             let bits = try policyBits(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
             let samples = zip(bits, accuracies).map { PolicySamples.Sample(bits: $0, accuracy: $1) }
@@ -84,8 +112,60 @@ extension Builtins {
             var o = AccuracyMLP.Options()
             o.epochs = try args.int("epochs"); o.hidden = try args.int("hidden"); o.learningRate = Float(try args.number("lr"))
             o.batchSize = try args.int("batch"); o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
-            do { return .object(PredictorObject(try AccuracyMLP.train(samples, choices: choices, options: o), trainedOn: samples.count)) }
+            var transfer: AccuracyMLP.Transfer? = nil
+            if case .null = args["pretrain"] {} else {
+                transfer = AccuracyMLP.Transfer(table: try args.object("pretrain", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())").table)
+                transfer!.count = try args.int("proxies"); transfer!.epochs = try args.int("pretrain_epochs"); transfer!.seed = o.seed
+            }
+            do { return .object(PredictorObject(try AccuracyMLP.train(samples, choices: choices, options: o, transfer: transfer), trainedOn: samples.count)) }
             catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
+        },
+        Builtin("random_policies", category: "search",
+                [.required("model", .model), .optional("count", .integer, .number(200)),
+                 .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })), .optional("seed", .integer, .number(0))]
+                    + budgetParameters,
+                returns: "List",
+                summary: "Random search's candidates: `count` policies, each layer's width drawn uniformly from `bits` (seeded), kept only when within the one budget given (energy: µJ per image on BitFusion, latency: ms per image from the measured table, bitops:, size: bytes, average_bits:; activations for bitops and energy at activation_bits, else each layer's weight bits); ends: pins the first and last layer; layers reading one input take one width. A budget nothing meets is an error naming the cheapest cost. Returns a List of Lists of widths, for samples(m, data, policies: ...).",
+                examples: [BuiltinExample("m = zoo(\"mlp\"); len(filter(random_policies(m, count: 5, average_bits: 4, seed: 2), fn(b) { policy(m, bits: b).average_bits <= 4 }))", "5")]) { args, interp in
+            let m = try args.model("model")
+            do {
+                let (space, _) = try evolutionSpace(args, interp, model: m, choices: try args.bitsList("bits"))
+                return .list(try space.random(count: try args.int("count"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))).map { .list($0.map { .number(Double($0)) }) })
+            } catch let e as MixedPrecisionError { throw args.fail(e, method: "evolve") }
+        },
+        Builtin("evolve", category: "search",
+                [.required("model", .model), .required("predictor", .any), .required("data", .dataset)] + budgetParameters
+                    + [.optional("population", .integer, .number(100)), .optional("parents", .integer, .number(25)),
+                       .optional("iterations", .integer, .number(500)), .optional("mutation", .number, .number(0.1)),
+                       .optional("top", .integer, .number(5)), .optional("seed", .integer, .number(0)),
+                       .optional("calibration", .dataset), .optional("cache", .string)],
+                returns: "Policy",
+                summary: "APQ's evolutionary search (METHODS.md §4) over weight widths per layer (the predictor's widths) under one budget (energy:, latency:, bitops:, size: or average_bits:, as random_policies; ends pins the first and last layer, APQ uses 8): a population ranked by the Predictor, the `parents` best kept each generation and the rest refilled half by mutation (each layer redrawn with probability `mutation`), half by uniform crossover; candidates over the budget are rejected. One progress line per generation (best predicted, best measured, budget use): each generation's best predicted policy is measured on `data` (a validation split) when new, and at the end the `top` best predicted are; the best measured is returned. Measurements go through samples() (calibration: bias correction, cache: its file), so they are reused. Ctrl-C ends the search early. The Policy's fields add predicted, accuracy (validation), the budget's cost, predictions, measurements, history (per generation) and measured ({bits, predicted, accuracy, cost}, best first).",
+                examples: [BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2); [e.average_bits <= 5, len(e.history)]", "[true, 3]")]) { args, interp in
+            let m = try args.model("model"), data = try args.dataset("data")
+            let predictor = try args.object("predictor", PredictorObject.self, what: "a Predictor (from predictor())").predictor
+            guard predictor.layers == m.layers.count else { throw args.fail("the predictor covers \(predictor.layers) layers, the model has \(m.layers.count)") }
+            var calibration: Tensor? = nil
+            if case .dataset(let d) = args["calibration"] { calibration = d.images }
+            var o = Evolution.Options()
+            o.population = try args.int("population"); o.parents = try args.int("parents"); o.iterations = try args.int("iterations")
+            o.mutation = try args.number("mutation"); o.topK = try args.int("top"); o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
+            do {
+                let (space, cost) = try evolutionSpace(args, interp, model: m, choices: predictor.choices)
+                let samples = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration)
+                let r = try Evolution(options: o).run(space, predict: { try predictor.predict($0) },
+                                                      measure: { try samples.measure(m, validation: data, policies: $0, warn: interp.warn).samples.map(\.accuracy) },
+                                                      progress: { interp.progress($0.line, done: true) })
+                func number(_ x: Double?) -> Value { x.map { .number($0) } ?? .null }
+                let history: [Value] = r.history.map { g in .record(Record([("generation", .number(Double(g.iteration))), ("best_predicted", .number(g.bestPredicted)),
+                                                                            ("best_measured", number(g.bestMeasured)), ("budget_use", .number(g.budgetUse))])) }
+                let measured: [Value] = r.measured.map { c in .record(Record([("bits", .list(c.bits.map { .number(Double($0)) })), ("predicted", .number(c.predicted)),
+                                                                             ("accuracy", number(c.measured)), ("cost", .number(c.cost))])) }
+                let origin = Record([("predicted", .number(r.best.predicted)), ("accuracy", number(r.best.measured)), (cost.name, .number(r.best.cost)),
+                                     ("predictions", .number(Double(r.predictions))), ("measurements", .number(Double(r.measured.count))),
+                                     ("history", .list(history)), ("measured", .list(measured))])
+                return .object(PolicyObject(try Policy(model: m, weightBits: r.best.bits), model: m, origin: origin))
+            } catch let e as MixedPrecisionError { throw args.fail(e, method: "evolve") }
         },
         Builtin("agreement", category: "search", [.required("predicted", .list), .required("measured", .list)], returns: "Record",
                 summary: "How well predictions rank and match measurements: Kendall's τ (τ-b), Spearman's ρ and the mean absolute error. measured may be samples ({bits, accuracy}). Returns {tau, rho, mae, count}.",

@@ -6,6 +6,15 @@ import Tensors
 
 /// The search builtins: policies by hand, bit allocation (layer- and kernel-wise), frontiers, predicted accuracy.
 extension Builtins {
+    /// The budgets a search builtin was given, by argument name (size:, average_bits:, bitops:,
+    /// latency:, energy:).
+    static func budgets(_ args: Arguments) throws -> [Search.Budget] {
+        let kinds: [(String, (Double) -> Search.Budget)] = [("size", Search.Budget.size), ("average_bits", Search.Budget.averageBits),
+                                                            ("bitops", Search.Budget.bitOps), ("latency", Search.Budget.latency),
+                                                            ("energy", Search.Budget.energy)]
+        return try kinds.compactMap { name, make in try args.optionalNumber(name).map(make) }
+    }
+
     /// The policy `policy(...)`'s arguments describe (see its summary).
     static func handPolicy(_ args: Arguments) throws -> Policy {
         let m = try args.model("model")
@@ -95,11 +104,7 @@ extension Builtins {
                 summary: "The bit allocation minimising the table's summed sensitivity under the budgets given: size (weight bytes), bitops (Σ MACs·b_w·b_a), average_bits (parameter-weighted; a size budget), latency (ms per image from the measured table, see latency()), energy (µJ per image on a 16×32 BitFusion array; see cost()). bitops and energy count activations at activation_bits (default: at each layer's weight bits). pin: {layer: bits}; ends: pins the first and last layer (HAWQ and APQ use 8). Layers reading the same input (a block's conv and its 1×1 shortcut) take equal bits unless ties: false. solver: \"ilp\" (exact: branch and bound with Lagrangian bounds), \"greedy\" (multiple-choice knapsack on convex hulls; its gap to the optimum is reported), \"brute\" (enumeration, small problems). The policy's fields add solver, objective, gap and each budget's cost.",
                 examples: [BuiltinExample("search(sensitivity(\(mlp), \(mnist), bits: [2, 4, 8]), average_bits: 4).average_bits <= 4", "true")]) { args, interp in
             let s = try args.object("sensitivity", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())")
-            let kinds: [(String, (Double) -> Search.Budget)] = [("size", Search.Budget.size), ("average_bits", Search.Budget.averageBits),
-                                                                ("bitops", Search.Budget.bitOps), ("latency", Search.Budget.latency),
-                                                                ("energy", Search.Budget.energy)]
-            var search = Search(budgets: try kinds.compactMap { name, make in try args.optionalNumber(name).map(make) },
-                                solver: try args.choice("solver"))
+            var search = Search(budgets: try budgets(args), solver: try args.choice("solver"))
             search.ends = try args.optionalInt("ends")
             search.tieSharedInputs = try args.bool("ties")
             search.activationBits = try args.optionalInt("activation_bits")

@@ -168,6 +168,9 @@ public final class Interpreter {
 }
 
 extension Interpreter {
+    /// A warning the work goes on after (a skipped cache entry): one line on standard error.
+    func warn(_ message: String) { progress("warning: " + message, done: true) }
+
     /// Progress lines of long work: rewritten in place on a terminal, one per epoch otherwise.
     func progress(_ line: String, done: Bool) {
         if let progressSink { progressSink(line, done); return }

@@ -18,6 +18,7 @@ struct MPQ: ParsableCommand {
             mpq -e 'EXPR'        evaluate one line and show its value
             … | mpq              run standard input as a script
             Exit status: 0 ok, 65 syntax error, 70 runtime error, 74 input/output error.
+            Environment: MPQ_THREADS caps the threads the kernels use (default: all cores).
             """,
         version: "0.1.0",
         subcommands: [Run.self, NotebookCommand.self, Doc.self, Train.self, Evaluate.self, Layers.self],
@@ -41,6 +42,8 @@ extension MPQ {
     /// command on a thread with a large stack, so deeply nested values and long chains end in the
     /// language's own limits rather than in the main thread's 8 MiB. Errors exit 70, or 74 for I/O.
     static func main() {
+        // MPQ_THREADS caps the kernels' threads (a launcher running one mpq per core sets 1).
+        if let t = ProcessInfo.processInfo.environment["MPQ_THREADS"].flatMap({ Int($0) }) { Parallel.defaultThreads = t }
         let command: ParsableCommand
         do { command = try parseAsRoot() } catch {
             let code = exitCode(for: error)

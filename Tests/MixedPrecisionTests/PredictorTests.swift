@@ -60,3 +60,72 @@ import Tensors
     #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).measure(try Zoo.make("mlp", seed: 9), validation: validation, policies: policies) }
     #expect(throws: MixedPrecisionError.self) { try PolicySamples().measure(model, validation: validation, policies: [[2, 4]]) }
 }
+
+/// Bias-corrected samples are the bias-corrected model's accuracy, and their cache is not the
+/// plain samples' (the calibration images are part of the key).
+@Test func biasCorrectedSamplesHaveTheirOwnCache() throws {
+    let model = try Zoo.make("mlp")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_mlp.npz")
+    let validation = try FashionMNIST.load(.train, limit: 200)
+    let calibration = try FashionMNIST.load(.train, limit: 300).images
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-samples-bc-\(getpid()).json").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let bits = [2, 4, 8]
+    let corrected = try PolicySamples(cache: path, calibration: calibration).measure(model, validation: validation, policies: [bits])
+    let policy = try Policy(model: model, weightBits: bits)
+    #expect(corrected.samples[0].accuracy == (try model.quantized(policy: policy, calibration: calibration, biasCorrection: true).accuracy(on: validation)))
+    #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).measure(model, validation: validation, policies: [bits]) }
+}
+
+/// The transfer recipe: on a surface whose summed sensitivity ranks policies roughly right (the
+/// proxy misses an interaction and a per-layer scale), pre-training on the proxies lets 40
+/// measured samples rank the held-out policies better than 40 samples alone.
+@Test func transferHelpsWithFewSamples() throws {
+    let widths = [2, 3, 4, 6, 8], layers = 8
+    var rng = RandomGenerator(seed: 4)
+    let weight = (0..<layers).map { _ in Double(rng.uniform()) * 0.05 + 0.01 }
+    func loss(_ l: Int, _ w: Int) -> Double { weight[l] * pow(2, Double(8 - w)) / 16 }
+    func accuracy(_ b: [Int]) -> Double {
+        var a = 0.95
+        for (l, w) in b.enumerated() { a -= loss(l, w) * (l.isMultiple(of: 2) ? 1.3 : 0.8) }
+        if b[0] == 2 && b[1] == 2 { a -= 0.03 }
+        return a
+    }
+    let table = SensitivityTable(metric: .hawq, layers: (0..<layers).map { "l\($0)" }, bits: widths,
+                                 values: (0..<layers).map { l in widths.map { loss(l, $0) } })
+    let samples = (0..<140).map { _ in (0..<layers).map { _ in widths[Int(rng.next() % 5)] } }.map { PolicySamples.Sample(bits: $0, accuracy: accuracy($0)) }
+    let train = Array(samples.prefix(40)), held = Array(samples.suffix(100))
+    var o = AccuracyMLP.Options(); o.epochs = 100; o.hidden = 64; o.seed = 1
+    var transfer = AccuracyMLP.Transfer(table: table); transfer.count = 2000; transfer.epochs = 10
+    let alone = try AccuracyMLP.train(train, choices: widths, options: o)
+    let pretrained = try AccuracyMLP.train(train, choices: widths, options: o, transfer: transfer)
+    let a = AccuracyMLP.agreement(predicted: try alone.predict(held.map(\.bits)), measured: held.map(\.accuracy))
+    let b = AccuracyMLP.agreement(predicted: try pretrained.predict(held.map(\.bits)), measured: held.map(\.accuracy))
+    print("40 samples: τ", a.tau, "alone,", b.tau, "with transfer")
+    #expect(b.tau > a.tau + 0.05 && b.tau >= 0.8, "τ \(a.tau) alone, \(b.tau) with transfer")
+    var wrong = transfer; wrong.table.bits = [2, 4, 8]; wrong.table.values = (0..<layers).map { _ in [1, 1, 1] }
+    #expect(throws: MixedPrecisionError.self) { try AccuracyMLP.train(train, choices: widths, options: o, transfer: wrong) }
+}
+
+/// A cache entry that is not a sample (wrong width count, a width out of range, a fractional
+/// width, an accuracy outside 0…1 or missing, not an object) is skipped with a warning naming
+/// it; the good entries are used; a file that is not a samples cache is an error.
+@Test func corruptCacheEntriesAreSkippedWithAWarning() throws {
+    let model = try Zoo.make("mlp")
+    let validation = try FashionMNIST.load(.train, limit: 50)
+    let key = PolicySamples.key(model: model, validation: validation)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-samples-bad-\(getpid()).json").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let text = """
+        {"key": "\(key)", "samples": [{"bits": [2, 4, 8], "accuracy": 0.5}, {"bits": [2, 4], "accuracy": 0.5},
+         {"bits": [2, 9, 8], "accuracy": 0.5}, {"bits": [2, 4.5, 8], "accuracy": 0.5}, {"bits": [4, 4, 4], "accuracy": 7},
+         {"bits": [4, 4, 8]}, 12, {"bits": [8, 8, 8], "accuracy": 0.75}]}
+        """
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    var warnings: [String] = []
+    let s = try PolicySamples(cache: path).cached(key: key, layers: 3) { warnings.append($0) }
+    #expect(s == [.init(bits: [2, 4, 8], accuracy: 0.5), .init(bits: [8, 8, 8], accuracy: 0.75)])
+    #expect(warnings.count == 6 && warnings.allSatisfy { $0.contains("skipped") } && warnings[3].contains("found 7.0"))
+    try "[1, 2".write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).cached(key: key, layers: 3) }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Network
+import Runtime
+import Tensors
+
+/// APQ's evolutionary search (../shared/METHODS.md §4): a population of weight-width policies
+/// under a budget, ranked by a predictor; each generation keeps the `parents` best predicted and
+/// fills the rest with mutations (each layer redrawn with probability `mutation`) and uniform
+/// crossovers of two parents. Candidates over the budget are rejected, so every policy the search
+/// holds, and the one it returns, meets the budget. Before returning, the `topK` best predicted of
+/// the last population are measured for real, and the best measured policy wins.
+public struct Evolution: Sendable {
+    public struct Options: Sendable {
+        public var population = 100
+        public var parents = 25
+        public var iterations = 500
+        /// The chance each layer of a mutated child is redrawn.
+        public var mutation = 0.1
+        /// The share of children made by mutation (the rest by crossover), as once-for-all's search.
+        public var mutationShare = 0.5
+        /// How many of the last population's best predicted are measured before one is returned.
+        public var topK = 5
+        public var seed: UInt64 = 0
+        public init() {}
+    }
+
+    /// What may be searched: the candidate widths, every layer's cost at each, the limit, the
+    /// pinned layers (first/last at 8 bits, as APQ) and the layers that must share a width.
+    public struct Space: Sendable {
+        public let choices: [Int]
+        /// cost[layer][choice]
+        public let costs: [[Double]]
+        public let budget: Double
+        /// Layer → index into `choices`.
+        public let pinned: [Int: Int]
+        /// Groups of layers taking one width (layers reading the same input).
+        public let ties: [[Int]]
+        public var layers: Int { costs.count }
+
+        public init(choices: [Int], costs: [[Double]], budget: Double, pinned: [Int: Int] = [:], ties: [[Int]] = []) throws {
+            guard !choices.isEmpty, Set(choices).count == choices.count, choices.allSatisfy({ (1...8).contains($0) }) else {
+                throw MixedPrecisionError("evolve: expected distinct candidate widths in 1…8, found \(choices)")
+            }
+            guard !costs.isEmpty, costs.allSatisfy({ $0.count == choices.count && $0.allSatisfy(\.isFinite) }) else {
+                throw MixedPrecisionError("evolve: expected a finite cost per layer and width")
+            }
+            guard budget.isFinite, budget > 0 else { throw MixedPrecisionError("evolve: expected a positive finite budget, found \(budget)") }
+            for (l, c) in pinned where !(0..<costs.count).contains(l) || !(0..<choices.count).contains(c) {
+                throw MixedPrecisionError("evolve: pinned layer \(l) or width index \(c) out of range")
+            }
+            for group in ties where group.contains(where: { !(0..<costs.count).contains($0) }) {
+                throw MixedPrecisionError("evolve: tied layers \(group) out of range")
+            }
+            self.choices = choices.sorted(); self.budget = budget; self.pinned = pinned; self.ties = ties
+            // Columns follow the sorted widths.
+            let order = choices.indices.sorted { choices[$0] < choices[$1] }
+            self.costs = costs.map { row in order.map { row[$0] } }
+        }
+
+        /// The space of `model` under `cost` ≤ `budget`: every layer over `choices`, the first and
+        /// last at `ends` (nil: free), layers reading one input tied unless `tieSharedInputs` is false.
+        public init(model: Model, choices: [Int], cost: CostModel, budget: Double, ends: Int? = nil, tieSharedInputs: Bool = true) throws {
+            let sorted = choices.sorted()
+            var pinned: [Int: Int] = [:]
+            if let ends, model.layers.count > 0 {
+                guard let e = sorted.firstIndex(of: ends) else {
+                    throw MixedPrecisionError("evolve: the ends are pinned at \(ends) bits, which is not a candidate width (\(sorted.map(String.init).joined(separator: ", ")))")
+                }
+                pinned[0] = e; pinned[model.layers.count - 1] = e
+            }
+            try self.init(choices: sorted, costs: try model.layers.map { l in try sorted.map { try cost.cost(l, bits: $0) } },
+                          budget: budget, pinned: pinned, ties: tieSharedInputs ? model.layersSharingInputs : [])
+        }
+
+        /// A policy's cost (widths as choice indices).
+        func cost(_ genome: [Int]) -> Double { genome.enumerated().reduce(0) { $0 + costs[$1.offset][$1.element] } }
+        public func cost(bits: [Int]) throws -> Double { cost(try genome(bits)) }
+
+        func genome(_ bits: [Int]) throws -> [Int] {
+            guard bits.count == layers else { throw MixedPrecisionError("evolve: expected \(layers) widths, found \(bits.count)") }
+            return try bits.map { b in
+                guard let i = choices.firstIndex(of: b) else { throw MixedPrecisionError("evolve: \(b) bits is not a candidate width (\(choices))") }
+                return i
+            }
+        }
+        func bits(_ genome: [Int]) -> [Int] { genome.map { choices[$0] } }
+
+        /// The pins and ties applied: each tied group takes its first layer's width.
+        func legal(_ g: [Int]) -> [Int] {
+            var g = g
+            for (l, c) in pinned { g[l] = c }
+            for group in ties { let c = g[group[0]]; for l in group { g[l] = c } }
+            return g
+        }
+
+        /// The cheapest policy: every free layer at the narrowest width.
+        public var cheapest: (bits: [Int], cost: Double) {
+            let g = legal(Array(repeating: 0, count: layers))
+            return (bits(g), cost(g))
+        }
+
+        /// A budget nothing meets is an error naming the cheapest cost.
+        public func checkFeasible() throws {
+            let c = cheapest
+            guard c.cost <= budget else {
+                throw MixedPrecisionError("evolve: no policy meets the budget \(Self.shown(budget)): the cheapest (free layers at \(choices[0]) bits\(pinned.isEmpty ? "" : ", pinned layers as pinned")) costs \(Self.shown(c.cost))")
+            }
+        }
+        static func shown(_ x: Double) -> String { String(format: "%.6g", x) }
+
+        /// `count` policies drawn uniformly (every layer's width independently) and kept only when
+        /// within the budget: random search's candidates. Gives up after 1000 draws per policy
+        /// wanted, with an error saying how many it found.
+        public func random(count: Int, seed: UInt64) throws -> [[Int]] {
+            guard (0...100_000).contains(count) else { throw MixedPrecisionError("evolve: expected a count of 0…100000, found \(count)") }
+            try checkFeasible()
+            var rng = RandomGenerator(seed: seed)
+            var out: [[Int]] = [], draws = 0
+            while out.count < count {
+                draws += 1
+                guard draws <= 1000 * max(count, 1) else {
+                    throw MixedPrecisionError("evolve: only \(out.count) of \(draws) uniform draws met the budget \(Self.shown(budget)); give a looser budget or fewer samples")
+                }
+                let g = legal((0..<layers).map { _ in Int(rng.next() % UInt64(choices.count)) })
+                if cost(g) <= budget { out.append(bits(g)) }
+            }
+            return out
+        }
+
+        /// A uniform draw, then free layers lowered one width at a time (at random) until it fits.
+        func repairedDraw(_ rng: inout RandomGenerator) -> [Int] {
+            var g = legal((0..<layers).map { _ in Int(rng.next() % UInt64(choices.count)) })
+            let leaders = (0..<layers).filter { l in pinned[l] == nil && !ties.contains { $0.contains(l) && $0[0] != l } }
+            while cost(g) > budget {
+                let lowerable = leaders.filter { g[$0] > 0 }
+                guard !lowerable.isEmpty else { break }
+                g[lowerable[Int(rng.next() % UInt64(lowerable.count))]] -= 1
+                g = legal(g)
+            }
+            return g
+        }
+    }
+
+    public struct Candidate: Sendable {
+        public var bits: [Int]
+        public var predicted: Double
+        /// The measured accuracy, when it was measured.
+        public var measured: Double?
+        public var cost: Double
+    }
+
+    public struct Generation: Sendable {
+        public var iteration: Int
+        public var bestPredicted: Double
+        /// The best accuracy measured so far (each generation's best predicted policy is measured
+        /// when it is new).
+        public var bestMeasured: Double?
+        /// The best predicted policy's cost over the budget.
+        public var budgetUse: Double
+        public var line: String
+    }
+
+    public struct Result: Sendable {
+        /// The best measured of the finalists and the policies measured during the search.
+        public var best: Candidate
+        /// Every measured candidate, best measured first.
+        public var measured: [Candidate]
+        public var history: [Generation]
+        public var predictions: Int
+        public var interrupted: Bool
+    }
+
+    public var options: Options
+    public init(options: Options = Options()) { self.options = options }
+
+    /// Searches `space` with `predict` (accuracies of many policies at once) and `measure` (the
+    /// real accuracies of a few). `progress` sees one line per generation. Ctrl-C ends the
+    /// search between generations; the finalists are still measured.
+    public func run(_ space: Space, predict: ([[Int]]) throws -> [Double], measure: ([[Int]]) throws -> [Double],
+                    progress: (Generation) -> Void = { _ in }) throws -> Result {
+        let o = options
+        guard o.population >= 2, (1..<o.population).contains(o.parents), o.iterations >= 0, (0...1).contains(o.mutation),
+              (0...1).contains(o.mutationShare), o.topK >= 1 else {
+            throw MixedPrecisionError("evolve: expected population ≥ 2, 1 ≤ parents < population, iterations ≥ 0, mutation and its share in 0…1, top ≥ 1; found \(o.population), \(o.parents), \(o.iterations), \(o.mutation), \(o.mutationShare), \(o.topK)")
+        }
+        try space.checkFeasible()
+        var rng = RandomGenerator(seed: o.seed)
+        var predictions = 0
+        func scored(_ genomes: [[Int]]) throws -> [(genome: [Int], predicted: Double)] {
+            let p = try predict(genomes.map(space.bits))
+            guard p.count == genomes.count, p.allSatisfy(\.isFinite) else {
+                throw MixedPrecisionError("evolve: the predictor gave \(p.count) predictions for \(genomes.count) policies, or a non-finite one")
+            }
+            predictions += genomes.count
+            return zip(genomes, p).map { ($0, $1) }.sorted { $0.predicted > $1.predicted }
+        }
+        var measuredByGenome: [[Int]: Double] = [:]
+        func measured(_ genomes: [[Int]]) throws {
+            let fresh = Array(Set(genomes.filter { measuredByGenome[$0] == nil })).sorted { $0.lexicographicallyPrecedes($1) }
+            guard !fresh.isEmpty else { return }
+            let a = try measure(fresh.map(space.bits))
+            guard a.count == fresh.count else { throw MixedPrecisionError("evolve: measured \(a.count) of \(fresh.count) policies") }
+            for (g, v) in zip(fresh, a) { measuredByGenome[g] = v }
+        }
+        var population = try scored((0..<o.population).map { _ in space.repairedDraw(&rng) })
+        var history: [Generation] = []
+        var interrupted = false
+        let leaders = (0..<space.layers).filter { l in space.pinned[l] == nil && !space.ties.contains { $0.contains(l) && $0[0] != l } }
+        for iteration in 0...o.iterations {
+            if iteration > 0 {
+                if Interrupt.isRequested { Interrupt.clear(); interrupted = true; break }
+                // Parents: the best predicted distinct policies.
+                var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
+                for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
+                var seen = Set(parents)
+                var children: [[Int]] = []
+                let wanted = o.population - parents.count
+                let mutations = Int((Double(wanted) * o.mutationShare).rounded())
+                while children.count < wanted {
+                    var child: [Int]? = nil
+                    for _ in 0..<100 {
+                        var g: [Int]
+                        if children.count < mutations {
+                            g = parents[Int(rng.next() % UInt64(parents.count))]
+                            for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.choices.count)) }
+                        } else {
+                            let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
+                            g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+                        }
+                        g = space.legal(g)
+                        // Over the budget: rejected; a copy of a policy already held: drawn again.
+                        if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
+                    }
+                    let c = child ?? space.repairedDraw(&rng)
+                    seen.insert(c); children.append(c)
+                }
+                population = kept + (try scored(children))
+                population.sort { $0.predicted > $1.predicted }
+            }
+            let best = population[0]
+            try measured([best.genome])
+            let bestMeasured = measuredByGenome.values.max()
+            let use = space.cost(best.genome) / space.budget
+            let line = String(format: "generation %d/%d · best predicted %.2f%%", iteration, o.iterations, 100 * best.predicted)
+                + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
+                + String(format: " · budget %.1f%%", 100 * use)
+            let g = Generation(iteration: iteration, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)
+            history.append(g)
+            progress(g)
+        }
+        // The finalists: the last population's best predicted distinct policies, measured.
+        var finalists: [[Int]] = []
+        for c in population where !finalists.contains(c.genome) && finalists.count < o.topK { finalists.append(c.genome) }
+        try measured(finalists)
+        let predictedByGenome = Dictionary(population.map { ($0.genome, $0.predicted) }, uniquingKeysWith: { a, _ in a })
+        var all: [Candidate] = []
+        for (g, a) in measuredByGenome {
+            let p = try predictedByGenome[g] ?? (try scored([g]))[0].predicted
+            all.append(Candidate(bits: space.bits(g), predicted: p, measured: a, cost: space.cost(g)))
+        }
+        all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && $0.bits.lexicographicallyPrecedes($1.bits)) }
+        return Result(best: all[0], measured: all, history: history, predictions: predictions, interrupted: interrupted)
+    }
+}
