@@ -463,6 +463,12 @@ script("evolve-not-a-predictor", 'evolve(zoo("mlp"), 3, fashion_mnist(split: "tr
 script("evolve-bad-population", tiny_predictor + 'evolve(zoo("mlp"), p, fashion_mnist(split: "train", limit: 16), average_bits: 4, population: 1)', "population")
 script("random-policies-infeasible", 'random_policies(zoo("mlp"), energy: 0.000001)', "cheapest")
 script("predictor-bad-pretrain", 'predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], pretrain: 3)', "Sensitivity")
+script("autoq-infeasible", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 1, episodes: 1)', "costs")
+script("autoq-bad-mode", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, mode: "fast")', "resource")
+script("autoq-bad-bits", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, bits: [8, 2])', "[low, high]")
+script("autoq-no-budget", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16))', "one budget")
+script("autoq-zero-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 0)', "episodes")
+script("autoq-activations-no-calibration", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, activation_bits: [4, 8])', "calibration")
 
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)

@@ -15,6 +15,14 @@ func stdlibInterpreter() throws -> Interpreter {
     let interp = try stdlibInterpreter()
     let functions = interp.stdlibFunctions
     #expect(functions.map(\.name).contains("hawq_v3") && functions.map(\.name).contains("zeroq"))
+    // Every top-level `fn` of every stdlib file is documented (a signature the reader cannot
+    // parse would silently lose its help and examples).
+    let dir = repositoryRoot.appendingPathComponent("stdlib").path
+    let declared = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".mpq") }.flatMap { f in
+        try String(contentsOfFile: dir + "/" + f, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("fn ") }
+            .map { String($0.dropFirst(3).prefix { $0 != "(" }) }
+    }
+    #expect(Set(declared) == Set(functions.map(\.name)), "undocumented: \(Set(declared).subtracting(functions.map(\.name)))")
     for f in functions {
         #expect(!f.summary.isEmpty, "stdlib function '\(f.name)' has no comment above it")
         #expect(!f.examples.isEmpty, "stdlib function '\(f.name)' has no example")
