@@ -469,6 +469,10 @@ script("autoq-bad-bits", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train",
 script("autoq-no-budget", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16))', "one budget")
 script("autoq-zero-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 0)', "episodes")
 script("autoq-activations-no-calibration", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, activation_bits: [4, 8])', "calibration")
+script("prune-zero", 'prune(zoo("cnn"), keep: 0)', "(0, 1]")
+script("prune-string", 'prune(zoo("cnn"), keep: "half")', "ratio")
+script("prune-residual", 'prune(zoo("resnet20"), keep: {"layers.0.conv2": 0.5})', "Add")
+script("prune-unknown", 'prune(zoo("cnn"), keep: {nothing: 0.5})', "prunable layers")
 
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)

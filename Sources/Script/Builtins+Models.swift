@@ -145,5 +145,21 @@ extension Builtins {
                 examples: [BuiltinExample("len(fold_bn(zoo(\"cnn\")).layers)", "5")]) { args, _ in
             .model(try args.model("model").foldingBatchNorm())
         },
+        Builtin("prune", category: "models", [.required("model", .model), .required("keep", .any)], returns: "Model",
+                summary: "A copy with fewer output channels (APQ's width): keep is a ratio in (0, 1] for every prunable layer, or a Record layer → ratio. Each pruned layer keeps round(ratio × channels) (at least one) of largest L1 norm; the batch norm after it and the layer that reads it lose the same channels. Prunable: a layer whose output reaches one convolution through at most a batch norm and an activation — not a residual branch's last layer or a shortcut, whose channels an addition shares (m.prunable lists them). Costs, BitOps and energy of the copy count only the channels kept; fine-tune it to recover accuracy.",
+                examples: [BuiltinExample("p = prune(zoo(\"cnn\"), keep: 0.5); [zoo(\"cnn\").layers[1].shape, p.layers[1].shape]", "[[32, 16, 3, 3], [16, 8, 3, 3]]")]) { args, _ in
+            let m = try args.model("model")
+            var ratios: [String: Double] = [:]
+            switch args["keep"] {
+            case .number(let r): for name in m.prunableLayers { ratios[name] = r }
+            case .record(let r):
+                for k in r.keys {
+                    guard case .number(let x) = r[k]! else { throw args.fail("keep: expected a ratio (Number) for '\(k)', found \(r[k]!.shown)") }
+                    ratios[k] = x
+                }
+            default: throw args.fail("keep: expected a ratio in (0, 1] or a Record layer → ratio, found \(args["keep"].typeName)")
+            }
+            do { return .model(try m.pruned(keep: ratios)) } catch let e as NetworkError { throw args.fail(e, method: "prune") }
+        },
     ]
 }

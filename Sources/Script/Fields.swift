@@ -7,7 +7,7 @@ enum Fields {
         switch v {
         case .record(let r): return r.keys
         case .tensor: return ["shape", "rank", "count"]
-        case .model: return ["name", "layers", "parameters", "input_shape", "weights"]
+        case .model: return ["name", "layers", "parameters", "input_shape", "weights", "prunable"]
         case .dataset: return ["name", "images", "labels", "count", "classes", "preprocessing", "class_names", "shape"]
         case .list, .range, .string: return ["count"]
         case .object(let o): return o.fieldNames
@@ -24,6 +24,7 @@ enum Fields {
         case (.tensor(let t), "count"): return .number(Double(t.count))
         case (.model(let m), "name"): return .string(m.name)
         case (.model(let m), "layers"): return .list(m.layers.map(layerRecord))
+        case (.model(let m), "prunable"): return .list(m.prunableLayers.map { .string($0) })
         case (.model(let m), "parameters"):
             return .record(Record(m.parameterOrder.map { ($0, .tensor(m.parameters[$0]!)) }))
         case (.model(let m), "input_shape"): return .list(m.inputShape.map { .number(Double($0)) })
