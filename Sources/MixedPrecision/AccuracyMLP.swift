@@ -100,15 +100,7 @@ public struct AccuracyMLP {
         let mean = accuracies.reduce(0, +) / Double(samples.count)
         let spread = max((accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)).squareRoot(), 1e-6)
         let targets = accuracies.map { Float(($0 - mean) / spread) }
-        var b = GraphBuilder(seed: options.seed)
-        var h = b.input
-        var width = features
-        for i in 0..<3 {
-            h = b.relu(try b.linear(h, "hidden\(i + 1)", in: width, out: options.hidden))
-            width = options.hidden
-        }
-        let out = try b.linear(h, "output", in: width, out: 1)
-        let network = try b.model(name: "APQ accuracy predictor", output: out, inputShape: [features])
+        let network = try Self.network(features: features, hidden: options.hidden, seed: options.seed)
         if let start { try network.loadStateDict(start.stateDict, source: "the pre-trained predictor") }
         var state = OptimizerState(.adam())
         var rng = RandomGenerator(seed: options.seed &+ 1)
@@ -130,6 +122,54 @@ public struct AccuracyMLP {
             }
         }
         return AccuracyMLP(choices: choices, layers: layers, network: network, mean: mean, spread: spread)
+    }
+
+    /// The MLP: features → hidden → hidden → hidden → 1, ReLU.
+    static func network(features: Int, hidden: Int, seed: UInt64) throws -> Model {
+        var b = GraphBuilder(seed: seed)
+        var h = b.input
+        var width = features
+        for i in 0..<3 {
+            h = b.relu(try b.linear(h, "hidden\(i + 1)", in: width, out: hidden))
+            width = hidden
+        }
+        let out = try b.linear(h, "output", in: width, out: 1)
+        return try b.model(name: "APQ accuracy predictor", output: out, inputShape: [features])
+    }
+
+    /// Writes the predictor as an .npz (atomically): the network's weights beside `apq.choices`,
+    /// `apq.layers` and `apq.standardisation` (mean and spread, each split into two float32 so the
+    /// doubles come back to 48 bits).
+    public func save(to path: String) throws {
+        func split(_ x: Double) -> [Float] { let hi = Float(x); return [hi, Float(x - Double(hi))] }
+        try NPZ.write(network.stateDict + [
+            ("apq.choices", Tensor(checkedShape: [choices.count], scalars: choices.map(Float.init))),
+            ("apq.layers", Tensor(checkedShape: [1], scalars: [Float(layers)])),
+            ("apq.standardisation", Tensor(checkedShape: [4], scalars: split(mean) + split(spread))),
+        ], to: path)
+    }
+
+    /// Whether an .npz's arrays are a saved predictor's.
+    public static func isPredictor(_ arrays: [(name: String, tensor: Tensor)]) -> Bool { arrays.contains { $0.name == "apq.choices" } }
+
+    /// A predictor saved by `save(to:)`; anything else is refused naming what is missing.
+    public static func load(_ path: String) throws -> AccuracyMLP {
+        let arrays = try NPZ.read(path)
+        let byName = Dictionary(arrays.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        guard let c = byName["apq.choices"], let l = byName["apq.layers"], let st = byName["apq.standardisation"], st.count == 4, l.count == 1,
+              let first = byName["hidden1.weight"], first.rank == 2 else {
+            throw MixedPrecisionError("predictor: \(path) is not a saved predictor (expected apq.choices, apq.layers, apq.standardisation and the network's weights)")
+        }
+        let choices = c.scalars.map { Int($0) }, layers = Int(l.scalars[0])
+        guard !choices.isEmpty, choices.allSatisfy({ (1...8).contains($0) }), layers > 0, first.shape[1] == layers * choices.count else {
+            throw MixedPrecisionError("predictor: \(path) holds inconsistent sizes (\(layers) layers × \(choices.count) widths for \(first.shape[1]) inputs)")
+        }
+        let network = try Self.network(features: first.shape[1], hidden: first.shape[0], seed: 0)
+        do { try network.loadStateDict(arrays.filter { !$0.name.hasPrefix("apq.") }, source: path) } catch let e as NetworkError {
+            throw MixedPrecisionError("predictor: \(e.message)")
+        }
+        let v = st.scalars.map(Double.init)
+        return AccuracyMLP(choices: choices, layers: layers, network: network, mean: v[0] + v[1], spread: v[2] + v[3])
     }
 
     /// Predicted accuracies of `policies`.

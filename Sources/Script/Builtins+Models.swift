@@ -14,6 +14,9 @@ extension Builtins {
             args.fail("\(what) saves as \(formats); the path '\(path)' ends in \(ext.isEmpty ? "no extension" : ".\(ext)")")
         }
         switch value {
+        case .object(let o as PredictorObject):
+            guard ext == "npz" else { throw refuse("a predictor", ".npz (load(path) reads it back)") }
+            try o.predictor.save(to: path)
         case .object(let o as PackedTensorObject):
             guard ext == "mpqt" else { throw refuse("a packed tensor", ".mpqt") }
             try o.packed.save(to: path)
@@ -35,7 +38,7 @@ extension Builtins {
         case .dataset(let d):
             guard ext == "npz" else { throw refuse("a dataset", ".npz (arrays x and y; load_dataset reads it back)") }
             try NPZ.write([("x", d.images), ("y", Tensor(checkedShape: [d.count], scalars: d.labels.map(Float.init)))], to: path)
-        case let v: throw args.fail("expected a Model, an IntegerModel, a packed tensor, a Policy, a Tensor or a Dataset to save, got \(v.typeName)")
+        case let v: throw args.fail("expected a Model, an IntegerModel, a packed tensor, a Policy, a Predictor, a Tensor or a Dataset to save, got \(v.typeName)")
         }
     }
 
@@ -53,7 +56,7 @@ extension Builtins {
             return .model(try Zoo.make(try args.string("name"), seed: UInt64(truncatingIfNeeded: try args.int("seed")), input: input, classes: try args.int("classes")))
         },
         Builtin("load", category: "models", [.required("path", .string), .optional("into", .model), .optional("model", .model)], returns: "Model",
-                summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model; a packed tensor (.mpqt); a tensor (.npy, any numeric dtype, as Float32); or a policy saved as JSON (.json) for `model:` (the format is in README.md; errors name the layer and field). Datasets load with load_dataset.",
+                summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model; a packed tensor (.mpqt); a tensor (.npy, any numeric dtype, as Float32); a saved APQ predictor (.npz, from save(predictor(...), path)); or a policy saved as JSON (.json) for `model:` (the format is in README.md; errors name the layer and field). Datasets load with load_dataset.",
                 examples: [BuiltinExample("load(\"../shared/reference/fmnist_cnn.onnx\").name", "fmnist_cnn"),
                            BuiltinExample("m = zoo(\"mlp\"); save(policy(m, bits: [8, 4, 8]), \"/tmp/mpq-doc-policy.json\"); load(\"/tmp/mpq-doc-policy.json\", model: m).bits", "[8, 4, 8]")]) { args, _ in
             let path = try args.string("path")
@@ -64,10 +67,14 @@ extension Builtins {
             }
             if path.hasSuffix(".mpqt") { return .object(PackedTensorObject(try PackedTensor.load(path))) }
             if path.lowercased().hasSuffix(".npy") { return .tensor(try NPY.read(path)) }
+            if path.lowercased().hasSuffix(".npz"), let arrays = try? NPZ.read(path), AccuracyMLP.isPredictor(arrays) {
+                do { let p = try AccuracyMLP.load(path); return .object(PredictorObject(p, trainedOn: 0)) }
+                catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
+            }
             return .model(try Model.open(path))
         },
         Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
-                summary: "Saves by the path's extension, atomically: a model as .npz (graph and weights; load(path) reads it back) or .onnx (opset 21; fake quantization as QDQ, see export()), an integer model (from integer_model()) as QDQ .onnx, a packed tensor (from packed()) as .mpqt, a policy as .json (load(path, model: m)), a tensor as .npy, a dataset as .npz (x and y; load_dataset(path) reads it back). Anything else is refused with the formats that value takes.",
+                summary: "Saves by the path's extension, atomically: a model as .npz (graph and weights; load(path) reads it back) or .onnx (opset 21; fake quantization as QDQ, see export()), an integer model (from integer_model()) as QDQ .onnx, a packed tensor (from packed()) as .mpqt, a policy as .json (load(path, model: m)), an APQ predictor as .npz, a tensor as .npy, a dataset as .npz (x and y; load_dataset(path) reads it back). Anything else is refused with the formats that value takes.",
                 examples: [BuiltinExample("save(zoo(\"mlp\"), \"/tmp/mpq-doc-model.npz\"); len(load(\"/tmp/mpq-doc-model.npz\").layers)", "3"),
                            BuiltinExample("m = zoo(\"mlp\"); save(m, \"/tmp/mpq-doc-model.onnx\"); len(load(\"/tmp/mpq-doc-model.onnx\").layers)", "3"),
                            BuiltinExample("save(tensor([[1, 2], [3, 4]]), \"/tmp/mpq-doc-t.npy\"); load(\"/tmp/mpq-doc-t.npy\")", "Tensor[2, 2] [[1, 2], [3, 4]]"),

@@ -7,6 +7,7 @@ import Tensors
 /// A trained APQ accuracy predictor at the prompt.
 public final class PredictorObject: ScriptObject, @unchecked Sendable {
     public let predictor: AccuracyMLP
+    /// Measured samples it was trained on (0: loaded from a file).
     public let trainedOn: Int
     init(_ p: AccuracyMLP, trainedOn: Int) { predictor = p; self.trainedOn = trainedOn }
     public var typeName: String { "Predictor" }
@@ -20,7 +21,9 @@ public final class PredictorObject: ScriptObject, @unchecked Sendable {
         default: return nil
         }
     }
-    public var summary: String { "Predictor(MLP over \(predictor.layers) layers × \(predictor.choices.count) widths, \(trainedOn) samples)" }
+    public var summary: String {
+        "Predictor(MLP over \(predictor.layers) layers × \(predictor.choices.count) widths, \(trainedOn > 0 ? "\(trainedOn) samples" : "loaded from a file"))"
+    }
     public var text: String { summary }
 }
 
@@ -104,8 +107,9 @@ extension Builtins {
                  .optional("seed", .integer, .number(0)), .optional("pretrain", .any), .optional("proxies", .integer, .number(5000)),
                  .optional("pretrain_epochs", .integer, .number(30))],
                 returns: "Predictor",
-                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: a Sensitivity table (from sensitivity() over the same widths) for APQ's transfer recipe — the network first learns `proxies` random policies scored −log Σ Ω (no evaluation needed; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. Not yet: pruning in the encoding.",
-                examples: [BuiltinExample("p = predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4, 4], accuracy: 0.8}, {bits: [4, 2], accuracy: 0.6}], epochs: 50, hidden: 8); predict(p, [[4, 4]])[0] > predict(p, [[2, 4]])[0]", "true")]) { args, _ in
+                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: a Sensitivity table (from sensitivity() over the same widths) for APQ's transfer recipe — the network first learns `proxies` random policies scored −log Σ Ω (no evaluation needed; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. save(p, \"p.npz\") writes it, load(\"p.npz\") reads it back. Not yet: pruning in the encoding.",
+                examples: [BuiltinExample("p = predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4, 4], accuracy: 0.8}, {bits: [4, 2], accuracy: 0.6}], epochs: 50, hidden: 8); predict(p, [[4, 4]])[0] > predict(p, [[2, 4]])[0]", "true"),
+                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 2, hidden: 4); save(p, \"/tmp/mpq-doc-predictor.npz\"); load(\"/tmp/mpq-doc-predictor.npz\").choices", "[2, 4]")]) { args, _ in
             let bits = try policyBits(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
             let samples = zip(bits, accuracies).map { PolicySamples.Sample(bits: $0, accuracy: $1) }
             let choices: [Int] = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return Array(Set(bits.flatMap { $0 })).sorted() }()

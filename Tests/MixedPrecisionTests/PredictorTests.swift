@@ -129,3 +129,19 @@ import Tensors
     try "[1, 2".write(toFile: path, atomically: true, encoding: .utf8)
     #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).cached(key: key, layers: 3) }
 }
+
+/// A saved predictor loads back predicting the same accuracies; a file that is not one is refused.
+@Test func predictorSavesAndLoads() throws {
+    let samples = (0..<20).map { i in PolicySamples.Sample(bits: [[2, 4, 8][i % 3], [4, 8][i % 2]], accuracy: 0.5 + 0.02 * Double(i)) }
+    var o = AccuracyMLP.Options(); o.epochs = 5; o.hidden = 16
+    let p = try AccuracyMLP.train(samples, choices: [2, 4, 8], options: o)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-predictor-\(getpid()).npz").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try p.save(to: path)
+    let q = try AccuracyMLP.load(path)
+    let policies = [[2, 4], [8, 8], [4, 2]]
+    let (a, b) = (try p.predict(policies), try q.predict(policies))
+    #expect(q.choices == [2, 4, 8] && q.layers == 2 && zip(a, b).allSatisfy { abs($0 - $1) < 1e-9 })
+    try NPZ.write([("x", try Tensor.zeros([2]))], to: path)
+    #expect(throws: MixedPrecisionError.self) { try AccuracyMLP.load(path) }
+}
