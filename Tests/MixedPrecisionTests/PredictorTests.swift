@@ -75,6 +75,14 @@ import Tensors
     let policy = try Policy(model: model, weightBits: bits)
     #expect(corrected.samples[0].accuracy == (try model.quantized(policy: policy, calibration: calibration, biasCorrection: true).accuracy(on: validation)))
     #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).measure(model, validation: validation, policies: [bits]) }
+    // In the integer engine (8-bit activations): the engine's own accuracy, under its own key.
+    let inEngine = try PolicySamples(calibration: calibration, engine: true).measure(model, validation: validation, policies: [bits])
+    let a8 = try Policy(model: model, weightBits: bits, activationBits: [8, 8, 8])
+    let c = try model.corrected(for: a8, calibration: calibration, biasCorrection: true)
+    #expect(inEngine.samples[0].accuracy == (try IntegerModel(model: c.model, policy: c.policy, calibration: calibration).accuracy(on: validation)))
+    #expect(PolicySamples.key(model: model, validation: validation, calibration: calibration, engine: true)
+            != PolicySamples.key(model: model, validation: validation, calibration: calibration))
+    #expect(throws: MixedPrecisionError.self) { try PolicySamples(engine: true).measure(model, validation: validation, policies: [bits]) }
 }
 
 /// The transfer recipe: on a surface whose summed sensitivity ranks policies roughly right (the
