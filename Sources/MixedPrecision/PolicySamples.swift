@@ -115,15 +115,15 @@ public struct PolicySamples: Sendable {
         return added
     }
 
-    /// One policy's accuracy under this protocol.
-    func accuracy(_ model: Model, bits: [Int], validation: Dataset) throws -> Double {
-        guard let calibration else { return try model.quantized(policy: try Policy(model: model, weightBits: bits)).accuracy(on: validation) }
-        guard engine else {
-            return try model.quantized(policy: try Policy(model: model, weightBits: bits), calibration: calibration, biasCorrection: true).accuracy(on: validation)
-        }
-        let policy = try Policy(model: model, weightBits: bits, activationBits: Array(repeating: 8, count: bits.count))
-        let c = try model.corrected(for: policy, calibration: calibration, biasCorrection: true)
-        return try IntegerModel(model: c.model, policy: c.policy, calibration: calibration).accuracy(on: validation)
+    /// One policy's accuracy under this protocol; `patches`: the model's mean input patches on
+    /// the calibration images (bias correction's one measurement, shared by every policy).
+    func accuracy(_ model: Model, bits: [Int], validation: Dataset, patches: [String: [Double]]?) throws -> Double {
+        guard let calibration, let patches else { return try model.quantized(policy: try Policy(model: model, weightBits: bits)).accuracy(on: validation) }
+        let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
+        let corrected = try model.biasCorrected(for: policy, patches: patches)
+        let moved = try policy.moved(to: corrected)
+        guard engine else { return try corrected.quantized(policy: moved).accuracy(on: validation) }
+        return try IntegerModel(model: corrected, policy: moved, calibration: calibration).accuracy(on: validation)
     }
 
     /// `count` random policies, each layer's width drawn uniformly from `bits` (seeded).
@@ -149,10 +149,15 @@ public struct PolicySamples: Sendable {
         var known = try cached(key: key, layers: model.layers.count, warn: warn)
         var byBits = Dictionary(known.map { ($0.bits, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
         var out: [Sample] = [], measured = 0
+        var patches: [String: [Double]]? = nil
         for (i, bits) in policies.enumerated() {
             if let a = byBits[bits] { out.append(Sample(bits: bits, accuracy: a)); progress(i + 1, policies.count); continue }
             if Interrupt.isRequested { Interrupt.clear(); return (out, measured, true) }
-            let s = Sample(bits: bits, accuracy: try accuracy(model, bits: bits, validation: validation))
+            if let calibration, patches == nil {
+                try Policy(model: model, weightBits: bits).checkCalibration(calibration, for: "bias correction")
+                patches = try BiasCorrection.meanPatches(model, calibration: calibration)
+            }
+            let s = Sample(bits: bits, accuracy: try accuracy(model, bits: bits, validation: validation, patches: patches))
             out.append(s); known.append(s); byBits[bits] = s.accuracy; measured += 1
             if let path = cache {
                 try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)

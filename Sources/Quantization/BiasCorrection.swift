@@ -12,6 +12,12 @@ public enum BiasCorrection {
     /// Per output channel of each layer, the shift δ that quantizing `original`'s weights into
     /// `quantized`'s causes, the mean patches measured on `calibration` run through `original`.
     public static func shifts(original: Model, quantized: Model, calibration: Tensor) throws -> [String: [Double]] {
+        try shifts(original: original, quantized: quantized, patches: try meanPatches(original, calibration: calibration))
+    }
+
+    /// Each layer's mean input patch on `calibration` run through `original` — what every policy's
+    /// correction of this model shares, so a search measures it once.
+    public static func meanPatches(_ original: Model, calibration: Tensor) throws -> [String: [Double]] {
         guard calibration.shape.first ?? 0 > 0 else { throw QuantizationError("bias correction: the calibration data holds no images") }
         try original.checkFinite(for: "bias correction", data: calibration)
         let byNode = Dictionary(uniqueKeysWithValues: original.layers.map { ($0.node, $0) })
@@ -22,6 +28,11 @@ public enum BiasCorrection {
             do { patches[layer.name] = try meanPatch(x, layer: layer, node: original.nodes[index]) } catch { failure = error }
         })
         if let failure { throw failure }
+        return patches
+    }
+
+    /// The shifts from mean patches measured before (`meanPatches`).
+    public static func shifts(original: Model, quantized: Model, patches: [String: [Double]]) throws -> [String: [Double]] {
         var out: [String: [Double]] = [:]
         for layer in original.layers {
             guard let patch = patches[layer.name] else { continue }
@@ -115,8 +126,14 @@ extension Model {
     /// with `policy.moved(to:)` — by simulation or in the integer engine.
     public func biasCorrected(for policy: Policy, calibration: Tensor) throws -> Model {
         try policy.checkCalibration(calibration, for: "bias correction")
+        return try biasCorrected(for: policy, patches: try BiasCorrection.meanPatches(self, calibration: calibration))
+    }
+
+    /// The same, from mean patches measured before (`BiasCorrection.meanPatches`): many policies
+    /// of one model share them.
+    public func biasCorrected(for policy: Policy, patches: [String: [Double]]) throws -> Model {
         let weightsOnly = try quantized(policy: try policy.weightsOnly(), calibration: nil)
-        return try BiasCorrection.apply(try BiasCorrection.shifts(original: self, quantized: weightsOnly, calibration: calibration), to: self)
+        return try BiasCorrection.apply(try BiasCorrection.shifts(original: self, quantized: weightsOnly, patches: patches), to: self)
     }
 
     /// The fake-quant simulation of `policy`, with bias correction when asked (see `BiasCorrection`);
