@@ -473,6 +473,10 @@ script("prune-zero", 'prune(zoo("cnn"), keep: 0)', "(0, 1]")
 script("prune-string", 'prune(zoo("cnn"), keep: "half")', "ratio")
 script("prune-residual", 'prune(zoo("resnet20"), keep: {"layers.0.conv2": 0.5})', "Add")
 script("prune-unknown", 'prune(zoo("cnn"), keep: {nothing: 0.5})', "prunable layers")
+script("evolve-huge-population", tiny_predictor + 'evolve(zoo("mlp"), p, fashion_mnist(split: "train", limit: 16), average_bits: 4, population: 1e9)', "population")
+script("autoq-huge-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1e9)', "episodes")
+script("autoq-nan-cost-weight", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, mode: "accuracy", cost_weight: 0 / 0)', "finite")
+script("predictor-huge-hidden", 'predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], hidden: 1e9)', "hidden")
 
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)

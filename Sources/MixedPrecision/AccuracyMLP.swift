@@ -91,8 +91,9 @@ public struct AccuracyMLP {
         guard samples.count >= 2, let layers = samples.first?.bits.count, layers > 0 else {
             throw MixedPrecisionError("predictor: needs at least two measured policies, found \(samples.count)")
         }
-        guard samples.allSatisfy({ $0.accuracy.isFinite }), options.hidden > 0, options.epochs >= 0, options.batchSize > 0, options.learningRate > 0 else {
-            throw MixedPrecisionError("predictor: expected finite accuracies, hidden width, epochs ≥ 0, batch > 0 and a positive learning rate")
+        guard samples.allSatisfy({ $0.accuracy.isFinite }), (1...4096).contains(options.hidden), (0...100_000).contains(options.epochs),
+              options.batchSize > 0, options.learningRate > 0, options.learningRate.isFinite else {
+            throw MixedPrecisionError("predictor: expected finite accuracies, a hidden width of 1…4096, epochs 0…100000, batch > 0 and a positive finite learning rate; found hidden \(options.hidden), epochs \(options.epochs), batch \(options.batchSize), lr \(options.learningRate)")
         }
         let features = layers * choices.count
         let x = try samples.flatMap { try encode($0.bits, choices: choices, layers: layers) }

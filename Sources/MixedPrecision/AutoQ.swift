@@ -127,9 +127,11 @@ public struct AutoQ {
         let o = options
         let layers = model.layers, n = layers.count
         guard n > 0, validation.count > 0 else { throw MixedPrecisionError("autoq: the model has no conv/linear layers or the validation split is empty") }
-        guard o.episodes > 0, (1...8).contains(o.weightBits.lowerBound), o.weightBits.upperBound <= 8, o.updates >= 0 else {
-            throw MixedPrecisionError("autoq: expected episodes > 0, weight widths within 1…8 and updates ≥ 0; found \(o.episodes), \(o.weightBits), \(o.updates)")
+        guard (1...100_000).contains(o.episodes), (1...8).contains(o.weightBits.lowerBound), o.weightBits.upperBound <= 8, (0...10_000).contains(o.updates),
+              o.goalWeight.isFinite else {
+            throw MixedPrecisionError("autoq: expected episodes 1…100000, weight widths within 1…8, updates 0…10000 and a finite goal weight; found \(o.episodes), \(o.weightBits), \(o.updates), \(o.goalWeight)")
         }
+        if case .accuracyGuaranteed(let w) = o.mode, !w.isFinite { throw MixedPrecisionError("autoq: expected a finite cost weight, found \(w)") }
         if let a = o.activationBits {
             guard (1...16).contains(a.lowerBound), a.upperBound <= 16 else { throw MixedPrecisionError("autoq: activation widths must lie within 1…16, found \(a)") }
             guard calibration != nil else { throw MixedPrecisionError("autoq: searching activation widths needs calibration images") }

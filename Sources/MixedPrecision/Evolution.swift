@@ -179,9 +179,9 @@ public struct Evolution: Sendable {
     public func run(_ space: Space, predict: ([[Int]]) throws -> [Double], measure: ([[Int]]) throws -> [Double],
                     progress: (Generation) -> Void = { _ in }) throws -> Result {
         let o = options
-        guard o.population >= 2, (1..<o.population).contains(o.parents), o.iterations >= 0, (0...1).contains(o.mutation),
-              (0...1).contains(o.mutationShare), o.topK >= 1 else {
-            throw MixedPrecisionError("evolve: expected population ≥ 2, 1 ≤ parents < population, iterations ≥ 0, mutation and its share in 0…1, top ≥ 1; found \(o.population), \(o.parents), \(o.iterations), \(o.mutation), \(o.mutationShare), \(o.topK)")
+        guard (2...10_000).contains(o.population), (1..<o.population).contains(o.parents), (0...100_000).contains(o.iterations),
+              (0...1).contains(o.mutation), (0...1).contains(o.mutationShare), (1...1000).contains(o.topK) else {
+            throw MixedPrecisionError("evolve: expected population 2…10000, 1 ≤ parents < population, iterations 0…100000, mutation and its share in 0…1, top 1…1000; found \(o.population), \(o.parents), \(o.iterations), \(o.mutation), \(o.mutationShare), \(o.topK)")
         }
         try space.checkFeasible()
         var rng = RandomGenerator(seed: o.seed)
