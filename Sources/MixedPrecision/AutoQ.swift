@@ -17,8 +17,8 @@ import Tensors
 ///   (cost₈: every layer at 8 bits).
 /// The low level's reward adds −goalWeight·|mean width of the layer − goal|/(b_max − b_min), so
 /// it learns to meet the goal it is given (the hierarchy's intrinsic term). The first and last
-/// layer stay at `ends` bits. Ctrl-C ends the search after the episode; the best policy so far is
-/// returned.
+/// layer stay at `ends` bits. Ctrl-C ends the search (an episode cut short is dropped); the best
+/// policy so far is returned.
 public struct AutoQ {
     public enum Mode: Sendable, Equatable {
         case resourceConstrained
@@ -169,90 +169,96 @@ public struct AutoQ {
         var history: [Episode] = []
         var best: (policy: Policy, accuracy: Double, cost: Double, reward: Double)? = nil
         var interrupted = false
-        for episode in 0..<o.episodes {
+        // Ctrl-C between episodes, or inside one (evaluation and updates stop with `Interrupted`):
+        // the search ends and the best policy so far is returned.
+        episodes: for episode in 0..<o.episodes {
             if Interrupt.isRequested { Interrupt.clear(); interrupted = true; break }
-            // High level: the layers in order, each state carrying the previous action.
-            var highStates: [[Float]] = [], highActs: [[Float]] = []
-            var previous = [Float](repeating: 0, count: highActions)
-            for i in 0..<n {
-                let s = layerState[i] + previous
-                let a = try high.explore([s], episode: episode)[0]
-                highStates.append(s); highActs.append(a); previous = a
-            }
-            var goals = highActs.map { width($0[0], o.weightBits) }
-            var acts: [Int?] = highActs.indices.map { i in o.activationBits.map { width(highActs[i][1], $0) } }
-            for i in pinned { goals[i] = o.ends!; acts[i] = fixedActivation }
-            // Tied layers (reading one input) read one activation width.
-            for group in model.layersSharingInputs { let a = acts[group[0]]; for l in group { acts[l] = a } }
-            // Low level: every kernel of each free layer, given the layer and its goal.
-            var lowStates: [[[Float]]] = [], lowActs: [[[Float]]] = []
-            var widths = lowest
-            for i in 0..<n {
-                let cout = layers[i].weightShape[0]
-                let goal = Float(goals[i] - o.weightBits.lowerBound) / span
-                let states = (0..<cout).map { c in layerState[i] + [goal, Float(c) / Float(max(1, cout - 1))] + kernelState[i][c] }
-                lowStates.append(states)
-                if pinned.contains(i) { lowActs.append(states.map { _ in [Float(1)] }); continue }
-                let a = try low.explore(states, episode: episode)
-                lowActs.append(a)
-                widths[i] = a.map { width($0[0], o.weightBits) }
-            }
-            // Resource-constrained: the widest free kernels lowered one step at a time until the
-            // budget holds — among equally wide ones, those the low-level agent preferred least
-            // first, so the agent decides which kernels keep the wider width.
-            var layerCosts = try costOf(widths, acts)
-            if o.mode == .resourceConstrained {
-                var order: [(layer: Int, kernel: Int)] = []
-                for i in 0..<n where !pinned.contains(i) { for k in widths[i].indices { order.append((i, k)) } }
-                order.sort { (lowActs[$0.layer][$0.kernel][0], $0.layer, $0.kernel) < (lowActs[$1.layer][$1.kernel][0], $1.layer, $1.kernel) }
-                var total = layerCosts.reduce(0, +)
-                while total > budget {
-                    guard let top = order.map({ widths[$0.layer][$0.kernel] }).max(), top > o.weightBits.lowerBound else { break }
-                    for c in order where total > budget && widths[c.layer][c.kernel] == top {
-                        widths[c.layer][c.kernel] -= 1
-                        let lowered = try cost.cost(Self.entry(layers[c.layer], widths: widths[c.layer], activation: acts[c.layer]))
-                        total += lowered - layerCosts[c.layer]; layerCosts[c.layer] = lowered
+            do {
+                // High level: the layers in order, each state carrying the previous action.
+                var highStates: [[Float]] = [], highActs: [[Float]] = []
+                var previous = [Float](repeating: 0, count: highActions)
+                for i in 0..<n {
+                    let s = layerState[i] + previous
+                    let a = try high.explore([s], episode: episode)[0]
+                    highStates.append(s); highActs.append(a); previous = a
+                }
+                var goals = highActs.map { width($0[0], o.weightBits) }
+                var acts: [Int?] = highActs.indices.map { i in o.activationBits.map { width(highActs[i][1], $0) } }
+                for i in pinned { goals[i] = o.ends!; acts[i] = fixedActivation }
+                // Tied layers (reading one input) read one activation width.
+                for group in model.layersSharingInputs { let a = acts[group[0]]; for l in group { acts[l] = a } }
+                // Low level: every kernel of each free layer, given the layer and its goal.
+                var lowStates: [[[Float]]] = [], lowActs: [[[Float]]] = []
+                var widths = lowest
+                for i in 0..<n {
+                    let cout = layers[i].weightShape[0]
+                    let goal = Float(goals[i] - o.weightBits.lowerBound) / span
+                    let states = (0..<cout).map { c in layerState[i] + [goal, Float(c) / Float(max(1, cout - 1))] + kernelState[i][c] }
+                    lowStates.append(states)
+                    if pinned.contains(i) { lowActs.append(states.map { _ in [Float(1)] }); continue }
+                    let a = try low.explore(states, episode: episode)
+                    lowActs.append(a)
+                    widths[i] = a.map { width($0[0], o.weightBits) }
+                }
+                // Resource-constrained: the widest free kernels lowered one step at a time until the
+                // budget holds — among equally wide ones, those the low-level agent preferred least
+                // first, so the agent decides which kernels keep the wider width.
+                var layerCosts = try costOf(widths, acts)
+                if o.mode == .resourceConstrained {
+                    var order: [(layer: Int, kernel: Int)] = []
+                    for i in 0..<n where !pinned.contains(i) { for k in widths[i].indices { order.append((i, k)) } }
+                    order.sort { (lowActs[$0.layer][$0.kernel][0], $0.layer, $0.kernel) < (lowActs[$1.layer][$1.kernel][0], $1.layer, $1.kernel) }
+                    var total = layerCosts.reduce(0, +)
+                    while total > budget {
+                        guard let top = order.map({ widths[$0.layer][$0.kernel] }).max(), top > o.weightBits.lowerBound else { break }
+                        for c in order where total > budget && widths[c.layer][c.kernel] == top {
+                            widths[c.layer][c.kernel] -= 1
+                            let lowered = try cost.cost(Self.entry(layers[c.layer], widths: widths[c.layer], activation: acts[c.layer]))
+                            total += lowered - layerCosts[c.layer]; layerCosts[c.layer] = lowered
+                        }
                     }
                 }
-            }
-            let total = layerCosts.reduce(0, +)
-            let policy = try Self.policy(model, widths: widths, activations: acts)
-            let accuracy: Double
-            if let a = cache[widths], o.activationBits == nil { accuracy = a } else {
-                let q = try model.quantized(policy: policy, calibration: o.activationBits == nil ? nil : calibration)
-                accuracy = try q.accuracy(on: validation)
-                if o.activationBits == nil { cache[widths] = accuracy }
-            }
-            let reward: Double
-            switch o.mode {
-            case .resourceConstrained: reward = 0.1 * (accuracy - floatAccuracy)
-            case .accuracyGuaranteed(let w): reward = (accuracy - floatAccuracy) - w * total / reference
-            }
-            guard reward.isFinite else {
-                throw MixedPrecisionError("autoq: episode \(episode) gave a non-finite reward (accuracy \(accuracy), cost \(total)); the search stops there")
-            }
-            // Both agents learn from the episode.
-            for i in 0..<n {
-                high.remember(.init(state: highStates[i], action: highActs[i], reward: Float(reward),
-                                    next: i + 1 < n ? highStates[i + 1] : highStates[i], done: i + 1 == n))
-                guard !pinned.contains(i) else { continue }
-                let meanWidth = Float(widths[i].reduce(0, +)) / Float(widths[i].count)
-                let lowReward = Float(reward) - o.goalWeight * abs(meanWidth - Float(goals[i])) / span
-                let states = lowStates[i]
-                for c in states.indices {
-                    low.remember(.init(state: states[c], action: lowActs[i][c], reward: lowReward,
-                                       next: c + 1 < states.count ? states[c + 1] : states[c], done: c + 1 == states.count))
+                let total = layerCosts.reduce(0, +)
+                let policy = try Self.policy(model, widths: widths, activations: acts)
+                let accuracy: Double
+                if let a = cache[widths], o.activationBits == nil { accuracy = a } else {
+                    let q = try model.quantized(policy: policy, calibration: o.activationBits == nil ? nil : calibration)
+                    accuracy = try q.accuracy(on: validation)
+                    if o.activationBits == nil { cache[widths] = accuracy }
                 }
+                let reward: Double
+                switch o.mode {
+                case .resourceConstrained: reward = 0.1 * (accuracy - floatAccuracy)
+                case .accuracyGuaranteed(let w): reward = (accuracy - floatAccuracy) - w * total / reference
+                }
+                guard reward.isFinite else {
+                    throw MixedPrecisionError("autoq: episode \(episode) gave a non-finite reward (accuracy \(accuracy), cost \(total)); the search stops there")
+                }
+                // Both agents learn from the episode.
+                for i in 0..<n {
+                    high.remember(.init(state: highStates[i], action: highActs[i], reward: Float(reward),
+                                        next: i + 1 < n ? highStates[i + 1] : highStates[i], done: i + 1 == n))
+                    guard !pinned.contains(i) else { continue }
+                    let meanWidth = Float(widths[i].reduce(0, +)) / Float(widths[i].count)
+                    let lowReward = Float(reward) - o.goalWeight * abs(meanWidth - Float(goals[i])) / span
+                    let states = lowStates[i]
+                    for c in states.indices {
+                        low.remember(.init(state: states[c], action: lowActs[i][c], reward: lowReward,
+                                           next: c + 1 < states.count ? states[c + 1] : states[c], done: c + 1 == states.count))
+                    }
+                }
+                if episode >= agentOptions.warmup {
+                    for _ in 0..<o.updates { try high.update(); try low.update() }
+                }
+                if best == nil || reward > best!.reward { best = (policy, accuracy, total, reward) }
+                let line = String(format: "episode %d/%d · reward %.4f · accuracy %.2f%% · cost %.4g (%.1f%% of the budget) · best %.2f%%",
+                                  episode + 1, o.episodes, reward, 100 * accuracy, total, 100 * total / budget, 100 * best!.accuracy)
+                let e = Episode(index: episode, reward: reward, accuracy: accuracy, cost: total, bestReward: best!.reward, bestAccuracy: best!.accuracy, line: line)
+                history.append(e)
+                progress(e)
+            } catch is Interrupted {
+                Interrupt.clear(); interrupted = true; break episodes
             }
-            if episode >= agentOptions.warmup {
-                for _ in 0..<o.updates { try high.update(); try low.update() }
-            }
-            if best == nil || reward > best!.reward { best = (policy, accuracy, total, reward) }
-            let line = String(format: "episode %d/%d · reward %.4f · accuracy %.2f%% · cost %.4g (%.1f%% of the budget) · best %.2f%%",
-                              episode + 1, o.episodes, reward, 100 * accuracy, total, 100 * total / budget, 100 * best!.accuracy)
-            let e = Episode(index: episode, reward: reward, accuracy: accuracy, cost: total, bestReward: best!.reward, bestAccuracy: best!.accuracy, line: line)
-            history.append(e)
-            progress(e)
         }
         guard let best else { throw MixedPrecisionError("autoq: interrupted before the first episode ended") }
         return Result(policy: best.policy, accuracy: best.accuracy, cost: best.cost, reward: best.reward, history: history,

@@ -174,8 +174,9 @@ public struct Evolution: Sendable {
     public init(options: Options = Options()) { self.options = options }
 
     /// Searches `space` with `predict` (accuracies of many policies at once) and `measure` (the
-    /// real accuracies of a few). `progress` sees one line per generation. Ctrl-C ends the
-    /// search between generations; the finalists are still measured.
+    /// real accuracies of a few; fewer than asked, the first ones, when interrupted). `progress`
+    /// sees one line per generation. Ctrl-C between generations still measures the finalists;
+    /// Ctrl-C during a measurement ends the search with what was measured.
     public func run(_ space: Space, predict: ([[Int]]) throws -> [Double], measure: ([[Int]]) throws -> [Double],
                     progress: (Generation) -> Void = { _ in }) throws -> Result {
         let o = options
@@ -195,69 +196,82 @@ public struct Evolution: Sendable {
             return zip(genomes, p).map { ($0, $1) }.sorted { $0.predicted > $1.predicted }
         }
         var measuredByGenome: [[Int]: Double] = [:]
+        var interrupted = false
+        // `measure` may return fewer accuracies than asked (the first ones) when Ctrl-C stopped it:
+        // the search then ends with what it measured.
         func measured(_ genomes: [[Int]]) throws {
             let fresh = Array(Set(genomes.filter { measuredByGenome[$0] == nil })).sorted { $0.lexicographicallyPrecedes($1) }
             guard !fresh.isEmpty else { return }
             let a = try measure(fresh.map(space.bits))
-            guard a.count == fresh.count else { throw MixedPrecisionError("evolve: measured \(a.count) of \(fresh.count) policies") }
+            guard a.count <= fresh.count, a.allSatisfy(\.isFinite) else {
+                throw MixedPrecisionError("evolve: measured \(a.count) accuracies for \(fresh.count) policies, or a non-finite one")
+            }
             for (g, v) in zip(fresh, a) { measuredByGenome[g] = v }
+            if a.count < fresh.count { interrupted = true }
         }
         var population = try scored((0..<o.population).map { _ in space.repairedDraw(&rng) })
         var history: [Generation] = []
-        var interrupted = false
         let leaders = (0..<space.layers).filter { l in space.pinned[l] == nil && !space.ties.contains { $0.contains(l) && $0[0] != l } }
-        for iteration in 0...o.iterations {
-            if iteration > 0 {
-                if Interrupt.isRequested { Interrupt.clear(); interrupted = true; break }
-                // Parents: the best predicted distinct policies.
-                var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
-                for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
-                var seen = Set(parents)
-                var children: [[Int]] = []
-                let wanted = o.population - parents.count
-                let mutations = Int((Double(wanted) * o.mutationShare).rounded())
-                while children.count < wanted {
-                    var child: [Int]? = nil
-                    for _ in 0..<100 {
-                        var g: [Int]
-                        if children.count < mutations {
-                            g = parents[Int(rng.next() % UInt64(parents.count))]
-                            for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.choices.count)) }
-                        } else {
-                            let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
-                            g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+        // Ctrl-C inside a generation (the predictor's forward pass stops with `Interrupted`) ends
+        // the search as one between generations does.
+        generations: for iteration in 0...o.iterations {
+            do {
+                if iteration > 0 {
+                    if Interrupt.isRequested { Interrupt.clear(); interrupted = true }
+                    if interrupted { break generations }
+                    // Parents: the best predicted distinct policies.
+                    var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
+                    for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
+                    var seen = Set(parents)
+                    var children: [[Int]] = []
+                    let wanted = o.population - parents.count
+                    let mutations = Int((Double(wanted) * o.mutationShare).rounded())
+                    while children.count < wanted {
+                        var child: [Int]? = nil
+                        for _ in 0..<100 {
+                            var g: [Int]
+                            if children.count < mutations {
+                                g = parents[Int(rng.next() % UInt64(parents.count))]
+                                for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.choices.count)) }
+                            } else {
+                                let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
+                                g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+                            }
+                            g = space.legal(g)
+                            // Over the budget: rejected; a copy of a policy already held: drawn again.
+                            if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
                         }
-                        g = space.legal(g)
-                        // Over the budget: rejected; a copy of a policy already held: drawn again.
-                        if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
+                        let c = child ?? space.repairedDraw(&rng)
+                        seen.insert(c); children.append(c)
                     }
-                    let c = child ?? space.repairedDraw(&rng)
-                    seen.insert(c); children.append(c)
+                    population = kept + (try scored(children))
+                    population.sort { $0.predicted > $1.predicted }
                 }
-                population = kept + (try scored(children))
-                population.sort { $0.predicted > $1.predicted }
+                let best = population[0]
+                try measured([best.genome])
+                let bestMeasured = measuredByGenome.values.max()
+                let use = space.cost(best.genome) / space.budget
+                let line = String(format: "generation %d/%d · best predicted %.2f%%", iteration, o.iterations, 100 * best.predicted)
+                    + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
+                    + String(format: " · budget %.1f%%", 100 * use)
+                let g = Generation(iteration: iteration, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)
+                history.append(g)
+                progress(g)
+            } catch is Interrupted {
+                Interrupt.clear(); interrupted = true; break generations
             }
-            let best = population[0]
-            try measured([best.genome])
-            let bestMeasured = measuredByGenome.values.max()
-            let use = space.cost(best.genome) / space.budget
-            let line = String(format: "generation %d/%d · best predicted %.2f%%", iteration, o.iterations, 100 * best.predicted)
-                + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
-                + String(format: " · budget %.1f%%", 100 * use)
-            let g = Generation(iteration: iteration, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)
-            history.append(g)
-            progress(g)
         }
         // The finalists: the last population's best predicted distinct policies, measured.
         var finalists: [[Int]] = []
         for c in population where !finalists.contains(c.genome) && finalists.count < o.topK { finalists.append(c.genome) }
-        try measured(finalists)
+        if !interrupted { try measured(finalists) }
         let predictedByGenome = Dictionary(population.map { ($0.genome, $0.predicted) }, uniquingKeysWith: { a, _ in a })
         var all: [Candidate] = []
         for (g, a) in measuredByGenome {
             let p = try predictedByGenome[g] ?? (try scored([g]))[0].predicted
             all.append(Candidate(bits: space.bits(g), predicted: p, measured: a, cost: space.cost(g)))
         }
+        guard !all.isEmpty else { throw MixedPrecisionError("evolve: interrupted before any policy was measured") }
         all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && $0.bits.lexicographicallyPrecedes($1.bits)) }
         return Result(best: all[0], measured: all, history: history, predictions: predictions, interrupted: interrupted)
     }

@@ -77,3 +77,22 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
     #expect(throws: MixedPrecisionError.self) { try Evolution(options: bad).run(space, predict: { $0.map { _ in 1 } }, measure: { $0.map { _ in 1 } }) }
     #expect(throws: MixedPrecisionError.self) { try Evolution(options: o).run(space, predict: { $0.map { _ in .nan } }, measure: { $0.map { _ in 1 } }) }
 }
+
+/// A measurement cut short (Ctrl-C during it: fewer accuracies than asked) ends the search with
+/// what was measured, marked interrupted; cut before anything was measured, it is an error.
+@Test func evolutionEndsWithWhatWasMeasuredWhenInterrupted() throws {
+    let (choices, costs, loss) = additiveSpace(seed: 8)
+    let budget = costs.reduce(0) { $0 + $1[2] }
+    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } }
+    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    var o = Evolution.Options(); o.iterations = 30; o.seed = 2
+    var calls = 0
+    let r = try Evolution(options: o).run(space, predict: { $0.map(accuracy) }, measure: { p in
+        calls += 1
+        return calls < 3 ? p.map(accuracy) : []
+    })
+    #expect(r.interrupted && r.history.count < 31 && !r.measured.isEmpty && r.best.measured != nil)
+    #expect(throws: MixedPrecisionError.self) {
+        try Evolution(options: o).run(space, predict: { $0.map(accuracy) }, measure: { _ in [] })
+    }
+}
