@@ -165,6 +165,7 @@ public struct AutoQ {
         var low = try DDPG(stateSize: layerState[0].count + 5, actionSize: 1, options: lowOptions)
         let span = Float(max(1, o.weightBits.upperBound - o.weightBits.lowerBound))
 
+        // Accuracy by (kernel widths, then activation widths; 0 for float): a repeated policy is not evaluated again.
         var cache: [[[Int]]: Double] = [:]
         var history: [Episode] = []
         var best: (policy: Policy, accuracy: Double, cost: Double, reward: Double)? = nil
@@ -220,11 +221,11 @@ public struct AutoQ {
                 }
                 let total = layerCosts.reduce(0, +)
                 let policy = try Self.policy(model, widths: widths, activations: acts)
+                let key = widths + [acts.map { $0 ?? 0 }]
                 let accuracy: Double
-                if let a = cache[widths], o.activationBits == nil { accuracy = a } else {
-                    let q = try model.quantized(policy: policy, calibration: o.activationBits == nil ? nil : calibration)
-                    accuracy = try q.accuracy(on: validation)
-                    if o.activationBits == nil { cache[widths] = accuracy }
+                if let a = cache[key] { accuracy = a } else {
+                    accuracy = try model.quantized(policy: policy, calibration: o.activationBits == nil ? nil : calibration).accuracy(on: validation)
+                    cache[key] = accuracy
                 }
                 let reward: Double
                 switch o.mode {
@@ -262,6 +263,6 @@ public struct AutoQ {
         }
         guard let best else { throw MixedPrecisionError("autoq: interrupted before the first episode ended") }
         return Result(policy: best.policy, accuracy: best.accuracy, cost: best.cost, reward: best.reward, history: history,
-                      evaluations: cache.isEmpty ? history.count : cache.count, interrupted: interrupted)
+                      evaluations: cache.count, interrupted: interrupted)
     }
 }

@@ -41,10 +41,9 @@ extension Builtins {
             }
             var calibration: Tensor? = nil
             if case .dataset(let d) = args["calibration"] { calibration = d.images }
-            let given = try budgets(args)
-            guard given.count == 1 else { throw args.fail("give one budget: energy:, latency:, bitops:, size: or average_bits: (found \(given.count))") }
+            let budget = try oneBudget(args)
             do {
-                let (cost, limit) = try given[0].costModel(for: m, widths: Array(o.weightBits), activationBits: nil)
+                let (cost, limit) = try budget.costModel(for: m, widths: Array(o.weightBits), activationBits: nil)
                 let r = try AutoQ(options: o).run(m, validation: try args.dataset("data"), cost: cost, budget: limit, calibration: calibration) {
                     interp.progress($0.line, done: true)
                 }

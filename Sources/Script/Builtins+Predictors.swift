@@ -61,12 +61,11 @@ extension Builtins {
     /// The budgeted space of evolve() and random_policies(): exactly one budget over `choices`,
     /// the ends pinned when asked.
     static func evolutionSpace(_ args: Arguments, _ interp: Interpreter, model: Model, choices: [Int]) throws -> (Evolution.Space, CostModel) {
-        let given = try budgets(args)
-        guard given.count == 1 else { throw args.fail("give one budget: energy:, latency:, bitops:, size: or average_bits: (found \(given.count))") }
+        let budget = try oneBudget(args)
         let activations = try args.optionalInt("activation_bits")
         if let a = activations, !(1...32).contains(a) { throw args.fail("activation_bits must be 1…32, found \(a)") }
         let ends = try args.optionalInt("ends")
-        let (cost, limit) = try given[0].costModel(for: model, widths: choices, activationBits: activations, progress: args.progress(interp, "latency table"))
+        let (cost, limit) = try budget.costModel(for: model, widths: choices, activationBits: activations, progress: args.progress(interp, "latency table"))
         return (try Evolution.Space(model: model, choices: choices, cost: cost, budget: limit, ends: ends), cost)
     }
 

@@ -15,6 +15,14 @@ extension Builtins {
         return try kinds.compactMap { name, make in try args.optionalNumber(name).map(make) }
     }
 
+    /// The one budget a searcher that costs by a single model (evolve, random_policies,
+    /// autoq_search) was given.
+    static func oneBudget(_ args: Arguments) throws -> Search.Budget {
+        let given = try budgets(args)
+        guard given.count == 1 else { throw args.fail("give one budget: energy:, latency:, bitops:, size: or average_bits: (found \(given.count))") }
+        return given[0]
+    }
+
     /// The policy `policy(...)`'s arguments describe (see its summary).
     static func handPolicy(_ args: Arguments) throws -> Policy {
         let m = try args.model("model")
