@@ -477,6 +477,12 @@ script("evolve-huge-population", tiny_predictor + 'evolve(zoo("mlp"), p, fashion
 script("autoq-huge-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1e9)', "episodes")
 script("autoq-nan-cost-weight", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, mode: "accuracy", cost_weight: 0 / 0)', "finite")
 script("predictor-huge-hidden", 'predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], hidden: 1e9)', "hidden")
+script("zoo-binary-mlp", 'zoo("mlp", binary: true)', "no binary variant")
+script("policy-binary-float-model", 'policy(zoo("cnn"), binary: true)', "no binary layers")
+script("exists-number", 'exists(42)', "String")
+script("engine-binary-wide-policy", 'b = zoo("cnn", binary: true); integer_model(b, policy(b, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: "train", limit: 8))', "1-bit binary per channel")
+script("latency-zero-bits", 'latency(zoo("mlp"), bits: [0, 8])', "1…8")
+script("scatter-ragged-xs", 'scatter([[1], [2]], xs: [[1]])', "lists")
 
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)

@@ -10,7 +10,10 @@ import Tensors
 /// every width from 2 to 8 bits as int8 (the CPU has nothing narrower; packed weights are
 /// expanded when the engine is built), so a layer's time is measured once and is the same at
 /// every width: on this CPU fewer weight bits do not make a layer faster, and a latency budget
-/// says so. Activation quantization of the image and pooling are not in it.
+/// says so. At 1 bit the entry is the layer as W1A1 — XNOR-popcount on packed signs with its
+/// output packed into the next layer's signs (`IntegerModel.binaryLayerMilliseconds`): binary
+/// weights with binary inputs, as a binary network runs it, which is where time does fall.
+/// Activation quantization of the image and pooling are not in it.
 public struct LatencyTable: Sendable, Equatable, Codable {
     /// Milliseconds per image, by layer name and weight bits.
     public var milliseconds: [String: [Int: Double]]
@@ -20,28 +23,33 @@ public struct LatencyTable: Sendable, Equatable, Codable {
     /// As a cost model for bit allocation.
     public var costModel: CostModel { .table(name: "latency", values: milliseconds) }
 
-    /// Times every layer (entries for every width in `bits`, 2…8), each the best of repeated
+    /// Times every layer (entries for every width in `bits`, 1…8), each the best of repeated
     /// runs lasting at least `minimumTime` seconds. `progress` sees (done, total).
     public static func measure(_ model: Model, bits: [Int], minimumTime: Double = 0.02,
                                progress: ((Int, Int) -> Void)? = nil) throws -> LatencyTable {
-        guard bits.allSatisfy({ (2...8).contains($0) }), !bits.isEmpty else {
-            throw MixedPrecisionError("latency table: the integer engine runs 2…8-bit weights; got \(bits)")
+        guard bits.allSatisfy({ (1...8).contains($0) }), !bits.isEmpty else {
+            throw MixedPrecisionError("latency table: the integer engine runs 1…8-bit weights (1: W1A1); got \(bits)")
         }
         var rng = RandomGenerator(seed: 1)
         let calibration = try Tensor.random([8] + model.inputShape, .normal(mean: 0, std: 1), using: &rng)
         let engine: IntegerModel
         do {
-            engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8), calibration: calibration)
+            // A binary network is timed on its real-valued skeleton (same layers and shapes).
+            let skeleton = try model.strippingBinarization()
+            engine = try IntegerModel(model: skeleton, policy: try Policy.uniform(skeleton, bits: 8, activationBits: 8), calibration: calibration)
         } catch let e as QuantizationError {
             throw MixedPrecisionError("latency table: the integer engine cannot run '\(model.name)': \(e.message)")
         }
         progress?(0, 1)
         let times = try engine.layerMilliseconds(minimumTime: minimumTime)
+        let binary = bits.contains(1) ? try engine.binaryLayerMilliseconds(minimumTime: minimumTime) : [:]
         progress?(1, 1)
         var table: [String: [Int: Double]] = [:]
         for layer in model.layers {
-            guard let t = times[layer.name] else { throw MixedPrecisionError("latency table: the engine has no layer '\(layer.name)'") }
-            table[layer.name] = Dictionary(uniqueKeysWithValues: bits.map { ($0, t) })
+            guard let t = times[layer.name], !bits.contains(1) || binary[layer.name] != nil else {
+                throw MixedPrecisionError("latency table: the engine has no layer '\(layer.name)'")
+            }
+            table[layer.name] = Dictionary(uniqueKeysWithValues: bits.map { ($0, $0 == 1 ? binary[layer.name]! : t) })
         }
         return LatencyTable(milliseconds: table, key: cacheKey(model, bits: bits))
     }
@@ -51,7 +59,7 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown cpu"
         let layers = model.layers.map { "\($0.name)\($0.weightShape)\($0.macs)" }.joined(separator: ";")
-        return "engine 2|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
+        return "engine 3|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
     }
 
     /// The cache directory: $MPQ_CACHE, else ~/.cache/mpq.

@@ -44,3 +44,48 @@ enum BinaryWeightsOp {
         return Tensor(checkedShape: w.shape, scalars: dw)
     }
 }
+
+extension Model {
+    /// This model with every `binaryWeights` node that feeds a layer's weight computed once: the
+    /// layer reads α_c·sign(W) as a plain parameter (under the weight's name) and the node is gone,
+    /// so the function is the same and folding and quantizing see the weight the layer multiplies.
+    /// Also the names of the layers whose weights were binarized.
+    public func bakingBinaryWeights() throws -> (model: Model, layers: [String]) {
+        let binarizing = nodes.filter { $0.op == .binaryWeights }
+        guard !binarizing.isEmpty else { return (self, []) }
+        var params = parameters
+        var rename: [String: String] = [:]
+        for n in binarizing {
+            guard let w = parameters[n.inputs[0]] else { throw NetworkError("node '\(n.name)' (BinaryWeights) reads '\(n.inputs[0])', which is not a parameter") }
+            params[n.inputs[0]] = try BinaryWeightsOp.forward(w, node: n.name)
+            rename[n.outputs[0]] = n.inputs[0]
+        }
+        let kept = nodes.filter { $0.op != .binaryWeights }.map { n -> Node in
+            var n = n; n.inputs = n.inputs.map { rename[$0] ?? $0 }; return n
+        }
+        let m = copy()
+        try m.replaceGraph(nodes: kept, parameters: parameterOrder.map { ($0, params[$0]!) },
+                           buffers: buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let baked = Set(binarizing.map { $0.inputs[0] })
+        return (m, layers.filter { baked.contains($0.weight) }.map(\.name))
+    }
+}
+
+extension Model {
+    /// The real-valued skeleton of a binary network: binary weights computed once
+    /// (`bakingBinaryWeights`) and every sign (`binarize`) gone, its readers reading its input —
+    /// the same layers and shapes, for what needs only those (timing the layers at other widths).
+    public func strippingBinarization() throws -> Model {
+        let baked = try bakingBinaryWeights().model
+        func isSign(_ n: Node) -> Bool { if case .binarize = n.op { return n.outputs[0] != output }; return false }
+        guard baked.nodes.contains(where: isSign) else { return baked }
+        var rename: [String: String] = [:]
+        for n in baked.nodes where isSign(n) { rename[n.outputs[0]] = rename[n.inputs[0]] ?? n.inputs[0] }
+        let m = baked.copy()
+        try m.replaceGraph(nodes: baked.nodes.filter { !isSign($0) }.map { n in
+            var r = n; r.inputs = n.inputs.map { rename[$0] ?? $0 }; return r
+        }, parameters: baked.parameterOrder.map { ($0, baked.parameters[$0]!) },
+           buffers: baked.buffers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        return m
+    }
+}

@@ -25,8 +25,9 @@ extension IntegerModel {
         var pad = 0
         for node in nodes { if case .conv(let a) = node.op { pad = max(pad, a.pads.max() ?? 0) } }
         func codesSlot(c: Int, h: Int, w: Int, point p: Point) -> Slot {
-            Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad,
-                 binary: p.binary)
+            // Binary codes are packed signs, 64 channels per word (BinaryConv's layout), no padding.
+            if p.binary { return Slot(c: c, h: h, w: w, codes: true, signed: true, scales: [p.scale], stride: (c + 63) / 64 * 8, buffer: 0, binary: true) }
+            return Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad)
         }
         // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
         // lie between them: the point, and whether a ReLU does.
@@ -62,9 +63,15 @@ extension IntegerModel {
         var skip = Set<Int>()
         for (i, node) in nodes.enumerated() where !skip.contains(i) {
             let out = node.outputs[0]
-            guard let x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
-            let xs = plan.slots[x]
+            guard var x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+            var xs = plan.slots[x]
             var produced: Int
+            if xs.binary {
+                switch node.op {
+                case .conv, .gemm, .flatten, .reshape, .identity, .binarize: break
+                default: throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) reads binary codes; only layers (and flattening) read them")
+                }
+            }
             switch node.op {
             case .conv, .gemm:
                 let l = layerOfNode[i]!
@@ -83,8 +90,14 @@ extension IntegerModel {
                     }
                 }
                 let oh = (xs.h + pt + pb - dh * (kh - 1) - 1) / sh + 1, ow = (xs.w + pl + pr - dw * (kw - 1) - 1) / sw + 1
+                if xs.binary && d.bits != 1 {
+                    // Wider weights multiply the signs as ±1 bytes in the int8 kernel.
+                    let bytes = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: xs.scales[0], qmin: -1, qmax: 1)))
+                    plan.steps.append(.unpack(from: x, to: bytes))
+                    (x, xs) = (bytes, plan.slots[bytes])
+                }
                 if d.bits == 1 && xs.binary {
-                    // XNOR-popcount: weight sign bits per output channel and tap.
+                    // XNOR-popcount on the packed signs: weight sign bits per output channel and tap.
                     let words = (xs.c + 63) / 64
                     var bits = [UInt64](repeating: 0, count: d.n * kh * kw * words)
                     for co in 0..<d.n {
@@ -97,11 +110,14 @@ extension IntegerModel {
                             }
                         }
                     }
-                    let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * xs.scales[0] }, stride: d.n, buffer: 0)
+                    let sIn = sumInputScale(l)
+                    let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * sIn }, stride: d.n, buffer: 0)
                     produced = newSlot(slot)
-                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, kh: kh, kw: kw, sh: sh, sw: sw, dh: dh, dw: dw, padTop: pt, padLeft: pl,
-                                                     outH: oh, outW: ow, cout: d.n, channels: xs.c, weights: bits,
-                                                     bias: integerBias(l, inputScale: xs.scales[0]) ?? [Int32](repeating: 0, count: d.n))))
+                    let geometry = BinaryConv.Geometry(height: xs.h, width: xs.w, channels: xs.c, kernelH: kh, kernelW: kw, strideH: sh, strideW: sw,
+                                                       dilationH: dh, dilationW: dw, padTop: pt, padLeft: pl, outH: oh, outW: ow, cout: d.n)
+                    let weights = BinaryConv.Weights(signs: bits, bias: integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n),
+                                                     cout: d.n, taps: kh * kw, words: words, live: d.scales.map { $0 > 0 })
+                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: geometry, weights: weights, shift: refinement(l))))
                     if let p = quantizeAt[out] {
                         let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
                         plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(slot.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
@@ -192,7 +208,22 @@ extension IntegerModel {
                     slotOf[out] = produced
                     continue
                 }
+                if let readers = consumers[out], !readers.isEmpty, readers.allSatisfy({ if case .binarize = nodes[$0].op { return true }; return false }) {
+                    // Only signs read it: they are taken channel by channel where the sums are.
+                    produced = newSlot(xs, alias: x)
+                    slotOf[out] = produced
+                    continue
+                }
                 throw QuantizationError("integer engine: node '\(node.name)' flattens sums with per-channel scales; quantize before flattening")
+            case .binarize(let scale):
+                let s = codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: Double(scale), qmin: -1, qmax: 1, binary: true))
+                if xs.binary {
+                    // sign(sign x) = sign x: the same bits at the new scale.
+                    produced = newSlot(s, alias: x)
+                } else {
+                    produced = newSlot(s)
+                    plan.steps.append(.sign(from: x, to: produced))
+                }
             case .maxPool(let a):
                 let oh = (xs.h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
                 let ow = (xs.w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1

@@ -29,6 +29,8 @@ extension IntegerModel {
     func execute(_ plan: Plan, _ ws: Workspace, image: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
         func bytes(_ s: Int) -> UnsafeMutablePointer<UInt8> { ws.bytes[plan.slots[s].buffer]! }
         func ints(_ s: Int) -> UnsafeMutablePointer<Int32> { ws.ints[plan.slots[s].buffer]! }
+        /// A binary slot's packed words.
+        func words(_ s: Int) -> UnsafeMutablePointer<UInt64> { UnsafeMutableRawPointer(bytes(s)).assumingMemoryBound(to: UInt64.self) }
         /// Element e of a slot (a code or a sum) as a signed integer.
         @inline(__always) func read(_ s: Slot, _ b: UnsafeMutablePointer<UInt8>?, _ i: UnsafeMutablePointer<Int32>?, _ e: Int) -> Int64 {
             if let b { return s.signed ? Int64(Int8(bitPattern: b[e])) : Int64(b[e]) }
@@ -38,11 +40,14 @@ extension IntegerModel {
             switch step {
             case let .input(to, p):
                 let s = plan.slots[to], out = bytes(to)
+                if p.binary {
+                    BinaryConv.pack(pixels: s.h * s.w, channels: s.c, into: words(to)) { px, ch in image[ch * s.h * s.w + px] < 0 }
+                    continue
+                }
                 for ch in 0..<s.c {
                     for y in 0..<s.h {
                         for x in 0..<s.w {
                             let v = image[(ch * s.h + y) * s.w + x]
-                            if p.binary { out[s.offset(y, x) + ch] = v >= 0 ? 1 : 0xFF; continue }
                             let q = (Double(v) / p.scale).rounded(.toNearestOrAwayFromZero)
                             out[s.offset(y, x) + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
                         }
@@ -69,14 +74,27 @@ extension IntegerModel {
             case let .quantize(from, to, dyadics, lo, hi, binary):
                 let s = plan.slots[from], t = plan.slots[to]
                 let (a, b) = (ints(from), bytes(to))
+                if binary {
+                    BinaryConv.pack(pixels: s.h * s.w, channels: s.c, into: words(to)) { px, ch in a[s.offset(px / s.w, px % s.w) + ch] < 0 }
+                    continue
+                }
                 for y in 0..<s.h {
                     for x in 0..<s.w {
                         for ch in 0..<s.c {
-                            if binary { b[t.offset(y, x) + ch] = a[s.offset(y, x) + ch] >= 0 ? 1 : 0xFF; continue }
                             let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
                             let q = min(max(d.apply(Int64(a[s.offset(y, x) + ch])), Int64(lo)), Int64(hi))
                             b[t.offset(y, x) + ch] = UInt8(truncatingIfNeeded: q)
                         }
+                    }
+                }
+            case let .sign(from, to):
+                packSigns(plan.slots[from], bytes: plan.slots[from].codes ? bytes(from) : nil, ints: plan.slots[from].codes ? nil : ints(from), into: words(to))
+            case let .unpack(from, to):
+                let s = plan.slots[from], t = plan.slots[to], (a, b) = (words(from), bytes(to))
+                let n = (s.c + 63) / 64
+                for y in 0..<s.h {
+                    for x in 0..<s.w {
+                        for ch in 0..<s.c { b[t.offset(y, x) + ch] = (a[(y * s.w + x) * n + ch / 64] >> UInt64(ch % 64)) & 1 == 1 ? 0xFF : 1 }
                     }
                 }
             case let .maxPool(from, to, a):
@@ -113,6 +131,13 @@ extension IntegerModel {
                     let r = sum - q * d
                     if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += sum >= 0 ? 1 : -1 }
                     b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: q)
+                }
+            case let .add(x, y, to, da, db, nil) where !plan.slots[to].codes:
+                // Sums out (no ReLU after it): each branch scaled into the output, then added.
+                let t = plan.slots[to]
+                for (position, (slot, d)) in [(x, da), (y, db)].enumerated() {
+                    let s = plan.slots[slot]
+                    addScaled(s, bytes: s.codes ? bytes(slot) : nil, ints: s.codes ? nil : ints(slot), d, into: ints(to), t, accumulate: position == 1)
                 }
             case let .add(x, y, to, da, db, codes):
                 let (xs, ys, t) = (plan.slots[x], plan.slots[y], plan.slots[to])
@@ -187,41 +212,85 @@ extension IntegerModel {
         }
     }
 
-    /// A binary layer on one image: each input pixel's signs packed into words, then per output
-    /// pixel and channel Σ over valid taps of (C − 2·popcount(x XOR w)), plus the bias.
-    func runXnor(_ l: XnorStep, _ plan: Plan, _ ws: Workspace) {
-        let s = plan.slots[l.input], t = plan.slots[l.output]
-        let input = ws.bytes[s.buffer]!, output = ws.ints[t.buffer]!
-        var packed = [UInt64](repeating: 0, count: s.h * s.w * l.words)
+    /// Packs the signs of a slot's codes or sums (bit set for a negative value) into `words`
+    /// per pixel, `⌈c/64⌉` words each; sums 16 channels at a time (each lane's sign bit moved to
+    /// its place and the lanes summed).
+    func packSigns(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, into out: UnsafeMutablePointer<UInt64>) {
+        let n = (s.c + 63) / 64
+        let lanes = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         for y in 0..<s.h {
             for x in 0..<s.w {
-                let base = s.offset(y, x)
-                for ch in 0..<l.channels where Int8(bitPattern: input[base + ch]) < 0 {
-                    packed[(y * s.w + x) * l.words + ch / 64] |= 1 << UInt64(ch % 64)
+                let base = s.offset(y, x), dst = out + (y * s.w + x) * n
+                for q in 0..<n {
+                    var word: UInt64 = 0
+                    let count = min(64, s.c - q * 64)
+                    if let ints {
+                        let row = ints + base + q * 64
+                        var t = 0
+                        while t + 16 <= count {
+                            let v = UnsafeRawPointer(row + t).loadUnaligned(as: SIMD16<UInt32>.self)
+                            word |= UInt64(((v &>> 31) &<< lanes).wrappedSum()) << UInt64(t)
+                            t += 16
+                        }
+                        while t < count { word |= UInt64(UInt32(bitPattern: row[t]) >> 31) << UInt64(t); t += 1 }
+                    } else if s.signed, let bytes {
+                        let row = bytes + base + q * 64
+                        for t in 0..<count { word |= UInt64(row[t] >> 7) << UInt64(t) }
+                    }
+                    dst[q] = word
                 }
             }
         }
-        let taps = l.kh * l.kw
-        for oy in 0..<l.outH {
-            for ox in 0..<l.outW {
-                let dst = t.offset(oy, ox)
-                for co in 0..<l.cout {
-                    var dot = 0
-                    for ky in 0..<l.kh {
-                        let iy = oy * l.sh - l.padTop + ky * l.dh
-                        guard iy >= 0 && iy < s.h else { continue }
-                        for kx in 0..<l.kw {
-                            let ix = ox * l.sw - l.padLeft + kx * l.dw
-                            guard ix >= 0 && ix < s.w else { continue }
-                            let a = (iy * s.w + ix) * l.words, w = ((co * taps) + ky * l.kw + kx) * l.words
-                            var differing = 0
-                            for word in 0..<l.words { differing += (packed[a + word] ^ l.weights[w + word]).nonzeroBitCount }
-                            dot += l.channels - 2 * differing
+    }
+
+    /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` (per channel or
+    /// one; nil: as they are) into the Int32 sums of `t`: 8 channels at a time in Int64 lanes.
+    func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: [Dyadic]?,
+                   into out: UnsafeMutablePointer<Int32>, _ t: Slot, accumulate: Bool) {
+        typealias L = SIMD8<Int64>
+        let c = s.c, padded = (c + 7) / 8 * 8
+        let multipliers = (0..<padded).map { ch in ch < c ? d.map { ($0.count == 1 ? $0[0] : $0[ch]).multiplier } ?? 1 : 0 }
+        let shifts = (0..<padded).map { ch in ch < c ? d.map { Int64(($0.count == 1 ? $0[0] : $0[ch]).shift) } ?? 0 : 0 }
+        let rounding = shifts.map { $0 > 0 ? Int64(1) << ($0 - 1) : 0 }
+        let (lo, hi) = (L(repeating: Int64(Int32.min)), L(repeating: Int64(Int32.max)))
+        multipliers.withUnsafeBufferPointer { m in
+            shifts.withUnsafeBufferPointer { sh in
+                rounding.withUnsafeBufferPointer { r in
+                    let (mr, shr, rr) = (UnsafeRawPointer(m.baseAddress!), UnsafeRawPointer(sh.baseAddress!), UnsafeRawPointer(r.baseAddress!))
+                    for y in 0..<t.h {
+                        for x in 0..<t.w {
+                            let src = s.offset(y, x), dst = out + t.offset(y, x)
+                            var ch = 0
+                            if let ints {
+                                while ch + 8 <= c {
+                                    let v = L(truncatingIfNeeded: UnsafeRawPointer(ints + src + ch).loadUnaligned(as: SIMD8<Int32>.self))
+                                    let o = ch * 8
+                                    var q = (v &* mr.loadUnaligned(fromByteOffset: o, as: L.self) &+ rr.loadUnaligned(fromByteOffset: o, as: L.self))
+                                        &>> shr.loadUnaligned(fromByteOffset: o, as: L.self)
+                                    q = q.clamped(lowerBound: lo, upperBound: hi)
+                                    var w = SIMD8<Int32>(truncatingIfNeeded: q)
+                                    if accumulate { w &+= UnsafeRawPointer(dst + ch).loadUnaligned(as: SIMD8<Int32>.self) }
+                                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: w, as: SIMD8<Int32>.self)
+                                    ch += 8
+                                }
+                            }
+                            while ch < c {
+                                let v: Int64 = ints.map { Int64($0[src + ch]) } ?? (s.signed ? Int64(Int8(bitPattern: bytes![src + ch])) : Int64(bytes![src + ch]))
+                                let q = Int32(min(max((v * m[ch] + r[ch]) >> sh[ch], Int64(Int32.min)), Int64(Int32.max)))
+                                dst[ch] = accumulate ? dst[ch] &+ q : q
+                                ch += 1
+                            }
                         }
                     }
-                    output[dst + co] = Int32(truncatingIfNeeded: dot) &+ l.bias[co]
                 }
             }
         }
+    }
+
+    /// A binary layer on one image: XNOR-popcount over the packed input, in place.
+    func runXnor(_ l: XnorStep, _ plan: Plan, _ ws: Workspace) {
+        let s = plan.slots[l.input], t = plan.slots[l.output]
+        let input = UnsafeRawPointer(ws.bytes[s.buffer]!).assumingMemoryBound(to: UInt64.self)
+        BinaryConv.run(l.geometry, input: input, weights: l.weights, output: ws.ints[t.buffer]!, ldo: t.stride, shift: l.shift)
     }
 }

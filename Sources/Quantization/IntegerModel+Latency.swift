@@ -28,3 +28,53 @@ extension IntegerModel {
         return times
     }
 }
+
+extension IntegerModel {
+    /// Milliseconds per image of each conv/linear layer run as W1A1 — XNOR-popcount over its input
+    /// as packed signs (`BinaryConv`), then its sums packed into the signs the next binary layer
+    /// reads (the binary counterpart of requantizing to codes) — with this engine's geometry, on
+    /// one core, the best of repeats lasting at least `minimumTime` seconds. Whatever the layer's
+    /// weights: binary speed does not depend on them.
+    public func binaryLayerMilliseconds(minimumTime: Double = 0.02) throws -> [String: Double] {
+        var times: [String: Double] = [:]
+        var rng = RandomGenerator(seed: 11)
+        for step in plan.steps {
+            try Interrupt.check()
+            let (l, source): (Int, Int)
+            switch step {
+            case .layer(let s): (l, source) = (s.layer, s.input)
+            case .xnor(let s): (l, source) = (s.layer, s.input)
+            default: continue
+            }
+            let xs = plan.slots[source], layer = folded.layers[l]
+            var g = BinaryConv.Geometry(height: xs.h, width: xs.w, channels: xs.c, kernelH: xs.h, kernelW: xs.w, outH: 1, outW: 1, cout: layers[l].n)
+            if case .conv(let a) = folded.nodes[layer.node].op {
+                (g.kernelH, g.kernelW) = (layer.weightShape[2], layer.weightShape[3])
+                (g.strideH, g.strideW, g.dilationH, g.dilationW) = (a.strides[0], a.strides[1], a.dilations[0], a.dilations[1])
+                (g.padTop, g.padLeft) = (a.pads[0], a.pads[1])
+                g.outH = (xs.h + a.pads[0] + a.pads[2] - g.dilationH * (g.kernelH - 1) - 1) / g.strideH + 1
+                g.outW = (xs.w + a.pads[1] + a.pads[3] - g.dilationW * (g.kernelW - 1) - 1) / g.strideW + 1
+            }
+            // Random signs, the bits past the channels clear.
+            let tail: UInt64 = g.channels % 64 == 0 ? ~0 : (1 << UInt64(g.channels % 64)) - 1
+            let input = (0..<(xs.h * xs.w * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
+            let signs = (0..<(g.cout * g.taps * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
+            let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 3, count: g.cout), cout: g.cout, taps: g.taps, words: g.words)
+            let pixels = g.outH * g.outW
+            var sums = [Int32](repeating: 0, count: pixels * g.cout)
+            var next = [UInt64](repeating: 0, count: pixels * ((g.cout + 63) / 64))
+            input.withUnsafeBufferPointer { x in
+                sums.withUnsafeMutableBufferPointer { s in
+                    next.withUnsafeMutableBufferPointer { n in
+                        times[layer.name] = Stopwatch.best(budget: minimumTime) {
+                            BinaryConv.run(g, input: x.baseAddress!, weights: weights, output: s.baseAddress!, ldo: g.cout)
+                            packSigns(Slot(c: g.cout, h: g.outH, w: g.outW, codes: false, signed: true, scales: [1], stride: g.cout, buffer: 0),
+                                      bytes: nil, ints: s.baseAddress!, into: n.baseAddress!)
+                        } * 1000
+                    }
+                }
+            }
+        }
+        return times
+    }
+}

@@ -26,7 +26,7 @@ extension IntegerModel {
         var buffer: Int
         /// Zero pixels around codes (so convolutions read padding without bounds checks).
         var pad: Int = 0
-        /// Binary codes (±1).
+        /// Binary codes (±1), packed: bit c mod 64 of word ⌊c/64⌋ (UInt64, `stride` bytes per pixel) set for −1.
         var binary = false
         var elements: Int { (h + 2 * pad) * (w + 2 * pad) * stride }
         /// Where pixel (y, x) starts, in elements.
@@ -57,20 +57,17 @@ extension IntegerModel {
         }
     }
 
-    /// A layer with binary weights reading binary codes: XNOR and popcount over each valid tap
-    /// (padding contributes nothing, as zeros do in the float convolution), Int32 sums out.
+    /// A layer with binary weights reading packed binary codes in place (`BinaryConv`): XNOR and
+    /// popcount over each valid tap (padding contributes nothing, as zeros do in the float
+    /// convolution), Int32 sums with the bias out.
     final class XnorStep {
         let layer: Int, input: Int, output: Int
-        let kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int
-        let outH: Int, outW: Int, cout: Int, channels: Int, words: Int
-        /// Weight sign bits (1 = −1): [cout][tap][words].
-        let weights: [UInt64]
-        let bias: [Int32]
-        init(layer: Int, input: Int, output: Int, kh: Int, kw: Int, sh: Int, sw: Int, dh: Int, dw: Int, padTop: Int, padLeft: Int,
-             outH: Int, outW: Int, cout: Int, channels: Int, weights: [UInt64], bias: [Int32]) {
-            self.layer = layer; self.input = input; self.output = output; self.kh = kh; self.kw = kw; self.sh = sh; self.sw = sw; self.dh = dh; self.dw = dw
-            self.padTop = padTop; self.padLeft = padLeft; self.outH = outH; self.outW = outW; self.cout = cout
-            self.channels = channels; words = (channels + 63) / 64; self.weights = weights; self.bias = bias
+        let geometry: BinaryConv.Geometry
+        let weights: BinaryConv.Weights
+        /// Dots times 2^shift (`IntegerModel.refinement`).
+        let shift: Int
+        init(layer: Int, input: Int, output: Int, geometry: BinaryConv.Geometry, weights: BinaryConv.Weights, shift: Int) {
+            self.layer = layer; self.input = input; self.output = output; self.geometry = geometry; self.weights = weights; self.shift = shift
         }
     }
 
@@ -81,6 +78,10 @@ extension IntegerModel {
         case relu(from: Int, to: Int)
         /// Sums to codes: per-channel dyadic, clamp; or, binary, the sign.
         case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32, binary: Bool)
+        /// Codes or sums to packed binary codes: each value's sign (sign(0) = +1).
+        case sign(from: Int, to: Int)
+        /// Packed binary codes to ±1 bytes (for a wider-weight layer reading them).
+        case unpack(from: Int, to: Int)
         case maxPool(from: Int, to: Int, PoolAttributes)
         case globalAverage(from: Int, to: Int)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.

@@ -35,8 +35,8 @@ extension IntegerModel {
         for (i, node) in folded.nodes.enumerated() {
             var node = node
             node.inputs = node.inputs.map { rename[$0] ?? $0 }
-            if let l = layerOfNode[i], let bias = integerBias(l, inputScale: inputPoint[l]!.scale), node.inputs.count > 2 {
-                let sIn = inputPoint[l]!.scale
+            if let l = layerOfNode[i], let bias = integerBias(l, inputScale: sumInputScale(l)), node.inputs.count > 2 {
+                let sIn = sumInputScale(l)
                 let name = node.inputs[2] + "@int32"
                 params[name] = Tensor(checkedShape: [bias.count], scalars: bias.indices.map { Float(Double(bias[$0]) * (layers[l].scales[$0] * sIn)) })
                 node.inputs[2] = name
@@ -93,6 +93,12 @@ extension IntegerModel {
             var node = node
             let out = node.outputs[0]
             guard let x = scales[node.inputs[0]] else { throw QuantizationError("integer simulation: node '\(node.name)' reads a value with no known scale") }
+            if case .binarize(let scale) = node.op {
+                // Codes ±1 at the node's scale: the sign of the integers it reads.
+                rename[out] = requantize(node.name, node.inputs[0], Requantization(.sign))
+                scales[out] = [Double(scale)]
+                continue
+            }
             var quantized = false
             /// Inputs read through a conversion only this node sees.
             var converted: [Int: String] = [:]
@@ -102,14 +108,16 @@ extension IntegerModel {
                 guard x.count == 1 else { throw QuantizationError("integer simulation: layer '\(node.name)' reads sums, not codes") }
                 let d = layers[l]
                 let codes = folded.layers[l].weight + "@codes"
-                params[codes] = Tensor(checkedShape: folded.layers[l].weightShape, scalars: d.codes.map(Float.init))
+                // A binary layer's sums are its dots times 2^refinement: its ±1 weights as ±2^r.
+                let unit = Float(1 << refinement(l)), sIn = sumInputScale(l)
+                params[codes] = Tensor(checkedShape: folded.layers[l].weightShape, scalars: d.codes.map { Float($0) * unit })
                 node.inputs[1] = codes
-                if let bias = integerBias(l, inputScale: x[0]), node.inputs.count > 2 {
+                if let bias = integerBias(l, inputScale: sIn), node.inputs.count > 2 {
                     let name = node.inputs[2] + "@int32"
                     params[name] = Tensor(checkedShape: [bias.count], scalars: bias.map(Float.init))
                     node.inputs[2] = name
                 }
-                scales[out] = d.scales.map { $0 * x[0] }
+                scales[out] = d.scales.map { $0 * sIn }
             case .add:
                 let t = addTargets[i]!
                 for position in 0..<2 {

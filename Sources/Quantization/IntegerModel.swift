@@ -89,16 +89,28 @@ public final class IntegerModel: @unchecked Sendable {
         if let float = policy.entries.first(where: { $0.weight == nil }) {
             throw QuantizationError("integer engine: layer '\(float.layer.name)' keeps float weights; the engine runs 1…8-bit weights only")
         }
+        // A trained binary network's XNOR weights (α_c·sign(W), `binaryWeights`) become the
+        // layers' weights; the policy must take them at 1 bit, binary per channel, which keeps them.
+        let (baked, binaryLayers) = try model.bakingBinaryWeights()
+        for name in binaryLayers {
+            let w = policy.entries.first { $0.layer.name == name }?.weight?.quantizer
+            guard let w, w.bits == 1, w.scheme == .binary, w.slicing == .channel else {
+                throw QuantizationError("integer engine: layer '\(name)' was trained with binary weights (α·sign(W) per channel); its policy entry must be 1-bit binary per channel, found \(w.map { "\($0.bits)-bit \($0.scheme.rawValue)" } ?? "float")")
+            }
+        }
+        let model = baked
         let folded = try model.layers.contains { $0.kind == .conv } ? model.foldingBatchNorm() : model.copy()
         let foldFactors = try learned.map { _ in try model.batchNormFoldFactors() }
         for node in folded.nodes {
             switch node.op {
             case .conv(let a) where a.groups != 1:
                 throw QuantizationError("integer engine: node '\(node.name)' is a grouped convolution (groups \(a.groups)), which the engine does not run yet")
-            case .conv, .gemm, .relu, .maxPool, .globalAveragePool, .flatten, .reshape, .identity, .add: continue
+            case .binarize(let scale) where !(scale > 0 && scale.isFinite):
+                throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
+            case .conv, .gemm, .relu, .maxPool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv, Gemm, Relu, MaxPool, Add, GlobalAveragePool, Flatten and Reshape of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv, Gemm, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
             }
         }
         self.folded = folded
@@ -120,7 +132,10 @@ public final class IntegerModel: @unchecked Sendable {
                 do { q = try spec.codes(w) } catch let e as QuantizationError {
                     throw QuantizationError("integer engine: layer '\(layer.name)': \(e.message)")
                 }
-                layers.append(LayerData(codes: q.codes, bits: q.bits, scales: q.scales.map(Double.init), bias: bias, k: k, n: n))
+                var codes = q.codes
+                // A binary channel of zeros (α = 0) multiplies by 0, not by its +1 signs.
+                for c in 0..<n where q.bits == 1 && q.scales[c] == 0 { for j in 0..<k { codes[c * k + j] = 0 } }
+                layers.append(LayerData(codes: codes, bits: q.bits, scales: q.scales.map(Double.init), bias: bias, k: k, n: n))
             }
             layerOfNode[layer.node] = i
             // Stored: the codes packed at their widths, channel after channel (binary rows as
@@ -151,6 +166,8 @@ public final class IntegerModel: @unchecked Sendable {
             while let v = frontier.popLast() {
                 guard seen.insert(v).inserted else { continue }
                 for c in consumers[v] ?? [] {
+                    // A sign takes any input: its reader sets no point here.
+                    if case .binarize = nodes[c].op { continue }
                     if let l = layerOfNode[c] {
                         let (a, b) = (policy.entries[l].activation!, best.map { policy.entries[$0].activation! })
                         if b == nil || a.bits > b!.bits || (a.bits == b!.bits && l < best!) { best = l }
@@ -194,13 +211,22 @@ public final class IntegerModel: @unchecked Sendable {
                 // The add's output scale: the value quantized after it (its ReLU's output when a
                 // ReLU is its only reader).
                 let readers = consumers[out] ?? []
-                let target = readers.count == 1 && { if case .relu = nodes[readers[0]].op { return true }; return false }()
-                    ? nodes[readers[0]].outputs[0] : out
-                addTargets[i] = try point(for: target)
+                let reluOnly = readers.count == 1 && { if case .relu = nodes[readers[0]].op { return true }; return false }()
+                addTargets[i] = try point(for: reluOnly ? nodes[readers[0]].outputs[0] : out)
                 if addTargets[i]!.binary {
                     throw QuantizationError("integer engine: a binary layer reads the output of residual add '\(node.name)'; the engine requantizes residual adds to 2…16-bit codes only")
                 }
+                if !reluOnly {
+                    // Its sum stays Int32 (no ReLU turns it into codes at once): carried at 1/256
+                    // of the step, so what reads it — a sign, above all — sees it finely.
+                    addTargets[i]!.scale /= 256
+                }
                 isCodes[out] = false
+            case .binarize(let scale):
+                // Signs of whatever it reads (codes or sums: the sign does not depend on a
+                // positive scale), as binary codes at the node's scale.
+                isCodes[out] = true
+                codePoint[out] = Point(scale: Double(scale), qmin: -1, qmax: 1, binary: true)
             case .globalAveragePool:
                 let x = node.inputs[0]
                 if isCodes[x] != true {
@@ -256,6 +282,18 @@ public final class IntegerModel: @unchecked Sendable {
         return Tensor(checkedShape: out.h * out.w == 1 ? [n, out.c] : [n, out.c, out.h, out.w], scalars: logits)
     }
 
+    /// Layer l's sums are its dot products times 2^refinement (a binary layer reading binary
+    /// codes: its dots are small integers, and a sign taken downstream would otherwise see the
+    /// bias rounded to a whole agreement), the bias at the finer step; 0 elsewhere. Sums stay
+    /// below 2^22 so the dyadic simulation's Float32 holds them exactly.
+    func refinement(_ l: Int) -> Int {
+        guard layers[l].bits == 1, inputPoint[l]?.binary == true else { return 0 }
+        return max(0, min(8, 22 - (Int.bitWidth - layers[l].k.leadingZeroBitCount)))
+    }
+
+    /// The step of one unit of layer l's input in its sums: the input scale over 2^refinement.
+    func sumInputScale(_ l: Int) -> Double { inputPoint[l]!.scale / Double(1 << refinement(l)) }
+
     /// The Int32 bias at scale S_w·S_in, rounded half to even (as the simulation).
     func integerBias(_ l: Int, inputScale: Double) -> [Int32]? {
         guard let bias = layers[l].bias else { return nil }
@@ -290,6 +328,6 @@ public final class IntegerModel: @unchecked Sendable {
     /// Per output channel, the logits' step (one unit of the final accumulator).
     public var outputSteps: [Double] {
         let l = layers.count - 1
-        return layers[l].scales.map { $0 * inputPoint[l]!.scale }
+        return layers[l].scales.map { $0 * sumInputScale(l) }
     }
 }

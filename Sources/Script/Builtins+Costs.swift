@@ -24,20 +24,20 @@ extension Builtins {
         Builtin("latency", category: "costs",
                 [.required("model", .model), .optional("policy", .any), .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) }))],
                 returns: "Number or List",
-                summary: "Measured latency on this machine: each conv/linear layer as integer_model runs it (W·A8: its VNNI kernel with requantization in the epilogue), one image on one core, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image; without: rows {layer, widths…} in ms for table(). The engine multiplies every width from 2 to 8 bits as int8 (this CPU has nothing narrower), so each layer costs the same at every width: on this machine fewer bits save bytes and energy, not time. Pooling and the image's quantization are not included.",
+                summary: "Measured latency on this machine: each conv/linear layer as integer_model runs it (W·A8: its VNNI kernel with requantization in the epilogue), one image on one core, cached in ~/.cache/mpq (MPQ_CACHE) per CPU and model. With a policy: its total in ms per image (a 1-bit layer counted as W1A1); without: rows {layer, widths…} in ms for table(). The engine multiplies every width from 2 to 8 bits as int8 (this CPU has nothing narrower), so each layer costs the same at every width: on this machine fewer bits save bytes and energy, not time — except at 1 bit (bits: [1, 8]), measured as W1A1: XNOR-popcount on packed signs with the output packed into the next layer's signs, as a binary network (bnn) runs. Pooling and the image's quantization are not included.",
                 examples: [BuiltinExample("latency(zoo(\"mlp\"), policy(zoo(\"mlp\"), bits: 8), bits: [4, 8]) > 0", "true")]) { args, interp in
             let m = try args.model("model")
             if case .object = args["policy"] {
                 let p = try args.object("policy", PolicyObject.self, what: "a Policy").policy
                 try p.check(against: m)
-                guard let bits = p.layerWiseBits, bits.allSatisfy({ (2...8).contains($0) }) else {
-                    throw args.fail("the latency table covers layers of one 2…8-bit width; the policy has 1-bit, float or per-channel layers")
+                guard let bits = p.layerWiseBits, bits.allSatisfy({ (1...8).contains($0) }) else {
+                    throw args.fail("the latency table covers layers of one 1…8-bit width; the policy has float or per-channel layers")
                 }
-                let t = try LatencyTable.cached(m, bits: Array(2...8), progress: args.progress(interp, "latency table")).table
+                let t = try LatencyTable.cached(m, bits: Array(Set(bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table
                 return .number(zip(p.layerNames, bits).reduce(0.0) { $0 + t.milliseconds[$1.0]![$1.1]! })
             }
             let bits = try args.bitsList("bits")
-            guard bits.allSatisfy({ (2...8).contains($0) }) else { throw args.fail("the latency table covers 2…8-bit weights") }
+            guard bits.allSatisfy({ (1...8).contains($0) }) else { throw args.fail("the latency table covers 1…8-bit weights (1: W1A1)") }
             let t = try LatencyTable.cached(m, bits: Array(Set(bits).union(2...8)).sorted(), progress: args.progress(interp, "latency table")).table
             return .list(m.layers.map { l in
                 .record(Record([("layer", .string(l.name))] + bits.map { ("\($0)-bit ms", .number(Double(String(format: "%.4g", t.milliseconds[l.name]![$0]!))!)) }))

@@ -44,16 +44,20 @@ extension Builtins {
 
     static let models: [Builtin] = [
         Builtin("zoo", category: "models", [.required("name", .choice(Zoo.names)), .optional("seed", .integer, .number(0)),
-                                            .optional("input", .shape, .list([1, 28, 28].map { .number(Double($0)) })), .optional("classes", .integer, .number(10))],
+                                            .optional("input", .shape, .list([1, 28, 28].map { .number(Double($0)) })), .optional("classes", .integer, .number(10)),
+                                            .optional("binary", .bool, .bool(false))],
                 returns: "Model",
-                summary: "A fresh model of a zoo architecture (\(Zoo.names.joined(separator: ", "))), weights drawn from the seed, for inputs of shape `input` ([channels, height, width]; the references' [1, 28, 28]) and `classes` outputs.",
+                summary: "A fresh model of a zoo architecture (\(Zoo.names.joined(separator: ", "))), weights drawn from the seed, for inputs of shape `input` ([channels, height, width]; the references' [1, 28, 28]) and `classes` outputs. binary: true gives the binary variant bnn() trains (\(Zoo.binaryNames.joined(separator: ", ")): XNOR-Net weights and sign activations, Bi-Real shortcuts for resnet20), under the float model's parameter names, to load a saved binary network into.",
                 examples: [BuiltinExample("len(zoo(\"resnet20\").layers)", "22"),
+                           BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\", binary: true)); len(m.layers)", "5"),
                            BuiltinExample("zoo(\"cnn\", input: [3, 32, 32], classes: 100).layers[3].shape", "[128, 1024]")]) { args, _ in
             guard case .list(let dims) = args["input"], let input = try? dims.map({ v -> Int in
                 guard case .number(let x) = v, let d = Convert.whole(x) else { throw args.fail("input must be whole numbers") }
                 return d
             }) else { throw args.fail("input must be a List [channels, height, width]") }
-            return .model(try Zoo.make(try args.string("name"), seed: UInt64(truncatingIfNeeded: try args.int("seed")), input: input, classes: try args.int("classes")))
+            let (name, seed, classes) = (try args.string("name"), UInt64(truncatingIfNeeded: try args.int("seed")), try args.int("classes"))
+            if try args.bool("binary") { return .model(try Zoo.binary(name, seed: seed, input: input, classes: classes)) }
+            return .model(try Zoo.make(name, seed: seed, input: input, classes: classes))
         },
         Builtin("load", category: "models", [.required("path", .string), .optional("into", .model), .optional("model", .model)], returns: "Model",
                 summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model; a packed tensor (.mpqt); a tensor (.npy, any numeric dtype, as Float32); a saved APQ predictor (.npz, from save(predictor(...), path)); or a policy saved as JSON (.json) for `model:` (the format is in README.md; errors name the layer and field). Datasets load with load_dataset.",
@@ -72,6 +76,11 @@ extension Builtins {
                 catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
             }
             return .model(try Model.open(path))
+        },
+        Builtin("exists", category: "models", [.required("path", .string)], returns: "Bool",
+                summary: "Whether a file (or directory) exists at path: to reuse what an earlier run saved instead of computing it again.",
+                examples: [BuiltinExample("exists(\"/tmp\")", "true"), BuiltinExample("exists(\"/no/such/file.npz\")", "false")]) { args, _ in
+            .bool(FileManager.default.fileExists(atPath: try args.string("path")))
         },
         Builtin("save", category: "models", [.required("model", .any), .required("path", .string)], returns: "nil",
                 summary: "Saves by the path's extension, atomically: a model as .npz (graph and weights; load(path) reads it back) or .onnx (opset 21; fake quantization as QDQ, see export()), an integer model (from integer_model()) as QDQ .onnx, a packed tensor (from packed()) as .mpqt, a policy as .json (load(path, model: m)), an APQ predictor as .npz, a tensor as .npy, a dataset as .npz (x and y; load_dataset(path) reads it back). Anything else is refused with the formats that value takes.",

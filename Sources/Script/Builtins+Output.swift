@@ -96,7 +96,8 @@ extension Builtins {
             return .list(r.keys.map { .string($0) })
         },
         plotBuiltin("plot", .line, "A line plot of ys (against 0, 1, … or against xs); a list of lists draws several lines. Drawn in the terminal, as SVG in notebooks."),
-        plotBuiltin("scatter", .scatter, "A scatter plot of ys against xs (or against 0, 1, …). Drawn in the terminal, as SVG in notebooks."),
+        plotBuiltin("scatter", .scatter, "A scatter plot of ys against xs (or against 0, 1, …); lists of lists for ys and xs draw one labelled series each (labels:), e.g. one point per method. Drawn in the terminal, as SVG in notebooks.",
+                    example: "scatter([[0.93], [0.91]], xs: [[33.3], [12.1]], labels: [\"HAWQ-V3\", \"XNOR-Net\"], xlabel: \"µJ\")"),
         Builtin("table", category: "output", [.required("rows", .list)], returns: "nil",
                 summary: "Writes a list of records as an aligned table, one column per field.",
                 examples: [BuiltinExample("table([{bits: 8, acc: 0.92}, {bits: 4, acc: 0.91}])")]) { args, interp in
@@ -128,12 +129,12 @@ extension Builtins {
         }
     }
 
-    static func plotBuiltin(_ name: String, _ style: Plot.Style, _ summary: String) -> Builtin {
+    static func plotBuiltin(_ name: String, _ style: Plot.Style, _ summary: String, example: String? = nil) -> Builtin {
         Builtin(name, category: "output",
                 [.required("ys", .any), .optional("xs", .any), .optional("title", .string, .string("")),
                  .optional("xlabel", .string, .string("")), .optional("ylabel", .string, .string("")),
                  .optional("labels", .list)], returns: "Plot", summary: summary,
-                examples: [BuiltinExample("\(name)([1, 4, 9, 16], title: \"squares\")")]) { args, _ in
+                examples: [BuiltinExample("\(name)([1, 4, 9, 16], title: \"squares\")")] + (example.map { [BuiltinExample($0)] } ?? [])) { args, _ in
             if case .object(let o) = args["ys"], var p = o.plot {
                 if style == .scatter { p.style = .scatter }
                 if !(try args.string("title")).isEmpty { p.title = try args.string("title") }
@@ -145,12 +146,19 @@ extension Builtins {
             } else {
                 ysList = [try numbers(args["ys"], "\(name) ys", at: args.location)]
             }
-            var xs: [Double]? = nil
-            if case .null = args["xs"] {} else { xs = try numbers(args["xs"], "\(name) xs", at: args.location) }
+            // xs: one list for every series, or a list per series.
+            var xsList: [[Double]]? = nil
+            if case .list(let items) = args["xs"], let first = items.first, case .list = first {
+                xsList = try items.map { try numbers($0, "\(name) xs", at: args.location) }
+                guard xsList!.count == ysList.count else { throw args.fail("xs has \(xsList!.count) lists but ys has \(ysList.count)") }
+            } else if case .null = args["xs"] {} else {
+                let xs = try numbers(args["xs"], "\(name) xs", at: args.location)
+                xsList = ysList.map { _ in xs }
+            }
             var labels: [String] = []
             if case .list(let ls) = args["labels"] { labels = ls.map(\.printed) }
             let series = try ysList.enumerated().map { i, ys -> Plot.Series in
-                let x = xs ?? ys.indices.map(Double.init)
+                let x = xsList?[i] ?? ys.indices.map(Double.init)
                 guard x.count == ys.count else { throw args.fail("xs has \(x.count) values but ys has \(ys.count)") }
                 return Plot.Series(x: x, y: ys, label: i < labels.count ? labels[i] : "series \(i + 1)")
             }

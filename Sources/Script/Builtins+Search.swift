@@ -93,15 +93,27 @@ extension Builtins {
                  .optional("granularity", .choice(Granularity.self), .string("channel")),
                  .optional("scheme", .any, .string("symmetric")), .optional("rounding", .choice(["nearest_even", "nearest_away", "stochastic"]), .string("nearest_even")),
                  .optional("clip", .any, .string("max")), .optional("group", .integer), .optional("seed", .integer, .number(0)),
-                 .optional("activation_scheme", .any, .string("uniform")), .optional("activation_sign", .choice(Policy.Activation.Sign.self), .string("auto"))],
+                 .optional("activation_scheme", .any, .string("uniform")), .optional("activation_sign", .choice(Policy.Activation.Sign.self), .string("auto")),
+                 .optional("binary", .bool, .bool(false))],
                 returns: "Policy",
-                summary: "A policy by hand. `bits`: one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8); a width is 1…8 (1: binary), 32 or \"float\" (the layer keeps float weights), or a List of one width per output channel (kernel-wise). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net). The weight quantizer: scheme (as quantize's: symmetric, symmetric_full, asymmetric, binary, ternary, gaussian, pow2; a String, or a Record layer → scheme), granularity, group, clip, rounding, seed. The activation quantizer: activation_scheme \"uniform\" (min/max calibrated), \"pow2\" (scale rounded up to a power of two), \"hwgq\" (HWGQ, 1…4 bits, step Δ_b·√(2·E[x²])) or \"binary\" — a String or a Record layer → scheme — and activation_sign \"auto\" (unsigned when the value never goes below 0), \"signed\" or \"unsigned\". Fields: layers, bits, activation_bits, schemes, activation_schemes, params, macs, average_bits, size, bitops, rows.",
+                summary: "A policy by hand (binary: true: a binary network's own, as bnn() gives it — its XNOR layers W1A1, the others at `bits`, default 8, with 8-bit inputs). `bits`: one width for every layer, a List (one per layer, in model order) or a Record (layer name → bits; layers not named take 8); a width is 1…8 (1: binary), 32 or \"float\" (the layer keeps float weights), or a List of one width per output channel (kernel-wise). activation_bits likewise (nil: float; 1: binary, sign(x)·mean|x| as XNOR-Net). The weight quantizer: scheme (as quantize's: symmetric, symmetric_full, asymmetric, binary, ternary, gaussian, pow2; a String, or a Record layer → scheme), granularity, group, clip, rounding, seed. The activation quantizer: activation_scheme \"uniform\" (min/max calibrated), \"pow2\" (scale rounded up to a power of two), \"hwgq\" (HWGQ, 1…4 bits, step Δ_b·√(2·E[x²])) or \"binary\" — a String or a Record layer → scheme — and activation_sign \"auto\" (unsigned when the value never goes below 0), \"signed\" or \"unsigned\". Fields: layers, bits, activation_bits, schemes, activation_schemes, params, macs, average_bits, size, bitops, rows.",
                 examples: [BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, 8]).average_bits", "7.441657579062159"),
                            BuiltinExample("policy(zoo(\"mlp\"), bits: {fc1: 2}).bits", "[2, 8, 8]"),
                            BuiltinExample("policy(zoo(\"mlp\"), bits: [8, 4, \"float\"], scheme: {fc2: \"pow2\"}).schemes", "[\"symmetric\", \"pow2\", \"float\"]"),
                            BuiltinExample("policy(zoo(\"mlp\"), bits: {fc3: [2, 2, 2, 2, 2, 4, 4, 4, 8, 8]}).size", "234080"),
-                           BuiltinExample("policy(zoo(\"mlp\"), activation_bits: 4, activation_scheme: \"hwgq\").activation_schemes", "[\"hwgq\", \"hwgq\", \"hwgq\"]")]) { args, _ in
-            .object(PolicyObject(try handPolicy(args), model: try args.model("model")))
+                           BuiltinExample("policy(zoo(\"mlp\"), activation_bits: 4, activation_scheme: \"hwgq\").activation_schemes", "[\"hwgq\", \"hwgq\", \"hwgq\"]"),
+                           BuiltinExample("policy(zoo(\"cnn\", binary: true), binary: true).bits", "[8, 1, 1, 1, 8]")]) { args, _ in
+            let m = try args.model("model")
+            if try args.bool("binary") {
+                // A binary network's own policy (as bnn() returns it).
+                guard m.nodes.contains(where: { $0.op == .binaryWeights }) else {
+                    throw args.fail("binary: true is the policy of a binary network (bnn(), zoo(name, binary: true)); '\(m.name)' has no binary layers")
+                }
+                var recipe = BinaryTraining()
+                recipe.ends = try args.int("bits")
+                return .object(PolicyObject(try recipe.policy(m), model: m))
+            }
+            return .object(PolicyObject(try handPolicy(args), model: m))
         },
         Builtin("search", category: "search",
                 [.required("sensitivity", .any), .optional("solver", .choice(Search.Solver.self), .string("ilp")), .optional("size", .number),

@@ -38,7 +38,7 @@ struct InferBenchmarks {
         let batch = 256
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
-        let anyInteger = ["w8a8", "w4a8"].contains { tag in [1, 2].contains { wanted("infer.resnet20.\(tag).t\($0)") } }
+        let anyInteger = ["w8a8", "w4a8", "w1a1"].contains { tag in [1, 2].contains { wanted("infer.resnet20.\(tag).t\($0)") } }
         guard anyInteger || names.contains(where: { n in [1, 2].contains { wanted("infer.\(n).fp32.t\($0)") } }) else { return }
         var rng = RandomGenerator(seed: 0)
         guard let x = try? Tensor.random([batch, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng) else { return }
@@ -88,10 +88,12 @@ struct InferBenchmarks {
     }
 
     /// The integer-only engine on ResNet-20 (W8A8 and W4A8, BN folded, calibrated on the first
-    /// 512 training images) beside ONNX Runtime on its own static int8 QDQ model of the same
-    /// network (fmnist_resnet20.ort_int8.onnx).
+    /// 512 training images; W1A1: the Bi-Real binary variant bnn() trains — its binary layers
+    /// XNOR-popcount on packed signs, stem, projections and classifier at 8 bits — with the float
+    /// network's weights, as speed does not depend on them) beside ONNX Runtime on its own static
+    /// int8 QDQ model of the same network (fmnist_resnet20.ort_int8.onnx).
     func integer(_ x: Tensor, wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
-        let configs = [(8, "w8a8"), (4, "w4a8")].filter { c in [1, 2].contains { wanted("infer.resnet20.\(c.1).t\($0)") } }
+        let configs = [(8, "w8a8"), (4, "w4a8"), (1, "w1a1")].filter { c in [1, 2].contains { wanted("infer.resnet20.\(c.1).t\($0)") } }
         if configs.isEmpty { return }
         guard let model = try? Zoo.make("resnet20"), (try? model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")) != nil,
               let calibration = try? FashionMNIST.calibration().images else {
@@ -99,6 +101,12 @@ struct InferBenchmarks {
         }
         // Each engine is built (and calibrated) once, then timed at every thread count.
         let engines = configs.compactMap { bits, tag -> (String, IntegerModel)? in
+            if bits == 1 {
+                guard let binary = try? Zoo.binary("resnet20"), (try? binary.loadStateDict(model.stateDict, source: "resnet20")) != nil,
+                      let policy = try? BinaryTraining().policy(binary),
+                      let engine = try? IntegerModel(model: binary, policy: policy, calibration: calibration) else { return nil }
+                return (tag, engine)
+            }
             guard let policy = try? Policy.uniform(model, bits: bits, activationBits: 8),
                   let engine = try? IntegerModel(model: model, policy: policy, calibration: calibration) else { return nil }
             return (tag, engine)

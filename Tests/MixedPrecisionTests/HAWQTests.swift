@@ -87,8 +87,8 @@ import Tensors
 }
 
 /// The measured latency table: every layer timed as the engine runs it, the same at every
-/// width (the engine multiplies 2…8-bit weights as int8), bigger layers slower, and the cache
-/// returns the same table without measuring again.
+/// width from 2 to 8 bits (the engine multiplies them as int8), bigger layers slower, and the
+/// cache returns the same table without measuring again.
 @Test func latencyTableIsMeasuredAndCached() throws {
     let mlp = try Zoo.make("mlp")
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-latency-\(getpid())").path
@@ -101,7 +101,11 @@ import Tensors
     let (again, measuredAgain) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
     #expect(!measuredAgain)
     #expect(again == first)
-    #expect(throws: MixedPrecisionError.self) { try LatencyTable.measure(mlp, bits: [1]) }
+    #expect(throws: MixedPrecisionError.self) { try LatencyTable.measure(mlp, bits: [0]) }
+    // At 1 bit the entry is the layer as W1A1 (XNOR-popcount): measured, its own figure; a binary
+    // network is timed on its real-valued skeleton.
+    let binary = try LatencyTable.measure(try Zoo.binary("cnn"), bits: [1, 8])
+    #expect(binary.milliseconds.values.allSatisfy { $0[1]! > 0 && $0[8]! > 0 && $0[1] != $0[8] })
 }
 
 /// The accuracy predictor recovers a logistic curve it was calibrated on, and refuses
