@@ -482,6 +482,7 @@ script("policy-binary-float-model", 'policy(zoo("cnn"), binary: true)', "no bina
 script("exists-number", 'exists(42)', "String")
 script("engine-binary-wide-policy", 'b = zoo("cnn", binary: true); integer_model(b, policy(b, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: "train", limit: 8))', "1-bit binary per channel")
 script("latency-zero-bits", 'latency(zoo("mlp"), bits: [0, 8])', "1…8")
+script("bnn-distill-range", 'bnn(zoo("cnn"), fashion_mnist(split: "train", limit: 16), distill: 2)', "0…1")
 script("scatter-ragged-xs", 'scatter([[1], [2]], xs: [[1]])', "lists")
 
 with open(os.path.join(out, "cases.json"), "w") as f:

@@ -75,3 +75,39 @@ public struct CrossEntropy: Sendable {
         return (total / Double(n), Tensor(checkedShape: [n, c], scalars: grad))
     }
 }
+
+/// Knowledge distillation (Hinton et al., 2015): the student's logits pulled toward a teacher's
+/// softened distribution, L = T²·(1/N)·Σ_i KL(softmax(t_i/T) ‖ softmax(s_i/T)), whose gradient
+/// with respect to the student's logits is T·(softmax(s/T) − softmax(t/T))/N (the T² keeps its
+/// scale beside cross-entropy's as T changes).
+public enum Distillation {
+    public static func lossAndGradient(student: Tensor, teacher: Tensor, temperature: Double) throws -> (loss: Double, gradient: Tensor) {
+        guard student.rank == 2, student.shape == teacher.shape else {
+            throw NetworkError("distillation: the student's logits \(student.shape) and the teacher's \(teacher.shape) differ")
+        }
+        guard temperature > 0, temperature.isFinite else { throw NetworkError("distillation: the temperature must be positive, found \(temperature)") }
+        let (n, c) = (student.shape[0], student.shape[1])
+        var grad = [Float](repeating: 0, count: n * c)
+        var total = 0.0
+        /// log softmax(z/T) of row i.
+        func logSoftmax(_ z: UnsafeBufferPointer<Float>, _ i: Int) -> [Double] {
+            let row = (0..<c).map { Double(z[i * c + $0]) / temperature }
+            let m = row.max() ?? 0
+            let logSum = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            return row.map { $0 - logSum }
+        }
+        student.withUnsafeScalars { s in
+            teacher.withUnsafeScalars { t in
+                for i in 0..<n {
+                    let (ls, lt) = (logSoftmax(s, i), logSoftmax(t, i))
+                    for k in 0..<c {
+                        let (ps, pt) = (exp(ls[k]), exp(lt[k]))
+                        total += pt * (lt[k] - ls[k])
+                        grad[i * c + k] = Float(temperature * (ps - pt) / Double(n))
+                    }
+                }
+            }
+        }
+        return (temperature * temperature * total / Double(n), Tensor(checkedShape: [n, c], scalars: grad))
+    }
+}

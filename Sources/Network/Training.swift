@@ -27,6 +27,11 @@ public struct TrainingOptions: Sendable {
     /// the start, training continues from it — the epochs it holds are not run again, and the
     /// run ends as an unbroken one would. A checkpoint of another run is refused.
     public var checkpoint: String? = nil
+    /// Knowledge distillation: each batch's loss becomes (1 − weight)·cross-entropy + weight·the
+    /// distillation term toward this model's logits on the same (flipped) images (`Distillation`).
+    public var teacher: Model? = nil
+    public var distillationWeight = 0.5
+    public var temperature = 1.0
     public init() {}
 }
 
@@ -76,6 +81,14 @@ extension Model {
         guard options.batchSize > 0, options.epochs >= 0 else {
             throw NetworkError("train: expected batch size > 0 and epochs ≥ 0, found \(options.batchSize) and \(options.epochs)")
         }
+        if let teacher = options.teacher {
+            guard (0...1).contains(options.distillationWeight), options.temperature > 0, options.temperature.isFinite else {
+                throw NetworkError("train: distillation needs a weight in 0…1 and a positive temperature, found \(options.distillationWeight) and \(options.temperature)")
+            }
+            guard teacher.inputShape == inputShape else {
+                throw NetworkError("train: the teacher '\(teacher.name)' reads inputs \(teacher.inputShape), the model \(inputShape)")
+            }
+        }
         var rng = RandomGenerator(seed: options.seed)
         var state = OptimizerState(options.optimizer)
         var groupStates = options.groups.map { OptimizerState($0.optimizer) }
@@ -114,7 +127,16 @@ extension Model {
                 try options.beforeBatch?(self, step, total)
                 do {
                     (logits, trace) = try run(x, training: true, keepTrace: true)
-                    (batchLoss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                    if let teacher = options.teacher {
+                        let (ce, dce) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                        let (kd, dkd) = try Distillation.lossAndGradient(student: logits, teacher: try teacher.run(x).output, temperature: options.temperature)
+                        let w = options.distillationWeight
+                        batchLoss = (1 - w) * ce + w * kd
+                        let (a, b) = (Float(1 - w), Float(w))
+                        dlogits = try Tensor.zip(dce, dkd, operation: "+") { a * $0 + b * $1 }
+                    } else {
+                        (batchLoss, dlogits) = try CrossEntropy.lossAndGradient(logits: logits, labels: y)
+                    }
                     grads = try gradients(trace!, outputGradient: dlogits)
                 } catch is Interrupted {
                     return TrainingResult(epochsCompleted: epoch - 1, finalLoss: lastLoss, trainAccuracy: lastAccuracy,

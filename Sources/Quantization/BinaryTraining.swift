@@ -9,7 +9,8 @@ import Tensors
 /// weights and trains in two stages with Adam and cosine decay: binary weights with real
 /// activations (each sign replaced by hardtanh, clamp to [−1, 1]), then both binary. The first
 /// and last layer (and ResNet-20's 1×1 projections) stay real in training and take `ends` bits
-/// (the reference quantizers, weights and inputs) in the final model.
+/// (the reference quantizers, weights and inputs) in the final model. Optionally the float model
+/// teaches: its softened logits on each batch join the loss (`distillationWeight`).
 public struct BinaryTraining: Sendable {
     public var weightStageEpochs = 2
     public var binaryStageEpochs = 4
@@ -18,6 +19,10 @@ public struct BinaryTraining: Sendable {
     /// The real layers' width in the final model (nil: float).
     public var ends: Int? = 8
     public var seed: UInt64 = 0
+    /// Distillation from the float model (its logits on the same images, `Distillation`) in
+    /// both stages: the loss is (1 − weight)·cross-entropy + weight·KL term (0: labels alone).
+    public var distillationWeight = 0.0
+    public var temperature = 1.0
     public init() {}
 
     public struct Epoch: Sendable {
@@ -80,6 +85,9 @@ public struct BinaryTraining: Sendable {
             var options = TrainingOptions()
             options.epochs = epochs; options.batchSize = batchSize; options.seed = seed &+ UInt64(stage)
             options.optimizer = .adam(); options.schedule = .cosine(peak: learningRate)
+            if distillationWeight > 0 {
+                options.teacher = float; options.distillationWeight = distillationWeight; options.temperature = temperature
+            }
             var epochStart = Date()
             let r = try model.train(on: train, options: options) { p in
                 guard p.endOfEpoch else { return }

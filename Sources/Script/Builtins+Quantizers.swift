@@ -86,14 +86,19 @@ extension Builtins {
                 [.required("model", .model), .required("data", .dataset), .optional("validation", .dataset),
                  .optional("weight_epochs", .integer, .number(2)), .optional("epochs", .integer, .number(4)),
                  .optional("lr", .number, .number(0.001)), .optional("batch", .integer, .number(128)), .optional("ends", .integer, .number(8)),
-                 .optional("architecture", .string), .optional("seed", .integer, .number(0))],
+                 .optional("architecture", .string), .optional("seed", .integer, .number(0)),
+                 .optional("distill", .number, .number(0)), .optional("temperature", .number, .number(1))],
                 returns: "Record",
-                summary: "Trains the binary variant of a zoo cnn or resnet20 (METHODS.md §8), starting from `model`'s weights: XNOR-Net layers (weights α_c·sign(W) per output channel, α_c = mean|W_c|; sign activations with the clipped straight-through gradient) between a real first and last layer, Bi-Real real-valued shortcuts around each binary convolution of ResNet-20 (its 1×1 projections real). Two stages with Adam and cosine decay from lr: `weight_epochs` with binary weights and real activations (hardtanh), then `epochs` with both binary. The real layers take `ends` bits (32: float) in the result. architecture: \"cnn\" or \"resnet20\" (default: the model's name). validation: reported each epoch (default: 10% of data, seeded). One progress line per epoch; Ctrl-C ends training with what was learned. Returns {model (the binary network, real layers float), quantized (real layers at ends bits), policy, history (stage, epoch, loss, train, validation), validation, seconds, interrupted}.",
+                summary: "Trains the binary variant of a zoo cnn or resnet20 (METHODS.md §8), starting from `model`'s weights: XNOR-Net layers (weights α_c·sign(W) per output channel, α_c = mean|W_c|; sign activations with the clipped straight-through gradient) between a real first and last layer, Bi-Real real-valued shortcuts around each binary convolution of ResNet-20 (its 1×1 projections real). Two stages with Adam and cosine decay from lr: `weight_epochs` with binary weights and real activations (hardtanh), then `epochs` with both binary. The real layers take `ends` bits (32: float) in the result. distill: a weight in 0…1 for knowledge distillation from `model` itself (the loss (1 − distill)·cross-entropy + distill·T²·KL(softmax(teacher/T) ‖ softmax(student/T)), T = temperature) in both stages; 0 trains on the labels alone. architecture: \"cnn\" or \"resnet20\" (default: the model's name). validation: reported each epoch (default: 10% of data, seeded). One progress line per epoch; Ctrl-C ends training with what was learned. Returns {model (the binary network, real layers float), quantized (real layers at ends bits), policy, history (stage, epoch, loss, train, validation), validation, seconds, interrupted}.",
                 examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\")); r = bnn(m, fashion_mnist(split: \"train\", limit: 256), weight_epochs: 1, epochs: 1); [len(r.history), r.policy.bits, r.policy.activation_bits]", "[2, [8, 1, 1, 1, 8], [8, 1, 1, 1, 8]]")]) { args, interp in
             let m = try args.model("model")
             var t = BinaryTraining()
             t.weightStageEpochs = try args.int("weight_epochs"); t.binaryStageEpochs = try args.int("epochs")
             t.learningRate = Float(try args.number("lr")); t.batchSize = try args.int("batch"); t.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
+            (t.distillationWeight, t.temperature) = (try args.number("distill"), try args.number("temperature"))
+            guard (0...1).contains(t.distillationWeight), t.temperature > 0, t.temperature.isFinite else {
+                throw args.fail("distill must be a weight in 0…1 and temperature positive, found \(t.distillationWeight) and \(t.temperature)")
+            }
             let ends = try args.int("ends")
             guard (2...8).contains(ends) || ends == 32 else { throw args.fail("ends must be 2…8 or 32 (float), found \(ends)") }
             t.ends = ends == 32 ? nil : ends

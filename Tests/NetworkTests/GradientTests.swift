@@ -170,3 +170,24 @@ func index(_ flat: Int, _ shape: [Int]) throws -> [Int] {
         #expect(abs(numeric - Double(g.scalars[i])) < 1e-3)
     }
 }
+
+/// Distillation's loss is zero when the student's logits equal the teacher's, positive otherwise,
+/// and its gradient matches central differences at T = 1 and T = 4.
+@Test func distillationGradientMatchesCentralDifferences() throws {
+    var rng = RandomGenerator(seed: 21)
+    let s = try Tensor.random([3, 5], .normal(mean: 0, std: 2), using: &rng), t = try Tensor.random([3, 5], .normal(mean: 0, std: 2), using: &rng)
+    #expect(abs(try Distillation.lossAndGradient(student: t, teacher: t, temperature: 2).loss) < 1e-9)
+    for temperature in [1.0, 4.0] {
+        let (loss, g) = try Distillation.lossAndGradient(student: s, teacher: t, temperature: temperature)
+        #expect(loss > 0)
+        for i in 0..<s.count {
+            var (up, down) = (s, s)
+            up.withUnsafeMutableScalars { $0[i] += 1e-2 }
+            down.withUnsafeMutableScalars { $0[i] -= 1e-2 }
+            let fd = (try Distillation.lossAndGradient(student: up, teacher: t, temperature: temperature).loss
+                      - Distillation.lossAndGradient(student: down, teacher: t, temperature: temperature).loss) / 2e-2
+            #expect(abs(fd - Double(g.scalars[i])) <= 1e-3 + 1e-2 * abs(fd), "T \(temperature), element \(i): \(g.scalars[i]) vs \(fd)")
+        }
+    }
+    #expect(throws: NetworkError.self) { try Distillation.lossAndGradient(student: s, teacher: try Tensor.zeros([3, 4]), temperature: 1) }
+}
