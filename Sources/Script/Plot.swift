@@ -6,11 +6,15 @@ public struct Plot: Sendable {
     public struct Series: Sendable {
         public var x: [Double], y: [Double]
         public var label: String
+        public init(x: [Double], y: [Double], label: String) { self.x = x; self.y = y; self.label = label }
     }
     public var series: [Series]
     public var style: Style
     public var title: String
     public var xLabel: String, yLabel: String
+    public init(series: [Series], style: Style, title: String = "", xLabel: String = "", yLabel: String = "") {
+        self.series = series; self.style = style; self.title = title; self.xLabel = xLabel; self.yLabel = yLabel
+    }
 
     var bounds: (x0: Double, x1: Double, y0: Double, y1: Double) {
         let xs = series.flatMap(\.x).filter(\.isFinite), ys = series.flatMap(\.y).filter(\.isFinite)
@@ -43,20 +47,47 @@ public struct Plot: Sendable {
                 }
             }
         }
+        // Labelled points (a scatter of several series): each series' points drawn as its key
+        // letter, the keys listed under the plot.
+        var marks: [Int: Character] = [:]
+        if labelsPoints {
+            for (i, s) in series.enumerated() {
+                for p in zip(s.x, s.y).filter({ $0.0.isFinite && $0.1.isFinite }).map({ project($0.0, $0.1) }) {
+                    marks[(p.1 / 4) * width + p.0 / 2] = Self.key(i)
+                }
+            }
+        }
         let yTop = Value.format((y1 * 1e4).rounded() / 1e4), yBottom = Value.format((y0 * 1e4).rounded() / 1e4)
         let pad = max(yTop.count, yBottom.count)
         var lines: [String] = []
         if !title.isEmpty { lines.append(String(repeating: " ", count: pad + 2) + title) }
         for (r, row) in grid.enumerated() {
             let label = r == 0 ? yTop : r == height - 1 ? yBottom : ""
-            let cells = String(String.UnicodeScalarView(row.map { Unicode.Scalar(0x2800 + UInt32($0))! }))
+            let cells = String(row.enumerated().map { c, bits in marks[r * width + c] ?? Character(Unicode.Scalar(0x2800 + UInt32(bits))!) })
             lines.append(label.padding(toLength: pad, withPad: " ", startingAt: 0) + " ┤" + cells)
         }
         let xl = Value.format((x0 * 1e4).rounded() / 1e4), xr = Value.format((x1 * 1e4).rounded() / 1e4)
         lines.append(String(repeating: " ", count: pad) + " └" + String(repeating: "─", count: width))
         lines.append(String(repeating: " ", count: pad + 2) + xl + String(repeating: " ", count: max(1, width - xl.count - xr.count)) + xr)
         if !xLabel.isEmpty || !yLabel.isEmpty { lines.append(String(repeating: " ", count: pad + 2) + "x: \(xLabel)  y: \(yLabel)") }
+        if labelsPoints {
+            var line = ""
+            for (i, s) in series.enumerated() {
+                let entry = "\(Self.key(i)) \(s.label)"
+                if !line.isEmpty && line.count + entry.count + 3 > width { lines.append(String(repeating: " ", count: pad + 2) + line); line = "" }
+                line += (line.isEmpty ? "" : " · ") + entry
+            }
+            if !line.isEmpty { lines.append(String(repeating: " ", count: pad + 2) + line) }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// A scatter of several series labels its points (one method per series, say).
+    public var labelsPoints: Bool { style == .scatter && series.count > 1 }
+
+    /// The key letter of series i in a labelled scatter: a…z, then A…Z, then *.
+    static func key(_ i: Int) -> Character {
+        i < 26 ? Character(Unicode.Scalar(97 + UInt8(i))) : i < 52 ? Character(Unicode.Scalar(65 + UInt8(i - 26))) : "*"
     }
 
     public func svg(width: Double = 480, height: Double = 300) -> String {
@@ -84,9 +115,16 @@ public struct Plot: Sendable {
             if style == .line {
                 out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"" + pts.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ") + "\"/>"
             } else {
-                for p in pts { out += "<circle cx=\"\(f(px(p.0)))\" cy=\"\(f(py(p.1)))\" r=\"2.5\" fill=\"\(color)\"/>" }
+                for p in pts {
+                    out += "<circle cx=\"\(f(px(p.0)))\" cy=\"\(f(py(p.1)))\" r=\"2.5\" fill=\"\(color)\"/>"
+                    if labelsPoints {
+                        // Labels of points in the right half end at the point, so they stay inside.
+                        let right = px(p.0) > width / 2
+                        out += "<text x=\"\(f(px(p.0) + (right ? -4 : 4)))\" y=\"\(f(py(p.1) - 4))\" text-anchor=\"\(right ? "end" : "start")\" fill=\"\(color)\" font-size=\"10\">\(esc(s.label))</text>"
+                    }
+                }
             }
-            if series.count > 1 { out += "<text x=\"\(f(width - right - 4))\" y=\"\(f(top + 14 * Double(i + 1)))\" text-anchor=\"end\" fill=\"\(color)\">\(esc(s.label))</text>" }
+            if series.count > 1 && !labelsPoints { out += "<text x=\"\(f(width - right - 4))\" y=\"\(f(top + 14 * Double(i + 1)))\" text-anchor=\"end\" fill=\"\(color)\">\(esc(s.label))</text>" }
         }
         return out + "</svg>"
     }
