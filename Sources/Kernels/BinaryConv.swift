@@ -72,10 +72,7 @@ public enum BinaryConv {
     /// Pixels whose taps all fall inside the image (the interior) take the taps' fixed offsets;
     /// border pixels list their valid taps. Output channels go 32 at a time (four 8-lane blocks),
     /// with the one-word case (≤ 64 channels) unrolled.
-    /// `afterPixel(p)`, when given, runs as each output pixel p = oy·outW + ox is written (its
-    /// outputs still in cache): the caller's epilogue.
-    public static func run(_ g: Geometry, input: UnsafePointer<UInt64>, weights: Weights, output: UnsafeMutablePointer<Int32>, ldo: Int, shift: Int = 0,
-                           afterPixel: ((Int) -> Void)? = nil) {
+    public static func run(_ g: Geometry, input: UnsafePointer<UInt64>, weights: Weights, output: UnsafeMutablePointer<Int32>, ldo: Int, shift: Int = 0) {
         let words = g.words, taps = g.taps
         // Interior: oy·sh − pt ≥ 0 and oy·sh − pt + (kh − 1)·dh ≤ H − 1 (likewise x).
         func interior(_ pad: Int, _ stride: Int, _ span: Int, _ size: Int, _ out: Int) -> Range<Int> {
@@ -101,7 +98,6 @@ public enum BinaryConv {
                                 let start = input + ((oy * g.strideH - g.padTop) * g.width + ox * g.strideW - g.padLeft) * words
                                 pixel(start: start, offsets: relative, tapIndex: nil, valid: taps, g: g, weights: w0, blocks: weights.blocks,
                                       bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift)
-                                afterPixel?(oy * g.outW + ox)
                                 continue
                             }
                             var valid = 0
@@ -118,7 +114,6 @@ public enum BinaryConv {
                             }
                             pixel(start: input, offsets: offsets, tapIndex: tapIndex, valid: valid, g: g, weights: w0, blocks: weights.blocks,
                                   bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift)
-                            afterPixel?(oy * g.outW + ox)
                         }
                     }
                 } }

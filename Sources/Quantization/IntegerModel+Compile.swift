@@ -61,8 +61,6 @@ extension IntegerModel {
         plan.steps.append(.input(to: slotOf[folded.input]!, point: p0))
 
         var skip = Set<Int>()
-        /// Values whose signs an XNOR epilogue packs as it computes them: the packed slot.
-        var signedBy: [String: Int] = [:]
         for (i, node) in nodes.enumerated() where !skip.contains(i) {
             let out = node.outputs[0]
             guard var x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
@@ -219,10 +217,7 @@ extension IntegerModel {
                 throw QuantizationError("integer engine: node '\(node.name)' flattens sums with per-channel scales; quantize before flattening")
             case .binarize(let scale):
                 let s = codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: Double(scale), qmin: -1, qmax: 1, binary: true))
-                if let packed = signedBy[node.inputs[0]], slotOf[node.inputs[0]] != nil {
-                    // Packed already by the epilogue that computed the value.
-                    produced = newSlot(s, alias: packed)
-                } else if xs.binary {
+                if xs.binary {
                     // sign(sign x) = sign x: the same bits at the new scale.
                     produced = newSlot(s, alias: x)
                 } else {
@@ -299,29 +294,7 @@ extension IntegerModel {
                     continue
                 }
                 produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
-                // A binary layer whose sums only this add reads (Bi-Real's y = bn(conv(sign x)) +
-                // shortcut) takes the add — and the sign a binary layer reads next — into its
-                // epilogue: each output pixel is requantized, summed with the other branch and
-                // its signs packed while in cache.
-                func xnorStep(_ slot: Int, _ value: String) -> Int? {
-                    guard consumers[value]?.count == 1 else { return nil }
-                    return plan.steps.firstIndex { if case .xnor(let l) = $0 { return l.output == slot && l.epilogue == nil }; return false }
-                }
-                let pick: (Int, Int, [Dyadic]?, [Dyadic]?)? = xnorStep(x, node.inputs[0]).map { ($0, y, da, db) } ?? xnorStep(y, node.inputs[1]).map { ($0, x, db, da) }
-                if let (at, other, dOwn, dOther) = pick, case .xnor(let l) = plan.steps[at] {
-                    var signs: Int? = nil
-                    if quantizeAt[out] == nil, let sign = consumers[out]?.first(where: { if case .binarize = nodes[$0].op { return true }; return false }),
-                       case .binarize(let scale) = nodes[sign].op {
-                        signs = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: Double(scale), qmin: -1, qmax: 1, binary: true)))
-                        signedBy[out] = signs
-                    }
-                    l.epilogue = XnorEpilogue(own: RowScale(dOwn, channels: xs.c), residual: other, residualScale: RowScale(dOther, channels: xs.c),
-                                              output: produced, signs: signs)
-                    plan.steps.remove(at: at)
-                    plan.steps.append(.xnor(l))
-                } else {
-                    plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: nil))
-                }
+                plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: nil))
             default:
                 throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
             }

@@ -213,18 +213,29 @@ extension IntegerModel {
     }
 
     /// Packs the signs of a slot's codes or sums (bit set for a negative value) into `words`
-    /// per pixel, `⌈c/64⌉` words each.
+    /// per pixel, `⌈c/64⌉` words each; sums 16 channels at a time (each lane's sign bit moved to
+    /// its place and the lanes summed).
     func packSigns(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, into out: UnsafeMutablePointer<UInt64>) {
         let n = (s.c + 63) / 64
+        let lanes = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         for y in 0..<s.h {
             for x in 0..<s.w {
                 let base = s.offset(y, x), dst = out + (y * s.w + x) * n
-                if let ints { packRow(ints + base, channels: s.c, into: dst); continue }
                 for q in 0..<n {
                     var word: UInt64 = 0
-                    if s.signed, let bytes {
+                    let count = min(64, s.c - q * 64)
+                    if let ints {
+                        let row = ints + base + q * 64
+                        var t = 0
+                        while t + 16 <= count {
+                            let v = UnsafeRawPointer(row + t).loadUnaligned(as: SIMD16<UInt32>.self)
+                            word |= UInt64(((v &>> 31) &<< lanes).wrappedSum()) << UInt64(t)
+                            t += 16
+                        }
+                        while t < count { word |= UInt64(UInt32(bitPattern: row[t]) >> 31) << UInt64(t); t += 1 }
+                    } else if s.signed, let bytes {
                         let row = bytes + base + q * 64
-                        for t in 0..<min(64, s.c - q * 64) { word |= UInt64(row[t] >> 7) << UInt64(t) }
+                        for t in 0..<count { word |= UInt64(row[t] >> 7) << UInt64(t) }
                     }
                     dst[q] = word
                 }
@@ -232,67 +243,44 @@ extension IntegerModel {
         }
     }
 
-    /// The signs of one pixel's Int32 values into ⌈c/64⌉ words, 16 at a time (each lane's sign
-    /// bit moved to its place and the lanes summed).
-    @inline(__always)
-    func packRow(_ row: UnsafePointer<Int32>, channels c: Int, into dst: UnsafeMutablePointer<UInt64>) {
-        let lanes = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-        for q in 0..<(c + 63) / 64 {
-            var word: UInt64 = 0
-            let count = min(64, c - q * 64), r = row + q * 64
-            var t = 0
-            while t + 16 <= count {
-                let v = UnsafeRawPointer(r + t).loadUnaligned(as: SIMD16<UInt32>.self)
-                word |= UInt64(((v &>> 31) &<< lanes).wrappedSum()) << UInt64(t)
-                t += 16
-            }
-            while t < count { word |= UInt64(UInt32(bitPattern: r[t]) >> 31) << UInt64(t); t += 1 }
-            dst[q] = word
-        }
-    }
-
     /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` (per channel or
-    /// one; nil: as they are) into the Int32 sums of `t`.
+    /// one; nil: as they are) into the Int32 sums of `t`: 8 channels at a time in Int64 lanes.
     func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: [Dyadic]?,
                    into out: UnsafeMutablePointer<Int32>, _ t: Slot, accumulate: Bool) {
-        let scale = RowScale(d, channels: s.c)
-        for y in 0..<t.h {
-            for x in 0..<t.w {
-                let src = s.offset(y, x)
-                scaleRow(ints: ints.map { $0 + src }, bytes: bytes.map { $0 + src }, signed: s.signed, channels: s.c, scale, into: out + t.offset(y, x), accumulate: accumulate)
-            }
-        }
-    }
-
-    /// One pixel's values (Int32 sums or codes) requantized by `scale` into `dst` (or added to
-    /// it): 8 channels at a time in Int64 lanes, saturating to Int32.
-    @inline(__always)
-    func scaleRow(ints: UnsafePointer<Int32>?, bytes: UnsafePointer<UInt8>?, signed: Bool, channels c: Int, _ scale: RowScale,
-                  into dst: UnsafeMutablePointer<Int32>, accumulate: Bool) {
         typealias L = SIMD8<Int64>
+        let c = s.c, padded = (c + 7) / 8 * 8
+        let multipliers = (0..<padded).map { ch in ch < c ? d.map { ($0.count == 1 ? $0[0] : $0[ch]).multiplier } ?? 1 : 0 }
+        let shifts = (0..<padded).map { ch in ch < c ? d.map { Int64(($0.count == 1 ? $0[0] : $0[ch]).shift) } ?? 0 : 0 }
+        let rounding = shifts.map { $0 > 0 ? Int64(1) << ($0 - 1) : 0 }
         let (lo, hi) = (L(repeating: Int64(Int32.min)), L(repeating: Int64(Int32.max)))
-        scale.multipliers.withUnsafeBufferPointer { m in
-            scale.shifts.withUnsafeBufferPointer { sh in
-                scale.rounding.withUnsafeBufferPointer { r in
-                    var ch = 0
-                    if let ints {
-                        let (mr, shr, rr) = (UnsafeRawPointer(m.baseAddress!), UnsafeRawPointer(sh.baseAddress!), UnsafeRawPointer(r.baseAddress!))
-                        while ch + 8 <= c {
-                            let v = L(truncatingIfNeeded: UnsafeRawPointer(ints + ch).loadUnaligned(as: SIMD8<Int32>.self))
-                            let o = ch * 8
-                            let q = ((v &* mr.loadUnaligned(fromByteOffset: o, as: L.self) &+ rr.loadUnaligned(fromByteOffset: o, as: L.self))
-                                &>> shr.loadUnaligned(fromByteOffset: o, as: L.self)).clamped(lowerBound: lo, upperBound: hi)
-                            var w = SIMD8<Int32>(truncatingIfNeeded: q)
-                            if accumulate { w &+= UnsafeRawPointer(dst + ch).loadUnaligned(as: SIMD8<Int32>.self) }
-                            UnsafeMutableRawPointer(dst + ch).storeBytes(of: w, as: SIMD8<Int32>.self)
-                            ch += 8
+        multipliers.withUnsafeBufferPointer { m in
+            shifts.withUnsafeBufferPointer { sh in
+                rounding.withUnsafeBufferPointer { r in
+                    let (mr, shr, rr) = (UnsafeRawPointer(m.baseAddress!), UnsafeRawPointer(sh.baseAddress!), UnsafeRawPointer(r.baseAddress!))
+                    for y in 0..<t.h {
+                        for x in 0..<t.w {
+                            let src = s.offset(y, x), dst = out + t.offset(y, x)
+                            var ch = 0
+                            if let ints {
+                                while ch + 8 <= c {
+                                    let v = L(truncatingIfNeeded: UnsafeRawPointer(ints + src + ch).loadUnaligned(as: SIMD8<Int32>.self))
+                                    let o = ch * 8
+                                    var q = (v &* mr.loadUnaligned(fromByteOffset: o, as: L.self) &+ rr.loadUnaligned(fromByteOffset: o, as: L.self))
+                                        &>> shr.loadUnaligned(fromByteOffset: o, as: L.self)
+                                    q = q.clamped(lowerBound: lo, upperBound: hi)
+                                    var w = SIMD8<Int32>(truncatingIfNeeded: q)
+                                    if accumulate { w &+= UnsafeRawPointer(dst + ch).loadUnaligned(as: SIMD8<Int32>.self) }
+                                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: w, as: SIMD8<Int32>.self)
+                                    ch += 8
+                                }
+                            }
+                            while ch < c {
+                                let v: Int64 = ints.map { Int64($0[src + ch]) } ?? (s.signed ? Int64(Int8(bitPattern: bytes![src + ch])) : Int64(bytes![src + ch]))
+                                let q = Int32(min(max((v * m[ch] + r[ch]) >> sh[ch], Int64(Int32.min)), Int64(Int32.max)))
+                                dst[ch] = accumulate ? dst[ch] &+ q : q
+                                ch += 1
+                            }
                         }
-                    }
-                    while ch < c {
-                        let v: Int64 = ints.map { Int64($0[ch]) } ?? (signed ? Int64(Int8(bitPattern: bytes![ch])) : Int64(bytes![ch]))
-                        let q = Int32(min(max((v * m[ch] + r[ch]) >> sh[ch], Int64(Int32.min)), Int64(Int32.max)))
-                        dst[ch] = accumulate ? dst[ch] &+ q : q
-                        ch += 1
                     }
                 }
             }
@@ -303,23 +291,6 @@ extension IntegerModel {
     func runXnor(_ l: XnorStep, _ plan: Plan, _ ws: Workspace) {
         let s = plan.slots[l.input], t = plan.slots[l.output]
         let input = UnsafeRawPointer(ws.bytes[s.buffer]!).assumingMemoryBound(to: UInt64.self)
-        let sums = ws.ints[t.buffer]!
-        guard let e = l.epilogue else {
-            BinaryConv.run(l.geometry, input: input, weights: l.weights, output: sums, ldo: t.stride, shift: l.shift)
-            return
-        }
-        // The residual add (and the next sign) pixel by pixel, as the kernel writes each.
-        let (rs, os) = (plan.slots[e.residual], plan.slots[e.output])
-        let (rb, ri) = (rs.codes ? UnsafePointer(ws.bytes[rs.buffer]!) : nil, rs.codes ? nil : UnsafePointer(ws.ints[rs.buffer]!))
-        let out = ws.ints[os.buffer]!, c = l.geometry.cout, width = l.geometry.outW
-        let signs = e.signs.map { UnsafeMutableRawPointer(ws.bytes[plan.slots[$0].buffer]!).assumingMemoryBound(to: UInt64.self) }
-        let words = (c + 63) / 64
-        BinaryConv.run(l.geometry, input: input, weights: l.weights, output: sums, ldo: t.stride, shift: l.shift) { p in
-            let (y, x) = (p / width, p % width)
-            let dst = out + os.offset(y, x), r = rs.offset(y, x)
-            self.scaleRow(ints: UnsafePointer(sums + p * t.stride), bytes: nil, signed: true, channels: c, e.own, into: dst, accumulate: false)
-            self.scaleRow(ints: ri.map { $0 + r }, bytes: rb.map { $0 + r }, signed: rs.signed, channels: c, e.residualScale, into: dst, accumulate: true)
-            if let signs { self.packRow(dst, channels: c, into: signs + p * words) }
-        }
+        BinaryConv.run(l.geometry, input: input, weights: l.weights, output: ws.ints[t.buffer]!, ldo: t.stride, shift: l.shift)
     }
 }

@@ -66,34 +66,9 @@ extension IntegerModel {
         let weights: BinaryConv.Weights
         /// Dots times 2^shift (`IntegerModel.refinement`).
         let shift: Int
-        /// A residual add (and the next sign) taken into the epilogue.
-        var epilogue: XnorEpilogue? = nil
         init(layer: Int, input: Int, output: Int, geometry: BinaryConv.Geometry, weights: BinaryConv.Weights, shift: Int) {
             self.layer = layer; self.input = input; self.output = output; self.geometry = geometry; self.weights = weights; self.shift = shift
         }
-    }
-
-    /// Requantization of a row of channels to a target scale: per channel (padded to 8) Int64
-    /// multiplier, shift and rounding term of its dyadic; identity where no dyadic is given.
-    struct RowScale {
-        let multipliers: [Int64], shifts: [Int64], rounding: [Int64]
-        init(_ d: [Dyadic]?, channels c: Int) {
-            let padded = (c + 7) / 8 * 8
-            multipliers = (0..<padded).map { ch in ch < c ? d.map { ($0.count == 1 ? $0[0] : $0[ch]).multiplier } ?? 1 : 0 }
-            shifts = (0..<padded).map { ch in ch < c ? d.map { Int64(($0.count == 1 ? $0[0] : $0[ch]).shift) } ?? 0 : 0 }
-            rounding = shifts.map { $0 > 0 ? Int64(1) << ($0 - 1) : 0 }
-        }
-    }
-
-    /// A binary layer's epilogue taking in the residual add after it: per output pixel, its sums
-    /// requantized to the add's scale plus the other branch's (`residual`, a slot of codes or
-    /// sums) written to `output`, and, with `signs`, their signs packed for the next binary layer.
-    struct XnorEpilogue {
-        let own: RowScale
-        let residual: Int
-        let residualScale: RowScale
-        let output: Int
-        let signs: Int?
     }
 
     enum Step {
