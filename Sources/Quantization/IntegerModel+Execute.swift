@@ -267,7 +267,9 @@ extension IntegerModel {
                                     let o = ch * 8
                                     var q = (v &* mr.loadUnaligned(fromByteOffset: o, as: L.self) &+ rr.loadUnaligned(fromByteOffset: o, as: L.self))
                                         &>> shr.loadUnaligned(fromByteOffset: o, as: L.self)
-                                    q = q.clamped(lowerBound: lo, upperBound: hi)
+                                    // Saturate to Int32 (compare-and-blend: `clamped` compiles to 128-bit pieces).
+                                    q.replace(with: lo, where: q .< lo)
+                                    q.replace(with: hi, where: q .> hi)
                                     var w = SIMD8<Int32>(truncatingIfNeeded: q)
                                     if accumulate { w &+= UnsafeRawPointer(dst + ch).loadUnaligned(as: SIMD8<Int32>.self) }
                                     UnsafeMutableRawPointer(dst + ch).storeBytes(of: w, as: SIMD8<Int32>.self)
