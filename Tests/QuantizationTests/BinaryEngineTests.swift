@@ -68,3 +68,14 @@ func binaryNetworksRunWholeInTheEngine(_ name: String) throws {
     binary.parameters[w] = t
     #expect { try IntegerModel(model: binary, policy: policy, calibration: calibration) } throws: { e in "\(e)".contains("conv2") }
 }
+
+/// A layer with 8-bit weights reading binary activations (the packed signs unpacked to ±1 bytes
+/// for the int8 kernel) agrees with HAWQ-V3's simulation like every other layer.
+@Test func wideWeightsReadBinaryActivations() throws {
+    let cnn = try Zoo.make("cnn")
+    try cnn.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let policy = try Policy(model: cnn, weightBits: [8, 1, 8, 8, 8], activationBits: [8, 1, 1, 8, 8])
+    let engine = try IntegerModel(model: cnn, policy: policy, calibration: try FashionMNIST.calibration().images)
+    let x = try engineTestSet.images.slice(0..<300)
+    #expect(agreement(try engine.run(x), try engine.dyadicSimulation.run(x).output, steps: engine.outputSteps).withinStep == 300)
+}
