@@ -154,3 +154,74 @@ void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
     (void)kgroups; (void)a; (void)b; (void)c; (void)ldc; (void)accumulate;
 }
 #endif
+
+#if defined(__x86_64__)
+// Matrix–vector products for one image (batch 1), where reading the weights bounds the time:
+// y[j] = Σ_k x[k]·w'[j][k] over rows j in [j0, j1), x u8 codes padded with zeros to whole
+// blocks. s8: w' = the Int8 codes, 64 per load. u4 / u2: codes stored offset-binary (w + 8,
+// w + 2) and packed 128 / 256 per 64-byte block — byte t of a block holds the codes of elements
+// t, 64 + t (u4: low, high nibble) or t, 64 + t, 128 + t, 192 + t (u2: bits 0–1 … 6–7) — so each
+// plane widened with one shift and mask meets a contiguous 64 bytes of x; the caller subtracts
+// the offset times Σx. Kernels/GEMV.swift holds the plain reference these are tested against.
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static inline int32_t mpq_hsum(__m512i v) { return _mm512_reduce_add_epi32(v); }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+void mpq_gemv_s8_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const int8_t *w, int64_t ldw, int32_t *y) {
+    for (int64_t j = j0; j < j1; j++) {
+        const int8_t *row = w + j * ldw;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        int64_t b = 0;
+        for (; b + 2 <= blocks; b += 2) {
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(x + b * 64), _mm512_loadu_si512(row + b * 64));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(x + b * 64 + 64), _mm512_loadu_si512(row + b * 64 + 64));
+        }
+        if (b < blocks) a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(x + b * 64), _mm512_loadu_si512(row + b * 64));
+        y[j] = mpq_hsum(_mm512_add_epi32(a0, a1));
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+void mpq_gemv_u4_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (int64_t j = j0; j < j1; j++) {
+        const uint8_t *row = w + j * ldw;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        for (int64_t b = 0; b < blocks; b++) {
+            __m512i v = _mm512_loadu_si512(row + b * 64);
+            const uint8_t *xb = x + b * 128;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xb), _mm512_and_si512(v, mask));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xb + 64), _mm512_and_si512(_mm512_srli_epi16(v, 4), mask));
+        }
+        y[j] = mpq_hsum(_mm512_add_epi32(a0, a1));
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+void mpq_gemv_u2_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y) {
+    const __m512i mask = _mm512_set1_epi8(0x03);
+    for (int64_t j = j0; j < j1; j++) {
+        const uint8_t *row = w + j * ldw;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        for (int64_t b = 0; b < blocks; b++) {
+            __m512i v = _mm512_loadu_si512(row + b * 64);
+            const uint8_t *xb = x + b * 256;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xb), _mm512_and_si512(v, mask));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xb + 64), _mm512_and_si512(_mm512_srli_epi16(v, 2), mask));
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(xb + 128), _mm512_and_si512(_mm512_srli_epi16(v, 4), mask));
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(xb + 192), _mm512_and_si512(_mm512_srli_epi16(v, 6), mask));
+        }
+        y[j] = mpq_hsum(_mm512_add_epi32(a0, a1));
+    }
+}
+#else
+void mpq_gemv_s8_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const int8_t *w, int64_t ldw, int32_t *y) {
+    (void)j0; (void)j1; (void)blocks; (void)x; (void)w; (void)ldw; (void)y;
+}
+void mpq_gemv_u4_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y) {
+    (void)j0; (void)j1; (void)blocks; (void)x; (void)w; (void)ldw; (void)y;
+}
+void mpq_gemv_u2_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y) {
+    (void)j0; (void)j1; (void)blocks; (void)x; (void)w; (void)ldw; (void)y;
+}
+#endif

@@ -80,6 +80,43 @@ struct GEMMBenchmarks {
                 }
             }
         }
+        // Batch-1 products (GEMV, 4096×4096): the int8 kernel beside OpenBLAS's sgemv on the same
+        // shape, then 4- and 2-bit weights beside the int8 kernel (where reading the weights bounds
+        // the time, fewer bits should buy it).
+        let (gn, gk) = (4096, 4096)
+        let gx = r.bytes(gk)
+        let gemvWeights = [8, 4, 2].map { bits -> GEMV.Weights in
+            let lo = bits == 8 ? -128 : -(1 << (bits - 1)), span = UInt64(bits == 8 ? 256 : 1 << bits)
+            return GEMV.Weights(codes: (0..<(gn * gk)).map { _ in Int8(lo + Int(r.next() % span)) }, n: gn, k: gk, bits: bits)
+        }
+        let fw = r.floats(gn * gk), fx = r.floats(gk)
+        var fy = [Float](repeating: 0, count: gn)
+        var gy = [Int32](repeating: 0, count: gn)
+        let gops = 2.0 * Double(gn) * Double(gk)
+        for t in [1, 2] {
+            var s8Rate = 0.0
+            for w in gemvWeights {
+                let kind = w.bits == 8 ? "s8" : "u\(w.bits)"
+                let name = "gemm.\(kind).gemv4096.t\(t)"
+                guard wanted(name) || (w.bits == 8 && [4, 2].contains { wanted("gemm.u\($0).gemv4096.t\(t)") }) else { continue }
+                let ours = gx.withUnsafeBufferPointer { xp in
+                    gy.withUnsafeMutableBufferPointer { yp in bestTime(budget: budget) { GEMV.multiply(w, x: xp.baseAddress!, y: yp.baseAddress!, threads: t) } }
+                }
+                if w.bits == 8 {
+                    s8Rate = gops / ours / 1e9
+                    guard wanted(name) else { continue }
+                    openblas_set_num_threads(Int32(t))
+                    let theirs = bestTime(budget: budget) {
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(gn), Int32(gk), 1, fw, Int32(gk), fx, 1, 0, &fy, 1)
+                    }
+                    emit(BenchResult(name, ours: s8Rate, anchor: "openblas-sgemv", anchorValue: gops / theirs / 1e9, unit: "GOP/s",
+                                     note: "kernel \(IGEMM.activeBackend.rawValue)"))
+                } else {
+                    emit(BenchResult(name, ours: gops / ours / 1e9, anchor: "ours-s8", anchorValue: s8Rate, unit: "GOP/s",
+                                     note: "kernel \(IGEMM.activeBackend.rawValue)"))
+                }
+            }
+        }
         // Binary GEMM: multiply-adds per second against f32 multiply-adds per second.
         for (mn, k) in (quick ? [(256, 1024)] : [(256, 1024), (512, 4096), (1024, 1024)]) {
             let wds = BinaryGEMM.words(k)

@@ -47,4 +47,10 @@ int mpq_cpu_has_avx512_vbmi2(void);
 /// the little-endian bit stream of Kernels/BitPacking.swift. `bits` in 1…7. Writes exactly
 /// groups·bits bytes. Call only when mpq_cpu_has_avx512_vbmi2() is 1.
 void mpq_pack_vbmi2(const uint8_t *src, int64_t groups, int bits, uint8_t *dst);
+
+/// Batch-1 matrix–vector products on VNNI for rows j0..<j1 (see GEMV.swift for the layouts):
+/// y[j] = Σ over `blocks` 64-byte weight blocks of row j (row stride `ldw` bytes) with x.
+void mpq_gemv_s8_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const int8_t *w, int64_t ldw, int32_t *y);
+void mpq_gemv_u4_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
+void mpq_gemv_u2_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
 #endif
