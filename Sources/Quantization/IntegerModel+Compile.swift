@@ -5,6 +5,21 @@ import Tensors
 
 // Compiling the graph into the engine's plan (see IntegerModel+Plan.swift for the plan's types).
 extension IntegerModel {
+    /// Layer l's geometry over an input slot: a convolution's kernel, strides, dilations and
+    /// padding; a linear layer as a kernel covering the whole input.
+    func geometry(of l: Int, input xs: Slot) -> BinaryConv.Geometry {
+        let layer = folded.layers[l]
+        var g = BinaryConv.Geometry(height: xs.h, width: xs.w, channels: xs.c, kernelH: xs.h, kernelW: xs.w, outH: 1, outW: 1, cout: layers[l].n)
+        if case .conv(let a) = folded.nodes[layer.node].op {
+            (g.kernelH, g.kernelW) = (layer.weightShape[2], layer.weightShape[3])
+            (g.strideH, g.strideW, g.dilationH, g.dilationW) = (a.strides[0], a.strides[1], a.dilations[0], a.dilations[1])
+            (g.padTop, g.padLeft) = (a.pads[0], a.pads[1])
+            g.outH = (xs.h + a.pads[0] + a.pads[2] - g.dilationH * (g.kernelH - 1) - 1) / g.strideH + 1
+            g.outW = (xs.w + a.pads[1] + a.pads[3] - g.dilationW * (g.kernelW - 1) - 1) / g.strideW + 1
+        }
+        return g
+    }
+
     /// Compiles the graph (BN folded, quantization points known) into a plan.
     func compilePlan() throws -> Plan {
         var plan = Plan()
@@ -113,8 +128,7 @@ extension IntegerModel {
                     let sIn = sumInputScale(l)
                     let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * sIn }, stride: d.n, buffer: 0)
                     produced = newSlot(slot)
-                    let geometry = BinaryConv.Geometry(height: xs.h, width: xs.w, channels: xs.c, kernelH: kh, kernelW: kw, strideH: sh, strideW: sw,
-                                                       dilationH: dh, dilationW: dw, padTop: pt, padLeft: pl, outH: oh, outW: ow, cout: d.n)
+                    let geometry = self.geometry(of: l, input: xs)
                     let weights = BinaryConv.Weights(signs: bits, bias: integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n),
                                                      cout: d.n, taps: kh * kw, words: words, live: d.scales.map { $0 > 0 })
                     plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: geometry, weights: weights, shift: refinement(l))))

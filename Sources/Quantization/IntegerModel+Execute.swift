@@ -75,7 +75,7 @@ extension IntegerModel {
                 let s = plan.slots[from], t = plan.slots[to]
                 let (a, b) = (ints(from), bytes(to))
                 if binary {
-                    BinaryConv.pack(pixels: s.h * s.w, channels: s.c, into: words(to)) { px, ch in a[s.offset(px / s.w, px % s.w) + ch] < 0 }
+                    packSigns(s, bytes: nil, ints: a, into: words(to))
                     continue
                 }
                 for y in 0..<s.h {

@@ -40,24 +40,16 @@ extension IntegerModel {
         var rng = RandomGenerator(seed: 11)
         for step in plan.steps {
             try Interrupt.check()
-            let (l, source): (Int, Int)
+            let (l, g): (Int, BinaryConv.Geometry)
             switch step {
-            case .layer(let s): (l, source) = (s.layer, s.input)
-            case .xnor(let s): (l, source) = (s.layer, s.input)
+            case .layer(let s): (l, g) = (s.layer, geometry(of: s.layer, input: plan.slots[s.input]))
+            case .xnor(let s): (l, g) = (s.layer, s.geometry)
             default: continue
             }
-            let xs = plan.slots[source], layer = folded.layers[l]
-            var g = BinaryConv.Geometry(height: xs.h, width: xs.w, channels: xs.c, kernelH: xs.h, kernelW: xs.w, outH: 1, outW: 1, cout: layers[l].n)
-            if case .conv(let a) = folded.nodes[layer.node].op {
-                (g.kernelH, g.kernelW) = (layer.weightShape[2], layer.weightShape[3])
-                (g.strideH, g.strideW, g.dilationH, g.dilationW) = (a.strides[0], a.strides[1], a.dilations[0], a.dilations[1])
-                (g.padTop, g.padLeft) = (a.pads[0], a.pads[1])
-                g.outH = (xs.h + a.pads[0] + a.pads[2] - g.dilationH * (g.kernelH - 1) - 1) / g.strideH + 1
-                g.outW = (xs.w + a.pads[1] + a.pads[3] - g.dilationW * (g.kernelW - 1) - 1) / g.strideW + 1
-            }
+            let layer = folded.layers[l]
             // Random signs, the bits past the channels clear.
             let tail: UInt64 = g.channels % 64 == 0 ? ~0 : (1 << UInt64(g.channels % 64)) - 1
-            let input = (0..<(xs.h * xs.w * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
+            let input = (0..<(g.height * g.width * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
             let signs = (0..<(g.cout * g.taps * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
             let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 3, count: g.cout), cout: g.cout, taps: g.taps, words: g.words)
             let pixels = g.outH * g.outW
