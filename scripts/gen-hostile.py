@@ -488,3 +488,7 @@ script("scatter-ragged-xs", 'scatter([[1], [2]], xs: [[1]])', "lists")
 with open(os.path.join(out, "cases.json"), "w") as f:
     json.dump(cases, f, indent=0)
 print("%d cases in %s" % (len(cases), out))
+script("zoo-hidden-zero", 'zoo("mlp", hidden: [0, 8])', "hidden widths of 1…16384")
+script("zoo-hidden-huge", 'zoo("mlp", hidden: [1e9])', "hidden widths of 1…16384")
+script("zoo-hidden-cnn", 'zoo("cnn", hidden: [64])', "fixed architecture")
+script("zoo-hidden-text", 'zoo("mlp", hidden: ["wide"])', "whole numbers")

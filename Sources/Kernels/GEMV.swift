@@ -21,11 +21,25 @@ public enum GEMV {
         public let data: [UInt8]
         /// What storage adds to each code (0, 8 or 2).
         public let offset: Int
+        /// Bytes of x the kernels read: whole blocks.
+        public var paddedLength: Int { blocks * perBlock }
 
         /// `codes`: n rows of k signed codes, each within the width's range (8: any Int8; 4: −8…7;
         /// 2: −2…1).
         public init(codes: [Int8], n: Int, k: Int, bits: Int) {
             precondition([8, 4, 2].contains(bits) && codes.count == n * k && n > 0 && k > 0)
+            self.init(n: n, k: k, bits: bits) { j, p in codes[j * k + p] }
+        }
+
+        /// The narrowest of 8, 4 and 2 bits whose range holds every code (4: −8…7, 2: −2…1).
+        public static func width(of codes: [Int8]) -> Int {
+            guard let lo = codes.min(), let hi = codes.max() else { return 2 }
+            return lo >= -2 && hi <= 1 ? 2 : lo >= -8 && hi <= 7 ? 4 : 8
+        }
+
+        /// Row j's code p from `code(j, p)`.
+        public init(n: Int, k: Int, bits: Int, code: (Int, Int) -> Int8) {
+            precondition([8, 4, 2].contains(bits) && n > 0 && k > 0)
             self.bits = bits; self.n = n; self.k = k
             perBlock = 64 * 8 / bits
             blocks = (k + perBlock - 1) / perBlock
@@ -34,8 +48,8 @@ public enum GEMV {
             let planes = 8 / bits, mask = (1 << bits) - 1
             for j in 0..<n {
                 for p in 0..<k {
-                    let code = Int(codes[j * k + p])
-                    precondition(code + offset >= 0 && code + offset <= (bits == 8 ? 255 : mask), "code \(code) outside \(bits) bits")
+                    let code = Int(code(j, p))
+                    precondition(bits == 8 || (code + offset >= 0 && code + offset <= mask), "code \(code) outside \(bits) bits")
                     let (b, local) = (p / perBlock, p % perBlock)
                     let byte = j * blocks * 64 + b * 64 + local % 64
                     if bits == 8 { data[byte] = UInt8(bitPattern: Int8(code)); continue }
@@ -50,16 +64,22 @@ public enum GEMV {
 
     /// y (n Int32) for x (k u8 codes), rows split over `threads`.
     public static func multiply(_ w: Weights, x: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int = Parallel.defaultThreads) {
+        let padded = UnsafeMutablePointer<UInt8>.allocate(capacity: w.paddedLength)
+        defer { padded.deallocate() }
+        padded.initialize(repeating: 0, count: w.paddedLength)
+        padded.update(from: x, count: w.k)
+        multiply(w, padded: padded, y: y, threads: threads)
+    }
+
+    /// The same on x already in a buffer of `paddedLength` bytes, zero past k (the engine's
+    /// per-worker copy, so no allocation per call).
+    public static func multiply(_ w: Weights, padded: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int) {
         guard IGEMM.activeBackend == .vnni else {
-            w.data.withUnsafeBufferPointer { d in reference(w, data: d.baseAddress!, x: x, y: y) }
+            w.data.withUnsafeBufferPointer { d in reference(w, data: d.baseAddress!, x: padded, y: y) }
             return
         }
-        let padded = UnsafeMutablePointer<UInt8>.allocate(capacity: w.blocks * w.perBlock)
-        defer { padded.deallocate() }
-        padded.initialize(repeating: 0, count: w.blocks * w.perBlock)
-        padded.update(from: x, count: w.k)
         var sum = 0
-        for p in 0..<w.k { sum += Int(x[p]) }
+        for p in 0..<w.k { sum += Int(padded[p]) }
         let correction = Int32(truncatingIfNeeded: w.offset * sum)
         let workers = max(1, min(threads, w.n / 64))
         let rows = (w.n + workers - 1) / workers

@@ -73,6 +73,38 @@ public final class IntegerEpilogue: @unchecked Sendable {
     }
 
     deinit { storage.deallocate(); raw.deallocate() }
+
+    /// Column c's sum s through the epilogue in plain integer arithmetic — bias, then stored
+    /// raw, or requantized, the residual added, clamped and stored — into the row at `out`
+    /// (residual row at `res`): what the VNNI kernel's epilogue does, for the portable tile and
+    /// for sums that come from elsewhere (`GEMV`).
+    @inline(__always)
+    public func finish(_ s: Int32, column c: Int, out: UnsafeMutableRawPointer, res: UnsafeRawPointer) {
+        func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 {
+            min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max))
+        }
+        let y = s &+ bias[c]
+        if mode == .sums {
+            out.storeBytes(of: y, toByteOffset: c * 4, as: Int32.self)
+            return
+        }
+        var q = dyadic(Int64(y), multiplier[c], shift[c])
+        switch residual {
+        case .none: break
+        case .sums:
+            q = Int64(Int32(truncatingIfNeeded: q) &+ res.load(fromByteOffset: c * 4, as: Int32.self))
+        case let .codes(signed, m, sh):
+            let byte = res.load(fromByteOffset: c, as: UInt8.self)
+            let r = dyadic(signed ? Int64(Int8(bitPattern: byte)) : Int64(byte), m, sh)
+            q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: r))
+        }
+        q = min(max(q, Int64(lo)), Int64(hi))
+        if mode == .scaledSums {
+            out.storeBytes(of: Int32(q), toByteOffset: c * 4, as: Int32.self)
+        } else {
+            out.storeBytes(of: UInt8(truncatingIfNeeded: q), toByteOffset: c, as: UInt8.self)
+        }
+    }
 }
 
 extension IGEMM {
@@ -110,9 +142,6 @@ extension IGEMM {
     static func convTileSwift(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
                               gpp: Int, flip: UInt32, b: UnsafePointer<Int8>, block: Int, e: IntegerEpilogue, column: Int,
                               out: UnsafePointer<UnsafeMutableRawPointer>, res: UnsafePointer<UnsafeRawPointer>) {
-        func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 {
-            min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max))
-        }
         let flipBytes = (0..<4).map { UInt8(truncatingIfNeeded: flip >> (8 * $0)) }
         for i in 0..<rows {
             for j in 0..<cols {
@@ -126,28 +155,7 @@ extension IGEMM {
                         }
                     }
                 }
-                let c = column + j
-                let y = s &+ e.bias[c]
-                if e.mode == .sums {
-                    out[i].storeBytes(of: y, toByteOffset: c * 4, as: Int32.self)
-                    continue
-                }
-                var q = dyadic(Int64(y), e.multiplier[c], e.shift[c])
-                switch e.residual {
-                case .none: break
-                case .sums:
-                    q = Int64(Int32(truncatingIfNeeded: q) &+ res[i].load(fromByteOffset: c * 4, as: Int32.self))
-                case let .codes(signed, m, sh):
-                    let byte = res[i].load(fromByteOffset: c, as: UInt8.self)
-                    let r = dyadic(signed ? Int64(Int8(bitPattern: byte)) : Int64(byte), m, sh)
-                    q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: r))
-                }
-                q = min(max(q, Int64(e.lo)), Int64(e.hi))
-                if e.mode == .scaledSums {
-                    out[i].storeBytes(of: Int32(q), toByteOffset: c * 4, as: Int32.self)
-                } else {
-                    out[i].storeBytes(of: UInt8(truncatingIfNeeded: q), toByteOffset: c, as: UInt8.self)
-                }
+                e.finish(s, column: column + j, out: out[i], res: res[i])
             }
         }
     }

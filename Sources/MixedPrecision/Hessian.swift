@@ -66,6 +66,36 @@ public final class HessianAnalysis: @unchecked Sendable {
         return Self.dot(v, try product(layer, v))
     }
 
+    /// One product for every layer at once (PyHessian's Hutchinson sample): with `v` holding a
+    /// vector shaped like each layer's weight (by layer name), H·v over all of them, and per layer
+    /// v_lᵀ(Hv)_l. With Rademacher v each is an unbiased estimate of Tr(H_ll) — the cross blocks
+    /// H_lm (m ≠ l) average out — from one product per sample instead of one per layer, at the
+    /// price of more variance.
+    public func blockQuadraticForms(_ v: [String: Tensor]) throws -> [String: Double] {
+        var tangents: [String: Tensor] = [:]
+        var layers: [Layer] = []
+        for (name, t) in v {
+            guard let layer = model.layers.first(where: { $0.name == name }) else {
+                throw MixedPrecisionError("Hessian: no layer named '\(name)'")
+            }
+            try check(layer, t)
+            tangents[layer.weight] = t
+            layers.append(layer)
+        }
+        let hv: [String: Tensor]
+        if usesGaussNewton {
+            let z = try model.tangent(trace, parameterTangents: tangents)
+            hv = try model.gradients(trace, outputGradient: crossEntropy.hessianProduct(z))
+        } else {
+            hv = try model.hessianVectorProduct(trace, outputGradient: crossEntropy.gradient,
+                                                lossGradientTangent: { self.crossEntropy.hessianProduct($0) },
+                                                parameterTangents: tangents)
+        }
+        return Dictionary(uniqueKeysWithValues: try layers.map { l in
+            (l.name, Self.dot(v[l.name]!, try hv[l.weight] ?? Tensor.zeros(l.weightShape)))
+        })
+    }
+
     func check(_ layer: Layer, _ v: Tensor) throws {
         guard v.shape == layer.weightShape else {
             throw MixedPrecisionError("Hessian of '\(layer.name)': expected a vector shaped \(layer.weightShape), found \(v.shape)")

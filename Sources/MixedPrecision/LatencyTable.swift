@@ -6,11 +6,14 @@ import Tensors
 
 /// Measured latency of each layer at each weight width on this machine: the time the integer
 /// engine (`IntegerModel`, W·A8) takes for the layer on one image on one core — its kernel,
-/// with requantization and any fused residual add — best of repeated runs. The engine multiplies
-/// every width from 2 to 8 bits as int8 (the CPU has nothing narrower; packed weights are
-/// expanded when the engine is built), so a layer's time is measured once and is the same at
-/// every width: on this CPU fewer weight bits do not make a layer faster, and a latency budget
-/// says so. At 1 bit the entry is the layer as W1A1 — XNOR-popcount on packed signs with its
+/// with requantization and any fused residual add — best of repeated runs. Convolutions over
+/// many pixels multiply every width from 2 to 8 bits as int8 (each weight is reused across the
+/// pixels, so the kernel is bound by arithmetic and the CPU has nothing narrower than int8):
+/// their time is measured once and is the same at every width. Layers with one output pixel —
+/// linear layers — run as a matrix–vector product reading each weight once per image, stored at
+/// 8, 4 or 2 bits (`GEMV`): their entries are measured at each storage width (3–4 bits take the
+/// 4-bit time, 2 bits the 2-bit one, 5–8 the 8-bit one), so on wide linear layers fewer bits do
+/// buy time and a latency budget can trade one for the other. At 1 bit the entry is the layer as W1A1 — XNOR-popcount on packed signs with its
 /// output packed into the next layer's signs (`IntegerModel.binaryLayerMilliseconds`): binary
 /// weights with binary inputs, as a binary network runs it, which is where time does fall.
 /// Activation quantization of the image and pooling are not in it.
@@ -43,13 +46,18 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         progress?(0, 1)
         let times = try engine.layerMilliseconds(minimumTime: minimumTime)
         let binary = bits.contains(1) ? try engine.binaryLayerMilliseconds(minimumTime: minimumTime) : [:]
+        let vector = bits.contains { $0 > 1 && $0 <= 4 } ? try engine.vectorLayerMilliseconds(minimumTime: minimumTime) : [:]
         progress?(1, 1)
         var table: [String: [Int: Double]] = [:]
         for layer in model.layers {
             guard let t = times[layer.name], !bits.contains(1) || binary[layer.name] != nil else {
                 throw MixedPrecisionError("latency table: the engine has no layer '\(layer.name)'")
             }
-            table[layer.name] = Dictionary(uniqueKeysWithValues: bits.map { ($0, $0 == 1 ? binary[layer.name]! : t) })
+            table[layer.name] = Dictionary(uniqueKeysWithValues: bits.map { b in
+                if b == 1 { return (b, binary[layer.name]!) }
+                if b <= 4, let v = vector[layer.name], let narrow = v[b <= 2 ? 2 : 4] { return (b, narrow) }
+                return (b, t)
+            })
         }
         return LatencyTable(milliseconds: table, key: cacheKey(model, bits: bits))
     }
@@ -59,7 +67,7 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown cpu"
         let layers = model.layers.map { "\($0.name)\($0.weightShape)\($0.macs)" }.joined(separator: ";")
-        return "engine 3|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
+        return "engine 4|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
     }
 
     /// The cache directory: $MPQ_CACHE, else ~/.cache/mpq.

@@ -13,15 +13,22 @@ public enum Zoo {
 
     /// The architecture for inputs of `input` ([channels, height, width]; the references' is
     /// [1, 28, 28]) and `classes` outputs.
-    public static func make(_ name: String, seed: UInt64 = 0, input: [Int] = [1, 28, 28], classes: Int = 10) throws -> Model {
+    /// `hidden`: the MLP's hidden widths (default 256, 128); other architectures refuse it.
+    public static func make(_ name: String, seed: UInt64 = 0, input: [Int] = [1, 28, 28], classes: Int = 10, hidden: [Int]? = nil) throws -> Model {
         guard input.count == 3, input.allSatisfy({ (1...4096).contains($0) }), input[0] <= 64, (2...100_000).contains(classes) else {
             throw NetworkError("zoo: expected an input [channels ≤ 64, height, width] of positive sizes and 2…100000 classes, found \(input) and \(classes)")
         }
         if name == "cnn" && (input[1] < 8 || input[2] < 8) { throw NetworkError("zoo: the cnn pools three times and needs inputs of at least 8×8, found \(input)") }
         if name != "mlp" && (input[1] < 4 || input[2] < 4) { throw NetworkError("zoo: \(name) needs inputs of at least 4×4, found \(input)") }
+        if let hidden {
+            guard name == "mlp" else { throw NetworkError("zoo: hidden widths are for the mlp; \(name) has a fixed architecture") }
+            guard (1...16).contains(hidden.count), hidden.allSatisfy({ (1...16384).contains($0) }) else {
+                throw NetworkError("zoo: expected 1…16 hidden widths of 1…16384, found \(hidden)")
+            }
+        }
         let shape = Shape(input: input, classes: classes)
         switch name {
-        case "mlp": return try mlp(seed: seed, shape)
+        case "mlp": return try mlp(seed: seed, shape, hidden: hidden ?? [256, 128])
         case "cnn": return try cnn(seed: seed, shape)
         case "resnet20": return try resnet20(seed: seed, shape)
         case "mobilenetv2": return try mobileNetV2(seed: seed, shape)
@@ -37,12 +44,15 @@ public enum Zoo {
         var pixels: Int { input.reduce(1, *) }
     }
 
-    static func mlp(seed: UInt64, _ shape: Shape) throws -> Model {
+    static func mlp(seed: UInt64, _ shape: Shape, hidden: [Int]) throws -> Model {
         var b = GraphBuilder(seed: seed)
         var x = b.flatten(b.input)
-        x = b.relu(try b.linear(x, "fc1", in: shape.pixels, out: 256))
-        x = b.relu(try b.linear(x, "fc2", in: 256, out: 128))
-        x = try b.linear(x, "fc3", in: 128, out: shape.classes)
+        var width = shape.pixels
+        for (i, h) in hidden.enumerated() {
+            x = b.relu(try b.linear(x, "fc\(i + 1)", in: width, out: h))
+            width = h
+        }
+        x = try b.linear(x, "fc\(hidden.count + 1)", in: width, out: shape.classes)
         return try b.model(name: "mlp", output: x, inputShape: shape.input)
     }
 

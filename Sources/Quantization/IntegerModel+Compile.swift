@@ -186,9 +186,17 @@ extension IntegerModel {
                 let rowBytes = (xs.w + 2 * xs.pad) * xs.stride
                 var taps: [Int64] = []
                 for ky in 0..<kh { for kx in 0..<kw { taps.append(Int64(ky * dh * rowBytes + kx * dw * xs.stride)) } }
-                plan.steps.append(.layer(LayerStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
-                                                   groupsPerTap: xs.stride / 4, cout: d.n, weights: weights, epilogue: epilogue,
-                                                   flip: xs.signed)))
+                let step = LayerStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
+                                     groupsPerTap: xs.stride / 4, cout: d.n, weights: weights, epilogue: epilogue, flip: xs.signed)
+                if starts.count == 1 {
+                    let v = GEMV.Weights(codes: codes, n: d.n, k: k, bits: GEMV.Weights.width(of: codes))
+                    step.vector = v
+                    // Room for the widest padding (2-bit blocks of 256 codes), so the layer can
+                    // also be timed at every width (`vectorLayerMilliseconds`).
+                    plan.vectorLength = max(plan.vectorLength, (k + 255) / 256 * 256)
+                    plan.vectorOutputs = max(plan.vectorOutputs, d.n)
+                }
+                plan.steps.append(.layer(step))
             case .relu:
                 if xs.codes && !xs.signed {
                     produced = newSlot(xs, alias: x)
@@ -290,6 +298,7 @@ extension IntegerModel {
                                                                             mode: .codes, residual: residual),
                                                   flip: l.flip != 0)
                             fused.residual = other
+                            fused.vector = l.vector
                             fused.resStarts = (0..<os.h).flatMap { oy in (0..<os.w).map { os.offset(oy, $0) } }
                             plan.steps.remove(at: at)
                             plan.steps.append(.layer(fused))

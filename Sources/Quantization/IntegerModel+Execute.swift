@@ -12,7 +12,15 @@ extension IntegerModel {
         let rowsIn = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: IGEMM.tileRows)
         let rowsOut = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: IGEMM.tileRows)
         let rowsRes = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: IGEMM.tileRows)
+        /// A vector layer's gathered input and its sums.
+        let vectorIn: UnsafeMutablePointer<UInt8>, vectorOut: UnsafeMutablePointer<Int32>
+        /// Threads a vector layer's rows may spread over (more than 1 only when a single image runs).
+        var threads = 1
         init(_ plan: Plan) {
+            vectorIn = .allocate(capacity: max(plan.vectorLength, 1))
+            vectorIn.initialize(repeating: 0, count: max(plan.vectorLength, 1))
+            vectorOut = .allocate(capacity: max(plan.vectorOutputs, 1))
+            vectorOut.initialize(repeating: 0, count: max(plan.vectorOutputs, 1))
             bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: max($0.count, 1)) : nil }
             ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
             for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
@@ -22,6 +30,7 @@ extension IntegerModel {
             bytes.forEach { $0?.deallocate() }
             ints.forEach { $0?.deallocate() }
             rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
+            vectorIn.deallocate(); vectorOut.deallocate()
         }
     }
 
@@ -186,6 +195,22 @@ extension IntegerModel {
             let rs = plan.slots[r]
             residual = rs.codes ? UnsafeRawPointer(ws.bytes[rs.buffer]!) : UnsafeRawPointer(ws.ints[rs.buffer]!)
             residualBytes = rs.codes ? 1 : 4
+        }
+        if let v = l.vector {
+            // Gather the receptive field tap by tap (flipped as the tile flips it), zero to the
+            // whole blocks the kernel reads, multiply, and finish each column.
+            let run = l.groupsPerTap * 4, x = ws.vectorIn, from = input + l.starts[0]
+            for (t, tap) in l.taps.enumerated() {
+                let src = from + Int(tap), dst = x + t * run
+                if l.flip == 0 { dst.update(from: src, count: run) } else { for u in 0..<run { dst[u] = src[u] ^ 0x80 } }
+            }
+            precondition(v.paddedLength <= plan.vectorLength, "vector buffer of \(plan.vectorLength) bytes for \(v.paddedLength)")
+            (x + v.k).update(repeating: 0, count: v.paddedLength - v.k)
+            GEMV.multiply(v, padded: x, y: ws.vectorOut, threads: ws.threads)
+            let out = output + l.outStarts[0] * elementBytes
+            let res = residual.map { $0 + l.resStarts[0] * residualBytes } ?? UnsafeRawPointer(input)
+            for j in 0..<l.cout { l.epilogue.finish(ws.vectorOut[j], column: j, out: out, res: res) }
+            return
         }
         let pixels = l.starts.count
         l.weights.data.withUnsafeBufferPointer { w in

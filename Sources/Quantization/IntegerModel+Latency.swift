@@ -27,6 +27,31 @@ extension IntegerModel {
         }
         return times
     }
+
+    /// For each layer the engine runs as a matrix–vector product (one output pixel: see
+    /// `LayerStep.vector`), milliseconds per image with its weights stored at 8, 4 and 2 bits —
+    /// gather, product and epilogue as the engine runs them, random codes of each width, one
+    /// core, best of repeats lasting at least `minimumTime` seconds — by layer name and width.
+    /// Other layers are absent: their kernel multiplies every width as int8.
+    public func vectorLayerMilliseconds(minimumTime: Double = 0.02) throws -> [String: [Int: Double]] {
+        let ws = Workspace(plan)
+        var rng = RandomGenerator(seed: 13)
+        var times: [String: [Int: Double]] = [:]
+        for step in plan.steps {
+            guard case .layer(let l) = step, let v = l.vector else { continue }
+            for bits in [8, 4, 2] {
+                try Interrupt.check()
+                let span = UInt64(1 << bits), lo = -(1 << (bits - 1))
+                let codes = (0..<(v.n * v.k)).map { _ in Int8(lo + Int(rng.next() % span)) }
+                let timed = LayerStep(layer: l.layer, input: l.input, output: l.output, starts: l.starts, outStarts: l.outStarts, taps: l.taps,
+                                      groupsPerTap: l.groupsPerTap, cout: l.cout, weights: l.weights, epilogue: l.epilogue, flip: l.flip != 0)
+                timed.residual = l.residual; timed.resStarts = l.resStarts
+                timed.vector = GEMV.Weights(codes: codes, n: v.n, k: v.k, bits: bits)
+                times[folded.layers[l.layer].name, default: [:]][bits] = Stopwatch.best(budget: minimumTime) { runLayer(timed, plan, ws) } * 1000
+            }
+        }
+        return times
+    }
 }
 
 extension IntegerModel {

@@ -49,6 +49,13 @@ extension IntegerModel {
         /// A residual branch added in the epilogue: its slot and per-pixel starts (elements).
         var residual: Int? = nil
         var resStarts: [Int] = []
+        /// A layer with one output pixel (linear layers, and convolutions covering their whole
+        /// input) runs as a matrix–vector product (`GEMV`) with its weights read at the narrowest
+        /// of 8, 4 or 2 bits that holds its codes: at one pixel every weight is read once per
+        /// image, so reading fewer bytes is what buys time. Its receptive field is gathered into
+        /// the worker's vector buffer (flipped like the tile's input) and the sums go through
+        /// the same epilogue.
+        var vector: GEMV.Weights? = nil
         init(layer: Int, input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], groupsPerTap: Int, cout: Int,
              weights: IntegerWeights, epilogue: IntegerEpilogue, flip: Bool) {
             self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
@@ -94,5 +101,7 @@ extension IntegerModel {
         var output: Int = 0
         /// Per buffer: element count and whether it holds bytes.
         var buffers: [(count: Int, bytes: Bool)] = []
+        /// The largest input (padded to whole 256-code blocks) and output of the plan's vector (GEMV) layers.
+        var vectorLength = 0, vectorOutputs = 0
     }
 }

@@ -270,6 +270,7 @@ public final class IntegerModel: @unchecked Sendable {
                 let workers = min(max(1, threads), max(n, 1))
                 Parallel.run(workers: workers) { w in
                     let ws = Workspace(plan)
+                    if workers == 1 { ws.threads = max(1, threads) }
                     var image = w
                     while image < n && !Interrupt.isRequested {
                         execute(plan, ws, image: x0 + image * inner, logits: l0 + image * width)
@@ -323,6 +324,14 @@ public final class IntegerModel: @unchecked Sendable {
             progress?(end, data.count)
         }
         return Double(right) / Double(data.count)
+    }
+
+    /// The layers run as matrix–vector products (one output pixel) and the width their weights
+    /// are read at (8, 4 or 2 bits), by layer name.
+    public var vectorWidths: [String: Int] {
+        var out: [String: Int] = [:]
+        for case .layer(let l) in plan.steps { if let v = l.vector { out[folded.layers[l.layer].name] = v.bits } }
+        return out
     }
 
     /// Per output channel, the logits' step (one unit of the final accumulator).

@@ -45,19 +45,30 @@ extension Builtins {
     static let models: [Builtin] = [
         Builtin("zoo", category: "models", [.required("name", .choice(Zoo.names)), .optional("seed", .integer, .number(0)),
                                             .optional("input", .shape, .list([1, 28, 28].map { .number(Double($0)) })), .optional("classes", .integer, .number(10)),
-                                            .optional("binary", .bool, .bool(false))],
+                                            .optional("binary", .bool, .bool(false)), .optional("hidden", .list)],
                 returns: "Model",
-                summary: "A fresh model of a zoo architecture (\(Zoo.names.joined(separator: ", "))), weights drawn from the seed, for inputs of shape `input` ([channels, height, width]; the references' [1, 28, 28]) and `classes` outputs. binary: true gives the binary variant bnn() trains (\(Zoo.binaryNames.joined(separator: ", ")): XNOR-Net weights and sign activations, Bi-Real shortcuts for resnet20), under the float model's parameter names, to load a saved binary network into.",
+                summary: "A fresh model of a zoo architecture (\(Zoo.names.joined(separator: ", "))), weights drawn from the seed, for inputs of shape `input` ([channels, height, width]; the references' [1, 28, 28]) and `classes` outputs. binary: true gives the binary variant bnn() trains (\(Zoo.binaryNames.joined(separator: ", ")): XNOR-Net weights and sign activations, Bi-Real shortcuts for resnet20), under the float model's parameter names, to load a saved binary network into. hidden: the mlp's hidden widths (default [256, 128]; fc1, fc2, … then the output layer).",
                 examples: [BuiltinExample("len(zoo(\"resnet20\").layers)", "22"),
                            BuiltinExample("m = load(\"../shared/reference/fmnist_cnn.npz\", into: zoo(\"cnn\", binary: true)); len(m.layers)", "5"),
-                           BuiltinExample("zoo(\"cnn\", input: [3, 32, 32], classes: 100).layers[3].shape", "[128, 1024]")]) { args, _ in
+                           BuiltinExample("zoo(\"cnn\", input: [3, 32, 32], classes: 100).layers[3].shape", "[128, 1024]"),
+                           BuiltinExample("zoo(\"mlp\", hidden: [4096, 4096]).layers[1].shape", "[4096, 4096]")]) { args, _ in
             guard case .list(let dims) = args["input"], let input = try? dims.map({ v -> Int in
                 guard case .number(let x) = v, let d = Convert.whole(x) else { throw args.fail("input must be whole numbers") }
                 return d
             }) else { throw args.fail("input must be a List [channels, height, width]") }
             let (name, seed, classes) = (try args.string("name"), UInt64(truncatingIfNeeded: try args.int("seed")), try args.int("classes"))
-            if try args.bool("binary") { return .model(try Zoo.binary(name, seed: seed, input: input, classes: classes)) }
-            return .model(try Zoo.make(name, seed: seed, input: input, classes: classes))
+            var hidden: [Int]? = nil
+            if case .list(let widths) = args["hidden"] {
+                hidden = try widths.map { v -> Int in
+                    guard case .number(let x) = v, let d = Convert.whole(x) else { throw args.fail("hidden must be whole numbers, found \(v.typeName)") }
+                    return d
+                }
+            }
+            if try args.bool("binary") {
+                guard hidden == nil else { throw args.fail("hidden widths are for the float mlp, not a binary model") }
+                return .model(try Zoo.binary(name, seed: seed, input: input, classes: classes))
+            }
+            return .model(try Zoo.make(name, seed: seed, input: input, classes: classes, hidden: hidden))
         },
         Builtin("load", category: "models", [.required("path", .string), .optional("into", .model), .optional("model", .model)], returns: "Model",
                 summary: "A model from an ONNX file, a model saved by mpq, or (with into:) a PyTorch state dict .npz loaded into a zoo model; a packed tensor (.mpqt); a tensor (.npy, any numeric dtype, as Float32); a saved APQ predictor (.npz, from save(predictor(...), path)); or a policy saved as JSON (.json) for `model:` (the format is in README.md; errors name the layer and field). Datasets load with load_dataset.",

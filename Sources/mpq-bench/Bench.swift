@@ -19,6 +19,24 @@ struct BenchResult: Codable {
     }
 }
 
+/// What an anchor's Python helper prints, one JSON object per line (the objects that parse), and
+/// whether it exited cleanly; nil when python3 cannot be started. Its stderr is discarded.
+func pythonLines(_ arguments: [String]) -> (objects: [[String: Any]], ok: Bool)? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3"] + arguments
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let objects = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    return (objects, p.terminationStatus == 0)
+}
+
 /// Best time of `body` (see `Stopwatch.best`).
 func bestTime(budget: Double = 0.3, _ body: () -> Void) -> Double { Stopwatch.best(budget: budget, body) }
 

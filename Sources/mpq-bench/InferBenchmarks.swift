@@ -14,20 +14,11 @@ struct InferBenchmarks {
     var referenceDirectory: String
 
     func ortRates(_ paths: [String], threads: Int, batch: Int) -> [String: Double] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "scripts/ort-throughput.py", "--threads", "\(threads)", "--batch", "\(batch)",
-                       "--budget", quick ? "0.3" : "1.0"] + paths
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return [:] }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        guard let lines = pythonLines(["scripts/ort-throughput.py", "--threads", "\(threads)", "--batch", "\(batch)",
+                                       "--budget", quick ? "0.3" : "1.0"] + paths) else { return [:] }
         var out: [String: Double] = [:]
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let model = obj["model"] as? String, let rate = obj["images_per_second"] as? Double else { continue }
+        for obj in lines.objects {
+            guard let model = obj["model"] as? String, let rate = obj["images_per_second"] as? Double else { continue }
             out[model] = rate
         }
         return out
@@ -35,6 +26,7 @@ struct InferBenchmarks {
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         resnet50(wanted: wanted, emit: emit)
+        wideLinear(wanted: wanted, emit: emit)
         let batch = 256
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
@@ -56,6 +48,39 @@ struct InferBenchmarks {
             }
         }
         integer(x, wanted: wanted, emit: emit)
+    }
+
+    /// Bits that buy time: the integer engine on an MLP 784-4096-4096-4096-10 at batch 1, its
+    /// weights at 8, 4 and 2 bits (activations 8; the linear layers run as matrix–vector products
+    /// on weights stored at those widths, so every weight is read once per image), beside the
+    /// same engine at W8A8 (the anchor: what fewer bits buy). Speed does not depend on the
+    /// weights' values: the model is the zoo's, seeded.
+    func wideLinear(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let configs = [(8, "w8a8"), (4, "w4a8"), (2, "w2a8")]
+        guard configs.contains(where: { c in [1, 2].contains { wanted("infer.mlp4096.\(c.1).b1.t\($0)") } }) else { return }
+        var rng = RandomGenerator(seed: 0)
+        guard let model = try? Zoo.make("mlp", hidden: [4096, 4096, 4096]),
+              let calibration = try? Tensor.random([16, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng),
+              let x = try? calibration.slice(0..<1) else { return }
+        let engines = configs.compactMap { bits, tag -> (String, IntegerModel)? in
+            guard let policy = try? Policy.uniform(model, bits: bits, activationBits: 8),
+                  let engine = try? IntegerModel(model: model, policy: policy, calibration: calibration) else { return nil }
+            return (tag, engine)
+        }
+        for threads in [1, 2] {
+            guard let base = engines.first(where: { $0.0 == "w8a8" }) else { return }
+            let saved = Parallel.defaultThreads
+            Parallel.defaultThreads = threads
+            let baseRate = 1 / bestTime(budget: budget) { _ = try? base.1.run(x, threads: threads) }
+            Parallel.defaultThreads = saved
+            for (tag, engine) in engines where wanted("infer.mlp4096.\(tag).b1.t\(threads)") {
+                let r = result("infer.mlp4096.\(tag).b1.t\(threads)", threads: threads, batch: 1, anchor: "mpq-w8a8", baseRate) {
+                    _ = try? engine.run(x, threads: threads)
+                }
+                emit(BenchResult(r.bench, ours: r.ours, anchor: "mpq-w8a8", anchorValue: baseRate, unit: "img/s",
+                                 note: "batch 1; anchor: this engine with 8-bit weights (bits that buy time)"))
+            }
+        }
     }
 
     /// ResNet-50 (the ONNX package's light model zoo copy: the real graph, 224×224, weights

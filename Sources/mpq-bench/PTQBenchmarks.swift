@@ -20,19 +20,10 @@ struct PTQBenchmarks {
                                                                       ("cnn", 4, 49_096), ("cnn", 3, 36_822)]
 
     func mct(model: String, bytes: Double) -> (accuracy: Double, seconds: Double, bytes: Double)? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "scripts/mct-ptq.py", "--model", model, "--weights", "\(referenceDirectory)/fmnist_\(model).npz", "--bytes", "\(Int(bytes))"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        guard let out = pythonLines(["scripts/mct-ptq.py", "--model", model, "--weights", "\(referenceDirectory)/fmnist_\(model).npz", "--bytes", "\(Int(bytes))"]) else { return nil }
         // MCT's solver prints to stdout too: the result is the last JSON line.
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n").reversed() {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let a = obj["accuracy"] as? Double, let s = obj["seconds"] as? Double, let b = obj["bytes"] as? Double else { continue }
+        for obj in out.objects.reversed() {
+            guard let a = obj["accuracy"] as? Double, let s = obj["seconds"] as? Double, let b = obj["bytes"] as? Double else { continue }
             return (a, s, b)
         }
         return nil

@@ -86,10 +86,13 @@ import Tensors
     }
 }
 
-/// The measured latency table: every layer timed as the engine runs it, the same at every
-/// width from 2 to 8 bits (the engine multiplies them as int8), bigger layers slower, and the
-/// cache returns the same table without measuring again.
+/// The measured latency table: every layer timed as the engine runs it, bigger layers slower,
+/// and the cache returns the same table without measuring again. Convolutions cost the same at
+/// every width from 2 to 8 bits (the engine multiplies them as int8); linear layers (one output
+/// pixel, a matrix–vector product on weights stored at 8, 4 or 2 bits) are timed at each storage
+/// width, 3 bits sharing the 4-bit entry.
 @Test func latencyTableIsMeasuredAndCached() throws {
+    var rngForLatency = RandomGenerator(seed: 3)
     let mlp = try Zoo.make("mlp")
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-latency-\(getpid())").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -97,7 +100,18 @@ import Tensors
     #expect(measured)
     for layer in mlp.layers { #expect(first.milliseconds[layer.name]!.values.allSatisfy { $0 > 0 }) }
     #expect(first.milliseconds["fc1"]![8]! > first.milliseconds["fc3"]![8]!)
-    #expect(mlp.layers.allSatisfy { first.milliseconds[$0.name]![4] == first.milliseconds[$0.name]![8] })
+    let cnnModel = try Zoo.make("cnn")
+    let cnn = try LatencyTable.measure(cnnModel, bits: [2, 3, 4, 5, 8])
+    for conv in ["conv1", "conv2", "conv3"] { #expect(Set(cnn.milliseconds[conv]!.values).count == 1, "\(conv)") }
+    for fc in ["fc1", "fc2"] {
+        let t = cnn.milliseconds[fc]!
+        #expect(t[3] == t[4] && t[5] == t[8] && t.values.allSatisfy { $0 > 0 }, "\(fc): \(t)")
+    }
+    // The linear layers' own timings at each storage width; the convolutions have none.
+    let engine = try IntegerModel(model: cnnModel, policy: try Policy.uniform(cnnModel, bits: 8, activationBits: 8),
+                                  calibration: try Tensor.random([4] + cnnModel.inputShape, .normal(mean: 0, std: 1), using: &rngForLatency))
+    let vector = try engine.vectorLayerMilliseconds()
+    #expect(Set(vector.keys) == ["fc1", "fc2"] && vector.values.allSatisfy { Set($0.keys) == [2, 4, 8] })
     let (again, measuredAgain) = try LatencyTable.cached(mlp, bits: [4, 8], directory: dir)
     #expect(!measuredAgain)
     #expect(again == first)

@@ -214,3 +214,29 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
                          calibration: try FashionMNIST.calibration().images)
     }
 }
+
+/// Layers with one output pixel run as matrix–vector products reading their weights at the
+/// narrowest of 8, 4 and 2 bits that holds the codes (the MLP at 2/3/8 bits: 2, 4, 8; its fc1
+/// reads the image's signed codes, flipped as the tile flips them). The logits equal HAWQ-V3's
+/// simulation on every image, for a batch (images over the workers) and for single images
+/// (the product's rows over two threads).
+@Test func oneImageLayersRunAsMatrixVectorProducts() throws {
+    let model = try Zoo.make("mlp")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_mlp.npz")
+    let policy = try Policy(model: model, weightBits: [2, 3, 8], activationBits: [8, 8, 8])
+    let engine = try IntegerModel(model: model, policy: policy, calibration: try FashionMNIST.calibration().images)
+    #expect(engine.vectorWidths == ["fc1": 2, "fc2": 4, "fc3": 8])
+    let x = try engineTestSet.images.slice(0..<300)
+    let simulated = try engine.dyadicSimulation.run(x).output
+    #expect(agreement(try engine.run(x, threads: 2), simulated, steps: engine.outputSteps).withinStep == 300)
+    for i in 0..<20 {
+        let one = try engine.run(try x.slice(i..<(i + 1)), threads: 2)
+        #expect(one.scalars == Array(simulated.scalars[(i * 10)..<((i + 1) * 10)]), "image \(i)")
+    }
+    // The CNN's linear layers read a flattened 3×3×64 map: gathered tap by tap.
+    let cnn = try Zoo.make("cnn")
+    try cnn.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let e = try IntegerModel(model: cnn, policy: try Policy.uniform(cnn, bits: 4, activationBits: 8), calibration: try FashionMNIST.calibration().images)
+    #expect(e.vectorWidths == ["fc1": 4, "fc2": 4])
+    #expect(agreement(try e.run(x), try e.dyadicSimulation.run(x).output, steps: e.outputSteps).withinStep == 300)
+}
