@@ -38,6 +38,7 @@ let package = Package(
         // C libraries, wrapped once.
         .systemLibrary(name: "CEdit", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         // CommonMark for the notebooks' Markdown cells in HTML.
         .systemLibrary(name: "CCmark", pkgConfig: "libcmark", providers: [.apt(["libcmark-dev"])]),
         // Linked only into the benchmark, as the anchor our GEMM is measured against.
@@ -48,7 +49,7 @@ let package = Package(
         // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Worker threads, Ctrl-C and timing, shared by every layer above.
-        .target(name: "Runtime", swiftSettings: hotSwift),
+        .target(name: "Runtime", dependencies: ["CMalloc"], swiftSettings: hotSwift),
         .target(name: "Kernels", dependencies: ["CKernels", "Runtime"], swiftSettings: kernelSwift),
         .target(name: "Tensors", dependencies: ["Runtime", "Kernels", "CZlib"], swiftSettings: hotSwift),
         .target(name: "Network",

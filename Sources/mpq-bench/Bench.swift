@@ -59,6 +59,7 @@ struct MPQBench: ParsableCommand {
     var reference = "../shared/reference"
 
     func run() throws {
+        Memory.keepFreedMemory()
         let prefixes = filter.split(separator: ",").map(String.init)
         let wanted: (String) -> Bool = { name in prefixes.isEmpty || prefixes.contains { name.hasPrefix($0) } }
         if !json {

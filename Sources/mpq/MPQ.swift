@@ -42,6 +42,7 @@ extension MPQ {
     /// command on a thread with a large stack, so deeply nested values and long chains end in the
     /// language's own limits rather than in the main thread's 8 MiB. Errors exit 70, or 74 for I/O.
     static func main() {
+        Memory.keepFreedMemory()
         // MPQ_THREADS caps the kernels' threads (a launcher running one mpq per core sets 1).
         if let t = ProcessInfo.processInfo.environment["MPQ_THREADS"].flatMap({ Int($0) }) { Parallel.defaultThreads = t }
         let command: ParsableCommand
