@@ -67,12 +67,52 @@ public final class IntegerEpilogue: @unchecked Sendable {
         case .sums: kind = 1
         case let .codes(signed, m, s): kind = signed ? 3 : 2; rm = m; rs = max(s, 1)
         }
+        let eights = (bias.count + 7) / 8 * 8
+        func lane(_ f: (Int) -> Int64) -> [Int64] { (0..<eights).map { $0 < bias.count ? f($0) : 0 } }
+        lanes = (lane { Int64(bias[$0]) }, lane { Int64(multiplier[$0]) }, lane { Int64(max(shift[$0], 1)) },
+                 lane { Int64(1) << Int64(max(shift[$0], 1) - 1) })
         raw = .allocate(capacity: 1)
         raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs))
     }
 
     deinit { storage.deallocate(); raw.deallocate() }
+
+    /// Per column, padded to whole blocks of 8 for `finishCodes`: bias, multiplier, shift and
+    /// the rounding term 2^(shift−1), as Int64 lanes (made once in `init`: engines run images
+    /// on several threads).
+    private let lanes: (bias: [Int64], multiplier: [Int64], shift: [Int64], round: [Int64])
+
+    /// Whether `finishCodes` applies: requantization to codes with no residual branch.
+    public var finishesCodesInLanes: Bool { mode == .codes && residual == .none }
+
+    /// Columns 0..<count of one pixel's sums to codes, eight lanes at a time — what `finish`
+    /// does column by column for `.codes` without a residual (the caller checks
+    /// `finishesCodesInLanes`). `sums` must hold `count` rounded up to 8 entries; `out` gets
+    /// `count` bytes.
+    @inline(__always)
+    public func finishCodes(_ sums: UnsafePointer<Int32>, count: Int, out: UnsafeMutablePointer<UInt8>) {
+        let l = lanes
+        let (lo, hi) = (SIMD8<Int64>(repeating: Int64(self.lo)), SIMD8<Int64>(repeating: Int64(self.hi)))
+        l.bias.withUnsafeBufferPointer { b in l.multiplier.withUnsafeBufferPointer { m in
+            l.shift.withUnsafeBufferPointer { sh in l.round.withUnsafeBufferPointer { r in
+                var c = 0
+                while c < count {
+                    func load(_ p: UnsafeBufferPointer<Int64>) -> SIMD8<Int64> { UnsafeRawPointer(p.baseAddress! + c).loadUnaligned(as: SIMD8<Int64>.self) }
+                    let y = SIMD8<Int64>(truncatingIfNeeded: UnsafeRawPointer(sums + c).loadUnaligned(as: SIMD8<Int32>.self)) &+ load(b)
+                    // (Int32 sum + bias) wraps as Int32 does in `finish`.
+                    let wrapped = SIMD8<Int64>(truncatingIfNeeded: SIMD8<Int32>(truncatingIfNeeded: y))
+                    var q = (wrapped &* load(m) &+ load(r)) &>> load(sh)
+                    q = q.clamped(lowerBound: lo, upperBound: hi)
+                    let bytes = SIMD8<UInt8>(truncatingIfNeeded: q)
+                    if c + 8 <= count { UnsafeMutableRawPointer(out + c).storeBytes(of: bytes, as: SIMD8<UInt8>.self) } else {
+                        for j in 0..<(count - c) { out[c + j] = bytes[j] }
+                    }
+                    c += 8
+                }
+            } }
+        } }
+    }
 
     /// Column c's sum s through the epilogue in plain integer arithmetic — bias, then stored
     /// raw, or requantized, the residual added, clamped and stored — into the row at `out`

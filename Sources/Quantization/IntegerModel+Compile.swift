@@ -44,21 +44,65 @@ extension IntegerModel {
             if p.binary { return Slot(c: c, h: h, w: w, codes: true, signed: true, scales: [p.scale], stride: (c + 63) / 64 * 8, buffer: 0, binary: true) }
             return Slot(c: c, h: h, w: w, codes: true, signed: p.qmin < 0, scales: [p.scale], stride: (c + 3) / 4 * 4, buffer: 0, pad: pad)
         }
-        // Where a layer's output is quantized, if only ReLU, max pooling, flattening or identity
-        // lie between them: the point, and whether a ReLU does.
-        func fusedPoint(after value: String) -> (Point, relu: Bool)? {
-            var v = value, relu = false
+        // Where a layer's output is quantized, if only ReLU, ReLU6-style clips, max pooling,
+        // flattening or identity lie between them: the point, whether a ReLU (or clip) does, and
+        // the clip's top as a code (the point's qmax when there is none).
+        func fusedPoint(after value: String) -> (Point, relu: Bool, hi: Int32)? {
+            var v = value, relu = false, top: Float? = nil
             while quantizeAt[v] == nil {
                 guard v != folded.output, let readers = consumers[v], readers.count == 1 else { return nil }
                 switch nodes[readers[0]].op {
                 case .relu: relu = true
+                case .clip(let lo, let hi) where lo == 0: relu = true; top = min(top ?? hi, hi)
                 case .maxPool, .flatten, .reshape, .identity: break
                 default: return nil
                 }
                 v = nodes[readers[0]].outputs[0]
             }
             // Binary codes are signs, which the requantizing epilogue does not produce.
-            return quantizeAt[v]!.binary ? nil : (quantizeAt[v]!, relu)
+            let p = quantizeAt[v]!
+            return p.binary ? nil : (p, relu, top.map { Self.clipCode($0, p) } ?? p.qmax)
+        }
+        var producer: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() { for o in node.outputs { producer[o] = i } }
+        /// Whether the clip node `clip` lies between a layer and the point its epilogue
+        /// requantizes to (fusedPoint), so the layer clamped its codes at the clip's top.
+        func clippedInEpilogue(_ clip: Int) -> Bool {
+            var v = nodes[clip].inputs[0]
+            while let i = producer[v] {
+                switch nodes[i].op {
+                case .conv, .gemm:
+                    guard fusedPoint(after: v) != nil else { return false }
+                    // Walk the fused path forward: the clip must come before the point.
+                    var u = v
+                    while quantizeAt[u] == nil, let readers = consumers[u], readers.count == 1 {
+                        if readers[0] == clip { return true }
+                        u = nodes[readers[0]].outputs[0]
+                    }
+                    return false
+                case .relu, .clip, .maxPool, .flatten, .reshape, .identity: v = nodes[i].inputs[0]
+                default: return false
+                }
+            }
+            return false
+        }
+        // How a layer's sums leave it: requantized to codes where its output is quantized (ReLU
+        // and clip fused), scaled to the add it feeds, or as raw sums at scale `sums`.
+        func finishing(bias: [Int32], sums: [Double], n: Int, oh: Int, ow: Int, out: String) throws -> (IntegerEpilogue, Slot) {
+            if let (p, relu, hi) = fusedPoint(after: out) {
+                let dy = try dyadics(sums, to: p.scale)
+                let lo = relu ? max(p.qmin, 0) : p.qmin
+                return (IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) }, lo: lo, hi: hi, mode: .codes),
+                        codesSlot(c: n, h: oh, w: ow, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
+            }
+            if let t = feedsAdd(out) {
+                let dy = try dyadics(sums, to: t.scale)
+                return (IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
+                                        lo: Int32.min, hi: Int32.max, mode: .scaledSums),
+                        Slot(c: n, h: oh, w: ow, codes: false, signed: true, scales: [t.scale], stride: n, buffer: 0))
+            }
+            return (IntegerEpilogue(bias: bias, multiplier: bias.map { _ in 0 }, shift: bias.map { _ in 1 }, lo: 0, hi: 0, mode: .sums),
+                    Slot(c: n, h: oh, w: ow, codes: false, signed: true, scales: sums, stride: n, buffer: 0))
         }
         // The add a value feeds (its only reader), and that add's target point.
         func feedsAdd(_ value: String) -> Point? {
@@ -94,6 +138,43 @@ extension IntegerModel {
                 let d = layers[l]
                 let isConv: Bool = { if case .conv = node.op { return true }; return false }()
                 var (kh, kw, sh, sw, dh, dw, pt, pl, pb, pr) = (xs.h, xs.w, 1, 1, 1, 1, 0, 0, 0, 0)
+                if case .conv(let a) = node.op, a.groups > 1 {
+                    guard !xs.binary, xs.c == a.groups else {
+                        throw QuantizationError("integer engine: depthwise conv '\(node.name)' expects \(a.groups) channels of byte codes, found \(xs.c)\(xs.binary ? " binary" : "")")
+                    }
+                    let ws = folded.layers[l].weightShape
+                    let (kh, kw) = (ws[2], ws[3])
+                    let oh = (xs.h + a.pads[0] + a.pads[2] - a.dilations[0] * (kh - 1) - 1) / a.strides[0] + 1
+                    let ow = (xs.w + a.pads[1] + a.pads[3] - a.dilations[1] * (kw - 1) - 1) / a.strides[1] + 1
+                    let ldw = (d.n + 15) / 16 * 16
+                    var weights = [Int32](repeating: 0, count: kh * kw * ldw)
+                    for ch in 0..<d.n { for t in 0..<(kh * kw) { weights[t * ldw + ch] = Int32(d.codes[ch * kh * kw + t]) } }
+                    let sIn = xs.scales[0]
+                    let (epilogue, slot) = try finishing(bias: integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n),
+                                                         sums: d.scales.map { $0 * sIn }, n: d.n, oh: oh, ow: ow, out: out)
+                    produced = newSlot(slot)
+                    let os = plan.slots[produced]
+                    var starts: [Int] = [], outStarts: [Int] = []
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            starts.append(xs.offset(oy * a.strides[0] - a.pads[0], ox * a.strides[1] - a.pads[1]))
+                            outStarts.append(os.offset(oy, ox))
+                        }
+                    }
+                    let rowBytes = (xs.w + 2 * xs.pad) * xs.stride
+                    var taps: [Int] = []
+                    for ky in 0..<kh { for kx in 0..<kw { taps.append(ky * a.dilations[0] * rowBytes + kx * a.dilations[1] * xs.stride) } }
+                    plan.depthwiseChannels = max(plan.depthwiseChannels, ldw)
+                    plan.steps.append(.depthwise(DepthwiseStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
+                                                               weights: weights, ldw: ldw, channels: d.n, signed: xs.signed, epilogue: epilogue)))
+                    if let p = quantizeAt[out], !os.codes {
+                        let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
+                        plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(os.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                        produced = q
+                    }
+                    slotOf[out] = produced
+                    continue
+                }
                 if case .conv(let a) = node.op {
                     let ws = folded.layers[l].weightShape
                     guard ws[1] == xs.c else { throw QuantizationError("integer engine: conv '\(node.name)' expects \(ws[1]) channels, found \(xs.c)") }
@@ -158,22 +239,7 @@ extension IntegerModel {
                 let sums = d.scales.map { $0 * sIn }
                 var bias = integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n)
                 if xs.signed { for j in 0..<d.n { bias[j] &-= 128 &* weights.columnSums[j] } }
-                let epilogue: IntegerEpilogue
-                let slot: Slot
-                if let (p, relu) = fusedPoint(after: out) {
-                    let dy = try dyadics(sums, to: p.scale)
-                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
-                                               lo: relu ? max(p.qmin, 0) : p.qmin, hi: p.qmax, mode: .codes)
-                    slot = codesSlot(c: d.n, h: oh, w: ow, point: Point(scale: p.scale, qmin: relu ? max(p.qmin, 0) : p.qmin, qmax: p.qmax))
-                } else if let t = feedsAdd(out) {
-                    let dy = try dyadics(sums, to: t.scale)
-                    epilogue = IntegerEpilogue(bias: bias, multiplier: dy.map { Int32($0.multiplier) }, shift: dy.map { Int32($0.shift) },
-                                               lo: Int32.min, hi: Int32.max, mode: .scaledSums)
-                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: [t.scale], stride: d.n, buffer: 0)
-                } else {
-                    epilogue = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in 0 }, shift: bias.map { _ in 1 }, lo: 0, hi: 0, mode: .sums)
-                    slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: sums, stride: d.n, buffer: 0)
-                }
+                let (epilogue, slot) = try finishing(bias: bias, sums: sums, n: d.n, oh: oh, ow: ow, out: out)
                 produced = newSlot(slot)
                 let os = plan.slots[produced]
                 var starts: [Int] = [], outStarts: [Int] = []
@@ -206,6 +272,12 @@ extension IntegerModel {
                     produced = newSlot(s)
                     plan.steps.append(.relu(from: x, to: produced))
                 }
+            case .clip(let lo, _) where lo == 0 && xs.codes && !xs.signed && clippedInEpilogue(i):
+                // The layer before clamped its codes at the clip's top in its epilogue
+                // (fusedPoint): they are already clipped.
+                produced = newSlot(xs, alias: x)
+            case .clip:
+                throw QuantizationError("integer engine: node '\(node.name)' (Clip) runs only as a ReLU6-style clip (min 0) right after a layer whose output it clips before it is quantized")
             case .identity:
                 produced = newSlot(xs, alias: x)
             case .flatten, .reshape:
@@ -270,10 +342,16 @@ extension IntegerModel {
                     s.scales.count == 1 && s.scales[0] == t.scale && !s.codes ? nil : try dyadics(s.scales, to: t.scale)
                 }
                 let (da, db) = (try toTarget(xs), try toTarget(ys))
-                // A ReLU reading only the add, its output quantized at the add's target: fused.
+                // The add's output quantized at its target — through a ReLU that alone reads it, or
+                // at once — is fused: the sum is clamped to codes where it is made.
+                var fusion: (p: Point, lo: Int32, relu: Int?)? = nil
                 if let readers = consumers[out], readers.count == 1, case .relu = nodes[readers[0]].op,
                    let p = quantizeAt[nodes[readers[0]].outputs[0]], p.scale == t.scale {
-                    let lo = max(p.qmin, 0)
+                    fusion = (p, max(p.qmin, 0), readers[0])
+                } else if let p = quantizeAt[out], p.scale == t.scale, !p.binary {
+                    fusion = (p, p.qmin, nil)
+                }
+                if let (p, lo, relu) = fusion {
                     produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
                     // A branch a layer scaled in its epilogue takes the other branch, the ReLU and
                     // the clamp there too (the layer moves here, after both branches exist).
@@ -303,17 +381,14 @@ extension IntegerModel {
                             plan.steps.remove(at: at)
                             plan.steps.append(.layer(fused))
                             slotOf[out] = produced
-                            slotOf[nodes[readers[0]].outputs[0]] = produced
-                            skip.insert(readers[0])
+                            if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
                             continue
                         }
                     }
                     plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: (lo, p.qmax)))
-
                     slotOf[out] = produced
                     // The ReLU and its quantization are done.
-                    slotOf[nodes[readers[0]].outputs[0]] = produced
-                    skip.insert(readers[0])
+                    if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
                     continue
                 }
                 produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))

@@ -16,21 +16,28 @@ extension IntegerModel {
         let vectorIn: UnsafeMutablePointer<UInt8>, vectorOut: UnsafeMutablePointer<Int32>
         /// Threads a vector layer's rows may spread over (more than 1 only when a single image runs).
         var threads = 1
+        /// A depthwise layer's sums for one pixel.
+        let depthwiseSums: UnsafeMutablePointer<Int32>
+        /// Bytes past each code buffer's end that wide loads (the depthwise kernel's 16-byte
+        /// loads past a pixel's last channel) may read.
+        static let slack = 64
         init(_ plan: Plan) {
+            depthwiseSums = .allocate(capacity: max(plan.depthwiseChannels, 16))
+            depthwiseSums.initialize(repeating: 0, count: max(plan.depthwiseChannels, 16))
             vectorIn = .allocate(capacity: max(plan.vectorLength, 1))
             vectorIn.initialize(repeating: 0, count: max(plan.vectorLength, 1))
             vectorOut = .allocate(capacity: max(plan.vectorOutputs, 1))
             vectorOut.initialize(repeating: 0, count: max(plan.vectorOutputs, 1))
-            bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: max($0.count, 1)) : nil }
+            bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: $0.count + Self.slack) : nil }
             ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
-            for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
+            for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: info.count + Self.slack) }
             for (b, info) in zip(ints, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
         }
         deinit {
             bytes.forEach { $0?.deallocate() }
             ints.forEach { $0?.deallocate() }
             rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
-            vectorIn.deallocate(); vectorOut.deallocate()
+            vectorIn.deallocate(); vectorOut.deallocate(); depthwiseSums.deallocate()
         }
     }
 
@@ -66,6 +73,8 @@ extension IntegerModel {
                 runLayer(l, plan, ws)
             case .xnor(let l):
                 runXnor(l, plan, ws)
+            case .depthwise(let l):
+                runDepthwise(l, plan, ws)
             case let .relu(from, to):
                 let (s, t) = (plan.slots[from], plan.slots[to])
                 for y in 0..<s.h {
@@ -309,6 +318,27 @@ extension IntegerModel {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// A depthwise layer on one image: each output pixel's channel sums, then the epilogue.
+    func runDepthwise(_ l: DepthwiseStep, _ plan: Plan, _ ws: Workspace) {
+        let input = UnsafePointer(ws.bytes[plan.slots[l.input].buffer]!)
+        let outSlot = plan.slots[l.output]
+        let output = outSlot.codes ? UnsafeMutableRawPointer(ws.bytes[outSlot.buffer]!) : UnsafeMutableRawPointer(ws.ints[outSlot.buffer]!)
+        let elementBytes = outSlot.codes ? 1 : 4
+        let sums = ws.depthwiseSums
+        let lanes = l.epilogue.finishesCodesInLanes
+        l.weights.withUnsafeBufferPointer { w in
+            l.taps.withUnsafeBufferPointer { taps in
+                for p in 0..<l.starts.count {
+                    DepthwiseConv.pixel(input + l.starts[p], signed: l.signed, taps: taps.baseAddress!, ntaps: taps.count,
+                                        weights: w.baseAddress!, ldw: l.ldw, channels: l.channels, sums: sums)
+                    let out = output + l.outStarts[p] * elementBytes
+                    if lanes { l.epilogue.finishCodes(sums, count: l.channels, out: out.assumingMemoryBound(to: UInt8.self)); continue }
+                    for c in 0..<l.channels { l.epilogue.finish(sums[c], column: c, out: out, res: UnsafeRawPointer(input)) }
                 }
             }
         }

@@ -22,6 +22,7 @@ extension IntegerModel {
             switch step {
             case .layer(let l): times[folded.layers[l.layer].name] = Stopwatch.best(budget: minimumTime) { runLayer(l, plan, ws) } * 1000
             case .xnor(let l): times[folded.layers[l.layer].name] = Stopwatch.best(budget: minimumTime) { runXnor(l, plan, ws) } * 1000
+            case .depthwise(let l): times[folded.layers[l.layer].name] = Stopwatch.best(budget: minimumTime) { runDepthwise(l, plan, ws) } * 1000
             default: continue
             }
         }

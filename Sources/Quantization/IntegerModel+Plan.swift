@@ -78,10 +78,30 @@ extension IntegerModel {
         }
     }
 
+    /// A depthwise convolution (groups = channels, one filter per channel) over byte codes
+    /// read in place (`DepthwiseConv`): per output pixel the channels' sums, then each channel
+    /// through the epilogue.
+    final class DepthwiseStep {
+        let layer: Int, input: Int, output: Int
+        /// Per output pixel: where its receptive field starts in the input (bytes) and where its
+        /// outputs go (elements); the taps' byte offsets.
+        let starts: [Int], outStarts: [Int], taps: [Int]
+        /// Tap t's weights for channel c at t·ldw + c (ldw: channels rounded up to 16).
+        let weights: [Int32], ldw: Int, channels: Int
+        let signed: Bool
+        let epilogue: IntegerEpilogue
+        init(layer: Int, input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int], weights: [Int32], ldw: Int, channels: Int,
+             signed: Bool, epilogue: IntegerEpilogue) {
+            self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
+            self.weights = weights; self.ldw = ldw; self.channels = channels; self.signed = signed; self.epilogue = epilogue
+        }
+    }
+
     enum Step {
         case input(to: Int, point: Point)
         case layer(LayerStep)
         case xnor(XnorStep)
+        case depthwise(DepthwiseStep)
         case relu(from: Int, to: Int)
         /// Sums to codes: per-channel dyadic, clamp; or, binary, the sign.
         case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32, binary: Bool)
@@ -103,5 +123,7 @@ extension IntegerModel {
         var buffers: [(count: Int, bytes: Bool)] = []
         /// The largest input (padded to whole 256-code blocks) and output of the plan's vector (GEMV) layers.
         var vectorLength = 0, vectorOutputs = 0
+        /// The widest depthwise layer's channels, rounded up to 16 (its sums buffer).
+        var depthwiseChannels = 0
     }
 }

@@ -80,10 +80,15 @@ extension IntegerModel {
             simNodes.append(Node(name: name, op: .requantize(r), inputs: [v], outputs: ["\(v)@\(name)"]))
             return "\(v)@\(name)"
         }
-        func toCodes(_ from: [Double], _ p: Point) throws -> Requantization {
+        /// A ReLU6-style clip's top still to apply to a value (in real units): the clip runs as a
+        /// ReLU on the integers and its top as the clamp of the next requantization, as the
+        /// engine's epilogue does.
+        var pendingClip: [String: Float] = [:]
+        func toCodes(_ from: [Double], _ p: Point, clip: Float? = nil) throws -> Requantization {
             if p.binary { return Requantization(.sign) }
             let d = try dyadics(from, to: p.scale)
-            return Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift)), lo: Int64(p.qmin), hi: Int64(p.qmax))
+            let hi = clip.map { Self.clipCode($0, p) } ?? p.qmax
+            return Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift)), lo: Int64(p.qmin), hi: Int64(hi))
         }
         let p0 = quantizeAt[folded.input]!
         rename[folded.input] = requantize("input/q", folded.input, p0.binary ? Requantization(.sign)
@@ -128,15 +133,24 @@ extension IntegerModel {
                 scales[out] = [t.scale]
             case .globalAveragePool:
                 scales[out] = x
+            case .clip(let lo, let hi):
+                guard lo == 0 else { throw QuantizationError("integer simulation: node '\(node.name)' clips below at \(lo); only [0, max] clips run") }
+                node.op = .relu
+                pendingClip[out] = min(hi, pendingClip[node.inputs[0]] ?? hi)
+                scales[out] = x
             case .flatten, .reshape:
+                pendingClip[out] = pendingClip[node.inputs[0]]
                 // Requantizing commutes with flattening; per-channel sums are requantized first.
                 if x.count > 1, let p = quantizeAt[out] {
-                    converted[0] = requantize("\(node.name)/q", node.inputs[0], try toCodes(x, p))
+                    converted[0] = requantize("\(node.name)/q", node.inputs[0], try toCodes(x, p, clip: pendingClip[out]))
                     quantized = true
                     scales[out] = [p.scale]
                 } else {
                     scales[out] = x
                 }
+            case .relu, .maxPool, .identity:
+                pendingClip[out] = pendingClip[node.inputs[0]]
+                scales[out] = x
             default:
                 scales[out] = x
             }
@@ -146,7 +160,7 @@ extension IntegerModel {
                 rename[out] = requantize("\(node.name)/round", out, Requantization(.divide(scale: 1, rounding: .halfToEven), lo: Int64(p.qmin), hi: Int64(p.qmax)))
             }
             if let p = quantizeAt[out], !quantized {
-                rename[out] = requantize("\(node.name)/q", out, try toCodes(scales[out]!, p))
+                rename[out] = requantize("\(node.name)/q", out, try toCodes(scales[out]!, p, clip: pendingClip[out]))
                 scales[out] = [p.scale]
             }
         }

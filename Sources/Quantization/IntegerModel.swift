@@ -101,16 +101,21 @@ public final class IntegerModel: @unchecked Sendable {
         let model = baked
         let folded = try model.layers.contains { $0.kind == .conv } ? model.foldingBatchNorm() : model.copy()
         let foldFactors = try learned.map { _ in try model.batchNormFoldFactors() }
-        for node in folded.nodes {
+        for (index, node) in folded.nodes.enumerated() {
             switch node.op {
             case .conv(let a) where a.groups != 1:
-                throw QuantizationError("integer engine: node '\(node.name)' is a grouped convolution (groups \(a.groups)), which the engine does not run yet")
+                // Depthwise (one filter per channel, as many outputs as inputs) runs; other groupings do not.
+                guard let shape = folded.layers.first(where: { $0.node == index })?.weightShape, shape[1] == 1, shape[0] == a.groups else {
+                    throw QuantizationError("integer engine: node '\(node.name)' is a grouped convolution (groups \(a.groups)) that is not depthwise; the engine runs depthwise and ordinary convolutions")
+                }
+            case .clip(let lo, let hi) where !(lo == 0 && hi > 0):
+                throw QuantizationError("integer engine: node '\(node.name)' clips to [\(lo), \(hi)]; the engine runs ReLU6-style clips [0, max] after a layer")
             case .binarize(let scale) where !(scale > 0 && scale.isFinite):
                 throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
-            case .conv, .gemm, .relu, .maxPool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
+            case .conv, .gemm, .relu, .clip, .maxPool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv, Gemm, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
             }
         }
         self.folded = folded
@@ -216,9 +221,10 @@ public final class IntegerModel: @unchecked Sendable {
                 if addTargets[i]!.binary {
                     throw QuantizationError("integer engine: a binary layer reads the output of residual add '\(node.name)'; the engine requantizes residual adds to 2…16-bit codes only")
                 }
-                if !reluOnly {
-                    // Its sum stays Int32 (no ReLU turns it into codes at once): carried at 1/256
-                    // of the step, so what reads it — a sign, above all — sees it finely.
+                if !reluOnly && (out == folded.output || readers.isEmpty || readers.contains { if case .binarize = nodes[$0].op { return true }; return false }) {
+                    // A sum a sign reads (Bi-Real's shortcuts) stays Int32, carried at 1/256 of the
+                    // step, so the sign sees it finely. Elsewhere the sum is at its readers' step
+                    // (MobileNetV2's shortcuts: quantized at once, which the add then does itself).
                     addTargets[i]!.scale /= 256
                 }
                 isCodes[out] = false
@@ -324,6 +330,12 @@ public final class IntegerModel: @unchecked Sendable {
             progress?(end, data.count)
         }
         return Double(right) / Double(data.count)
+    }
+
+    /// A ReLU6-style clip's top `m` as a code of point p: round(m / scale), at most qmax. The
+    /// engine clamps there in the epilogue and the dyadic simulation after its requantization.
+    static func clipCode(_ m: Float, _ p: Point) -> Int32 {
+        Int32(min(Double(p.qmax), max(0, (Double(m) / p.scale).rounded())))
     }
 
     /// The layers run as matrix–vector products (one output pixel) and the width their weights

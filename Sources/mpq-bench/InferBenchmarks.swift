@@ -27,6 +27,7 @@ struct InferBenchmarks {
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         resnet50(wanted: wanted, emit: emit)
         wideLinear(wanted: wanted, emit: emit)
+        mobileNet(wanted: wanted, emit: emit)
         let batch = 256
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
@@ -48,6 +49,39 @@ struct InferBenchmarks {
             }
         }
         integer(x, wanted: wanted, emit: emit)
+    }
+
+    /// MobileNetV2 (the zoo's, 28×28, seeded weights: speed does not depend on them), batch 256:
+    /// float (`infer.mobilenetv2.fp32`) beside ONNX Runtime on the same BN-folded graph exported
+    /// by mpq, and the integer engine at W8A8 (`infer.mobilenetv2.w8a8`: depthwise layers on
+    /// byte codes, ReLU6 in the epilogue) beside ONNX Runtime's own static int8 QDQ quantization
+    /// of that file (scripts/ort-quantize.py: per-channel int8 weights, uint8 activations, MinMax
+    /// on 512 training images), made in a temporary folder for the run.
+    func mobileNet(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let rows = ["fp32", "w8a8"].flatMap { tag in [1, 2].map { ("infer.mobilenetv2.\(tag).t\($0)", tag, $0) } }.filter { wanted($0.0) }
+        if rows.isEmpty { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-bench-mobilenetv2-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomGenerator(seed: 0)
+        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+              let model = try? Zoo.make("mobilenetv2"), let folded = try? model.foldingBatchNorm(),
+              (try? ONNXExporter.save(folded, to: "\(dir)/mobilenetv2.onnx")) != nil,
+              let calibration = try? FashionMNIST.calibration().images,
+              let engine = try? IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8), calibration: calibration),
+              let x = try? Tensor.random([256, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng) else {
+            FileHandle.standardError.write(Data("infer: cannot build or export MobileNetV2\n".utf8)); return
+        }
+        let float = "\(dir)/mobilenetv2.onnx", int8 = "\(dir)/mobilenetv2.int8.onnx"
+        let quantized = pythonLines(["scripts/ort-quantize.py", float, int8])?.ok == true
+        for threads in [1, 2] where rows.contains(where: { $0.2 == threads }) {
+            let ort = ortRates(quantized ? [float, int8] : [float], threads: threads, batch: 256)
+            if wanted("infer.mobilenetv2.fp32.t\(threads)") {
+                emit(result("infer.mobilenetv2.fp32.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime", ort[float]) { _ = try? folded.run(x) })
+            }
+            if wanted("infer.mobilenetv2.w8a8.t\(threads)") {
+                emit(result("infer.mobilenetv2.w8a8.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime-int8", ort[int8]) { _ = try? engine.run(x) })
+            }
+        }
     }
 
     /// Bits that buy time: the integer engine on an MLP 784-4096-4096-4096-10 at batch 1, its
