@@ -10,14 +10,28 @@ public enum DepthwiseConv {
     @inline(__always)
     public static func pixel(_ x: UnsafePointer<UInt8>, signed: Bool, taps: UnsafePointer<Int>, ntaps: Int,
                              weights: UnsafePointer<Int32>, ldw: Int, channels: Int, sums: UnsafeMutablePointer<Int32>) {
-        var ch = 0
+        if signed {
+            accumulate(x, taps: taps, ntaps: ntaps, weights: weights, ldw: ldw, channels: channels, sums: sums) {
+                SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int8>(truncatingIfNeeded: $0))
+            }
+        } else {
+            accumulate(x, taps: taps, ntaps: ntaps, weights: weights, ldw: ldw, channels: channels, sums: sums) {
+                SIMD16<Int32>(truncatingIfNeeded: $0)
+            }
+        }
+    }
+
+    /// The loop of `pixel`, with the widening of 16 codes fixed (no branch inside).
+    @inline(__always)
+    static func accumulate(_ x: UnsafePointer<UInt8>, taps: UnsafePointer<Int>, ntaps: Int, weights: UnsafePointer<Int32>, ldw: Int,
+                           channels: Int, sums: UnsafeMutablePointer<Int32>, widen: (SIMD16<UInt8>) -> SIMD16<Int32>) {
         let raw = UnsafeRawPointer(x), w = UnsafeRawPointer(weights)
+        var ch = 0
         while ch < channels {
             var acc = SIMD16<Int32>(repeating: 0)
             for t in 0..<ntaps {
-                let bytes = raw.loadUnaligned(fromByteOffset: taps[t] + ch, as: SIMD16<UInt8>.self)
-                let codes = signed ? SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int8>(truncatingIfNeeded: bytes)) : SIMD16<Int32>(truncatingIfNeeded: bytes)
-                acc &+= codes &* w.loadUnaligned(fromByteOffset: (t * ldw + ch) * 4, as: SIMD16<Int32>.self)
+                acc &+= widen(raw.loadUnaligned(fromByteOffset: taps[t] + ch, as: SIMD16<UInt8>.self))
+                    &* w.loadUnaligned(fromByteOffset: (t * ldw + ch) * 4, as: SIMD16<Int32>.self)
             }
             UnsafeMutableRawPointer(sums + ch).storeBytes(of: acc, as: SIMD16<Int32>.self)
             ch += 16
