@@ -67,21 +67,26 @@ public final class IntegerEpilogue: @unchecked Sendable {
         case .sums: kind = 1
         case let .codes(signed, m, s): kind = signed ? 3 : 2; rm = m; rs = max(s, 1)
         }
-        let eights = (bias.count + 7) / 8 * 8
-        func lane(_ f: (Int) -> Int64) -> [Int64] { (0..<eights).map { $0 < bias.count ? f($0) : 0 } }
-        lanes = (lane { Int64(bias[$0]) }, lane { Int64(multiplier[$0]) }, lane { Int64(max(shift[$0], 1)) },
-                 lane { Int64(1) << Int64(max(shift[$0], 1) - 1) })
+        eights = (bias.count + 7) / 8 * 8
+        lanes = .allocate(capacity: 4 * eights)
+        lanes.initialize(repeating: 0, count: 4 * eights)
+        for c in bias.indices {
+            let sh = Int64(max(shift[c], 1))
+            (lanes[c], lanes[eights + c], lanes[2 * eights + c], lanes[3 * eights + c]) = (Int64(bias[c]), Int64(multiplier[c]), sh, Int64(1) << (sh - 1))
+        }
         raw = .allocate(capacity: 1)
         raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs))
     }
 
-    deinit { storage.deallocate(); raw.deallocate() }
+    deinit { storage.deallocate(); raw.deallocate(); lanes.deallocate() }
 
-    /// Per column, padded to whole blocks of 8 for `finishCodes`: bias, multiplier, shift and
-    /// the rounding term 2^(shift−1), as Int64 lanes (made once in `init`: engines run images
-    /// on several threads).
-    private let lanes: (bias: [Int64], multiplier: [Int64], shift: [Int64], round: [Int64])
+    /// Per column, padded to whole blocks of 8 for `finishCodes`: four rows of Int64 lanes —
+    /// bias, multiplier, shift and the rounding term 2^(shift−1) — made once in `init` (engines
+    /// run images on several threads).
+    private let lanes: UnsafeMutablePointer<Int64>
+    /// Columns rounded up to 8: the stride between the four rows of `lanes`.
+    private let eights: Int
 
     /// Whether `finishCodes` applies: requantization to codes with no residual branch.
     public var finishesCodesInLanes: Bool { mode == .codes && residual == .none }
@@ -92,26 +97,24 @@ public final class IntegerEpilogue: @unchecked Sendable {
     /// `count` bytes.
     @inline(__always)
     public func finishCodes(_ sums: UnsafePointer<Int32>, count: Int, out: UnsafeMutablePointer<UInt8>) {
-        let l = lanes
         let (lo, hi) = (SIMD8<Int64>(repeating: Int64(self.lo)), SIMD8<Int64>(repeating: Int64(self.hi)))
-        l.bias.withUnsafeBufferPointer { b in l.multiplier.withUnsafeBufferPointer { m in
-            l.shift.withUnsafeBufferPointer { sh in l.round.withUnsafeBufferPointer { r in
-                var c = 0
-                while c < count {
-                    func load(_ p: UnsafeBufferPointer<Int64>) -> SIMD8<Int64> { UnsafeRawPointer(p.baseAddress! + c).loadUnaligned(as: SIMD8<Int64>.self) }
-                    let y = SIMD8<Int64>(truncatingIfNeeded: UnsafeRawPointer(sums + c).loadUnaligned(as: SIMD8<Int32>.self)) &+ load(b)
-                    // (Int32 sum + bias) wraps as Int32 does in `finish`.
-                    let wrapped = SIMD8<Int64>(truncatingIfNeeded: SIMD8<Int32>(truncatingIfNeeded: y))
-                    var q = (wrapped &* load(m) &+ load(r)) &>> load(sh)
-                    q = q.clamped(lowerBound: lo, upperBound: hi)
-                    let bytes = SIMD8<UInt8>(truncatingIfNeeded: q)
-                    if c + 8 <= count { UnsafeMutableRawPointer(out + c).storeBytes(of: bytes, as: SIMD8<UInt8>.self) } else {
-                        for j in 0..<(count - c) { out[c + j] = bytes[j] }
-                    }
-                    c += 8
-                }
-            } }
-        } }
+        let raw = UnsafeRawPointer(lanes), e = eights * 8
+        var c = 0
+        while c < count {
+            let y = SIMD8<Int64>(truncatingIfNeeded: UnsafeRawPointer(sums + c).loadUnaligned(as: SIMD8<Int32>.self))
+                &+ raw.loadUnaligned(fromByteOffset: c * 8, as: SIMD8<Int64>.self)
+            // (Int32 sum + bias) wraps as Int32 does in `finish`.
+            let wrapped = SIMD8<Int64>(truncatingIfNeeded: SIMD8<Int32>(truncatingIfNeeded: y))
+            var q = (wrapped &* raw.loadUnaligned(fromByteOffset: e + c * 8, as: SIMD8<Int64>.self)
+                     &+ raw.loadUnaligned(fromByteOffset: 3 * e + c * 8, as: SIMD8<Int64>.self))
+                &>> raw.loadUnaligned(fromByteOffset: 2 * e + c * 8, as: SIMD8<Int64>.self)
+            q = q.clamped(lowerBound: lo, upperBound: hi)
+            let bytes = SIMD8<UInt8>(truncatingIfNeeded: q)
+            if c + 8 <= count { UnsafeMutableRawPointer(out + c).storeBytes(of: bytes, as: SIMD8<UInt8>.self) } else {
+                for j in 0..<(count - c) { out[c + j] = bytes[j] }
+            }
+            c += 8
+        }
     }
 
     /// Column c's sum s through the epilogue in plain integer arithmetic — bias, then stored
