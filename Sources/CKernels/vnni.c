@@ -142,7 +142,41 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
         }
     }
 }
+
+// Depthwise convolution with its epilogue: for each of `pixels` output pixels (receptive field
+// at in + starts[p], output at out + outs[p]·out_bytes), 16 channels at a time: codes widened
+// to Int32 (signed or unsigned, masked past `channels`), times each tap's weights
+// w[t·ldw + c], summed, then the same epilogue as the tile (bias, dyadic, clamp, store).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                          const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                          const mpq_epilogue *e) {
+    for (int64_t p = 0; p < pixels; p++) {
+        const uint8_t *x = in + starts[p];
+        char *o = out + outs[p] * out_bytes;
+        for (int64_t c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+            __m512i acc = _mm512_setzero_si512();
+            if (is_signed) {
+                for (int64_t t = 0; t < ntaps; t++)
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t] + c)),
+                                                                   _mm512_loadu_si512((const void *)(w + t * ldw + c))));
+            } else {
+                for (int64_t t = 0; t < ntaps; t++)
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t] + c)),
+                                                                   _mm512_loadu_si512((const void *)(w + t * ldw + c))));
+            }
+            mpq_epilogue_row(acc, e, c, mask, o + c * out_bytes, 0);
+        }
+    }
+}
 #else
+void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                          const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                          const mpq_epilogue *e) {
+    (void)pixels; (void)starts; (void)outs; (void)in; (void)out; (void)out_bytes; (void)taps; (void)ntaps; (void)w; (void)ldw;
+    (void)channels; (void)is_signed; (void)e;
+}
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res) {

@@ -325,23 +325,11 @@ extension IntegerModel {
 
     /// A depthwise layer on one image: each output pixel's channel sums, then the epilogue.
     func runDepthwise(_ l: DepthwiseStep, _ plan: Plan, _ ws: Workspace) {
-        let input = UnsafePointer(ws.bytes[plan.slots[l.input].buffer]!)
         let outSlot = plan.slots[l.output]
         let output = outSlot.codes ? UnsafeMutableRawPointer(ws.bytes[outSlot.buffer]!) : UnsafeMutableRawPointer(ws.ints[outSlot.buffer]!)
-        let elementBytes = outSlot.codes ? 1 : 4
-        let sums = ws.depthwiseSums
-        let lanes = l.epilogue.finishesCodesInLanes
-        l.weights.withUnsafeBufferPointer { w in
-            l.taps.withUnsafeBufferPointer { taps in
-                for p in 0..<l.starts.count {
-                    DepthwiseConv.pixel(input + l.starts[p], signed: l.signed, taps: taps.baseAddress!, ntaps: taps.count,
-                                        weights: w.baseAddress!, ldw: l.ldw, channels: l.channels, sums: sums)
-                    let out = output + l.outStarts[p] * elementBytes
-                    if lanes { l.epilogue.finishCodes(sums, count: l.channels, out: out.assumingMemoryBound(to: UInt8.self)); continue }
-                    for c in 0..<l.channels { l.epilogue.finish(sums[c], column: c, out: out, res: UnsafeRawPointer(input)) }
-                }
-            }
-        }
+        DepthwiseConv.run(input: UnsafePointer(ws.bytes[plan.slots[l.input].buffer]!), signed: l.signed, starts: l.starts, outStarts: l.outStarts,
+                          taps: l.taps, weights: l.weights, ldw: l.ldw, channels: l.channels, epilogue: l.epilogue, output: output,
+                          scratch: ws.depthwiseSums)
     }
 
     /// A binary layer on one image: XNOR-popcount over the packed input, in place.

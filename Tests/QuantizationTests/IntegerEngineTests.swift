@@ -260,6 +260,31 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         }
         #expect(Array(fast.prefix(channels)) == slow, "\(channels) channels, signed \(signed)")
     }
+    // Whole layers with the epilogue: the C path (VNNI machines) and the portable one (pixel sums
+    // through `IntegerEpilogue`) give the same bytes — codes with a clamp, and raw sums.
+    for (channels, signed, codes) in [(7, false, true), (16, true, true), (40, false, false), (96, true, true)] {
+        let ldw = (channels + 15) / 16 * 16, stride = channels + 3, pixels = 6
+        let taps = (0..<9).map { ($0 / 3) * 4 * stride + ($0 % 3) * stride }
+        let input = (0..<(16 * stride + 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let w = (0..<(9 * ldw)).map { i in i % ldw < channels ? Int32(Int8(truncatingIfNeeded: rng.next())) : 0 }
+        let bias = (0..<channels).map { _ in Int32(truncatingIfNeeded: rng.next() % 2001) - 1000 }
+        let e = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in Int32(1 << 30) + Int32(rng.next() % 1000) }, shift: bias.map { _ in 38 },
+                                lo: 0, hi: 200, mode: codes ? .codes : .sums)
+        let starts = (0..<pixels).map { ($0 % 2) * stride + ($0 / 2) * 4 * stride }, outStarts = (0..<pixels).map { $0 * ldw }
+        var outputs: [[UInt8]] = []
+        for backend in [IGEMM.Backend.vnni, .swift] {
+            var out = [UInt8](repeating: 0, count: pixels * ldw * 4)
+            var scratch = [Int32](repeating: 0, count: ldw)
+            input.withUnsafeBufferPointer { x in
+                out.withUnsafeMutableBytes { o in
+                    DepthwiseConv.run(input: x.baseAddress!, signed: signed, starts: starts, outStarts: outStarts, taps: taps, weights: w, ldw: ldw,
+                                      channels: channels, epilogue: e, output: o.baseAddress!, scratch: &scratch, backend: backend)
+                }
+            }
+            outputs.append(out)
+        }
+        #expect(outputs[0] == outputs[1], "\(channels) channels, signed \(signed), codes \(codes)")
+    }
     let model = try Zoo.make("mobilenetv2", seed: 1)
     let x = try engineTestSet.images.slice(0..<300)
     for bits in [8, 4] {

@@ -36,6 +36,10 @@ typedef struct {
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
+/// A depthwise convolution over `pixels` output pixels with the tile's epilogue (see vnni.c).
+void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                          const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                          const mpq_epilogue *e);
 #endif
 
 #ifndef MPQ_CKERNELS_PACK_H
