@@ -26,8 +26,9 @@ extension IntegerModel {
             depthwiseSums.initialize(repeating: 0, count: max(plan.depthwiseChannels, 16))
             vectorIn = .allocate(capacity: max(plan.vectorLength, 1))
             vectorIn.initialize(repeating: 0, count: max(plan.vectorLength, 1))
-            vectorOut = .allocate(capacity: max(plan.vectorOutputs, 1))
-            vectorOut.initialize(repeating: 0, count: max(plan.vectorOutputs, 1))
+            // Whole blocks of 8 for the lane-wise epilogue.
+            vectorOut = .allocate(capacity: (plan.vectorOutputs + 7) / 8 * 8 + 8)
+            vectorOut.initialize(repeating: 0, count: (plan.vectorOutputs + 7) / 8 * 8 + 8)
             bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: $0.count + Self.slack) : nil }
             ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
             for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: info.count + Self.slack) }
@@ -218,7 +219,11 @@ extension IntegerModel {
             GEMV.multiply(v, padded: x, y: ws.vectorOut, threads: ws.threads)
             let out = output + l.outStarts[0] * elementBytes
             let res = residual.map { $0 + l.resStarts[0] * residualBytes } ?? UnsafeRawPointer(input)
-            for j in 0..<l.cout { l.epilogue.finish(ws.vectorOut[j], column: j, out: out, res: res) }
+            if l.epilogue.finishesCodesInLanes {
+                l.epilogue.finishCodes(ws.vectorOut, count: l.cout, out: out.assumingMemoryBound(to: UInt8.self))
+            } else {
+                for j in 0..<l.cout { l.epilogue.finish(ws.vectorOut[j], column: j, out: out, res: res) }
+            }
             return
         }
         let pixels = l.starts.count
