@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--images", type=int, default=512)
     args = ap.parse_args()
     import onnx
-    from zoo_torch import fashion_mnist  # noqa: E402 (needs torch only for the module's classes)
+    from fmnist import fashion_mnist
     x, _ = fashion_mnist("train")
     name = onnx.load(args.model).graph.input[0].name
     quantize_static(args.model, args.out, Images(name, np.ascontiguousarray(x[:args.images])), quant_format=QuantFormat.QDQ,

@@ -1,22 +1,12 @@
 """The zoo's CNN and ResNet-20 (Sources/Network/Zoo.swift) in PyTorch, module paths as our state
 dicts name them, and Fashion-MNIST as mpq normalises it: shared by the anchors that run PyTorch
 (mct-ptq.py, torch-train.py)."""
-import gzip
-import numpy as np
+import os, sys
 import torch
 import torch.nn as nn
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-MEAN, STD = 0.286, 0.353  # ../shared/reference/fmnist_resnet20.json "preprocess"
-
-
-def fashion_mnist(split):
-    root = "/usr/share/datasets/fashion-mnist"
-    stem = "train" if split == "train" else "t10k"
-    with gzip.open(f"{root}/{stem}-images-idx3-ubyte.gz") as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(f"{root}/{stem}-labels-idx1-ubyte.gz") as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return ((x.astype(np.float32) / 255 - MEAN) / STD), y.astype(np.int64)
+from fmnist import MEAN, STD, fashion_mnist  # noqa: F401 (re-exported for the anchors)
 
 
 class Block(nn.Module):

@@ -167,13 +167,8 @@ extension IntegerModel {
                     plan.depthwiseChannels = max(plan.depthwiseChannels, ldw)
                     plan.steps.append(.depthwise(DepthwiseStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
                                                                weights: weights, ldw: ldw, channels: d.n, signed: xs.signed, epilogue: epilogue)))
-                    if let p = quantizeAt[out], !os.codes {
-                        let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
-                        plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(os.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
-                        produced = q
-                    }
-                    slotOf[out] = produced
-                    continue
+                    // The loop's tail quantizes sums where the static walk asks and records the slot.
+                    break
                 }
                 if case .conv(let a) = node.op {
                     let ws = folded.layers[l].weightShape
