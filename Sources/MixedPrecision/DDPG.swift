@@ -141,6 +141,61 @@ public struct DDPG {
         return loss
     }
 
+    /// What a checkpoint keeps besides tensors: the generator, the replay cursor and the baseline.
+    public struct Snapshot: Codable, Equatable, Sendable {
+        var random: RandomGenerator.Snapshot
+        var replayNext: Int, remembered: Int
+        var baseline: Float, baselineStarted: Bool
+    }
+
+    /// The agent's whole state: the snapshot, and as tensors named under `prefix` the four
+    /// networks, both optimizers' moments and the replay buffer (states, actions, rewards, next
+    /// states, done flags), so that a restored agent acts and learns exactly as this one would.
+    public func checkpoint(prefix: String) -> (snapshot: Snapshot, tensors: [(name: String, tensor: Tensor)]) {
+        var out: [(name: String, tensor: Tensor)] = []
+        for (net, model) in [("actor", actor), ("actor_target", actorTarget), ("critic", critic), ("critic_target", criticTarget)] {
+            out += model.stateDict.map { ("\(prefix)/\(net)/\($0.0)", $0.1) }
+        }
+        out += actorOptimizer.tensors(prefix: "\(prefix)/actor_optimizer") + criticOptimizer.tensors(prefix: "\(prefix)/critic_optimizer")
+        let n = replay.count
+        func table(_ rows: [[Float]], _ width: Int) -> Tensor { Tensor(checkedShape: [n, width], scalars: rows.flatMap { $0 }) }
+        out += [("\(prefix)/replay/state", table(replay.map(\.state), stateSize)),
+                ("\(prefix)/replay/action", table(replay.map(\.action), actionSize)),
+                ("\(prefix)/replay/reward", Tensor(checkedShape: [n], scalars: replay.map(\.reward))),
+                ("\(prefix)/replay/next", table(replay.map(\.next), stateSize)),
+                ("\(prefix)/replay/done", Tensor(checkedShape: [n], scalars: replay.map { $0.done ? 1 : 0 }))]
+        let snapshot = Snapshot(random: rng.snapshot, replayNext: replayNext, remembered: n, baseline: baseline, baselineStarted: baselineStarted)
+        return (snapshot, out)
+    }
+
+    /// Restores the state `checkpoint(prefix:)` wrote; tensors of another shape (another agent)
+    /// are refused.
+    public mutating func restore(_ snapshot: Snapshot, tensors: [String: Tensor], prefix: String, source: String) throws {
+        for (net, model) in [("actor", actor), ("actor_target", actorTarget), ("critic", critic), ("critic_target", criticTarget)] {
+            let state = tensors.filter { $0.key.hasPrefix("\(prefix)/\(net)/") }.map { (name: String($0.key.dropFirst(prefix.count + net.count + 2)), tensor: $0.value) }
+            try model.loadStateDict(state, source: source)
+        }
+        actorOptimizer = try OptimizerState(.adam(), tensors: tensors, prefix: "\(prefix)/actor_optimizer", model: actor)
+        criticOptimizer = try OptimizerState(.adam(), tensors: tensors, prefix: "\(prefix)/critic_optimizer", model: critic)
+        let n = snapshot.remembered
+        guard (0...options.replaySize).contains(n), (0..<max(1, options.replaySize)).contains(snapshot.replayNext),
+              let states = tensors["\(prefix)/replay/state"], states.shape == [n, stateSize],
+              let actions = tensors["\(prefix)/replay/action"], actions.shape == [n, actionSize],
+              let rewards = tensors["\(prefix)/replay/reward"], rewards.shape == [n],
+              let next = tensors["\(prefix)/replay/next"], next.shape == [n, stateSize],
+              let done = tensors["\(prefix)/replay/done"], done.shape == [n] else {
+            throw MixedPrecisionError("checkpoint \(source): the agent '\(prefix)' does not match (its replay buffer or sizes differ)")
+        }
+        func row(_ t: Tensor, _ i: Int, _ w: Int) -> [Float] { Array(t.scalars[(i * w)..<((i + 1) * w)]) }
+        replay = (0..<n).map { i in
+            Transition(state: row(states, i, stateSize), action: row(actions, i, actionSize), reward: rewards.scalars[i],
+                       next: row(next, i, stateSize), done: done.scalars[i] != 0)
+        }
+        replayNext = snapshot.replayNext
+        rng = try RandomGenerator(snapshot.random)
+        baseline = snapshot.baseline; baselineStarted = snapshot.baselineStarted
+    }
+
     /// θ' ← τθ + (1 − τ)θ'.
     static func follow(_ target: Model, _ source: Model, tau: Float) {
         for (name, p) in source.parameters {

@@ -44,3 +44,39 @@ private extension CostModel {
         try model.layers.indices.reduce(0.0) { $0 + (try cost(model.layers[$1], bits: $1 == 0 || $1 == model.layers.count - 1 ? first : rest)) }
     }
 }
+
+/// A search that crashed after three episodes continues from its checkpoint and ends as the
+/// unbroken search did (both agents' networks, optimizers, replay and generators, the evaluated
+/// policies and the best restored); a checkpoint of another search, or a file that is not one,
+/// is refused with a clear error.
+@Test func autoQContinuesFromItsCheckpoint() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let validation = try FashionMNIST.load(.train, limit: 200)
+    let budget = try CostModel.size.uniformCost(model, bits: 4)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-autoq-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var o = AutoQ.Options()
+    o.episodes = 6; o.agent.warmup = 2; o.updates = 3; o.agent.hidden = (16, 16); o.seed = 5
+    o.checkpoint = "\(dir)/search.npz"
+    let third = "\(dir)/after-three.npz"
+    let whole = try AutoQ(options: o).run(model, validation: validation, cost: .size, budget: budget) { e in
+        if e.index == 2 { try? FileManager.default.copyItem(atPath: "\(dir)/search.npz", toPath: third) }
+    }
+    // The crash: only the file as it was after the third episode survives.
+    try FileManager.default.removeItem(atPath: "\(dir)/search.npz")
+    try FileManager.default.copyItem(atPath: third, toPath: "\(dir)/search.npz")
+    var lines: [String] = []
+    let resumed = try AutoQ(options: o).run(model, validation: validation, cost: .size, budget: budget) { lines.append($0.line) }
+    #expect(lines.count == 3 && lines[0].hasPrefix("episode 4/6"))
+    #expect(resumed.history.map(\.reward) == whole.history.map(\.reward) && resumed.history.map(\.line) == whole.history.map(\.line))
+    #expect(resumed.policy == whole.policy && resumed.accuracy == whole.accuracy && resumed.evaluations == whole.evaluations)
+    var other = o
+    other.seed = 6
+    #expect {
+        try AutoQ(options: other).run(model, validation: validation, cost: .size, budget: budget)
+    } throws: { ($0 as? MixedPrecisionError)?.message.contains("another search") == true }
+    try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: "\(dir)/search.npz"))
+    #expect(throws: (any Error).self) { try AutoQ(options: o).run(model, validation: validation, cost: .size, budget: budget) }
+}
