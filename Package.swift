@@ -39,6 +39,8 @@ let package = Package(
         .systemLibrary(name: "CEdit", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        // x86's pause for the worker pool's spin-waits.
+        .systemLibrary(name: "CThreads"),
         // CommonMark for the notebooks' Markdown cells in HTML.
         .systemLibrary(name: "CCmark", pkgConfig: "libcmark", providers: [.apt(["libcmark-dev"])]),
         // Linked only into the benchmark, as the anchor our GEMM is measured against.
@@ -49,7 +51,7 @@ let package = Package(
         // Instructions Swift cannot reach (AVX-512 VNNI), each beside a Swift version.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Worker threads, Ctrl-C and timing, shared by every layer above.
-        .target(name: "Runtime", dependencies: ["CMalloc"], swiftSettings: hotSwift),
+        .target(name: "Runtime", dependencies: ["CMalloc", "CThreads"], swiftSettings: hotSwift),
         .target(name: "Kernels", dependencies: ["CKernels", "Runtime"], swiftSettings: kernelSwift),
         .target(name: "Tensors", dependencies: ["Runtime", "Kernels", "CZlib"], swiftSettings: hotSwift),
         .target(name: "Network",

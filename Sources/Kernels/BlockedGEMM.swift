@@ -34,10 +34,17 @@ struct BlockedGEMM {
         let blocksOfA = (0..<workers).map { _ in ScratchPool.take(kc * mc * elementBytes) }
         defer { ScratchPool.give([panel] + blocksOfA) }
 
+        let rowBlocks = Self.rowBlocks(m: m, mr: mr, mc: mc, workers: workers)
         var jc = 0
         while jc < n {
             let nb = min(nc, n - jc)
             let slivers = (nb + nr - 1) / nr
+            if m <= mc {
+                shortProduct(m: m, n: n, k: k, jc: jc, slivers: slivers, kc: kc, workers: workers, blocksOfA: blocksOfA,
+                             packA: packA, packB: packB, tile: tile)
+                jc += nb
+                continue
+            }
             var pc = 0
             while pc < k {
                 let kb = min(kc, k - pc), kbPadded = roundUp(kb, kAlign)
@@ -47,13 +54,12 @@ struct BlockedGEMM {
                 Parallel.forEach(slivers, threads: workers) { s, w in
                     packB(kb, min(nr, nb - s * nr), pc, jc + s * nr, bp + s * bSliverBytes, w)
                 }
-                let blocks = (m + mc - 1) / mc
+                let blocks = rowBlocks.count
                 let chunks = blocks >= workers ? 1 : min(slivers, (workers + blocks - 1) / blocks * 2)
-                let sliversPerChunk = (slivers + chunks - 1) / chunks
                 let aSliverBytes = kbPadded * mr * elementBytes
                 Parallel.forEach(blocks * chunks, threads: workers) { task, w in
-                    let ic = task / chunks * mc, mb = min(mc, m - ic)
-                    let s0 = task % chunks * sliversPerChunk, s1 = min(slivers, s0 + sliversPerChunk)
+                    let (ic, mb) = rowBlocks[task / chunks]
+                    let s0 = task % chunks * slivers / chunks, s1 = (task % chunks + 1) * slivers / chunks
                     if s0 >= s1 { return }
                     let ap = UnsafeMutableRawPointer(blocksOfA[w].reserve(roundUp(mb, mr) * kbPadded * elementBytes))
                     packA(mb, kb, ic, pc, ap)
@@ -72,6 +78,67 @@ struct BlockedGEMM {
             }
             jc += nb
         }
+    }
+}
+
+extension BlockedGEMM {
+    /// One panel of a product no taller than MC (a convolution's few output channels × many
+    /// pixels): every B sliver is used by one task only, so each task — a contiguous range of
+    /// the panel's slivers — packs its own slivers just before multiplying them, and walks K
+    /// itself. One parallel region per panel instead of two per K slice, and no sliver packed
+    /// by one core and read by the other.
+    func shortProduct(m: Int, n: Int, k: Int, jc: Int, slivers: Int, kc: Int, workers: Int, blocksOfA: [Scratch<UInt8>],
+                      packA: PackA, packB: PackB, tile: Tile) {
+        let chunks = workers == 1 ? 1 : min(slivers, workers * 2)
+        let sliverBuffers = (0..<workers).map { _ in ScratchPool.take(kc * nr * elementBytes) }
+        defer { ScratchPool.give(sliverBuffers) }
+        Parallel.forEach(chunks, threads: workers) { c, w in
+            let s0 = c * slivers / chunks, s1 = (c + 1) * slivers / chunks
+            if s0 >= s1 { return }
+            var pc = 0
+            while pc < k {
+                let kb = min(kc, k - pc), kbPadded = roundUp(kb, kAlign)
+                let aSliverBytes = kbPadded * mr * elementBytes
+                let ap = UnsafeMutableRawPointer(blocksOfA[w].reserve(roundUp(m, mr) * kbPadded * elementBytes))
+                packA(m, kb, 0, pc, ap)
+                let bs = UnsafeMutableRawPointer(sliverBuffers[w].reserve(kbPadded * nr * elementBytes))
+                for s in s0..<s1 {
+                    let j = jc + s * nr, nbr = min(nr, n - j)
+                    packB(kb, nbr, pc, j, bs, w)
+                    var i = 0
+                    while i < m {
+                        tile(kb, UnsafeRawPointer(ap + (i / mr) * aSliverBytes), UnsafeRawPointer(bs), i, j, min(mr, m - i), nbr, pc == 0, w)
+                        i += mr
+                    }
+                }
+                pc += kb
+            }
+        }
+    }
+
+    /// The MC-tall blocks of A's rows, ordered so that the round-robin split of `Parallel.forEach`
+    /// gives every worker the same number of rows (to within MR): the rows are cut into one
+    /// contiguous part per worker, each part into equal blocks of at most MC rows, and the blocks
+    /// interleaved part by part. (Blocks of MC from the top left the last worker a short block:
+    /// 576 against 448 rows of 1024 on two workers.)
+    /// Products with fewer blocks than workers keep one block per MC rows: their tasks split
+    /// the panel's columns instead, so each core reads half of B rather than all of it for
+    /// half the rows.
+    static func rowBlocks(m: Int, mr: Int, mc: Int, workers: Int) -> [(row: Int, rows: Int)] {
+        let blocksPerWorker = (m + mc * workers - 1) / (mc * workers)
+        if workers <= 1 || (m + mc - 1) / mc < workers {
+            return stride(from: 0, to: m, by: mc).map { ($0, min(mc, m - $0)) }
+        }
+        let part = roundUp((m + workers - 1) / workers, mr)
+        let block = roundUp((part + blocksPerWorker - 1) / blocksPerWorker, mr)
+        var byWorker: [[(row: Int, rows: Int)]] = []
+        for w in 0..<workers {
+            let start = w * part, end = min(m, start + part)
+            byWorker.append(stride(from: start, to: end, by: block).map { ($0, min(block, end - $0)) })
+        }
+        var out: [(row: Int, rows: Int)] = []
+        for i in 0..<(byWorker.map(\.count).max() ?? 0) { for w in byWorker where i < w.count { out.append(w[i]) } }
+        return out
     }
 }
 

@@ -41,6 +41,7 @@ public enum Parallel {
     /// when all are done. With one worker the body runs on the calling thread.
     public static func run(workers: Int, _ body: (Int) -> Void) {
         if workers <= 1 { body(0); return }
+        if WorkerPool.shared.tryRun(workers: workers, body) { return }
         DispatchQueue.concurrentPerform(iterations: workers, execute: body)
     }
 

@@ -58,8 +58,18 @@ struct MPQBench: ParsableCommand {
     @Option(help: "The folder with the reference models (fmnist_*.onnx).")
     var reference = "../shared/reference"
 
+    @Option(help: .hidden)
+    var openblasSgemm: String? = nil
+
     func run() throws {
         Memory.keepFreedMemory()
+        if let shape = openblasSgemm {
+            // The anchor's own process (see `GEMMBenchmarks.nativeOpenBLAS`): prints GFLOP/s.
+            let v = shape.split(separator: ",").compactMap { Int($0) }
+            guard v.count == 4 else { throw ValidationError("--openblas-sgemm expects m,k,n,threads") }
+            print(GEMMBenchmarks.openBLASRate(m: v[0], k: v[1], n: v[2], threads: v[3], budget: quick ? 0.05 : 0.3))
+            return
+        }
         let prefixes = filter.split(separator: ",").map(String.init)
         let wanted: (String) -> Bool = { name in prefixes.isEmpty || prefixes.contains { name.hasPrefix($0) } }
         if !json {

@@ -1,3 +1,4 @@
+import Foundation
 import COpenBLAS
 import Kernels
 import Tensors
@@ -17,6 +18,36 @@ struct GEMMBenchmarks {
         return squares + convs
     }
 
+    /// cblas_sgemm's GFLOP/s on random M×K times K×N (best time within `budget`).
+    static func openBLASRate(m: Int, k: Int, n: Int, threads: Int, budget: Double) -> Double {
+        var r = BenchRandom(seed: 1)
+        let a = r.floats(m * k), b = r.floats(k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        openblas_set_num_threads(Int32(threads))
+        let t = bestTime(budget: budget) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c, Int32(n))
+        }
+        return 2.0 * Double(m) * Double(n) * Double(k) / t / 1e9
+    }
+
+    /// The same anchor in a child process whose environment has no OPENBLAS_* variables (this
+    /// machine sets OPENBLAS_CORETYPE, which fixes OpenBLAS's kernel when the library loads):
+    /// OpenBLAS's own choice of kernel for this CPU. nil when the child cannot run.
+    func nativeOpenBLAS(m: Int, k: Int, n: Int, threads: Int) -> Double? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        p.arguments = ["--openblas-sgemm", "\(m),\(k),\(n),\(threads)"] + (quick ? ["--quick"] : [])
+        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OPENBLAS_") }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         var r = BenchRandom(seed: 1)
         var f32Rate: [String: Double] = [:]
@@ -31,13 +62,12 @@ struct GEMMBenchmarks {
                 }
                 f32Rate["\(s.name).t\(t)"] = flops / ours / 1e9
                 guard wanted(name) else { continue }
-                openblas_set_num_threads(Int32(t))
-                let theirs = bestTime(budget: budget) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.m), Int32(s.n), Int32(s.k),
-                                1, a, Int32(s.k), b, Int32(s.n), 0, &c, Int32(s.n))
-                }
                 emit(BenchResult(name, ours: flops / ours / 1e9, anchor: "openblas",
-                                 anchorValue: flops / theirs / 1e9, unit: "GFLOP/s"))
+                                 anchorValue: Self.openBLASRate(m: s.m, k: s.k, n: s.n, threads: t, budget: budget), unit: "GFLOP/s"))
+                if let native = nativeOpenBLAS(m: s.m, k: s.k, n: s.n, threads: t) {
+                    emit(BenchResult(name, ours: flops / ours / 1e9, anchor: "openblas-native", anchorValue: native, unit: "GFLOP/s",
+                                     note: "OpenBLAS with OPENBLAS_* unset: its own kernel choice for this CPU"))
+                }
             }
         }
         // Integer GEMMs: ops = 2·MACs, beside our own f32 rate on the same shape. Convolutions

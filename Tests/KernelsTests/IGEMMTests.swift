@@ -23,6 +23,9 @@ let igemmCases: [IGEMMCase] = {
         }
         cases.append(IGEMMCase(m: 200, n: 70, k: 1100, signedA: false, form: .int8T, accumulate: false, backend: backend))
         cases.append(IGEMMCase(m: 197, n: 64, k: 600, signedA: true, form: .packed4, accumulate: true, backend: backend))
+        // A short product walking K inside each task, and rows cut into equal parts per worker.
+        cases.append(IGEMMCase(m: 40, n: 300, k: 1100, signedA: true, form: .int8T, accumulate: true, backend: backend))
+        cases.append(IGEMMCase(m: 1000, n: 40, k: 150, signedA: false, form: .packed4, accumulate: false, backend: backend))
     }
     return cases
 }()
