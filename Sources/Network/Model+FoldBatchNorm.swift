@@ -23,18 +23,11 @@ extension Model {
                   let beta = parameters[bn.inputs[2]] ?? buffers[bn.inputs[2]],
                   let mean = buffers[bn.inputs[3]] ?? parameters[bn.inputs[3]],
                   let variance = buffers[bn.inputs[4]] ?? parameters[bn.inputs[4]] else { continue }
-            let cout = w.shape[0], per = w.count / cout
-            var wf = w.scalars
-            var bias = conv.inputs.count > 2 ? (parameters[conv.inputs[2]]?.scalars ?? [Float](repeating: 0, count: cout))
-                : [Float](repeating: 0, count: cout)
-            for c in 0..<cout {
-                let s = gamma.scalars[c] / (variance.scalars[c] + eps).squareRoot()
-                for j in 0..<per { wf[c * per + j] *= s }
-                bias[c] = (bias[c] - mean.scalars[c]) * s + beta.scalars[c]
-            }
+            let f = Self.foldBatchNorm(weight: w, bias: conv.inputs.count > 2 ? parameters[conv.inputs[2]] : nil,
+                                       gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: eps)
             let biasName = conv.inputs.count > 2 ? conv.inputs[2] : Model.biasName(forWeight: conv.inputs[1])
-            params[conv.inputs[1]] = Tensor(checkedShape: w.shape, scalars: wf)
-            params[biasName] = Tensor(checkedShape: [cout], scalars: bias)
+            params[conv.inputs[1]] = f.weight
+            params[biasName] = f.bias
             var c2 = conv
             c2.inputs = Array(conv.inputs.prefix(2)) + [biasName]
             c2.outputs = bn.outputs
@@ -52,6 +45,21 @@ extension Model {
         try folded.replaceGraph(nodes: kept, parameters: order.map { ($0, params[$0]!) },
                                 buffers: buffers.filter { used.contains($0.key) }.map { ($0.key, $0.value) })
         return folded
+    }
+
+    /// A conv's weight and bias with the batch norm after it folded in: W' = W·s, b' = (b − μ)·s + β
+    /// per output channel, s = γ/√(σ²+ε).
+    static func foldBatchNorm(weight w: Tensor, bias: Tensor?, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor,
+                              epsilon eps: Float) -> (weight: Tensor, bias: Tensor) {
+        let cout = w.shape[0], per = w.count / cout
+        var wf = w.scalars
+        var b = bias?.scalars ?? [Float](repeating: 0, count: cout)
+        for c in 0..<cout {
+            let s = gamma.scalars[c] / (variance.scalars[c] + eps).squareRoot()
+            for j in 0..<per { wf[c * per + j] *= s }
+            b[c] = (b[c] - mean.scalars[c]) * s + beta.scalars[c]
+        }
+        return (Tensor(checkedShape: w.shape, scalars: wf), Tensor(checkedShape: [cout], scalars: b))
     }
 
     /// Per layer, the factor folding multiplies each output channel's weights by: γ_c/√(σ²_c+ε)

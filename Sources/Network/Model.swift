@@ -227,6 +227,13 @@ public final class Model: @unchecked Sendable {
             observer?(i, ins)
             // Stopped early: the observer has what the caller wanted; the input stands in for the output.
             if i == stopAt { return (x, nil) }
+            // Inference folds a batch norm (and the ReLU after it) into the conv before it.
+            if !keepTrace, !training, observer == nil, stopAt == nil, let f = try convWithBatchNorm(at: i, ins, lastUse: lastUse, value: value) {
+                values[nodes[f.last].outputs[0]] = f.output
+                for j in (i + 1)...f.last { fusedRelu.insert(j) }
+                for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
+                continue
+            }
             // Inference fuses a ReLU into the conv or add before it when nothing else reads the
             // intermediate value: one pass over the activations instead of two.
             if !keepTrace, !training, i + 1 < nodes.count, case .relu = nodes[i + 1].op,
@@ -237,7 +244,7 @@ public final class Model: @unchecked Sendable {
                                               stride: (a.strides[0], a.strides[1]), padding: (a.pads[0], a.pads[1], a.pads[2], a.pads[3]),
                                               dilation: (a.dilations[0], a.dilations[1]), groups: a.groups, relu: true)
                 } else if case .add = node.op, ins.count == 2, let a = ins[0], let b = ins[1] {
-                    fused = try Tensor.zip(a, b, operation: "+") { Swift.max($0 + $1, 0) }
+                    fused = try Tensor.addRelu(a, b)
                 }
                 if let fused {
                     values[nodes[i + 1].outputs[0]] = fused
@@ -255,6 +262,30 @@ public final class Model: @unchecked Sendable {
         }
         guard let y = values[output] else { throw NetworkError("model '\(name)': the output '\(output)' was not computed") }
         return (y, keepTrace ? Trace(values: values, states: states) : nil)
+    }
+
+    /// At inference, a conv at node `i` whose output only a batch norm reads (and, when the batch
+    /// norm's output only a ReLU reads, that too): the conv's output through both, computed as one
+    /// conv with the batch norm folded into its weights and bias and the ReLU in its epilogue —
+    /// two passes over the activations fewer. Folding costs a pass over the weights, so it is
+    /// taken only when the batch's output pixels outnumber each kernel's taps (not for a single
+    /// image through a wide layer). Returns the output and the last node it stands for.
+    func convWithBatchNorm(at i: Int, _ ins: [Tensor?], lastUse: [String: Int], value: (String) -> Tensor?) throws -> (output: Tensor, last: Int)? {
+        guard case .conv(let a) = nodes[i].op, i + 1 < nodes.count, case .batchNorm(let eps, _) = nodes[i + 1].op,
+              ins.count >= 2, let x = ins[0], let w = ins[1], x.rank == 4, w.rank == 4, w.shape[0] > 0 else { return nil }
+        let out = nodes[i].outputs[0], bn = nodes[i + 1]
+        guard bn.inputs.count == 5, bn.inputs[0] == out, lastUse[out] == i + 1, out != output,
+              let gamma = value(bn.inputs[1]), let beta = value(bn.inputs[2]), let mean = value(bn.inputs[3]), let variance = value(bn.inputs[4]),
+              [gamma, beta, mean, variance].allSatisfy({ $0.count == w.shape[0] }) else { return nil }
+        let pixels = x.shape[0] * x.shape[2] * x.shape[3] / Swift.max(1, a.strides[0] * a.strides[1])
+        guard pixels >= w.count / w.shape[0] else { return nil }
+        var last = i + 1
+        let bnOut = bn.outputs[0]
+        if i + 2 < nodes.count, case .relu = nodes[i + 2].op, nodes[i + 2].inputs == [bnOut], lastUse[bnOut] == i + 2, bnOut != output { last = i + 2 }
+        let f = Self.foldBatchNorm(weight: w, bias: ins.count > 2 ? ins[2] : nil, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: eps)
+        let y = try Tensor.conv2d(x, weight: f.weight, bias: f.bias, stride: (a.strides[0], a.strides[1]), padding: (a.pads[0], a.pads[1], a.pads[2], a.pads[3]),
+                                  dilation: (a.dilations[0], a.dilations[1]), groups: a.groups, relu: last == i + 2)
+        return (y, last)
     }
 
     /// Gradients of a scalar function of the output, given dOutput: parameters (and the input,

@@ -21,17 +21,19 @@ extension Tensor {
     }
 
     /// Applies `op` elementwise after broadcasting both operands.
+    /// Inlined where the library calls it, so each operator's closure becomes a plain loop.
+    @inline(__always)
     public static func zip(_ a: Tensor, _ b: Tensor, operation: String = "elementwise",
                            _ op: (Float, Float) -> Float) throws -> Tensor {
         if a.shape == b.shape {
-            var out = [Float](repeating: 0, count: a.count)
-            a.scalars.withUnsafeBufferPointer { ap in
-                b.scalars.withUnsafeBufferPointer { bp in
-                    out.withUnsafeMutableBufferPointer { o in
-                        let (x, y, z) = (ap.baseAddress!, bp.baseAddress!, o.baseAddress!)
-                        inChunks(o.count) { r in for i in r { z[i] = op(x[i], y[i]) } }
+            let out = [Float](unsafeUninitializedCapacity: a.count) { o, initialized in
+                a.scalars.withUnsafeBufferPointer { ap in
+                    b.scalars.withUnsafeBufferPointer { bp in
+                        let (x, y, z) = (ap.baseAddress, bp.baseAddress, o.baseAddress)
+                        if let x, let y, let z { inChunks(o.count) { r in for i in r { z[i] = op(x[i], y[i]) } } }
                     }
                 }
+                initialized = a.count
             }
             return Tensor(uncheckedShape: a.shape, scalars: out)
         }
@@ -80,13 +82,15 @@ extension Tensor {
         return Tensor(uncheckedShape: shape, scalars: out)
     }
 
+    /// Inlined where the library calls it, so each function's closure becomes a plain loop.
+    @inline(__always)
     public func map(_ f: (Float) -> Float) -> Tensor {
-        var out = [Float](repeating: 0, count: count)
-        scalars.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                let (x, z) = (src.baseAddress!, dst.baseAddress!)
-                Tensor.inChunks(dst.count) { r in for i in r { z[i] = f(x[i]) } }
+        let n = count
+        let out = [Float](unsafeUninitializedCapacity: n) { dst, initialized in
+            scalars.withUnsafeBufferPointer { src in
+                if let x = src.baseAddress, let z = dst.baseAddress { Tensor.inChunks(n) { r in for i in r { z[i] = f(x[i]) } } }
             }
+            initialized = n
         }
         return Tensor(uncheckedShape: shape, scalars: out)
     }
@@ -104,9 +108,9 @@ extension Tensor {
         }
     }
 
-    public static func + (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "+", +) }
-    public static func - (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "-", -) }
-    public static func * (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "*", *) }
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .add) : try zip(a, b, operation: "+", +) }
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .subtract) : try zip(a, b, operation: "-", -) }
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .multiply) : try zip(a, b, operation: "*", *) }
     public static func / (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "/", /) }
     public static prefix func - (a: Tensor) -> Tensor { a.map { -$0 } }
     public func pow(_ b: Tensor) throws -> Tensor { try Tensor.zip(self, b, operation: "**") { Foundation.pow($0, $1) } }
@@ -117,7 +121,39 @@ extension Tensor {
     public func sqrt() -> Tensor { map { $0.squareRoot() } }
     public func exp() -> Tensor { map { Foundation.exp($0) } }
     public func log() -> Tensor { map { Foundation.log($0) } }
-    public func relu() -> Tensor { map { $0 > 0 ? $0 : 0 } }
+    public func relu() -> Tensor { Tensor.sameShape(self, nil, .relu) }
+    /// max(a + b, 0): a residual add and the ReLU after it in one pass.
+    public static func addRelu(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard a.shape == b.shape else { return try zip(a, b, operation: "+") { Swift.max($0 + $1, 0) } }
+        return sameShape(a, b, .addRelu)
+    }
+
+    /// The hot elementwise operations written out as plain loops: a closure handed through the
+    /// chunking to the worker pool is called per element, which costs more than the work.
+    enum Loop { case add, subtract, multiply, addRelu, relu }
+
+    /// `a op b` (or `op a` for relu) for operands of one shape.
+    static func sameShape(_ a: Tensor, _ b: Tensor?, _ op: Loop) -> Tensor {
+        let n = a.count
+        let out = [Float](unsafeUninitializedCapacity: n) { o, initialized in
+            a.scalars.withUnsafeBufferPointer { ap in
+                (b ?? a).scalars.withUnsafeBufferPointer { bp in
+                    guard let x = ap.baseAddress, let y = bp.baseAddress, let z = o.baseAddress else { return }
+                    inChunks(n) { r in
+                        switch op {
+                        case .add: for i in r { z[i] = x[i] + y[i] }
+                        case .subtract: for i in r { z[i] = x[i] - y[i] }
+                        case .multiply: for i in r { z[i] = x[i] * y[i] }
+                        case .addRelu: for i in r { z[i] = Swift.max(x[i] + y[i], 0) }
+                        case .relu: for i in r { z[i] = x[i] > 0 ? x[i] : 0 }
+                        }
+                    }
+                }
+            }
+            initialized = n
+        }
+        return Tensor(uncheckedShape: a.shape, scalars: out)
+    }
     public func clamped(_ lo: Float, _ hi: Float) -> Tensor { map { Swift.min(Swift.max($0, lo), hi) } }
 
     /// Whether any element is NaN or infinite.
