@@ -45,6 +45,12 @@ public enum Im2col {
     public static func im2col<T>(_ input: UnsafePointer<T>, geometry g: ConvGeometry, padding: T,
                                  into col: UnsafeMutablePointer<T>, rowStride: Int? = nil) {
         let oh = g.outputHeight, ow = g.outputWidth, pixels = rowStride ?? oh * ow
+        if g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0 {
+            // A 1×1 convolution's columns are its input planes.
+            for c in 0..<g.channels { (col + c * pixels).update(from: input + c * g.height * g.width, count: oh * ow) }
+            return
+        }
         var row = 0
         for c in 0..<g.channels {
             let plane = input + c * g.height * g.width

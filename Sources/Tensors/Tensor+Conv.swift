@@ -41,6 +41,26 @@ extension Tensor {
         var out = [Float](repeating: 0, count: total)
         if n == 0 { return Tensor(uncheckedShape: outShape, scalars: out) }
         let coutG = cout / groups, k = g.patchSize
+        if groups > 1 && groups == c && cout == c {
+            // Depthwise: each (image, channel) plane on its own.
+            input.scalars.withUnsafeBufferPointer { x in
+                weight.scalars.withUnsafeBufferPointer { wt in
+                    out.withUnsafeMutableBufferPointer { o in
+                        let parts = Swift.min(n * c, threads * 8)
+                        Parallel.forEach(parts, threads: threads) { part, _ in
+                            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: DepthwiseFloat.scratchSize(g))
+                            defer { scratch.deallocate() }
+                            for plane in (part * n * c / parts)..<((part + 1) * n * c / parts) {
+                                let ch = plane % c
+                                DepthwiseFloat.plane(x.baseAddress! + plane * h * w, g, weights: wt.baseAddress! + ch * k,
+                                                     bias: bias?.scalars[ch] ?? 0, relu: relu, scratch: scratch, output: o.baseAddress! + plane * pixels)
+                            }
+                        }
+                    }
+                }
+            }
+            return Tensor(uncheckedShape: outShape, scalars: out)
+        }
         if DirectConv.applies(g, outputChannels: cout, groups: groups) {
             let packed = weight.scalars.withUnsafeBufferPointer {
                 DirectConv.packWeights($0.baseAddress!, outputChannels: cout, inputChannels: c)
@@ -154,6 +174,35 @@ extension Tensor {
         let pixels = g.outputPixels, k = g.patchSize
         let workers = Swift.max(1, Swift.min(Parallel.defaultThreads, n))
         var dx = needInput ? [Float](repeating: 0, count: x.count) : []
+        if groups > 1 && groups == c && cout == c {
+            // Depthwise: each worker takes whole channels (their filter's gradient and their
+            // input planes in every image are its own).
+            var dw = [Float](repeating: 0, count: w.count)
+            x.withUnsafeScalars { xp in
+                w.withUnsafeScalars { wp in
+                    dy.withUnsafeScalars { dyp in
+                        dx.withUnsafeMutableBufferPointer { dxp in
+                            dw.withUnsafeMutableBufferPointer { dwp in
+                                let threads = Swift.min(Parallel.defaultThreads, c)
+                                Parallel.forEach(threads, threads: threads) { part, _ in
+                                    for ch in (part * c / threads)..<((part + 1) * c / threads) {
+                                        for img in 0..<n {
+                                            let plane = img * c + ch
+                                            DepthwiseFloat.planeGradients(xp.baseAddress! + plane * h * wd, g, weights: wp.baseAddress! + ch * k,
+                                                                          outputGradient: dyp.baseAddress! + plane * pixels,
+                                                                          inputGradient: needInput ? dxp.baseAddress! + plane * h * wd : nil,
+                                                                          weightGradient: dwp.baseAddress! + ch * k)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw),
+                    hasBias ? biasGradient(dy, channels: cout, pixels: pixels) : nil)
+        }
         var partialW = [[Float]](repeating: [Float](repeating: 0, count: w.count), count: workers)
         let cols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
         let dcols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
@@ -192,21 +241,23 @@ extension Tensor {
         }
         var dw = partialW[0]
         for p in partialW.dropFirst() { for i in 0..<dw.count { dw[i] += p[i] } }
-        var db: Tensor? = nil
-        if hasBias {
-            var s = [Float](repeating: 0, count: cout)
-            dy.withUnsafeScalars { d in
-                for img in 0..<n {
-                    for co in 0..<cout {
-                        var acc: Float = 0
-                        let base = (img * cout + co) * pixels
-                        for p in 0..<pixels { acc += d[base + p] }
-                        s[co] += acc
-                    }
+        return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw),
+                hasBias ? biasGradient(dy, channels: cout, pixels: pixels) : nil)
+    }
+
+    /// dL/db of a convolution: dy summed over images and pixels per output channel.
+    static func biasGradient(_ dy: Tensor, channels cout: Int, pixels: Int) -> Tensor {
+        var s = [Float](repeating: 0, count: cout)
+        dy.withUnsafeScalars { d in
+            for img in 0..<(dy.shape[0]) {
+                for co in 0..<cout {
+                    var acc: Float = 0
+                    let base = (img * cout + co) * pixels
+                    for p in 0..<pixels { acc += d[base + p] }
+                    s[co] += acc
                 }
             }
-            db = Tensor(uncheckedShape: [cout], scalars: s)
         }
-        return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw), db)
+        return Tensor(uncheckedShape: [cout], scalars: s)
     }
 }

@@ -130,10 +130,10 @@ extension Tensor {
 
     /// The hot elementwise operations written out as plain loops: a closure handed through the
     /// chunking to the worker pool is called per element, which costs more than the work.
-    enum Loop { case add, subtract, multiply, addRelu, relu }
+    enum Loop { case add, subtract, multiply, addRelu, relu, clamp }
 
-    /// `a op b` (or `op a` for relu) for operands of one shape.
-    static func sameShape(_ a: Tensor, _ b: Tensor?, _ op: Loop) -> Tensor {
+    /// `a op b` (or `op a` for relu, and clamp to [lo, hi]) for operands of one shape.
+    static func sameShape(_ a: Tensor, _ b: Tensor?, _ op: Loop, lo: Float = 0, hi: Float = 0) -> Tensor {
         let n = a.count
         let out = [Float](unsafeUninitializedCapacity: n) { o, initialized in
             a.scalars.withUnsafeBufferPointer { ap in
@@ -146,6 +146,7 @@ extension Tensor {
                         case .multiply: for i in r { z[i] = x[i] * y[i] }
                         case .addRelu: for i in r { z[i] = Swift.max(x[i] + y[i], 0) }
                         case .relu: for i in r { z[i] = x[i] > 0 ? x[i] : 0 }
+                        case .clamp: for i in r { z[i] = Swift.min(Swift.max(x[i], lo), hi) }
                         }
                     }
                 }
@@ -154,7 +155,7 @@ extension Tensor {
         }
         return Tensor(uncheckedShape: a.shape, scalars: out)
     }
-    public func clamped(_ lo: Float, _ hi: Float) -> Tensor { map { Swift.min(Swift.max($0, lo), hi) } }
+    public func clamped(_ lo: Float, _ hi: Float) -> Tensor { Tensor.sameShape(self, nil, .clamp, lo: lo, hi: hi) }
 
     /// Whether any element is NaN or infinite.
     public var hasNonFinite: Bool { scalars.contains { !$0.isFinite } }

@@ -34,6 +34,9 @@ struct Conv2DCase: Sendable, CustomStringConvertible {
     Conv2DCase(n: 2, c: 1, h: 28, w: 28, co: 16, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: true),
     Conv2DCase(n: 3, c: 16, h: 14, w: 14, co: 32, k: (3, 3), stride: (2, 2), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: false),
     Conv2DCase(n: 1, c: 8, h: 9, w: 7, co: 8, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 8, bias: true),
+    // Depthwise (one plane at a time): 3×3 stride 2 with odd sizes, and the generic taps path.
+    Conv2DCase(n: 3, c: 17, h: 13, w: 10, co: 17, k: (3, 3), stride: (2, 2), pad: (1, 0, 1, 1), dilation: (1, 1), groups: 17, bias: true),
+    Conv2DCase(n: 2, c: 5, h: 12, w: 11, co: 5, k: (5, 3), stride: (1, 2), pad: (2, 1, 0, 3), dilation: (2, 1), groups: 5, bias: false),
     Conv2DCase(n: 2, c: 6, h: 11, w: 13, co: 4, k: (3, 5), stride: (2, 1), pad: (2, 0, 1, 3), dilation: (2, 1), groups: 2, bias: true),
     Conv2DCase(n: 2, c: 16, h: 7, w: 7, co: 32, k: (1, 1), stride: (1, 1), pad: (0, 0, 0, 0), dilation: (1, 1), groups: 1, bias: true),
     Conv2DCase(n: 1, c: 16, h: 8, w: 8, co: 32, k: (1, 1), stride: (2, 2), pad: (0, 0, 0, 0), dilation: (1, 1), groups: 1, bias: false),
@@ -63,6 +66,7 @@ func conv2dMatchesDirect(_ t: Conv2DCase) throws {
     Conv2DCase(n: 2, c: 3, h: 9, w: 9, co: 8, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: true),
     Conv2DCase(n: 3, c: 6, h: 11, w: 13, co: 4, k: (3, 5), stride: (2, 1), pad: (2, 0, 1, 3), dilation: (2, 1), groups: 2, bias: true),
     Conv2DCase(n: 1, c: 8, h: 7, w: 7, co: 8, k: (3, 3), stride: (2, 2), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 8, bias: false),
+    Conv2DCase(n: 3, c: 5, h: 10, w: 9, co: 5, k: (3, 5), stride: (1, 2), pad: (2, 1, 0, 3), dilation: (2, 1), groups: 5, bias: true),
 ])
 func conv2dGradientsAreTheAdjoint(_ t: Conv2DCase) throws {
     var r = RandomGenerator(seed: 13)
