@@ -38,7 +38,9 @@ extension Tensor {
         let outShape = [n, cout, oh, ow]
         let total = try elementCount(of: outShape)
         _ = try elementCount(of: [g.patchSize, pixels])
-        var out = [Float](repeating: 0, count: total)
+        // Every path below writes every output element (the direct kernel covers whole blocks of 8
+        // channels, which it requires): no zero fill first.
+        var out = [Float](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
         if n == 0 { return Tensor(uncheckedShape: outShape, scalars: out) }
         let coutG = cout / groups, k = g.patchSize
         if groups > 1 && groups == c && cout == c {
