@@ -19,22 +19,30 @@ struct BenchResult: Codable {
     }
 }
 
-/// What an anchor's Python helper prints, one JSON object per line (the objects that parse), and
-/// whether it exited cleanly; nil when python3 cannot be started. Its stderr is discarded.
-func pythonLines(_ arguments: [String]) -> (objects: [[String: Any]], ok: Bool)? {
+/// Runs an anchor's own process and returns its stdout and whether it exited cleanly; nil when
+/// it cannot be started. Its stderr is discarded; `environment` replaces ours when given.
+func childOutput(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) -> (output: String, ok: Bool)? {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3"] + arguments
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    if let environment { p.environment = environment }
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = FileHandle.nullDevice
     guard (try? p.run()) != nil else { return nil }
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    let objects = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+    return (String(decoding: data, as: UTF8.self), p.terminationStatus == 0)
+}
+
+/// What an anchor's Python helper prints, one JSON object per line (the objects that parse), and
+/// whether it exited cleanly; nil when python3 cannot be started.
+func pythonLines(_ arguments: [String]) -> (objects: [[String: Any]], ok: Bool)? {
+    guard let r = childOutput("/usr/bin/env", ["python3"] + arguments) else { return nil }
+    let objects = r.output.split(separator: "\n").compactMap {
         try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
-    return (objects, p.terminationStatus == 0)
+    return (objects, r.ok)
 }
 
 /// Best time of `body` (see `Stopwatch.best`).

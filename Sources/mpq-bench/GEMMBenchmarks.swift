@@ -34,18 +34,10 @@ struct GEMMBenchmarks {
     /// machine sets OPENBLAS_CORETYPE, which fixes OpenBLAS's kernel when the library loads):
     /// OpenBLAS's own choice of kernel for this CPU. nil when the child cannot run.
     func nativeOpenBLAS(m: Int, k: Int, n: Int, threads: Int) -> Double? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        p.arguments = ["--openblas-sgemm", "\(m),\(k),\(n),\(threads)"] + (quick ? ["--quick"] : [])
-        p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OPENBLAS_") }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let r = childOutput(URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+                                  ["--openblas-sgemm", "\(m),\(k),\(n),\(threads)"] + (quick ? ["--quick"] : []),
+                                  environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OPENBLAS_") }), r.ok else { return nil }
+        return Double(r.output.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
