@@ -245,6 +245,11 @@ public final class Model: @unchecked Sendable {
                                               dilation: (a.dilations[0], a.dilations[1]), groups: a.groups, relu: true)
                 } else if case .add = node.op, ins.count == 2, let a = ins[0], let b = ins[1] {
                     fused = try Tensor.addRelu(a, b)
+                } else if case .gemm(let at) = node.op, ins.count == 3, let a = ins[0], let b = ins[1], let c = ins[2], a.rank == 2,
+                          at.beta == 1, c.rank == 1 {
+                    // A linear layer: the bias and the ReLU in one pass over the product.
+                    let y = try LinearOp.product(a, transA: at.transA, b, transB: at.transB, alpha: at.alpha)
+                    if y.rank == 2, y.shape[1] == c.count { fused = Tensor.addingRows(y, c, relu: true) }
                 }
                 if let fused {
                     values[nodes[i + 1].outputs[0]] = fused

@@ -108,7 +108,30 @@ extension Tensor {
         }
     }
 
-    public static func + (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .add) : try zip(a, b, operation: "+", +) }
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor {
+        if a.shape == b.shape { return sameShape(a, b, .add) }
+        if b.rank == 1, a.rank >= 2, a.shape.last == b.count { return addingRows(a, b, relu: false) }
+        return try zip(a, b, operation: "+", +)
+    }
+
+    /// a + b for b one row (a linear layer's bias under [N, features]), then max(·, 0) when
+    /// `relu`: a plain loop per row. `b.count` must divide `a.count` (the caller checks).
+    public static func addingRows(_ a: Tensor, _ b: Tensor, relu: Bool) -> Tensor {
+        let width = b.count, rows = a.count / Swift.max(1, width)
+        let out = [Float](unsafeUninitializedCapacity: a.count) { o, initialized in
+            a.scalars.withUnsafeBufferPointer { ap in
+                b.scalars.withUnsafeBufferPointer { bp in
+                    guard let x = ap.baseAddress, let y = bp.baseAddress, let z = o.baseAddress else { return }
+                    for r in 0..<rows {
+                        let (src, dst) = (x + r * width, z + r * width)
+                        if relu { for j in 0..<width { dst[j] = Swift.max(src[j] + y[j], 0) } } else { for j in 0..<width { dst[j] = src[j] + y[j] } }
+                    }
+                }
+            }
+            initialized = a.count
+        }
+        return Tensor(uncheckedShape: a.shape, scalars: out)
+    }
     public static func - (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .subtract) : try zip(a, b, operation: "-", -) }
     public static func * (a: Tensor, b: Tensor) throws -> Tensor { a.shape == b.shape ? sameShape(a, b, .multiply) : try zip(a, b, operation: "*", *) }
     public static func / (a: Tensor, b: Tensor) throws -> Tensor { try zip(a, b, operation: "/", /) }
@@ -158,5 +181,12 @@ extension Tensor {
     public func clamped(_ lo: Float, _ hi: Float) -> Tensor { Tensor.sameShape(self, nil, .clamp, lo: lo, hi: hi) }
 
     /// Whether any element is NaN or infinite.
-    public var hasNonFinite: Bool { scalars.contains { !$0.isFinite } }
+    public var hasNonFinite: Bool {
+        // All exponent bits set is NaN or ±infinity; one pass without early exit vectorises.
+        scalars.withUnsafeBufferPointer { p in
+            var found: UInt32 = 0
+            for v in p { found |= (v.bitPattern & 0x7f80_0000) == 0x7f80_0000 ? 1 : 0 }
+            return found != 0
+        }
+    }
 }
