@@ -234,9 +234,10 @@ public final class Model: @unchecked Sendable {
                 for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
                 continue
             }
-            // Inference fuses a ReLU into the conv or add before it when nothing else reads the
-            // intermediate value: one pass over the activations instead of two.
-            if !keepTrace, !training, i + 1 < nodes.count, case .relu = nodes[i + 1].op,
+            // Inference fuses a ReLU into the conv, add or linear layer before it when nothing else
+            // reads the intermediate value: one pass over the activations instead of two. (Not
+            // when an observer watches the nodes: it would miss the fused ones' inputs.)
+            if !keepTrace, !training, observer == nil, stopAt == nil, i + 1 < nodes.count, case .relu = nodes[i + 1].op,
                nodes[i + 1].inputs == [node.outputs[0]], lastUse[node.outputs[0]] == i + 1, node.outputs[0] != output {
                 var fused: Tensor? = nil
                 if case .conv(let a) = node.op, ins.count >= 2, let x = ins[0], let w = ins[1], x.rank == 4, w.rank == 4 {
