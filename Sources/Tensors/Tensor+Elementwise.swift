@@ -21,7 +21,8 @@ extension Tensor {
     }
 
     /// Applies `op` elementwise after broadcasting both operands.
-    /// Inlined where the library calls it, so each operator's closure becomes a plain loop.
+    /// Inlined where the library calls it. The closure still runs per element inside the chunks
+    /// handed to the worker pool; the hot operators use `sameShape`, plain loops, instead.
     @inline(__always)
     public static func zip(_ a: Tensor, _ b: Tensor, operation: String = "elementwise",
                            _ op: (Float, Float) -> Float) throws -> Tensor {
@@ -82,7 +83,8 @@ extension Tensor {
         return Tensor(uncheckedShape: shape, scalars: out)
     }
 
-    /// Inlined where the library calls it, so each function's closure becomes a plain loop.
+    /// Inlined where the library calls it (the closure still runs per element; ReLU and clamp
+    /// use `sameShape`).
     @inline(__always)
     public func map(_ f: (Float) -> Float) -> Tensor {
         let n = count
