@@ -10,13 +10,23 @@ import Tensors
 /// Ctrl-C stops training between epochs and keeps the predictor as it is.
 ///
 /// The transfer recipe (`Transfer`): pre-train on many cheap samples — random policies scored by
-/// a sensitivity table, −log Σ Ω, which needs no evaluation — then fine-tune every weight on the
-/// few measured ones. Not yet: the pruning part of the encoding.
+/// a sensitivity table, −log Σ Ω, which needs no evaluation, or by the divergence predictor —
+/// then fine-tune every weight on the few measured ones. Not yet: the pruning part of the encoding.
 public struct AccuracyMLP {
     public let choices: [Int]
     public let layers: Int
+    /// The joint space's architecture part: candidate keep ratios, and how many pruned layers
+    /// each policy carries one of (0: bits only).
+    public let keepChoices: [Double]
+    public let prunedLayers: Int
     public let network: Model
     public let mean: Double, spread: Double
+    var features: Int { prunedLayers * keepChoices.count + layers * choices.count }
+
+    init(choices: [Int], layers: Int, keepChoices: [Double] = [], prunedLayers: Int = 0, network: Model, mean: Double, spread: Double) {
+        self.choices = choices; self.layers = layers; self.keepChoices = keepChoices; self.prunedLayers = prunedLayers
+        self.network = network; self.mean = mean; self.spread = spread
+    }
 
     public struct Options: Sendable {
         public var hidden = 400
@@ -27,50 +37,86 @@ public struct AccuracyMLP {
         public init() {}
     }
 
-    /// Pre-training on sensitivity-derived proxies before the measured samples.
-    public struct Transfer: Sendable {
-        public var table: SensitivityTable
-        /// Random policies (each layer's width uniform over the predictor's) scored −log Σ Ω.
+    /// Pre-training on cheap proxies before the measured samples: random policies scored by a
+    /// sensitivity table (−log Σ Ω, no evaluation at all) or by a slower predictor (its predicted
+    /// accuracy: a `DivergencePredictor`, one forward pass of its calibration images per proxy,
+    /// which knows how low widths compound — the MLP then learns that from thousands of proxies
+    /// instead of a few hundred measurements).
+    public struct Transfer {
+        public enum Source {
+            case table(SensitivityTable)
+            case predictor(any PolicyPredictor)
+        }
+        public var source: Source
+        /// Random policies (each layer's width uniform over the predictor's) scored by `source`.
         public var count = 5000
         public var epochs = 30
         public var seed: UInt64 = 0
-        public init(table: SensitivityTable) { self.table = table }
+        public init(table: SensitivityTable) { source = .table(table) }
+        public init(predictor: any PolicyPredictor) { source = .predictor(predictor) }
 
-        /// The proxy samples: `count` random policies and −log of their summed sensitivity.
-        public func samples(choices: [Int], layers: Int) throws -> [PolicySamples.Sample] {
-            guard table.layers.count == layers else {
-                throw MixedPrecisionError("predictor: the sensitivity table has \(table.layers.count) layers, the samples \(layers)")
-            }
-            guard choices.allSatisfy(table.bits.contains) else {
-                throw MixedPrecisionError("predictor: the sensitivity table lacks some of the widths \(choices) (it has \(table.bits))")
-            }
+        /// The proxy samples: `count` random policies and their scores. `progress` sees (done,
+        /// total) while a predictor scores them.
+        public func samples(choices: [Int], layers: Int, progress: (Int, Int) -> Void = { _, _ in }) throws -> [PolicySamples.Sample] {
             guard (2...1_000_000).contains(count), epochs >= 0 else {
                 throw MixedPrecisionError("predictor: expected 2…1000000 proxy samples and epochs ≥ 0, found \(count) and \(epochs)")
             }
             var rng = RandomGenerator(seed: seed)
-            return try (0..<count).map { _ in
-                let bits = (0..<layers).map { _ in choices[Int(rng.next() % UInt64(choices.count))] }
-                guard let o = table.objective(bits: bits), o.isFinite, o >= 0 else {
-                    throw MixedPrecisionError("predictor: the sensitivity table gives no finite objective for \(bits)")
+            let policies = (0..<count).map { _ in (0..<layers).map { _ in choices[Int(rng.next() % UInt64(choices.count))] } }
+            switch source {
+            case .predictor(let p):
+                guard p.layers == layers else { throw MixedPrecisionError("predictor: the pre-training predictor covers \(p.layers) layers, the samples \(layers)") }
+                var out: [PolicySamples.Sample] = []
+                for (i, bits) in policies.enumerated() where !Interrupt.isRequested {
+                    out.append(PolicySamples.Sample(bits: bits, accuracy: try p.predict([bits])[0]))
+                    progress(i + 1, count)
                 }
-                return PolicySamples.Sample(bits: bits, accuracy: -log(max(o, 1e-30)))
+                return out
+            case .table(let table):
+                guard table.layers.count == layers else {
+                    throw MixedPrecisionError("predictor: the sensitivity table has \(table.layers.count) layers, the samples \(layers)")
+                }
+                guard choices.allSatisfy(table.bits.contains) else {
+                    throw MixedPrecisionError("predictor: the sensitivity table lacks some of the widths \(choices) (it has \(table.bits))")
+                }
+                return try policies.map { bits in
+                    guard let o = table.objective(bits: bits), o.isFinite, o >= 0 else {
+                        throw MixedPrecisionError("predictor: the sensitivity table gives no finite objective for \(bits)")
+                    }
+                    return PolicySamples.Sample(bits: bits, accuracy: -log(max(o, 1e-30)))
+                }
             }
         }
     }
 
     /// The one-hot encoding of one policy.
-    public func encode(_ bits: [Int]) throws -> [Float] {
-        try Self.encode(bits, choices: choices, layers: layers)
+    public func encode(_ bits: [Int]) throws -> [Float] { try encode(Evolution.Point(bits: bits)) }
+
+    /// The encoding of a point of the joint space: APQ's architecture part (one one-hot vector
+    /// over the keep ratios per pruned layer), then the bits part (one per layer over the widths).
+    public func encode(_ point: Evolution.Point) throws -> [Float] {
+        try Self.encode(point, choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers)
     }
 
-    static func encode(_ bits: [Int], choices: [Int], layers: Int) throws -> [Float] {
+    static func encode(_ point: Evolution.Point, choices: [Int], layers: Int, keepChoices: [Double], prunedLayers: Int) throws -> [Float] {
+        let bits = point.bits
         guard bits.count == layers else { throw MixedPrecisionError("predictor: expected \(layers) widths (one per layer), found \(bits.count)") }
-        var v = [Float](repeating: 0, count: layers * choices.count)
+        guard point.keep.count == prunedLayers else {
+            throw MixedPrecisionError("predictor: expected \(prunedLayers) keep ratios (one per pruned layer), found \(point.keep.count)")
+        }
+        var v = [Float](repeating: 0, count: prunedLayers * keepChoices.count + layers * choices.count)
+        for (l, k) in point.keep.enumerated() {
+            guard let i = keepChoices.firstIndex(of: k) else {
+                throw MixedPrecisionError("predictor: pruned layer \(l) keeps \(k), which the predictor was not trained on (ratios \(keepChoices))")
+            }
+            v[l * keepChoices.count + i] = 1
+        }
+        let offset = prunedLayers * keepChoices.count
         for (l, b) in bits.enumerated() {
             guard let i = choices.firstIndex(of: b) else {
                 throw MixedPrecisionError("predictor: layer \(l) has \(b) bits, which the predictor was not trained on (widths \(choices))")
             }
-            v[l * choices.count + i] = 1
+            v[offset + l * choices.count + i] = 1
         }
         return v
     }
@@ -78,12 +124,15 @@ public struct AccuracyMLP {
     /// Trains on `samples` (every policy over `choices`); with `transfer`, after pre-training on
     /// its proxy samples (the same network, Adam restarted, the targets standardised anew).
     public static func train(_ samples: [PolicySamples.Sample], choices: [Int], options: Options = Options(),
-                             transfer: Transfer? = nil) throws -> AccuracyMLP {
+                             transfer: Transfer? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> AccuracyMLP {
         guard let transfer else { return try train(samples, choices: choices, options: options, from: nil) }
         guard let layers = samples.first?.bits.count else { throw MixedPrecisionError("predictor: needs at least two measured policies, found 0") }
+        guard samples.allSatisfy({ ($0.keep ?? []).isEmpty }) else {
+            throw MixedPrecisionError("predictor: the pre-training proxies cover bits only, not pruned samples; train without pretrain")
+        }
         var pre = options
         pre.epochs = transfer.epochs
-        let proxy = try train(try transfer.samples(choices: choices, layers: layers), choices: choices, options: pre, from: nil)
+        let proxy = try train(try transfer.samples(choices: choices, layers: layers, progress: progress), choices: choices, options: pre, from: nil)
         return try train(samples, choices: choices, options: options, from: proxy.network)
     }
 
@@ -95,8 +144,13 @@ public struct AccuracyMLP {
               options.batchSize > 0, options.learningRate > 0, options.learningRate.isFinite else {
             throw MixedPrecisionError("predictor: expected finite accuracies, a hidden width of 1…4096, epochs 0…100000, batch > 0 and a positive finite learning rate; found hidden \(options.hidden), epochs \(options.epochs), batch \(options.batchSize), lr \(options.learningRate)")
         }
-        let features = layers * choices.count
-        let x = try samples.flatMap { try encode($0.bits, choices: choices, layers: layers) }
+        let prunedLayers = samples[0].keep?.count ?? 0
+        guard samples.allSatisfy({ ($0.keep?.count ?? 0) == prunedLayers }) else {
+            throw MixedPrecisionError("predictor: every sample must carry the same number of keep ratios (the first has \(prunedLayers))")
+        }
+        let keepChoices = Array(Set(samples.flatMap { $0.keep ?? [] })).sorted()
+        let features = prunedLayers * keepChoices.count + layers * choices.count
+        let x = try samples.flatMap { try encode($0.point, choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers) }
         let accuracies = samples.map(\.accuracy)
         let mean = accuracies.reduce(0, +) / Double(samples.count)
         let spread = max((accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)).squareRoot(), 1e-6)
@@ -122,7 +176,7 @@ public struct AccuracyMLP {
                 step += 1
             }
         }
-        return AccuracyMLP(choices: choices, layers: layers, network: network, mean: mean, spread: spread)
+        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers, network: network, mean: mean, spread: spread)
     }
 
     /// The MLP: features → hidden → hidden → hidden → 1, ReLU.
@@ -147,7 +201,10 @@ public struct AccuracyMLP {
             ("apq.choices", Tensor(checkedShape: [choices.count], scalars: choices.map(Float.init))),
             ("apq.layers", Tensor(checkedShape: [1], scalars: [Float(layers)])),
             ("apq.standardisation", Tensor(checkedShape: [4], scalars: split(mean) + split(spread))),
-        ], to: path)
+        ] + (prunedLayers == 0 ? [] : [
+            ("apq.keeps", Tensor(checkedShape: [keepChoices.count], scalars: keepChoices.map(Float.init))),
+            ("apq.pruned_layers", Tensor(checkedShape: [1], scalars: [Float(prunedLayers)])),
+        ]), to: path)
     }
 
     /// Whether an .npz's arrays are a saved predictor's.
@@ -162,21 +219,26 @@ public struct AccuracyMLP {
             throw MixedPrecisionError("predictor: \(path) is not a saved predictor (expected apq.choices, apq.layers, apq.standardisation and the network's weights)")
         }
         let choices = c.scalars.map { Int($0) }, layers = Int(l.scalars[0])
-        guard !choices.isEmpty, choices.allSatisfy({ (1...8).contains($0) }), layers > 0, first.shape[1] == layers * choices.count else {
-            throw MixedPrecisionError("predictor: \(path) holds inconsistent sizes (\(layers) layers × \(choices.count) widths for \(first.shape[1]) inputs)")
+        let keeps = byName["apq.keeps"]?.scalars.map(Double.init) ?? [], pruned = Int(byName["apq.pruned_layers"]?.scalars.first ?? 0)
+        guard !choices.isEmpty, choices.allSatisfy({ (1...8).contains($0) }), layers > 0, pruned >= 0, keeps.allSatisfy({ $0 > 0 && $0 <= 1 }),
+              first.shape[1] == pruned * keeps.count + layers * choices.count else {
+            throw MixedPrecisionError("predictor: \(path) holds inconsistent sizes (\(pruned) pruned layers × \(keeps.count) ratios + \(layers) layers × \(choices.count) widths for \(first.shape[1]) inputs)")
         }
         let network = try Self.network(features: first.shape[1], hidden: first.shape[0], seed: 0)
         do { try network.loadStateDict(arrays.filter { !$0.name.hasPrefix("apq.") }, source: path) } catch let e as NetworkError {
             throw MixedPrecisionError("predictor: \(e.message)")
         }
         let v = st.scalars.map(Double.init)
-        return AccuracyMLP(choices: choices, layers: layers, network: network, mean: v[0] + v[1], spread: v[2] + v[3])
+        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keeps, prunedLayers: pruned, network: network, mean: v[0] + v[1], spread: v[2] + v[3])
     }
 
     /// Predicted accuracies of `policies`.
-    public func predict(_ policies: [[Int]]) throws -> [Double] {
-        guard !policies.isEmpty else { return [] }
-        let x = Tensor(checkedShape: [policies.count, layers * choices.count], scalars: try policies.flatMap { try encode($0) })
+    public func predict(_ policies: [[Int]]) throws -> [Double] { try predict(points: policies.map { Evolution.Point(bits: $0) }) }
+
+    /// Predicted accuracies of points of the joint space (widths and keep ratios).
+    public func predict(points: [Evolution.Point]) throws -> [Double] {
+        guard !points.isEmpty else { return [] }
+        let x = Tensor(checkedShape: [points.count, features], scalars: try points.flatMap { try encode($0) })
         return try network.run(x).output.scalars.map { mean + spread * Double($0) }
     }
 

@@ -35,7 +35,24 @@ public struct Evolution: Sendable {
         public let pinned: [Int: Int]
         /// Groups of layers taking one width (layers reading the same input).
         public let ties: [[Int]]
+        /// The width dimension searched beside the bits, when it is (APQ's joint space).
+        public let pruning: Pruning?
         public var layers: Int { costs.count }
+        /// Genes of a candidate: one width per layer, then one keep ratio per pruned layer.
+        var genes: Int { layers + (pruning?.layers.count ?? 0) }
+        /// How many values gene `i` takes.
+        func alphabet(_ i: Int) -> Int { i < layers ? choices.count : pruning!.ratios.count }
+
+        /// Channel pruning searched with the bits: each of `layers` keeps one of `ratios` of its
+        /// output channels (L1 norm, as `Model.pruned`), and its reader loses the same inputs.
+        /// `costs[layer][(width · R + own keep) · R + input keep]` (R ratios; a layer neither
+        /// pruned nor reading a pruned one has the same cost at every keep index).
+        public struct Pruning: Sendable {
+            public let ratios: [Double]
+            public let layers: [Int]
+            let outGene: [Int?], inGene: [Int?]
+            let costs: [[Double]]
+        }
 
         public init(choices: [Int], costs: [[Double]], budget: Double, pinned: [Int: Int] = [:], ties: [[Int]] = []) throws {
             guard !choices.isEmpty, Set(choices).count == choices.count, choices.allSatisfy({ (1...8).contains($0) }) else {
@@ -51,7 +68,7 @@ public struct Evolution: Sendable {
             for group in ties where group.contains(where: { !(0..<costs.count).contains($0) }) {
                 throw MixedPrecisionError("evolve: tied layers \(group) out of range")
             }
-            self.choices = choices.sorted(); self.budget = budget; self.pinned = pinned; self.ties = ties
+            self.choices = choices.sorted(); self.budget = budget; self.pinned = pinned; self.ties = ties; self.pruning = nil
             // Columns follow the sorted widths.
             let order = choices.indices.sorted { choices[$0] < choices[$1] }
             self.costs = costs.map { row in order.map { row[$0] } }
@@ -72,18 +89,93 @@ public struct Evolution: Sendable {
                           budget: budget, pinned: pinned, ties: tieSharedInputs ? model.layersSharingInputs : [])
         }
 
-        /// A policy's cost (widths as choice indices).
-        func cost(_ genome: [Int]) -> Double { genome.enumerated().reduce(0) { $0 + costs[$1.offset][$1.element] } }
-        public func cost(bits: [Int]) throws -> Double { cost(try genome(bits)) }
+        /// The joint space of `model`: as `init(model:…)`, and each of `prune` (layer names, each
+        /// prunable alone) keeping one of `ratios` of its channels. Costs count the kept channels
+        /// (the pruned layer's outputs, its reader's inputs), exactly as the pruned model's
+        /// layers cost; a measured latency table has no pruned entries and is refused.
+        public init(model: Model, choices: [Int], cost: CostModel, budget: Double, ends: Int? = nil, tieSharedInputs: Bool = true,
+                    prune: [String], ratios: [Double]) throws {
+            let plain = try Space(model: model, choices: choices, cost: cost, budget: budget, ends: ends, tieSharedInputs: tieSharedInputs)
+            if case .table = cost { throw MixedPrecisionError("evolve: a measured latency table has no entries for pruned layers; search pruning under energy, bitops or size") }
+            let ratios = Array(Set(ratios)).sorted()
+            guard !ratios.isEmpty, ratios.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 1 }) else {
+                throw MixedPrecisionError("evolve: keep ratios must lie in (0, 1], found \(ratios)")
+            }
+            guard !prune.isEmpty, Set(prune).count == prune.count else { throw MixedPrecisionError("evolve: expected distinct layers to prune, found \(prune)") }
+            let prunable = model.prunableLayers
+            let pruned: [(layer: Int, reader: Int)] = try prune.map { name in
+                guard let i = model.layers.firstIndex(where: { $0.name == name }) else {
+                    throw MixedPrecisionError("evolve: no layer named '\(name)'; prunable layers are \(prunable.joined(separator: ", "))")
+                }
+                guard let r = model.pruningReader(i) else {
+                    throw MixedPrecisionError("evolve: layer '\(name)' cannot be pruned alone; prunable layers are \(prunable.joined(separator: ", "))")
+                }
+                return (i, r)
+            }
+            var outGene = [Int?](repeating: nil, count: model.layers.count), inGene = outGene
+            for (g, p) in pruned.enumerated() { outGene[p.layer] = g; inGene[p.reader] = g }
+            let r = ratios.count, sorted = plain.choices
+            let table: [[Double]] = try model.layers.enumerated().map { l, layer in
+                var row: [Double] = []
+                for b in sorted {
+                    for o in 0..<r {
+                        for i in 0..<r {
+                            var shaped = layer
+                            if outGene[l] != nil { shaped = shaped.keeping(outputs: Model.channelsKept(layer.weightShape[0], ratio: ratios[o])) }
+                            if let g = inGene[l] {
+                                let producer = model.layers[pruned[g].layer].weightShape[0]
+                                let per = layer.weightShape[1] / max(1, producer)
+                                shaped = shaped.keeping(inputs: Model.channelsKept(producer, ratio: ratios[i]) * per)
+                            }
+                            row.append(try cost.cost(shaped, bits: b))
+                        }
+                    }
+                }
+                return row
+            }
+            self.choices = plain.choices; self.costs = plain.costs; self.budget = budget; self.pinned = plain.pinned; self.ties = plain.ties
+            self.pruning = Pruning(ratios: ratios, layers: pruned.map(\.layer), outGene: outGene, inGene: inGene, costs: table)
+        }
 
-        func genome(_ bits: [Int]) throws -> [Int] {
+        /// A candidate's cost (widths as choice indices, then keep ratios as ratio indices).
+        func cost(_ genome: [Int]) -> Double {
+            guard let pruning else { return genome.enumerated().reduce(0) { $0 + costs[$1.offset][$1.element] } }
+            let r = pruning.ratios.count
+            var total = 0.0
+            for l in 0..<layers {
+                let o = pruning.outGene[l].map { genome[layers + $0] } ?? 0, i = pruning.inGene[l].map { genome[layers + $0] } ?? 0
+                total += pruning.costs[l][(genome[l] * r + o) * r + i]
+            }
+            return total
+        }
+        public func cost(bits: [Int], keep: [Double] = []) throws -> Double { cost(try genome(Point(bits: bits, keep: keep))) }
+
+        func genome(_ point: Point) throws -> [Int] {
+            let bits = point.bits
             guard bits.count == layers else { throw MixedPrecisionError("evolve: expected \(layers) widths, found \(bits.count)") }
-            return try bits.map { b in
+            let widths = try bits.map { b in
                 guard let i = choices.firstIndex(of: b) else { throw MixedPrecisionError("evolve: \(b) bits is not a candidate width (\(choices))") }
                 return i
             }
+            guard let pruning else {
+                guard point.keep.isEmpty else { throw MixedPrecisionError("evolve: this space prunes nothing, found keep ratios \(point.keep)") }
+                return widths
+            }
+            guard point.keep.count == pruning.layers.count else { throw MixedPrecisionError("evolve: expected \(pruning.layers.count) keep ratios, found \(point.keep.count)") }
+            return try widths + point.keep.map { k in
+                guard let i = pruning.ratios.firstIndex(of: k) else { throw MixedPrecisionError("evolve: keep ratio \(k) is not a candidate (\(pruning.ratios))") }
+                return i
+            }
         }
-        func bits(_ genome: [Int]) -> [Int] { genome.map { choices[$0] } }
+        func bits(_ genome: [Int]) -> [Int] { genome.prefix(layers).map { choices[$0] } }
+        func point(_ genome: [Int]) -> Point {
+            Point(bits: bits(genome), keep: pruning.map { p in genome.dropFirst(layers).map { p.ratios[$0] } } ?? [])
+        }
+
+        /// The genes a search may change: unpinned layers leading their tie group, and the keep ratios.
+        var free: [Int] {
+            (0..<layers).filter { l in pinned[l] == nil && !ties.contains { $0.contains(l) && $0[0] != l } } + Array(layers..<genes)
+        }
 
         /// The pins and ties applied: each tied group takes its first layer's width.
         func legal(_ g: [Int]) -> [Int] {
@@ -93,9 +185,9 @@ public struct Evolution: Sendable {
             return g
         }
 
-        /// The cheapest policy: every free layer at the narrowest width.
+        /// The cheapest policy: every free layer at the narrowest width (and the lowest keep ratio).
         public var cheapest: (bits: [Int], cost: Double) {
-            let g = legal(Array(repeating: 0, count: layers))
+            let g = legal(Array(repeating: 0, count: genes))
             return (bits(g), cost(g))
         }
 
@@ -103,7 +195,7 @@ public struct Evolution: Sendable {
         public func checkFeasible() throws {
             let c = cheapest
             guard c.cost <= budget else {
-                throw MixedPrecisionError("evolve: no policy meets the budget \(Self.shown(budget)): the cheapest (free layers at \(choices[0]) bits\(pinned.isEmpty ? "" : ", pinned layers as pinned")) costs \(Self.shown(c.cost))")
+                throw MixedPrecisionError("evolve: no policy meets the budget \(Self.shown(budget)): the cheapest (free layers at \(choices[0]) bits\(pinned.isEmpty ? "" : ", pinned layers as pinned")) costs \(Self.shown(c.cost))\(pruning.map { " (every pruned layer keeping \($0.ratios[0]))" } ?? "")")
             }
         }
         static func shown(_ x: Double) -> String { String(format: "%.6g", x) }
@@ -111,26 +203,29 @@ public struct Evolution: Sendable {
         /// `count` policies drawn uniformly (every layer's width independently) and kept only when
         /// within the budget: random search's candidates. Gives up after 1000 draws per policy
         /// wanted, with an error saying how many it found.
-        public func random(count: Int, seed: UInt64) throws -> [[Int]] {
+        public func random(count: Int, seed: UInt64) throws -> [[Int]] { try randomPoints(count: count, seed: seed).map(\.bits) }
+
+        /// As `random`, with each pruned layer's keep ratio drawn too.
+        public func randomPoints(count: Int, seed: UInt64) throws -> [Point] {
             guard (0...100_000).contains(count) else { throw MixedPrecisionError("evolve: expected a count of 0…100000, found \(count)") }
             try checkFeasible()
             var rng = RandomGenerator(seed: seed)
-            var out: [[Int]] = [], draws = 0
+            var out: [Point] = [], draws = 0
             while out.count < count {
                 draws += 1
                 guard draws <= 1000 * max(count, 1) else {
                     throw MixedPrecisionError("evolve: only \(out.count) of \(draws) uniform draws met the budget \(Self.shown(budget)); give a looser budget or fewer samples")
                 }
-                let g = legal((0..<layers).map { _ in Int(rng.next() % UInt64(choices.count)) })
-                if cost(g) <= budget { out.append(bits(g)) }
+                let g = legal((0..<genes).map { Int(rng.next() % UInt64(alphabet($0))) })
+                if cost(g) <= budget { out.append(point(g)) }
             }
             return out
         }
 
         /// A uniform draw, then free layers lowered one width at a time (at random) until it fits.
         func repairedDraw(_ rng: inout RandomGenerator) -> [Int] {
-            var g = legal((0..<layers).map { _ in Int(rng.next() % UInt64(choices.count)) })
-            let leaders = (0..<layers).filter { l in pinned[l] == nil && !ties.contains { $0.contains(l) && $0[0] != l } }
+            var g = legal((0..<genes).map { Int(rng.next() % UInt64(alphabet($0))) })
+            let leaders = free
             while cost(g) > budget {
                 let lowerable = leaders.filter { g[$0] > 0 }
                 guard !lowerable.isEmpty else { break }
@@ -141,8 +236,18 @@ public struct Evolution: Sendable {
         }
     }
 
+    /// One point of the space: weight widths per layer and, when pruning is searched, the keep
+    /// ratio of each pruned layer (empty otherwise).
+    public struct Point: Hashable, Sendable {
+        public var bits: [Int]
+        public var keep: [Double]
+        public init(bits: [Int], keep: [Double] = []) { self.bits = bits; self.keep = keep }
+    }
+
     public struct Candidate: Sendable {
         public var bits: [Int]
+        /// Keep ratios of the pruned layers (empty when pruning is not searched).
+        public var keep: [Double]
         public var predicted: Double
         /// The measured accuracy, when it was measured.
         public var measured: Double?
@@ -179,6 +284,13 @@ public struct Evolution: Sendable {
     /// Ctrl-C during a measurement ends the search with what was measured.
     public func run(_ space: Space, predict: ([[Int]]) throws -> [Double], measure: ([[Int]]) throws -> [Double],
                     progress: (Generation) -> Void = { _ in }) throws -> Result {
+        try run(space, predictPoints: { try predict($0.map(\.bits)) }, measurePoints: { try measure($0.map(\.bits)) }, progress: progress)
+    }
+
+    /// As `run(_:predict:measure:progress:)` over a space that may prune: the predictor and the
+    /// measurement see each candidate's widths and keep ratios.
+    public func run(_ space: Space, predictPoints predict: ([Point]) throws -> [Double], measurePoints measure: ([Point]) throws -> [Double],
+                    progress: (Generation) -> Void = { _ in }) throws -> Result {
         let o = options
         guard (2...10_000).contains(o.population), (1..<o.population).contains(o.parents), (0...100_000).contains(o.iterations),
               (0...1).contains(o.mutation), (0...1).contains(o.mutationShare), (1...1000).contains(o.topK) else {
@@ -188,7 +300,7 @@ public struct Evolution: Sendable {
         var rng = RandomGenerator(seed: o.seed)
         var predictions = 0
         func scored(_ genomes: [[Int]]) throws -> [(genome: [Int], predicted: Double)] {
-            let p = try predict(genomes.map(space.bits))
+            let p = try predict(genomes.map(space.point))
             guard p.count == genomes.count, p.allSatisfy(\.isFinite) else {
                 throw MixedPrecisionError("evolve: the predictor gave \(p.count) predictions for \(genomes.count) policies, or a non-finite one")
             }
@@ -202,7 +314,7 @@ public struct Evolution: Sendable {
         func measured(_ genomes: [[Int]]) throws {
             let fresh = Array(Set(genomes.filter { measuredByGenome[$0] == nil })).sorted { $0.lexicographicallyPrecedes($1) }
             guard !fresh.isEmpty else { return }
-            let a = try measure(fresh.map(space.bits))
+            let a = try measure(fresh.map(space.point))
             guard a.count <= fresh.count, a.allSatisfy(\.isFinite) else {
                 throw MixedPrecisionError("evolve: measured \(a.count) accuracies for \(fresh.count) policies, or a non-finite one")
             }
@@ -211,7 +323,7 @@ public struct Evolution: Sendable {
         }
         var population = try scored((0..<o.population).map { _ in space.repairedDraw(&rng) })
         var history: [Generation] = []
-        let leaders = (0..<space.layers).filter { l in space.pinned[l] == nil && !space.ties.contains { $0.contains(l) && $0[0] != l } }
+        let leaders = space.free
         // Ctrl-C inside a generation (the predictor's forward pass stops with `Interrupted`) ends
         // the search as one between generations does.
         generations: for iteration in 0...o.iterations {
@@ -232,7 +344,7 @@ public struct Evolution: Sendable {
                             var g: [Int]
                             if children.count < mutations {
                                 g = parents[Int(rng.next() % UInt64(parents.count))]
-                                for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.choices.count)) }
+                                for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.alphabet(l))) }
                             } else {
                                 let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
                                 g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
@@ -269,10 +381,10 @@ public struct Evolution: Sendable {
         var all: [Candidate] = []
         for (g, a) in measuredByGenome {
             let p = try predictedByGenome[g] ?? (try scored([g]))[0].predicted
-            all.append(Candidate(bits: space.bits(g), predicted: p, measured: a, cost: space.cost(g)))
+            all.append(Candidate(bits: space.bits(g), keep: space.point(g).keep, predicted: p, measured: a, cost: space.cost(g)))
         }
         guard !all.isEmpty else { throw MixedPrecisionError("evolve: interrupted before any policy was measured") }
-        all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && $0.bits.lexicographicallyPrecedes($1.bits)) }
+        all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && ($0.bits + $0.keep.map { Int($0 * 1e6) }).lexicographicallyPrecedes($1.bits + $1.keep.map { Int($0 * 1e6) })) }
         return Result(best: all[0], measured: all, history: history, predictions: predictions, interrupted: interrupted)
     }
 }

@@ -13,8 +13,11 @@ public struct PolicySamples: Sendable {
     public struct Sample: Codable, Equatable, Sendable {
         /// Weight bits per layer, in the model's order.
         public var bits: [Int]
+        /// Keep ratios of the sampler's pruned layers (`prune`), when it prunes.
+        public var keep: [Double]?
         public var accuracy: Double
-        public init(bits: [Int], accuracy: Double) { self.bits = bits; self.accuracy = accuracy }
+        public init(bits: [Int], keep: [Double]? = nil, accuracy: Double) { self.bits = bits; self.keep = keep; self.accuracy = accuracy }
+        public var point: Evolution.Point { Evolution.Point(bits: bits, keep: keep ?? []) }
     }
 
     /// The cache file (JSON: its key and the samples), rewritten atomically after each measured
@@ -29,14 +32,18 @@ public struct PolicySamples: Sendable {
     /// calibrated on `calibration` (which must be given, and also bias-corrects), about 2.5× the
     /// float simulation's pace on ResNet-20.
     public var engine: Bool
-    public init(cache: String? = nil, calibration: Tensor? = nil, engine: Bool = false) {
-        self.cache = cache; self.calibration = calibration; self.engine = engine
+    /// Layers whose output channels each sample prunes (to its `keep` ratios, by L1 norm, as
+    /// `Model.pruned`) before quantizing: APQ's joint space. No fine-tuning follows in the loop;
+    /// with calibration images the pruned model is bias-corrected like any other.
+    public var prune: [String]
+    public init(cache: String? = nil, calibration: Tensor? = nil, engine: Bool = false, prune: [String] = []) {
+        self.cache = cache; self.calibration = calibration; self.engine = engine; self.prune = prune
     }
 
     /// The cache key: FNV-1a over the layers, every parameter and buffer, the validation images
     /// and labels, and the calibration images when bias-corrected — another model, split or
     /// protocol gets another cache.
-    public static func key(model: Model, validation: Dataset, calibration: Tensor? = nil, engine: Bool = false) -> String {
+    public static func key(model: Model, validation: Dataset, calibration: Tensor? = nil, engine: Bool = false, prune: [String] = []) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ v: UInt64) { for i in 0..<8 { h ^= (v >> (8 * UInt64(i))) & 0xff; h = h &* 0x0000_0100_0000_01b3 } }
         func mix(_ s: String) { for b in s.utf8 { mix(UInt64(b)) } }
@@ -47,6 +54,7 @@ public struct PolicySamples: Sendable {
         for y in validation.labels { mix(UInt64(bitPattern: Int64(y))) }
         if let calibration { mix("bias correction"); mix(calibration) }
         if engine { mix("integer engine, 8-bit activations") }
+        if !prune.isEmpty { mix("pruned by L1 norm"); for name in prune { mix(name) } }
         return String(format: "%016llx", h)
     }
 
@@ -76,7 +84,10 @@ public struct PolicySamples: Sendable {
             guard let accuracy = e.accuracy, accuracy.isFinite, (0...1).contains(accuracy) else {
                 warn("samples: cache entry \(i) of \(path) skipped: expected an accuracy in 0…1\(e.accuracy.map { ", found \($0)" } ?? "")"); continue
             }
-            out.append(Sample(bits: bits, accuracy: accuracy))
+            if prune.isEmpty ? e.keep != nil : !(e.keep.map { $0.count == prune.count && $0.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1 } } ?? false) {
+                warn("samples: cache entry \(i) of \(path) skipped: expected \(prune.isEmpty ? "no keep ratios" : "\(prune.count) keep ratios in (0, 1]")"); continue
+            }
+            out.append(Sample(bits: bits, keep: e.keep, accuracy: accuracy))
         }
         return out
     }
@@ -86,11 +97,12 @@ public struct PolicySamples: Sendable {
     /// back exactly the doubles JSONEncoder wrote.
     struct LenientFile: Decodable {
         struct Entry: Decodable {
-            var bits: [Int]?, accuracy: Double?
-            enum Keys: String, CodingKey { case bits, accuracy }
+            var bits: [Int]?, keep: [Double]?, accuracy: Double?
+            enum Keys: String, CodingKey { case bits, keep, accuracy }
             init(from decoder: Decoder) {
                 let c = try? decoder.container(keyedBy: Keys.self)
                 bits = try? c?.decode([Int].self, forKey: .bits)
+                keep = try? c?.decode([Double].self, forKey: .keep)
                 accuracy = try? c?.decode(Double.self, forKey: .accuracy)
             }
         }
@@ -104,11 +116,13 @@ public struct PolicySamples: Sendable {
     public func merge(_ files: [String], key: String, layers: Int, warn: (String) -> Void = { _ in }) throws -> Int {
         guard let path = cache else { throw MixedPrecisionError("samples: merging needs a cache file to merge into") }
         var known = try cached(key: key, layers: layers, warn: warn)
-        var seen = Set(known.map(\.bits))
+        var seen = Set(known.map(\.point))
         var added = 0
         for f in files {
-            for s in try PolicySamples(cache: f).cached(key: key, layers: layers, warn: warn) where !seen.contains(s.bits) {
-                known.append(s); seen.insert(s.bits); added += 1
+            var shard = self
+            shard.cache = f
+            for s in try shard.cached(key: key, layers: layers, warn: warn) where !seen.contains(s.point) {
+                known.append(s); seen.insert(s.point); added += 1
             }
         }
         try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)
@@ -119,6 +133,19 @@ public struct PolicySamples: Sendable {
     /// the calibration images (bias correction's one measurement, shared by every policy).
     func accuracy(_ model: Model, bits: [Int], validation: Dataset, patches: [String: [Double]]?) throws -> Double {
         guard let calibration, let patches else { return try model.quantized(policy: try Policy(model: model, weightBits: bits)).accuracy(on: validation) }
+        return try accuracy(model, bits: bits, validation: validation, calibration: calibration, patches: patches)
+    }
+
+    /// The model with `keep` applied to the pruned layers (itself when every ratio is 1).
+    public func pruned(_ model: Model, keep: [Double]?) throws -> Model {
+        guard let keep, keep.contains(where: { $0 < 1 }) else { return model }
+        guard keep.count == prune.count else { throw MixedPrecisionError("samples: expected \(prune.count) keep ratios (one per pruned layer), found \(keep.count)") }
+        do { return try model.pruned(keep: Dictionary(zip(prune, keep), uniquingKeysWith: { a, _ in a })) } catch let e as NetworkError {
+            throw MixedPrecisionError("samples: \(e.message)")
+        }
+    }
+
+    func accuracy(_ model: Model, bits: [Int], validation: Dataset, calibration: Tensor, patches: [String: [Double]]) throws -> Double {
         let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
         let corrected = try model.biasCorrected(for: policy, patches: patches)
         let moved = try policy.moved(to: corrected)
@@ -128,11 +155,24 @@ public struct PolicySamples: Sendable {
 
     /// `count` random policies, each layer's width drawn uniformly from `bits` (seeded).
     public static func random(_ model: Model, count: Int, bits: [Int], seed: UInt64) throws -> [[Int]] {
+        try random(model, count: count, bits: bits, seed: seed, keep: nil).map(\.bits)
+    }
+
+    /// As `random`, each policy also drawing one of `keep.ratios` for each of `keep.layers` pruned
+    /// layers (after its widths, from the same generator).
+    public static func random(_ model: Model, count: Int, bits: [Int], seed: UInt64, keep: (layers: Int, ratios: [Double])?) throws -> [Evolution.Point] {
         guard (0...100_000).contains(count), !bits.isEmpty, bits.allSatisfy({ (1...8).contains($0) }) else {
             throw MixedPrecisionError("samples: expected a count of 0…100000 and widths in 1…8, found \(count) and \(bits)")
         }
+        if let keep, keep.ratios.isEmpty || !keep.ratios.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 1 }) {
+            throw MixedPrecisionError("samples: expected keep ratios in (0, 1], found \(keep.ratios)")
+        }
         var rng = RandomGenerator(seed: seed)
-        return (0..<count).map { _ in model.layers.map { _ in bits[Int(rng.next() % UInt64(bits.count))] } }
+        return (0..<count).map { _ in
+            let b = model.layers.map { _ in bits[Int(rng.next() % UInt64(bits.count))] }
+            guard let keep else { return Evolution.Point(bits: b) }
+            return Evolution.Point(bits: b, keep: (0..<keep.layers).map { _ in keep.ratios[Int(rng.next() % UInt64(keep.ratios.count))] })
+        }
     }
 
     /// Each policy's validation accuracy: from the cache when there, else measured and added to
@@ -140,29 +180,49 @@ public struct PolicySamples: Sendable {
     /// far are returned (and kept in the cache), with `interrupted` set.
     public func measure(_ model: Model, validation: Dataset, policies: [[Int]], progress: (Int, Int) -> Void = { _, _ in },
                         warn: (String) -> Void = { _ in }) throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
+        try measure(model, validation: validation, points: policies.map { Evolution.Point(bits: $0) }, progress: progress, warn: warn)
+    }
+
+    /// As `measure(_:validation:policies:…)` for points of the joint space: each point's model is
+    /// the original pruned to its keep ratios (of the layers in `prune`), then quantized and measured.
+    public func measure(_ model: Model, validation: Dataset, points: [Evolution.Point], progress: (Int, Int) -> Void = { _, _ in },
+                        warn: (String) -> Void = { _ in }) throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
         guard validation.count > 0 else { throw MixedPrecisionError("samples: the validation split is empty") }
-        for p in policies where p.count != model.layers.count || !p.allSatisfy({ (1...8).contains($0) }) {
-            throw MixedPrecisionError("samples: a policy needs \(model.layers.count) widths in 1…8 (one per layer), found \(p)")
+        for p in points where p.bits.count != model.layers.count || !p.bits.allSatisfy({ (1...8).contains($0) }) {
+            throw MixedPrecisionError("samples: a policy needs \(model.layers.count) widths in 1…8 (one per layer), found \(p.bits)")
+        }
+        for p in points where p.keep.count != prune.count || !p.keep.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 1 }) {
+            throw MixedPrecisionError("samples: a policy needs \(prune.count) keep ratios in (0, 1] (one per pruned layer), found \(p.keep)")
         }
         if engine && calibration == nil { throw MixedPrecisionError("samples: the integer engine needs calibration images for its 8-bit activations") }
-        let key = Self.key(model: model, validation: validation, calibration: calibration, engine: engine)
+        let key = Self.key(model: model, validation: validation, calibration: calibration, engine: engine, prune: prune)
         var known = try cached(key: key, layers: model.layers.count, warn: warn)
-        var byBits = Dictionary(known.map { ($0.bits, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
+        var byPoint = Dictionary(known.map { ($0.point, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
         var out: [Sample] = [], measured = 0
-        var patches: [String: [Double]]? = nil
-        for (i, bits) in policies.enumerated() {
-            if let a = byBits[bits] { out.append(Sample(bits: bits, accuracy: a)); progress(i + 1, policies.count); continue }
+        // Bias correction's mean patches, per pruned structure (one for the unpruned model).
+        var patches: [[Double]: [String: [Double]]] = [:]
+        for (i, point) in points.enumerated() {
+            let keep = prune.isEmpty ? nil : point.keep
+            if let a = byPoint[point] { out.append(Sample(bits: point.bits, keep: keep, accuracy: a)); progress(i + 1, points.count); continue }
             if Interrupt.isRequested { Interrupt.clear(); return (out, measured, true) }
-            if let calibration, patches == nil {
-                try Policy(model: model, weightBits: bits).checkCalibration(calibration, for: "bias correction")
-                patches = try BiasCorrection.meanPatches(model, calibration: calibration)
+            let m = try pruned(model, keep: keep)
+            let accuracy: Double
+            if let calibration {
+                let structure = m === model ? [] : point.keep
+                if patches[structure] == nil {
+                    try Policy(model: m, weightBits: point.bits).checkCalibration(calibration, for: "bias correction")
+                    patches[structure] = try BiasCorrection.meanPatches(m, calibration: calibration)
+                }
+                accuracy = try self.accuracy(m, bits: point.bits, validation: validation, calibration: calibration, patches: patches[structure]!)
+            } else {
+                accuracy = try self.accuracy(m, bits: point.bits, validation: validation, patches: nil)
             }
-            let s = Sample(bits: bits, accuracy: try accuracy(model, bits: bits, validation: validation, patches: patches))
-            out.append(s); known.append(s); byBits[bits] = s.accuracy; measured += 1
+            let s = Sample(bits: point.bits, keep: keep, accuracy: accuracy)
+            out.append(s); known.append(s); byPoint[point] = s.accuracy; measured += 1
             if let path = cache {
                 try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)
             }
-            progress(i + 1, policies.count)
+            progress(i + 1, points.count)
         }
         return (out, measured, false)
     }

@@ -52,6 +52,17 @@ extension Model {
         return .failure(NetworkError("prune: layer '\(layer.name)''s output does not reach a layer within a batch norm, activations and pooling"))
     }
 
+    /// The layer that reads layer `index`'s pruned channels (its next conv, or the linear layer
+    /// reading them flattened); nil when the layer cannot be pruned alone.
+    public func pruningReader(_ index: Int) -> Int? {
+        if case .success(let chain) = pruningChain(index) { return chain.reader }
+        return nil
+    }
+
+    /// How many output channels a keep ratio leaves a layer of `channels`: round(ratio × channels),
+    /// at least one — the count `pruned(keep:)` keeps.
+    public static func channelsKept(_ channels: Int, ratio: Double) -> Int { max(1, min(channels, Int((ratio * Double(channels)).rounded()))) }
+
     /// The layers whose output channels can be pruned alone.
     public var prunableLayers: [String] {
         layers.indices.compactMap { if case .success = pruningChain($0) { return layers[$0].name }; return nil }
@@ -79,7 +90,7 @@ extension Model {
             guard ratio.isFinite, ratio > 0, ratio <= 1 else { throw NetworkError("prune: keep ratios must lie in (0, 1], found \(ratio) for '\(name)'") }
             let chain = try pruningChain(index).get()
             let cout = layers[index].weightShape[0]
-            chains.append((chain, try channelsKept(layers[index], keep: max(1, min(cout, Int((ratio * Double(cout)).rounded()))))))
+            chains.append((chain, try channelsKept(layers[index], keep: Model.channelsKept(cout, ratio: ratio))))
         }
         var parameters = self.parameterOrder.map { ($0, self.parameters[$0]!) }
         var buffers = self.buffers
@@ -113,5 +124,22 @@ extension Model {
         let m = copy()
         try m.replaceGraph(nodes: nodes, parameters: parameters, buffers: buffers.sorted { $0.key < $1.key })
         return m
+    }
+}
+
+extension Layer {
+    /// This layer's shape as pruning leaves it (for cost models, without touching weights):
+    /// `outputs` of its output channels and `inputs` of its input features, MACs scaled alike.
+    public func keeping(outputs: Int? = nil, inputs: Int? = nil) -> Layer {
+        var l = self
+        if let outputs, weightShape[0] > 0 {
+            l.macs = l.macs / weightShape[0] * outputs
+            l.weightShape[0] = outputs
+        }
+        if let inputs, weightShape.count > 1, weightShape[1] > 0 {
+            l.macs = l.macs / weightShape[1] * inputs
+            l.weightShape[1] = inputs
+        }
+        return l
     }
 }

@@ -15,8 +15,11 @@ extension Builtins {
         }
         switch value {
         case .object(let o as PredictorObject):
+            guard let mlp = o.predictor as? AccuracyMLP else {
+                throw args.fail("a divergence predictor is not saved (it holds the model and calibration images); build it again with divergence_predictor()")
+            }
             guard ext == "npz" else { throw refuse("a predictor", ".npz (load(path) reads it back)") }
-            try o.predictor.save(to: path)
+            try mlp.save(to: path)
         case .object(let o as PackedTensorObject):
             guard ext == "mpqt" else { throw refuse("a packed tensor", ".mpqt") }
             try o.packed.save(to: path)
@@ -150,7 +153,7 @@ extension Builtins {
                 examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]"),
                            BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 20, hidden: 4); len(predict(p, [[2], [4], [2]]))", "3")]) { args, _ in
             if case .object(let o as PredictorObject) = args["model"] {
-                do { return .list(try o.predictor.predict(try policyBits(args["x"], args, what: "x")).map { .number($0) }) }
+                do { return .list(try o.predictor.predict(points: try policyPoints(args["x"], args, what: "x")).map { .number($0) }) }
                 catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
             }
             let x: Tensor

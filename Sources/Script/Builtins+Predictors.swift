@@ -4,25 +4,35 @@ import Network
 import Quantization
 import Tensors
 
-/// A trained APQ accuracy predictor at the prompt.
+/// A trained accuracy predictor at the prompt: APQ's MLP (predictor()) or the divergence
+/// predictor (divergence_predictor()).
 public final class PredictorObject: ScriptObject, @unchecked Sendable {
-    public let predictor: AccuracyMLP
+    public let predictor: any PolicyPredictor
     /// Measured samples it was trained on (0: loaded from a file).
     public let trainedOn: Int
-    init(_ p: AccuracyMLP, trainedOn: Int) { predictor = p; self.trainedOn = trainedOn }
+    init(_ p: any PolicyPredictor, trainedOn: Int) { predictor = p; self.trainedOn = trainedOn }
     public var typeName: String { "Predictor" }
-    public var fieldNames: [String] { ["layers", "choices", "samples", "model"] }
+    public var fieldNames: [String] { ["kind", "layers", "choices", "samples", "model"] }
     public func field(_ name: String) -> Value? {
         switch name {
+        case "kind": return .string(predictor is DivergencePredictor ? "divergence" : "mlp")
         case "layers": return .number(Double(predictor.layers))
         case "choices": return .list(predictor.choices.map { .number(Double($0)) })
         case "samples": return .number(Double(trainedOn))
-        case "model": return .model(predictor.network)
+        case "model":
+            if let p = predictor as? AccuracyMLP { return .model(p.network) }
+            if let p = predictor as? DivergencePredictor { return .model(p.divergence.model) }
+            return nil
         default: return nil
         }
     }
     public var summary: String {
-        "Predictor(MLP over \(predictor.layers) layers × \(predictor.choices.count) widths, \(trainedOn > 0 ? "\(trainedOn) samples" : "loaded from a file"))"
+        let from = trainedOn > 0 ? "\(trainedOn) samples" : "loaded from a file"
+        if let p = predictor as? DivergencePredictor {
+            return "Predictor(divergence on \(p.divergence.calibration.shape[0]) calibration images over \(p.layers) layers, curve fitted on \(from))"
+        }
+        let pruned = (predictor as? AccuracyMLP).map { $0.prunedLayers > 0 ? "\($0.prunedLayers) pruned layers × \($0.keepChoices.count) keep ratios + " : "" } ?? ""
+        return "Predictor(MLP over \(pruned)\(predictor.layers) layers × \(predictor.choices.count) widths, \(from))"
     }
     public var text: String { summary }
 }
@@ -49,6 +59,50 @@ extension Builtins {
         }
     }
 
+    /// Points of APQ's joint space from a List of policies: widths as policyBits reads them, keep
+    /// ratios from a sample Record's `keep` (none otherwise).
+    static func policyPoints(_ v: Value, _ args: Arguments, what: String) throws -> [Evolution.Point] {
+        let bits = try policyBits(v, args, what: what)
+        guard case .list(let items) = v else { return [] }
+        return try zip(bits, items).map { b, item in
+            guard case .record(let r) = item, let k = r["keep"] else { return Evolution.Point(bits: b) }
+            if case .null = k { return Evolution.Point(bits: b) }
+            guard case .list(let xs) = k else { throw args.fail("\(what): keep must be a List of ratios, found \(k.shown)") }
+            return Evolution.Point(bits: b, keep: try xs.map { x in
+                guard case .number(let r) = x, r.isFinite, r > 0, r <= 1 else { throw args.fail("\(what): keep ratios must lie in (0, 1], found \(x.shown)") }
+                return r
+            })
+        }
+    }
+
+    /// A sample or candidate as a Record: {bits, keep (when pruned), …rest}.
+    static func pointRecord(_ p: Evolution.Point, _ rest: [(String, Value)]) -> Value {
+        var fields: [(String, Value)] = [("bits", .list(p.bits.map { .number(Double($0)) }))]
+        if !p.keep.isEmpty { fields.append(("keep", .list(p.keep.map { .number($0) }))) }
+        return .record(Record(fields + rest))
+    }
+
+    /// The layers `prune:` names (default: every prunable layer) when `keep:` ratios are given.
+    static func prunedLayers(_ args: Arguments, model: Model) throws -> (names: [String], ratios: [Double])? {
+        guard case .list(let xs) = args["keep"] else { return nil }
+        let ratios = try xs.map { x in
+            guard case .number(let r) = x, r.isFinite, r > 0, r <= 1 else { throw args.fail("keep: expected ratios in (0, 1], found \(x.shown)") }
+            return r
+        }
+        guard !ratios.isEmpty else { throw args.fail("keep: expected at least one keep ratio") }
+        var names = model.prunableLayers
+        if case .list(let ns) = args["prune"] {
+            names = try ns.map { n in
+                guard case .string(let name) = n else { throw args.fail("prune: expected layer names, found \(n.shown)") }
+                return name
+            }
+        }
+        guard !names.isEmpty else { throw args.fail("keep: model '\(model.name)' has no layer that can be pruned alone") }
+        return (names, Array(Set(ratios)).sorted())
+    }
+
+    static let pruningParameters: [BuiltinParameter] = [.optional("keep", .list), .optional("prune", .list)]
+
     static func numbers(_ v: Value, _ args: Arguments, what: String) throws -> [Double] {
         guard case .list(let items) = v else { throw args.fail("\(what): expected a List of numbers, got \(v.typeName)") }
         return try items.map { item in
@@ -66,6 +120,9 @@ extension Builtins {
         if let a = activations, !(1...32).contains(a) { throw args.fail("activation_bits must be 1…32, found \(a)") }
         let ends = try args.optionalInt("ends")
         let (cost, limit) = try budget.costModel(for: model, widths: choices, activationBits: activations, progress: args.progress(interp, "latency table"))
+        if let pruning = try prunedLayers(args, model: model) {
+            return (try Evolution.Space(model: model, choices: choices, cost: cost, budget: limit, ends: ends, prune: pruning.names, ratios: pruning.ratios), cost)
+        }
         return (try Evolution.Space(model: model, choices: choices, cost: cost, budget: limit, ends: ends), cost)
     }
 
@@ -78,27 +135,31 @@ extension Builtins {
                 [.required("model", .model), .required("data", .dataset), .optional("count", .integer, .number(100)),
                  .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })), .optional("seed", .integer, .number(0)),
                  .optional("policies", .list), .optional("cache", .string), .optional("calibration", .dataset), .optional("merge", .list),
-                 .optional("engine", .bool, .bool(false))],
+                 .optional("engine", .bool, .bool(false))] + pruningParameters,
                 returns: "List",
-                summary: "Measured policies for APQ's predictor (METHODS.md §4): `count` random weight-only policies (each layer's width drawn uniformly from `bits`, seeded) — or the given `policies` (Lists of widths) — quantized with the reference per-channel quantizer and evaluated on `data` (a validation split carved from the training set, never the test set); with calibration (a Dataset of other training images), each policy is bias-corrected on them first (see quantize's bias_correction), which makes low widths far less erratic and the samples far easier to predict; with engine: true as well, each policy runs in the integer engine with 8-bit activations calibrated on them (as it deploys; about 2.5× faster than the float simulation on ResNet-20). cache: a .json file keyed by the model's content and the split; policies already in it are not measured again, new ones are added after each evaluation (atomically), so an interrupted run resumes; an entry that is not a valid sample is skipped with a warning, a cache of another model, split or calibration refused. merge: other cache files of the same key (shards measured elsewhere, as scripts/ray-samples.py does) added to `cache` first. Ctrl-C stops between policies and returns those measured. Returns a List of {bits, accuracy}.",
+                summary: "Measured policies for APQ's predictor (METHODS.md §4): `count` random weight-only policies (each layer's width drawn uniformly from `bits`, seeded) — or the given `policies` (Lists of widths) — quantized with the reference per-channel quantizer and evaluated on `data` (a validation split carved from the training set, never the test set); with calibration (a Dataset of other training images), each policy is bias-corrected on them first (see quantize's bias_correction), which makes low widths far less erratic and the samples far easier to predict; with engine: true as well, each policy runs in the integer engine with 8-bit activations calibrated on them (as it deploys; about 2.5× faster than the float simulation on ResNet-20). cache: a .json file keyed by the model's content and the split; policies already in it are not measured again, new ones are added after each evaluation (atomically), so an interrupted run resumes; an entry that is not a valid sample is skipped with a warning, a cache of another model, split or calibration refused. merge: other cache files of the same key (shards measured elsewhere, as scripts/ray-samples.py does) added to `cache` first. Ctrl-C stops between policies and returns those measured. keep: APQ's joint space — a List of keep ratios; each policy also draws one per pruned layer (`prune`: layer names, default every layer of m.prunable) and the model is pruned to them (output channels of largest L1 norm, as prune()) before it is quantized, without fine-tuning. Returns a List of {bits, accuracy} ({bits, keep, accuracy} with keep).",
                 examples: [BuiltinExample("s = samples(zoo(\"mlp\"), fashion_mnist(split: \"train\", limit: 64), count: 3, seed: 1); [len(s), len(s[0].bits)]", "[3, 3]")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
-            let policies: [[Int]]
-            if case .list = args["policies"] { policies = try policyBits(args["policies"], args, what: "policies") }
-            else { policies = try PolicySamples.random(m, count: try args.int("count"), bits: try args.bitsList("bits"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))) }
+            let pruning = try prunedLayers(args, model: m)
+            let points: [Evolution.Point]
+            if case .list = args["policies"] { points = try policyPoints(args["policies"], args, what: "policies") }
+            else {
+                points = try PolicySamples.random(m, count: try args.int("count"), bits: try args.bitsList("bits"), seed: UInt64(truncatingIfNeeded: try args.int("seed")),
+                                                  keep: pruning.map { ($0.names.count, $0.ratios) })
+            }
             do {
                 var calibration: Tensor? = nil
                 if case .dataset(let d) = args["calibration"] { calibration = d.images }
-                let sampler = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration, engine: try args.bool("engine"))
+                let sampler = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration, engine: try args.bool("engine"), prune: pruning?.names ?? [])
                 if case .list(let files) = args["merge"] {
                     let paths = try files.map { f in
                         guard case .string(let p) = f else { throw args.fail("merge: expected a List of cache file paths, found \(f.shown)") }
                         return p
                     }
-                    _ = try sampler.merge(paths, key: PolicySamples.key(model: m, validation: data, calibration: calibration, engine: sampler.engine), layers: m.layers.count, warn: interp.warn)
+                    _ = try sampler.merge(paths, key: PolicySamples.key(model: m, validation: data, calibration: calibration, engine: sampler.engine, prune: sampler.prune), layers: m.layers.count, warn: interp.warn)
                 }
-                let r = try sampler.measure(m, validation: data, policies: policies, progress: args.progress(interp, "samples"), warn: interp.warn)
-                return .list(r.samples.map { s in .record(Record([("bits", .list(s.bits.map { .number(Double($0)) })), ("accuracy", .number(s.accuracy))])) })
+                let r = try sampler.measure(m, validation: data, points: points, progress: args.progress(interp, "samples"), warn: interp.warn)
+                return .list(r.samples.map { s in pointRecord(s.point, [("accuracy", .number(s.accuracy))]) })
             } catch let e as MixedPrecisionError { throw args.fail(e, method: "samples") }
         },
         Builtin("predictor", category: "search",
@@ -107,34 +168,53 @@ extension Builtins {
                  .optional("seed", .integer, .number(0)), .optional("pretrain", .any), .optional("proxies", .integer, .number(5000)),
                  .optional("pretrain_epochs", .integer, .number(30))],
                 returns: "Predictor",
-                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: a Sensitivity table (from sensitivity() over the same widths) for APQ's transfer recipe — the network first learns `proxies` random policies scored −log Σ Ω (no evaluation needed; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. save(p, \"p.npz\") writes it, load(\"p.npz\") reads it back. Not yet: pruning in the encoding.",
+                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: for APQ's transfer recipe, a Sensitivity table (from sensitivity() over the same widths) or a slower Predictor (divergence_predictor(): one forward pass of its calibration images per proxy) — the network first learns `proxies` random policies scored by it (−log Σ Ω, or the predictor's accuracy; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. save(p, \"p.npz\") writes it, load(\"p.npz\") reads it back. Samples with keep ratios (samples(..., keep:)) train APQ's joint encoding: one one-hot vector over the keep ratios per pruned layer (the architecture part), then the bits part; evolve(..., keep:) then searches both.",
                 examples: [BuiltinExample("p = predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4, 4], accuracy: 0.8}, {bits: [4, 2], accuracy: 0.6}], epochs: 50, hidden: 8); predict(p, [[4, 4]])[0] > predict(p, [[2, 4]])[0]", "true"),
-                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 2, hidden: 4); save(p, \"/tmp/mpq-doc-predictor.npz\"); load(\"/tmp/mpq-doc-predictor.npz\").choices", "[2, 4]")]) { args, _ in
-            let bits = try policyBits(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
-            let samples = zip(bits, accuracies).map { PolicySamples.Sample(bits: $0, accuracy: $1) }
-            let choices: [Int] = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return Array(Set(bits.flatMap { $0 })).sorted() }()
+                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 2, hidden: 4); save(p, \"/tmp/mpq-doc-predictor.npz\"); load(\"/tmp/mpq-doc-predictor.npz\").choices", "[2, 4]")]) { args, interp in
+            let points = try policyPoints(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
+            let samples = zip(points, accuracies).map { PolicySamples.Sample(bits: $0.bits, keep: $0.keep.isEmpty ? nil : $0.keep, accuracy: $1) }
+            let choices: [Int] = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return Array(Set(points.flatMap(\.bits))).sorted() }()
             var o = AccuracyMLP.Options()
             o.epochs = try args.int("epochs"); o.hidden = try args.int("hidden"); o.learningRate = Float(try args.number("lr"))
             o.batchSize = try args.int("batch"); o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
             var transfer: AccuracyMLP.Transfer? = nil
             if case .null = args["pretrain"] {} else {
-                transfer = AccuracyMLP.Transfer(table: try args.object("pretrain", SensitivityObject.self, what: "a Sensitivity table (from sensitivity())").table)
+                if case .object(let o as PredictorObject) = args["pretrain"] { transfer = AccuracyMLP.Transfer(predictor: o.predictor) } else {
+                    transfer = AccuracyMLP.Transfer(table: try args.object("pretrain", SensitivityObject.self, what: "a Sensitivity table (from sensitivity()) or a Predictor").table)
+                }
                 transfer!.count = try args.int("proxies"); transfer!.epochs = try args.int("pretrain_epochs"); transfer!.seed = o.seed
             }
-            do { return .object(PredictorObject(try AccuracyMLP.train(samples, choices: choices, options: o, transfer: transfer), trainedOn: samples.count)) }
+            do { return .object(PredictorObject(try AccuracyMLP.train(samples, choices: choices, options: o, transfer: transfer, progress: args.progress(interp, "proxies")), trainedOn: samples.count)) }
             catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
+        },
+        Builtin("divergence_predictor", category: "search",
+                [.required("model", .model), .required("samples", .list), .required("calibration", .dataset), .optional("bits", .list)],
+                returns: "Predictor",
+                summary: "An accuracy predictor that measures instead of learning: each policy's whole-model output divergence — mean KL(softmax(float) ‖ softmax(quantized)) on the calibration images (no labels used), every layer at its width at once and bias-corrected on the same images, as samples(..., calibration:) measures — mapped to accuracy by a curve fitted on the measured samples ({bits, accuracy}): logit(accuracy) quadratic in log KL, held monotone. It sees how low widths in several layers compound, which APQ's MLP must learn from samples, so a few dozen samples fix it; each prediction costs one forward pass of the calibration images (about 56 ms on ResNet-20 with 259 images). predict(p, policies) and agreement() as for predictor(); evolve() takes it too, at that cost per candidate. bits: the widths evolve() searches (default: those the samples use). Not saved to a file.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.npz\", into: zoo(\"mlp\")); parts = split(fashion_mnist(split: \"train\", limit: 556), 0.54, seed: 1); s = samples(m, parts.validation, count: 8, bits: [1, 2, 8], seed: 1, calibration: parts.train); p = divergence_predictor(m, s, parts.train); [p.kind, predict(p, [[8, 8, 8]])[0] > predict(p, [[1, 1, 1]])[0]]", "[\"divergence\", true]")]) { args, interp in
+            let m = try args.model("model")
+            let bits = try policyBits(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
+            let samples = zip(bits, accuracies).map { PolicySamples.Sample(bits: $0, accuracy: $1) }
+            let choices: [Int]? = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return nil }()
+            do {
+                let divergence = try PolicyDivergence(model: m, calibration: try args.dataset("calibration").images)
+                let p = try DivergencePredictor(divergence: divergence, samples: samples, choices: choices, progress: args.progress(interp, "divergences"))
+                return .object(PredictorObject(p, trainedOn: samples.count))
+            } catch let e as MixedPrecisionError { throw args.fail(e, method: "divergence predictor") }
         },
         Builtin("random_policies", category: "search",
                 [.required("model", .model), .optional("count", .integer, .number(200)),
                  .optional("bits", .list, .list([2, 3, 4, 5, 6, 8].map { .number(Double($0)) })), .optional("seed", .integer, .number(0))]
-                    + budgetParameters,
+                    + budgetParameters + pruningParameters,
                 returns: "List",
-                summary: "Random search's candidates: `count` policies, each layer's width drawn uniformly from `bits` (seeded), kept only when within the one budget given (energy: µJ per image on BitFusion, latency: ms per image from the measured table, bitops:, size: bytes, average_bits:; activations for bitops and energy at activation_bits, else each layer's weight bits); ends: pins the first and last layer; layers reading one input take one width. A budget nothing meets is an error naming the cheapest cost. Returns a List of Lists of widths, for samples(m, data, policies: ...).",
+                summary: "Random search's candidates: `count` policies, each layer's width drawn uniformly from `bits` (seeded), kept only when within the one budget given (energy: µJ per image on BitFusion, latency: ms per image from the measured table, bitops:, size: bytes, average_bits:; activations for bitops and energy at activation_bits, else each layer's weight bits); ends: pins the first and last layer; layers reading one input take one width. A budget nothing meets is an error naming the cheapest cost. Returns a List of Lists of widths, for samples(m, data, policies: ...); with keep (ratios) and prune (layer names, default m.prunable), the joint space: a List of {bits, keep}, costs counting the kept channels.",
                 examples: [BuiltinExample("m = zoo(\"mlp\"); len(filter(random_policies(m, count: 5, average_bits: 4, seed: 2), fn(b) { policy(m, bits: b).average_bits <= 4 }))", "5")]) { args, interp in
             let m = try args.model("model")
             do {
                 let (space, _) = try evolutionSpace(args, interp, model: m, choices: try args.bitsList("bits"))
-                return .list(try space.random(count: try args.int("count"), seed: UInt64(truncatingIfNeeded: try args.int("seed"))).map { .list($0.map { .number(Double($0)) }) })
+                let points = try space.randomPoints(count: try args.int("count"), seed: UInt64(truncatingIfNeeded: try args.int("seed")))
+                if space.pruning != nil { return .list(points.map { pointRecord($0, []) }) }
+                return .list(points.map { .list($0.bits.map { .number(Double($0)) }) })
             } catch let e as MixedPrecisionError { throw args.fail(e, method: "evolve") }
         },
         Builtin("evolve", category: "search",
@@ -142,13 +222,18 @@ extension Builtins {
                     + [.optional("population", .integer, .number(100)), .optional("parents", .integer, .number(25)),
                        .optional("iterations", .integer, .number(500)), .optional("mutation", .number, .number(0.1)),
                        .optional("top", .integer, .number(5)), .optional("seed", .integer, .number(0)),
-                       .optional("calibration", .dataset), .optional("cache", .string), .optional("engine", .bool, .bool(false))],
+                       .optional("calibration", .dataset), .optional("cache", .string), .optional("engine", .bool, .bool(false))] + pruningParameters,
                 returns: "Policy",
-                summary: "APQ's evolutionary search (METHODS.md §4) over weight widths per layer (the predictor's widths) under one budget (energy:, latency:, bitops:, size: or average_bits:, as random_policies; ends pins the first and last layer, APQ uses 8): a population ranked by the Predictor, the `parents` best kept each generation and the rest refilled half by mutation (each layer redrawn with probability `mutation`), half by uniform crossover; candidates over the budget are rejected. One progress line per generation (best predicted, best measured, budget use): each generation's best predicted policy is measured on `data` (a validation split) when new, and at the end the `top` best predicted are; the best measured is returned. Measurements go through samples() (calibration: bias correction, engine: the integer engine at 8-bit activations, cache: its file), so they are reused. Ctrl-C ends the search early. The Policy's fields add predicted, accuracy (validation), the budget's cost, predictions, measurements, history (per generation), measured ({bits, predicted, accuracy, cost}, best first) and interrupted.",
+                summary: "APQ's evolutionary search (METHODS.md §4) over weight widths per layer (the predictor's widths) under one budget (energy:, latency:, bitops:, size: or average_bits:, as random_policies; ends pins the first and last layer, APQ uses 8): a population ranked by the Predictor, the `parents` best kept each generation and the rest refilled half by mutation (each layer redrawn with probability `mutation`), half by uniform crossover; candidates over the budget are rejected. One progress line per generation (best predicted, best measured, budget use): each generation's best predicted policy is measured on `data` (a validation split) when new, and at the end the `top` best predicted are; the best measured is returned. Measurements go through samples() (calibration: bias correction, engine: the integer engine at 8-bit activations, cache: its file), so they are reused. Ctrl-C ends the search early. The Policy's fields add predicted, accuracy (validation), the budget's cost, predictions, measurements, history (per generation), measured ({bits, predicted, accuracy, cost}, best first) and interrupted. keep (ratios) and prune (layer names, default m.prunable): APQ's joint space, width × bits, for a predictor trained on samples with the same keep and prune; candidates are pruned before they are measured (no fine-tuning), costs count the kept channels, and the Policy is for the pruned model, given as its field `pruned` beside keep ({layer: ratio}).",
                 examples: [BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2); [e.average_bits <= 5, len(e.history)]", "[true, 3]")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             let predictor = try args.object("predictor", PredictorObject.self, what: "a Predictor (from predictor())").predictor
             guard predictor.layers == m.layers.count else { throw args.fail("the predictor covers \(predictor.layers) layers, the model has \(m.layers.count)") }
+            let pruning = try prunedLayers(args, model: m)
+            let predictorPrunes = (predictor as? AccuracyMLP)?.prunedLayers ?? 0
+            guard predictorPrunes == (pruning?.names.count ?? 0) else {
+                throw args.fail("the predictor was trained on \(predictorPrunes) pruned layers, the search prunes \(pruning?.names.count ?? 0) (give keep: and prune: as its samples had them)")
+            }
             var calibration: Tensor? = nil
             if case .dataset(let d) = args["calibration"] { calibration = d.images }
             var o = Evolution.Options()
@@ -156,19 +241,23 @@ extension Builtins {
             o.mutation = try args.number("mutation"); o.topK = try args.int("top"); o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
             do {
                 let (space, cost) = try evolutionSpace(args, interp, model: m, choices: predictor.choices)
-                let samples = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration, engine: try args.bool("engine"))
-                let r = try Evolution(options: o).run(space, predict: { try predictor.predict($0) },
-                                                      measure: { try samples.measure(m, validation: data, policies: $0, warn: interp.warn).samples.map(\.accuracy) },
+                let samples = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration, engine: try args.bool("engine"), prune: pruning?.names ?? [])
+                let r = try Evolution(options: o).run(space, predictPoints: { try predictor.predict(points: $0) },
+                                                      measurePoints: { try samples.measure(m, validation: data, points: $0, warn: interp.warn).samples.map(\.accuracy) },
                                                       progress: { interp.progress($0.line, done: true) })
                 func number(_ x: Double?) -> Value { x.map { .number($0) } ?? .null }
                 let history: [Value] = r.history.map { g in .record(Record([("generation", .number(Double(g.iteration))), ("best_predicted", .number(g.bestPredicted)),
                                                                             ("best_measured", number(g.bestMeasured)), ("budget_use", .number(g.budgetUse))])) }
-                let measured: [Value] = r.measured.map { c in .record(Record([("bits", .list(c.bits.map { .number(Double($0)) })), ("predicted", .number(c.predicted)),
-                                                                             ("accuracy", number(c.measured)), ("cost", .number(c.cost))])) }
-                let origin = Record([("predicted", .number(r.best.predicted)), ("accuracy", number(r.best.measured)), (cost.name, .number(r.best.cost)),
+                let measured: [Value] = r.measured.map { c in pointRecord(Evolution.Point(bits: c.bits, keep: c.keep), [("predicted", .number(c.predicted)),
+                                                                             ("accuracy", number(c.measured)), ("cost", .number(c.cost))]) }
+                var origin = Record([("predicted", .number(r.best.predicted)), ("accuracy", number(r.best.measured)), (cost.name, .number(r.best.cost)),
                                      ("predictions", .number(Double(r.predictions))), ("measurements", .number(Double(r.measured.count))),
                                      ("history", .list(history)), ("measured", .list(measured)), ("interrupted", .bool(r.interrupted))])
-                return .object(PolicyObject(try Policy(model: m, weightBits: r.best.bits), model: m, origin: origin))
+                guard let pruning else { return .object(PolicyObject(try Policy(model: m, weightBits: r.best.bits), model: m, origin: origin)) }
+                let pruned = try samples.pruned(m, keep: r.best.keep)
+                origin["keep"] = .record(Record(zip(pruning.names, r.best.keep).map { ($0, .number($1)) }))
+                origin["pruned"] = .model(pruned)
+                return .object(PolicyObject(try Policy(model: pruned, weightBits: r.best.bits), model: pruned, origin: origin))
             } catch let e as MixedPrecisionError { throw args.fail(e, method: "evolve") }
         },
         Builtin("agreement", category: "search", [.required("predicted", .list), .required("measured", .list)], returns: "Record",
