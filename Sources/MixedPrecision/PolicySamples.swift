@@ -34,7 +34,8 @@ public struct PolicySamples: Sendable {
     public var engine: Bool
     /// Layers whose output channels each sample prunes (to its `keep` ratios, by L1 norm, as
     /// `Model.pruned`) before quantizing: APQ's joint space. No fine-tuning follows in the loop;
-    /// with calibration images the pruned model is bias-corrected like any other.
+    /// with calibration images the pruned model's batch norms are recalibrated on them and it is
+    /// bias-corrected like any other.
     public var prune: [String]
     public init(cache: String? = nil, calibration: Tensor? = nil, engine: Bool = false, prune: [String] = []) {
         self.cache = cache; self.calibration = calibration; self.engine = engine; self.prune = prune
@@ -54,7 +55,7 @@ public struct PolicySamples: Sendable {
         for y in validation.labels { mix(UInt64(bitPattern: Int64(y))) }
         if let calibration { mix("bias correction"); mix(calibration) }
         if engine { mix("integer engine, 8-bit activations") }
-        if !prune.isEmpty { mix("pruned by L1 norm"); for name in prune { mix(name) } }
+        if !prune.isEmpty { mix(calibration == nil ? "pruned by L1 norm" : "pruned by L1 norm, batch norms recalibrated"); for name in prune { mix(name) } }
         return String(format: "%016llx", h)
     }
 
@@ -136,11 +137,17 @@ public struct PolicySamples: Sendable {
         return try accuracy(model, bits: bits, validation: validation, calibration: calibration, patches: patches)
     }
 
-    /// The model with `keep` applied to the pruned layers (itself when every ratio is 1).
+    /// The model with `keep` applied to the pruned layers (itself when every ratio is 1), its
+    /// batch norms recalibrated on the calibration images when there are some
+    /// (`Model.recalibratingBatchNorm`: the readers of pruned layers lost inputs).
     public func pruned(_ model: Model, keep: [Double]?) throws -> Model {
         guard let keep, keep.contains(where: { $0 < 1 }) else { return model }
         guard keep.count == prune.count else { throw MixedPrecisionError("samples: expected \(prune.count) keep ratios (one per pruned layer), found \(keep.count)") }
-        do { return try model.pruned(keep: Dictionary(zip(prune, keep), uniquingKeysWith: { a, _ in a })) } catch let e as NetworkError {
+        do {
+            let m = try model.pruned(keep: Dictionary(zip(prune, keep), uniquingKeysWith: { a, _ in a }))
+            guard let calibration else { return m }
+            return try m.recalibratingBatchNorm(on: calibration)
+        } catch let e as NetworkError {
             throw MixedPrecisionError("samples: \(e.message)")
         }
     }

@@ -90,3 +90,30 @@ import Tensors
     #expect(zip(try q.predict(points: points), try p.predict(points: points)).allSatisfy { abs($0 - $1) < 1e-9 })
     #expect(throws: MixedPrecisionError.self) { try p.predict([[8, 8, 8]]) }
 }
+
+/// Batch norm recalibration: on the reference ResNet-20 the recalibrated copy's statistics are
+/// its batch norms' input statistics on the images (checked on the first: the stem's, whose input
+/// pruning does not change), the original is untouched, and on a pruned network it recovers much
+/// of what pruning without fine-tuning lost.
+@Test func batchNormRecalibrationRecoversPrunedAccuracy() throws {
+    let model = try Zoo.make("resnet20")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")
+    let (validation, calibration) = try FashionMNIST.load(.train, limit: 1256).split(1000.0 / 1256, seed: 4)
+    let before = model.buffers
+    let same = try model.recalibratingBatchNorm(on: calibration.images)
+    #expect(model.buffers.keys.allSatisfy { model.buffers[$0]!.scalars == before[$0]!.scalars })
+    // The stem's batch norm: its input is conv1's output on these images.
+    let stem = try #require(model.layers.first)
+    let bnIndex = try #require(model.nodes.indices.first { if case .batchNorm = model.nodes[$0].op { return true }; return false })
+    let x = try model.inputs(of: bnIndex, on: calibration.images)[0]!
+    let c = stem.weightShape[0], pixels = x.count / (x.shape[0] * c)
+    var sum = 0.0
+    for i in 0..<x.shape[0] { for p in 0..<pixels { sum += Double(x.scalars[i * c * pixels + p]) } }
+    let mean0 = sum / Double(x.shape[0] * pixels)
+    #expect(abs(Double(same.buffers[model.nodes[bnIndex].inputs[3]]!.scalars[0]) - mean0) < 1e-4 * max(1, abs(mean0)))
+    let pruned = try model.pruned(keep: Dictionary(uniqueKeysWithValues: model.prunableLayers.map { ($0, 0.5) }))
+    let plain = try pruned.accuracy(on: validation), recalibrated = try pruned.recalibratingBatchNorm(on: calibration.images).accuracy(on: validation)
+    print("ResNet-20, every block conv1 at half its channels, no fine-tuning: \(plain) → \(recalibrated) with batch norms recalibrated on 256 images")
+    #expect(recalibrated > plain + 0.1, "\(plain) → \(recalibrated)")
+    #expect(throws: NetworkError.self) { try model.recalibratingBatchNorm(on: try calibration.images.slice(0..<1)) }
+}
