@@ -67,7 +67,10 @@ public struct AccuracyMLP {
             case .predictor(let p):
                 guard p.layers == layers else { throw MixedPrecisionError("predictor: the pre-training predictor covers \(p.layers) layers, the samples \(layers)") }
                 var out: [PolicySamples.Sample] = []
-                for (i, bits) in policies.enumerated() where !Interrupt.isRequested {
+                // Ctrl-C here ends the call (`Interrupted`): a predictor pre-trained on part of its
+                // proxies would pass for a whole one.
+                for (i, bits) in policies.enumerated() {
+                    try Interrupt.check()
                     out.append(PolicySamples.Sample(bits: bits, accuracy: try p.predict([bits])[0]))
                     progress(i + 1, count)
                 }

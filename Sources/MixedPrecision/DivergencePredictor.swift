@@ -1,5 +1,6 @@
 import Foundation
 import Network
+import Runtime
 import Tensors
 
 /// An accuracy predictor that looks at the quantized model itself: each policy's whole-model
@@ -31,6 +32,7 @@ public struct DivergencePredictor: PolicyPredictor {
         }
         var xs: [Double] = []
         for (i, s) in samples.enumerated() {
+            try Interrupt.check()
             xs.append(log(max(try divergence.divergence(bits: s.bits), 1e-12)))
             progress(i + 1, samples.count)
         }
@@ -84,6 +86,9 @@ public struct DivergencePredictor: PolicyPredictor {
     }
 
     public func predict(_ policies: [[Int]]) throws -> [Double] {
-        try policies.map { accuracy(divergence: try divergence.divergence(bits: $0)) }
+        try policies.map { bits in
+            try Interrupt.check()
+            return accuracy(divergence: try divergence.divergence(bits: bits))
+        }
     }
 }
