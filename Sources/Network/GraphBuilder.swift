@@ -80,6 +80,11 @@ public struct GraphBuilder {
         add(.maxPool(PoolAttributes(kernel: [kernel, kernel])), module, [x])
     }
     public mutating func globalAveragePool(_ x: String, _ module: String = "") -> String { add(.globalAveragePool, module, [x]) }
+    public mutating func averagePool(_ x: String, kernel: Int, stride: Int, pad: Int = 0, countIncludePad: Bool = false, ceilMode: Bool = false,
+                                     _ module: String = "") -> String {
+        add(.averagePool(PoolAttributes(kernel: [kernel, kernel], strides: [stride, stride], pads: [pad, pad, pad, pad],
+                                        countIncludePad: countIncludePad, ceilMode: ceilMode)), module, [x])
+    }
     public mutating func flatten(_ x: String, _ module: String = "") -> String { add(.flatten(axis: 1), module, [x]) }
     public mutating func sum(_ a: String, _ b: String, _ module: String = "") -> String { add(.add, module, [a, b]) }
 

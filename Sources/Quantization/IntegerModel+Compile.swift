@@ -320,6 +320,13 @@ extension IntegerModel {
                 (s.h, s.w) = (oh, ow)
                 produced = newSlot(s)
                 plan.steps.append(.maxPool(from: x, to: produced, a))
+            case .averagePool(let a):
+                guard xs.codes else { throw QuantizationError("integer engine: average pooling received sums, not codes") }
+                var s = xs
+                s.h = (xs.h + a.pads[0] + a.pads[2] - a.kernel[0]) / a.strides[0] + 1
+                s.w = (xs.w + a.pads[1] + a.pads[3] - a.kernel[1]) / a.strides[1] + 1
+                produced = newSlot(s)
+                plan.steps.append(.averagePool(from: x, to: produced, a))
             case .globalAveragePool:
                 guard xs.codes else { throw QuantizationError("integer engine: average pooling received sums, not codes") }
                 var s = xs

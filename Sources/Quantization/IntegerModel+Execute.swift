@@ -138,6 +138,25 @@ extension IntegerModel {
                         }
                     }
                 }
+            case let .averagePool(from, to, a):
+                let (s, t) = (plan.slots[from], plan.slots[to])
+                let (src, dst) = (bytes(from), bytes(to))
+                for oy in 0..<t.h {
+                    for ox in 0..<t.w {
+                        for ch in 0..<s.c {
+                            var sum: Int64 = 0, count: Int64 = 0
+                            for ky in 0..<a.kernel[0] {
+                                let iy = oy * a.strides[0] - a.pads[0] + ky
+                                for kx in 0..<a.kernel[1] {
+                                    let ix = ox * a.strides[1] - a.pads[1] + kx
+                                    guard iy >= 0 && iy < s.h && ix >= 0 && ix < s.w else { if a.countIncludePad { count += 1 }; continue }
+                                    sum += read(s, src, nil, s.offset(iy, ix) + ch); count += 1
+                                }
+                            }
+                            dst[t.offset(oy, ox) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sum, by: max(1, count)))
+                        }
+                    }
+                }
             case let .globalAverage(from, to):
                 let (s, t) = (plan.slots[from], plan.slots[to])
                 let (a, b) = (bytes(from), bytes(to))
@@ -145,11 +164,7 @@ extension IntegerModel {
                 for ch in 0..<s.c {
                     var sum: Int64 = 0
                     for y in 0..<s.h { for x in 0..<s.w { sum += read(s, a, nil, s.offset(y, x) + ch) } }
-                    // Divide rounding half to even, as the simulation's fake quantization does.
-                    var q = sum >= 0 ? sum / d : -((-sum) / d)
-                    let r = sum - q * d
-                    if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += sum >= 0 ? 1 : -1 }
-                    b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: q)
+                    b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sum, by: d))
                 }
             case let .add(x, y, to, da, db, nil) where !plan.slots[to].codes:
                 // Sums out (no ReLU after it): each branch scaled into the output, then added.
@@ -342,5 +357,13 @@ extension IntegerModel {
         let s = plan.slots[l.input], t = plan.slots[l.output]
         let input = UnsafeRawPointer(ws.bytes[s.buffer]!).assumingMemoryBound(to: UInt64.self)
         BinaryConv.run(l.geometry, input: input, weights: l.weights, output: ws.ints[t.buffer]!, ldo: t.stride, shift: l.shift)
+    }
+
+    /// sum / d rounded half to even, as the simulation's fake quantization rounds the average.
+    static func dividedHalfToEven(_ sum: Int64, by d: Int64) -> Int64 {
+        var q = sum >= 0 ? sum / d : -((-sum) / d)
+        let r = sum - q * d
+        if 2 * abs(r) > d || (2 * abs(r) == d && q % 2 != 0) { q += sum >= 0 ? 1 : -1 }
+        return q
     }
 }

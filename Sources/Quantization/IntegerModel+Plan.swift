@@ -111,6 +111,9 @@ extension IntegerModel {
         case unpack(from: Int, to: Int)
         case maxPool(from: Int, to: Int, PoolAttributes)
         case globalAverage(from: Int, to: Int)
+        /// Window averages of codes, rounding half to even (floor mode; padded taps counted
+        /// when the attributes say so).
+        case averagePool(from: Int, to: Int, PoolAttributes)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
         case add(a: Int, b: Int, to: Int, da: [Dyadic]?, db: [Dyadic]?, codes: (lo: Int32, hi: Int32)?)
     }

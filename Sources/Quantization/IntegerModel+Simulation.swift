@@ -131,7 +131,7 @@ extension IntegerModel {
                     converted[position] = requantize("\(node.name)/branch\(position)", v, Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift))))
                 }
                 scales[out] = [t.scale]
-            case .globalAveragePool:
+            case .globalAveragePool, .averagePool:
                 scales[out] = x
             case .clip(let lo, let hi):
                 guard lo == 0 else { throw QuantizationError("integer simulation: node '\(node.name)' clips below at \(lo); only [0, max] clips run") }

@@ -112,10 +112,12 @@ public final class IntegerModel: @unchecked Sendable {
                 throw QuantizationError("integer engine: node '\(node.name)' clips to [\(lo), \(hi)]; the engine runs ReLU6-style clips [0, max] after a layer")
             case .binarize(let scale) where !(scale > 0 && scale.isFinite):
                 throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
-            case .conv, .gemm, .relu, .clip, .maxPool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
+            case .averagePool(let a) where a.ceilMode:
+                throw QuantizationError("integer engine: node '\(node.name)' pools in ceil mode; the engine runs floor-mode average pooling")
+            case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
             }
         }
         self.folded = folded
@@ -233,7 +235,7 @@ public final class IntegerModel: @unchecked Sendable {
                 // positive scale), as binary codes at the node's scale.
                 isCodes[out] = true
                 codePoint[out] = Point(scale: Double(scale), qmin: -1, qmax: 1, binary: true)
-            case .globalAveragePool:
+            case .globalAveragePool, .averagePool:
                 let x = node.inputs[0]
                 if isCodes[x] != true {
                     let p = try point(for: x)

@@ -296,3 +296,45 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         #expect(same >= 285, "W\(bits)A8: predictions as the fake-quant simulation on \(same)/300 (untrained weights: near ties)")
     }
 }
+
+/// Average pooling in the engine (window averages of codes, rounded half to even): a small conv
+/// net with a padded 3×3/2 pool that leaves the padding out of the count and a 2×2/2 pool that
+/// counts it, at W8A8 and W4A8, gives the dyadic simulation's logits on every image and the
+/// fake-quant simulation's predictions on nearly all, and its QDQ export runs in ONNX Runtime with
+/// the simulation's accuracy; ceil mode is refused.
+@Test func averagePoolingRunsInTheEngine() throws {
+    var b = GraphBuilder(seed: 11)
+    var h = b.relu(try b.conv(b.input, "conv1", in: 1, out: 8, kernel: 3, padding: 1))
+    h = b.averagePool(h, kernel: 3, stride: 2, pad: 1, countIncludePad: false)
+    h = b.relu(try b.conv(h, "conv2", in: 8, out: 16, kernel: 3, padding: 1))
+    h = b.averagePool(h, kernel: 2, stride: 2, pad: 1, countIncludePad: true)
+    h = b.flatten(b.globalAveragePool(h))
+    let out = try b.linear(h, "fc", in: 16, out: 10)
+    let model = try b.model(name: "pools", output: out, inputShape: [1, 28, 28])
+    let data = try engineTestSet.slice(0..<300)
+    for bits in [8, 4] {
+        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
+                                      calibration: try FashionMNIST.calibration().images)
+        let a = try engine.run(data.images)
+        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
+        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
+        // Its QDQ export runs in ONNX Runtime with the simulation's accuracy.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-pools-\(getpid())-\(bits)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try NPY.write(data.images, to: "\(dir)/x.npy")
+        try NPY.write(Tensor(checkedShape: [data.count], scalars: data.labels.map(Float.init)), to: "\(dir)/y.npy")
+        try engine.saveONNX(to: "\(dir)/pools.onnx")
+        let ort = try onnxRuntimeAccuracy("\(dir)/pools.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
+    }
+    var c = GraphBuilder(seed: 11)
+    var g = c.relu(try c.conv(c.input, "conv1", in: 1, out: 4, kernel: 3))
+    g = c.averagePool(g, kernel: 2, stride: 2, ceilMode: true)
+    g = c.flatten(c.globalAveragePool(g))
+    let logits = try c.linear(g, "fc", in: 4, out: 10)
+    let ceil = try c.model(name: "ceil", output: logits, inputShape: [1, 28, 28])
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: ceil, policy: try Policy.uniform(ceil, bits: 8, activationBits: 8), calibration: try FashionMNIST.calibration().images)
+    }
+}
