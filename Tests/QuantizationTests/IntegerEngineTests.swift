@@ -319,13 +319,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
         #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
         // Its QDQ export runs in ONNX Runtime with the simulation's accuracy.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-pools-\(getpid())-\(bits)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try NPY.write(data.images, to: "\(dir)/x.npy")
-        try NPY.write(Tensor(checkedShape: [data.count], scalars: data.labels.map(Float.init)), to: "\(dir)/y.npy")
-        try engine.saveONNX(to: "\(dir)/pools.onnx")
-        let ort = try onnxRuntimeAccuracy("\(dir)/pools.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "pools-\(bits)")
         #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
     }
     var c = GraphBuilder(seed: 11)

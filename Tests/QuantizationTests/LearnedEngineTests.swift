@@ -46,13 +46,7 @@ import Tensors
     #expect(a.scalars == d.scalars)
     let (ours, trained) = (try engine.accuracy(on: test), try qat.accuracy(on: test))
     // Exported as QDQ, ONNX Runtime runs the same codes at the same scales.
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-learned-engine-\(getpid())").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    try NPY.write(test.images, to: "\(dir)/x.npy")
-    try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
-    try engine.saveONNX(to: "\(dir)/q.onnx")
-    let ort = try onnxRuntimeAccuracy("\(dir)/q.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
+    let ort = try onnxRuntimeAccuracy(of: engine, on: test, name: "learned-engine")
     print("QAT → integer engine, ResNet-20 mixed W8/4/3 A8: QAT model \(trained), integer engine \(ours), its QDQ export in ONNX Runtime \(ort), on 2,000 test images")
     #expect(abs(ours - trained) <= 0.0025)
     #expect(abs(ort - ours) <= 0.001)

@@ -26,12 +26,22 @@ func onnxRuntimeAccuracy(_ path: String, images: String, labels: String) throws 
 
 /// `model` exported with `ONNXExporter.save` and run by ONNX Runtime on `test`: its accuracy.
 func onnxRuntimeAccuracy(of model: Model, on test: Dataset, name: String) throws -> Double {
+    try onnxRuntimeAccuracy(on: test, name: name) { try ONNXExporter.save(model, to: $0) }
+}
+
+/// An integer model's QDQ export (`saveONNX`) run by ONNX Runtime on `test`: its accuracy.
+func onnxRuntimeAccuracy(of engine: IntegerModel, on test: Dataset, name: String) throws -> Double {
+    try onnxRuntimeAccuracy(on: test, name: name) { try engine.saveONNX(to: $0) }
+}
+
+/// The ONNX file `write` makes, run by ONNX Runtime on `test` (both written to a scratch folder).
+func onnxRuntimeAccuracy(on test: Dataset, name: String, write: (String) throws -> Void) throws -> Double {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-\(name)-\(getpid())").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     try NPY.write(test.images, to: "\(dir)/x.npy")
     try NPY.write(Tensor(checkedShape: [test.count], scalars: test.labels.map(Float.init)), to: "\(dir)/y.npy")
-    try ONNXExporter.save(model, to: "\(dir)/model.onnx")
+    try write("\(dir)/model.onnx")
     return try onnxRuntimeAccuracy("\(dir)/model.onnx", images: "\(dir)/x.npy", labels: "\(dir)/y.npy")
 }
 
