@@ -76,8 +76,8 @@ public struct GraphBuilder {
     public mutating func relu(_ x: String, _ module: String = "") -> String { add(.relu, module, [x]) }
     public mutating func relu6(_ x: String, _ module: String = "") -> String { add(.clip(min: 0, max: 6), module, [x]) }
     public mutating func pointwise(_ f: Pointwise, _ x: String, _ module: String = "") -> String { add(.pointwise(f), module, [x]) }
-    public mutating func maxPool(_ x: String, kernel: Int, _ module: String = "") -> String {
-        add(.maxPool(PoolAttributes(kernel: [kernel, kernel])), module, [x])
+    public mutating func maxPool(_ x: String, kernel: Int, ceilMode: Bool = false, _ module: String = "") -> String {
+        add(.maxPool(PoolAttributes(kernel: [kernel, kernel], ceilMode: ceilMode)), module, [x])
     }
     public mutating func globalAveragePool(_ x: String, _ module: String = "") -> String { add(.globalAveragePool, module, [x]) }
     public mutating func averagePool(_ x: String, kernel: Int, stride: Int, pad: Int = 0, countIncludePad: Bool = false, ceilMode: Bool = false,

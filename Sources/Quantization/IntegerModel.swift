@@ -112,8 +112,8 @@ public final class IntegerModel: @unchecked Sendable {
                 throw QuantizationError("integer engine: node '\(node.name)' clips to [\(lo), \(hi)]; the engine runs ReLU6-style clips [0, max] after a layer")
             case .binarize(let scale) where !(scale > 0 && scale.isFinite):
                 throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
-            case .averagePool(let a) where a.ceilMode:
-                throw QuantizationError("integer engine: node '\(node.name)' pools in ceil mode; the engine runs floor-mode average pooling")
+            case .averagePool(let a) where a.ceilMode, .maxPool(let a) where a.ceilMode:
+                throw QuantizationError("integer engine: node '\(node.name)' pools in ceil mode; the engine runs floor-mode pooling")
             case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:

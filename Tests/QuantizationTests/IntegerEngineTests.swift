@@ -301,7 +301,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
 /// net with a padded 3×3/2 pool that leaves the padding out of the count and a 2×2/2 pool that
 /// counts it, at W8A8 and W4A8, gives the dyadic simulation's logits on every image and the
 /// fake-quant simulation's predictions on nearly all, and its QDQ export runs in ONNX Runtime with
-/// the simulation's accuracy; ceil mode is refused.
+/// the simulation's accuracy; ceil mode is refused (average and max pooling).
 @Test func averagePoolingRunsInTheEngine() throws {
     var b = GraphBuilder(seed: 11)
     var h = b.relu(try b.conv(b.input, "conv1", in: 1, out: 8, kernel: 3, padding: 1))
@@ -330,5 +330,15 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     let ceil = try c.model(name: "ceil", output: logits, inputShape: [1, 28, 28])
     #expect(throws: QuantizationError.self) {
         try IntegerModel(model: ceil, policy: try Policy.uniform(ceil, bits: 8, activationBits: 8), calibration: try FashionMNIST.calibration().images)
+    }
+    // Max pooling in ceil mode too (the engine's pools are floor mode).
+    var d = GraphBuilder(seed: 11)
+    var k = d.relu(try d.conv(d.input, "conv1", in: 1, out: 4, kernel: 3))
+    k = d.maxPool(k, kernel: 2, ceilMode: true)
+    k = d.flatten(d.globalAveragePool(k))
+    let scores = try d.linear(k, "fc", in: 4, out: 10)
+    let ceilMax = try d.model(name: "ceil-max", output: scores, inputShape: [1, 28, 28])
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: ceilMax, policy: try Policy.uniform(ceilMax, bits: 8, activationBits: 8), calibration: try FashionMNIST.calibration().images)
     }
 }
