@@ -131,10 +131,15 @@ public struct PolicySamples: Sendable {
     }
 
     /// One policy's accuracy under this protocol; `patches`: the model's mean input patches on
-    /// the calibration images (bias correction's one measurement, shared by every policy).
+    /// the calibration images (bias correction's one measurement, shared by every policy of one
+    /// model).
     func accuracy(_ model: Model, bits: [Int], validation: Dataset, patches: [String: [Double]]?) throws -> Double {
         guard let calibration, let patches else { return try model.quantized(policy: try Policy(model: model, weightBits: bits)).accuracy(on: validation) }
-        return try accuracy(model, bits: bits, validation: validation, calibration: calibration, patches: patches)
+        let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
+        let corrected = try model.biasCorrected(for: policy, patches: patches)
+        let moved = try policy.moved(to: corrected)
+        guard engine else { return try corrected.quantized(policy: moved).accuracy(on: validation) }
+        return try IntegerModel(model: corrected, policy: moved, calibration: calibration).accuracy(on: validation)
     }
 
     /// The model with `keep` applied to the pruned layers (itself when every ratio is 1), its
@@ -150,14 +155,6 @@ public struct PolicySamples: Sendable {
         } catch let e as NetworkError {
             throw MixedPrecisionError("samples: \(e.message)")
         }
-    }
-
-    func accuracy(_ model: Model, bits: [Int], validation: Dataset, calibration: Tensor, patches: [String: [Double]]) throws -> Double {
-        let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
-        let corrected = try model.biasCorrected(for: policy, patches: patches)
-        let moved = try policy.moved(to: corrected)
-        guard engine else { return try corrected.quantized(policy: moved).accuracy(on: validation) }
-        return try IntegerModel(model: corrected, policy: moved, calibration: calibration).accuracy(on: validation)
     }
 
     /// `count` random policies, each layer's width drawn uniformly from `bits` (seeded).
@@ -206,25 +203,21 @@ public struct PolicySamples: Sendable {
         var known = try cached(key: key, layers: model.layers.count, warn: warn)
         var byPoint = Dictionary(known.map { ($0.point, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
         var out: [Sample] = [], measured = 0
-        // Bias correction's mean patches, per pruned structure (one for the unpruned model).
-        var patches: [[Double]: [String: [Double]]] = [:]
+        // Bias correction's mean patches of the unpruned model, shared by its policies (a pruned
+        // point's own are measured for it alone: keep vectors rarely repeat).
+        var shared: [String: [Double]]? = nil
         for (i, point) in points.enumerated() {
             let keep = prune.isEmpty ? nil : point.keep
             if let a = byPoint[point] { out.append(Sample(bits: point.bits, keep: keep, accuracy: a)); progress(i + 1, points.count); continue }
             if Interrupt.isRequested { Interrupt.clear(); return (out, measured, true) }
             let m = try pruned(model, keep: keep)
-            let accuracy: Double
-            if let calibration {
-                let structure = m === model ? [] : point.keep
-                if patches[structure] == nil {
-                    try Policy(model: m, weightBits: point.bits).checkCalibration(calibration, for: "bias correction")
-                    patches[structure] = try BiasCorrection.meanPatches(m, calibration: calibration)
-                }
-                accuracy = try self.accuracy(m, bits: point.bits, validation: validation, calibration: calibration, patches: patches[structure]!)
-            } else {
-                accuracy = try self.accuracy(m, bits: point.bits, validation: validation, patches: nil)
+            var patches: [String: [Double]]? = m === model ? shared : nil
+            if let calibration, patches == nil {
+                try Policy(model: m, weightBits: point.bits).checkCalibration(calibration, for: "bias correction")
+                patches = try BiasCorrection.meanPatches(m, calibration: calibration)
+                if m === model { shared = patches }
             }
-            let s = Sample(bits: point.bits, keep: keep, accuracy: accuracy)
+            let s = Sample(bits: point.bits, keep: keep, accuracy: try accuracy(m, bits: point.bits, validation: validation, patches: patches))
             out.append(s); known.append(s); byPoint[point] = s.accuracy; measured += 1
             if let path = cache {
                 try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)
