@@ -484,6 +484,8 @@ script("predictor-pruned-pretrain", 'predictor([{bits: [2], keep: [0.5], accurac
 script("autoq-huge-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1e9)', "episodes")
 script("autoq-bad-checkpoint", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, ends: nil, checkpoint: "{dir}/bad-checkpoint.npz")', "bad-checkpoint.npz")
 script("autoq-foreign-checkpoint", 'save(zoo("mlp"), "{dir}/weights-not-autoq.npz")\nautoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, ends: nil, checkpoint: "{dir}/weights-not-autoq.npz")', "not an AutoQ checkpoint")
+script("autoq-sensitivity-not-data", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, sensitivity: zoo("mlp"))', "sensitivity")
+script("autoq-sensitivity-empty", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, sensitivity: fashion_mnist(split: "train", limit: 0))', "no images")
 script("autoq-nan-cost-weight", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, mode: "accuracy", cost_weight: 0 / 0)', "finite")
 script("predictor-huge-hidden", 'predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], hidden: 1e9)', "hidden")
 script("zoo-binary-mlp", 'zoo("mlp", binary: true)', "no binary variant")

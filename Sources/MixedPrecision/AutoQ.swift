@@ -15,6 +15,8 @@ import Tensors
 ///   they chose), reward 0.1·(accuracy − float accuracy), HAQ's. (HAQ's own rule — every kernel
 ///   down one step per pass, keeping the agents' differences — left most early policies with
 ///   layers at 2 bits and far lower accuracy on ResNet-20 at 3 bits within 120 episodes.)
+///   Given a kernel-wise sensitivity table (`run(sensitivity:)`), the kernels are lowered instead
+///   in the order of `SensitivityLowering` (least sensitivity added per unit of cost saved first).
 /// - accuracy-guaranteed: nothing is lowered, reward (accuracy − float accuracy) − w·cost/cost₈
 ///   (cost₈: every layer at 8 bits).
 /// The low level's reward adds −goalWeight·|mean width of the layer − goal|/(b_max − b_min), so
@@ -122,12 +124,12 @@ public struct AutoQ {
     }
 
     /// The policy of per-kernel widths (and per-layer activation widths).
-    static func policy(_ model: Model, widths: [[Int]], activations: [Int?]) throws -> Policy {
+    public static func policy(_ model: Model, widths: [[Int]], activations: [Int?]) throws -> Policy {
         try Policy(model: model, entries: model.layers.indices.map { entry(model.layers[$0], widths: widths[$0], activation: activations[$0]) })
     }
 
     /// One layer at per-kernel widths (one width: the plain per-channel quantizer).
-    static func entry(_ layer: Layer, widths w: [Int], activation: Int?) -> Policy.Entry {
+    public static func entry(_ layer: Layer, widths w: [Int], activation: Int?) -> Policy.Entry {
         let weight = Set(w).count == 1 ? Policy.Weight.reference(bits: w[0]) : Policy.Weight.reference(bits: w.max()!).perChannel(w)
         return Policy.Entry(layer: layer, weight: weight, activation: activation.map { Policy.Activation(bits: $0) })
     }
@@ -136,20 +138,9 @@ public struct AutoQ {
     /// trading against it (accuracy-guaranteed), evaluating on `validation`; `calibration` sets the
     /// activation ranges when activations are searched.
     public func run(_ model: Model, validation: Dataset, cost: CostModel, budget: Double, calibration: Tensor? = nil,
-                    progress: (Episode) -> Void = { _ in }) throws -> Result {
+                    sensitivity: KernelWiseTable? = nil, progress: (Episode) -> Void = { _ in }) throws -> Result {
         let o = options
         let layers = model.layers, n = layers.count
-        guard n > 0, validation.count > 0 else { throw MixedPrecisionError("autoq: the model has no conv/linear layers or the validation split is empty") }
-        guard (1...100_000).contains(o.episodes), (1...8).contains(o.weightBits.lowerBound), o.weightBits.upperBound <= 8, (0...10_000).contains(o.updates),
-              o.goalWeight.isFinite else {
-            throw MixedPrecisionError("autoq: expected episodes 1…100000, weight widths within 1…8, updates 0…10000 and a finite goal weight; found \(o.episodes), \(o.weightBits), \(o.updates), \(o.goalWeight)")
-        }
-        if case .accuracyGuaranteed(let w) = o.mode, !w.isFinite { throw MixedPrecisionError("autoq: expected a finite cost weight, found \(w)") }
-        if let a = o.activationBits {
-            guard (1...16).contains(a.lowerBound), a.upperBound <= 16 else { throw MixedPrecisionError("autoq: activation widths must lie within 1…16, found \(a)") }
-            guard calibration != nil else { throw MixedPrecisionError("autoq: searching activation widths needs calibration images") }
-        }
-        guard budget.isFinite, budget > 0 else { throw MixedPrecisionError("autoq: expected a positive finite budget, found \(budget)") }
         let pinned: Set<Int> = o.ends == nil ? [] : [0, n - 1]
         if let e = o.ends, !(1...8).contains(e) { throw MixedPrecisionError("autoq: ends must be 1…8 bits, found \(e)") }
         let fixedActivation = o.activationBits.map { $0.upperBound }
@@ -177,6 +168,7 @@ public struct AutoQ {
         lowOptions.replaySize = max(agentOptions.replaySize, 20 * layers.reduce(0) { $0 + $1.weightShape[0] })
         var low = try DDPG(stateSize: layerState[0].count + 5, actionSize: 1, options: lowOptions)
         let span = Float(max(1, o.weightBits.upperBound - o.weightBits.lowerBound))
+        let lowering = try sensitivity.map { try Self.SensitivityLowering(model: model, table: $0, cost: cost, widths: o.weightBits, pinned: pinned) }
 
         // Accuracy by (kernel widths, then activation widths; 0 for float): a repeated policy is not evaluated again.
         var cache: [[[Int]]: Double] = [:]
@@ -185,7 +177,7 @@ public struct AutoQ {
         var best: AutoQCheckpoint.Best? = nil
         var interrupted = false
         let search = AutoQCheckpoint.Search(key: PolicySamples.key(model: model, validation: validation, calibration: o.activationBits == nil ? nil : calibration),
-                                            cost: "\(cost)", budget: budget, options: o.description)
+                                            cost: "\(cost)", budget: budget, options: o.description + (lowering.map { ", lowering by sensitivity \($0.fingerprint)" } ?? ""))
         var start = 0
         if let path = o.checkpoint, FileManager.default.fileExists(atPath: path) {
             let c = try AutoQCheckpoint.restore(from: path, search: search, high: &high, low: &low)
@@ -234,7 +226,9 @@ public struct AutoQ {
                 // budget holds — among equally wide ones, those the low-level agent preferred least
                 // first, so the agent decides which kernels keep the wider width.
                 var layerCosts = try costOf(widths, acts)
-                if o.mode == .resourceConstrained {
+                if o.mode == .resourceConstrained, let lowering {
+                    try lowering.lower(&widths, preference: lowActs, activations: acts, costs: &layerCosts, budget: budget)
+                } else if o.mode == .resourceConstrained {
                     var order: [(layer: Int, kernel: Int)] = []
                     for i in 0..<n where !pinned.contains(i) { for k in widths[i].indices { order.append((i, k)) } }
                     order.sort { (lowActs[$0.layer][$0.kernel][0], $0.layer, $0.kernel) < (lowActs[$1.layer][$1.kernel][0], $1.layer, $1.kernel) }

@@ -80,3 +80,43 @@ private extension CostModel {
     try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: "\(dir)/search.npz"))
     #expect(throws: (any Error).self) { try AutoQ(options: o).run(model, validation: validation, cost: .size, budget: budget) }
 }
+
+/// The sensitivity-guided lowering on the CNN at a 3-bit average: from every kernel at 8 bits it
+/// meets the budget without overshooting by more than one kernel step, its ΣΩ is within 10% of the
+/// exact solver's optimum on the same table (and below the widest-first rule's), no kernel rises
+/// above the width it started at, and a table of another model is refused.
+@Test func autoQLowersTheLeastSensitiveKernelsFirst() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let data = try FashionMNIST.load(.train, limit: 128)
+    let table = try KernelWiseTable.measure(model: model, data: data, bits: Array(2...8))
+    let n = model.layers.count, pinned: Set<Int> = [0, n - 1]
+    let budget = try CostModel.size.cost(layer: model, first: 8, rest: 3)
+    let lowering = try AutoQ.SensitivityLowering(model: model, table: table, cost: .size, widths: 2...8, pinned: pinned)
+    let start = model.layers.map { Array(repeating: 8, count: $0.weightShape[0]) }
+    let preference = model.layers.map { l in (0..<l.weightShape[0]).map { _ in [Float(0.5)] } }
+    let acts = [Int?](repeating: nil, count: n)
+    var w = start
+    var costs = try model.layers.indices.map { try CostModel.size.cost(AutoQ.entry(model.layers[$0], widths: w[$0], activation: nil)) }
+    try lowering.lower(&w, preference: preference, activations: acts, costs: &costs, budget: budget)
+    let total = costs.reduce(0, +)
+    let policy = try AutoQ.policy(model, widths: w, activations: acts)
+    #expect(abs(try CostModel.size.cost(policy) - total) < 1e-6 && total <= budget)
+    let widestStep = model.layers.map { Double($0.parameterCount / $0.weightShape[0]) / 8 }.max()!
+    #expect(budget - total <= widestStep)
+    #expect(w[0].allSatisfy { $0 == 8 } && w[n - 1].allSatisfy { $0 == 8 })
+    let exact = try table.search(model: model, size: budget, pinned: [model.layers[0].name: 8, model.layers[n - 1].name: 8])
+    let optimum = lowering.sensitivity(model.layers.indices.map { exact.policy.entries[$0].weight!.widths(channels: model.layers[$0].weightShape[0]) })
+    let greedy = lowering.sensitivity(w)
+    #expect(greedy >= optimum * (1 - 1e-9) && greedy <= optimum * 1.1, "greedy ΣΩ \(greedy), optimum \(optimum)")
+    // Capped start: kernels the agent put at 4 bits never end wider.
+    var capped = start
+    for i in 1..<(n - 1) { for k in capped[i].indices where k % 2 == 0 { capped[i][k] = 4 } }
+    var c2 = try model.layers.indices.map { try CostModel.size.cost(AutoQ.entry(model.layers[$0], widths: capped[$0], activation: nil)) }
+    var w2 = capped
+    try lowering.lower(&w2, preference: preference, activations: acts, costs: &c2, budget: budget)
+    #expect(zip(w2, capped).allSatisfy { zip($0, $1).allSatisfy { $0 <= $1 } } && c2.reduce(0, +) <= budget)
+    let other = try Zoo.make("mlp")
+    #expect { try AutoQ.SensitivityLowering(model: other, table: table, cost: .size, widths: 2...8, pinned: []) }
+        throws: { ($0 as? MixedPrecisionError)?.message.contains("sensitivity table must be of this model") == true }
+}
