@@ -87,6 +87,8 @@ public struct GraphBuilder {
     }
     public mutating func flatten(_ x: String, _ module: String = "") -> String { add(.flatten(axis: 1), module, [x]) }
     public mutating func sum(_ a: String, _ b: String, _ module: String = "") -> String { add(.add, module, [a, b]) }
+    /// The inputs joined along the channels (axis 1).
+    public mutating func concat(_ xs: [String], _ module: String = "") -> String { add(.concat(axis: 1), module, xs) }
 
     public func model(name: String, output: String, inputShape: [Int]) throws -> Model {
         try Model(name: name, nodes: nodes, input: input, output: output, inputShape: inputShape,

@@ -333,6 +333,18 @@ extension IntegerModel {
                 (s.h, s.w) = (1, 1)
                 produced = newSlot(s)
                 plan.steps.append(.globalAverage(from: x, to: produced))
+            case .concat:
+                let inputs = try node.inputs.map { v -> Int in
+                    guard let s = slotOf[v] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
+                    return s
+                }
+                let parts = inputs.map { plan.slots[$0] }
+                guard parts.allSatisfy({ ($0.h, $0.w) == (xs.h, xs.w) && !$0.binary }) else {
+                    throw QuantizationError("integer engine: concatenation '\(node.name)' joins \(parts.map { $0.binary ? "binary codes" : "[\($0.c), \($0.h), \($0.w)]" }.joined(separator: " and ")); the engine joins codes or sums of one height and width")
+                }
+                let p = quantizeAt[out]!
+                produced = newSlot(codesSlot(c: parts.reduce(0) { $0 + $1.c }, h: xs.h, w: xs.w, point: p))
+                plan.steps.append(.concat(from: inputs, to: produced, dyadics: try parts.map { try dyadics($0.scales, to: p.scale) }, lo: p.qmin, hi: p.qmax))
             case .add:
                 guard let y = slotOf[node.inputs[1]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
                 let ys = plan.slots[y]

@@ -166,6 +166,23 @@ extension IntegerModel {
                     for y in 0..<s.h { for x in 0..<s.w { sum += read(s, a, nil, s.offset(y, x) + ch) } }
                     b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sum, by: d))
                 }
+            case let .concat(inputs, to, dyadics, lo, hi):
+                let t = plan.slots[to], out = bytes(to)
+                var base = 0
+                for (slot, d) in zip(inputs, dyadics) {
+                    let s = plan.slots[slot]
+                    let (b, i) = (s.codes ? bytes(slot) : nil, s.codes ? nil : ints(slot))
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let (a, o) = (s.offset(y, x), t.offset(y, x) + base)
+                            for ch in 0..<s.c {
+                                let q = min(max((d.count == 1 ? d[0] : d[ch]).apply(read(s, b, i, a + ch)), Int64(lo)), Int64(hi))
+                                out[o + ch] = UInt8(truncatingIfNeeded: q)
+                            }
+                        }
+                    }
+                    base += s.c
+                }
             case let .add(x, y, to, da, db, nil) where !plan.slots[to].codes:
                 // Sums out (no ReLU after it): each branch scaled into the output, then added.
                 let t = plan.slots[to]

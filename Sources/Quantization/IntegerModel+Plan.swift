@@ -114,6 +114,9 @@ extension IntegerModel {
         /// Window averages of codes, rounding half to even (floor mode; padded taps counted
         /// when the attributes say so).
         case averagePool(from: Int, to: Int, PoolAttributes)
+        /// Inputs (codes or sums) requantized to one point, each by its dyadics (one, or one per
+        /// channel), clamped to [lo, hi] and written side by side along the channels.
+        case concat(from: [Int], to: Int, dyadics: [[Dyadic]], lo: Int32, hi: Int32)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
         case add(a: Int, b: Int, to: Int, da: [Dyadic]?, db: [Dyadic]?, codes: (lo: Int32, hi: Int32)?)
     }

@@ -131,6 +131,15 @@ extension IntegerModel {
                     converted[position] = requantize("\(node.name)/branch\(position)", v, Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift))))
                 }
                 scales[out] = [t.scale]
+            case .concat:
+                // Each input requantized to the output's point, as the engine writes the codes.
+                let p = quantizeAt[out]!
+                for (position, v) in node.inputs.enumerated() {
+                    guard let sv = scales[v] else { throw QuantizationError("integer simulation: node '\(node.name)' reads a value with no known scale") }
+                    converted[position] = requantize("\(node.name)/input\(position)", v, try toCodes(sv, p, clip: pendingClip[v]))
+                }
+                quantized = true
+                scales[out] = [p.scale]
             case .globalAveragePool, .averagePool:
                 scales[out] = x
             case .clip(let lo, let hi):

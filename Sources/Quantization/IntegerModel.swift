@@ -114,10 +114,10 @@ public final class IntegerModel: @unchecked Sendable {
                 throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
             case .averagePool(let a) where a.ceilMode, .maxPool(let a) where a.ceilMode:
                 throw QuantizationError("integer engine: node '\(node.name)' pools in ceil mode; the engine runs floor-mode pooling")
-            case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize: continue
+            case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize, .concat: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, Concat (channels), GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
             }
         }
         self.folded = folded
@@ -230,6 +230,15 @@ public final class IntegerModel: @unchecked Sendable {
                     addTargets[i]!.scale /= 256
                 }
                 isCodes[out] = false
+            case .concat(let axis):
+                // Channels joined as codes at one point, the output's (its widest reader's):
+                // every input is requantized to it where the codes are written.
+                guard axis == 1 else {
+                    throw QuantizationError("integer engine: node '\(node.name)' concatenates along axis \(axis); the engine joins channels (axis 1)")
+                }
+                let p = try point(for: out)
+                if p.binary { throw QuantizationError("integer engine: a binary layer reads concatenation '\(node.name)'; the engine joins 2…16-bit codes only") }
+                quantizeAt[out] = p; codePoint[out] = p; isCodes[out] = true
             case .binarize(let scale):
                 // Signs of whatever it reads (codes or sums: the sign does not depend on a
                 // positive scale), as binary codes at the node's scale.
