@@ -48,6 +48,9 @@ public enum Pointwise: Codable, Equatable, Sendable {
     static let invSqrt2: Float = 0.70710678118
     static let invSqrt2Pi: Float = 0.3989422804
 
+    /// f(x), as a graph computes it (the integer engine's lookup tables are built from it).
+    public func value(_ x: Float) -> Float { evaluate(x).0 }
+
     /// f(x), f′(x) and f″(x).
     @inline(__always)
     func evaluate(_ x: Float) -> (Float, Float, Float) {

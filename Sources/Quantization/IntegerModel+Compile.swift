@@ -333,6 +333,12 @@ extension IntegerModel {
                 (s.h, s.w) = (1, 1)
                 produced = newSlot(s)
                 plan.steps.append(.globalAverage(from: x, to: produced))
+            case .pointwise(let f):
+                guard xs.codes, !xs.binary, let (pin, pout) = lookups[i] else {
+                    throw QuantizationError("integer engine: \(f.onnxName) '\(node.name)' received sums, not codes")
+                }
+                produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: pout))
+                plan.steps.append(.lookup(from: x, to: produced, table: Self.lookupTable(f, from: pin, to: pout), lowest: pin.qmin))
             case .concat:
                 let inputs = try node.inputs.map { v -> Int in
                     guard let s = slotOf[v] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
@@ -422,5 +428,16 @@ extension IntegerModel {
         guard let y = slotOf[folded.output] else { throw QuantizationError("integer engine: the output is never computed") }
         plan.output = y
         return plan
+    }
+
+    /// The table of `f` from codes at `input` to codes at `output`, computed as the dyadic
+    /// simulation does: each code times its scale (in Double, stored as Float), `f` in Float,
+    /// divided by the output scale, rounded half to even and clamped.
+    static func lookupTable(_ f: Pointwise, from input: Point, to output: Point) -> [UInt8] {
+        (input.qmin...input.qmax).map { c in
+            let x = Float(Double(c) * input.scale)
+            let q = min(max((Double(f.value(x)) / output.scale).rounded(.toNearestOrEven), Double(output.qmin)), Double(output.qmax))
+            return UInt8(truncatingIfNeeded: Int32(q))
+        }
     }
 }

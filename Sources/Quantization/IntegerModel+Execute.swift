@@ -166,6 +166,17 @@ extension IntegerModel {
                     for y in 0..<s.h { for x in 0..<s.w { sum += read(s, a, nil, s.offset(y, x) + ch) } }
                     b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sum, by: d))
                 }
+            case let .lookup(from, to, table, lowest):
+                let (s, t) = (plan.slots[from], plan.slots[to])
+                let (a, b) = (bytes(from), bytes(to))
+                table.withUnsafeBufferPointer { table in
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let (i, o) = (s.offset(y, x), t.offset(y, x))
+                            for ch in 0..<s.c { b[o + ch] = table[Int(read(s, a, nil, i + ch) - Int64(lowest))] }
+                        }
+                    }
+                }
             case let .concat(inputs, to, dyadics, lo, hi):
                 let t = plan.slots[to], out = bytes(to)
                 var base = 0

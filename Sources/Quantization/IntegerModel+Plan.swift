@@ -117,6 +117,8 @@ extension IntegerModel {
         /// Inputs (codes or sums) requantized to one point, each by its dyadics (one, or one per
         /// channel), clamped to [lo, hi] and written side by side along the channels.
         case concat(from: [Int], to: Int, dyadics: [[Dyadic]], lo: Int32, hi: Int32)
+        /// Codes through a table (`table[code − lowest]`): an elementwise function of codes.
+        case lookup(from: Int, to: Int, table: [UInt8], lowest: Int32)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
         case add(a: Int, b: Int, to: Int, da: [Dyadic]?, db: [Dyadic]?, codes: (lo: Int32, hi: Int32)?)
     }

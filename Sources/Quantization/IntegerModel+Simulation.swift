@@ -105,6 +105,8 @@ extension IntegerModel {
                 continue
             }
             var quantized = false
+            /// Whether the node's output is real values (a table's function), requantized by division.
+            var realOutput = false
             /// Inputs read through a conversion only this node sees.
             var converted: [Int: String] = [:]
             switch node.op {
@@ -131,6 +133,12 @@ extension IntegerModel {
                     converted[position] = requantize("\(node.name)/branch\(position)", v, Requantization(.dyadic(multipliers: d.map(\.multiplier), shifts: d.map(\.shift))))
                 }
                 scales[out] = [t.scale]
+            case .pointwise:
+                // Codes to real values at the input's scale; the function; the output requantized
+                // by division (the engine's table holds the same arithmetic).
+                guard let (pin, _) = lookups[i] else { throw QuantizationError("integer simulation: node '\(node.name)' has no table") }
+                converted[0] = requantize("\(node.name)/real", node.inputs[0], Requantization(.multiply(scales: [pin.scale])))
+                realOutput = true
             case .concat:
                 // Each input requantized to the output's point, as the engine writes the codes.
                 let p = quantizeAt[out]!
@@ -168,7 +176,10 @@ extension IntegerModel {
             if let p = gapRounding[i] {
                 rename[out] = requantize("\(node.name)/round", out, Requantization(.divide(scale: 1, rounding: .halfToEven), lo: Int64(p.qmin), hi: Int64(p.qmax)))
             }
-            if let p = quantizeAt[out], !quantized {
+            if realOutput, let p = quantizeAt[out] {
+                rename[out] = requantize("\(node.name)/q", out, Requantization(.divide(scale: p.scale, rounding: .halfToEven), lo: Int64(p.qmin), hi: Int64(p.qmax)))
+                scales[out] = [p.scale]
+            } else if let p = quantizeAt[out], !quantized {
                 rename[out] = requantize("\(node.name)/q", out, try toCodes(scales[out]!, p, clip: pendingClip[out]))
                 scales[out] = [p.scale]
             }

@@ -114,10 +114,10 @@ public final class IntegerModel: @unchecked Sendable {
                 throw QuantizationError("integer engine: node '\(node.name)' binarizes at scale \(scale); expected a positive scale")
             case .averagePool(let a) where a.ceilMode, .maxPool(let a) where a.ceilMode:
                 throw QuantizationError("integer engine: node '\(node.name)' pools in ceil mode; the engine runs floor-mode pooling")
-            case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize, .concat: continue
+            case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize, .concat, .pointwise: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, Concat (channels), GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, Concat (channels), elementwise activations (HardSwish, Sigmoid, … by lookup tables on codes), GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
             }
         }
         self.folded = folded
@@ -203,6 +203,7 @@ public final class IntegerModel: @unchecked Sendable {
         isCodes[folded.input] = true
         var addTargets: [Int: Point] = [:]
         var gapRounding: [Int: Point] = [:]
+        var lookups: [Int: (input: Point, output: Point)] = [:]
         for (i, node) in nodes.enumerated() {
             let out = node.outputs[0]
             switch node.op {
@@ -239,6 +240,20 @@ public final class IntegerModel: @unchecked Sendable {
                 let p = try point(for: out)
                 if p.binary { throw QuantizationError("integer engine: a binary layer reads concatenation '\(node.name)'; the engine joins 2…16-bit codes only") }
                 quantizeAt[out] = p; codePoint[out] = p; isCodes[out] = true
+            case .pointwise(let f):
+                // An elementwise function of codes is a table from the input's codes to the
+                // output's: the input quantized where it is made, the output at its own point.
+                let x = node.inputs[0]
+                if isCodes[x] != true {
+                    let p = try point(for: x)
+                    quantizeAt[x] = p; codePoint[x] = p; isCodes[x] = true
+                }
+                let p = try point(for: out)
+                guard !codePoint[x]!.binary, !p.binary else {
+                    throw QuantizationError("integer engine: \(f.onnxName) '\(node.name)' reads or feeds binary codes; its table maps 2…8-bit codes")
+                }
+                quantizeAt[out] = p; codePoint[out] = p; isCodes[out] = true
+                lookups[i] = (codePoint[x]!, p)
             case .binarize(let scale):
                 // Signs of whatever it reads (codes or sums: the sign does not depend on a
                 // positive scale), as binary codes at the node's scale.
@@ -260,6 +275,7 @@ public final class IntegerModel: @unchecked Sendable {
         }
         self.addTargets = addTargets
         self.gapRounding = gapRounding
+        self.lookups = lookups
         plan = try compilePlan()
         simulation = try floatSimulation(weights: simParams)
         dyadicSimulation = try integerSimulation()
@@ -267,6 +283,8 @@ public final class IntegerModel: @unchecked Sendable {
 
     var addTargets: [Int: Point] = [:]
     var gapRounding: [Int: Point] = [:]
+    /// Elementwise functions run as tables: by node, the points of their input and output codes.
+    var lookups: [Int: (input: Point, output: Point)] = [:]
     /// The compiled plan the engine runs (see IntegerModel+Plan.swift).
     var plan = Plan()
 

@@ -371,3 +371,31 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
     }
 }
+
+/// Elementwise activations (HardSwish, Sigmoid, HardSigmoid, Tanh) run in the engine as tables
+/// from input codes to output codes, at W8A8 and W4A8: logits equal to the dyadic simulation's on
+/// every image, predictions the fake-quant twin's on ≥ 297 of 300, and the QDQ export in ONNX
+/// Runtime within 1 point of the simulation's accuracy.
+@Test func elementwiseActivationsRunAsTables() throws {
+    var b = GraphBuilder(seed: 13)
+    var h = b.pointwise(.hardSwish, try b.conv(b.input, "conv1", in: 1, out: 8, kernel: 3, padding: 1))
+    h = b.pointwise(.sigmoid, try b.conv(h, "conv2", in: 8, out: 16, kernel: 3, padding: 1))
+    // (Max pooling after the unsigned sigmoid: ONNX Runtime 1.32's QDQ propagation fails on a
+    // signed DequantizeLinear before a MaxPool — microsoft/onnxruntime#25526.)
+    h = b.maxPool(h, kernel: 2)
+    h = b.pointwise(.hardSigmoid(alpha: 0.2, beta: 0.5), try b.conv(h, "conv3", in: 16, out: 16, kernel: 3, padding: 1))
+    h = b.pointwise(.tanh, try b.conv(h, "conv4", in: 16, out: 16, kernel: 1))
+    h = b.flatten(b.globalAveragePool(h))
+    let out = try b.linear(h, "fc", in: 16, out: 10)
+    let model = try b.model(name: "activations", output: out, inputShape: [1, 28, 28])
+    let data = try engineTestSet.slice(0..<300)
+    for bits in [8, 4] {
+        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
+                                      calibration: try FashionMNIST.calibration().images)
+        let a = try engine.run(data.images)
+        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
+        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
+        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "activations-\(bits)")
+        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
+    }
+}
