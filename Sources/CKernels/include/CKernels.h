@@ -5,6 +5,14 @@
 /// 1 when this CPU executes AVX-512 VNNI (vpdpbusd), else 0.
 int mpq_cpu_has_avx512_vnni(void);
 
+/// 1 when this CPU executes AVX-512F, else 0.
+int mpq_cpu_has_avx512f(void);
+
+/// Runs `iterations` rounds of 12 independent f32 FMA chains, 512 bits wide when `wide` (call
+/// only when mpq_cpu_has_avx512f() is 1), else 256 (AVX2 + FMA); returns the floating-point
+/// operations done (2 per lane per FMA) and writes a sum of the chains to `sink`.
+int64_t mpq_fma_peak(int64_t iterations, int wide, float *sink);
+
 /// The int8 micro-kernel on VNNI: C[12×32] (+)= Ã·B̃ over `kgroups` groups of 4 along K.
 /// `a`: 12 rows packed per group as 4 consecutive u8 (a[(g*12 + i)*4 + t]);
 /// `b`: 32 columns packed per group as 4 consecutive s8 (b[(g*32 + j)*4 + t]).
