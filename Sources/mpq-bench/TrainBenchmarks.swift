@@ -27,7 +27,7 @@ struct TrainBenchmarks {
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         let names = ["train.cnn", "train.resnet20", "train.resnet20.search.edmips", "train.resnet20.search.hmq", "hvp.resnet20",
-                     "train.resnet20.conv.fwd", "train.resnet20.conv.bwd"]
+                     "train.resnet20.conv.fwd", "train.resnet20.conv.bwd", "train.resnet20.conv.wgrad"]
         guard names.contains(where: wanted) else { return }
         do {
             let images = quick ? 1280 : 2560
@@ -65,7 +65,7 @@ struct TrainBenchmarks {
                 }
             }
             if wanted("hvp.resnet20") { try hvp(emit: emit) }
-            if wanted("train.resnet20.conv.fwd") || wanted("train.resnet20.conv.bwd") { try convolutions(emit: emit) }
+            if ["fwd", "bwd", "wgrad"].contains(where: { wanted("train.resnet20.conv.\($0)") }) { try convolutions(emit: emit) }
         } catch {
             FileHandle.standardError.write(Data("train benchmarks: \(error)\n".utf8))
         }
@@ -73,21 +73,22 @@ struct TrainBenchmarks {
 
     /// ResNet-20's convolutions as training runs them (batch 128, training mode, 2 threads), each
     /// alone on its own input from the reference network: GFLOP/s of the forward pass (2·MACs) and
-    /// of the backward pass (input and weight gradients, 4·MACs), summed over every convolution
-    /// (best of a few runs each), beside the machine's measured FMA peak on 2 threads.
+    /// of the backward pass (input and weight gradients, 4·MACs) and of the weight gradient alone
+    /// (2·MACs), summed over every convolution (best of a few runs each), beside the machine's
+    /// measured FMA peak on 2 threads.
     func convolutions(emit: (BenchResult) -> Void) throws {
         let model = try Zoo.make("resnet20")
         try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz")
         let batch = try FashionMNIST.load(.train, limit: 128).images
         let repeats = quick ? 2 : 4
-        var forward = 0.0, backward = 0.0, flops = 0.0
+        var forward = 0.0, backward = 0.0, weights = 0.0, flops = 0.0
         for layer in model.layers {
             guard case .conv(let a) = model.nodes[layer.node].op, let x = try model.inputs(of: layer.node, on: batch)[0] else { continue }
             let s = layer.weightShape
             var b = GraphBuilder(seed: 1)
             let y = try b.conv(b.input, "conv", in: s[1] * a.groups, out: s[0], kernel: s[2], stride: a.strides[0], padding: a.pads[0], groups: a.groups)
             let one = try b.model(name: layer.name, output: y, inputShape: Array(x.shape.dropFirst()))
-            var bestForward = Double.infinity, bestBackward = Double.infinity
+            var bestForward = Double.infinity, bestBackward = Double.infinity, bestWeights = Double.infinity
             for _ in 0..<repeats {
                 var start = Date()
                 let (out, trace) = try one.run(x, training: true, keepTrace: true)
@@ -95,8 +96,11 @@ struct TrainBenchmarks {
                 start = Date()
                 _ = try one.gradients(trace!, outputGradient: out, inputGradient: true)
                 bestBackward = min(bestBackward, Date().timeIntervalSince(start))
+                start = Date()
+                _ = try one.gradients(trace!, outputGradient: out, inputGradient: false)
+                bestWeights = min(bestWeights, Date().timeIntervalSince(start))
             }
-            forward += bestForward; backward += bestBackward
+            forward += bestForward; backward += bestBackward; weights += bestWeights
             flops += 2 * Double(layer.macs) * Double(x.shape[0])
         }
         let peak = FMAPeak.measure(threads: 2)
@@ -105,6 +109,8 @@ struct TrainBenchmarks {
                          note: "ResNet-20's convolutions one by one at batch 128, training mode, 2 threads; peak: independent \(unit) FMA chains on 2 threads"))
         emit(BenchResult("train.resnet20.conv.bwd", ours: 2 * flops / backward / 1e9, anchor: "fma peak", anchorValue: peak, unit: "GFLOP/s",
                          note: "input and weight gradients of the same convolutions (4·MACs)"))
+        emit(BenchResult("train.resnet20.conv.wgrad", ours: flops / weights / 1e9, anchor: "fma peak", anchorValue: peak, unit: "GFLOP/s",
+                         note: "the weight gradient alone (2·MACs): per image, im2col then dY·colᵀ"))
     }
 
     /// Hutchinson samples per second over all of ResNet-20's layers on 256 images.
