@@ -49,26 +49,23 @@ extension AutoQ {
             }
         }
 
-        /// One output kernel of `layer` as a layer of its own (the cost models' kernel-wise rule).
-        func kernel(_ layer: Layer) -> Layer {
-            var part = layer
-            part.macs = layer.macs / max(1, layer.weightShape[0])
-            part.weightShape[0] = 1
-            return part
-        }
-
-        /// Lowers `w` (per layer, per kernel) until the policy's cost is within `budget`, updating
-        /// `costs` (each layer's cost, the cost model's own figure after every pass).
+        /// Lowers `w` (per layer, per kernel) until the policy's cost is within `budget` (or every
+        /// free kernel is at the lowest width), updating `costs` (each layer's cost, the cost
+        /// model's own figure after every step).
         /// `preference`: the low-level agent's action per kernel (lower is lowered first among equal ratios).
         public func lower(_ w: inout [[Int]], preference: [[[Float]]], activations: [Int?], costs: inout [Double], budget: Double) throws {
             let lo = widths.lowerBound
-            var step: [[Double]] = []   // cost saved by one step down from width lo + 1 + j, per layer
+            // Cost saved by one kernel's step down from width lo + 1 + j, per layer, for the order:
+            // the layer's own step (all kernels at once) shared among its kernels — exact for size
+            // and BitOps, an estimate for BitFusion's tiles and a measured table's widest-kernel
+            // rule (the budget is checked on the model's own cost).
+            var step: [[Double]] = []
             for (i, layer) in layers.enumerated() {
-                let one = kernel(layer)
                 let c = try widths.map { b in
-                    try cost.cost(Policy.Entry(layer: one, weight: .reference(bits: b), activation: activations[i].map { Policy.Activation(bits: $0) }))
+                    try cost.cost(Policy.Entry(layer: layer, weight: .reference(bits: b), activation: activations[i].map { Policy.Activation(bits: $0) }))
                 }
-                step.append((1..<c.count).map { max(c[$0] - c[$0 - 1], 1e-12) })
+                let kernels = Double(max(1, layer.weightShape[0]))
+                step.append((1..<c.count).map { max((c[$0] - c[$0 - 1]) / kernels, 1e-12) })
             }
             func ratio(_ i: Int, _ k: Int) -> Double {
                 let b = w[i][k] - lo
@@ -79,28 +76,23 @@ extension AutoQ {
             for i in layers.indices where !pinned.contains(i) { for k in w[i].indices { free.append((i, k)) } }
             var ratios = free.map { ratio($0.layer, $0.kernel) }
             var total = costs.reduce(0, +)
+            // One kernel at a time, the layer's cost taken from the model after each step.
             while total > budget {
-                var estimate = total
-                // Lower one kernel at a time on the per-kernel estimate, then take the model's own cost.
-                while estimate > budget {
-                    var best = -1
-                    for j in free.indices where ratios[j].isFinite {
-                        if best < 0 { best = j; continue }
-                        let (a, b) = (free[j], free[best])
-                        if (ratios[j], preference[a.layer][a.kernel][0], a.layer, a.kernel)
-                            < (ratios[best], preference[b.layer][b.kernel][0], b.layer, b.kernel) { best = j }
-                    }
-                    guard best >= 0 else { return }
-                    let (i, k) = free[best]
-                    estimate -= step[i][w[i][k] - lo - 1]
-                    w[i][k] -= 1
-                    ratios[best] = ratio(i, k)
+                var best = -1
+                for j in free.indices where ratios[j].isFinite {
+                    if best < 0 { best = j; continue }
+                    let (a, b) = (free[j], free[best])
+                    if (ratios[j], preference[a.layer][a.kernel][0], a.layer, a.kernel)
+                        < (ratios[best], preference[b.layer][b.kernel][0], b.layer, b.kernel) { best = j }
                 }
-                for i in layers.indices {
-                    costs[i] = try cost.cost(AutoQ.entry(layers[i], widths: w[i], activation: activations[i]))
-                }
-                total = costs.reduce(0, +)
+                guard best >= 0 else { break }
+                let (i, k) = free[best]
+                w[i][k] -= 1
+                ratios[best] = ratio(i, k)
+                let c = try cost.cost(AutoQ.entry(layers[i], widths: w[i], activation: activations[i]))
+                total += c - costs[i]; costs[i] = c
             }
+            for i in layers.indices { costs[i] = try cost.cost(AutoQ.entry(layers[i], widths: w[i], activation: activations[i])) }
         }
     }
 }

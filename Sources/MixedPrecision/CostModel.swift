@@ -95,7 +95,8 @@ public enum CostModel: Sendable, Equatable {
     /// costed as a layer of those channels — reading its activation width. A float activation
     /// counts 32 bits for BitOps and size; on BitFusion (no float unit) it runs at the weight
     /// width. Float weights count 32 bits for size and BitOps; BitFusion refuses them, and a
-    /// measured table has no float column.
+    /// measured table has no float column. A measured table costs a kernel-wise layer at its
+    /// widest kernel's width (the engine stores and runs the layer at that width).
     public func cost(_ entry: Policy.Entry) throws -> Double {
         let layer = entry.layer
         var activation = entry.activation?.bits
@@ -110,17 +111,19 @@ public enum CostModel: Sendable, Equatable {
             }
         }
         if let b = weight.uniformBits { return try cost(layer, weightBits: b, activationBits: activation) }
-        guard case .table = self else {
-            let channels = layer.weightShape[0], widths = weight.widths(channels: channels)
-            return try Set(widths).sorted().reduce(0.0) { total, b in
-                let n = widths.filter { $0 == b }.count
-                var part = layer
-                part.weightShape[0] = n
-                part.macs = layer.macs / channels * n
-                return total + (try cost(part, weightBits: b, activationBits: activation))
-            }
+        if case .table = self {
+            // The engine stores a layer at the width its widest kernel needs, and runs it at that
+            // width's speed: a measured table costs the layer there.
+            return try cost(layer, weightBits: weight.widths(channels: layer.weightShape[0]).max()!, activationBits: activation)
         }
-        throw MixedPrecisionError("cost: layer '\(layer.name)' has per-channel widths; a measured table has one entry per layer width")
+        let channels = layer.weightShape[0], widths = weight.widths(channels: channels)
+        return try Set(widths).sorted().reduce(0.0) { total, b in
+            let n = widths.filter { $0 == b }.count
+            var part = layer
+            part.weightShape[0] = n
+            part.macs = layer.macs / channels * n
+            return total + (try cost(part, weightBits: b, activationBits: activation))
+        }
     }
 
     /// Cycles of one layer on an N×M BitFusion array (see `bitFusion`).

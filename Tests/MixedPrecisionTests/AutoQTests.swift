@@ -120,3 +120,28 @@ private extension CostModel {
     #expect { try AutoQ.SensitivityLowering(model: other, table: table, cost: .size, widths: 2...8, pinned: []) }
         throws: { ($0 as? MixedPrecisionError)?.message.contains("sensitivity table must be of this model") == true }
 }
+
+/// A latency budget (a measured table's cost model; here a table with made-up entries): a
+/// kernel-wise layer costs its entry at its widest kernel's width (the engine stores and runs it
+/// there), and AutoQ meets the budget in every episode, with the widest-first and the
+/// sensitivity-guided lowering alike.
+@Test func autoQMeetsALatencyBudget() throws {
+    let model = try Zoo.make("cnn")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_cnn.npz")
+    let validation = try FashionMNIST.load(.train, limit: 200)
+    var values: [String: [Int: Double]] = [:]
+    for l in model.layers { values[l.name] = Dictionary(uniqueKeysWithValues: (2...8).map { ($0, Double(l.macs) * Double(4 + $0) * 1e-9) }) }
+    let table = CostModel.table(name: "made-up", values: values)
+    let layer = model.layers[1]
+    let mixed = Policy.Entry(layer: layer, weight: Policy.Weight.reference(bits: 6).perChannel((0..<layer.weightShape[0]).map { $0 == 0 ? 6 : 3 }), activation: nil)
+    #expect(try table.cost(mixed) == values[layer.name]![6])
+    let budget = try model.layers.indices.reduce(0.0) { $0 + values[model.layers[$1].name]![$1 == 0 || $1 == model.layers.count - 1 ? 8 : 4]! }
+    var o = AutoQ.Options()
+    o.episodes = 4; o.agent.warmup = 2; o.updates = 2; o.agent.hidden = (16, 16); o.seed = 3
+    let sensitivity = try KernelWiseTable.measure(model: model, data: try FashionMNIST.load(.train, limit: 64), bits: Array(2...8))
+    for s in [nil, sensitivity] {
+        let r = try AutoQ(options: o).run(model, validation: validation, cost: table, budget: budget, sensitivity: s)
+        let final = try table.cost(r.policy)
+        #expect(r.history.allSatisfy { $0.cost <= budget } && final <= budget, "\(s == nil ? "widest" : "sensitivity"): \(r.history.map(\.cost)), budget \(budget)")
+    }
+}
