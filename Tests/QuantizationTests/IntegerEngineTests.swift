@@ -297,6 +297,22 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     }
 }
 
+/// `model` at W8A8 and W4A8 in the engine (calibrated on the calibration images): logits equal
+/// to the dyadic simulation's on 300 of 300 test images, predictions the fake-quant twin's on ≥ 297,
+/// and its QDQ export in ONNX Runtime within 1 point of the simulation's accuracy.
+func expectEngineMatchesItsTwins(_ model: Model, name: String) throws {
+    let data = try engineTestSet.slice(0..<300)
+    for bits in [8, 4] {
+        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
+                                      calibration: try FashionMNIST.calibration().images)
+        let a = try engine.run(data.images)
+        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300, "\(name) W\(bits)A8")
+        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297, "\(name) W\(bits)A8")
+        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "\(name)-\(bits)")
+        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "\(name) W\(bits)A8: ORT \(ort)")
+    }
+}
+
 /// Average pooling in the engine (window averages of codes, rounded half to even): a small conv
 /// net with a padded 3×3/2 pool that leaves the padding out of the count and a 2×2/2 pool that
 /// counts it, at W8A8 and W4A8, gives the dyadic simulation's logits on every image and the
@@ -311,17 +327,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     h = b.flatten(b.globalAveragePool(h))
     let out = try b.linear(h, "fc", in: 16, out: 10)
     let model = try b.model(name: "pools", output: out, inputShape: [1, 28, 28])
-    let data = try engineTestSet.slice(0..<300)
-    for bits in [8, 4] {
-        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
-                                      calibration: try FashionMNIST.calibration().images)
-        let a = try engine.run(data.images)
-        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
-        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
-        // Its QDQ export runs in ONNX Runtime with the simulation's accuracy.
-        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "pools-\(bits)")
-        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
-    }
+    try expectEngineMatchesItsTwins(model, name: "pools")
     var c = GraphBuilder(seed: 11)
     var g = c.relu(try c.conv(c.input, "conv1", in: 1, out: 4, kernel: 3))
     g = c.averagePool(g, kernel: 2, stride: 2, ceilMode: true)
@@ -360,16 +366,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     g = b.flatten(b.globalAveragePool(g))
     let out = try b.linear(g, "fc", in: 16, out: 10)
     let model = try b.model(name: "inception", output: out, inputShape: [1, 28, 28])
-    let data = try engineTestSet.slice(0..<300)
-    for bits in [8, 4] {
-        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
-                                      calibration: try FashionMNIST.calibration().images)
-        let a = try engine.run(data.images)
-        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
-        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
-        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "concat-\(bits)")
-        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
-    }
+    try expectEngineMatchesItsTwins(model, name: "concat")
 }
 
 /// Elementwise activations (HardSwish, Sigmoid, HardSigmoid, Tanh) run in the engine as tables
@@ -388,14 +385,5 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     h = b.flatten(b.globalAveragePool(h))
     let out = try b.linear(h, "fc", in: 16, out: 10)
     let model = try b.model(name: "activations", output: out, inputShape: [1, 28, 28])
-    let data = try engineTestSet.slice(0..<300)
-    for bits in [8, 4] {
-        let engine = try IntegerModel(model: model, policy: try Policy.uniform(model, bits: bits, activationBits: 8),
-                                      calibration: try FashionMNIST.calibration().images)
-        let a = try engine.run(data.images)
-        #expect(agreement(a, try engine.dyadicSimulation.run(data.images).output, steps: engine.outputSteps).identical == 300)
-        #expect(agreement(a, try engine.simulation.run(data.images).output, steps: engine.outputSteps).same >= 297)
-        let ort = try onnxRuntimeAccuracy(of: engine, on: data, name: "activations-\(bits)")
-        #expect(abs(ort - (try engine.simulation.accuracy(on: data))) <= 0.01, "ORT \(ort)")
-    }
+    try expectEngineMatchesItsTwins(model, name: "activations")
 }
