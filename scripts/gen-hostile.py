@@ -484,6 +484,15 @@ script("predictor-pruned-pretrain", 'predictor([{bits: [2], keep: [0.5], accurac
 script("autoq-huge-episodes", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1e9)', "episodes")
 script("autoq-bad-checkpoint", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, ends: nil, checkpoint: "{dir}/bad-checkpoint.npz")', "bad-checkpoint.npz")
 script("autoq-foreign-checkpoint", 'save(zoo("mlp"), "{dir}/weights-not-autoq.npz")\nautoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, ends: nil, checkpoint: "{dir}/weights-not-autoq.npz")', "not an AutoQ checkpoint")
+# A model the float runtime runs but the integer engine cannot: channels joined along the height.
+concat_h = write("concat-height.onnx", model(
+    [node("Conv", ["x", "cw"], ["c"], attrs=[attr_ints("pads", [1, 1, 1, 1])]), node("Relu", ["c"], ["r"]),
+     node("Concat", ["r", "r"], ["j"], attrs=[attr_int("axis", 2)]), node("Conv", ["j", "pw"], ["p"]),
+     node("GlobalAveragePool", ["p"], ["g"]), node("Flatten", ["g"], ["f"]), node("Gemm", ["f", "fw"], ["y"], attrs=[attr_int("transB", 1)])],
+    [tensor("cw", [2, 1, 3, 3], [0.1] * 18), tensor("pw", [2, 2, 1, 1], [0.5] * 4), tensor("fw", [10, 2], [0.3] * 20)],
+    (("x", [1, 1, 28, 28]),), (("y", [1, 10]),)))
+script("engine-concat-height", 'm = load("%s")\ninteger_model(m, policy(m, bits: 8, activation_bits: 8), calibration: fashion_mnist(split: "train", limit: 16))' % concat_h,
+       "axis 2")
 script("autoq-sensitivity-not-data", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, sensitivity: zoo("mlp"))', "sensitivity")
 script("autoq-sensitivity-empty", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, episodes: 1, sensitivity: fashion_mnist(split: "train", limit: 0))', "no images")
 script("autoq-nan-cost-weight", 'autoq_search(zoo("mlp"), fashion_mnist(split: "train", limit: 16), average_bits: 4, mode: "accuracy", cost_weight: 0 / 0)', "finite")
