@@ -1,3 +1,4 @@
+import CKernels
 import Runtime
 /// Single-precision general matrix multiply, BLIS style: the loops of `BlockedGEMM` around a
 /// 12×32 AVX-512 micro-kernel. Edge tiles are computed into a small buffer, then merged.
@@ -141,13 +142,23 @@ public enum SGEMM {
                 }
             }
         } else {
-            let src = b + col * ldb + row
-            for p in 0..<k {
-                let d = dst + p * nr
-                for j in 0..<n { d[j] = src[j * ldb + p] }
-                for j in n..<nr { d[j] = 0 }
-            }
+            // 16×16 blocks transposed in registers (CKernels/transpose.c); `packTransposedReference` is its plain loop.
+            mpq_pack_transposed_f32(Int64(k), Int64(n), b + col * ldb + row, Int64(ldb), dst, Int64(nr))
         }
+    }
+
+    /// The plain loop of the transposed packing: dst[p·nr + j] = src[j·ld + p], zero past `n`.
+    public static func packTransposedReference(k: Int, n: Int, src: UnsafePointer<Float>, ld: Int, nr: Int, into dst: UnsafeMutablePointer<Float>) {
+        for p in 0..<k {
+            let d = dst + p * nr
+            for j in 0..<n { d[j] = src[j * ld + p] }
+            for j in n..<nr { d[j] = 0 }
+        }
+    }
+
+    /// The transposed packing as the GEMM runs it (for tests against the reference).
+    public static func packTransposed(k: Int, n: Int, src: UnsafePointer<Float>, ld: Int, nr: Int, into dst: UnsafeMutablePointer<Float>) {
+        mpq_pack_transposed_f32(Int64(k), Int64(n), src, Int64(ld), dst, Int64(nr))
     }
 
     /// The oracle: a plain triple loop accumulating in Double. Slow on purpose.

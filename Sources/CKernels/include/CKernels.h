@@ -8,6 +8,10 @@ int mpq_cpu_has_avx512_vnni(void);
 /// 1 when this CPU executes AVX-512F, else 0.
 int mpq_cpu_has_avx512f(void);
 
+/// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
+/// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs.
+void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr);
+
 /// Runs `iterations` rounds of 12 independent f32 FMA chains, 512 bits wide when `wide` (call
 /// only when mpq_cpu_has_avx512f() is 1), else 256 (AVX2 + FMA); returns the floating-point
 /// operations done (2 per lane per FMA) and writes a sum of the chains to `sink`.

@@ -1,0 +1,57 @@
+// Packing a transposed operand for the f32 GEMM: dst[p·nr + j] = src[j·ld + p] for j < n (zero
+// for n ≤ j < nr), p < k. Full 16×16 blocks are transposed in registers (AVX-512: unpacks of
+// pairs, then of 64-bit pairs, then two 128-bit lane shuffles); the ragged edges go element by
+// element. Kernels/SGEMM.swift's packB holds the plain loop this replaces and is tested against.
+#include "CKernels.h"
+#include <immintrin.h>
+
+static void plain(int64_t p0, int64_t p1, int64_t j0, int64_t j1, const float *src, int64_t ld, float *dst, int64_t nr) {
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t j = j0; j < j1; j++) dst[p * nr + j] = src[j * ld + p];
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void block16(const float *src, int64_t ld, float *dst, int64_t nr) {
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // u[4g + q]: rows 4g…4g+3 of element 4L + q in each 128-bit lane L.
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int q = 0; q < 4; q++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+        _mm512_storeu_ps(dst + (0 + q) * nr, _mm512_shuffle_f32x4(v0, w0, 0x88));
+        _mm512_storeu_ps(dst + (8 + q) * nr, _mm512_shuffle_f32x4(v0, w0, 0xDD));
+        _mm512_storeu_ps(dst + (4 + q) * nr, _mm512_shuffle_f32x4(v1, w1, 0x88));
+        _mm512_storeu_ps(dst + (12 + q) * nr, _mm512_shuffle_f32x4(v1, w1, 0xDD));
+    }
+}
+#endif
+
+void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr) {
+    static int wide = -1;   // probed once (a benign race: every thread writes the same value)
+    if (wide < 0) wide = mpq_cpu_has_avx512f();
+    int64_t k16 = 0, n16 = 0;
+#if defined(__x86_64__)
+    if (wide) {
+        k16 = k / 16 * 16; n16 = n / 16 * 16;
+        for (int64_t p = 0; p < k16; p += 16)
+            for (int64_t j = 0; j < n16; j += 16) block16(src + j * ld + p, ld, dst + p * nr + j, nr);
+    }
+#endif
+    plain(0, k16, n16, n, src, ld, dst, nr);
+    plain(k16, k, 0, n, src, ld, dst, nr);
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t j = n; j < nr; j++) dst[p * nr + j] = 0;
+}
