@@ -141,6 +141,17 @@ public struct AutoQ {
                     sensitivity: KernelWiseTable? = nil, progress: (Episode) -> Void = { _ in }) throws -> Result {
         let o = options
         let layers = model.layers, n = layers.count
+        guard n > 0, validation.count > 0 else { throw MixedPrecisionError("autoq: the model has no conv/linear layers or the validation split is empty") }
+        guard (1...100_000).contains(o.episodes), (1...8).contains(o.weightBits.lowerBound), o.weightBits.upperBound <= 8, (0...10_000).contains(o.updates),
+              o.goalWeight.isFinite else {
+            throw MixedPrecisionError("autoq: expected episodes 1…100000, weight widths within 1…8, updates 0…10000 and a finite goal weight; found \(o.episodes), \(o.weightBits), \(o.updates), \(o.goalWeight)")
+        }
+        if case .accuracyGuaranteed(let w) = o.mode, !w.isFinite { throw MixedPrecisionError("autoq: expected a finite cost weight, found \(w)") }
+        if let a = o.activationBits {
+            guard (1...16).contains(a.lowerBound), a.upperBound <= 16 else { throw MixedPrecisionError("autoq: activation widths must lie within 1…16, found \(a)") }
+            guard calibration != nil else { throw MixedPrecisionError("autoq: searching activation widths needs calibration images") }
+        }
+        guard budget.isFinite, budget > 0 else { throw MixedPrecisionError("autoq: expected a positive finite budget, found \(budget)") }
         let pinned: Set<Int> = o.ends == nil ? [] : [0, n - 1]
         if let e = o.ends, !(1...8).contains(e) { throw MixedPrecisionError("autoq: ends must be 1…8 bits, found \(e)") }
         let fixedActivation = o.activationBits.map { $0.upperBound }

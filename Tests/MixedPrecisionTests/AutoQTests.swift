@@ -145,3 +145,23 @@ private extension CostModel {
         #expect(r.history.allSatisfy { $0.cost <= budget } && final <= budget, "\(s == nil ? "widest" : "sensitivity"): \(r.history.map(\.cost)), budget \(budget)")
     }
 }
+
+/// Options and budgets out of range end in errors naming what was expected, before any episode.
+@Test func autoQRefusesBadOptions() throws {
+    let model = try Zoo.make("cnn")
+    let validation = try FashionMNIST.load(.train, limit: 50)
+    func message(_ o: AutoQ.Options, budget: Double = 1e6) -> String {
+        do { _ = try AutoQ(options: o).run(model, validation: validation, cost: .size, budget: budget); return "" } catch {
+            return (error as? MixedPrecisionError)?.message ?? "\(error)"
+        }
+    }
+    var o = AutoQ.Options()
+    o.episodes = 0
+    #expect(message(o).contains("expected episodes 1…100000"))
+    o.episodes = 2
+    #expect(message(o, budget: .nan).contains("positive finite budget"))
+    o.mode = .accuracyGuaranteed(costWeight: .infinity)
+    #expect(message(o).contains("finite cost weight"))
+    o.mode = .resourceConstrained; o.activationBits = 4...8
+    #expect(message(o).contains("needs calibration images"))
+}
