@@ -35,11 +35,9 @@ extension AutoQ {
             guard omega.allSatisfy({ $0.allSatisfy { $0.allSatisfy(\.isFinite) } }) else {
                 throw MixedPrecisionError("autoq: the kernel-wise sensitivity table holds a non-finite value")
             }
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a over the values
-            for layer in omega { for kernel in layer { for v in kernel {
-                for i in 0..<8 { h ^= (v.bitPattern >> (8 * UInt64(i))) & 0xff; h = h &* 0x0000_0100_0000_01b3 }
-            } } }
-            fingerprint = String(format: "%016llx", h)
+            var h = FNV1a()
+            for layer in omega { for kernel in layer { for v in kernel { h.word(v.bitPattern) } } }
+            fingerprint = h.hex
         }
 
         /// ΣΩ of kernel widths `w` over the free (not pinned) layers.

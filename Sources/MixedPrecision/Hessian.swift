@@ -259,9 +259,9 @@ public final class HessianAnalysis: @unchecked Sendable {
 
     static func seed(_ seed: UInt64, _ name: String) -> UInt64 {
         // FNV-1a of the layer name, mixed with the seed.
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return h ^ (seed &* 0x9E3779B97F4A7C15)
+        var h = FNV1a()
+        h.bytes(name)
+        return h.value ^ (seed &* 0x9E3779B97F4A7C15)
     }
 
     static func dot(_ a: Tensor, _ b: Tensor) -> Double {

@@ -81,9 +81,9 @@ public struct LatencyTable: Sendable, Equatable, Codable {
     public static func cached(_ model: Model, bits: [Int], directory: String = cacheDirectory,
                               progress: ((Int, Int) -> Void)? = nil) throws -> (table: LatencyTable, measured: Bool) {
         let key = cacheKey(model, bits: bits)
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        let path = "\(directory)/latency-\(model.name)-\(String(h, radix: 16)).json"
+        var h = FNV1a()
+        h.bytes(key)
+        let path = "\(directory)/latency-\(model.name)-\(String(h.value, radix: 16)).json"
         if let data = FileManager.default.contents(atPath: path),
            let table = try? JSONDecoder().decode(LatencyTable.self, from: data), table.key == key {
             return (table, false)

@@ -45,8 +45,8 @@ public struct PolicySamples: Sendable {
     /// and labels, and the calibration images when bias-corrected — another model, split or
     /// protocol gets another cache.
     public static func key(model: Model, validation: Dataset, calibration: Tensor? = nil, engine: Bool = false, prune: [String] = []) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ v: UInt64) { for i in 0..<8 { h ^= (v >> (8 * UInt64(i))) & 0xff; h = h &* 0x0000_0100_0000_01b3 } }
+        var h = FNV1a()
+        func mix(_ v: UInt64) { h.word(v) }
         func mix(_ s: String) { for b in s.utf8 { mix(UInt64(b)) } }
         func mix(_ t: Tensor) { t.withUnsafeScalars { for v in $0 { mix(UInt64(v.bitPattern)) } } }
         for l in model.layers { mix(l.name); mix(UInt64(l.parameterCount)) }
@@ -56,7 +56,7 @@ public struct PolicySamples: Sendable {
         if let calibration { mix("bias correction"); mix(calibration) }
         if engine { mix("integer engine, 8-bit activations") }
         if !prune.isEmpty { mix(calibration == nil ? "pruned by L1 norm" : "pruned by L1 norm, batch norms recalibrated"); for name in prune { mix(name) } }
-        return String(format: "%016llx", h)
+        return h.hex
     }
 
     struct File: Codable {
