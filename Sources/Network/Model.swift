@@ -27,12 +27,17 @@ public struct Layer: Sendable, Equatable, CustomStringConvertible {
 public final class Model: @unchecked Sendable {
     public var name: String
     public private(set) var nodes: [Node]
-    public var input: String
-    public var output: String
+    public var input: String { didSet { generation &+= 1 } }
+    public var output: String { didSet { generation &+= 1 } }
     /// Shape of one input example, e.g. [1, 28, 28].
-    public var inputShape: [Int]
-    public var parameters: [String: Tensor]
-    public var buffers: [String: Tensor]
+    public var inputShape: [Int] { didSet { generation &+= 1 } }
+    public var parameters: [String: Tensor] { didSet { generation &+= 1 } }
+    public var buffers: [String: Tensor] { didSet { generation &+= 1 } }
+    /// Counts changes to the graph, parameters and buffers: a compiled float plan is reused
+    /// while it stays the same.
+    private(set) var generation = 0
+    private let planLock = NSLock()
+    private var planCache: (generation: Int, plan: FloatPlan?)? = nil
     /// Parameter names in definition order (optimisers and files keep this order).
     public private(set) var parameterOrder: [String]
     public private(set) var layers: [Layer] = []
@@ -90,6 +95,7 @@ public final class Model: @unchecked Sendable {
         self.parameters = Dictionary(parameters, uniquingKeysWith: { a, _ in a })
         self.buffers = Dictionary(buffers, uniquingKeysWith: { a, _ in a })
         self.parameterOrder = parameters.map(\.0)
+        generation &+= 1
         do { try validate(); layers = try findLayers() } catch {
             (self.nodes, self.parameters, self.buffers, self.parameterOrder) = old
             throw error
@@ -161,12 +167,27 @@ public final class Model: @unchecked Sendable {
             throw NetworkError("model '\(name)': the input holds NaN or infinite values")
         }
         let threads = Parallel.defaultThreads, n = x.shape[0]
-        // Convolutional nets run large batches in micro-batches (activations stay in cache);
-        // fully connected ones keep the whole batch (their GEMMs want the rows).
-        if observer == nil && !training && !keepTrace && n >= 2 * Self.microBatch && layers.contains(where: { $0.kind == .conv }) {
-            return (try runInMicroBatches(x, threads: threads), nil)
+        // Convolutional nets run compiled (`FloatPlan`) when every node has a plan step and the
+        // batch gives each thread a micro-batch, else in micro-batches through the graph
+        // (activations stay in cache); fully connected ones keep the whole batch (their GEMMs
+        // want the rows).
+        if observer == nil && !training && !keepTrace && layers.contains(where: { $0.kind == .conv }) {
+            if let plan = compiledPlan(), (n + plan.microBatch - 1) / plan.microBatch >= threads {
+                return (try plan.run(x, threads: threads), nil)
+            }
+            if n >= 2 * Self.microBatch { return (try runInMicroBatches(x, threads: threads), nil) }
         }
         return try runWhole(x, training: training, keepTrace: keepTrace, observer: observer)
+    }
+
+    /// This model compiled for float inference, or nil when a node has no plan step; compiled
+    /// once and reused until the graph, a parameter or a buffer changes.
+    public func compiledPlan() -> FloatPlan? {
+        planLock.lock(); defer { planLock.unlock() }
+        if let c = planCache, c.generation == generation { return c.plan }
+        let plan = try? FloatPlan(self)
+        planCache = (generation, plan)
+        return plan
     }
 
     /// Images per worker step in batched inference: their activations stay in L2.

@@ -52,6 +52,27 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
                           const mpq_epilogue *e);
+
+/// The float plan's convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output
+/// channels starting at `column`. Pixel i reads a[i][taps[t] + ci] (t < ntaps, ci < cin); the
+/// weights of the tile's first 16 columns are b[(t·cin + ci)·16 + j], the next 16 `bstride`
+/// floats on. y = Σ + bias[column + j] (+ res[i][column + j] when `res` is not null), clamped to
+/// lo…hi, stored to out[i][column + j]. `bias` is readable to column + 32. Call only when
+/// mpq_cpu_has_avx512f() is 1.
+void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                  const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                  float *const *out, const float *const *res);
+/// The same tile for 12 rows whose receptive fields lie `step` floats apart, from `a`: returns 0
+/// (and does nothing) when `step` is not one of the widths compiled in (1, 2, 3, 6, 16, 24, 32,
+/// 48, 64, 96, 128, 256, 512).
+int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *const *out, const float *const *res);
+/// Float depthwise convolution over `pixels` output pixels: out[p][c] = clamp(bias[c] +
+/// Σ_t a[p][taps[t] + c]·w[t·ldw + c], lo, hi) for c < channels. Call only when
+/// mpq_cpu_has_avx512f() is 1.
+void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
+                       const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi);
 #endif
 
 #ifndef MPQ_CKERNELS_PACK_H

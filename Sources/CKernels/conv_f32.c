@@ -1,0 +1,140 @@
+// The compiled float plan's kernels (Network/FloatPlan): images stored NHWC, each pixel's
+// channels contiguous, zero borders around every value so a convolution reads its padding in
+// place. Kernels/FloatTile.swift holds the plain loops these are tested against.
+#include "CKernels.h"
+#include <immintrin.h>
+
+#if defined(__x86_64__)
+// Row i of the tile: the broadcast input value times the two column blocks' weights.
+#define MPQ_F_ROW2(i) { const __m512 v = _mm512_set1_ps(q##i[ci]); c##i##a = _mm512_fmadd_ps(v, w0, c##i##a); c##i##b = _mm512_fmadd_ps(v, w1, c##i##b); }
+#define MPQ_F_ROW1(i) { const __m512 v = _mm512_set1_ps(q##i[ci]); c##i##a = _mm512_fmadd_ps(v, w0, c##i##a); }
+#define MPQ_F_LOOP(ROW, W1) \
+    for (int64_t t = 0; t < ntaps; t++) { \
+        const int64_t off = taps[t]; \
+        const float *q0 = p0 + off, *q1 = p1 + off, *q2 = p2 + off, *q3 = p3 + off, *q4 = p4 + off, *q5 = p5 + off; \
+        const float *q6 = p6 + off, *q7 = p7 + off, *q8 = p8 + off, *q9 = p9 + off, *q10 = p10 + off, *q11 = p11 + off; \
+        const float *wt = b + t * cin * 16; \
+        for (int64_t ci = 0; ci < cin; ci++) { \
+            const __m512 w0 = _mm512_loadu_ps(wt + ci * 16); \
+            W1 \
+            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8) ROW(9) ROW(10) ROW(11) \
+        } \
+    }
+#define MPQ_F_W1 const __m512 w1 = _mm512_loadu_ps(wt + bstride + ci * 16);
+
+// The tile, given each row's receptive field. Inlined into each entry point: with rows a
+// constant number of floats apart, LLVM folds the rows' offsets into the loads' displacements
+// and one register addresses all twelve (no pointers spilled from the inner loop).
+__attribute__((target("avx512f"), always_inline))
+static inline void mpq_f_tile(int64_t rows, int64_t cols, const float *p0, const float *p1, const float *p2, const float *p3,
+                              const float *p4, const float *p5, const float *p6, const float *p7, const float *p8,
+                              const float *p9, const float *p10, const float *p11, const int64_t *taps, int64_t ntaps,
+                              int64_t cin, const float *b, int64_t bstride, const float *bias, float lo, float hi,
+                              int64_t column, float *const *out, const float *const *res) {
+    const __m512 b0 = _mm512_loadu_ps(bias + column), b1 = _mm512_loadu_ps(bias + column + 16);
+    __m512 c0a = b0, c1a = b0, c2a = b0, c3a = b0, c4a = b0, c5a = b0, c6a = b0, c7a = b0, c8a = b0, c9a = b0, c10a = b0, c11a = b0;
+    __m512 c0b = b1, c1b = b1, c2b = b1, c3b = b1, c4b = b1, c5b = b1, c6b = b1, c7b = b1, c8b = b1, c9b = b1, c10b = b1, c11b = b1;
+    if (cols > 16) {
+        MPQ_F_LOOP(MPQ_F_ROW2, MPQ_F_W1)
+    } else {
+        MPQ_F_LOOP(MPQ_F_ROW1, )
+    }
+    // The epilogue row by row, unrolled (an array of the accumulators would send them all
+    // through the stack, which costs more than the sums of a short receptive field).
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    const __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+#define MPQ_F_STORE(i) \
+    if (i < rows) { \
+        __m512 ya = c##i##a, yb = c##i##b; \
+        if (res) { \
+            ya = _mm512_add_ps(ya, _mm512_maskz_loadu_ps(m0, res[i] + column)); \
+            if (m1) yb = _mm512_add_ps(yb, _mm512_maskz_loadu_ps(m1, res[i] + column + 16)); \
+        } \
+        _mm512_mask_storeu_ps(out[i] + column, m0, _mm512_min_ps(_mm512_max_ps(ya, vlo), vhi)); \
+        if (m1) _mm512_mask_storeu_ps(out[i] + column + 16, m1, _mm512_min_ps(_mm512_max_ps(yb, vlo), vhi)); \
+    }
+    MPQ_F_STORE(0) MPQ_F_STORE(1) MPQ_F_STORE(2) MPQ_F_STORE(3) MPQ_F_STORE(4) MPQ_F_STORE(5)
+    MPQ_F_STORE(6) MPQ_F_STORE(7) MPQ_F_STORE(8) MPQ_F_STORE(9) MPQ_F_STORE(10) MPQ_F_STORE(11)
+#undef MPQ_F_STORE
+}
+
+__attribute__((target("avx512f")))
+void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                  const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                  float *const *out, const float *const *res) {
+    mpq_f_tile(rows, cols, a[0], a[rows > 1 ? 1 : 0], a[rows > 2 ? 2 : 0], a[rows > 3 ? 3 : 0], a[rows > 4 ? 4 : 0],
+               a[rows > 5 ? 5 : 0], a[rows > 6 ? 6 : 0], a[rows > 7 ? 7 : 0], a[rows > 8 ? 8 : 0], a[rows > 9 ? 9 : 0],
+               a[rows > 10 ? 10 : 0], a[rows > 11 ? 11 : 0], taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res);
+}
+
+#define MPQ_F_STEP(S) \
+    case S: \
+        mpq_f_tile(12, cols, a, a + S, a + 2 * S, a + 3 * S, a + 4 * S, a + 5 * S, a + 6 * S, a + 7 * S, a + 8 * S, a + 9 * S, \
+                   a + 10 * S, a + 11 * S, taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res); \
+        return 1;
+
+__attribute__((target("avx512f")))
+int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *const *out, const float *const *res) {
+    switch (step) {
+        MPQ_F_STEP(1) MPQ_F_STEP(2) MPQ_F_STEP(3) MPQ_F_STEP(6) MPQ_F_STEP(16) MPQ_F_STEP(24) MPQ_F_STEP(32)
+        MPQ_F_STEP(48) MPQ_F_STEP(64) MPQ_F_STEP(96) MPQ_F_STEP(128) MPQ_F_STEP(256) MPQ_F_STEP(512)
+        default: return 0;
+    }
+}
+#undef MPQ_F_STEP
+
+__attribute__((target("avx512f")))
+void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
+                       const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int64_t p = 0; p < pixels; p++) {
+        const float *x = a[p];
+        float *o = out[p];
+        int64_t c = 0;
+        // Four vectors of channels at once: four independent chains per tap.
+        for (; c + 64 <= channels; c += 64) {
+            __m512 s0 = _mm512_loadu_ps(bias + c), s1 = _mm512_loadu_ps(bias + c + 16);
+            __m512 s2 = _mm512_loadu_ps(bias + c + 32), s3 = _mm512_loadu_ps(bias + c + 48);
+            for (int64_t t = 0; t < ntaps; t++) {
+                const float *xt = x + taps[t] + c, *wt = w + t * ldw + c;
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(xt), _mm512_loadu_ps(wt), s0);
+                s1 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 16), _mm512_loadu_ps(wt + 16), s1);
+                s2 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 32), _mm512_loadu_ps(wt + 32), s2);
+                s3 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 48), _mm512_loadu_ps(wt + 48), s3);
+            }
+            _mm512_storeu_ps(o + c, _mm512_min_ps(_mm512_max_ps(s0, vlo), vhi));
+            _mm512_storeu_ps(o + c + 16, _mm512_min_ps(_mm512_max_ps(s1, vlo), vhi));
+            _mm512_storeu_ps(o + c + 32, _mm512_min_ps(_mm512_max_ps(s2, vlo), vhi));
+            _mm512_storeu_ps(o + c + 48, _mm512_min_ps(_mm512_max_ps(s3, vlo), vhi));
+        }
+        for (; c < channels; c += 16) {
+            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+            __m512 s = _mm512_maskz_loadu_ps(mask, bias + c);
+            for (int64_t t = 0; t < ntaps; t++)
+                s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + taps[t] + c), _mm512_maskz_loadu_ps(mask, w + t * ldw + c), s);
+            _mm512_mask_storeu_ps(o + c, mask, _mm512_min_ps(_mm512_max_ps(s, vlo), vhi));
+        }
+    }
+}
+#else
+void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                  const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                  float *const *out, const float *const *res) {
+    (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
+    (void)column; (void)out; (void)res;
+}
+int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *const *out, const float *const *res) {
+    (void)cols; (void)a; (void)step; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
+    (void)column; (void)out; (void)res;
+    return 0;
+}
+void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
+                       const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
+    (void)pixels; (void)a; (void)out; (void)taps; (void)ntaps; (void)w; (void)ldw; (void)channels; (void)bias; (void)lo; (void)hi;
+}
+#endif

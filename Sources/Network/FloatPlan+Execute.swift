@@ -1,0 +1,281 @@
+import Foundation
+import Kernels
+import Runtime
+import Tensors
+
+// Running a float plan: per-worker buffers for a micro-batch of images, one helper per step.
+extension FloatPlan {
+    /// One worker's buffers: every buffer for `images` images (zeroed once, so the borders stay
+    /// zero), and the tile's row pointers.
+    final class Workspace {
+        let images: Int
+        let buffers: [UnsafeMutablePointer<Float>]
+        static let pointers = 256
+        let rowsIn = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: pointers)
+        let rowsOut = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: pointers)
+        let rowsRes = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: pointers)
+        init(_ plan: FloatPlan, images: Int) {
+            self.images = images
+            // 16 floats of slack past each buffer: a vector load of a last pixel's channels may
+            // reach past them (the masked lanes are not used).
+            buffers = plan.buffers.map { n in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: n * images + 16)
+                p.initialize(repeating: 0, count: n * images + 16)
+                return p
+            }
+        }
+        deinit {
+            buffers.forEach { $0.deallocate() }
+            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
+        }
+    }
+
+    /// Runs the plan on a batch [N] + the model's input shape.
+    public func run(_ x: Tensor, threads: Int = Parallel.defaultThreads) throws -> Tensor {
+        guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
+            throw NetworkError("float plan: expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
+        }
+        let n = x.shape[0], inner = x.count / max(n, 1)
+        let shape = outputShape(n)
+        let width = shape.dropFirst().reduce(1, *)
+        var out = [Float](repeating: 0, count: n * width)
+        let chunks = (n + microBatch - 1) / microBatch
+        x.scalars.withUnsafeBufferPointer { xs in
+            out.withUnsafeMutableBufferPointer { os in
+                let (x0, o0) = (xs.baseAddress!, os.baseAddress!)
+                let workers = min(max(1, threads), max(chunks, 1))
+                Parallel.run(workers: workers) { w in
+                    let ws = Workspace(self, images: microBatch)
+                    var chunk = w
+                    while chunk < chunks && !Interrupt.isRequested {
+                        let first = chunk * microBatch, count = min(microBatch, n - first)
+                        execute(ws, images: count, input: x0 + first * inner, result: o0 + first * width)
+                        chunk += workers
+                    }
+                }
+            }
+        }
+        try Interrupt.check()
+        return Tensor(checkedShape: shape, scalars: out)
+    }
+
+    /// Runs every step on `images` images (≤ the workspace's).
+    func execute(_ ws: Workspace, images: Int, input: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>) {
+        func base(_ slot: Int) -> UnsafeMutablePointer<Float> { ws.buffers[slots[slot].buffer] }
+        for step in steps {
+            switch step {
+            case .input(let to):
+                let s = slots[to], plane = s.h * s.w, b = base(to)
+                for i in 0..<images {
+                    let src = input + i * s.c * plane, dst = b + i * s.elements
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let o = dst + s.offset(y, x), at = y * s.w + x
+                            for ch in 0..<s.c { o[ch] = src[ch * plane + at] }
+                        }
+                    }
+                }
+            case .layer(let l):
+                if l.tile != nil { runTile(l, ws, images: images) } else { runDepthwise(l, ws, images: images) }
+            case let .clamp(from, to, lo, hi):
+                let (s, t) = (slots[from], slots[to])
+                let (a, b) = (base(from), base(to))
+                for i in 0..<images {
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let src = a + i * s.elements + s.offset(y, x), dst = b + i * t.elements + t.offset(y, x)
+                            for ch in 0..<s.c { dst[ch] = Swift.min(Swift.max(src[ch], lo), hi) }
+                        }
+                    }
+                }
+            case let .add(a, b, to, lo, hi):
+                let (s, u, t) = (slots[a], slots[b], slots[to])
+                let (pa, pb, po) = (base(a), base(b), base(to))
+                for i in 0..<images {
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let ra = pa + i * s.elements + s.offset(y, x), rb = pb + i * u.elements + u.offset(y, x)
+                            let dst = po + i * t.elements + t.offset(y, x)
+                            for ch in 0..<s.c { dst[ch] = Swift.min(Swift.max(ra[ch] + rb[ch], lo), hi) }
+                        }
+                    }
+                }
+            case let .maxPool(from, to, a):
+                pool(from, to, a, ws, images: images, max: true)
+            case let .averagePool(from, to, a):
+                pool(from, to, a, ws, images: images, max: false)
+            case let .globalAverage(from, to):
+                let (s, t) = (slots[from], slots[to])
+                let (a, b) = (base(from), base(to))
+                let scale = 1 / Float(s.h * s.w)
+                for i in 0..<images {
+                    let dst = b + i * t.elements + t.offset(0, 0)
+                    for ch in 0..<s.c { dst[ch] = 0 }
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let src = a + i * s.elements + s.offset(y, x)
+                            for ch in 0..<s.c { dst[ch] += src[ch] }
+                        }
+                    }
+                    for ch in 0..<s.c { dst[ch] *= scale }
+                }
+            }
+        }
+        // The output, NCHW (a flattened value is the same order in one row).
+        let s = slots[output], b = base(output), plane = s.h * s.w
+        for i in 0..<images {
+            let src = b + i * s.elements, dst = result + i * s.c * plane
+            for y in 0..<s.h {
+                for x in 0..<s.w {
+                    let o = src + s.offset(y, x), at = y * s.w + x
+                    for ch in 0..<s.c { dst[ch * plane + at] = o[ch] }
+                }
+            }
+        }
+    }
+
+    /// A dense layer: tiles of 12 output pixels (across the micro-batch's images) × 32 channels;
+    /// a tile of 12 pixels along one output row goes to the kernel that addresses its rows from
+    /// one register.
+    func runTile(_ l: LayerStep, _ ws: Workspace, images: Int) {
+        guard let tile = l.tile else { return }
+        let (s, t) = (slots[l.input], slots[l.output])
+        let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
+        let r = l.residual.map { slots[$0] }
+        let resBase = r.map { UnsafePointer(ws.buffers[$0.buffer]) }
+        let pixels = l.starts.count, rows = images * pixels, full = FloatTile.rows
+        let stepped = FloatTile.vectorized && FloatTile.rowSteps.contains(l.rowStep)
+        tile.data.withUnsafeBufferPointer { w in
+            tile.bias.withUnsafeBufferPointer { bias in
+                l.taps.withUnsafeBufferPointer { taps in
+                    l.starts.withUnsafeBufferPointer { starts in
+                        var r0 = 0, (image, p) = (0, 0)
+                        while r0 < rows {
+                            let count = min(full, rows - r0)
+                            // One output row's 12 consecutive pixels: equal steps between their fields.
+                            let along = stepped && count == full && p + full <= pixels
+                                && starts[p + full - 1] - starts[p] == (full - 1) * l.rowStep
+                                && (1..<full).allSatisfy { starts[p + $0] - starts[p + $0 - 1] == l.rowStep }
+                            let first = p, firstImage = image
+                            for i in 0..<count {
+                                ws.rowsIn[i] = inBase + image * s.elements + starts[p]
+                                ws.rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
+                                if let resBase, let r { ws.rowsRes[i] = resBase + image * r.elements + l.resStarts[p] }
+                                p += 1
+                                if p == pixels { (image, p) = (image + 1, 0) }
+                            }
+                            var column = 0
+                            while column < l.cout {
+                                let cols = min(FloatTile.columns, l.cout - column)
+                                let res = resBase == nil ? nil : UnsafePointer(ws.rowsRes)
+                                if !(along && FloatTile.runRows(cols: cols, a: inBase + firstImage * s.elements + starts[first], step: l.rowStep,
+                                                                 taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!, bias: bias.baseAddress!,
+                                                                 lo: l.lo, hi: l.hi, column: column, out: ws.rowsOut, res: res)) {
+                                    FloatTile.run(rows: count, cols: cols, a: ws.rowsIn, taps: taps.baseAddress!, weights: tile,
+                                                  packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
+                                                  out: ws.rowsOut, res: res)
+                                }
+                                column += cols
+                            }
+                            r0 += count
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A depthwise layer, up to 256 output pixels per kernel call.
+    func runDepthwise(_ l: LayerStep, _ ws: Workspace, images: Int) {
+        let (s, t) = (slots[l.input], slots[l.output])
+        let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
+        let pixels = l.starts.count, rows = images * pixels
+        l.depthwise.withUnsafeBufferPointer { w in
+            l.bias.withUnsafeBufferPointer { bias in
+                l.taps.withUnsafeBufferPointer { taps in
+                    var r0 = 0
+                    while r0 < rows {
+                        let count = min(Workspace.pointers, rows - r0)
+                        for i in 0..<count {
+                            let (image, p) = ((r0 + i) / pixels, (r0 + i) % pixels)
+                            ws.rowsIn[i] = inBase + image * s.elements + l.starts[p]
+                            ws.rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
+                        }
+                        FloatTile.depthwise(pixels: count, a: ws.rowsIn, out: ws.rowsOut, taps: taps.baseAddress!, ntaps: taps.count,
+                                            weights: w.baseAddress!, ldw: l.ldw, channels: l.cout, bias: bias.baseAddress!, lo: l.lo, hi: l.hi)
+                        r0 += count
+                    }
+                }
+            }
+        }
+    }
+
+    /// Max or average pooling over channels-last pixels: each window's taps inside the input
+    /// (max), or divided by the count `PoolOp.Geometry.counts` gives (average).
+    func pool(_ from: Int, _ to: Int, _ a: PoolAttributes, _ ws: Workspace, images: Int, max: Bool) {
+        let (s, t) = (slots[from], slots[to])
+        let (src, dst) = (ws.buffers[s.buffer], ws.buffers[t.buffer])
+        let g = PoolOp.Geometry(n: 1, c: s.c, h: s.h, w: s.w, oh: t.h, ow: t.w, kh: a.kernel[0], kw: a.kernel[1],
+                                sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1], pb: a.pads[2], pr: a.pads[3])
+        for i in 0..<images {
+            let xb = src + i * s.elements, yb = dst + i * t.elements
+            for oy in 0..<t.h {
+                for ox in 0..<t.w {
+                    let o = yb + t.offset(oy, ox)
+                    if max && s.c % 16 == 0 {
+                        maxPixel(xb, s, oy * g.sh - g.pt, ox * g.sw - g.pl, g.kh, g.kw, o)
+                        continue
+                    }
+                    var counted = 0, first = true
+                    for u in 0..<g.kh {
+                        for v in 0..<g.kw {
+                            let iy = oy * g.sh - g.pt + u, ix = ox * g.sw - g.pl + v
+                            let inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w
+                            if max {
+                                guard inside else { continue }
+                                let x = xb + s.offset(iy, ix)
+                                if first {
+                                    for ch in 0..<s.c { o[ch] = x[ch] }
+                                    first = false
+                                } else {
+                                    for ch in 0..<s.c where x[ch] > o[ch] || (x[ch].isNaN && !o[ch].isNaN) { o[ch] = x[ch] }
+                                }
+                            } else {
+                                guard g.counts(iy, ix, includePad: a.countIncludePad) else { continue }
+                                if first { for ch in 0..<s.c { o[ch] = 0 }; first = false }
+                                counted += 1
+                                if inside {
+                                    let x = xb + s.offset(iy, ix)
+                                    for ch in 0..<s.c { o[ch] += x[ch] }
+                                }
+                            }
+                        }
+                    }
+                    if !max {
+                        let scale = 1 / Float(Swift.max(counted, 1))
+                        for ch in 0..<s.c { o[ch] *= scale }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One max-pooled pixel, 16 channels at a time: the window's taps inside the input (NaN
+    /// wins, as in the graph).
+    @inline(__always)
+    func maxPixel(_ xb: UnsafeMutablePointer<Float>, _ s: Slot, _ y0: Int, _ x0: Int, _ kh: Int, _ kw: Int, _ o: UnsafeMutablePointer<Float>) {
+        let (ylo, yhi) = (Swift.max(y0, 0), Swift.min(y0 + kh, s.h)), (xlo, xhi) = (Swift.max(x0, 0), Swift.min(x0 + kw, s.w))
+        var c = 0
+        while c < s.c {
+            var m = UnsafeRawPointer(xb + s.offset(ylo, xlo) + c).loadUnaligned(as: SIMD16<Float>.self)
+            for y in ylo..<yhi {
+                for x in xlo..<xhi {
+                    let v = UnsafeRawPointer(xb + s.offset(y, x) + c).loadUnaligned(as: SIMD16<Float>.self)
+                    m.replace(with: v, where: (v .> m) .| (v .!= v))
+                }
+            }
+            UnsafeMutableRawPointer(o + c).storeBytes(of: m, as: SIMD16<Float>.self)
+            c += 16
+        }
+    }
+}

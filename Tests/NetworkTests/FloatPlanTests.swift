@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import TestSupport
+import Network
+import Tensors
+
+/// The compiled float plan against the graph interpreter (`keepTrace` runs the graph node by
+/// node) on the zoo's convolutional models and the reference ResNet-20: the same logits within
+/// float rounding (the two sum in different orders), the same predictions.
+@Test(arguments: ["cnn", "resnet20", "mobilenetv2"])
+func floatPlanMatchesTheInterpreter(_ name: String) throws {
+    let model = try Zoo.make(name)
+    if name == "resnet20" { try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz") }
+    let plan = try FloatPlan(model)
+    let x = try testSet.images.slice(0..<37)
+    let fast = try plan.run(x, threads: 2)
+    let graph = try model.run(x, keepTrace: true).output
+    #expect(fast.shape == graph.shape)
+    let scale = graph.scalars.map(abs).max() ?? 1
+    let worst = zip(fast.scalars, graph.scalars).map { abs($0 - $1) }.max() ?? 0
+    #expect(worst <= 1e-4 * max(1, scale), "\(name): worst difference \(worst) at logit scale \(scale)")
+    // Model.run takes the plan for a batch of this size.
+    #expect(model.compiledPlan() != nil)
+    #expect(try model.run(x).output.scalars == fast.scalars)
+}
+
+/// Layers the zoo does not exercise: padded max pooling, average pooling counting or not the
+/// padding, a dilated convolution, a 1×1 stride-2 projection, Clip, a standalone Relu and Add,
+/// and a Gemm (weights not transposed, α and β) on a flattened value that has a border.
+@Test func floatPlanCoversPaddedPoolingAndPlainGemm() throws {
+    var rng = RandomGenerator(seed: 5)
+    func t(_ shape: [Int]) throws -> Tensor { try Tensor.random(shape, .normal(mean: 0, std: 0.5), using: &rng) }
+    let conv = { (s: Int, p: Int, d: Int) in Op.conv(ConvAttributes(strides: [s, s], pads: [p, p, p, p], dilations: [d, d])) }
+    let nodes = [
+        Node(name: "c1", op: conv(1, 1, 1), inputs: ["x", "w1", "b1"], outputs: ["c1"]),
+        Node(name: "k1", op: .clip(min: -0.5, max: 6), inputs: ["c1"], outputs: ["k1"]),
+        Node(name: "p1", op: .maxPool(PoolAttributes(kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])), inputs: ["k1"], outputs: ["p1"]),
+        Node(name: "c2", op: conv(1, 2, 2), inputs: ["p1", "w2"], outputs: ["c2"]),
+        Node(name: "r2", op: .relu, inputs: ["p1"], outputs: ["r2"]),
+        Node(name: "a2", op: .add, inputs: ["c2", "r2"], outputs: ["a2"]),
+        Node(name: "p2", op: .averagePool(PoolAttributes(kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], countIncludePad: true)),
+             inputs: ["a2"], outputs: ["p2"]),
+        Node(name: "c3", op: conv(2, 0, 1), inputs: ["p2", "w3", "b3"], outputs: ["c3"]),
+        Node(name: "p3", op: .averagePool(PoolAttributes(kernel: [2, 2], strides: [1, 1], pads: [1, 1, 1, 1])), inputs: ["c3"], outputs: ["p3"]),
+        Node(name: "c4", op: conv(1, 1, 1), inputs: ["p3", "w4"], outputs: ["c4"]),
+        Node(name: "f", op: .flatten(axis: 1), inputs: ["p3"], outputs: ["f"]),
+        Node(name: "fc", op: .gemm(GemmAttributes(alpha: 0.5, beta: 2)), inputs: ["f", "wf", "bf"], outputs: ["y"]),
+        Node(name: "g", op: .globalAveragePool, inputs: ["c4"], outputs: ["g"]),
+    ]
+    let params: [(String, Tensor)] = [("w1", try t([8, 3, 3, 3])), ("b1", try t([8])), ("w2", try t([8, 8, 3, 3])),
+                                      ("w3", try t([16, 8, 1, 1])), ("b3", try t([16])), ("w4", try t([4, 16, 3, 3])),
+                                      ("wf", try t([16 * 3 * 3, 5])), ("bf", try t([5]))]
+    for output in ["y", "g"] {
+        let model = try Model(name: "odd", nodes: nodes, input: "x", output: output, inputShape: [3, 11, 9], parameters: params, buffers: [])
+        let plan = try FloatPlan(model)
+        let xs = try Tensor.random([13, 3, 11, 9], .normal(mean: 0, std: 1), using: &rng)
+        let fast = try plan.run(xs, threads: 2), graph = try model.run(xs, keepTrace: true).output
+        #expect(fast.shape == graph.shape)
+        let worst = zip(fast.scalars, graph.scalars).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst <= 1e-4, "output \(output): worst difference \(worst)")
+    }
+}
+
+/// A graph with a node the plan has no step for runs through the interpreter; a changed
+/// parameter is seen by the next run (the cached plan is rebuilt).
+@Test func floatPlanFallsBackAndFollowsParameterChanges() throws {
+    let model = try Zoo.make("cnn")
+    let x = try testSet.images.slice(0..<64)
+    let before = try model.run(x).output
+    let weight = model.layers[0].weight
+    model.parameters[weight]!.withUnsafeMutableScalars { $0[0] += 1 }
+    let after = try model.run(x).output
+    #expect(after.scalars != before.scalars)
+    let graph = try model.run(x, keepTrace: true).output
+    #expect(zip(after.scalars, graph.scalars).allSatisfy { abs($0 - $1) <= 1e-4 })
+
+    var b = GraphBuilder(seed: 1)
+    let c = try b.conv(b.input, "c", in: 1, out: 8, kernel: 3)
+    let f = b.flatten(c, "f")
+    let odd = try Model(name: "softmaxed", nodes: b.nodes + [Node(name: "s", op: .softmax(axis: 1), inputs: [f], outputs: ["s"])],
+                        input: b.input, output: "s", inputShape: [1, 8, 8], parameters: b.parameters, buffers: b.buffers)
+    #expect(odd.compiledPlan() == nil)
+    do { _ = try FloatPlan(odd); Issue.record("compiled a Softmax") } catch { #expect("\(error)".contains("Softmax")) }
+    var rng = RandomGenerator(seed: 2)
+    let xs = try Tensor.random([80, 1, 8, 8], .normal(mean: 0, std: 1), using: &rng)
+    #expect(try odd.run(xs).output.shape == [80, 512])
+}
