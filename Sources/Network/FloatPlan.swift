@@ -101,10 +101,15 @@ public final class FloatPlan: @unchecked Sendable {
         let m = try model.foldingBatchNorm()
         try compile(m)
         assignBuffers()
-        // Enough images that a layer's tiles are full, few enough that a micro-batch's largest
-        // value stays within 256 KB (in L2 with the next layer's).
+        // Enough images that a micro-batch's largest value fills about 1 MB (L2), and that a
+        // layer whose weights do not fit there (over 1 MB) has 64 rows to share each read of
+        // them (ResNet-18's last stage: 9 pixels an image, 9.4 MB a layer); at most 32.
         let largest = slots.map(\.elements).max() ?? 1
-        microBatch = max(1, min(32, 65_536 / max(1, largest)))
+        var images = 262_144 / max(1, largest)
+        for case .layer(let l) in steps where (l.tile?.data.count ?? 0) > 262_144 {
+            images = max(images, (64 + l.starts.count - 1) / l.starts.count)
+        }
+        microBatch = max(1, min(32, images))
     }
 
     /// The output shape for a batch of n images.

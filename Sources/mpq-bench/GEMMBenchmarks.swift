@@ -49,6 +49,8 @@ struct GEMMBenchmarks {
             let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
             for t in [1, 2] {
                 let name = "gemm.f32.\(s.name).t\(t)"
+                // Timed when its row, or an integer row it anchors, is wanted.
+                guard wanted(name) || ["s8", "s8-swift", "u4", "u2", "bin"].contains(where: { wanted("gemm.\($0).\(s.name).t\(t)") }) else { continue }
                 let ours = bestTime(budget: budget) {
                     SGEMM.multiply(m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.n, c: &c, ldc: s.n, threads: t)
                 }

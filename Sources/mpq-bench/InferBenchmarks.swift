@@ -26,6 +26,7 @@ struct InferBenchmarks {
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         resnet50(wanted: wanted, emit: emit)
+        resnet18(wanted: wanted, emit: emit)
         wideLinear(wanted: wanted, emit: emit)
         mobileNet(wanted: wanted, emit: emit)
         let batch = 256
@@ -114,6 +115,29 @@ struct InferBenchmarks {
                 emit(BenchResult(r.bench, ours: r.ours, anchor: "mpq-w8a8", anchorValue: baseRate, unit: "img/s",
                                  note: "batch 1; anchor: this engine with 8-bit weights (bits that buy time)"))
             }
+        }
+    }
+
+    /// torchvision's ResNet-18 (10 classes, seeded) exported by PyTorch for 96×96 images
+    /// (scripts/export-resnet18.py, into a temporary folder for the run), imported, on a batch of
+    /// 256 beside ONNX Runtime on the same file: the imported-CNN row of float inference.
+    func resnet18(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let threadCounts = [1, 2].filter { wanted("infer.resnet18.fp32.t\($0)") }
+        if threadCounts.isEmpty { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-bench-resnet18-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/resnet18.onnx"
+        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+              pythonLines(["scripts/export-resnet18.py", path, "96"])?.ok == true, let model = try? ONNXImporter.load(path: path) else {
+            FileHandle.standardError.write(Data("infer: cannot export or import ResNet-18 (pip install torch torchvision)\n".utf8)); return
+        }
+        var rng = RandomGenerator(seed: 0)
+        guard let x = try? Tensor.random([256, 3, 96, 96], .normal(mean: 0, std: 1), using: &rng) else { return }
+        for threads in threadCounts {
+            let ort = ortRates([path], threads: threads, batch: 256)
+            emit(result("infer.resnet18.fp32.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime", ort[path]) {
+                _ = try? model.run(x)
+            })
         }
     }
 
