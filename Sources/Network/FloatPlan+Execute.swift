@@ -11,11 +11,16 @@ extension FloatPlan {
         let images: Int
         let buffers: [UnsafeMutablePointer<Float>]
         static let pointers = 256
-        let rowsIn = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: pointers)
-        let rowsOut = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: pointers)
-        let rowsRes = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: pointers)
-        init(_ plan: FloatPlan, images: Int) {
+        /// Threads that may share one layer, each with its own rows of pointers.
+        let lanes: Int
+        let rowsIn: UnsafeMutablePointer<UnsafePointer<Float>>
+        let rowsOut: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+        let rowsRes: UnsafeMutablePointer<UnsafePointer<Float>>
+        init(_ plan: FloatPlan, images: Int, lanes: Int = 1) {
             self.images = images
+            self.lanes = max(1, lanes)
+            let n = max(Self.pointers, self.lanes * FloatTile.rows)
+            rowsIn = .allocate(capacity: n); rowsOut = .allocate(capacity: n); rowsRes = .allocate(capacity: n)
             // 16 floats of slack past each buffer: a vector load of a last pixel's channels may
             // reach past them (the masked lanes are not used).
             buffers = plan.buffers.map { n in
@@ -28,6 +33,20 @@ extension FloatPlan {
             buffers.forEach { $0.deallocate() }
             rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
         }
+    }
+
+    /// A workspace with at least `lanes` lanes: a recycled one (its borders are still zero and
+    /// every step rewrites the interiors it reads), or a new one.
+    func takeWorkspace(lanes: Int) -> Workspace {
+        poolLock.lock(); defer { poolLock.unlock() }
+        if let i = pool.firstIndex(where: { $0.lanes >= lanes }) { return pool.remove(at: i) }
+        return Workspace(self, images: microBatch, lanes: lanes)
+    }
+
+    /// Keeps a workspace for the next run (up to four: two threads, two runs at once).
+    func recycle(_ ws: Workspace) {
+        poolLock.lock(); defer { poolLock.unlock() }
+        if pool.count < 4 { pool.append(ws) }
     }
 
     /// Runs the plan on a batch [N] + the model's input shape.
@@ -44,8 +63,19 @@ extension FloatPlan {
             out.withUnsafeMutableBufferPointer { os in
                 let (x0, o0) = (xs.baseAddress!, os.baseAddress!)
                 let workers = min(max(1, threads), max(chunks, 1))
+                if workers < threads {
+                    // Fewer micro-batches than threads (one image): the threads share each layer.
+                    let ws = takeWorkspace(lanes: threads)
+                    defer { recycle(ws) }
+                    for chunk in 0..<chunks where !Interrupt.isRequested {
+                        let first = chunk * microBatch, count = min(microBatch, n - first)
+                        execute(ws, images: count, input: x0 + first * inner, result: o0 + first * width, threads: threads)
+                    }
+                    return
+                }
                 Parallel.run(workers: workers) { w in
-                    let ws = Workspace(self, images: microBatch)
+                    let ws = takeWorkspace(lanes: 1)
+                    defer { recycle(ws) }
                     var chunk = w
                     while chunk < chunks && !Interrupt.isRequested {
                         let first = chunk * microBatch, count = min(microBatch, n - first)
@@ -60,7 +90,7 @@ extension FloatPlan {
     }
 
     /// Runs every step on `images` images (≤ the workspace's).
-    func execute(_ ws: Workspace, images: Int, input: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>) {
+    func execute(_ ws: Workspace, images: Int, input: UnsafePointer<Float>, result: UnsafeMutablePointer<Float>, threads: Int = 1) {
         func base(_ slot: Int) -> UnsafeMutablePointer<Float> { ws.buffers[slots[slot].buffer] }
         for step in steps {
             switch step {
@@ -76,7 +106,7 @@ extension FloatPlan {
                     }
                 }
             case .layer(let l):
-                if l.tile != nil { runTile(l, ws, images: images) } else { runDepthwise(l, ws, images: images) }
+                if l.tile != nil { runTile(l, ws, images: images, threads: threads) } else { runDepthwise(l, ws, images: images, threads: threads) }
             case let .clamp(from, to, lo, hi):
                 let (s, t) = (slots[from], slots[to])
                 let (a, b) = (base(from), base(to))
@@ -104,6 +134,20 @@ extension FloatPlan {
                 pool(from, to, a, ws, images: images, max: true)
             case let .averagePool(from, to, a):
                 pool(from, to, a, ws, images: images, max: false)
+            case let .softmax(from, to):
+                let (s, t) = (slots[from], slots[to])
+                let (a, b) = (base(from), base(to))
+                for i in 0..<images {
+                    var m = -Float.infinity, sum: Float = 0
+                    for y in 0..<s.h { for x in 0..<s.w { let src = a + i * s.elements + s.offset(y, x); for ch in 0..<s.c { m = Swift.max(m, src[ch]) } } }
+                    for y in 0..<s.h {
+                        for x in 0..<s.w {
+                            let src = a + i * s.elements + s.offset(y, x), dst = b + i * t.elements + t.offset(y, x)
+                            for ch in 0..<s.c { dst[ch] = expf(src[ch] - m); sum += dst[ch] }
+                        }
+                    }
+                    for y in 0..<s.h { for x in 0..<s.w { let dst = b + i * t.elements + t.offset(y, x); for ch in 0..<s.c { dst[ch] /= sum } } }
+                }
             case let .globalAverage(from, to):
                 let (s, t) = (slots[from], slots[to])
                 let (a, b) = (base(from), base(to))
@@ -134,50 +178,65 @@ extension FloatPlan {
         }
     }
 
-    /// A dense layer: tiles of 12 output pixels (across the micro-batch's images) × 32 channels;
-    /// a tile of 12 pixels along one output row goes to the kernel that addresses its rows from
-    /// one register.
-    func runTile(_ l: LayerStep, _ ws: Workspace, images: Int) {
-        guard let tile = l.tile else { return }
+    /// A dense layer: tiles of 12 output pixels (across the micro-batch's images) × 32 channels,
+    /// tile by tile; with `threads` > 1 (a batch too small to give each thread its own images)
+    /// the tiles — or, when there are few, their column blocks — are shared among the threads.
+    func runTile(_ l: LayerStep, _ ws: Workspace, images: Int, threads: Int = 1) {
+        let rows = images * l.starts.count
+        let tiles = (rows + FloatTile.rows - 1) / FloatTile.rows, blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
+        let workers = min(threads, ws.lanes, tiles * blocks)
+        if workers <= 1 { runTiles(l, ws, images: images, items: 0..<(tiles * blocks), lane: 0); return }
+        Parallel.forEach(workers, threads: workers) { w, _ in
+            runTiles(l, ws, images: images, items: (w * tiles * blocks / workers)..<((w + 1) * tiles * blocks / workers), lane: w)
+        }
+    }
+
+    /// Items `items` of a dense layer (item k: tile k / blocks, column block k % blocks), with
+    /// lane `lane`'s row pointers. A tile of 12 pixels along one output row goes to the kernel
+    /// that addresses its rows from one register.
+    func runTiles(_ l: LayerStep, _ ws: Workspace, images: Int, items: Range<Int>, lane: Int) {
+        guard let tile = l.tile, !items.isEmpty else { return }
         let (s, t) = (slots[l.input], slots[l.output])
         let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
         let r = l.residual.map { slots[$0] }
         let resBase = r.map { UnsafePointer(ws.buffers[$0.buffer]) }
         let pixels = l.starts.count, rows = images * pixels, full = FloatTile.rows
+        let blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
         let stepped = FloatTile.vectorized && FloatTile.rowSteps.contains(l.rowStep)
+        let (rowsIn, rowsOut, rowsRes) = (ws.rowsIn + lane * full, ws.rowsOut + lane * full, ws.rowsRes + lane * full)
         tile.data.withUnsafeBufferPointer { w in
             tile.bias.withUnsafeBufferPointer { bias in
                 l.taps.withUnsafeBufferPointer { taps in
                     l.starts.withUnsafeBufferPointer { starts in
-                        var r0 = 0, (image, p) = (0, 0)
-                        while r0 < rows {
-                            let count = min(full, rows - r0)
+                        var item = items.lowerBound
+                        while item < items.upperBound {
+                            let r0 = item / blocks * full, count = min(full, rows - r0)
+                            let first = r0 % pixels, firstImage = r0 / pixels
                             // One output row's 12 consecutive pixels: equal steps between their fields.
-                            let along = stepped && count == full && p + full <= pixels
-                                && starts[p + full - 1] - starts[p] == (full - 1) * l.rowStep
-                                && (1..<full).allSatisfy { starts[p + $0] - starts[p + $0 - 1] == l.rowStep }
-                            let first = p, firstImage = image
+                            let along = stepped && count == full && first + full <= pixels
+                                && (1..<full).allSatisfy { starts[first + $0] - starts[first + $0 - 1] == l.rowStep }
+                            var (image, p) = (firstImage, first)
                             for i in 0..<count {
-                                ws.rowsIn[i] = inBase + image * s.elements + starts[p]
-                                ws.rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
-                                if let resBase, let r { ws.rowsRes[i] = resBase + image * r.elements + l.resStarts[p] }
+                                rowsIn[i] = inBase + image * s.elements + starts[p]
+                                rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
+                                if let resBase, let r { rowsRes[i] = resBase + image * r.elements + l.resStarts[p] }
                                 p += 1
                                 if p == pixels { (image, p) = (image + 1, 0) }
                             }
-                            var column = 0
-                            while column < l.cout {
-                                let cols = min(FloatTile.columns, l.cout - column)
-                                let res = resBase == nil ? nil : UnsafePointer(ws.rowsRes)
+                            // This tile's column blocks within the share.
+                            let last = min(items.upperBound, (item / blocks + 1) * blocks)
+                            for block in (item % blocks)..<(item % blocks + last - item) {
+                                let column = block * FloatTile.columns, cols = min(FloatTile.columns, l.cout - column)
+                                let res = resBase == nil ? nil : UnsafePointer(rowsRes)
                                 if !(along && FloatTile.runRows(cols: cols, a: inBase + firstImage * s.elements + starts[first], step: l.rowStep,
                                                                  taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!, bias: bias.baseAddress!,
-                                                                 lo: l.lo, hi: l.hi, column: column, out: ws.rowsOut, res: res)) {
-                                    FloatTile.run(rows: count, cols: cols, a: ws.rowsIn, taps: taps.baseAddress!, weights: tile,
+                                                                 lo: l.lo, hi: l.hi, column: column, out: rowsOut, res: res)) {
+                                    FloatTile.run(rows: count, cols: cols, a: rowsIn, taps: taps.baseAddress!, weights: tile,
                                                   packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
-                                                  out: ws.rowsOut, res: res)
+                                                  out: rowsOut, res: res)
                                 }
-                                column += cols
                             }
-                            r0 += count
+                            item = last
                         }
                     }
                 }
@@ -186,24 +245,31 @@ extension FloatPlan {
     }
 
     /// A depthwise layer, up to 256 output pixels per kernel call.
-    func runDepthwise(_ l: LayerStep, _ ws: Workspace, images: Int) {
+    func runDepthwise(_ l: LayerStep, _ ws: Workspace, images: Int, threads: Int = 1) {
         let (s, t) = (slots[l.input], slots[l.output])
         let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
         let pixels = l.starts.count, rows = images * pixels
+        // Shared among the threads by output pixels, each with its own rows of pointers.
+        let workers = min(threads, ws.lanes, max(1, rows / 64))
+        let share = Workspace.pointers / max(1, workers) / FloatTile.rows * FloatTile.rows
         l.depthwise.withUnsafeBufferPointer { w in
             l.bias.withUnsafeBufferPointer { bias in
                 l.taps.withUnsafeBufferPointer { taps in
-                    var r0 = 0
-                    while r0 < rows {
-                        let count = min(Workspace.pointers, rows - r0)
-                        for i in 0..<count {
-                            let (image, p) = ((r0 + i) / pixels, (r0 + i) % pixels)
-                            ws.rowsIn[i] = inBase + image * s.elements + l.starts[p]
-                            ws.rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
+                    Parallel.forEach(workers, threads: workers) { lane, _ in
+                        let (rowsIn, rowsOut) = (ws.rowsIn + lane * share, ws.rowsOut + lane * share)
+                        var r0 = lane * rows / workers
+                        let end = (lane + 1) * rows / workers
+                        while r0 < end {
+                            let count = min(share, end - r0)
+                            for i in 0..<count {
+                                let (image, p) = ((r0 + i) / pixels, (r0 + i) % pixels)
+                                rowsIn[i] = inBase + image * s.elements + l.starts[p]
+                                rowsOut[i] = outBase + image * t.elements + l.outStarts[p]
+                            }
+                            FloatTile.depthwise(pixels: count, a: rowsIn, out: rowsOut, taps: taps.baseAddress!, ntaps: taps.count,
+                                                weights: w.baseAddress!, ldw: l.ldw, channels: l.cout, bias: bias.baseAddress!, lo: l.lo, hi: l.hi)
+                            r0 += count
                         }
-                        FloatTile.depthwise(pixels: count, a: ws.rowsIn, out: ws.rowsOut, taps: taps.baseAddress!, ntaps: taps.count,
-                                            weights: w.baseAddress!, ldw: l.ldw, channels: l.cout, bias: bias.baseAddress!, lo: l.lo, hi: l.hi)
-                        r0 += count
                     }
                 }
             }

@@ -64,20 +64,23 @@ public final class FloatPlan: @unchecked Sendable {
         case maxPool(from: Int, to: Int, PoolAttributes)
         case averagePool(from: Int, to: Int, PoolAttributes)
         case globalAverage(from: Int, to: Int)
+        /// Softmax over each image's features (a flattened value).
+        case softmax(from: Int, to: Int)
 
         /// The slots the step reads, and the one it writes.
         var reads: [Int] {
             switch self {
             case .input: []
             case .layer(let l): [l.input] + (l.residual.map { [$0] } ?? [])
-            case let .clamp(from, _, _, _), let .maxPool(from, _, _), let .averagePool(from, _, _), let .globalAverage(from, _): [from]
+            case let .clamp(from, _, _, _), let .maxPool(from, _, _), let .averagePool(from, _, _), let .globalAverage(from, _),
+                 let .softmax(from, _): [from]
             case let .add(a, b, _, _, _): [a, b]
             }
         }
         var writes: Int {
             switch self {
             case .input(let to), .clamp(_, let to, _, _), .add(_, _, let to, _, _), .maxPool(_, let to, _),
-                 .averagePool(_, let to, _), .globalAverage(_, let to): to
+                 .averagePool(_, let to, _), .globalAverage(_, let to), .softmax(_, let to): to
             case .layer(let l): l.output
             }
         }
@@ -91,6 +94,10 @@ public final class FloatPlan: @unchecked Sendable {
     var output = 0, outputFlat = false
     /// Per buffer: floats per image.
     var buffers: [Int] = []
+    /// Workspaces of finished runs, reused by the next (allocating and zeroing one per run cost
+    /// more than a batch-1 ResNet-50's convolutions).
+    var pool: [Workspace] = []
+    let poolLock = NSLock()
     /// Images a worker runs through the plan at once.
     public private(set) var microBatch = 1
 
@@ -124,7 +131,10 @@ public final class FloatPlan: @unchecked Sendable {
     private struct Value { var slot: Int; var flat: Bool }
 
     private func compile(_ m: Model) throws {
-        func constant(_ name: String) -> Tensor? { m.parameters[name] ?? m.buffers[name] }
+        // Values computed from constants alone (weights made by ConstantOfShape, shapes, casts)
+        // are computed once here.
+        var folded: [String: Tensor] = [:]
+        func constant(_ name: String) -> Tensor? { m.parameters[name] ?? m.buffers[name] ?? folded[name] }
         var readers: [String: [Int]] = [:]
         for (i, node) in m.nodes.enumerated() { for name in node.inputs where !name.isEmpty { readers[name, default: []].append(i) } }
         readers[m.output, default: []].append(m.nodes.count)
@@ -141,6 +151,7 @@ public final class FloatPlan: @unchecked Sendable {
             }
         }
         var values: [String: Value] = [:]
+        var shapeOf: [String: Value] = [:]
         func newSlot(_ name: String, c: Int, h: Int, w: Int) -> Int {
             slots.append(Slot(c: c, h: h, w: w, pad: padNeeded[name] ?? 0))
             return slots.count - 1
@@ -163,6 +174,12 @@ public final class FloatPlan: @unchecked Sendable {
                 return v
             }
             let out = node.outputs[0]
+            if !node.inputs.isEmpty, node.outputs.count == 1, node.inputs.allSatisfy({ $0.isEmpty || constant($0) != nil }) {
+                do {
+                    folded[out] = try node.forward(node.inputs.map { $0.isEmpty ? nil : constant($0) }, training: false, keepState: false).output
+                } catch { throw Unsupported(description: "node '\(node.name)' (\(node.op.onnxName)) on constants: \(error)") }
+                continue
+            }
             switch node.op {
             case .conv(let a):
                 let x = try input(0)
@@ -262,14 +279,37 @@ public final class FloatPlan: @unchecked Sendable {
             case .flatten(let axis) where axis == 1:
                 let x = try input(0)
                 values[out] = Value(slot: x.slot, flat: true)
-            case .reshape(let target) where node.inputs.count == 1 && target.count == 2 && [0, -1].contains(target[0]):
+            case .shape(let start, let end) where start == 0 && end == nil:
+                // The shape of an activation, for a Reshape that gives it back (ONNX Softmax
+                // before opset 13, imported as Shape, Flatten, Softmax, Reshape).
+                shapeOf[out] = try input(0)
+            case .reshape where node.inputs.count == 2 && shapeOf[node.inputs[1]] != nil:
+                let x = try input(0), v = shapeOf[node.inputs[1]]!
+                guard slots[x.slot].c * slots[x.slot].h * slots[x.slot].w == slots[v.slot].c * slots[v.slot].h * slots[v.slot].w else {
+                    throw Unsupported(description: "node '\(node.name)' (Reshape): to the shape of a value of another size")
+                }
+                guard x.flat || !v.flat else { throw Unsupported(description: "node '\(node.name)' (Reshape): a flat value back to an image") }
+                values[out] = Value(slot: x.slot, flat: v.flat)
+            case .reshape(let given) where (node.inputs.count == 1 ? given : constant(node.inputs[1]).map { $0.scalars.map { Int($0) } } ?? []).count == 2:
+                let target = node.inputs.count == 1 ? given : constant(node.inputs[1])!.scalars.map { Int($0) }
                 let x = try input(0), s = slots[x.slot]
+                // [N, features]: the batch kept (0 or −1) or fixed at 1 by an exporter.
+                guard [0, -1, 1].contains(target[0]) else {
+                    throw Unsupported(description: "node '\(node.name)' (Reshape): \(target) does not keep the batch")
+                }
                 guard [-1, s.c * s.h * s.w].contains(target[1]) else {
                     throw Unsupported(description: "node '\(node.name)' (Reshape): \(target) of a [\(s.c), \(s.h), \(s.w)] value")
                 }
                 values[out] = Value(slot: x.slot, flat: true)
             case .identity:
                 values[out] = try input(0)
+            case .softmax(let axis) where [1, -1].contains(axis):
+                let x = try input(0)
+                guard x.flat else { throw Unsupported(description: "node '\(node.name)' (Softmax): a softmax over an image's channels") }
+                let s = slots[x.slot]
+                let o = newSlot(out, c: s.c, h: s.h, w: s.w)
+                steps.append(.softmax(from: x.slot, to: o))
+                values[out] = Value(slot: o, flat: true)
             default:
                 throw Unsupported(description: "node '\(node.name)' (\(node.op.onnxName))")
             }

@@ -22,11 +22,18 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
     // Model.run takes the plan for a batch of this size.
     #expect(model.compiledPlan() != nil)
     #expect(try model.run(x).output.scalars == fast.scalars)
+    // One image on two threads (the threads share each layer) and on one: the same logits,
+    // the same as in the batch (each output is summed in the same order however tiles fall).
+    let one = try x.slice(3..<4)
+    let shared = try plan.run(one, threads: 2), alone = try plan.run(one, threads: 1)
+    #expect(shared.scalars == alone.scalars)
+    #expect(shared.scalars == Array(fast.scalars[(3 * shared.count)..<(4 * shared.count)]))
 }
 
 /// Layers the zoo does not exercise: padded max pooling, average pooling counting or not the
 /// padding, a dilated convolution, a 1×1 stride-2 projection, Clip, a standalone Relu and Add,
-/// and a Gemm (weights not transposed, α and β) on a flattened value that has a border.
+/// a Gemm (weights not transposed, α and β) on a flattened value that has a border, Softmax,
+/// a weight computed from constants and a Reshape reading its target shape.
 @Test func floatPlanCoversPaddedPoolingAndPlainGemm() throws {
     var rng = RandomGenerator(seed: 5)
     func t(_ shape: [Int]) throws -> Tensor { try Tensor.random(shape, .normal(mean: 0, std: 0.5), using: &rng) }
@@ -46,11 +53,18 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
         Node(name: "f", op: .flatten(axis: 1), inputs: ["p3"], outputs: ["f"]),
         Node(name: "fc", op: .gemm(GemmAttributes(alpha: 0.5, beta: 2)), inputs: ["f", "wf", "bf"], outputs: ["y"]),
         Node(name: "g", op: .globalAveragePool, inputs: ["c4"], outputs: ["g"]),
+        Node(name: "sm", op: .softmax(axis: -1), inputs: ["y"], outputs: ["sm"]),
+        Node(name: "k", op: .constantOfShape(value: 0.25), inputs: ["shape"], outputs: ["k"]),
+        Node(name: "c5", op: conv(1, 0, 1), inputs: ["c3", "k"], outputs: ["c5"]),
+        Node(name: "r5", op: .reshape(shape: []), inputs: ["c5", "target"], outputs: ["r5"]),
     ]
     let params: [(String, Tensor)] = [("w1", try t([8, 3, 3, 3])), ("b1", try t([8])), ("w2", try t([8, 8, 3, 3])),
                                       ("w3", try t([16, 8, 1, 1])), ("b3", try t([16])), ("w4", try t([4, 16, 3, 3])),
-                                      ("wf", try t([16 * 3 * 3, 5])), ("bf", try t([5]))]
-    for output in ["y", "g"] {
+                                      ("wf", try t([16 * 3 * 3, 5])), ("bf", try t([5])),
+                                      ("shape", Tensor([2, 16, 1, 1])), ("target", Tensor([0, -1]))]
+    // A softmax on the Gemm; a convolution whose weight a ConstantOfShape makes, reshaped by a
+    // shape input.
+    for output in ["y", "g", "sm", "r5"] {
         let model = try Model(name: "odd", nodes: nodes, input: "x", output: output, inputShape: [3, 11, 9], parameters: params, buffers: [])
         let plan = try FloatPlan(model)
         let xs = try Tensor.random([13, 3, 11, 9], .normal(mean: 0, std: 1), using: &rng)
@@ -77,10 +91,10 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
     var b = GraphBuilder(seed: 1)
     let c = try b.conv(b.input, "c", in: 1, out: 8, kernel: 3)
     let f = b.flatten(c, "f")
-    let odd = try Model(name: "softmaxed", nodes: b.nodes + [Node(name: "s", op: .softmax(axis: 1), inputs: [f], outputs: ["s"])],
+    let odd = try Model(name: "squared", nodes: b.nodes + [Node(name: "s", op: .mul, inputs: [f, f], outputs: ["s"])],
                         input: b.input, output: "s", inputShape: [1, 8, 8], parameters: b.parameters, buffers: b.buffers)
     #expect(odd.compiledPlan() == nil)
-    do { _ = try FloatPlan(odd); Issue.record("compiled a Softmax") } catch { #expect("\(error)".contains("Softmax")) }
+    do { _ = try FloatPlan(odd); Issue.record("compiled a Mul") } catch { #expect("\(error)".contains("Mul")) }
     var rng = RandomGenerator(seed: 2)
     let xs = try Tensor.random([80, 1, 8, 8], .normal(mean: 0, std: 1), using: &rng)
     #expect(try odd.run(xs).output.shape == [80, 512])
