@@ -86,6 +86,45 @@ int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t 
 }
 #undef MPQ_F_STEP
 
+// One row × up to 128 columns: a tile of one pixel has one accumulator per column vector, and
+// each multiply-add waits on the previous one of its vector (four cycles here); eight vectors
+// keep both FMA units busy where the tile's two could not (a batch-1 linear layer). Vectors
+// past `cols` repeat the first block's weights and are not stored.
+__attribute__((target("avx512f")))
+void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *out, const float *res) {
+    const int64_t vectors = (cols + 15) / 16;
+    const float *w[8];
+    for (int64_t j = 0; j < 8; j++) w[j] = b + (j < vectors ? j : 0) * bstride;
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5], *w6 = w[6], *w7 = w[7];
+    __m512 c0 = _mm512_loadu_ps(bias + column), c1 = _mm512_loadu_ps(bias + column + (vectors > 1 ? 16 : 0));
+    __m512 c2 = _mm512_loadu_ps(bias + column + (vectors > 2 ? 32 : 0)), c3 = _mm512_loadu_ps(bias + column + (vectors > 3 ? 48 : 0));
+    __m512 c4 = _mm512_loadu_ps(bias + column + (vectors > 4 ? 64 : 0)), c5 = _mm512_loadu_ps(bias + column + (vectors > 5 ? 80 : 0));
+    __m512 c6 = _mm512_loadu_ps(bias + column + (vectors > 6 ? 96 : 0)), c7 = _mm512_loadu_ps(bias + column + (vectors > 7 ? 112 : 0));
+    for (int64_t t = 0; t < ntaps; t++) {
+        const float *q = a + taps[t];
+        const int64_t o = t * cin * 16;
+        for (int64_t ci = 0; ci < cin; ci++) {
+            const __m512 v = _mm512_set1_ps(q[ci]);
+            const int64_t k = o + ci * 16;
+            c0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w0 + k), c0); c1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w1 + k), c1);
+            c2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w2 + k), c2); c3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w3 + k), c3);
+            c4 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w4 + k), c4); c5 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w5 + k), c5);
+            c6 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w6 + k), c6); c7 = _mm512_fmadd_ps(v, _mm512_loadu_ps(w7 + k), c7);
+        }
+    }
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    const __m512 acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int64_t j = 0; j < vectors; j++) {
+        const int64_t left = cols - 16 * j;
+        const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 y = acc[j];
+        if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, res + column + 16 * j));
+        _mm512_mask_storeu_ps(out + column + 16 * j, mask, _mm512_min_ps(_mm512_max_ps(y, vlo), vhi));
+    }
+}
+
 __attribute__((target("avx512f")))
 void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
                        const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
@@ -124,6 +163,12 @@ void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64
                   const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                   float *const *out, const float *const *res) {
     (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
+    (void)column; (void)out; (void)res;
+}
+void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *out, const float *res) {
+    (void)cols; (void)a; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
     (void)column; (void)out; (void)res;
 }
 int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,

@@ -95,6 +95,37 @@ public enum FloatTile {
         } == 1
     }
 
+    /// Columns one `runRow` call covers.
+    public static let rowColumns = 128
+
+    /// One output pixel × up to 128 columns from `column` (a multiple of 16): eight vectors of
+    /// sums in flight, where a one-row tile has two (each multiply-add waits on the last).
+    public static func runRow(cols: Int, a: UnsafePointer<Float>, taps: UnsafePointer<Int64>, weights: FloatTileWeights,
+                              packed: UnsafePointer<Float>, bias: UnsafePointer<Float>, lo: Float, hi: Float, column: Int,
+                              out: UnsafeMutablePointer<Float>, res: UnsafePointer<Float>?, vector: Bool = vectorized) {
+        precondition(cols >= 1 && cols <= Self.rowColumns && column % 16 == 0)
+        let b = packed + column / 16 * weights.blockStride
+        if vector {
+            mpq_conv_f32_row(Int64(cols), a, taps, Int64(weights.taps), Int64(weights.cin), b, Int64(weights.blockStride),
+                             bias, lo, hi, Int64(column), out, res)
+            return
+        }
+        var (ap, op) = (a, out)
+        withUnsafePointer(to: &ap) { ap in
+            withUnsafePointer(to: &op) { op in
+                if var rp = res {
+                    withUnsafePointer(to: &rp) { rp in
+                        reference(rows: 1, cols: cols, a: ap, taps: taps, weights: weights, block: b, bias: bias, lo: lo, hi: hi,
+                                  column: column, out: op, res: rp)
+                    }
+                } else {
+                    reference(rows: 1, cols: cols, a: ap, taps: taps, weights: weights, block: b, bias: bias, lo: lo, hi: hi,
+                              column: column, out: op, res: nil)
+                }
+            }
+        }
+    }
+
     /// The plain tile: the same sums in the same order per output (bias first, then tap by tap
     /// and channel by channel, one fused multiply-add each), then residual and clamp.
     static func reference(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<Float>>, taps: UnsafePointer<Int64>,

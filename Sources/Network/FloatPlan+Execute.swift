@@ -183,11 +183,37 @@ extension FloatPlan {
     /// the tiles — or, when there are few, their column blocks — are shared among the threads.
     func runTile(_ l: LayerStep, _ ws: Workspace, images: Int, threads: Int = 1) {
         let rows = images * l.starts.count
+        if l.starts.count == 1 && rows < 4 {
+            // A few images through a linear layer: each alone, 128 columns at a time.
+            let groups = (l.cout + FloatTile.rowColumns - 1) / FloatTile.rowColumns
+            let workers = min(threads, rows * groups)
+            Parallel.forEach(workers, threads: workers) { w, _ in
+                for g in (w * rows * groups / workers)..<((w + 1) * rows * groups / workers) { runRow(l, ws, image: g / groups, group: g % groups) }
+            }
+            return
+        }
         let tiles = (rows + FloatTile.rows - 1) / FloatTile.rows, blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
         let workers = min(threads, ws.lanes, tiles * blocks)
         if workers <= 1 { runTiles(l, ws, images: images, items: 0..<(tiles * blocks), lane: 0); return }
         Parallel.forEach(workers, threads: workers) { w, _ in
             runTiles(l, ws, images: images, items: (w * tiles * blocks / workers)..<((w + 1) * tiles * blocks / workers), lane: w)
+        }
+    }
+
+    /// Columns `group`·128 ..< +128 of image `image` through a linear layer (`FloatTile.runRow`).
+    func runRow(_ l: LayerStep, _ ws: Workspace, image: Int, group: Int) {
+        guard let tile = l.tile else { return }
+        let (s, t) = (slots[l.input], slots[l.output])
+        let res = l.residual.map { UnsafePointer(ws.buffers[slots[$0].buffer]) + image * slots[$0].elements + l.resStarts[0] }
+        let column = group * FloatTile.rowColumns
+        tile.data.withUnsafeBufferPointer { w in
+            tile.bias.withUnsafeBufferPointer { bias in
+                l.taps.withUnsafeBufferPointer { taps in
+                    FloatTile.runRow(cols: min(FloatTile.rowColumns, l.cout - column), a: ws.buffers[s.buffer] + image * s.elements + l.starts[0],
+                                     taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi,
+                                     column: column, out: ws.buffers[t.buffer] + image * t.elements + l.outStarts[0], res: res)
+                }
+            }
         }
     }
 
@@ -208,8 +234,28 @@ extension FloatPlan {
             tile.bias.withUnsafeBufferPointer { bias in
                 l.taps.withUnsafeBufferPointer { taps in
                     l.starts.withUnsafeBufferPointer { starts in
+                        // A linear layer (one pixel an image) takes its tiles column block by column
+                        // block, so each block's weights serve every image of the micro-batch from
+                        // cache; convolutions take a tile's blocks one after another.
+                        let byBlock = pixels == 1 && items.count > blocks
+                        let tiles = (rows + full - 1) / full
                         var item = items.lowerBound
                         while item < items.upperBound {
+                            if byBlock {
+                                let (block, tileIndex) = (item / tiles, item % tiles)
+                                let r0 = tileIndex * full, count = min(full, rows - r0)
+                                for i in 0..<count {
+                                    rowsIn[i] = inBase + (r0 + i) * s.elements + starts[0]
+                                    rowsOut[i] = outBase + (r0 + i) * t.elements + l.outStarts[0]
+                                    if let resBase, let r { rowsRes[i] = resBase + (r0 + i) * r.elements + l.resStarts[0] }
+                                }
+                                let column = block * FloatTile.columns
+                                FloatTile.run(rows: count, cols: min(FloatTile.columns, l.cout - column), a: rowsIn, taps: taps.baseAddress!, weights: tile,
+                                              packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
+                                              out: rowsOut, res: resBase == nil ? nil : UnsafePointer(rowsRes))
+                                item += 1
+                                continue
+                            }
                             let r0 = item / blocks * full, count = min(full, rows - r0)
                             let first = r0 % pixels, firstImage = r0 / pixels
                             // One output row's 12 consecutive pixels: equal steps between their fields.

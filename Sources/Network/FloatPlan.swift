@@ -110,13 +110,13 @@ public final class FloatPlan: @unchecked Sendable {
         assignBuffers()
         // Enough images that a micro-batch's largest value fills about 1 MB (L2), and that a
         // layer whose weights do not fit there (over 1 MB) has 64 rows to share each read of
-        // them (ResNet-18's last stage: 9 pixels an image, 9.4 MB a layer); at most 32.
+        // them (ResNet-18's last stage: 9 pixels an image, 9.4 MB a layer); at most 256.
         let largest = slots.map(\.elements).max() ?? 1
         var images = 262_144 / max(1, largest)
         for case .layer(let l) in steps where (l.tile?.data.count ?? 0) > 262_144 {
             images = max(images, (64 + l.starts.count - 1) / l.starts.count)
         }
-        microBatch = max(1, min(32, images))
+        microBatch = max(1, min(256, images))
     }
 
     /// The output shape for a batch of n images.
@@ -379,12 +379,16 @@ public final class FloatPlan: @unchecked Sendable {
     /// pixels and whose channels are its channels, the weight's columns permuted to match.
     private func linear(input: Int, output: Int, weight w: Tensor, transB: Bool, alpha: Float, bias: [Float]?) -> LayerStep {
         let s = slots[input], n = slots[output].c, k = s.c * s.h * s.w, plane = s.h * s.w
-        var taps: [Int64] = []
-        for y in 0..<s.h { for x in 0..<s.w { taps.append(Int64(s.offset(y, x) - s.offset(0, 0))) } }
         let ws = w.scalars
-        let tile = FloatTileWeights(n: n, taps: plane, cin: s.c, bias: bias) { j, tap, ci in
-            let f = ci * plane + tap
-            return alpha * (transB ? ws[j * k + f] : ws[f * n + j])
+        func weight(_ j: Int, _ f: Int) -> Float { alpha * (transB ? ws[j * k + f] : ws[f * n + j]) }
+        let tile: FloatTileWeights, taps: [Int64]
+        if s.pad == 0 {
+            // No border: the whole value is one run of k floats (pixel by pixel, channels inside).
+            taps = [0]
+            tile = FloatTileWeights(n: n, taps: 1, cin: k, bias: bias) { j, _, e in weight(j, e % s.c * plane + e / s.c) }
+        } else {
+            taps = (0..<plane).map { Int64(s.offset($0 / s.w, $0 % s.w) - s.offset(0, 0)) }
+            tile = FloatTileWeights(n: n, taps: plane, cin: s.c, bias: bias) { j, tap, ci in weight(j, ci * plane + tap) }
         }
         return LayerStep(input: input, output: output, starts: [s.offset(0, 0)], outStarts: [slots[output].offset(0, 0)], taps: taps,
                          cout: n, tile: tile)

@@ -167,13 +167,12 @@ public final class Model: @unchecked Sendable {
             throw NetworkError("model '\(name)': the input holds NaN or infinite values")
         }
         let threads = Parallel.defaultThreads, n = x.shape[0]
-        // Convolutional nets run compiled (`FloatPlan`) when every node has a plan step, else in
-        // micro-batches through the graph
-        // (activations stay in cache); fully connected ones keep the whole batch (their GEMMs
-        // want the rows).
-        if observer == nil && !training && !keepTrace && layers.contains(where: { $0.kind == .conv }) {
+        // Inference runs compiled (`FloatPlan`) when every node has a plan step; otherwise
+        // convolutional nets go through the graph in micro-batches (activations stay in cache)
+        // and fully connected ones with the whole batch (their GEMMs want the rows).
+        if observer == nil && !training && !keepTrace {
             if let plan = compiledPlan() { return (try plan.run(x, threads: threads), nil) }
-            if n >= 2 * Self.microBatch { return (try runInMicroBatches(x, threads: threads), nil) }
+            if n >= 2 * Self.microBatch && layers.contains(where: { $0.kind == .conv }) { return (try runInMicroBatches(x, threads: threads), nil) }
         }
         return try runWhole(x, training: training, keepTrace: keepTrace, observer: observer)
     }

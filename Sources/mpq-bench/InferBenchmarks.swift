@@ -33,20 +33,25 @@ struct InferBenchmarks {
         let names = ["mlp", "cnn", "resnet20"]
         let paths = names.map { "\(referenceDirectory)/fmnist_\($0).onnx" }
         let anyInteger = ["w8a8", "w4a8", "w1a1"].contains { tag in [1, 2].contains { wanted("infer.resnet20.\(tag).t\($0)") } }
-        guard anyInteger || names.contains(where: { n in [1, 2].contains { wanted("infer.\(n).fp32.t\($0)") } }) else { return }
+        // Batch 256 (`infer.NAME.fp32.tT`) and one image (`infer.NAME.fp32.b1.tT`).
+        func row(_ name: String, _ b: Int, _ threads: Int) -> String { "infer.\(name).fp32.\(b == 1 ? "b1." : "")t\(threads)" }
+        guard anyInteger || names.contains(where: { n in [1, 2].contains { t in [batch, 1].contains { wanted(row(n, $0, t)) } } }) else { return }
         var rng = RandomGenerator(seed: 0)
-        guard let x = try? Tensor.random([batch, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng) else { return }
-        for threads in [1, 2] {
-            let wantedHere = names.filter { wanted("infer.\($0).fp32.t\(threads)") }
-            if wantedHere.isEmpty { continue }
-            let ort = ortRates(paths, threads: threads, batch: batch)
-            for (name, path) in zip(names, paths) where wantedHere.contains(name) {
-                guard let model = try? ONNXImporter.load(path: path) else {
-                    FileHandle.standardError.write(Data("infer: cannot load \(path)\n".utf8)); continue
+        guard let x = try? Tensor.random([batch, 1, 28, 28], .normal(mean: 0, std: 1), using: &rng), let one = try? x.slice(0..<1) else { return }
+        for b in [batch, 1] {
+            for threads in [1, 2] {
+                let wantedHere = names.filter { wanted(row($0, b, threads)) }
+                if wantedHere.isEmpty { continue }
+                let ort = ortRates(paths, threads: threads, batch: b)
+                for (name, path) in zip(names, paths) where wantedHere.contains(name) {
+                    guard let model = try? ONNXImporter.load(path: path) else {
+                        FileHandle.standardError.write(Data("infer: cannot load \(path)\n".utf8)); continue
+                    }
+                    let input = b == 1 ? one : x
+                    emit(result(row(name, b, threads), threads: threads, batch: b, anchor: "onnxruntime", ort[path]) {
+                        _ = try? model.run(input)
+                    })
                 }
-                emit(result("infer.\(name).fp32.t\(threads)", threads: threads, batch: batch, anchor: "onnxruntime", ort[path]) {
-                    _ = try? model.run(x)
-                })
             }
         }
         integer(x, wanted: wanted, emit: emit)

@@ -114,3 +114,37 @@ func floatRowTileMatchesItsReference(_ step: Int) {
         #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "step \(step) columns \(column)+\(cols)")
     }
 }
+
+/// The one-row kernel (eight column vectors in flight) against the plain loop: column counts
+/// around its vectors, with and without a residual.
+@Test(arguments: [(1, 1), (16, 9), (17, 33), (100, 2), (128, 5), (40, 64)])
+func floatRowMatchesItsReference(_ c: (Int, Int)) {
+    guard FloatTile.vectorized else { return }
+    let (cols, cin) = c
+    var r = TestRandom(seed: UInt64(cols * 100 + cin))
+    let n = 144, ntaps = 3
+    let taps: [Int64] = [0, Int64(cin + 5), Int64(2 * cin + 9)]
+    let input = r.floats(3 * cin + 32), w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(n)
+    let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
+    for column in [0, 16] where column + cols <= n {
+        for withResidual in [false, true] {
+            var fast = [Float](repeating: .nan, count: n), plain = fast
+            weights.data.withUnsafeBufferPointer { wp in
+                weights.bias.withUnsafeBufferPointer { bp in
+                    residual.withUnsafeBufferPointer { res in
+                        for vector in [true, false] {
+                            var out = vector ? fast : plain
+                            out.withUnsafeMutableBufferPointer { o in
+                                FloatTile.runRow(cols: cols, a: input, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
+                                                 lo: -0.5, hi: 2, column: column, out: o.baseAddress!, res: withResidual ? res.baseAddress! : nil, vector: vector)
+                            }
+                            if vector { fast = out } else { plain = out }
+                        }
+                    }
+                }
+            }
+            #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(c) column \(column) residual \(withResidual)")
+            #expect(fast.enumerated().allSatisfy { ($0.offset >= column && $0.offset < column + cols) != $0.element.isNaN })
+        }
+    }
+}

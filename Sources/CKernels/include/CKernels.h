@@ -68,6 +68,12 @@ void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64
 int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
                       const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                       float *const *out, const float *const *res);
+/// One output pixel × up to 128 columns from `column` (a multiple of 16), the tile's layout and
+/// epilogue: out[column + j] = clamp(bias + Σ a[taps[t] + ci]·w + res[column + j]). `bias` is
+/// readable to column + 128.
+void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                      float *out, const float *res);
 /// Float depthwise convolution over `pixels` output pixels: out[p][c] = clamp(bias[c] +
 /// Σ_t a[p][taps[t] + c]·w[t·ldw + c], lo, hi) for c < channels. Call only when
 /// mpq_cpu_has_avx512f() is 1.
