@@ -5,9 +5,9 @@ import Network
 import Tensors
 
 /// The compiled float plan against the graph interpreter (`keepTrace` runs the graph node by
-/// node) on the zoo's convolutional models and the reference ResNet-20: the same logits within
+/// node) on the zoo's models and the reference ResNet-20: the same logits within
 /// float rounding (the two sum in different orders), the same predictions.
-@Test(arguments: ["cnn", "resnet20", "mobilenetv2"])
+@Test(arguments: ["mlp", "cnn", "resnet20", "mobilenetv2"])
 func floatPlanMatchesTheInterpreter(_ name: String) throws {
     let model = try Zoo.make(name)
     if name == "resnet20" { try model.loadStateDict(path: "\(referenceDirectory)/fmnist_resnet20.npz") }
