@@ -116,7 +116,16 @@ public final class FloatPlan: @unchecked Sendable {
         for case .layer(let l) in steps where (l.tile?.data.count ?? 0) > 262_144 {
             images = max(images, (64 + l.starts.count - 1) / l.starts.count)
         }
-        microBatch = max(1, min(256, images))
+        // Every buffer of a micro-batch within the memory budget.
+        var perImage = 0
+        for b in buffers {
+            let (sum, overflow) = perImage.addingReportingOverflow(b)
+            guard !overflow, sum <= Tensor.maxElementCount else {
+                throw Unsupported(description: "the values of one image take more than \(Tensor.maxElementCount) floats")
+            }
+            perImage = sum
+        }
+        microBatch = max(1, min(256, images, Tensor.maxElementCount / max(1, perImage)))
     }
 
     /// The output shape for a batch of n images.
@@ -152,8 +161,17 @@ public final class FloatPlan: @unchecked Sendable {
         }
         var values: [String: Value] = [:]
         var shapeOf: [String: Value] = [:]
+        // A value too large for memory (an absurd input shape) stops the compilation after the
+        // node (the interpreter then names the problem); it stands in as one float meanwhile.
+        var oversized: String? = nil
         func newSlot(_ name: String, c: Int, h: Int, w: Int) -> Int {
-            slots.append(Slot(c: c, h: h, w: w, pad: padNeeded[name] ?? 0))
+            let pad = padNeeded[name] ?? 0
+            do { _ = try Tensor.elementCount(of: [c, h + 2 * pad, w + 2 * pad]) } catch {
+                oversized = oversized ?? "value '\(name)' of [\(c), \(h), \(w)]: \(error)"
+                slots.append(Slot(c: 1, h: 1, w: 1, pad: 0))
+                return slots.count - 1
+            }
+            slots.append(Slot(c: c, h: h, w: w, pad: pad))
             return slots.count - 1
         }
         // The input: [C, H, W] or [F] (a vector of F channels at one pixel).
@@ -167,6 +185,7 @@ public final class FloatPlan: @unchecked Sendable {
 
         var done = Set<Int>()
         for (i, node) in m.nodes.enumerated() where !done.contains(i) {
+            if let oversized { throw Unsupported(description: oversized) }
             func input(_ k: Int) throws -> Value {
                 guard k < node.inputs.count, let v = values[node.inputs[k]] else {
                     throw Unsupported(description: "node '\(node.name)' (\(node.op.onnxName)) reads '\(k < node.inputs.count ? node.inputs[k] : "")', which is not an activation")
@@ -316,6 +335,7 @@ public final class FloatPlan: @unchecked Sendable {
             // A flattened value whose slot has a border (or several channels per pixel) is read
             // in NCHW order by the steps that support it; nothing else needs to know.
         }
+        if let oversized { throw Unsupported(description: oversized) }
         guard let v = values[m.output] else { throw Unsupported(description: "the output '\(m.output)' is not produced by a supported node") }
         output = v.slot
         outputFlat = v.flat
