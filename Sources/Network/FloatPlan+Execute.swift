@@ -259,8 +259,7 @@ extension FloatPlan {
                             let r0 = item / blocks * full, count = min(full, rows - r0)
                             let first = r0 % pixels, firstImage = r0 / pixels
                             // One output row's 12 consecutive pixels: equal steps between their fields.
-                            let along = stepped && count == full && first + full <= pixels
-                                && (1..<full).allSatisfy { starts[first + $0] - starts[first + $0 - 1] == l.rowStep }
+                            let along = stepped && count == full && l.runs[first]
                             var (image, p) = (firstImage, first)
                             for i in 0..<count {
                                 rowsIn[i] = inBase + image * s.elements + starts[p]
@@ -329,6 +328,29 @@ extension FloatPlan {
         let (src, dst) = (ws.buffers[s.buffer], ws.buffers[t.buffer])
         let g = PoolOp.Geometry(n: 1, c: s.c, h: s.h, w: s.w, oh: t.h, ow: t.w, kh: a.kernel[0], kw: a.kernel[1],
                                 sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1], pb: a.pads[2], pr: a.pads[3])
+        if max && s.c % 16 == 0 && a.pads.allSatisfy({ $0 == 0 }) && (t.h - 1) * g.sh + g.kh <= s.h && (t.w - 1) * g.sw + g.kw <= s.w {
+            // Every window inside the input: its taps at fixed offsets from its first pixel.
+            let taps = (0..<(g.kh * g.kw)).map { s.offset($0 / g.kw, $0 % g.kw) - s.offset(0, 0) }
+            for i in 0..<images {
+                let xb = src + i * s.elements, yb = dst + i * t.elements
+                for oy in 0..<t.h {
+                    for ox in 0..<t.w {
+                        let x0 = UnsafeRawPointer(xb + s.offset(oy * g.sh, ox * g.sw)), o = UnsafeMutableRawPointer(yb + t.offset(oy, ox))
+                        var c = 0
+                        while c < s.c {
+                            var m = x0.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+                            for tap in taps.dropFirst() {
+                                let v = x0.loadUnaligned(fromByteOffset: 4 * (tap + c), as: SIMD16<Float>.self)
+                                m.replace(with: v, where: (v .> m) .| (v .!= v))
+                            }
+                            o.storeBytes(of: m, toByteOffset: 4 * c, as: SIMD16<Float>.self)
+                            c += 16
+                        }
+                    }
+                }
+            }
+            return
+        }
         for i in 0..<images {
             let xb = src + i * s.elements, yb = dst + i * t.elements
             for oy in 0..<t.h {

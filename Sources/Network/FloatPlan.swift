@@ -44,8 +44,10 @@ public final class FloatPlan: @unchecked Sendable {
         let cout: Int
         /// Dense layers: the tile's weights. Depthwise: tap t's weight for channel c at t·ldw + c.
         let tile: FloatTileWeights?
-        /// Floats from one output pixel's receptive field to the next along an output row.
+        /// Floats from one output pixel's receptive field to the next along an output row, and
+        /// per output pixel whether the 12 from it lie that far apart (one tile along one row).
         var rowStep = 0
+        var runs: [Bool] = []
         let depthwise: [Float], ldw: Int, bias: [Float]
         var lo = -Float.infinity, hi = Float.infinity
         init(input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], cout: Int,
@@ -392,6 +394,8 @@ public final class FloatPlan: @unchecked Sendable {
         let tile = FloatTileWeights(n: cout, taps: ntaps, cin: s.c, bias: bias?.scalars) { j, tap, ci in ws[(j * s.c + ci) * ntaps + tap] }
         let step = LayerStep(input: input, output: o, starts: starts, outStarts: outStarts, taps: taps, cout: cout, tile: tile)
         step.rowStep = a.strides[1] * s.c
+        let full = FloatTile.rows
+        step.runs = starts.indices.map { p in p + full <= starts.count && (1..<full).allSatisfy { starts[p + $0] - starts[p + $0 - 1] == step.rowStep } }
         return step
     }
 
