@@ -136,11 +136,17 @@ struct InferBenchmarks {
               pythonLines(["scripts/export-resnet18.py", path, "96"])?.ok == true, let model = try? ONNXImporter.load(path: path) else {
             FileHandle.standardError.write(Data("infer: cannot export or import ResNet-18 (pip install torch torchvision)\n".utf8)); return
         }
+        imported(model, path: path, name: "resnet18", input: [256, 3, 96, 96], threadCounts: threadCounts, emit: emit)
+    }
+
+    /// An imported model's float rows (`infer.NAME.fp32.tT`) on seeded normal inputs of shape
+    /// `input`, beside ONNX Runtime on the same file.
+    func imported(_ model: Model, path: String, name: String, input: [Int], threadCounts: [Int], emit: (BenchResult) -> Void) {
         var rng = RandomGenerator(seed: 0)
-        guard let x = try? Tensor.random([256, 3, 96, 96], .normal(mean: 0, std: 1), using: &rng) else { return }
+        guard let x = try? Tensor.random(input, .normal(mean: 0, std: 1), using: &rng) else { return }
         for threads in threadCounts {
-            let ort = ortRates([path], threads: threads, batch: 256)
-            emit(result("infer.resnet18.fp32.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime", ort[path]) {
+            let ort = ortRates([path], threads: threads, batch: input[0])
+            emit(result("infer.\(name).fp32.t\(threads)", threads: threads, batch: input[0], anchor: "onnxruntime", ort[path]) {
                 _ = try? model.run(x)
             })
         }
@@ -165,14 +171,7 @@ struct InferBenchmarks {
             FileHandle.standardError.write(Data("infer: cannot load ResNet-50 from the onnx package (pip install onnx)\n".utf8)); return
         }
         FileHandle.standardError.write(Data("infer: ResNet-50 imported in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\n".utf8))
-        var rng = RandomGenerator(seed: 0)
-        guard let x = try? Tensor.random([1, 3, 224, 224], .normal(mean: 0, std: 1), using: &rng) else { return }
-        for threads in threadCounts {
-            let ort = ortRates([path], threads: threads, batch: 1)
-            emit(result("infer.resnet50.fp32.t\(threads)", threads: threads, batch: 1, anchor: "onnxruntime", ort[path]) {
-                _ = try? model.run(x)
-            })
-        }
+        imported(model, path: path, name: "resnet50", input: [1, 3, 224, 224], threadCounts: threadCounts, emit: emit)
     }
 
     /// The integer-only engine on ResNet-20 (W8A8 and W4A8, BN folded, calibrated on the first
