@@ -161,6 +161,12 @@ public final class FloatPlan: @unchecked Sendable {
                 padNeeded[x] = max(padNeeded[x] ?? 0, a.pads.max() ?? 0)
             }
         }
+        // An Identity's output is its input's slot: the input takes the border.
+        for node in m.nodes.reversed() {
+            if case .identity = node.op, let x = node.inputs.first, let need = padNeeded[node.outputs[0]] {
+                padNeeded[x] = max(padNeeded[x] ?? 0, need)
+            }
+        }
         var values: [String: Value] = [:]
         var shapeOf: [String: Value] = [:]
         // A value too large for memory (an absurd input shape) stops the compilation after the
@@ -365,6 +371,12 @@ public final class FloatPlan: @unchecked Sendable {
             throw Unsupported(description: "node '\(node.name)' (Conv): \(a.groups) groups (dense and depthwise only)")
         }
         if let bias, bias.count != cout { throw Unsupported(description: "node '\(node.name)' (Conv): bias of \(bias.count) for \(cout) channels") }
+        guard cout > 0 else { throw Unsupported(description: "node '\(node.name)' (Conv): no output channels") }
+        // The input's border must hold the padding (a value reached through Identity keeps the
+        // border of the name it was made under).
+        guard s.pad >= a.pads.max() ?? 0 else {
+            throw Unsupported(description: "node '\(node.name)' (Conv): padding \(a.pads) on a value with a border of \(s.pad)")
+        }
         let g = ConvGeometry(channels: s.c, height: s.h, width: s.w, kernelHeight: kh, kernelWidth: kw,
                              stride: (a.strides[0], a.strides[1]), padding: (a.pads[0], a.pads[1], a.pads[2], a.pads[3]),
                              dilation: (a.dilations[0], a.dilations[1]))

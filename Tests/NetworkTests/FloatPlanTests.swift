@@ -33,7 +33,8 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
 /// Layers the zoo does not exercise: padded max pooling, average pooling counting or not the
 /// padding, a dilated convolution, a 1×1 stride-2 projection, Clip, a standalone Relu and Add,
 /// a Gemm (weights not transposed, α and β) on a flattened value that has a border, Softmax,
-/// a weight computed from constants and a Reshape reading its target shape.
+/// a weight computed from constants, a Reshape reading its target shape, and a padded
+/// convolution reading through an Identity (the border goes to the Identity's input).
 @Test func floatPlanCoversPaddedPoolingAndPlainGemm() throws {
     var rng = RandomGenerator(seed: 5)
     func t(_ shape: [Int]) throws -> Tensor { try Tensor.random(shape, .normal(mean: 0, std: 0.5), using: &rng) }
@@ -49,7 +50,8 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
              inputs: ["a2"], outputs: ["p2"]),
         Node(name: "c3", op: conv(2, 0, 1), inputs: ["p2", "w3", "b3"], outputs: ["c3"]),
         Node(name: "p3", op: .averagePool(PoolAttributes(kernel: [2, 2], strides: [1, 1], pads: [1, 1, 1, 1])), inputs: ["c3"], outputs: ["p3"]),
-        Node(name: "c4", op: conv(1, 1, 1), inputs: ["p3", "w4"], outputs: ["c4"]),
+        Node(name: "id", op: .identity, inputs: ["p3"], outputs: ["pid"]),
+        Node(name: "c4", op: conv(1, 1, 1), inputs: ["pid", "w4"], outputs: ["c4"]),
         Node(name: "f", op: .flatten(axis: 1), inputs: ["p3"], outputs: ["f"]),
         Node(name: "fc", op: .gemm(GemmAttributes(alpha: 0.5, beta: 2)), inputs: ["f", "wf", "bf"], outputs: ["y"]),
         Node(name: "g", op: .globalAveragePool, inputs: ["c4"], outputs: ["g"]),
