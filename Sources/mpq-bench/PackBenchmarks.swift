@@ -8,6 +8,7 @@ struct PackBenchmarks {
     var budget: Double
 
     func run(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        guard (1...8).contains(where: { wanted("pack.u\($0)") || wanted("unpack.u\($0)") }) else { return }
         let count = quick ? 1 << 20 : 1 << 22
         var r = BenchRandom(seed: 2)
         let raw = r.bytes(count)
