@@ -8,7 +8,6 @@ extension FloatPlan {
     /// One worker's buffers: every buffer for `images` images (zeroed once, so the borders stay
     /// zero), and the tile's row pointers.
     final class Workspace {
-        let images: Int
         let buffers: [UnsafeMutablePointer<Float>]
         static let pointers = 256
         /// Threads that may share one layer, each with its own rows of pointers.
@@ -17,7 +16,6 @@ extension FloatPlan {
         let rowsOut: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
         let rowsRes: UnsafeMutablePointer<UnsafePointer<Float>>
         init(_ plan: FloatPlan, images: Int, lanes: Int = 1) {
-            self.images = images
             self.lanes = max(1, lanes)
             let n = max(Self.pointers, self.lanes * FloatTile.rows)
             rowsIn = .allocate(capacity: n); rowsOut = .allocate(capacity: n); rowsRes = .allocate(capacity: n)
