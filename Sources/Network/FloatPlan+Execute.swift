@@ -93,40 +93,25 @@ extension FloatPlan {
         for step in steps {
             switch step {
             case .input(let to):
-                let s = slots[to], plane = s.h * s.w, b = base(to)
-                for i in 0..<images {
-                    let src = input + i * s.c * plane, dst = b + i * s.elements
-                    for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let o = dst + s.offset(y, x), at = y * s.w + x
-                            for ch in 0..<s.c { o[ch] = src[ch * plane + at] }
-                        }
-                    }
+                let s = slots[to], plane = s.h * s.w
+                s.forEachPixel(base(to), images: images) { i, y, x, o in
+                    let src = input + i * s.c * plane + y * s.w + x
+                    for ch in 0..<s.c { o[ch] = src[ch * plane] }
                 }
             case .layer(let l):
                 if l.tile != nil { runTile(l, ws, images: images, threads: threads) } else { runDepthwise(l, ws, images: images, threads: threads) }
             case let .clamp(from, to, lo, hi):
-                let (s, t) = (slots[from], slots[to])
-                let (a, b) = (base(from), base(to))
-                for i in 0..<images {
-                    for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let src = a + i * s.elements + s.offset(y, x), dst = b + i * t.elements + t.offset(y, x)
-                            for ch in 0..<s.c { dst[ch] = Swift.min(Swift.max(src[ch], lo), hi) }
-                        }
-                    }
+                let t = slots[to], b = base(to)
+                slots[from].forEachPixel(base(from), images: images) { i, y, x, src in
+                    let dst = b + i * t.elements + t.offset(y, x)
+                    for ch in 0..<t.c { dst[ch] = Swift.min(Swift.max(src[ch], lo), hi) }
                 }
             case let .add(a, b, to, lo, hi):
-                let (s, u, t) = (slots[a], slots[b], slots[to])
-                let (pa, pb, po) = (base(a), base(b), base(to))
-                for i in 0..<images {
-                    for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let ra = pa + i * s.elements + s.offset(y, x), rb = pb + i * u.elements + u.offset(y, x)
-                            let dst = po + i * t.elements + t.offset(y, x)
-                            for ch in 0..<s.c { dst[ch] = Swift.min(Swift.max(ra[ch] + rb[ch], lo), hi) }
-                        }
-                    }
+                let (u, t) = (slots[b], slots[to])
+                let (pb, po) = (base(b), base(to))
+                slots[a].forEachPixel(base(a), images: images) { i, y, x, ra in
+                    let rb = pb + i * u.elements + u.offset(y, x), dst = po + i * t.elements + t.offset(y, x)
+                    for ch in 0..<t.c { dst[ch] = Swift.min(Swift.max(ra[ch] + rb[ch], lo), hi) }
                 }
             case let .maxPool(from, to, a):
                 pool(from, to, a, ws, images: images, max: true)
@@ -137,14 +122,12 @@ extension FloatPlan {
                 let (a, b) = (base(from), base(to))
                 for i in 0..<images {
                     var m = -Float.infinity, sum: Float = 0
-                    for y in 0..<s.h { for x in 0..<s.w { let src = a + i * s.elements + s.offset(y, x); for ch in 0..<s.c { m = Swift.max(m, src[ch]) } } }
-                    for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let src = a + i * s.elements + s.offset(y, x), dst = b + i * t.elements + t.offset(y, x)
-                            for ch in 0..<s.c { dst[ch] = expf(src[ch] - m); sum += dst[ch] }
-                        }
+                    s.forEachPixel(a + i * s.elements, images: 1) { _, _, _, src in for ch in 0..<s.c { m = Swift.max(m, src[ch]) } }
+                    s.forEachPixel(a + i * s.elements, images: 1) { _, y, x, src in
+                        let dst = b + i * t.elements + t.offset(y, x)
+                        for ch in 0..<s.c { dst[ch] = expf(src[ch] - m); sum += dst[ch] }
                     }
-                    for y in 0..<s.h { for x in 0..<s.w { let dst = b + i * t.elements + t.offset(y, x); for ch in 0..<s.c { dst[ch] /= sum } } }
+                    t.forEachPixel(b + i * t.elements, images: 1) { _, _, _, dst in for ch in 0..<t.c { dst[ch] /= sum } }
                 }
             case let .globalAverage(from, to):
                 let (s, t) = (slots[from], slots[to])
@@ -153,26 +136,16 @@ extension FloatPlan {
                 for i in 0..<images {
                     let dst = b + i * t.elements + t.offset(0, 0)
                     for ch in 0..<s.c { dst[ch] = 0 }
-                    for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let src = a + i * s.elements + s.offset(y, x)
-                            for ch in 0..<s.c { dst[ch] += src[ch] }
-                        }
-                    }
+                    s.forEachPixel(a + i * s.elements, images: 1) { _, _, _, src in for ch in 0..<s.c { dst[ch] += src[ch] } }
                     for ch in 0..<s.c { dst[ch] *= scale }
                 }
             }
         }
         // The output, NCHW (a flattened value is the same order in one row).
-        let s = slots[output], b = base(output), plane = s.h * s.w
-        for i in 0..<images {
-            let src = b + i * s.elements, dst = result + i * s.c * plane
-            for y in 0..<s.h {
-                for x in 0..<s.w {
-                    let o = src + s.offset(y, x), at = y * s.w + x
-                    for ch in 0..<s.c { dst[ch * plane + at] = o[ch] }
-                }
-            }
+        let s = slots[output], plane = s.h * s.w
+        s.forEachPixel(base(output), images: images) { i, y, x, o in
+            let dst = result + i * s.c * plane + y * s.w + x
+            for ch in 0..<s.c { dst[ch * plane] = o[ch] }
         }
     }
 

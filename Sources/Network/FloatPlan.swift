@@ -29,6 +29,12 @@ public final class FloatPlan: @unchecked Sendable {
         /// Where pixel (y, x) starts, in floats; y and x may reach into the border.
         func offset(_ y: Int, _ x: Int) -> Int { ((y + pad) * (w + 2 * pad) + x + pad) * c }
         var layout: [Int] { [c, h, w, pad] }
+        /// Calls `body(image, y, x, pixel)` for every pixel of `images` images stored from
+        /// `base`, `pixel` pointing at its channels.
+        @inline(__always)
+        func forEachPixel(_ base: UnsafeMutablePointer<Float>, images: Int, _ body: (Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+            for i in 0..<images { for y in 0..<h { for x in 0..<w { body(i, y, x, base + i * elements + offset(y, x)) } } }
+        }
     }
 
     /// A convolution or linear layer through the tile kernel, or a depthwise convolution.
@@ -438,7 +444,6 @@ public final class FloatPlan: @unchecked Sendable {
         for (i, step) in steps.enumerated() { for r in step.reads { lastRead[r] = i } }
         lastRead[output] = steps.count
         var free: [[Int]: [Int]] = [:]
-        var layoutOf: [Int] = []
         for (i, step) in steps.enumerated() {
             let o = step.writes
             if slots[o].buffer < 0 {
@@ -448,7 +453,6 @@ public final class FloatPlan: @unchecked Sendable {
                 } else {
                     slots[o].buffer = buffers.count
                     buffers.append(slots[o].elements)
-                    layoutOf.append(o)
                 }
             }
             for r in Set(step.reads) where lastRead[r] == i { free[slots[r].layout, default: []].append(slots[r].buffer) }
