@@ -34,12 +34,27 @@ public struct FloatTileWeights: @unchecked Sendable {
 /// The float plan's kernels: a tile of up to 12 output pixels × 32 output channels (each
 /// pixel's receptive field read in place through a pointer and the layer's tap offsets, the
 /// bias, a residual branch and a clamp in the epilogue), and a depthwise convolution over
-/// channels-last pixels. AVX-512 (CKernels/conv_f32.c) where the CPU has it; the plain loops
-/// below otherwise, and as the oracle the tests hold the fast ones to.
+/// channels-last pixels. AVX-512 (CKernels/conv_f32.c) where the CPU has it, AVX2 + FMA
+/// (conv_f32_avx2.c) where it has that; the plain loops below otherwise, and as the oracle the
+/// tests hold the fast ones to.
 public enum FloatTile {
     public static let rows = 12, columns = 32
-    /// Whether the AVX-512 kernels run (the plain loops otherwise).
-    public static let vectorized = mpq_cpu_has_avx512f() == 1
+    /// Which kernels run: the vector ones of an instruction set, or the plain loops.
+    public enum ISA: Sendable, CaseIterable {
+        case avx512, avx2, plain
+        /// Whether this CPU executes the kernels.
+        public var runs: Bool {
+            switch self {
+            case .avx512: mpq_cpu_has_avx512f() == 1
+            case .avx2: mpq_cpu_has_avx2_fma() == 1
+            case .plain: true
+            }
+        }
+    }
+    /// The fastest kernels this CPU runs.
+    public static let best: ISA = ISA.allCases.first { $0.runs }!
+    /// Whether vector kernels run (the plain loops otherwise).
+    public static let vectorized = best != .plain
 
     /// Output pixels `0..<rows` (≤ 12) × columns `column..<column + cols` (cols ≤ 32, column a
     /// multiple of 16): out[i][column + j] = clamp(bias + Σ_t Σ_ci a[i][taps[t] + ci]·w + res[i][column + j]).
@@ -47,20 +62,21 @@ public enum FloatTile {
     public static func run(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<Float>>, taps: UnsafePointer<Int64>,
                            weights: FloatTileWeights, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                            lo: Float, hi: Float, column: Int, out: UnsafePointer<UnsafeMutablePointer<Float>>,
-                           res: UnsafePointer<UnsafePointer<Float>>?, vector: Bool = vectorized) {
+                           res: UnsafePointer<UnsafePointer<Float>>?, isa: ISA = best) {
         precondition(rows >= 1 && rows <= Self.rows && cols >= 1 && cols <= Self.columns && column % 16 == 0)
         let b = packed + column / 16 * weights.blockStride
-        if vector {
+        if isa != .plain {
+            let tile = isa == .avx512 ? mpq_conv_f32 : mpq_conv_f32_avx2
             a.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: rows) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutablePointer<Float>>.self, capacity: rows) { op in
                     if let res {
                         res.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: rows) { rp in
-                            mpq_conv_f32(Int64(rows), Int64(cols), ap, taps, Int64(weights.taps), Int64(weights.cin), b,
-                                         Int64(weights.blockStride), bias, lo, hi, Int64(column), op, rp)
+                            tile(Int64(rows), Int64(cols), ap, taps, Int64(weights.taps), Int64(weights.cin), b,
+                                 Int64(weights.blockStride), bias, lo, hi, Int64(column), op, rp)
                         }
                     } else {
-                        mpq_conv_f32(Int64(rows), Int64(cols), ap, taps, Int64(weights.taps), Int64(weights.cin), b,
-                                     Int64(weights.blockStride), bias, lo, hi, Int64(column), op, nil)
+                        tile(Int64(rows), Int64(cols), ap, taps, Int64(weights.taps), Int64(weights.cin), b,
+                             Int64(weights.blockStride), bias, lo, hi, Int64(column), op, nil)
                     }
                 }
             }
@@ -79,19 +95,20 @@ public enum FloatTile {
     public static func runRows(cols: Int, a: UnsafePointer<Float>, step: Int, taps: UnsafePointer<Int64>,
                                weights: FloatTileWeights, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                lo: Float, hi: Float, column: Int, out: UnsafePointer<UnsafeMutablePointer<Float>>,
-                               res: UnsafePointer<UnsafePointer<Float>>?) -> Bool {
-        guard vectorized else { return false }
+                               res: UnsafePointer<UnsafePointer<Float>>?, isa: ISA = best) -> Bool {
+        guard isa != .plain else { return false }
         precondition(cols >= 1 && cols <= Self.columns && column % 16 == 0)
         let b = packed + column / 16 * weights.blockStride
+        let tile = isa == .avx512 ? mpq_conv_f32_rows : mpq_conv_f32_rows_avx2
         return out.withMemoryRebound(to: Optional<UnsafeMutablePointer<Float>>.self, capacity: Self.rows) { op in
             if let res {
                 return res.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: Self.rows) { rp in
-                    mpq_conv_f32_rows(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
-                                      Int64(weights.blockStride), bias, lo, hi, Int64(column), op, rp)
+                    tile(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
+                         Int64(weights.blockStride), bias, lo, hi, Int64(column), op, rp)
                 }
             }
-            return mpq_conv_f32_rows(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
-                                     Int64(weights.blockStride), bias, lo, hi, Int64(column), op, nil)
+            return tile(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
+                        Int64(weights.blockStride), bias, lo, hi, Int64(column), op, nil)
         } == 1
     }
 
@@ -102,11 +119,11 @@ public enum FloatTile {
     /// sums in flight, where a one-row tile has two (each multiply-add waits on the last).
     public static func runRow(cols: Int, a: UnsafePointer<Float>, taps: UnsafePointer<Int64>, weights: FloatTileWeights,
                               packed: UnsafePointer<Float>, bias: UnsafePointer<Float>, lo: Float, hi: Float, column: Int,
-                              out: UnsafeMutablePointer<Float>, res: UnsafePointer<Float>?, vector: Bool = vectorized) {
+                              out: UnsafeMutablePointer<Float>, res: UnsafePointer<Float>?, isa: ISA = best) {
         precondition(cols >= 1 && cols <= Self.rowColumns && column % 16 == 0)
         let b = packed + column / 16 * weights.blockStride
-        if vector {
-            mpq_conv_f32_row(Int64(cols), a, taps, Int64(weights.taps), Int64(weights.cin), b, Int64(weights.blockStride),
+        if isa != .plain {
+            (isa == .avx512 ? mpq_conv_f32_row : mpq_conv_f32_row_avx2)(Int64(cols), a, taps, Int64(weights.taps), Int64(weights.cin), b, Int64(weights.blockStride),
                              bias, lo, hi, Int64(column), out, res)
             return
         }
@@ -149,11 +166,12 @@ public enum FloatTile {
     /// `pixels` pixels and c < channels.
     public static func depthwise(pixels: Int, a: UnsafePointer<UnsafePointer<Float>>, out: UnsafePointer<UnsafeMutablePointer<Float>>,
                                  taps: UnsafePointer<Int64>, ntaps: Int, weights w: UnsafePointer<Float>, ldw: Int, channels: Int,
-                                 bias: UnsafePointer<Float>, lo: Float, hi: Float, vector: Bool = vectorized) {
-        if vector {
+                                 bias: UnsafePointer<Float>, lo: Float, hi: Float, isa: ISA = best) {
+        if isa != .plain {
+            let kernel = isa == .avx512 ? mpq_depthwise_f32 : mpq_depthwise_f32_avx2
             a.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: pixels) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutablePointer<Float>>.self, capacity: pixels) { op in
-                    mpq_depthwise_f32(Int64(pixels), ap, op, taps, Int64(ntaps), w, Int64(ldw), Int64(channels), bias, lo, hi)
+                    kernel(Int64(pixels), ap, op, taps, Int64(ntaps), w, Int64(ldw), Int64(channels), bias, lo, hi)
                 }
             }
             return

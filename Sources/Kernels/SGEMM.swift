@@ -1,10 +1,23 @@
 import CKernels
 import Runtime
 /// Single-precision general matrix multiply, BLIS style: the loops of `BlockedGEMM` around a
-/// 12×32 AVX-512 micro-kernel. Edge tiles are computed into a small buffer, then merged.
+/// 12×32 AVX-512 micro-kernel, or a 6×16 AVX2 one (CKernels/sgemm_avx2.c) on CPUs without
+/// AVX-512. Edge tiles are computed into a small buffer, then merged.
 public enum SGEMM {
-    public static let mr = 12
-    public static let nr = 32
+    /// The micro-kernels: `wide` (12×32, or 8×32 for short products; 512-bit registers, plain
+    /// Swift SIMD elsewhere) and `avx2` (6×16 in ymm registers).
+    public enum MicroKernel: Sendable {
+        case wide, avx2
+        /// The kernel this CPU runs best: AVX-512 when it has it, else AVX2 + FMA when it has that.
+        public static let best: MicroKernel = mpq_cpu_has_avx512f() == 0 && mpq_cpu_has_avx2_fma() == 1 ? .avx2 : .wide
+        /// Whether this CPU can run the kernel at all (the wide one's Swift form runs anywhere).
+        public var runs: Bool { self == .wide || mpq_cpu_has_avx2_fma() == 1 }
+        var mr: Int { self == .wide ? 12 : 6 }
+        var nr: Int { self == .wide ? 32 : 16 }
+    }
+    /// Rows and columns of the micro-tile this CPU's kernel computes.
+    public static let mr = MicroKernel.best.mr
+    public static let nr = MicroKernel.best.nr
     /// Depth of a packed slice: an NR-sliver of B (KC·NR·4 = 32 KiB) stays in L1.
     public static var kc = 256
     /// Height of an A block (MC·KC·4 = 192 KiB), kept in L2.
@@ -22,7 +35,7 @@ public enum SGEMM {
         a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
         b: UnsafePointer<Float>, ldb: Int, transB: Bool = false,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-        threads: Int = Parallel.defaultThreads
+        threads: Int = Parallel.defaultThreads, microKernel: MicroKernel = .best
     ) {
         if m <= 0 || n <= 0 { return }
         if k <= 0 || alpha == 0 {
@@ -33,8 +46,10 @@ public enum SGEMM {
         // Short products (a conv's 16, 32 or 64 output channels) use the 8-row kernel when it
         // pads fewer rows than the 12-row one; tall ones keep the 12-row kernel's better
         // ratio of multiply-adds to loads.
-        let mr = m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : Self.mr
-        var tileBuffer = [Float](repeating: 0, count: workers * Self.mr * nr)
+        let microKernel = microKernel.runs ? microKernel : .wide
+        let nr = microKernel.nr, tallest = microKernel.mr
+        let mr = microKernel == .wide && m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : tallest
+        var tileBuffer = [Float](repeating: 0, count: workers * tallest * nr)
         let driver = BlockedGEMM(mr: mr, nr: nr, kc: kc, mc: mc / mr * mr, nc: nc, elementBytes: 4)
         tileBuffer.withUnsafeMutableBufferPointer { tileStorage in
         let tiles = tileStorage.baseAddress!
@@ -44,7 +59,7 @@ public enum SGEMM {
                       into: dst.assumingMemoryBound(to: Float.self))
             },
             packB: { kb, nb, row, col, dst, _ in
-                packB(k: kb, n: nb, b: b, ldb: ldb, trans: transB, row: row, col: col,
+                packB(k: kb, n: nb, nr: nr, b: b, ldb: ldb, trans: transB, row: row, col: col,
                       into: dst.assumingMemoryBound(to: Float.self))
             },
             tile: { kb, ap, bp, i, j, mbr, nbr, first, w in
@@ -52,7 +67,9 @@ public enum SGEMM {
                 let asl = ap.assumingMemoryBound(to: Float.self), bsl = bp.assumingMemoryBound(to: Float.self)
                 let cij = c + i * ldc + j
                 func kernel(_ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
-                    if mr == 8 {
+                    if mr == 6 {
+                        mpq_sgemm_avx2_6x16(Int64(kb), asl, bsl, c, Int64(ldc), alpha, beta)
+                    } else if mr == 8 {
                         sgemmMicroKernel8x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
                     } else {
                         sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
@@ -62,7 +79,7 @@ public enum SGEMM {
                     kernel(cij, ldc, betaHere)
                     return
                 }
-                let tile = tiles + w * Self.mr * nr
+                let tile = tiles + w * tallest * nr
                 kernel(tile, nr, 0)
                 for r in 0..<mbr {
                     let dst = cij + r * ldc, src = tile + r * nr
@@ -123,16 +140,21 @@ public enum SGEMM {
     /// Packs rows `row..<row+k`, columns `col..<col+n` (n ≤ NR) of op(B) into one NR-column
     /// sliver, k-major, zero-padding to NR columns.
     @inline(__always)
-    static func packB(k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, trans: Bool,
+    static func packB(k: Int, n: Int, nr: Int, b: UnsafePointer<Float>, ldb: Int, trans: Bool,
                       row: Int, col: Int, into dst: UnsafeMutablePointer<Float>) {
         if !trans {
             let src = b + row * ldb + col
-            if n == nr {
+            if n == nr && nr == 32 {
                 for p in 0..<k {
                     let s = UnsafeRawPointer(src + p * ldb), d = UnsafeMutableRawPointer(dst + p * nr)
                     d.storeBytes(of: s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
                     d.storeBytes(of: s.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
                                  toByteOffset: 64, as: SIMD16<Float>.self)
+                }
+            } else if n == nr && nr == 16 {
+                for p in 0..<k {
+                    let s = UnsafeRawPointer(src + p * ldb), d = UnsafeMutableRawPointer(dst + p * nr)
+                    d.storeBytes(of: s.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
                 }
             } else {
                 for p in 0..<k {

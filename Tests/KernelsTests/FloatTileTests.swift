@@ -1,49 +1,53 @@
 import Testing
 import Kernels
 
-/// The float plan's tile kernel (AVX-512) against its plain loop on awkward tiles: rows 1…12,
+/// The vector instruction sets this CPU runs (each fast kernel is held to the plain loop).
+let floatISAs = FloatTile.ISA.allCases.filter { $0 != .plain && $0.runs }
+
+/// The float plan's tile kernel (AVX-512, AVX2) against its plain loop on awkward tiles: rows 1…12,
 /// partial column blocks, one and many taps and channels, with and without a residual, clamped
 /// or not. Both add bias, then tap by tap and channel by channel with one fused multiply-add
 /// each, so they agree exactly.
 @Test(arguments: [(1, 1, 1, 1), (12, 32, 9, 1), (5, 17, 9, 3), (12, 16, 1, 17), (7, 31, 4, 33), (11, 5, 25, 2), (3, 32, 9, 64)])
 func floatTileMatchesItsReference(_ c: (Int, Int, Int, Int)) {
-    guard FloatTile.vectorized else { return }
-    let (rows, cols, ntaps, cin) = c
-    var r = TestRandom(seed: UInt64(rows * 1000 + cols * 37 + ntaps * 7 + cin))
-    // Each row's receptive field: taps spaced a little wider than the channels, rows apart.
-    let span = ntaps * (cin + 3) + 8
-    let input = r.floats(rows * span + 64)
-    let taps = (0..<ntaps).map { Int64($0 * (cin + 3)) }
-    let n = 48, w = r.floats(n * ntaps * cin), bias = r.floats(n)
-    let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
-    let residual = r.floats(rows * n)
-    for column in [0, 16] where column + cols <= n {
-        for (lo, hi, withResidual) in [(-Float.infinity, Float.infinity, false), (0, Float.infinity, true), (0, 0.5, false)] {
-            var fast = [Float](repeating: .nan, count: rows * n), plain = fast
-            input.withUnsafeBufferPointer { x in
-                residual.withUnsafeBufferPointer { res in
-                    fast.withUnsafeMutableBufferPointer { f in
-                        plain.withUnsafeMutableBufferPointer { p in
-                            let a = (0..<rows).map { x.baseAddress! + $0 * span }
-                            let rp = (0..<rows).map { res.baseAddress! + $0 * n }
-                            for (out, vector) in [(f, true), (p, false)] {
-                                let o = (0..<rows).map { out.baseAddress! + $0 * n }
-                                weights.data.withUnsafeBufferPointer { wp in
-                                    weights.bias.withUnsafeBufferPointer { bp in
-                                        FloatTile.run(rows: rows, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!,
-                                                      bias: bp.baseAddress!, lo: lo, hi: hi, column: column, out: o,
-                                                      res: withResidual ? rp : nil, vector: vector)
+    for isa in floatISAs {
+        let (rows, cols, ntaps, cin) = c
+        var r = TestRandom(seed: UInt64(rows * 1000 + cols * 37 + ntaps * 7 + cin))
+        // Each row's receptive field: taps spaced a little wider than the channels, rows apart.
+        let span = ntaps * (cin + 3) + 8
+        let input = r.floats(rows * span + 64)
+        let taps = (0..<ntaps).map { Int64($0 * (cin + 3)) }
+        let n = 48, w = r.floats(n * ntaps * cin), bias = r.floats(n)
+        let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
+        let residual = r.floats(rows * n)
+        for column in [0, 16] where column + cols <= n {
+            for (lo, hi, withResidual) in [(-Float.infinity, Float.infinity, false), (0, Float.infinity, true), (0, 0.5, false)] {
+                var fast = [Float](repeating: .nan, count: rows * n), plain = fast
+                input.withUnsafeBufferPointer { x in
+                    residual.withUnsafeBufferPointer { res in
+                        fast.withUnsafeMutableBufferPointer { f in
+                            plain.withUnsafeMutableBufferPointer { p in
+                                let a = (0..<rows).map { x.baseAddress! + $0 * span }
+                                let rp = (0..<rows).map { res.baseAddress! + $0 * n }
+                                for (out, kernel) in [(f, isa), (p, FloatTile.ISA.plain)] {
+                                    let o = (0..<rows).map { out.baseAddress! + $0 * n }
+                                    weights.data.withUnsafeBufferPointer { wp in
+                                        weights.bias.withUnsafeBufferPointer { bp in
+                                            FloatTile.run(rows: rows, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!,
+                                                          bias: bp.baseAddress!, lo: lo, hi: hi, column: column, out: o,
+                                                          res: withResidual ? rp : nil, isa: kernel)
+                                        }
                                     }
                                 }
                             }
                         }
                     }
                 }
+                let same = zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+                #expect(same, "\(isa) \(c) column \(column) clamp \(lo)…\(hi) residual \(withResidual)")
+                // Only the tile's columns were written.
+                for i in 0..<rows { for j in 0..<n where j < column || j >= column + cols { #expect(fast[i * n + j].isNaN) } }
             }
-            let same = zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-            #expect(same, "\(c) column \(column) clamp \(lo)…\(hi) residual \(withResidual)")
-            // Only the tile's columns were written.
-            for i in 0..<rows { for j in 0..<n where j < column || j >= column + cols { #expect(fast[i * n + j].isNaN) } }
         }
     }
 }
@@ -52,66 +56,69 @@ func floatTileMatchesItsReference(_ c: (Int, Int, Int, Int)) {
 /// 16-wide steps, one and nine taps.
 @Test(arguments: [(1, 1), (9, 15), (9, 16), (4, 63), (9, 64), (9, 97), (1, 144)])
 func floatDepthwiseMatchesItsReference(_ c: (Int, Int)) {
-    guard FloatTile.vectorized else { return }
-    let (ntaps, channels) = c
-    var r = TestRandom(seed: UInt64(ntaps * 1000 + channels))
-    let pixels = 7, ldw = (channels + 15) / 16 * 16, span = (ntaps + 1) * channels + 16
-    let input = r.floats(pixels * span + 64), w = r.floats(ntaps * ldw), bias = r.floats(ldw)
-    let taps = (0..<ntaps).map { Int64($0 * channels + $0 % 3) }
-    var fast = [Float](repeating: .nan, count: pixels * channels + 16), plain = fast
-    input.withUnsafeBufferPointer { x in
-        for (vector, lo, hi) in [(true, Float(0), Float(6)), (false, Float(0), Float(6))] {
-            let target = vector ? fast : plain
-            var out = target
-            out.withUnsafeMutableBufferPointer { o in
-                let a = (0..<pixels).map { x.baseAddress! + $0 * span }
-                let op = (0..<pixels).map { o.baseAddress! + $0 * channels }
-                FloatTile.depthwise(pixels: pixels, a: a, out: op, taps: taps, ntaps: ntaps, weights: w, ldw: ldw, channels: channels,
-                                    bias: bias, lo: lo, hi: hi, vector: vector)
+    for isa in floatISAs {
+        let (ntaps, channels) = c
+        var r = TestRandom(seed: UInt64(ntaps * 1000 + channels))
+        let pixels = 7, ldw = (channels + 15) / 16 * 16, span = (ntaps + 1) * channels + 16
+        let input = r.floats(pixels * span + 64), w = r.floats(ntaps * ldw), bias = r.floats(ldw)
+        let taps = (0..<ntaps).map { Int64($0 * channels + $0 % 3) }
+        var fast = [Float](repeating: .nan, count: pixels * channels + 16), plain = fast
+        input.withUnsafeBufferPointer { x in
+            for (kernel, lo, hi) in [(isa, Float(0), Float(6)), (FloatTile.ISA.plain, Float(0), Float(6))] {
+                let vector = kernel != .plain
+                let target = vector ? fast : plain
+                var out = target
+                out.withUnsafeMutableBufferPointer { o in
+                    let a = (0..<pixels).map { x.baseAddress! + $0 * span }
+                    let op = (0..<pixels).map { o.baseAddress! + $0 * channels }
+                    FloatTile.depthwise(pixels: pixels, a: a, out: op, taps: taps, ntaps: ntaps, weights: w, ldw: ldw, channels: channels,
+                                        bias: bias, lo: lo, hi: hi, isa: kernel)
+                }
+                if vector { fast = out } else { plain = out }
             }
-            if vector { fast = out } else { plain = out }
         }
+        #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(isa) \(c)")
+        #expect(fast[pixels * channels].isNaN, "wrote past the last pixel")
     }
-    #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(c)")
-    #expect(fast[pixels * channels].isNaN, "wrote past the last pixel")
 }
 
 /// The 12-row tile addressed from one pointer (rows `step` floats apart) against the plain
 /// loop over the same rows, for each compiled step; other steps are refused.
 @Test(arguments: [1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512])
 func floatRowTileMatchesItsReference(_ step: Int) {
-    guard FloatTile.vectorized else { return }
-    var r = TestRandom(seed: UInt64(step))
-    let cin = min(step, 5), ntaps = 3, n = 40
-    let taps: [Int64] = [0, Int64(step * 12 + 7), Int64(step * 24 + 3)]
-    let input = r.floats(step * 40 + 64)
-    let w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(12 * n)
-    let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
-    for (column, cols) in [(0, 32), (32, 8), (16, 17)] {
-        var fast = [Float](repeating: .nan, count: 12 * n), plain = fast
-        input.withUnsafeBufferPointer { x in
-            residual.withUnsafeBufferPointer { res in
-                let a = (0..<12).map { x.baseAddress! + $0 * step }
-                let rp = (0..<12).map { res.baseAddress! + $0 * n }
-                weights.data.withUnsafeBufferPointer { wp in
-                    weights.bias.withUnsafeBufferPointer { bp in
-                        fast.withUnsafeMutableBufferPointer { f in
-                            let o = (0..<12).map { f.baseAddress! + $0 * n }
-                            #expect(FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step, taps: taps, weights: weights, packed: wp.baseAddress!,
-                                                      bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp))
-                            #expect(!FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step + 1000, taps: taps, weights: weights,
-                                                       packed: wp.baseAddress!, bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp))
-                        }
-                        plain.withUnsafeMutableBufferPointer { p in
-                            let o = (0..<12).map { p.baseAddress! + $0 * n }
-                            FloatTile.run(rows: 12, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
-                                          lo: -1, hi: 1, column: column, out: o, res: rp, vector: false)
+    for isa in floatISAs {
+        var r = TestRandom(seed: UInt64(step))
+        let cin = min(step, 5), ntaps = 3, n = 40
+        let taps: [Int64] = [0, Int64(step * 12 + 7), Int64(step * 24 + 3)]
+        let input = r.floats(step * 40 + 64)
+        let w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(12 * n)
+        let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
+        for (column, cols) in [(0, 32), (32, 8), (16, 17)] {
+            var fast = [Float](repeating: .nan, count: 12 * n), plain = fast
+            input.withUnsafeBufferPointer { x in
+                residual.withUnsafeBufferPointer { res in
+                    let a = (0..<12).map { x.baseAddress! + $0 * step }
+                    let rp = (0..<12).map { res.baseAddress! + $0 * n }
+                    weights.data.withUnsafeBufferPointer { wp in
+                        weights.bias.withUnsafeBufferPointer { bp in
+                            fast.withUnsafeMutableBufferPointer { f in
+                                let o = (0..<12).map { f.baseAddress! + $0 * n }
+                                #expect(FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step, taps: taps, weights: weights, packed: wp.baseAddress!,
+                                                          bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp, isa: isa))
+                                #expect(!FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step + 1000, taps: taps, weights: weights,
+                                                           packed: wp.baseAddress!, bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp, isa: isa))
+                            }
+                            plain.withUnsafeMutableBufferPointer { p in
+                                let o = (0..<12).map { p.baseAddress! + $0 * n }
+                                FloatTile.run(rows: 12, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
+                                              lo: -1, hi: 1, column: column, out: o, res: rp, isa: .plain)
+                            }
                         }
                     }
                 }
             }
+            #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(isa) step \(step) columns \(column)+\(cols)")
         }
-        #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "step \(step) columns \(column)+\(cols)")
     }
 }
 
@@ -119,32 +126,34 @@ func floatRowTileMatchesItsReference(_ step: Int) {
 /// around its vectors, with and without a residual.
 @Test(arguments: [(1, 1), (16, 9), (17, 33), (100, 2), (128, 5), (40, 64)])
 func floatRowMatchesItsReference(_ c: (Int, Int)) {
-    guard FloatTile.vectorized else { return }
-    let (cols, cin) = c
-    var r = TestRandom(seed: UInt64(cols * 100 + cin))
-    let n = 144, ntaps = 3
-    let taps: [Int64] = [0, Int64(cin + 5), Int64(2 * cin + 9)]
-    let input = r.floats(3 * cin + 32), w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(n)
-    let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
-    for column in [0, 16] where column + cols <= n {
-        for withResidual in [false, true] {
-            var fast = [Float](repeating: .nan, count: n), plain = fast
-            weights.data.withUnsafeBufferPointer { wp in
-                weights.bias.withUnsafeBufferPointer { bp in
-                    residual.withUnsafeBufferPointer { res in
-                        for vector in [true, false] {
-                            var out = vector ? fast : plain
-                            out.withUnsafeMutableBufferPointer { o in
-                                FloatTile.runRow(cols: cols, a: input, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
-                                                 lo: -0.5, hi: 2, column: column, out: o.baseAddress!, res: withResidual ? res.baseAddress! : nil, vector: vector)
+    for isa in floatISAs {
+        let (cols, cin) = c
+        var r = TestRandom(seed: UInt64(cols * 100 + cin))
+        let n = 144, ntaps = 3
+        let taps: [Int64] = [0, Int64(cin + 5), Int64(2 * cin + 9)]
+        let input = r.floats(3 * cin + 32), w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(n)
+        let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
+        for column in [0, 16] where column + cols <= n {
+            for withResidual in [false, true] {
+                var fast = [Float](repeating: .nan, count: n), plain = fast
+                weights.data.withUnsafeBufferPointer { wp in
+                    weights.bias.withUnsafeBufferPointer { bp in
+                        residual.withUnsafeBufferPointer { res in
+                            for kernel in [isa, FloatTile.ISA.plain] {
+                                let vector = kernel != .plain
+                                var out = vector ? fast : plain
+                                out.withUnsafeMutableBufferPointer { o in
+                                    FloatTile.runRow(cols: cols, a: input, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
+                                                     lo: -0.5, hi: 2, column: column, out: o.baseAddress!, res: withResidual ? res.baseAddress! : nil, isa: kernel)
+                                }
+                                if vector { fast = out } else { plain = out }
                             }
-                            if vector { fast = out } else { plain = out }
                         }
                     }
                 }
+                #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(isa) \(c) column \(column) residual \(withResidual)")
+                #expect(fast.enumerated().allSatisfy { ($0.offset >= column && $0.offset < column + cols) != $0.element.isNaN })
             }
-            #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(c) column \(column) residual \(withResidual)")
-            #expect(fast.enumerated().allSatisfy { ($0.offset >= column && $0.offset < column + cols) != $0.element.isNaN })
         }
     }
 }

@@ -39,8 +39,10 @@ func gemmBound(k: Int, absDot: Double, alpha: Float, beta: Float, c0: Float) -> 
     return gamma * (Double(abs(alpha)) * absDot + Double(abs(beta * c0))) + 1e-30
 }
 
-@Test(arguments: gemmCases)
-func sgemmMatchesReference(_ t: GEMMCase) {
+/// Each case on both micro-kernels (12×32 wide, 6×16 AVX2) where this CPU runs them.
+@Test(arguments: gemmCases, [SGEMM.MicroKernel.wide, .avx2])
+func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
+    guard kernel.runs else { return }
     var r = TestRandom(seed: UInt64(t.m * 1_000_003 + t.n * 1009 + t.k))
     // Leading dimensions larger than the rows, to catch stride mistakes.
     let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
@@ -48,7 +50,7 @@ func sgemmMatchesReference(_ t: GEMMCase) {
     let c0 = r.floats(t.m * ldc)
     var c = c0, ref = c0
     SGEMM.multiply(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
-                   b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &c, ldc: ldc, threads: t.threads)
+                   b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &c, ldc: ldc, threads: t.threads, microKernel: kernel)
     SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
                     b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
     var worst = 0.0
@@ -83,20 +85,23 @@ func sgemmMatchesReference(_ t: GEMMCase) {
     #expect(c == [2, 4, 6])
 }
 
-/// The transposed packing (16×16 blocks in registers, ragged edges element by element) equals its
-/// plain loop exactly, on every awkward depth and width up to one sliver, at an odd row stride.
+/// The transposed packing (16×16 blocks in registers with AVX-512, 8×8 with AVX2, ragged edges
+/// element by element) equals its plain loop exactly, on every awkward depth and width up to one
+/// sliver, at an odd row stride.
 @Test func transposedPackingMatchesItsReference() {
     var r = TestRandom(seed: 11)
     for k in awkwardSizes + [16, 32, 48] {
         for n in [1, 7, 15, 16, 17, 31, 32] {
             let ld = k + 3
             let src = (0..<(n * ld)).map { _ in Float(r.int(-1000...1000)) / 7 }
-            var fast = [Float](repeating: .nan, count: k * 32), plain = [Float](repeating: .nan, count: k * 32)
-            src.withUnsafeBufferPointer { s in
-                SGEMM.packTransposed(k: k, n: n, src: s.baseAddress!, ld: ld, nr: 32, into: &fast)
-                SGEMM.packTransposedReference(k: k, n: n, src: s.baseAddress!, ld: ld, nr: 32, into: &plain)
+            for nr in [16, 32] where n <= nr {
+                var fast = [Float](repeating: .nan, count: k * nr), plain = [Float](repeating: .nan, count: k * nr)
+                src.withUnsafeBufferPointer { s in
+                    SGEMM.packTransposed(k: k, n: n, src: s.baseAddress!, ld: ld, nr: nr, into: &fast)
+                    SGEMM.packTransposedReference(k: k, n: n, src: s.baseAddress!, ld: ld, nr: nr, into: &plain)
+                }
+                #expect(fast.elementsEqual(plain), "k \(k) n \(n) nr \(nr): the packed sliver differs from the plain loop")
             }
-            #expect(fast.elementsEqual(plain), "k \(k) n \(n): the packed sliver differs from the plain loop")
         }
     }
 }

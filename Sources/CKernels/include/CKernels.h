@@ -8,8 +8,16 @@ int mpq_cpu_has_avx512_vnni(void);
 /// 1 when this CPU executes AVX-512F, else 0.
 int mpq_cpu_has_avx512f(void);
 
+/// 1 when this CPU executes AVX2 and FMA, else 0.
+int mpq_cpu_has_avx2_fma(void);
+
+/// The f32 GEMM micro-kernel without AVX-512: C[6×16] = α·Ã·B̃ + β·C (C not read when β is 0) on
+/// panels packed with MR = 6 (a[p·6 + i]) and NR = 16 (b[p·16 + j]). Call only when
+/// mpq_cpu_has_avx2_fma() is 1.
+void mpq_sgemm_avx2_6x16(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha, float beta);
+
 /// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
-/// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs.
+/// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs, 8×8 where AVX2 does.
 void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr);
 
 /// Runs `iterations` rounds of 12 independent f32 FMA chains, 512 bits wide when `wide` (call
@@ -79,6 +87,20 @@ void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t
 /// mpq_cpu_has_avx512f() is 1.
 void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
                        const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi);
+
+/// The four kernels above with AVX2 + FMA (conv_f32_avx2.c): the same arguments, layouts and
+/// results. Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_conv_f32_avx2(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                       const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                       float *const *out, const float *const *res);
+int mpq_conv_f32_rows_avx2(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
+                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                           float *const *out, const float *const *res);
+void mpq_conv_f32_row_avx2(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                           float *out, const float *res);
+void mpq_depthwise_f32_avx2(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
+                            const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi);
 #endif
 
 #ifndef MPQ_CKERNELS_PACK_H
