@@ -1,17 +1,20 @@
 import CKernels
 
 /// Weights of one integer layer laid out once for the tile kernel: K padded to groups of 4,
-/// columns (output channels) in blocks of 16, b[block][group][16 columns][4 codes].
+/// columns (output channels) in blocks of 16, b[block][group][16 columns][4 codes]; for the AVX2
+/// tile also the same codes widened to Int16 (`widened`).
 public struct IntegerWeights: @unchecked Sendable {
     public let k: Int, n: Int
     public var groups: Int { (k + 3) / 4 }
     public var blocks: Int { (n + 15) / 16 }
     public let data: [Int8]
+    /// `data` as Int16, made when `widen` (by default where the AVX2 tile is the engine's), else empty.
+    public let widened: [Int16]
     /// Σ_p B[p, j]: what a +128 shift of the activations adds to column j, divided by 128.
     public let columnSums: [Int32]
 
     /// From codes row-major n × k (row j: the k codes of output channel j).
-    public init(codes: [Int8], n: Int, k: Int) {
+    public init(codes: [Int8], n: Int, k: Int, widen: Bool = IGEMM.activeBackend == .avx2) {
         precondition(codes.count == n * k)
         self.k = k; self.n = n
         let groups = (k + 3) / 4, blocks = (n + 15) / 16
@@ -26,6 +29,7 @@ public struct IntegerWeights: @unchecked Sendable {
             }
         }
         self.data = data
+        widened = widen ? data.map { Int16($0) } : []
         columnSums = sums
     }
 }
@@ -158,6 +162,7 @@ extension IGEMM {
     /// receptive fields start at `a[i]`, tap offsets `taps` (bytes), `gpp` groups of 4 channels
     /// per tap, codes XORed with `flip`; output channels `column..<column+cols` (`column` a
     /// multiple of 16, cols ≤ 32) through the epilogue into `out[i]`, residuals from `res[i]`.
+    /// `base` is the start of `weights.data` (the AVX2 tile reads `weights.widened` instead).
     @inline(__always)
     public static func convTile(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
                                 gpp: Int, flip: UInt32, weights: IntegerWeights, base: UnsafePointer<Int8>, column: Int,
@@ -165,7 +170,20 @@ extension IGEMM {
                                 res: UnsafePointer<UnsafeRawPointer>, backend: Backend? = nil) {
         let block = weights.groups * 64
         let b = base + column / 16 * block
-        if (backend.map { $0 == .vnni && hasVNNI } ?? (activeBackend == .vnni)) {
+        let kernel = backend.map { $0.runs ? $0 : .swift } ?? activeBackend
+        if kernel == .avx2 && !weights.widened.isEmpty {
+            weights.widened.withUnsafeBufferPointer { wide in
+                a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
+                    out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
+                        res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in
+                            mpq_conv_avx2(Int64(rows), Int64(cols), ap, taps, Int64(ntaps), Int64(gpp), flip,
+                                          wide.baseAddress! + column / 16 * block,
+                                          Int64(block), e.raw, Int64(column), op, rp)
+                        }
+                    }
+                }
+            }
+        } else if kernel == .vnni {
             a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
                     res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in

@@ -11,17 +11,31 @@ import Runtime
 ///
 /// Overflow: |a·b| ≤ 255·128, so sums stay exact for K ≤ 65,000.
 public enum IGEMM {
-    public enum Backend: String, Sendable { case automatic, swift, vnni }
+    public enum Backend: String, Sendable {
+        case automatic, swift, vnni, avx2
+        /// Whether this CPU runs the backend's kernels.
+        public var runs: Bool {
+            switch self {
+            case .automatic, .swift: true
+            case .vnni: IGEMM.hasVNNI
+            case .avx2: IGEMM.hasAVX2
+            }
+        }
+    }
 
     /// Whether this CPU runs the VNNI kernel.
     public static let hasVNNI: Bool = mpq_cpu_has_avx512_vnni() != 0
+    /// Whether this CPU runs the AVX2 convolution tile (CKernels/conv_avx2.c).
+    public static let hasAVX2: Bool = mpq_cpu_has_avx2_fma() != 0
 
     nonisolated(unsafe) public static var backend: Backend = .automatic
 
     /// The kernel that `backend` selects on this CPU.
     public static var activeBackend: Backend {
         switch backend {
-        case .automatic, .vnni: return hasVNNI ? .vnni : .swift
+        case .automatic: return hasVNNI ? .vnni : hasAVX2 ? .avx2 : .swift
+        case .vnni: return hasVNNI ? .vnni : .swift
+        case .avx2: return hasAVX2 ? .avx2 : .swift
         case .swift: return .swift
         }
     }

@@ -84,12 +84,12 @@ func igemmIsExact(_ t: IGEMMCase) {
     #expect(c == ref)
 }
 
-/// The direct convolution tile (both backends) against plain integer arithmetic: random
+/// The direct convolution tile (every backend this CPU runs: plain Swift, VNNI, AVX2) against plain integer arithmetic: random
 /// receptive fields and taps, 1…12 rows, 1…32 columns, signed input (flip), every output mode,
 /// and residual branches as Int32 sums or unsigned/signed codes.
 @Test func convTileIsExact() {
     var r = TestRandom(seed: 5)
-    let backends: [IGEMM.Backend] = IGEMM.hasVNNI ? [.swift, .vnni] : [.swift]
+    let backends: [IGEMM.Backend] = [.swift, .vnni, .avx2].filter { $0 == .swift || ($0.runs && $0 != .automatic) }
     for trial in 0..<120 {
         let rows = [1, 5, 12][trial % 3], cols = [3, 16, 20, 32][(trial / 3) % 4]
         let ntaps = r.int(1...9), gpp = r.int(1...4), flip = trial % 5 == 0
@@ -98,7 +98,7 @@ func igemmIsExact(_ t: IGEMMCase) {
         let taps = (0..<ntaps).map { _ in Int64(r.int(0...200) * 4) }
         let starts = (0..<rows).map { _ in r.int(0...(4096 - 4 * gpp - 804)) }
         let codes = r.bytes(n * k, in: -128...127).map { Int8(bitPattern: $0) }
-        let weights = IntegerWeights(codes: codes, n: n, k: k)
+        let weights = IntegerWeights(codes: codes, n: n, k: k, widen: true)
         let mode: IntegerEpilogue.Mode = [.sums, .scaledSums, .codes][trial % 3]
         let residual: IntegerEpilogue.Residual = mode == .sums ? .none
             : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30)][(trial / 2) % 4]

@@ -56,6 +56,12 @@ typedef struct {
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
+/// The same tile with AVX2 (conv_avx2.c) on weights widened to Int16 in the same layout
+/// (`bstride` in Int16 elements): exactly mpq_conv_vnni's results. Call only when
+/// mpq_cpu_has_avx2_fma() is 1.
+void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+                   void *const *out, const void *const *res);
 /// A depthwise convolution over `pixels` output pixels with the tile's epilogue (see vnni.c).
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
