@@ -1,3 +1,4 @@
+import CKernels
 /// Direct 3×3 convolution, stride 1, for layers with few output channels and wide rows.
 ///
 /// im2col turns each input pixel into nine column entries; with 16 output channels the GEMM
@@ -38,13 +39,34 @@ public enum DirectConv {
         return g.channels * (g.height + g.padTop + g.padBottom) * pw + 3 * pw + 64
     }
 
+    /// Whether the tile runs as AVX2 C (CPUs without AVX-512, where the Swift kernel's 16
+    /// 512-bit accumulators become 32 spilled 256-bit ones) rather than the generated Swift.
+    public static let usesAVX2 = mpq_cpu_has_avx512f() == 0 && mpq_cpu_has_avx2_fma() == 1
+
+    /// One tile (8 output channels of `weights`' block × the pixels at `input0` and `input1`) by
+    /// either kernel — the generated Swift or, when `avx2` and the CPU has it, the AVX2 C — for
+    /// tests that hold them to each other.
+    public static func tile(cin: Int, input0: UnsafePointer<Float>, input1: UnsafePointer<Float>, planeStride: Int, rowStride: Int,
+                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool,
+                            output0: UnsafeMutablePointer<Float>, output1: UnsafeMutablePointer<Float>,
+                            channelStride: Int, count0: Int, count1: Int, avx2: Bool) {
+        kernel(cin: cin, input0: input0, input1: input1, planeStride: planeStride, rowStride: rowStride, weights: weights, bias: bias,
+               relu: relu, output0: output0, output1: output1, channelStride: channelStride, count0: count0, count1: count1,
+               avx2: avx2 && mpq_cpu_has_avx2_fma() == 1)
+    }
+
     /// The one place the 8×2 kernel is inlined: inlining its 16 accumulators at two call sites
     /// made LLVM spill them at both (measured: half the speed).
     @inline(never)
     static func kernel(cin: Int, input0: UnsafePointer<Float>, input1: UnsafePointer<Float>, planeStride: Int, rowStride: Int,
                        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, relu: Bool,
                        output0: UnsafeMutablePointer<Float>, output1: UnsafeMutablePointer<Float>,
-                       channelStride: Int, count0: Int, count1: Int) {
+                       channelStride: Int, count0: Int, count1: Int, avx2: Bool = usesAVX2) {
+        if avx2 {
+            mpq_direct3x3_avx2(Int64(cin), input0, input1, Int64(planeStride), Int64(rowStride), weights, bias, relu ? 1 : 0,
+                               output0, output1, Int64(channelStride), Int64(count0), Int64(count1))
+            return
+        }
         directConv3x3Kernel8x2(cin: cin, input0: input0, input1: input1, planeStride: planeStride, rowStride: rowStride,
                                weights: weights, bias: bias, relu: relu, output0: output0, output1: output1,
                                channelStride: channelStride, count0: count0, count1: count1)
@@ -146,4 +168,48 @@ func loadVector(_ p: UnsafeRawPointer) -> SIMD16<Float> {
     var v = SIMD16<Float>()
     withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p, byteCount: 64) }
     return v
+}
+
+/// The weight gradient of a 3×3 convolution without im2col, on CPUs where `DirectConv.usesAVX2`
+/// (CKernels/direct_avx2.c): per image, the input zero-padded once and the output gradient
+/// turned channels-last, then for each tile of 16 output channels × 6 taps one broadcast of the
+/// input per tap feeds both channel vectors, pixel by pixel. Sums go into the gradient transposed
+/// (tap-major, `cout` floats per tap); `finish` turns the workers' sums into [Cout, Cin, 3, 3].
+public enum DirectWeightGradient {
+    /// Whether the kernel covers the layer: 3×3, dilation 1, one group, equal strides, Cout a
+    /// multiple of 8, on a CPU that runs it.
+    public static func applies(_ g: ConvGeometry, outputChannels: Int, groups: Int) -> Bool {
+        DirectConv.usesAVX2 && groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationHeight == 1
+            && g.dilationWidth == 1 && g.strideHeight == g.strideWidth && outputChannels % 8 == 0 && g.isValid
+    }
+
+    /// Floats of scratch one worker needs: the padded image, then the image's gradient channels-last.
+    public static func scratchSize(_ g: ConvGeometry, outputChannels: Int) -> Int {
+        DirectConv.scratchSize(g) + g.outputPixels * outputChannels
+    }
+
+    /// Adds one image's contribution: `input` [Cin, H, W], `outputGradient` [Cout, Hout, Wout],
+    /// into `transposed` [Cin·9, Cout].
+    public static func accumulate(_ input: UnsafePointer<Float>, geometry g: ConvGeometry, outputGradient dy: UnsafePointer<Float>,
+                                  outputChannels cout: Int, scratch: UnsafeMutablePointer<Float>, into transposed: UnsafeMutablePointer<Float>) {
+        DirectConv.pad(input, geometry: g, into: scratch)
+        let pixels = g.outputPixels, dyt = scratch + DirectConv.scratchSize(g)
+        for co in 0..<cout {
+            let src = dy + co * pixels
+            for p in 0..<pixels { dyt[p * cout + co] = src[p] }
+        }
+        let pw = g.width + g.padLeft + g.padRight, plane = (g.height + g.padTop + g.padBottom) * pw
+        mpq_wgrad3x3_avx2(Int64(g.channels), Int64(cout), scratch, Int64(plane), Int64(pw), Int64(g.outputHeight), Int64(g.outputWidth),
+                          Int64(g.strideHeight), dyt, transposed)
+    }
+
+    /// The sum of the workers' transposed gradients as [Cout, Cin·9].
+    public static func finish(_ partials: [[Float]], outputChannels cout: Int) -> [Float] {
+        let k = (partials.first?.count ?? 0) / max(cout, 1)
+        var dw = [Float](repeating: 0, count: cout * k)
+        for part in partials {
+            for t in 0..<k { for co in 0..<cout { dw[co * k + t] += part[t * cout + co] } }
+        }
+        return dw
+    }
 }

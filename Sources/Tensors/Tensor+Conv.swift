@@ -3,7 +3,8 @@ import Runtime
 
 /// 2-D convolution of NCHW tensors, forward and backward: the forward through direct kernels
 /// (3×3 and similar, packed weights) or im2col + GEMM in groups of images; the backward per image
-/// on separate workers (dW accumulated per worker, then summed).
+/// on separate workers (dW accumulated per worker, then summed), a stride-1 3×3 layer's input
+/// gradient through the forward's direct kernel.
 extension Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch and ONNX define it) of an NCHW input with
     /// weights [Cout, Cin/groups, kh, kw] and an optional bias [Cout], optionally followed by a
@@ -175,8 +176,8 @@ extension Tensor {
         let cout = w.shape[0], coutG = cout / groups, cg = c / groups
         let pixels = g.outputPixels, k = g.patchSize
         let workers = Swift.max(1, Swift.min(Parallel.defaultThreads, n))
-        var dx = needInput ? [Float](repeating: 0, count: x.count) : []
         if groups > 1 && groups == c && cout == c {
+            var dx = needInput ? [Float](repeating: 0, count: x.count) : []
             // Depthwise: each worker takes whole channels (their filter's gradient and their
             // input planes in every image are its own).
             var dw = [Float](repeating: 0, count: w.count)
@@ -205,10 +206,34 @@ extension Tensor {
             return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw),
                     hasBias ? biasGradient(dy, channels: cout, pixels: pixels) : nil)
         }
+        // A stride-1 3×3 convolution's input gradient is itself such a convolution — of dY with the
+        // weights turned 180° and their in/out channels swapped, padded by 2 − p — so it takes the
+        // forward's direct kernel instead of Wᵀ·dY per image scattered back by col2im.
+        var directInput: Tensor? = nil
+        if needInput && groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && [padding.0, padding.1, padding.2, padding.3].allSatisfy({ $0 <= 2 }) {
+            let back = ConvGeometry(channels: cout, height: dy.shape[2], width: dy.shape[3], kernelHeight: 3, kernelWidth: 3,
+                                    stride: (1, 1), padding: (2 - padding.0, 2 - padding.1, 2 - padding.2, 2 - padding.3), dilation: (1, 1))
+            if DirectConv.applies(back, outputChannels: c, groups: 1) {
+                var turned = [Float](repeating: 0, count: w.count)
+                w.withUnsafeScalars { wp in
+                    for co in 0..<cout { for ci in 0..<c { for t in 0..<9 { turned[(ci * cout + co) * 9 + 8 - t] = wp[(co * c + ci) * 9 + t] } } }
+                }
+                directInput = try? conv2d(dy, weight: Tensor(uncheckedShape: [c, cout, 3, 3], scalars: turned),
+                                          padding: (2 - padding.0, 2 - padding.1, 2 - padding.2, 2 - padding.3))
+                if directInput?.shape != x.shape { directInput = nil }
+            }
+        }
+        let needInput = needInput && directInput == nil
+        // The weight gradient without im2col where the direct kernel covers the layer.
+        let directWeights = DirectWeightGradient.applies(g, outputChannels: cout, groups: groups)
+        var dx = needInput ? [Float](repeating: 0, count: x.count) : []
         var partialW = [[Float]](repeating: [Float](repeating: 0, count: w.count), count: workers)
-        let cols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
-        let dcols = (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
-        defer { cols.forEach { $0.deallocate() }; dcols.forEach { $0.deallocate() } }
+        let cols = directWeights ? [] : (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) }
+        let dcols = needInput ? (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k * pixels) } : []
+        let padded = directWeights
+            ? (0..<workers).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: DirectWeightGradient.scratchSize(g, outputChannels: cout)) } : []
+        defer { cols.forEach { $0.deallocate() }; dcols.forEach { $0.deallocate() }; padded.forEach { $0.deallocate() } }
         x.withUnsafeScalars { xp in
             w.withUnsafeScalars { wp in
                 dy.withUnsafeScalars { dyp in
@@ -221,11 +246,16 @@ extension Tensor {
                                         let src = xp.baseAddress! + (img * c + grp * cg) * h * wd
                                         let dyi = dyp.baseAddress! + (img * cout + grp * coutG) * pixels
                                         let wg = wp.baseAddress! + grp * coutG * k
-                                        Im2col.im2col(src, geometry: g, padding: 0, into: cols[worker])
-                                        // dW_g += dY_g · colᵀ
-                                        SGEMM.multiply(m: coutG, n: k, k: pixels, a: dyi, lda: pixels,
-                                                       b: cols[worker], ldb: pixels, transB: true, beta: 1,
-                                                       c: dwp.baseAddress! + grp * coutG * k, ldc: k, threads: 1)
+                                        if directWeights {
+                                            DirectWeightGradient.accumulate(src, geometry: g, outputGradient: dyi, outputChannels: cout,
+                                                                            scratch: padded[worker], into: dwp.baseAddress!)
+                                        } else {
+                                            Im2col.im2col(src, geometry: g, padding: 0, into: cols[worker])
+                                            // dW_g += dY_g · colᵀ
+                                            SGEMM.multiply(m: coutG, n: k, k: pixels, a: dyi, lda: pixels,
+                                                           b: cols[worker], ldb: pixels, transB: true, beta: 1,
+                                                           c: dwp.baseAddress! + grp * coutG * k, ldc: k, threads: 1)
+                                        }
                                         if needInput {
                                             // dcol = W_gᵀ · dY_g, then scatter back onto the image.
                                             SGEMM.multiply(m: k, n: pixels, k: coutG, a: wg, lda: k, transA: true,
@@ -241,9 +271,14 @@ extension Tensor {
                 }
             }
         }
-        var dw = partialW[0]
-        for p in partialW.dropFirst() { for i in 0..<dw.count { dw[i] += p[i] } }
-        return (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil, Tensor(uncheckedShape: w.shape, scalars: dw),
+        var dw: [Float]
+        if directWeights {
+            dw = DirectWeightGradient.finish(partialW, outputChannels: cout)
+        } else {
+            dw = partialW[0]
+            for p in partialW.dropFirst() { for i in 0..<dw.count { dw[i] += p[i] } }
+        }
+        return (directInput ?? (needInput ? Tensor(uncheckedShape: x.shape, scalars: dx) : nil), Tensor(uncheckedShape: w.shape, scalars: dw),
                 hasBias ? biasGradient(dy, channels: cout, pixels: pixels) : nil)
     }
 

@@ -157,3 +157,31 @@ func floatRowMatchesItsReference(_ c: (Int, Int)) {
         }
     }
 }
+
+/// The training path's direct 3×3 tile: the AVX2 kernel (4 channels × 16 pixels a pass) against
+/// the generated Swift one (8 × 2 × 16), exactly, for full and partial pixel vectors, an absent
+/// second vector, and with and without the ReLU.
+@Test(arguments: [(1, 16, 16), (3, 16, 9), (16, 5, 0), (7, 1, 16)])
+func directConvTileAVX2MatchesSwift(_ c: (Int, Int, Int)) {
+    guard FloatTile.ISA.avx2.runs else { return }
+    let (cin, count0, count1) = c
+    var r = TestRandom(seed: UInt64(cin * 100 + count0 + count1))
+    let rowStride = 40, planeStride = 5 * rowStride
+    let input = r.floats(cin * planeStride + 64), weights = r.floats(cin * 9 * 8), bias = r.floats(8)
+    let channelStride = 48
+    for relu in [false, true] {
+        var fast = [Float](repeating: .nan, count: 8 * channelStride), plain = fast
+        input.withUnsafeBufferPointer { x in
+            for (avx2, out) in [(true, 0), (false, 1)] {
+                var o = out == 0 ? fast : plain
+                o.withUnsafeMutableBufferPointer { op in
+                    DirectConv.tile(cin: cin, input0: x.baseAddress!, input1: x.baseAddress! + rowStride + 3, planeStride: planeStride,
+                                    rowStride: rowStride, weights: weights, bias: bias, relu: relu, output0: op.baseAddress!,
+                                    output1: op.baseAddress! + 20, channelStride: channelStride, count0: count0, count1: count1, avx2: avx2)
+                }
+                if out == 0 { fast = o } else { plain = o }
+            }
+        }
+        #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(c) relu \(relu)")
+    }
+}

@@ -67,6 +67,10 @@ func conv2dMatchesDirect(_ t: Conv2DCase) throws {
     Conv2DCase(n: 3, c: 6, h: 11, w: 13, co: 4, k: (3, 5), stride: (2, 1), pad: (2, 0, 1, 3), dilation: (2, 1), groups: 2, bias: true),
     Conv2DCase(n: 1, c: 8, h: 7, w: 7, co: 8, k: (3, 3), stride: (2, 2), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 8, bias: false),
     Conv2DCase(n: 3, c: 5, h: 10, w: 9, co: 5, k: (3, 5), stride: (1, 2), pad: (2, 1, 0, 3), dilation: (2, 1), groups: 5, bias: true),
+    // Stride-1 3×3 layers whose input gradient runs as a direct convolution of dY (8 and 16
+    // input channels; symmetric, uneven and no padding; wide and narrow rows).
+    Conv2DCase(n: 3, c: 16, h: 9, w: 20, co: 8, k: (3, 3), stride: (1, 1), pad: (1, 1, 1, 1), dilation: (1, 1), groups: 1, bias: true),
+    Conv2DCase(n: 2, c: 8, h: 7, w: 7, co: 24, k: (3, 3), stride: (1, 1), pad: (0, 2, 1, 0), dilation: (1, 1), groups: 1, bias: false),
 ])
 func conv2dGradientsAreTheAdjoint(_ t: Conv2DCase) throws {
     var r = RandomGenerator(seed: 13)

@@ -16,6 +16,22 @@ int mpq_cpu_has_avx2_fma(void);
 /// mpq_cpu_has_avx2_fma() is 1.
 void mpq_sgemm_avx2_6x16(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha, float beta);
 
+/// The direct 3×3 convolution tile of Kernels/DirectConv (8 output channels × two vectors of 16
+/// output pixels over a zero-padded input; weights w[((ci·3 + u)·3 + v)·8 + co]) with AVX2 + FMA:
+/// the same sums as the Swift kernel `directConv3x3Kernel8x2`. A vector whose count is 0 is not
+/// computed. Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_direct3x3_avx2(int64_t cin, const float *input0, const float *input1, int64_t planeStride, int64_t rowStride,
+                        const float *weights, const float *bias, int32_t relu, float *output0, float *output1,
+                        int64_t channelStride, int64_t count0, int64_t count1);
+
+/// The weight gradient of a 3×3 convolution (dilation 1, one group, any stride) over one image,
+/// added into `dwt` — the gradient transposed, dwt[((ci·3 + u)·3 + v)·cout + co] — from the
+/// image zero-padded as DirectConv pads it (`xpad`, planes `planeStride`, rows `rowStride` floats
+/// apart) and the output gradient channels-last (`dyt`[pixel·cout + co], oh·ow pixels). `cout`
+/// a multiple of 8. Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_wgrad3x3_avx2(int64_t cin, int64_t cout, const float *xpad, int64_t planeStride, int64_t rowStride, int64_t oh, int64_t ow,
+                       int64_t stride, const float *dyt, float *dwt);
+
 /// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
 /// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs, 8×8 where AVX2 does.
 void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr);
