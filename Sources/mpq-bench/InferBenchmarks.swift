@@ -13,9 +13,10 @@ struct InferBenchmarks {
     var budget: Double
     var referenceDirectory: String
 
-    func ortRates(_ paths: [String], threads: Int, batch: Int) -> [String: Double] {
+    /// `exact`: ONNX Runtime's exact int8 path on CPUs without VNNI (see scripts/ort-throughput.py).
+    func ortRates(_ paths: [String], threads: Int, batch: Int, exact: Bool = false) -> [String: Double] {
         guard let lines = pythonLines(["scripts/ort-throughput.py", "--threads", "\(threads)", "--batch", "\(batch)",
-                                       "--budget", quick ? "0.3" : "1.0"] + paths) else { return [:] }
+                                       "--budget", quick ? "0.3" : "1.0"] + (exact ? ["--exact"] : []) + paths) else { return [:] }
         var out: [String: Double] = [:]
         for obj in lines.objects {
             guard let model = obj["model"] as? String, let rate = obj["images_per_second"] as? Double else { continue }
@@ -85,7 +86,12 @@ struct InferBenchmarks {
                 emit(result("infer.mobilenetv2.fp32.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime", ort[float]) { _ = try? folded.run(x) })
             }
             if wanted("infer.mobilenetv2.w8a8.t\(threads)") {
-                emit(result("infer.mobilenetv2.w8a8.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime-int8", ort[int8]) { _ = try? engine.run(x) })
+                let r = result("infer.mobilenetv2.w8a8.t\(threads)", threads: threads, batch: 256, anchor: "onnxruntime-int8", ort[int8]) { _ = try? engine.run(x) }
+                emit(r)
+                if quantized && !IGEMM.hasVNNI, let e = ortRates([int8], threads: threads, batch: 256, exact: true)[int8] {
+                    emit(BenchResult(r.bench, ours: r.ours, anchor: "onnxruntime-int8-exact", anchorValue: e, unit: r.unit,
+                                     note: "ONNX Runtime with session.x64quantprecision: no 16-bit saturation on this CPU without VNNI"))
+                }
             }
         }
     }
@@ -203,10 +209,18 @@ struct InferBenchmarks {
             let here = engines.filter { wanted("infer.resnet20.\($0.0).t\(threads)") }
             if here.isEmpty { continue }
             let ort = ortRates([ortPath], threads: threads, batch: x.shape[0])
+            // Without VNNI, ONNX Runtime's default int8 kernels saturate 8-bit weight products
+            // (our engine is exact): its exact path is the second anchor of the same row.
+            let exact = IGEMM.hasVNNI ? [:] : ortRates([ortPath], threads: threads, batch: x.shape[0], exact: true)
             for (tag, engine) in here {
-                emit(result("infer.resnet20.\(tag).t\(threads)", threads: threads, batch: x.shape[0], anchor: "onnxruntime-int8", ort[ortPath]) {
+                let r = result("infer.resnet20.\(tag).t\(threads)", threads: threads, batch: x.shape[0], anchor: "onnxruntime-int8", ort[ortPath]) {
                     _ = try? engine.run(x)
-                })
+                }
+                emit(r)
+                if let e = exact[ortPath] {
+                    emit(BenchResult(r.bench, ours: r.ours, anchor: "onnxruntime-int8-exact", anchorValue: e, unit: r.unit,
+                                     note: "ONNX Runtime with session.x64quantprecision: no 16-bit saturation on this CPU without VNNI"))
+                }
             }
         }
     }
