@@ -9,9 +9,11 @@ public enum SGEMM {
     public enum MicroKernel: Sendable {
         case wide, avx2
         /// The kernel this CPU runs best: AVX-512 when it has it, else AVX2 + FMA when it has that.
-        public static let best: MicroKernel = mpq_cpu_has_avx512f() == 0 && mpq_cpu_has_avx2_fma() == 1 ? .avx2 : .wide
+        public static let best: MicroKernel = mpq_cpu_has_avx512f() == 0 && hasAVX2 ? .avx2 : .wide
         /// Whether this CPU can run the kernel at all (the wide one's Swift form runs anywhere).
-        public var runs: Bool { self == .wide || mpq_cpu_has_avx2_fma() == 1 }
+        public var runs: Bool { self == .wide || Self.hasAVX2 }
+        /// Probed once: `multiply` asks on every call.
+        static let hasAVX2 = mpq_cpu_has_avx2_fma() == 1
         var mr: Int { self == .wide ? 12 : 6 }
         var nr: Int { self == .wide ? 32 : 16 }
     }
