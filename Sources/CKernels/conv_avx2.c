@@ -150,11 +150,79 @@ void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const in
         }
     }
 }
+
+// The tile on weights whose codes all lie in −m…m−1 with m ≤ 64, in the VNNI layout as bytes
+// (b[block][group][16 columns][4]): vpmaddubsw multiplies a pixel's 4 codes by a column's 4
+// weights into two pair sums, each at most 2·255·m ≤ 32,640 in magnitude — exact. `steps`
+// (⌊32,767 / (510·m)⌋: 1 for 7-bit weights, 8 for 4-bit, 32 for 2-bit) pair sums are added in
+// Int16 before vpmaddwd with ones widens them to Int32 (4 products a column): narrower weights
+// are fewer multiplies. 2 pixels × 16 columns: 4 Int16 and 4 Int32 accumulators.
+__attribute__((target("avx2"), always_inline))
+static inline void mpq_i2_narrow_tile(int64_t rows, int64_t cols, const uint8_t *p0, const uint8_t *p1,
+                                      const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b,
+                                      int64_t steps, const mpq_epilogue *e, int64_t column, void *const *out,
+                                      const void *const *res) {
+    const __m256i ones = _mm256_set1_epi16(1), fx = _mm256_set1_epi32((int32_t)flip);
+    __m256i s0a = _mm256_setzero_si256(), s0b = s0a, s1a = s0a, s1b = s0a;
+    __m256i h0a = s0a, h0b = s0a, h1a = s0a, h1b = s0a;
+    const int8_t *w = b;
+    int64_t pending = 0;
+    for (int64_t t = 0; t < ntaps; t++) {
+        const uint8_t *q0 = p0 + taps[t], *q1 = p1 + taps[t];
+        for (int64_t g = 0; g < gpp; g++, w += 64) {
+            int32_t c0, c1;
+            __builtin_memcpy(&c0, q0 + 4 * g, 4);
+            __builtin_memcpy(&c1, q1 + 4 * g, 4);
+            const __m256i a0 = _mm256_xor_si256(_mm256_set1_epi32(c0), fx), a1 = _mm256_xor_si256(_mm256_set1_epi32(c1), fx);
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)w), v1 = _mm256_loadu_si256((const __m256i *)(w + 32));
+            h0a = _mm256_add_epi16(h0a, _mm256_maddubs_epi16(a0, v0)); h0b = _mm256_add_epi16(h0b, _mm256_maddubs_epi16(a0, v1));
+            h1a = _mm256_add_epi16(h1a, _mm256_maddubs_epi16(a1, v0)); h1b = _mm256_add_epi16(h1b, _mm256_maddubs_epi16(a1, v1));
+            if (++pending == steps) {
+                s0a = _mm256_add_epi32(s0a, _mm256_madd_epi16(h0a, ones)); s0b = _mm256_add_epi32(s0b, _mm256_madd_epi16(h0b, ones));
+                s1a = _mm256_add_epi32(s1a, _mm256_madd_epi16(h1a, ones)); s1b = _mm256_add_epi32(s1b, _mm256_madd_epi16(h1b, ones));
+                h0a = h0b = h1a = h1b = _mm256_setzero_si256();
+                pending = 0;
+            }
+        }
+    }
+    s0a = _mm256_add_epi32(s0a, _mm256_madd_epi16(h0a, ones)); s0b = _mm256_add_epi32(s0b, _mm256_madd_epi16(h0b, ones));
+    s1a = _mm256_add_epi32(s1a, _mm256_madd_epi16(h1a, ones)); s1b = _mm256_add_epi32(s1b, _mm256_madd_epi16(h1b, ones));
+    const __m256i acc[2][2] = {{s0a, s0b}, {s1a, s1b}};
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
+    for (int64_t h = 0; h < 2 && 8 * h < cols; h++) {
+        const int64_t col = column + 8 * h, count = cols - 8 * h < 8 ? cols - 8 * h : 8;
+        for (int64_t i = 0; i < rows; i++) {
+            mpq_i2_epilogue(acc[i][h], e, col, count, (char *)out[i] + col * bytes,
+                            e->residual ? (const char *)res[i] + col * rbytes : 0);
+        }
+    }
+}
+
+__attribute__((target("avx2")))
+void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                          uint32_t flip, const int8_t *b, int64_t bstride, int64_t steps, const mpq_epilogue *e, int64_t column,
+                          void *const *out, const void *const *res) {
+    for (int64_t c = 0; c < cols; c += 16) {
+        const int8_t *bc = b + c / 16 * bstride;
+        for (int64_t r = 0; r < rows; r += 2) {
+            const int64_t n = rows - r < 2 ? rows - r : 2;
+            const uint8_t *const *ar = a + r;
+            mpq_i2_narrow_tile(n, cols - c < 16 ? cols - c : 16, ar[0], ar[n > 1 ? 1 : 0], taps, ntaps, gpp, flip,
+                               bc, steps, e, column + c, out + r, res ? res + r : 0);
+        }
+    }
+}
 #else
 void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res) {
     (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)e;
     (void)column; (void)out; (void)res;
+}
+void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                          uint32_t flip, const int8_t *b, int64_t bstride, int64_t steps, const mpq_epilogue *e, int64_t column,
+                          void *const *out, const void *const *res) {
+    (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)steps;
+    (void)e; (void)column; (void)out; (void)res;
 }
 #endif

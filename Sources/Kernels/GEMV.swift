@@ -4,7 +4,8 @@ import Runtime
 /// Integer matrix–vector product for one image (batch 1): y[j] = Σ_k x[k]·W[j][k], x u8 codes,
 /// W signed codes read at their own width — 8, 4 or 2 bits. At batch 1 every weight is used once,
 /// so reading them bounds the time, and narrower weights buy time: 4- and 2-bit rows are half and
-/// a quarter of the bytes, widened in registers (one shift and mask per plane) for `vpdpbusd`.
+/// a quarter of the bytes, widened in registers (one shift and mask per plane) for `vpdpbusd`
+/// (VNNI) or `vpmaddubsw` (AVX2, exact on these codes; CKernels/gemv_avx2.c).
 ///
 /// Layout (`Weights`): each row is a run of 64-byte blocks. s8: 64 codes per block. u4 / u2:
 /// codes stored offset-binary (w + 8, w + 2, so 0…15 / 0…3 multiply as u8×s8 without sign
@@ -12,7 +13,7 @@ import Runtime
 /// high nibble) or t, 64 + t, 128 + t, 192 + t (u2: bits 0–1, 2–3, 4–5, 6–7) of the block, so each
 /// plane meets a contiguous 64 bytes of x. The offset comes back out as offset·Σx. x is copied
 /// into a zero-padded buffer of whole blocks (padding codes multiply zeros). `reference` is the
-/// plain loop the kernels are tested against; where VNNI is missing it is what runs.
+/// plain loop the kernels are tested against; where neither VNNI nor AVX2 is there it is what runs.
 public enum GEMV {
     public struct Weights: Sendable {
         public let bits: Int, n: Int, k: Int
@@ -63,18 +64,22 @@ public enum GEMV {
     }
 
     /// y (n Int32) for x (k u8 codes), rows split over `threads`.
-    public static func multiply(_ w: Weights, x: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int = Parallel.defaultThreads) {
+    public static func multiply(_ w: Weights, x: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int = Parallel.defaultThreads,
+                                backend: IGEMM.Backend? = nil) {
         let padded = UnsafeMutablePointer<UInt8>.allocate(capacity: w.paddedLength)
         defer { padded.deallocate() }
         padded.initialize(repeating: 0, count: w.paddedLength)
         padded.update(from: x, count: w.k)
-        multiply(w, padded: padded, y: y, threads: threads)
+        multiply(w, padded: padded, y: y, threads: threads, backend: backend)
     }
 
     /// The same on x already in a buffer of `paddedLength` bytes, zero past k (the engine's
-    /// per-worker copy, so no allocation per call).
-    public static func multiply(_ w: Weights, padded: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int) {
-        guard IGEMM.activeBackend == .vnni else {
+    /// per-worker copy, so no allocation per call). `backend` picks the kernel (tests); by default
+    /// the engine's: VNNI, AVX2 (gemv_avx2.c) or the plain reference.
+    public static func multiply(_ w: Weights, padded: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int,
+                                backend: IGEMM.Backend? = nil) {
+        let kernel = backend.map { $0.runs ? $0 : .swift } ?? IGEMM.activeBackend
+        guard kernel == .vnni || kernel == .avx2 else {
             w.data.withUnsafeBufferPointer { d in reference(w, data: d.baseAddress!, x: padded, y: y) }
             return
         }
@@ -83,17 +88,27 @@ public enum GEMV {
         let correction = Int32(truncatingIfNeeded: w.offset * sum)
         let workers = max(1, min(threads, w.n / 64))
         let rows = (w.n + workers - 1) / workers
+        // The AVX2 s8 kernel multiplies x as Int16 (vpmaddwd): widened once here for all rows.
+        let wide = kernel == .avx2 && w.bits == 8 ? UnsafeMutablePointer<Int16>.allocate(capacity: w.paddedLength) : nil
+        defer { wide?.deallocate() }
+        if let wide { for p in 0..<w.paddedLength { wide[p] = Int16(padded[p]) } }
+        let (blocks, ldw) = (Int64(w.blocks), Int64(w.blocks * 64))
         w.data.withUnsafeBufferPointer { d in
             let base = d.baseAddress!
             Parallel.forEach(workers, threads: workers) { t, _ in
                 let (j0, j1) = (Int64(t * rows), Int64(min(w.n, (t + 1) * rows)))
                 guard j0 < j1 else { return }
-                switch w.bits {
-                case 8: base.withMemoryRebound(to: Int8.self, capacity: w.data.count) {
-                    mpq_gemv_s8_vnni(j0, j1, Int64(w.blocks), padded, $0, Int64(w.blocks * 64), y)
+                switch (w.bits, kernel) {
+                case (8, .vnni): base.withMemoryRebound(to: Int8.self, capacity: w.data.count) {
+                    mpq_gemv_s8_vnni(j0, j1, blocks, padded, $0, ldw, y)
                 }
-                case 4: mpq_gemv_u4_vnni(j0, j1, Int64(w.blocks), padded, base, Int64(w.blocks * 64), y)
-                default: mpq_gemv_u2_vnni(j0, j1, Int64(w.blocks), padded, base, Int64(w.blocks * 64), y)
+                case (8, _): base.withMemoryRebound(to: Int8.self, capacity: w.data.count) {
+                    mpq_gemv_s8_avx2(j0, j1, blocks, wide!, $0, ldw, y)
+                }
+                case (4, .vnni): mpq_gemv_u4_vnni(j0, j1, blocks, padded, base, ldw, y)
+                case (4, _): mpq_gemv_u4_avx2(j0, j1, blocks, padded, base, ldw, y)
+                case (_, .vnni): mpq_gemv_u2_vnni(j0, j1, blocks, padded, base, ldw, y)
+                default: mpq_gemv_u2_avx2(j0, j1, blocks, padded, base, ldw, y)
                 }
             }
         }

@@ -8,15 +8,23 @@ public struct IntegerWeights: @unchecked Sendable {
     public var groups: Int { (k + 3) / 4 }
     public var blocks: Int { (n + 15) / 16 }
     public let data: [Int8]
-    /// `data` as Int16, made when `widen` (by default where the AVX2 tile is the engine's), else empty.
+    /// `data` as Int16 for the AVX2 tile on 8-bit weights, made when `widen`, else empty.
     public let widened: [Int16]
     /// Σ_p B[p, j]: what a +128 shift of the activations adds to column j, divided by 128.
     public let columnSums: [Int32]
+    /// For codes all within −m…m−1, m ≤ 64 (every weight of ≤ 7 bits): ⌊32,767 / (510·m)⌋, the
+    /// 16-bit pair sums the AVX2 tile adds before widening (`mpq_conv_avx2_narrow`, on `data`);
+    /// 0 when some code lies outside −64…63.
+    public let narrowSteps: Int
 
-    /// From codes row-major n × k (row j: the k codes of output channel j).
-    public init(codes: [Int8], n: Int, k: Int, widen: Bool = IGEMM.activeBackend == .avx2) {
+    /// From codes row-major n × k (row j: the k codes of output channel j). `widen` (by default:
+    /// where the AVX2 tile is the engine's and the codes are not narrow) also makes `widened`.
+    public init(codes: [Int8], n: Int, k: Int, widen: Bool? = nil) {
         precondition(codes.count == n * k)
         self.k = k; self.n = n
+        let m = max(1, -Int(codes.min() ?? 0), Int(codes.max() ?? 0) + 1)
+        narrowSteps = m <= 64 ? 32_767 / (510 * m) : 0
+        let widen = widen ?? (IGEMM.activeBackend == .avx2 && narrowSteps == 0)
         let groups = (k + 3) / 4, blocks = (n + 15) / 16
         var data = [Int8](repeating: 0, count: blocks * groups * 64)
         var sums = [Int32](repeating: 0, count: n)
@@ -162,7 +170,8 @@ extension IGEMM {
     /// receptive fields start at `a[i]`, tap offsets `taps` (bytes), `gpp` groups of 4 channels
     /// per tap, codes XORed with `flip`; output channels `column..<column+cols` (`column` a
     /// multiple of 16, cols ≤ 32) through the epilogue into `out[i]`, residuals from `res[i]`.
-    /// `base` is the start of `weights.data` (the AVX2 tile reads `weights.widened` instead).
+    /// `base` is the start of `weights.data` (the AVX2 tile on 8-bit weights reads
+    /// `weights.widened` instead; on narrow ones `data`, see `narrowSteps`).
     @inline(__always)
     public static func convTile(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<UInt8>>, taps: UnsafePointer<Int64>, ntaps: Int,
                                 gpp: Int, flip: UInt32, weights: IntegerWeights, base: UnsafePointer<Int8>, column: Int,
@@ -171,7 +180,16 @@ extension IGEMM {
         let block = weights.groups * 64
         let b = base + column / 16 * block
         let kernel = backend.map { $0.runs ? $0 : .swift } ?? activeBackend
-        if kernel == .avx2 && !weights.widened.isEmpty {
+        if kernel == .avx2 && weights.widened.isEmpty && weights.narrowSteps > 0 {
+            a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
+                out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
+                    res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in
+                        mpq_conv_avx2_narrow(Int64(rows), Int64(cols), ap, taps, Int64(ntaps), Int64(gpp), flip, b, Int64(block),
+                                             Int64(weights.narrowSteps), e.raw, Int64(column), op, rp)
+                    }
+                }
+            }
+        } else if kernel == .avx2 && !weights.widened.isEmpty {
             weights.widened.withUnsafeBufferPointer { wide in
                 a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
                     out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in

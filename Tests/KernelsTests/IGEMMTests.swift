@@ -97,8 +97,15 @@ func igemmIsExact(_ t: IGEMMCase) {
         let input = r.bytes(4096)
         let taps = (0..<ntaps).map { _ in Int64(r.int(0...200) * 4) }
         let starts = (0..<rows).map { _ in r.int(0...(4096 - 4 * gpp - 804)) }
-        let codes = r.bytes(n * k, in: -128...127).map { Int8(bitPattern: $0) }
+        // 8-bit codes, or narrow ones (7, 5, 4, 2 bits) that the AVX2 tile multiplies as bytes.
+        let half = [128, 64, 16, 8, 2][(trial / 12) % 5]
+        let codes = (0..<(n * k)).map { _ in Int8(r.int(-half...(half - 1))) }
         let weights = IntegerWeights(codes: codes, n: n, k: k, widen: true)
+        let narrow = IntegerWeights(codes: codes, n: n, k: k, widen: false)
+        let m = max(1, -Int(codes.min()!), Int(codes.max()!) + 1)
+        #expect((narrow.narrowSteps > 0) == (m <= 64) && narrow.narrowSteps * 510 * m <= 32_767)
+        // The AVX2 backend runs twice where the codes are narrow: on Int16 weights and on bytes.
+        let runs = backends.map { ($0, weights) } + (IGEMM.Backend.avx2.runs && narrow.narrowSteps > 0 ? [(.avx2, narrow)] : [])
         let mode: IntegerEpilogue.Mode = [.sums, .scaledSums, .codes][trial % 3]
         let residual: IntegerEpilogue.Residual = mode == .sums ? .none
             : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30)][(trial / 2) % 4]
@@ -133,7 +140,7 @@ func igemmIsExact(_ t: IGEMMCase) {
                 expected[i * cols + j] = min(max(q, Int64(lo)), Int64(hi))
             }
         }
-        for backend in backends {
+        for (backend, weights) in runs {
             let elementBytes = mode == .codes ? 1 : 4
             var out = [UInt8](repeating: 0, count: rows * n * elementBytes)
             input.withUnsafeBufferPointer { ip in
@@ -163,7 +170,7 @@ func igemmIsExact(_ t: IGEMMCase) {
                     if got != expected[i * cols + j] { wrong += 1 }
                 }
             }
-            #expect(wrong == 0, "trial \(trial) \(backend): rows \(rows) cols \(cols) taps \(ntaps) gpp \(gpp) flip \(flip) \(mode) \(residual)")
+            #expect(wrong == 0, "trial \(trial) \(backend) \(weights.widened.isEmpty ? "bytes" : "int16"): rows \(rows) cols \(cols) taps \(ntaps) gpp \(gpp) flip \(flip) \(mode) \(residual)")
         }
     }
 }

@@ -78,6 +78,13 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
 void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
+/// The same tile with AVX2 on the bytes of mpq_conv_vnni's layout, for weights whose codes all lie
+/// in −m…m−1 with m ≤ 64 (vpmaddubsw is exact there); `steps` = ⌊32,767 / (510·m)⌋ pair sums are
+/// added in 16 bits before widening. Exactly mpq_conv_vnni's results. Call only when
+/// mpq_cpu_has_avx2_fma() is 1.
+void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                          uint32_t flip, const int8_t *b, int64_t bstride, int64_t steps, const mpq_epilogue *e, int64_t column,
+                          void *const *out, const void *const *res);
 /// A depthwise convolution over `pixels` output pixels with the tile's epilogue (see vnni.c).
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
@@ -140,4 +147,10 @@ void mpq_pack_vbmi2(const uint8_t *src, int64_t groups, int bits, uint8_t *dst);
 void mpq_gemv_s8_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const int8_t *w, int64_t ldw, int32_t *y);
 void mpq_gemv_u4_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
 void mpq_gemv_u2_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
+
+/// The same products with AVX2 (gemv_avx2.c), same layouts and results; s8 takes x widened to
+/// Int16 (`x16`, `blocks`·64 values). Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_gemv_s8_avx2(int64_t j0, int64_t j1, int64_t blocks, const int16_t *x16, const int8_t *w, int64_t ldw, int32_t *y);
+void mpq_gemv_u4_avx2(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
+void mpq_gemv_u2_avx2(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
 #endif
