@@ -40,33 +40,80 @@ static inline __m256i mpq_i2_dyadic(__m256i y, __m256i m, __m256i s) {
     return _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
 }
 
-// The epilogue on one row's 8 sums (`count` ≤ 8 of them stored): bias; for modes 1 and 2 the
-// dyadic multiply, a residual branch added with Int32 wrap-around, clamp; store.
+// The same for shifts of 32 or more and multipliers other than INT32_MIN (e->shift32; every
+// layer whose scale ratio is below one half): v = y·m has |v| < 2^62, so t = v >> 31 fits in
+// Int32 and (v + 2^(s−1)) >> s = (t >> u) + bit u−1 of t with u = s − 31 (rounding half up,
+// shifts of 32 and more in vpsravd filling with the sign); |result| ≤ |y|, so nothing saturates.
 __attribute__((target("avx2"), always_inline))
-static inline void mpq_i2_epilogue(__m256i acc, const mpq_epilogue *e, int64_t col, int64_t count, void *out, const void *res) {
+static inline __m256i mpq_i2_dyadic32(__m256i y, __m256i m, __m256i s) {
+    const __m256i pe = _mm256_mul_epi32(y, m);
+    const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(y, 32), _mm256_srli_epi64(m, 32));
+    // Bits 31…62 of each product: even lanes shifted down, odd lanes' moved up into the high dword.
+    const __m256i t = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
+    const __m256i u = _mm256_sub_epi32(s, _mm256_set1_epi32(31));
+    const __m256i half = _mm256_and_si256(_mm256_srav_epi32(t, _mm256_sub_epi32(u, _mm256_set1_epi32(1))), _mm256_set1_epi32(1));
+    return _mm256_add_epi32(_mm256_srav_epi32(t, u), half);
+}
+
+// The epilogue on one row's sums, columns col…col+count (count ≤ 16) as two vectors of 8: bias;
+// for modes 1 and 2 the dyadic multiply, a residual branch added with Int32 wrap-around, clamp;
+// store (codes: the 16 lanes packed to bytes, one store).
+__attribute__((target("avx2"), always_inline))
+static inline void mpq_i2_epilogue(__m256i acc0, __m256i acc1, const mpq_epilogue *e, int64_t col, int64_t count, void *out, const void *res) {
     // bias, mult and shift are padded to whole blocks of 16 columns: full loads stay in bounds.
-    const __m256i y = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i *)(e->bias + col)));
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    if (e->mode == 0) { _mm256_maskstore_epi32((int *)out, mask, y); return; }
-    __m256i q = mpq_i2_dyadic(y, _mm256_loadu_si256((const __m256i *)(e->mult + col)),
-                              _mm256_loadu_si256((const __m256i *)(e->shift + col)));
-    if (e->residual == 1) {
-        q = _mm256_add_epi32(q, _mm256_maskload_epi32((const int *)res, mask));
-    } else if (e->residual) {
-        int64_t bytes = 0;
-        __builtin_memcpy(&bytes, res, (size_t)count);
-        const __m128i b8 = _mm_cvtsi64_si128(bytes);
-        const __m256i codes = e->residual == 2 ? _mm256_cvtepu8_epi32(b8) : _mm256_cvtepi8_epi32(b8);
-        q = _mm256_add_epi32(q, mpq_i2_dyadic(codes, _mm256_set1_epi32(e->rmult), _mm256_set1_epi32(e->rshift)));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count - 8), lane);
+    __m256i q0 = _mm256_add_epi32(acc0, _mm256_loadu_si256((const __m256i *)(e->bias + col)));
+    __m256i q1 = _mm256_add_epi32(acc1, _mm256_loadu_si256((const __m256i *)(e->bias + col + 8)));
+    if (e->mode == 0) {
+        _mm256_maskstore_epi32((int *)out, m0, q0);
+        _mm256_maskstore_epi32((int *)out + 8, m1, q1);
+        return;
     }
-    q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(e->lo)), _mm256_set1_epi32(e->hi));
-    if (e->mode == 1) { _mm256_maskstore_epi32((int *)out, mask, q); return; }
-    // Low byte of each lane: bytes 0, 4, 8, 12 of each 128-bit half, then the two halves' words.
-    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m256i p = _mm256_shuffle_epi8(q, pick);
-    const uint64_t word = (uint64_t)(uint32_t)_mm256_extract_epi32(p, 0) | ((uint64_t)(uint32_t)_mm256_extract_epi32(p, 4) << 32);
-    __builtin_memcpy(out, &word, (size_t)count);
+    const __m256i mu0 = _mm256_loadu_si256((const __m256i *)(e->mult + col)), mu1 = _mm256_loadu_si256((const __m256i *)(e->mult + col + 8));
+    const __m256i s0 = _mm256_loadu_si256((const __m256i *)(e->shift + col)), s1 = _mm256_loadu_si256((const __m256i *)(e->shift + col + 8));
+    if (e->shift32) {
+        q0 = mpq_i2_dyadic32(q0, mu0, s0); q1 = mpq_i2_dyadic32(q1, mu1, s1);
+    } else {
+        q0 = mpq_i2_dyadic(q0, mu0, s0); q1 = mpq_i2_dyadic(q1, mu1, s1);
+    }
+    if (e->residual == 1) {
+        q0 = _mm256_add_epi32(q0, _mm256_maskload_epi32((const int *)res, m0));
+        q1 = _mm256_add_epi32(q1, _mm256_maskload_epi32((const int *)res + 8, m1));
+    } else if (e->residual) {
+        uint8_t bytes[16] = {0};
+        __builtin_memcpy(bytes, res, (size_t)count);
+        const __m128i b8 = _mm_loadu_si128((const __m128i *)bytes);
+        const __m256i c0 = e->residual == 2 ? _mm256_cvtepu8_epi32(b8) : _mm256_cvtepi8_epi32(b8);
+        const __m256i c1 = e->residual == 2 ? _mm256_cvtepu8_epi32(_mm_srli_si128(b8, 8)) : _mm256_cvtepi8_epi32(_mm_srli_si128(b8, 8));
+        const __m256i rm = _mm256_set1_epi32(e->rmult), rs = _mm256_set1_epi32(e->rshift);
+        if (e->rshift >= 32 && e->rmult != INT32_MIN) {
+            q0 = _mm256_add_epi32(q0, mpq_i2_dyadic32(c0, rm, rs)); q1 = _mm256_add_epi32(q1, mpq_i2_dyadic32(c1, rm, rs));
+        } else {
+            q0 = _mm256_add_epi32(q0, mpq_i2_dyadic(c0, rm, rs)); q1 = _mm256_add_epi32(q1, mpq_i2_dyadic(c1, rm, rs));
+        }
+    }
+    const __m256i lo = _mm256_set1_epi32(e->lo), hi = _mm256_set1_epi32(e->hi);
+    q0 = _mm256_min_epi32(_mm256_max_epi32(q0, lo), hi);
+    q1 = _mm256_min_epi32(_mm256_max_epi32(q1, lo), hi);
+    if (e->mode == 1) {
+        _mm256_maskstore_epi32((int *)out, m0, q0);
+        _mm256_maskstore_epi32((int *)out + 8, m1, q1);
+        return;
+    }
+    // Codes: the low byte of each lane (as the Swift tile stores them), packed without saturation
+    // (0…255 fits both packs): 32 → 16 bits within each 128-bit half ([q0 0–3, q1 0–3 | q0 4–7,
+    // q1 4–7]), the 64-bit quarters put in order (q0 then q1), 16 → 8 bits.
+    const __m256i byte = _mm256_set1_epi32(0xFF);
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(q0, byte), _mm256_and_si256(q1, byte)), 0xD8);
+    const __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    if (count == 16) _mm_storeu_si128((__m128i *)out, b);
+    else {
+        uint8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        __builtin_memcpy(out, tmp, (size_t)count);
+    }
 }
 
 // Sums of a sub-tile, pair sums folded and columns put in order: 8 Int32 columns.
@@ -126,12 +173,9 @@ static inline void mpq_i2_tile(int64_t rows, int64_t cols, const uint8_t *p0, co
     }
     const __m256i acc[2][2] = {{mpq_i2_fold(c0a, c0b), mpq_i2_fold(c0c, c0d)}, {mpq_i2_fold(c1a, c1b), mpq_i2_fold(c1c, c1d)}};
     const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
-    for (int64_t h = 0; h < 2 && 8 * h < cols; h++) {
-        const int64_t col = column + 8 * h, count = cols - 8 * h < 8 ? cols - 8 * h : 8;
-        for (int64_t i = 0; i < rows; i++) {
-            mpq_i2_epilogue(acc[i][h], e, col, count, (char *)out[i] + col * bytes,
-                            e->residual ? (const char *)res[i] + col * rbytes : 0);
-        }
+    for (int64_t i = 0; i < rows; i++) {
+        mpq_i2_epilogue(acc[i][0], acc[i][1], e, column, cols, (char *)out[i] + column * bytes,
+                        e->residual ? (const char *)res[i] + column * rbytes : 0);
     }
 }
 #undef MPQ_I2_CHUNK
@@ -189,12 +233,9 @@ static inline void mpq_i2_narrow_tile(int64_t rows, int64_t cols, const uint8_t 
     s1a = _mm256_add_epi32(s1a, _mm256_madd_epi16(h1a, ones)); s1b = _mm256_add_epi32(s1b, _mm256_madd_epi16(h1b, ones));
     const __m256i acc[2][2] = {{s0a, s0b}, {s1a, s1b}};
     const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
-    for (int64_t h = 0; h < 2 && 8 * h < cols; h++) {
-        const int64_t col = column + 8 * h, count = cols - 8 * h < 8 ? cols - 8 * h : 8;
-        for (int64_t i = 0; i < rows; i++) {
-            mpq_i2_epilogue(acc[i][h], e, col, count, (char *)out[i] + col * bytes,
-                            e->residual ? (const char *)res[i] + col * rbytes : 0);
-        }
+    for (int64_t i = 0; i < rows; i++) {
+        mpq_i2_epilogue(acc[i][0], acc[i][1], e, column, cols, (char *)out[i] + column * bytes,
+                        e->residual ? (const char *)res[i] + column * rbytes : 0);
     }
 }
 
@@ -212,6 +253,33 @@ void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, c
         }
     }
 }
+
+// Depthwise convolution with the tile's epilogue, as mpq_depthwise_avx512 (vnni.c): per output
+// pixel, 16 channels at a time in two 8-lane halves, codes widened to Int32 (signed or
+// unsigned) times each tap's Int32 weights (vpmulld: exact, 8-bit codes by 8-bit weights).
+// The 16-byte code loads may read up to 15 bytes past the last channel of a tap (the engine's
+// buffers allow it; DepthwiseConv.pixel reads the same); weights past `channels` are zero.
+__attribute__((target("avx2")))
+void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                        const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                        const mpq_epilogue *e) {
+    for (int64_t p = 0; p < pixels; p++) {
+        const uint8_t *x = in + starts[p];
+        char *o = out + outs[p] * out_bytes;
+        for (int64_t c = 0; c < channels; c += 16) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+            for (int64_t t = 0; t < ntaps; t++) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(x + taps[t] + c));
+                const __m256i c0 = is_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+                const __m256i c1 = is_signed ? _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)) : _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
+                const int32_t *wt = w + t * ldw + c;
+                a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(c0, _mm256_loadu_si256((const __m256i *)wt)));
+                a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(c1, _mm256_loadu_si256((const __m256i *)(wt + 8))));
+            }
+            mpq_i2_epilogue(a0, a1, e, c, channels - c < 16 ? channels - c : 16, o + c * out_bytes, 0);
+        }
+    }
+}
 #else
 void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
@@ -224,5 +292,11 @@ void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, c
                           void *const *out, const void *const *res) {
     (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)steps;
     (void)e; (void)column; (void)out; (void)res;
+}
+void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                        const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                        const mpq_epilogue *e) {
+    (void)pixels; (void)starts; (void)outs; (void)in; (void)out; (void)out_bytes; (void)taps; (void)ntaps; (void)w; (void)ldw;
+    (void)channels; (void)is_signed; (void)e;
 }
 #endif

@@ -4,7 +4,7 @@ import CKernels
 /// multiply that channel's own weights, so the work runs across channels — 16 at a time in
 /// 512-bit lanes, codes widened to Int32 (unsigned, or signed codes read as Int8), each tap's
 /// weights pre-widened per channel. `run` does whole layers with the epilogue (in C beside the
-/// tile's epilogue where VNNI is there; `pixel` and `IntegerEpilogue` elsewhere); `reference`
+/// tile's epilogue where VNNI or AVX2 is there; `pixel` and `IntegerEpilogue` elsewhere); `reference`
 /// is the plain loop both are tested against.
 public enum DepthwiseConv {
     /// Every output pixel p: its receptive field at input + starts[p], the taps' byte offsets,
@@ -14,14 +14,21 @@ public enum DepthwiseConv {
                            weights: [Int32], ldw: Int, channels: Int, epilogue e: IntegerEpilogue,
                            output: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<Int32>, backend: IGEMM.Backend? = nil) {
         let elementBytes = e.mode == .codes ? 1 : 4
-        if backend.map({ $0 == .vnni && IGEMM.hasVNNI }) ?? (IGEMM.activeBackend == .vnni) {
+        let kernel = (backend ?? .automatic).resolved
+        if kernel == .vnni || kernel == .avx2 {
             starts.withUnsafeBufferPointer { s in outStarts.withUnsafeBufferPointer { o in taps.withUnsafeBufferPointer { t in
                 weights.withUnsafeBufferPointer { w in
                     s.baseAddress!.withMemoryRebound(to: Int64.self, capacity: s.count) { s64 in
                         o.baseAddress!.withMemoryRebound(to: Int64.self, capacity: o.count) { o64 in
                             t.baseAddress!.withMemoryRebound(to: Int64.self, capacity: t.count) { t64 in
-                                mpq_depthwise_avx512(Int64(s.count), s64, o64, input, output.assumingMemoryBound(to: CChar.self), Int64(elementBytes),
-                                                     t64, Int64(t.count), w.baseAddress!, Int64(ldw), Int64(channels), signed ? 1 : 0, e.raw)
+                                let out = output.assumingMemoryBound(to: CChar.self)
+                                if kernel == .vnni {
+                                    mpq_depthwise_avx512(Int64(s.count), s64, o64, input, out, Int64(elementBytes),
+                                                         t64, Int64(t.count), w.baseAddress!, Int64(ldw), Int64(channels), signed ? 1 : 0, e.raw)
+                                } else {
+                                    mpq_depthwise_avx2(Int64(s.count), s64, o64, input, out, Int64(elementBytes),
+                                                       t64, Int64(t.count), w.baseAddress!, Int64(ldw), Int64(channels), signed ? 1 : 0, e.raw)
+                                }
                             }
                         }
                     }

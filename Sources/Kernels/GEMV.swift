@@ -78,7 +78,7 @@ public enum GEMV {
     /// the engine's: VNNI, AVX2 (gemv_avx2.c) or the plain reference.
     public static func multiply(_ w: Weights, padded: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int,
                                 backend: IGEMM.Backend? = nil) {
-        let kernel = backend.map { $0.runs ? $0 : .swift } ?? IGEMM.activeBackend
+        let kernel = (backend ?? .automatic).resolved
         guard kernel == .vnni || kernel == .avx2 else {
             w.data.withUnsafeBufferPointer { d in reference(w, data: d.baseAddress!, x: padded, y: y) }
             return

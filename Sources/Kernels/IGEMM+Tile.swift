@@ -88,7 +88,8 @@ public final class IntegerEpilogue: @unchecked Sendable {
         }
         raw = .allocate(capacity: 1)
         raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
-                                        mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs))
+                                        mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs,
+                                        shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0))
     }
 
     deinit { storage.deallocate(); raw.deallocate(); lanes.deallocate() }
@@ -179,7 +180,7 @@ extension IGEMM {
                                 res: UnsafePointer<UnsafeRawPointer>, backend: Backend? = nil) {
         let block = weights.groups * 64
         let b = base + column / 16 * block
-        let kernel = backend.map { $0.runs ? $0 : .swift } ?? activeBackend
+        let kernel = (backend ?? .automatic).resolved
         if kernel == .avx2 && weights.widened.isEmpty && weights.narrowSteps > 0 {
             a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in

@@ -21,6 +21,8 @@ public enum IGEMM {
             case .avx2: IGEMM.hasAVX2
             }
         }
+        /// The kernel a request runs: `.automatic` is this CPU's best, one the CPU lacks is `.swift`.
+        public var resolved: Backend { self == .automatic ? IGEMM.activeBackend : runs ? self : .swift }
     }
 
     /// Whether this CPU runs the VNNI kernel.

@@ -8,14 +8,15 @@ struct GEMMBenchmarks {
     var quick: Bool
     var budget: Double
 
-    /// M×K×N products: squares, and the convolutions of ResNet-20 on Fashion-MNIST as GEMMs
-    /// (Cout × Cin·9 × Hout·Wout for 8 images side by side).
+    /// M×K×N products: squares, the convolutions of ResNet-20 on Fashion-MNIST as GEMMs
+    /// (Cout × Cin·9 × Hout·Wout for 8 images side by side), and the zoo MLP's first layer at
+    /// batch 256 (images × 784 inputs × 256 outputs).
     var shapes: [(name: String, m: Int, k: Int, n: Int)] {
         let squares = (quick ? [256, 1024] : [256, 512, 1024, 2048]).map { (String($0), $0, $0, $0) }
-        let convs = [(16, 144, 784 * 8), (32, 288, 196 * 8), (64, 576, 49 * 8)].map { (m, k, n) in
+        let products = [(16, 144, 784 * 8), (32, 288, 196 * 8), (64, 576, 49 * 8), (256, 784, 256)].map { (m, k, n) in
             ("\(m)x\(k)x\(n)", m, k, n)
         }
-        return squares + convs
+        return squares + products
     }
 
     /// cblas_sgemm's GFLOP/s on random M×K times K×N (best time within `budget`).
@@ -108,6 +109,15 @@ struct GEMMBenchmarks {
         // shape, then 4- and 2-bit weights beside the int8 kernel (where reading the weights bounds
         // the time, fewer bits should buy it).
         let (gn, gk) = (4096, 4096)
+        if [1, 2].contains(where: { t in ["s8", "u4", "u2"].contains { wanted("gemm.\($0).gemv4096.t\(t)") } }) {
+            gemv(n: gn, k: gk, wanted: wanted, emit: emit)
+        }
+        binary(wanted: wanted, emit: emit)
+    }
+
+    /// Batch-1 products (n×k): int8 beside OpenBLAS's sgemv, 4 and 2 bits beside int8.
+    func gemv(n gn: Int, k gk: Int, wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        var r = BenchRandom(seed: 2)
         let gx = r.bytes(gk)
         let gemvWeights = [8, 4, 2].map { bits -> GEMV.Weights in
             let lo = bits == 8 ? -128 : -(1 << (bits - 1)), span = UInt64(bits == 8 ? 256 : 1 << bits)
@@ -141,8 +151,13 @@ struct GEMMBenchmarks {
                 }
             }
         }
-        // Binary GEMM: multiply-adds per second against f32 multiply-adds per second.
+    }
+
+    /// Binary GEMM: multiply-adds per second against f32 multiply-adds per second.
+    func binary(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        var r = BenchRandom(seed: 3)
         for (mn, k) in (quick ? [(256, 1024)] : [(256, 1024), (512, 4096), (1024, 1024)]) {
+            guard [1, 2].contains(where: { wanted("gemm.bin.\(mn)x\(k)x\(mn).t\($0)") }) else { continue }
             let wds = BinaryGEMM.words(k)
             let a = (0..<(mn * wds)).map { _ in r.next() }, b = (0..<(mn * wds)).map { _ in r.next() }
             var c = [Int32](repeating: 0, count: mn * mn)

@@ -108,10 +108,13 @@ func igemmIsExact(_ t: IGEMMCase) {
         let runs = backends.map { ($0, weights) } + (IGEMM.Backend.avx2.runs && narrow.narrowSteps > 0 ? [(.avx2, narrow)] : [])
         let mode: IntegerEpilogue.Mode = [.sums, .scaledSums, .codes][trial % 3]
         let residual: IntegerEpilogue.Residual = mode == .sums ? .none
-            : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30)][(trial / 2) % 4]
-        let bias = (0..<n).map { _ in Int32(r.int(-5000...5000)) }
+            : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30),
+               .codes(signed: false, multiplier: 2_000_000_000, shift: 33)][(trial / 2) % 5]
+        // Sums near both ends of Int32 in some trials (a bias there), shifts below 32 in others:
+        // each form of the dyadic multiply at its edges.
+        let bias = (0..<n).map { _ in Int32(trial % 7 == 6 ? [Int(Int32.max) - r.int(0...5000), Int(Int32.min) + r.int(0...5000)][r.int(0...1)] : r.int(-5000...5000)) }
         let mult = (0..<n).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
-        let shift = (0..<n).map { _ in Int32(r.int(36...40)) }
+        let shift = (0..<n).map { _ in Int32(trial % 4 == 3 ? r.int(24...33) : r.int(32...40)) }
         let (lo, hi): (Int32, Int32) = mode == .codes ? (trial % 2 == 0 ? (0, 255) : (-128, 127)) : (Int32.min, Int32.max)
         let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shift, lo: lo, hi: hi, mode: mode, residual: residual)
         let resBytes = r.bytes(rows * n * 4)

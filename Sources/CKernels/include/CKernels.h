@@ -62,6 +62,9 @@ typedef struct {
     int32_t mode;
     int32_t residual;
     int32_t rmult, rshift;
+    /// 1 when every column's shift is at least 32 and no multiplier is INT32_MIN: the AVX2
+    /// epilogue's short form of the dyadic multiply (conv_avx2.c) is exact there.
+    int32_t shift32;
 } mpq_epilogue;
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
@@ -89,6 +92,10 @@ void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, c
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
                           const mpq_epilogue *e);
+/// The same with AVX2 (conv_avx2.c): the same results. Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
+                        const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
+                        const mpq_epilogue *e);
 
 /// The float plan's convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output
 /// channels starting at `column`. Pixel i reads a[i][taps[t] + ci] (t < ntaps, ci < cin); the
