@@ -1,12 +1,13 @@
 // The integer engine's convolution tile for CPUs with AVX2 but no AVX-512 VNNI: the same sums
 // and epilogue as mpq_conv_vnni (vnni.c), exactly. Without vpdpbusd, and since vpmaddubsw
-// saturates 16-bit pair sums (255·127·2 > 32,767), codes go through vpmaddwd on 16-bit values:
-// the weights are widened once when the layer is compiled (IntegerWeights.widened, the VNNI
-// layout with Int16 codes: b[block][group][16 columns][4]), the activations per load. One
+// saturates 16-bit pair sums (255·127·2 > 32,767), 8-bit weights go through vpmaddwd on 16-bit
+// values: the weights are widened once when the layer is compiled (IntegerWeights.widened, the
+// VNNI layout with Int16 codes: b[block][group][16 columns][4]), the activations once per layer
+// (mpq_widen_codes_avx2: the engine widens a layer's whole input, so each code is widened once
+// instead of once per tap and column block — that took a quarter of the tile's time). One
 // 256-bit vpmaddwd is 16 exact multiply-adds. A sub-tile is 2 pixels × 16 columns: 8
 // accumulators, four weight vectors and the two pixels' broadcast codes in registers (3 × 16
-// spilled accumulators; widening each pixel's 4 codes per step kept the shuffle units busier
-// than the multipliers, so the codes are widened 16 at a time into a buffer first).
+// spilled accumulators). Narrow weights (≤ 7 bits) take mpq_conv_avx2_narrow on bytes.
 #include "CKernels.h"
 #include <immintrin.h>
 
@@ -123,52 +124,40 @@ static inline __m256i mpq_i2_fold(__m256i lo4, __m256i hi4) {
     return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo4, hi4), 0xD8);
 }
 
-// Codes src[0…n) XORed with the 4-byte pattern `flip` (one byte per code of a group), widened
-// to Int16 into dst: 16 at a time (n and the pattern's phase start at a group boundary).
-__attribute__((target("avx2"), always_inline))
-static inline void mpq_i2_widen(const uint8_t *src, int64_t n, uint32_t flip, int16_t *dst) {
-    const __m128i x = _mm_set1_epi32((int32_t)flip);
+// Codes src[0…n) XORed with `flip` (0, or 0x80 for signed codes read as unsigned), widened to
+// Int16 into dst, 16 at a time.
+__attribute__((target("avx2")))
+void mpq_widen_codes_avx2(const uint8_t *src, int64_t n, uint8_t flip, int16_t *dst) {
+    const __m128i x = _mm_set1_epi8((char)flip);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(dst + i), _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i)), x)));
-    for (; i < n; i++) dst[i] = (int16_t)(uint8_t)(src[i] ^ (uint8_t)(flip >> (8 * (i % 4))));
+    for (; i < n; i++) dst[i] = (int16_t)(uint8_t)(src[i] ^ flip);
 }
 
-// Steps (tap, group of 4 channels) the sub-tile's pixels are widened for at a time.
-#define MPQ_I2_CHUNK 512
-
-// Up to 2 pixels × up to 16 columns (one block of the widened weights, `b` at its start). Each
-// pixel's codes are first widened to Int16 in the receptive field's order (steps t·gpp + g), so
-// that the inner loop broadcasts them straight from memory: per step two broadcast loads, four
-// weight loads and 8 multiply-adds into 8 accumulators (each 4 columns × two pair sums).
+// Up to 2 pixels × up to 16 columns (one block of the widened weights, `b` at its start), the
+// pixels' codes already Int16: per step (tap t, group g of 4 channels) two 8-byte broadcasts,
+// four weight loads and 8 multiply-adds into 8 accumulators (each 4 columns × two pair sums).
 __attribute__((target("avx2"), always_inline))
-static inline void mpq_i2_tile(int64_t rows, int64_t cols, const uint8_t *p0, const uint8_t *p1,
-                               const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int16_t *b,
+static inline void mpq_i2_tile(int64_t rows, int64_t cols, const int16_t *p0, const int16_t *p1,
+                               const int64_t *taps, int64_t ntaps, int64_t gpp, const int16_t *b,
                                const mpq_epilogue *e, int64_t column, void *const *out, const void *const *res) {
-    int16_t q0[MPQ_I2_CHUNK * 4] __attribute__((aligned(32))), q1[MPQ_I2_CHUNK * 4] __attribute__((aligned(32)));
     __m256i c0a = _mm256_setzero_si256(), c0b = c0a, c0c = c0a, c0d = c0a;
     __m256i c1a = c0a, c1b = c0a, c1c = c0a, c1d = c0a;
     const int16_t *w = b;
-    int64_t filled = 0;
     for (int64_t t = 0; t < ntaps; t++) {
-        for (int64_t g = 0; g < gpp;) {
-            const int64_t take = gpp - g < MPQ_I2_CHUNK - filled ? gpp - g : MPQ_I2_CHUNK - filled;
-            mpq_i2_widen(p0 + taps[t] + 4 * g, 4 * take, flip, q0 + 4 * filled);
-            mpq_i2_widen(p1 + taps[t] + 4 * g, 4 * take, flip, q1 + 4 * filled);
-            filled += take; g += take;
-            if (filled == MPQ_I2_CHUNK || (t == ntaps - 1 && g == gpp)) {
-                for (int64_t s = 0; s < filled; s++, w += 64) {
-                    const __m256i a0 = _mm256_set1_epi64x(*(const int64_t *)(q0 + 4 * s));
-                    const __m256i a1 = _mm256_set1_epi64x(*(const int64_t *)(q1 + 4 * s));
-                    const __m256i v0 = _mm256_loadu_si256((const __m256i *)w), v1 = _mm256_loadu_si256((const __m256i *)(w + 16));
-                    const __m256i v2 = _mm256_loadu_si256((const __m256i *)(w + 32)), v3 = _mm256_loadu_si256((const __m256i *)(w + 48));
-                    c0a = _mm256_add_epi32(c0a, _mm256_madd_epi16(a0, v0)); c1a = _mm256_add_epi32(c1a, _mm256_madd_epi16(a1, v0));
-                    c0b = _mm256_add_epi32(c0b, _mm256_madd_epi16(a0, v1)); c1b = _mm256_add_epi32(c1b, _mm256_madd_epi16(a1, v1));
-                    c0c = _mm256_add_epi32(c0c, _mm256_madd_epi16(a0, v2)); c1c = _mm256_add_epi32(c1c, _mm256_madd_epi16(a1, v2));
-                    c0d = _mm256_add_epi32(c0d, _mm256_madd_epi16(a0, v3)); c1d = _mm256_add_epi32(c1d, _mm256_madd_epi16(a1, v3));
-                }
-                filled = 0;
-            }
+        const int16_t *q0 = p0 + taps[t], *q1 = p1 + taps[t];
+        for (int64_t g = 0; g < gpp; g++, w += 64) {
+            int64_t x0, x1;
+            __builtin_memcpy(&x0, q0 + 4 * g, 8);
+            __builtin_memcpy(&x1, q1 + 4 * g, 8);
+            const __m256i a0 = _mm256_set1_epi64x(x0), a1 = _mm256_set1_epi64x(x1);
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)w), v1 = _mm256_loadu_si256((const __m256i *)(w + 16));
+            const __m256i v2 = _mm256_loadu_si256((const __m256i *)(w + 32)), v3 = _mm256_loadu_si256((const __m256i *)(w + 48));
+            c0a = _mm256_add_epi32(c0a, _mm256_madd_epi16(a0, v0)); c1a = _mm256_add_epi32(c1a, _mm256_madd_epi16(a1, v0));
+            c0b = _mm256_add_epi32(c0b, _mm256_madd_epi16(a0, v1)); c1b = _mm256_add_epi32(c1b, _mm256_madd_epi16(a1, v1));
+            c0c = _mm256_add_epi32(c0c, _mm256_madd_epi16(a0, v2)); c1c = _mm256_add_epi32(c1c, _mm256_madd_epi16(a1, v2));
+            c0d = _mm256_add_epi32(c0d, _mm256_madd_epi16(a0, v3)); c1d = _mm256_add_epi32(c1d, _mm256_madd_epi16(a1, v3));
         }
     }
     const __m256i acc[2][2] = {{mpq_i2_fold(c0a, c0b), mpq_i2_fold(c0c, c0d)}, {mpq_i2_fold(c1a, c1b), mpq_i2_fold(c1c, c1d)}};
@@ -178,18 +167,17 @@ static inline void mpq_i2_tile(int64_t rows, int64_t cols, const uint8_t *p0, co
                         e->residual ? (const char *)res[i] + column * rbytes : 0);
     }
 }
-#undef MPQ_I2_CHUNK
 
 __attribute__((target("avx2")))
-void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
-                   uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+void mpq_conv_avx2(int64_t rows, int64_t cols, const int16_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res) {
     for (int64_t c = 0; c < cols; c += 16) {
         const int16_t *bc = b + c / 16 * bstride;
         for (int64_t r = 0; r < rows; r += 2) {
             const int64_t n = rows - r < 2 ? rows - r : 2;
-            const uint8_t *const *ar = a + r;
-            mpq_i2_tile(n, cols - c < 16 ? cols - c : 16, ar[0], ar[n > 1 ? 1 : 0], taps, ntaps, gpp, flip,
+            const int16_t *const *ar = a + r;
+            mpq_i2_tile(n, cols - c < 16 ? cols - c : 16, ar[0], ar[n > 1 ? 1 : 0], taps, ntaps, gpp,
                         bc, e, column + c, out + r, res ? res + r : 0);
         }
     }
@@ -281,10 +269,13 @@ void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *ou
     }
 }
 #else
-void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
-                   uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+void mpq_widen_codes_avx2(const uint8_t *src, int64_t n, uint8_t flip, int16_t *dst) {
+    (void)src; (void)n; (void)flip; (void)dst;
+}
+void mpq_conv_avx2(int64_t rows, int64_t cols, const int16_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res) {
-    (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)e;
+    (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)b; (void)bstride; (void)e;
     (void)column; (void)out; (void)res;
 }
 void mpq_conv_avx2_narrow(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,

@@ -190,18 +190,20 @@ extension IGEMM {
                     }
                 }
             }
-        } else if kernel == .avx2 && !weights.widened.isEmpty {
-            weights.widened.withUnsafeBufferPointer { wide in
-                a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
-                    out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
-                        res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in
-                            mpq_conv_avx2(Int64(rows), Int64(cols), ap, taps, Int64(ntaps), Int64(gpp), flip,
-                                          wide.baseAddress! + column / 16 * block,
-                                          Int64(block), e.raw, Int64(column), op, rp)
-                        }
-                    }
-                }
+        } else if kernel == .avx2 && !weights.widened.isEmpty && (flip & 0xFF) * 0x0101_0101 == flip {
+            // Each row's receptive field widened on its own (the engine widens a layer's whole
+            // input once instead, `widenCodes`, and calls `convTileWide`).
+            var span = 0
+            for t in 0..<ntaps { span = max(span, Int(taps[t]) + 4 * gpp) }
+            let wide = UnsafeMutablePointer<Int16>.allocate(capacity: rows * span)
+            let rowsWide = UnsafeMutablePointer<UnsafePointer<Int16>>.allocate(capacity: rows)
+            defer { wide.deallocate(); rowsWide.deallocate() }
+            for i in 0..<rows {
+                widenCodes(a[i], count: span, flip: UInt8(flip & 0xFF), into: wide + i * span)
+                rowsWide[i] = UnsafePointer(wide + i * span)
             }
+            convTileWide(rows: rows, cols: cols, a: rowsWide, taps: taps, ntaps: ntaps, gpp: gpp, weights: weights, column: column,
+                         epilogue: e, out: out, res: res)
         } else if kernel == .vnni {
             a.withMemoryRebound(to: Optional<UnsafePointer<UInt8>>.self, capacity: rows) { ap in
                 out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
@@ -215,6 +217,33 @@ extension IGEMM {
             convTileSwift(rows: rows, cols: cols, a: a, taps: taps, ntaps: ntaps, gpp: gpp, flip: flip, b: b, block: block,
                           e: e, column: column, out: out, res: res)
         }
+    }
+
+    /// The AVX2 tile on 8-bit weights (`weights.widened`) with each row's codes already widened
+    /// to Int16 and flipped (`widenCodes`): a[i] and `taps` count Int16 elements. The engine
+    /// widens a layer's whole input once and calls this for every tile.
+    @inline(__always)
+    public static func convTileWide(rows: Int, cols: Int, a: UnsafePointer<UnsafePointer<Int16>>, taps: UnsafePointer<Int64>, ntaps: Int,
+                                    gpp: Int, weights: IntegerWeights, column: Int, epilogue e: IntegerEpilogue,
+                                    out: UnsafePointer<UnsafeMutableRawPointer>, res: UnsafePointer<UnsafeRawPointer>) {
+        precondition(hasAVX2 && !weights.widened.isEmpty, "convTileWide needs AVX2 and widened weights")
+        let block = weights.groups * 64
+        weights.widened.withUnsafeBufferPointer { wide in
+            a.withMemoryRebound(to: Optional<UnsafePointer<Int16>>.self, capacity: rows) { ap in
+                out.withMemoryRebound(to: Optional<UnsafeMutableRawPointer>.self, capacity: rows) { op in
+                    res.withMemoryRebound(to: Optional<UnsafeRawPointer>.self, capacity: rows) { rp in
+                        mpq_conv_avx2(Int64(rows), Int64(cols), ap, taps, Int64(ntaps), Int64(gpp), wide.baseAddress! + column / 16 * block,
+                                      Int64(block), e.raw, Int64(column), op, rp)
+                    }
+                }
+            }
+        }
+    }
+
+    /// dst[i] = Int16(src[i] ^ flip) for i < count (AVX2 where the CPU has it).
+    public static func widenCodes(_ src: UnsafePointer<UInt8>, count: Int, flip: UInt8, into dst: UnsafeMutablePointer<Int16>) {
+        if hasAVX2 { mpq_widen_codes_avx2(src, Int64(count), flip, dst); return }
+        for i in 0..<count { dst[i] = Int16(src[i] ^ flip) }
     }
 
     /// The portable tile, and the oracle of the VNNI one: the same sums and epilogue in plain

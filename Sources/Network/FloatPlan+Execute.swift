@@ -9,6 +9,8 @@ extension FloatPlan {
     /// zero), and the tile's row pointers.
     final class Workspace {
         let buffers: [UnsafeMutablePointer<Float>]
+        /// Images the buffers hold.
+        let images: Int
         static let pointers = 256
         /// Threads that may share one layer, each with its own rows of pointers.
         let lanes: Int
@@ -16,7 +18,7 @@ extension FloatPlan {
         let rowsOut: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
         let rowsRes: UnsafeMutablePointer<UnsafePointer<Float>>
         init(_ plan: FloatPlan, images: Int, lanes: Int = 1) {
-            self.lanes = max(1, lanes)
+            self.lanes = max(1, lanes); self.images = images
             let n = max(Self.pointers, self.lanes * FloatTile.rows)
             rowsIn = .allocate(capacity: n); rowsOut = .allocate(capacity: n); rowsRes = .allocate(capacity: n)
             // 16 floats of slack past each buffer: a vector load of a last pixel's channels may
@@ -33,12 +35,14 @@ extension FloatPlan {
         }
     }
 
-    /// A workspace with at least `lanes` lanes: a recycled one (its borders are still zero and
-    /// every step rewrites the interiors it reads), or a new one.
-    func takeWorkspace(lanes: Int) -> Workspace {
+    /// A workspace with at least `lanes` lanes for at least `images` images (≤ the micro-batch):
+    /// a recycled one (its borders are still zero and every step rewrites the interiors it reads),
+    /// or a new one for just that many images (one image of ResNet-50 at 224² is ~15 MB of
+    /// buffers: a whole micro-batch's would be zeroed for nothing).
+    func takeWorkspace(lanes: Int, images: Int) -> Workspace {
         poolLock.lock(); defer { poolLock.unlock() }
-        if let i = pool.firstIndex(where: { $0.lanes >= lanes }) { return pool.remove(at: i) }
-        return Workspace(self, images: microBatch, lanes: lanes)
+        if let i = pool.firstIndex(where: { $0.lanes >= lanes && $0.images >= images }) { return pool.remove(at: i) }
+        return Workspace(self, images: images, lanes: lanes)
     }
 
     /// Keeps a workspace for the next run (up to four: two threads, two runs at once).
@@ -63,7 +67,7 @@ extension FloatPlan {
                 let workers = min(max(1, threads), max(chunks, 1))
                 if workers < threads {
                     // Fewer micro-batches than threads (one image): the threads share each layer.
-                    let ws = takeWorkspace(lanes: threads)
+                    let ws = takeWorkspace(lanes: threads, images: min(n, microBatch))
                     defer { recycle(ws) }
                     for chunk in 0..<chunks where !Interrupt.isRequested {
                         let first = chunk * microBatch, count = min(microBatch, n - first)
@@ -72,7 +76,7 @@ extension FloatPlan {
                     return
                 }
                 Parallel.run(workers: workers) { w in
-                    let ws = takeWorkspace(lanes: 1)
+                    let ws = takeWorkspace(lanes: 1, images: min(n, microBatch))
                     defer { recycle(ws) }
                     var chunk = w
                     while chunk < chunks && !Interrupt.isRequested {

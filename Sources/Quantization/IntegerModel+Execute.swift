@@ -18,6 +18,10 @@ extension IntegerModel {
         var threads = 1
         /// A depthwise layer's sums for one pixel.
         let depthwiseSums: UnsafeMutablePointer<Int32>
+        /// Where the AVX2 tile takes 8-bit weights: the layer's input codes widened to Int16
+        /// (as long as the largest code buffer where the CPU has AVX2), and the tile's rows into it.
+        let wide: UnsafeMutablePointer<Int16>
+        let rowsWide = UnsafeMutablePointer<UnsafePointer<Int16>>.allocate(capacity: IGEMM.tileRows)
         /// Bytes past each code buffer's end that wide loads (the depthwise kernel's 16-byte
         /// loads past a pixel's last channel) may read.
         static let slack = 64
@@ -30,6 +34,9 @@ extension IntegerModel {
             vectorOut = .allocate(capacity: (plan.vectorOutputs + 7) / 8 * 8 + 8)
             vectorOut.initialize(repeating: 0, count: (plan.vectorOutputs + 7) / 8 * 8 + 8)
             bytes = plan.buffers.map { $0.bytes ? UnsafeMutablePointer<UInt8>.allocate(capacity: $0.count + Self.slack) : nil }
+            let wideCount = IGEMM.hasAVX2 ? (plan.buffers.filter(\.bytes).map(\.count).max() ?? 0) : 0
+            wide = .allocate(capacity: wideCount + 1)
+            wide.initialize(repeating: 0, count: wideCount + 1)
             ints = plan.buffers.map { $0.bytes ? nil : UnsafeMutablePointer<Int32>.allocate(capacity: max($0.count, 1)) }
             for (b, info) in zip(bytes, plan.buffers) { b?.initialize(repeating: 0, count: info.count + Self.slack) }
             for (b, info) in zip(ints, plan.buffers) { b?.initialize(repeating: 0, count: max(info.count, 1)) }
@@ -37,7 +44,7 @@ extension IntegerModel {
         deinit {
             bytes.forEach { $0?.deallocate() }
             ints.forEach { $0?.deallocate() }
-            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
+            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate(); rowsWide.deallocate(); wide.deallocate()
             vectorIn.deallocate(); vectorOut.deallocate(); depthwiseSums.deallocate()
         }
     }
@@ -270,6 +277,25 @@ extension IntegerModel {
             return
         }
         let pixels = l.starts.count
+        if IGEMM.activeBackend == .avx2 && !l.weights.widened.isEmpty {
+            // The AVX2 tile on 8-bit weights multiplies Int16 codes: the whole input once.
+            IGEMM.widenCodes(input, count: plan.slots[l.input].elements, flip: UInt8(l.flip & 0xFF), into: ws.wide)
+            l.taps.withUnsafeBufferPointer { taps in
+                var p0 = 0
+                while p0 < pixels {
+                    let rows = min(IGEMM.tileRows, pixels - p0)
+                    for i in 0..<rows {
+                        ws.rowsWide[i] = UnsafePointer(ws.wide + l.starts[p0 + i])
+                        ws.rowsOut[i] = output + l.outStarts[p0 + i] * elementBytes
+                        ws.rowsRes[i] = residual.map { $0 + l.resStarts[p0 + i] * residualBytes } ?? UnsafeRawPointer(input)
+                    }
+                    IGEMM.convTileWide(rows: rows, cols: l.cout, a: ws.rowsWide, taps: taps.baseAddress!, ntaps: taps.count, gpp: l.groupsPerTap,
+                                       weights: l.weights, column: 0, epilogue: l.epilogue, out: ws.rowsOut, res: ws.rowsRes)
+                    p0 += rows
+                }
+            }
+            return
+        }
         l.weights.data.withUnsafeBufferPointer { w in
             l.taps.withUnsafeBufferPointer { taps in
                 var p0 = 0

@@ -76,11 +76,14 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
 /// The same tile with AVX2 (conv_avx2.c) on weights widened to Int16 in the same layout
-/// (`bstride` in Int16 elements): exactly mpq_conv_vnni's results. Call only when
-/// mpq_cpu_has_avx2_fma() is 1.
-void mpq_conv_avx2(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
-                   uint32_t flip, const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
+/// (`bstride` in Int16 elements) and pixels already widened to Int16 and flipped
+/// (mpq_widen_codes_avx2; a[i] and taps in elements): exactly mpq_conv_vnni's results. Call only
+/// when mpq_cpu_has_avx2_fma() is 1.
+void mpq_conv_avx2(int64_t rows, int64_t cols, const int16_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
+                   const int16_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
+/// dst[i] = src[i] ^ flip as Int16 for i < n (AVX2).
+void mpq_widen_codes_avx2(const uint8_t *src, int64_t n, uint8_t flip, int16_t *dst);
 /// The same tile with AVX2 on the bytes of mpq_conv_vnni's layout, for weights whose codes all lie
 /// in −m…m−1 with m ≤ 64 (vpmaddubsw is exact there); `steps` = ⌊32,767 / (510·m)⌋ pair sums are
 /// added in 16 bits before widening. Exactly mpq_conv_vnni's results. Call only when
