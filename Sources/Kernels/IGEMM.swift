@@ -5,8 +5,9 @@ import Runtime
 ///
 /// A holds activation codes (UInt8, or Int8 for the signed variant), B weight codes (Int8, or
 /// packed 4/2/… bit signed codes). Packing lays K out in groups of 4 so that the VNNI kernel
-/// (`vpdpbusd`, 64 u8×s8 products per instruction) can run; a Swift kernel on the same layout
-/// runs where VNNI is missing and is the one VNNI is tested against. Signed A is shifted into
+/// (`vpdpbusd`, 64 u8×s8 products per instruction) can run; where VNNI is missing an AVX2 kernel
+/// on the same layout (CKernels/igemm_avx2.c: codes widened to Int16, `vpmaddwd`), else a Swift
+/// one, the one both are tested against. Signed A is shifted into
 /// u8 (a + 128) and corrected with 128·Σ_p B[p, j] afterwards, which is exact in Int32.
 ///
 /// Overflow: |a·b| ≤ 255·128, so sums stay exact for K ≤ 65,000.
@@ -109,7 +110,7 @@ public enum IGEMM {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let useVNNI = activeBackend == .vnni
+        let kernel = activeBackend
         let workers = max(1, threads)
         let tiles = (0..<workers).map { _ in Scratch<Int32>(capacity: mr * nr) }
         let columns = (0..<workers).map { _ in Scratch<UInt8>(capacity: roundUp(kc, 4)) }
@@ -160,8 +161,10 @@ public enum IGEMM {
                 let cij = c + i * ldc + j
                 let full = mbr == mr && nbr == nr
                 let out = full ? cij : tiles[w].pointer, ld = full ? ldc : nr
-                if useVNNI {
+                if kernel == .vnni {
                     mpq_igemm_u8s8_vnni_12x32(Int64(groups), a8, b8, out, Int64(ld), full && add ? 1 : 0)
+                } else if kernel == .avx2 {
+                    mpq_igemm_u8s8_avx2_12x32(Int64(groups), a8, b8, out, Int64(ld), full && add ? 1 : 0)
                 } else {
                     igemmSwiftKernel(groups: groups, a: a8, b: b8, c: out, ldc: ld, accumulate: full && add)
                 }

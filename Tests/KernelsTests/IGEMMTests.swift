@@ -11,7 +11,7 @@ struct IGEMMCase: CustomStringConvertible, Sendable {
 let igemmCases: [IGEMMCase] = {
     var r = TestRandom(seed: 11)
     var cases: [IGEMMCase] = []
-    let backends: [IGEMM.Backend] = IGEMM.hasVNNI ? [.swift, .vnni] : [.swift]
+    let backends: [IGEMM.Backend] = [.swift] + (IGEMM.hasVNNI ? [.vnni] : []) + (IGEMM.hasAVX2 ? [.avx2] : [])
     for backend in backends {
         for m in awkwardSizes {
             for n in [1, 7, 33, 65] {

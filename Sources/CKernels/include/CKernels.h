@@ -47,6 +47,9 @@ int64_t mpq_fma_peak(int64_t iterations, int wide, float *sink);
 /// `accumulate` = 0 overwrites C. Call only when mpq_cpu_has_avx512_vnni() is 1.
 void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
                                 int32_t *c, int64_t ldc, int accumulate);
+/// The same tile with AVX2 (igemm_avx2.c): the same slivers and sums. Call only when
+/// mpq_cpu_has_avx2_fma() is 1.
+void mpq_igemm_u8s8_avx2_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b, int32_t *c, int64_t ldc, int accumulate);
 
 
 /// What a layer does with its Int32 sums (per output column j): y = acc + bias[j]; mode 0 stores
