@@ -117,6 +117,17 @@ static inline void mpq_i2_epilogue(__m256i acc0, __m256i acc1, const mpq_epilogu
     }
 }
 
+// A sub-tile's (≤ 2 rows × ≤ 16 columns) column sums, row 0 as r0a (columns 0–7) and r0b (8–15),
+// row 1 as r1a, r1b, through the epilogue into out[i] (and its residual from res[i]) at `column`.
+__attribute__((target("avx2"), always_inline))
+static inline void mpq_i2_finish(int64_t rows, int64_t cols, __m256i r0a, __m256i r0b, __m256i r1a, __m256i r1b,
+                                 const mpq_epilogue *e, int64_t column, void *const *out, const void *const *res) {
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
+    mpq_i2_epilogue(r0a, r0b, e, column, cols, (char *)out[0] + column * bytes, e->residual ? (const char *)res[0] + column * rbytes : 0);
+    if (rows > 1)
+        mpq_i2_epilogue(r1a, r1b, e, column, cols, (char *)out[1] + column * bytes, e->residual ? (const char *)res[1] + column * rbytes : 0);
+}
+
 // Sums of a sub-tile, pair sums folded and columns put in order: 8 Int32 columns.
 __attribute__((target("avx2"), always_inline))
 static inline __m256i mpq_i2_fold(__m256i lo4, __m256i hi4) {
@@ -160,12 +171,8 @@ static inline void mpq_i2_tile(int64_t rows, int64_t cols, const int16_t *p0, co
             c0d = _mm256_add_epi32(c0d, _mm256_madd_epi16(a0, v3)); c1d = _mm256_add_epi32(c1d, _mm256_madd_epi16(a1, v3));
         }
     }
-    const __m256i acc[2][2] = {{mpq_i2_fold(c0a, c0b), mpq_i2_fold(c0c, c0d)}, {mpq_i2_fold(c1a, c1b), mpq_i2_fold(c1c, c1d)}};
-    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
-    for (int64_t i = 0; i < rows; i++) {
-        mpq_i2_epilogue(acc[i][0], acc[i][1], e, column, cols, (char *)out[i] + column * bytes,
-                        e->residual ? (const char *)res[i] + column * rbytes : 0);
-    }
+    mpq_i2_finish(rows, cols, mpq_i2_fold(c0a, c0b), mpq_i2_fold(c0c, c0d), mpq_i2_fold(c1a, c1b), mpq_i2_fold(c1c, c1d),
+                  e, column, out, res);
 }
 
 __attribute__((target("avx2")))
@@ -219,12 +226,7 @@ static inline void mpq_i2_narrow_tile(int64_t rows, int64_t cols, const uint8_t 
     }
     s0a = _mm256_add_epi32(s0a, _mm256_madd_epi16(h0a, ones)); s0b = _mm256_add_epi32(s0b, _mm256_madd_epi16(h0b, ones));
     s1a = _mm256_add_epi32(s1a, _mm256_madd_epi16(h1a, ones)); s1b = _mm256_add_epi32(s1b, _mm256_madd_epi16(h1b, ones));
-    const __m256i acc[2][2] = {{s0a, s0b}, {s1a, s1b}};
-    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
-    for (int64_t i = 0; i < rows; i++) {
-        mpq_i2_epilogue(acc[i][0], acc[i][1], e, column, cols, (char *)out[i] + column * bytes,
-                        e->residual ? (const char *)res[i] + column * rbytes : 0);
-    }
+    mpq_i2_finish(rows, cols, s0a, s0b, s1a, s1b, e, column, out, res);
 }
 
 __attribute__((target("avx2")))
