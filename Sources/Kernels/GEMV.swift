@@ -91,7 +91,7 @@ public enum GEMV {
         // The AVX2 s8 kernel multiplies x as Int16 (vpmaddwd): widened once here for all rows.
         let wide = kernel == .avx2 && w.bits == 8 ? UnsafeMutablePointer<Int16>.allocate(capacity: w.paddedLength) : nil
         defer { wide?.deallocate() }
-        if let wide { for p in 0..<w.paddedLength { wide[p] = Int16(padded[p]) } }
+        if let wide { IGEMM.widenCodes(padded, count: w.paddedLength, flip: 0, into: wide) }
         let (blocks, ldw) = (Int64(w.blocks), Int64(w.blocks * 64))
         w.data.withUnsafeBufferPointer { d in
             let base = d.baseAddress!
