@@ -74,7 +74,7 @@ public enum GEMV {
     }
 
     /// The same on x already in a buffer of `paddedLength` bytes, zero past k (the engine's
-    /// per-worker copy, so no allocation per call). `backend` picks the kernel (tests); by default
+    /// per-worker copy; only the AVX2 8-bit kernel allocates, x as Int16). `backend` picks the kernel (tests); by default
     /// the engine's: VNNI, AVX2 (gemv_avx2.c) or the plain reference.
     public static func multiply(_ w: Weights, padded: UnsafePointer<UInt8>, y: UnsafeMutablePointer<Int32>, threads: Int,
                                 backend: IGEMM.Backend? = nil) {
