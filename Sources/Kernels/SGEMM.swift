@@ -65,32 +65,9 @@ public enum SGEMM {
                       into: dst.assumingMemoryBound(to: Float.self))
             },
             tile: { kb, ap, bp, i, j, mbr, nbr, first, w in
-                let betaHere = first ? beta : 1
-                let asl = ap.assumingMemoryBound(to: Float.self), bsl = bp.assumingMemoryBound(to: Float.self)
-                let cij = c + i * ldc + j
-                func kernel(_ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
-                    if mr == 6 {
-                        mpq_sgemm_avx2_6x16(Int64(kb), asl, bsl, c, Int64(ldc), alpha, beta)
-                    } else if mr == 8 {
-                        sgemmMicroKernel8x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
-                    } else {
-                        sgemmMicroKernel12x32(kc: kb, a: asl, b: bsl, c: c, ldc: ldc, alpha: alpha, beta: beta)
-                    }
-                }
-                if mbr == mr && nbr == nr {
-                    kernel(cij, ldc, betaHere)
-                    return
-                }
-                let tile = tiles + w * tallest * nr
-                kernel(tile, nr, 0)
-                for r in 0..<mbr {
-                    let dst = cij + r * ldc, src = tile + r * nr
-                    if betaHere == 0 {
-                        for q in 0..<nbr { dst[q] = src[q] }
-                    } else {
-                        for q in 0..<nbr { dst[q] = src[q] + betaHere * dst[q] }
-                    }
-                }
+                runTile(mr: mr, nr: nr, kb: kb, a: ap.assumingMemoryBound(to: Float.self), b: bp.assumingMemoryBound(to: Float.self),
+                        c: c + i * ldc + j, ldc: ldc, rows: mbr, columns: nbr, alpha: alpha, beta: first ? beta : 1,
+                        scratch: tiles + w * tallest * nr)
             })
         }
     }
@@ -115,17 +92,9 @@ public enum SGEMM {
         while i < m {
             let rows = min(mr, m - i)
             if !trans {
-                let src = a + (row + i) * lda + col
-                if rows == mr {
-                    for p in 0..<k {
-                        for r in 0..<mr { out[p * mr + r] = src[r * lda + p] }
-                    }
-                } else {
-                    for p in 0..<k {
-                        for r in 0..<rows { out[p * mr + r] = src[r * lda + p] }
-                        for r in rows..<mr { out[p * mr + r] = 0 }
-                    }
-                }
+                // 8×8 blocks transposed in registers (CKernels/transpose.c); the plain loop is
+                // `packTransposedReference` with n = rows, nr = MR.
+                mpq_pack_rows_f32(Int64(k), Int64(rows), a + (row + i) * lda + col, Int64(lda), out, Int64(mr))
             } else {
                 let src = a + col * lda + row + i
                 for p in 0..<k {
@@ -178,6 +147,12 @@ public enum SGEMM {
             for j in 0..<n { d[j] = src[j * ld + p] }
             for j in n..<nr { d[j] = 0 }
         }
+    }
+
+    /// A's packing as the GEMM runs it: rows `0..<rows` of `src` (row stride `ld`), columns
+    /// `0..<k`, into one MR-row sliver (for tests against `packTransposedReference`).
+    public static func packRows(k: Int, rows: Int, src: UnsafePointer<Float>, ld: Int, mr: Int, into dst: UnsafeMutablePointer<Float>) {
+        mpq_pack_rows_f32(Int64(k), Int64(rows), src, Int64(ld), dst, Int64(mr))
     }
 
     /// The transposed packing as the GEMM runs it (for tests against the reference).

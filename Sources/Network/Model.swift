@@ -38,6 +38,9 @@ public final class Model: @unchecked Sendable {
     private(set) var generation = 0
     private let planLock = NSLock()
     private var planCache: (generation: Int, plan: FloatPlan?)? = nil
+    /// Linear layers' weights packed for the GEMM (`packedWeight`), valid for one generation.
+    let packedLock = NSLock()
+    var packedCache: (generation: Int, weights: [String: SGEMM.PackedB]) = (-1, [:])
     /// Parameter names in definition order (optimisers and files keep this order).
     public private(set) var parameterOrder: [String]
     public private(set) var layers: [Layer] = []
@@ -273,8 +276,10 @@ public final class Model: @unchecked Sendable {
                 } else if case .gemm(let at) = node.op, ins.count == 3, let a = ins[0], let b = ins[1], let c = ins[2], a.rank == 2,
                           at.beta == 1, c.rank == 1 {
                     // A linear layer: the bias and the ReLU in one pass over the product.
-                    let y = try LinearOp.product(a, transA: at.transA, b, transB: at.transB, alpha: at.alpha)
-                    if y.rank == 2, y.shape[1] == c.count { fused = Tensor.addingRows(y, c, relu: true) }
+                    if let y = try packedLinear(node, at, a, bias: c, relu: true) { fused = y } else {
+                        let y = try LinearOp.product(a, transA: at.transA, b, transB: at.transB, alpha: at.alpha)
+                        if y.rank == 2, y.shape[1] == c.count { fused = Tensor.addingRows(y, c, relu: true) }
+                    }
                 }
                 if let fused {
                     values[nodes[i + 1].outputs[0]] = fused
@@ -282,6 +287,12 @@ public final class Model: @unchecked Sendable {
                     for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
                     continue
                 }
+            }
+            if !keepTrace, !training, observer == nil, case .gemm(let at) = node.op, let a = ins[0],
+               let y = try packedLinear(node, at, a, bias: ins.count > 2 ? ins[2] : nil, relu: false) {
+                values[node.outputs[0]] = y
+                for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
+                continue
             }
             let (y, state, updates) = try node.forward(ins, training: training, keepState: keepTrace)
             for (position, v) in updates { buffers[node.inputs[position]] = v }

@@ -63,6 +63,9 @@ struct MPQBench: ParsableCommand {
     @Flag(help: "Smaller sizes and shorter timing, for a quick look.")
     var quick = false
 
+    @Option(help: "Seconds of timing per GEMM, packing and inference row (default 0.3; 0.05 with --quick): longer for profiling or a noisy machine.")
+    var budget: Double? = nil
+
     @Option(help: "The folder with the reference models (fmnist_*.onnx).")
     var reference = "../shared/reference"
 
@@ -75,7 +78,7 @@ struct MPQBench: ParsableCommand {
             // The anchor's own process (see `GEMMBenchmarks.nativeOpenBLAS`): prints GFLOP/s.
             let v = shape.split(separator: ",").compactMap { Int($0) }
             guard v.count == 4 else { throw ValidationError("--openblas-sgemm expects m,k,n,threads") }
-            print(GEMMBenchmarks.openBLASRate(m: v[0], k: v[1], n: v[2], threads: v[3], budget: quick ? 0.05 : 0.3))
+            print(GEMMBenchmarks.openBLASRate(m: v[0], k: v[1], n: v[2], threads: v[3], budget: budget ?? (quick ? 0.05 : 0.3)))
             return
         }
         let prefixes = filter.split(separator: ",").map(String.init)
@@ -94,7 +97,8 @@ struct MPQBench: ParsableCommand {
             }
             fflush(stdout)
         }
-        let budget = quick ? 0.05 : 0.3
+        let budget = self.budget ?? (quick ? 0.05 : 0.3)
+        guard budget > 0, budget.isFinite else { throw ValidationError("--budget expects a positive number of seconds, found \(budget)") }
         GEMMBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)

@@ -72,6 +72,47 @@ func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     #expect(worst <= 1, "error reached \(worst)× the γ_K bound")
 }
 
+/// B packed once (`SGEMM.PackedB`: K in equal slices, read in place by one parallel region)
+/// gives the reference's product within the same bound, on every case and both micro-kernels;
+/// every other case adds a bias and a ReLU (one rounding more: the bias's).
+@Test(arguments: gemmCases, [SGEMM.MicroKernel.wide, .avx2])
+func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
+    guard kernel.runs else { return }
+    var r = TestRandom(seed: UInt64(t.m * 1_000_003 + t.n * 1009 + t.k + 17))
+    let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
+    let a = r.floats((t.transA ? t.k : t.m) * lda), b = r.floats((t.transB ? t.n : t.k) * ldb)
+    let c0 = r.floats(t.m * ldc), bias = r.floats(t.n)
+    let epilogue = (t.m + t.n) % 2 == 0
+    var c = c0, ref = c0
+    let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: kernel)
+    bias.withUnsafeBufferPointer { bp in
+        SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, transA: t.transA, packed: packed, beta: t.beta, c: &c, ldc: ldc,
+                       bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads)
+    }
+    SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
+                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
+    var worst = 0.0
+    for i in 0..<t.m {
+        for j in 0..<t.n {
+            var absDot = 0.0
+            for p in 0..<t.k {
+                let x = t.transA ? a[p * lda + i] : a[i * lda + p]
+                let y = t.transB ? b[j * ldb + p] : b[p * ldb + j]
+                absDot += abs(Double(x) * Double(y))
+            }
+            var expected = Double(ref[i * ldc + j])
+            var bound = gemmBound(k: t.k, absDot: absDot, alpha: t.alpha, beta: t.beta, c0: c0[i * ldc + j])
+            if epilogue {
+                expected = max(expected + Double(bias[j]), 0)
+                bound += 0x1p-23 * (abs(Double(ref[i * ldc + j])) + abs(Double(bias[j])))
+            }
+            worst = max(worst, abs(Double(c[i * ldc + j]) - expected) / bound)
+        }
+        for j in t.n..<ldc { #expect(c[i * ldc + j] == c0[i * ldc + j]) }
+    }
+    #expect(worst <= 1, "\(t) packed: error reached \(worst)× the bound")
+}
+
 @Test func sgemmBetaZeroIgnoresNaNInC() {
     let a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 0, 0, 1]
     var c = [Float](repeating: .nan, count: 4)
@@ -83,6 +124,27 @@ func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     var c: [Float] = [1, 2, 3]
     SGEMM.multiply(m: 1, n: 3, k: 0, a: [], lda: 1, b: [], ldb: 3, beta: 2, c: &c, ldc: 3)
     #expect(c == [2, 4, 6])
+}
+
+/// A's sliver packing (8×8 blocks in registers with AVX2, any height up to the sliver's MR)
+/// equals the plain loop exactly and writes nothing past its k·MR floats.
+@Test func rowPackingMatchesItsReference() {
+    var r = TestRandom(seed: 12)
+    for k in awkwardSizes + [16, 40] {
+        for mr in [6, 8, 12] {
+            for rows in 1...mr {
+                let ld = k + 5
+                let src = (0..<(rows * ld)).map { _ in Float(r.int(-1000...1000)) / 7 }
+                var fast = [Float](repeating: .nan, count: k * mr + 8), plain = [Float](repeating: .nan, count: k * mr + 8)
+                src.withUnsafeBufferPointer { s in
+                    SGEMM.packRows(k: k, rows: rows, src: s.baseAddress!, ld: ld, mr: mr, into: &fast)
+                    SGEMM.packTransposedReference(k: k, n: rows, src: s.baseAddress!, ld: ld, nr: mr, into: &plain)
+                }
+                #expect(fast[..<(k * mr)].elementsEqual(plain[..<(k * mr)]), "k \(k) rows \(rows) mr \(mr): the packed sliver differs from the plain loop")
+                #expect(fast[(k * mr)...].allSatisfy { $0.isNaN }, "k \(k) rows \(rows) mr \(mr): wrote past the sliver")
+            }
+        }
+    }
 }
 
 /// The transposed packing (16×16 blocks in registers with AVX-512, 8×8 with AVX2, ragged edges

@@ -35,6 +35,8 @@ void mpq_wgrad3x3_avx2(int64_t cin, int64_t cout, const float *xpad, int64_t pla
 /// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
 /// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs, 8×8 where AVX2 does.
 void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr);
+// dst[p·mr + r] = src[r·ld + p] for r < rows, zero for rows ≤ r < mr (A's slivers for the f32 GEMM).
+void mpq_pack_rows_f32(int64_t k, int64_t rows, const float *src, int64_t ld, float *dst, int64_t mr);
 
 /// Runs `iterations` rounds of 12 independent f32 FMA chains, 512 bits wide when `wide` (call
 /// only when mpq_cpu_has_avx512f() is 1), else 256 (AVX2 + FMA); returns the floating-point

@@ -1,0 +1,157 @@
+import CKernels
+import Runtime
+
+extension SGEMM {
+    /// op(B) packed once for many products: a layer's weights, multiplied by every batch that
+    /// passes through it (ONNX Runtime packs a Gemm's constant B the same way). The slivers are
+    /// laid out as `multiply` packs them — K cut into equal slices of at most KC, each slice's
+    /// NR-column slivers side by side — so a product reads them in place: no packing of B and,
+    /// with B read-only, no barrier between K slices (one parallel region per product).
+    public final class PackedB: @unchecked Sendable {
+        /// op(B) is k×n.
+        public let k: Int, n: Int
+        /// Depth of a slice (K split evenly: 784 = 4·196, not 3·256 + 16) and the sliver width.
+        let kc: Int, nr: Int
+        let microKernel: MicroKernel
+        private let storage: [Float]
+
+        /// Packs op(B): element (p, j) is `b[p*ldb + j]`, or `b[j*ldb + p]` when `transB`.
+        public init(k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transB: Bool = false, microKernel: MicroKernel = .best) {
+            precondition(k > 0 && n > 0, "SGEMM.PackedB: empty operand \(k)×\(n)")
+            let microKernel = microKernel.runs ? microKernel : .wide
+            let nr = microKernel.nr, slivers = (n + nr - 1) / nr
+            let slices = (k + SGEMM.kc - 1) / SGEMM.kc
+            (self.k, self.n, self.nr, self.microKernel) = (k, n, nr, microKernel)
+            kc = (k + slices - 1) / slices
+            let kc = self.kc
+            storage = [Float](unsafeUninitializedCapacity: k * slivers * nr) { buffer, count in
+                let base = buffer.baseAddress!
+                var pc = 0
+                while pc < k {
+                    let kb = min(kc, k - pc)
+                    for s in 0..<slivers {
+                        SGEMM.packB(k: kb, n: min(nr, n - s * nr), nr: nr, b: b, ldb: ldb, trans: transB,
+                                    row: pc, col: s * nr, into: base + pc * slivers * nr + s * kb * nr)
+                    }
+                    pc += kb
+                }
+                count = k * slivers * nr
+            }
+        }
+
+        var slivers: Int { (n + nr - 1) / nr }
+
+        /// The sliver `s` of the slice that starts at depth `pc` (`kb` deep).
+        func sliver(_ base: UnsafePointer<Float>, pc: Int, s: Int, kb: Int) -> UnsafePointer<Float> {
+            base + pc * slivers * nr + s * kb * nr
+        }
+
+        func withStorage<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
+            storage.withUnsafeBufferPointer { body($0.baseAddress!) }
+        }
+    }
+
+    /// C = α·op(A)·B + β·C with B packed beforehand (`PackedB`), row-major as `multiply`; then,
+    /// when given, `bias[j]` added to every row and negatives set to zero (`relu`) — a linear
+    /// layer's epilogue, applied to each tile while it is in cache.
+    ///
+    /// Tasks are MC-tall blocks of A's rows (one part per worker) × chunks of B's slivers; each
+    /// walks K itself, packing its block of A for every slice. The same micro-kernel and edge
+    /// handling as `multiply`; the sums differ from it only where K is split differently.
+    public static func multiply(
+        m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+        packed b: PackedB, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = Parallel.defaultThreads
+    ) {
+        let (n, k) = (b.n, b.k)
+        if m <= 0 { return }
+        if alpha == 0 {
+            scale(m: m, n: n, beta: beta, c: c, ldc: ldc)
+            epilogue(c, ldc: ldc, rows: m, columns: n, bias: bias, relu: relu)
+            return
+        }
+        let kernel = b.microKernel, nr = b.nr, tallest = kernel.mr
+        let mr = kernel == .wide && m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : tallest
+        let workers = max(1, min(threads, Parallel.availableCores * 4))
+        let rowBlocks = BlockedGEMM.rowBlocks(m: m, mr: mr, mc: max(mr, mc / mr * mr), workers: workers)
+        let slivers = b.slivers, blocks = rowBlocks.count
+        let chunks = blocks >= workers ? 1 : min(slivers, (workers + blocks - 1) / blocks * 2)
+        let tallestBlock = rowBlocks.map(\.rows).max() ?? mr
+        let blocksOfA = (0..<workers).map { _ in ScratchPool.take(roundUp(tallestBlock, mr) * b.kc * 4) }
+        let tiles = ScratchPool.take(workers * tallest * nr * 4)
+        defer { ScratchPool.give(blocksOfA + [tiles]) }
+        let aBlocks = blocksOfA.map { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: Float.self) }
+        let tileBase = UnsafeMutableRawPointer(tiles.pointer).assumingMemoryBound(to: Float.self)
+        b.withStorage { bBase in
+            Parallel.forEach(blocks * chunks, threads: workers) { task, w in
+                let (ic, mb) = rowBlocks[task / chunks]
+                let s0 = task % chunks * slivers / chunks, s1 = (task % chunks + 1) * slivers / chunks
+                if s0 >= s1 { return }
+                let ap = aBlocks[w], tile = tileBase + w * tallest * nr
+                var pc = 0
+                while pc < k {
+                    let kb = min(b.kc, k - pc)
+                    packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: ic, col: pc, into: ap)
+                    for s in s0..<s1 {
+                        let j = s * nr, bs = b.sliver(bBase, pc: pc, s: s, kb: kb)
+                        var i = 0
+                        while i < mb {
+                            let cij = c + (ic + i) * ldc + j, rows = min(mr, mb - i), columns = min(nr, n - j)
+                            runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
+                                    rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
+                            if pc + kb == k && (bias != nil || relu) {
+                                epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)
+                            }
+                            i += mr
+                        }
+                    }
+                    pc += kb
+                }
+            }
+        }
+    }
+
+    /// A finished tile's bias and ReLU.
+    @inline(__always)
+    static func epilogue(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, bias: UnsafePointer<Float>?, relu: Bool) {
+        for r in 0..<rows {
+            let row = c + r * ldc
+            switch (bias, relu) {
+            case (let b?, true): for q in 0..<columns { row[q] = max(row[q] + b[q], 0) }
+            case (let b?, false): for q in 0..<columns { row[q] += b[q] }
+            case (nil, true): for q in 0..<columns { row[q] = max(row[q], 0) }
+            case (nil, false): break
+            }
+        }
+    }
+
+    /// One MR×NR tile of C from packed slivers: the micro-kernel (6×16 AVX2 when MR is 6, else
+    /// the 8- or 12-row wide one) in place when the tile is whole, else into `scratch` and merged.
+    @inline(__always)
+    static func runTile(mr: Int, nr: Int, kb: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                        c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int,
+                        alpha: Float, beta: Float, scratch: UnsafeMutablePointer<Float>) {
+        func kernel(_ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ beta: Float) {
+            if mr == 6 {
+                mpq_sgemm_avx2_6x16(Int64(kb), a, b, c, Int64(ldc), alpha, beta)
+            } else if mr == 8 {
+                sgemmMicroKernel8x32(kc: kb, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            } else {
+                sgemmMicroKernel12x32(kc: kb, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            }
+        }
+        if rows == mr && columns == nr {
+            kernel(c, ldc, beta)
+            return
+        }
+        kernel(scratch, nr, 0)
+        for r in 0..<rows {
+            let dst = c + r * ldc, src = scratch + r * nr
+            if beta == 0 {
+                for q in 0..<columns { dst[q] = src[q] }
+            } else {
+                for q in 0..<columns { dst[q] = src[q] + beta * dst[q] }
+            }
+        }
+    }
+}
