@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(name: "mpq-fuzz", dependencies: ["Runtime", "Script", "Kernels", "Tensors", "Network"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Runtime"]),
         .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"]),
         .testTarget(name: "NetworkTests", dependencies: ["TestSupport", "Network", "Kernels"]),
         .testTarget(name: "MixedPrecisionTests", dependencies: ["TestSupport", "MixedPrecision", "Network", "Quantization", "Tensors"]),

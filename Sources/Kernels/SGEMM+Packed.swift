@@ -55,8 +55,8 @@ extension SGEMM {
     /// when given, `bias[j]` added to every row and negatives set to zero (`relu`) — a linear
     /// layer's epilogue, applied to each tile while it is in cache.
     ///
-    /// Tasks are MC-tall blocks of A's rows (one part per worker) × chunks of B's slivers; each
-    /// walks K itself, packing its block of A for every slice. The same micro-kernel and edge
+    /// Tasks are blocks of A's rows × chunks of B's slivers, dealt to workers as they free up;
+    /// each walks K itself, packing its block of A for every slice. The same micro-kernel and edge
     /// handling as `multiply`; the sums differ from it only where K is split differently.
     public static func multiply(
         m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
@@ -73,9 +73,14 @@ extension SGEMM {
         let kernel = b.microKernel, nr = b.nr, tallest = kernel.mr
         let mr = kernel == .wide && m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : tallest
         let workers = max(1, min(threads, Parallel.availableCores * 4))
-        let rowBlocks = BlockedGEMM.rowBlocks(m: m, mr: mr, mc: max(mr, mc / mr * mr), workers: workers)
+        // On several workers, blocks of at most 8 slivers' rows, taken as workers free up
+        // (each block reads all of B once per slice: more, smaller blocks balance better and
+        // read B more often). Products with fewer blocks than twice the workers split B's
+        // slivers too.
+        let height = workers == 1 ? max(mr, mc / mr * mr) : mr * max(1, min(8, (m + mr * workers * 3 - 1) / (mr * workers * 3)))
+        let rowBlocks = stride(from: 0, to: m, by: height).map { (row: $0, rows: min(height, m - $0)) }
         let slivers = b.slivers, blocks = rowBlocks.count
-        let chunks = blocks >= workers ? 1 : min(slivers, (workers + blocks - 1) / blocks * 2)
+        let chunks = blocks >= 2 * workers ? 1 : min(slivers, (2 * workers + blocks - 1) / blocks)
         let tallestBlock = rowBlocks.map(\.rows).max() ?? mr
         let blocksOfA = (0..<workers).map { _ in ScratchPool.take(roundUp(tallestBlock, mr) * b.kc * 4) }
         let tiles = ScratchPool.take(workers * tallest * nr * 4)
@@ -83,7 +88,7 @@ extension SGEMM {
         let aBlocks = blocksOfA.map { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: Float.self) }
         let tileBase = UnsafeMutableRawPointer(tiles.pointer).assumingMemoryBound(to: Float.self)
         b.withStorage { bBase in
-            Parallel.forEach(blocks * chunks, threads: workers) { task, w in
+            Parallel.forEachDynamic(blocks * chunks, threads: workers) { task, w in
                 let (ic, mb) = rowBlocks[task / chunks]
                 let s0 = task % chunks * slivers / chunks, s1 = (task % chunks + 1) * slivers / chunks
                 if s0 >= s1 { return }

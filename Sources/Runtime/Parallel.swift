@@ -58,4 +58,22 @@ public enum Parallel {
             }
         }
     }
+
+    /// Runs `body(item, worker)` for every item in `0..<count`, each worker taking the next
+    /// item not yet taken: a worker on a core that runs slower (another tenant on a shared
+    /// machine) takes fewer. Which worker runs an item is not fixed, so the items' results
+    /// must not depend on it (a worker index still names one scratch buffer at a time).
+    public static func forEachDynamic(_ count: Int, threads: Int = defaultThreads, _ body: (Int, Int) -> Void) {
+        let workers = min(max(1, threads), count)
+        if workers <= 0 { return }
+        if workers == 1 { for item in 0..<count { body(item, 0) }; return }
+        let next = Atomic<Int>(0)
+        run(workers: workers) { w in
+            while true {
+                let item = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if item >= count { return }
+                body(item, w)
+            }
+        }
+    }
 }
