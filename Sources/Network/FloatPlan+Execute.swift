@@ -75,15 +75,13 @@ extension FloatPlan {
                     }
                     return
                 }
-                Parallel.run(workers: workers) { w in
-                    let ws = takeWorkspace(lanes: 1, images: min(n, microBatch))
-                    defer { recycle(ws) }
-                    var chunk = w
-                    while chunk < chunks && !Interrupt.isRequested {
-                        let first = chunk * microBatch, count = min(microBatch, n - first)
-                        execute(ws, images: count, input: x0 + first * inner, result: o0 + first * width)
-                        chunk += workers
-                    }
+                // Micro-batches dealt as workers free up (a slower core takes fewer).
+                let spaces = (0..<workers).map { _ in takeWorkspace(lanes: 1, images: min(n, microBatch)) }
+                defer { spaces.forEach(recycle) }
+                Parallel.forEachDynamic(chunks, threads: workers) { chunk, w in
+                    if Interrupt.isRequested { return }
+                    let first = chunk * microBatch, count = min(microBatch, n - first)
+                    execute(spaces[w], images: count, input: x0 + first * inner, result: o0 + first * width)
                 }
             }
         }

@@ -209,7 +209,7 @@ public final class Model: @unchecked Sendable {
         let lock = NSLock()
         outputs.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
-            Parallel.forEach(chunks, threads: threads) { chunk, _ in
+            Parallel.forEachDynamic(chunks, threads: threads) { chunk, _ in
                 do {
                     let part = try x.slice((chunk * Self.microBatch)..<min(n, (chunk + 1) * Self.microBatch))
                     base[chunk] = try Parallel.withThreads(1) { try runWhole(part, training: false, keepTrace: false).output }

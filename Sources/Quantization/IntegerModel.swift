@@ -303,14 +303,12 @@ public final class IntegerModel: @unchecked Sendable {
             logits.withUnsafeMutableBufferPointer { ls in
                 let (x0, l0) = (xs.baseAddress!, ls.baseAddress!)
                 let workers = min(max(1, threads), max(n, 1))
-                Parallel.run(workers: workers) { w in
-                    let ws = Workspace(plan)
-                    if workers == 1 { ws.threads = max(1, threads) }
-                    var image = w
-                    while image < n && !Interrupt.isRequested {
-                        execute(plan, ws, image: x0 + image * inner, logits: l0 + image * width)
-                        image += workers
-                    }
+                // Images dealt as workers free up (a slower core takes fewer).
+                let spaces = (0..<workers).map { _ in Workspace(plan) }
+                if workers == 1 { spaces[0].threads = max(1, threads) }
+                Parallel.forEachDynamic(n, threads: workers) { image, w in
+                    if Interrupt.isRequested { return }
+                    execute(plan, spaces[w], image: x0 + image * inner, logits: l0 + image * width)
                 }
             }
         }
