@@ -40,32 +40,9 @@ static void block16(const float *src, int64_t ld, float *dst, int64_t nr) {
     }
 }
 
-// The same with AVX2: an 8×8 block through unpacks of pairs, of 64-bit pairs, then 128-bit halves.
-__attribute__((target("avx2")))
-static void block8(const float *src, int64_t ld, float *dst, int64_t nr) {
-    __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    // u[4g + q]: rows 4g…4g+3 of element 4L + q in each 128-bit lane L.
-    for (int g = 0; g < 2; g++) {
-        __m256d a = _mm256_castps_pd(t[4 * g]), b = _mm256_castps_pd(t[4 * g + 1]);
-        __m256d c = _mm256_castps_pd(t[4 * g + 2]), d = _mm256_castps_pd(t[4 * g + 3]);
-        u[4 * g + 0] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
-        u[4 * g + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
-        u[4 * g + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
-        u[4 * g + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
-    }
-    for (int q = 0; q < 4; q++) {
-        _mm256_storeu_ps(dst + q * nr, _mm256_permute2f128_ps(u[q], u[4 + q], 0x20));
-        _mm256_storeu_ps(dst + (4 + q) * nr, _mm256_permute2f128_ps(u[q], u[4 + q], 0x31));
-    }
-}
-
-// Up to 8 rows of 8 columns: the rows past `rows` read as zero, and only the first `rows`
-// lanes of each output row are stored (so a 6-row sliver never writes past its 6 floats).
+// Up to 8 rows of 8 columns with AVX2 (unpacks of pairs, of 64-bit pairs, then 128-bit halves):
+// the rows past `rows` read as zero, and only the first `rows` lanes of each output row are
+// stored (so a 6-row sliver never writes past its 6 floats).
 __attribute__((target("avx2")))
 static void rows8(const float *src, int64_t ld, int64_t rows, float *dst, int64_t nr) {
     __m256 r[8], t[8], u[8];
@@ -131,7 +108,7 @@ void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld,
     } else if (avx2) {
         k16 = k / 8 * 8; n16 = n / 8 * 8;
         for (int64_t p = 0; p < k16; p += 8)
-            for (int64_t j = 0; j < n16; j += 8) block8(src + j * ld + p, ld, dst + p * nr + j, nr);
+            for (int64_t j = 0; j < n16; j += 8) rows8(src + j * ld + p, ld, 8, dst + p * nr + j, nr);
     }
 #endif
     plain(0, k16, n16, n, src, ld, dst, nr);

@@ -39,6 +39,17 @@ func gemmBound(k: Int, absDot: Double, alpha: Float, beta: Float, c0: Float) -> 
     return gamma * (Double(abs(alpha)) * absDot + Double(abs(beta * c0))) + 1e-30
 }
 
+/// Σ_p |op(A)[i, p]·op(B)[p, j]|, the scale of C[i, j]'s rounding error.
+func absoluteDot(_ t: GEMMCase, _ a: [Float], _ lda: Int, _ b: [Float], _ ldb: Int, _ i: Int, _ j: Int) -> Double {
+    var sum = 0.0
+    for p in 0..<t.k {
+        let x = t.transA ? a[p * lda + i] : a[i * lda + p]
+        let y = t.transB ? b[j * ldb + p] : b[p * ldb + j]
+        sum += abs(Double(x) * Double(y))
+    }
+    return sum
+}
+
 /// Each case on both micro-kernels (12×32 wide, 6×16 AVX2) where this CPU runs them.
 @Test(arguments: gemmCases, [SGEMM.MicroKernel.wide, .avx2])
 func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
@@ -56,12 +67,7 @@ func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     var worst = 0.0
     for i in 0..<t.m {
         for j in 0..<t.n {
-            var absDot = 0.0
-            for p in 0..<t.k {
-                let x = t.transA ? a[p * lda + i] : a[i * lda + p]
-                let y = t.transB ? b[j * ldb + p] : b[p * ldb + j]
-                absDot += abs(Double(x) * Double(y))
-            }
+            let absDot = absoluteDot(t, a, lda, b, ldb, i, j)
             let err = abs(Double(c[i * ldc + j]) - Double(ref[i * ldc + j]))
             let bound = gemmBound(k: t.k, absDot: absDot, alpha: t.alpha, beta: t.beta, c0: c0[i * ldc + j])
             worst = max(worst, err / bound)
@@ -94,12 +100,7 @@ func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     var worst = 0.0
     for i in 0..<t.m {
         for j in 0..<t.n {
-            var absDot = 0.0
-            for p in 0..<t.k {
-                let x = t.transA ? a[p * lda + i] : a[i * lda + p]
-                let y = t.transB ? b[j * ldb + p] : b[p * ldb + j]
-                absDot += abs(Double(x) * Double(y))
-            }
+            let absDot = absoluteDot(t, a, lda, b, ldb, i, j)
             var expected = Double(ref[i * ldc + j])
             var bound = gemmBound(k: t.k, absDot: absDot, alpha: t.alpha, beta: t.beta, c0: c0[i * ldc + j])
             if epilogue {
