@@ -288,7 +288,7 @@ public final class Model: @unchecked Sendable {
                     continue
                 }
             }
-            if !keepTrace, !training, observer == nil, case .gemm(let at) = node.op, let a = ins[0],
+            if !keepTrace, !training, observer == nil, case .gemm(let at) = node.op, ins.count >= 2, let a = ins[0],
                let y = try packedLinear(node, at, a, bias: ins.count > 2 ? ins[2] : nil, relu: false) {
                 values[node.outputs[0]] = y
                 for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
