@@ -76,11 +76,11 @@ extension SGEMM {
         // On several workers, blocks of at most 8 slivers' rows, taken as workers free up
         // (each block reads all of B once per slice: more, smaller blocks balance better and
         // read B more often). Products with fewer blocks than twice the workers split B's
-        // slivers too.
+        // slivers too; one worker takes MC-tall blocks whole (no block's A packed twice).
         let height = workers == 1 ? max(mr, mc / mr * mr) : mr * max(1, min(8, (m + mr * workers * 3 - 1) / (mr * workers * 3)))
         let rowBlocks = stride(from: 0, to: m, by: height).map { (row: $0, rows: min(height, m - $0)) }
         let slivers = b.slivers, blocks = rowBlocks.count
-        let chunks = blocks >= 2 * workers ? 1 : min(slivers, (2 * workers + blocks - 1) / blocks)
+        let chunks = workers == 1 || blocks >= 2 * workers ? 1 : min(slivers, (2 * workers + blocks - 1) / blocks)
         let tallestBlock = rowBlocks.map(\.rows).max() ?? mr
         let blocksOfA = (0..<workers).map { _ in ScratchPool.take(roundUp(tallestBlock, mr) * b.kc * 4) }
         let tiles = ScratchPool.take(workers * tallest * nr * 4)

@@ -6,8 +6,9 @@ import Glibc
 
 /// How the kernels spread work across cores.
 ///
-/// Work is split statically: worker `t` of `T` takes items `t, t+T, t+2T, …`. The kernels'
-/// tasks are uniform in cost, and a static split lets each worker own one scratch buffer.
+/// `forEach` splits work statically: worker `t` of `T` takes items `t, t+T, t+2T, …` (uniform
+/// tasks, each worker owning one scratch buffer). `forEachDynamic` hands each worker the next
+/// item left, for loops whose workers may run at different speeds (a shared machine's cores).
 public enum Parallel {
     /// Cores this process may use (at least 1).
     public static let availableCores: Int = {

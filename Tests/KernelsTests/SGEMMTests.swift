@@ -39,6 +39,19 @@ func gemmBound(k: Int, absDot: Double, alpha: Float, beta: Float, c0: Float) -> 
     return gamma * (Double(abs(alpha)) * absDot + Double(abs(beta * c0))) + 1e-30
 }
 
+/// A case's operands, with leading dimensions larger than the rows (to catch stride mistakes),
+/// C's starting values, and the reference's C.
+func gemmOperands(_ t: GEMMCase, _ r: inout TestRandom)
+    -> (lda: Int, ldb: Int, ldc: Int, a: [Float], b: [Float], c0: [Float], reference: [Float]) {
+    let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
+    let a = r.floats((t.transA ? t.k : t.m) * lda), b = r.floats((t.transB ? t.n : t.k) * ldb)
+    let c0 = r.floats(t.m * ldc)
+    var ref = c0
+    SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
+                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
+    return (lda, ldb, ldc, a, b, c0, ref)
+}
+
 /// Σ_p |op(A)[i, p]·op(B)[p, j]|, the scale of C[i, j]'s rounding error.
 func absoluteDot(_ t: GEMMCase, _ a: [Float], _ lda: Int, _ b: [Float], _ ldb: Int, _ i: Int, _ j: Int) -> Double {
     var sum = 0.0
@@ -55,15 +68,10 @@ func absoluteDot(_ t: GEMMCase, _ a: [Float], _ lda: Int, _ b: [Float], _ ldb: I
 func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     guard kernel.runs else { return }
     var r = TestRandom(seed: UInt64(t.m * 1_000_003 + t.n * 1009 + t.k))
-    // Leading dimensions larger than the rows, to catch stride mistakes.
-    let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
-    let a = r.floats((t.transA ? t.k : t.m) * lda), b = r.floats((t.transB ? t.n : t.k) * ldb)
-    let c0 = r.floats(t.m * ldc)
-    var c = c0, ref = c0
+    let (lda, ldb, ldc, a, b, c0, ref) = gemmOperands(t, &r)
+    var c = c0
     SGEMM.multiply(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &c, ldc: ldc, threads: t.threads, microKernel: kernel)
-    SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
-                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
     var worst = 0.0
     for i in 0..<t.m {
         for j in 0..<t.n {
@@ -85,18 +93,14 @@ func sgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
 func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     guard kernel.runs else { return }
     var r = TestRandom(seed: UInt64(t.m * 1_000_003 + t.n * 1009 + t.k + 17))
-    let lda = (t.transA ? t.m : t.k) + 3, ldb = (t.transB ? t.k : t.n) + 5, ldc = t.n + 2
-    let a = r.floats((t.transA ? t.k : t.m) * lda), b = r.floats((t.transB ? t.n : t.k) * ldb)
-    let c0 = r.floats(t.m * ldc), bias = r.floats(t.n)
-    let epilogue = (t.m + t.n) % 2 == 0
-    var c = c0, ref = c0
+    let (lda, ldb, ldc, a, b, c0, ref) = gemmOperands(t, &r)
+    let bias = r.floats(t.n), epilogue = (t.m + t.n) % 2 == 0
+    var c = c0
     let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: kernel)
     bias.withUnsafeBufferPointer { bp in
         SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, transA: t.transA, packed: packed, beta: t.beta, c: &c, ldc: ldc,
                        bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads)
     }
-    SGEMM.reference(m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: lda, transA: t.transA,
-                    b: b, ldb: ldb, transB: t.transB, beta: t.beta, c: &ref, ldc: ldc)
     var worst = 0.0
     for i in 0..<t.m {
         for j in 0..<t.n {
