@@ -72,6 +72,12 @@ struct MPQBench: ParsableCommand {
     @Option(help: .hidden)
     var openblasSgemm: String? = nil
 
+    func validate() throws {
+        if let budget, !(budget > 0 && budget.isFinite) {
+            throw ValidationError("--budget expects a positive number of seconds, found \(budget)")
+        }
+    }
+
     func run() throws {
         Memory.keepFreedMemory()
         if let shape = openblasSgemm {
@@ -98,7 +104,6 @@ struct MPQBench: ParsableCommand {
             fflush(stdout)
         }
         let budget = self.budget ?? (quick ? 0.05 : 0.3)
-        guard budget > 0, budget.isFinite else { throw ValidationError("--budget expects a positive number of seconds, found \(budget)") }
         GEMMBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         PackBenchmarks(quick: quick, budget: budget).run(wanted: wanted, emit: emit)
         InferBenchmarks(quick: quick, budget: budget, referenceDirectory: reference).run(wanted: wanted, emit: emit)
