@@ -21,11 +21,16 @@ public struct AccuracyMLP {
     public let prunedLayers: Int
     public let network: Model
     public let mean: Double, spread: Double
+    /// The measured samples it was trained on and how (empty and nil for a predictor read from a
+    /// file): what `refined(with:)` trains on again.
+    public let samples: [PolicySamples.Sample]
+    public let options: Options?
     var features: Int { prunedLayers * keepChoices.count + layers * choices.count }
 
-    init(choices: [Int], layers: Int, keepChoices: [Double] = [], prunedLayers: Int = 0, network: Model, mean: Double, spread: Double) {
+    init(choices: [Int], layers: Int, keepChoices: [Double] = [], prunedLayers: Int = 0, network: Model, mean: Double, spread: Double,
+         samples: [PolicySamples.Sample] = [], options: Options? = nil) {
         self.choices = choices; self.layers = layers; self.keepChoices = keepChoices; self.prunedLayers = prunedLayers
-        self.network = network; self.mean = mean; self.spread = spread
+        self.network = network; self.mean = mean; self.spread = spread; self.samples = samples; self.options = options
     }
 
     public struct Options: Sendable {
@@ -179,7 +184,23 @@ public struct AccuracyMLP {
                 step += 1
             }
         }
-        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers, network: network, mean: mean, spread: spread)
+        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers, network: network, mean: mean, spread: spread,
+                           samples: samples, options: options)
+    }
+
+    /// This predictor fine-tuned on its samples and `measured` (policies the search measured):
+    /// its network the start, Adam restarted, the targets standardised anew, the options it was
+    /// trained with. Our addition to APQ for search rounds (`Evolution.Options.rounds`): the
+    /// search drifts to where the predictor is optimistic, and the measured finalists say by how
+    /// much. A predictor read from a file has no samples and is refused.
+    public func refined(with measured: [PolicySamples.Sample]) throws -> any PolicyPredictor {
+        guard let options, !samples.isEmpty else {
+            throw MixedPrecisionError("predictor: a predictor read from a file has no training samples to refine with; train it with predictor(samples) for search rounds")
+        }
+        guard measured.allSatisfy({ ($0.keep?.count ?? 0) == prunedLayers && $0.bits.count == layers }) else {
+            throw MixedPrecisionError("predictor: the measured policies to refine with must have \(layers) widths and \(prunedLayers) keep ratios")
+        }
+        return try Self.train(samples + measured, choices: choices, options: options, from: network)
     }
 
     /// The MLP: features → hidden → hidden → hidden → 1, ReLU.

@@ -8,7 +8,9 @@ import Tensors
 /// fills the rest with mutations (each layer redrawn with probability `mutation`) and uniform
 /// crossovers of two parents. Candidates over the budget are rejected, so every policy the search
 /// holds, and the one it returns, meets the budget. Before returning, the `topK` best predicted of
-/// the last population are measured for real, and the best measured policy wins.
+/// the last population are measured for real, and the best measured policy wins. With `rounds` > 1
+/// (our addition), each round ends by measuring its finalists, the predictor is refined on every
+/// policy measured so far, and the next round goes on from the population it left.
 public struct Evolution: Sendable {
     public struct Options: Sendable {
         public var population = 100
@@ -20,6 +22,9 @@ public struct Evolution: Sendable {
         public var mutationShare = 0.5
         /// How many of the last population's best predicted are measured before one is returned.
         public var topK = 5
+        /// Rounds of `iterations` generations, the predictor refined on the measured policies
+        /// between them (1: APQ's search, its predictor fixed).
+        public var rounds = 1
         public var seed: UInt64 = 0
         public init() {}
     }
@@ -287,20 +292,39 @@ public struct Evolution: Sendable {
         try run(space, predictPoints: { try predict($0.map(\.bits)) }, measurePoints: { try measure($0.map(\.bits)) }, progress: progress)
     }
 
-    /// As `run(_:predict:measure:progress:)` over a space that may prune: the predictor and the
-    /// measurement see each candidate's widths and keep ratios.
-    public func run(_ space: Space, predictPoints predict: ([Point]) throws -> [Double], measurePoints measure: ([Point]) throws -> [Double],
+    /// As `run(_:predictPoints:measurePoints:progress:)` with `predictor`, refined between rounds
+    /// on every policy measured so far (`PolicyPredictor.refined(with:)`).
+    public func run(_ space: Space, predictor: any PolicyPredictor, measurePoints measure: ([Point]) throws -> [Double],
                     progress: (Generation) -> Void = { _ in }) throws -> Result {
+        try run(space, predictPoints: { try predictor.predict(points: $0) }, measurePoints: measure, progress: progress,
+                refit: { points, accuracies in
+                    let refined = try predictor.refined(with: zip(points, accuracies).map {
+                        PolicySamples.Sample(bits: $0.bits, keep: $0.keep.isEmpty ? nil : $0.keep, accuracy: $1)
+                    })
+                    return { try refined.predict(points: $0) }
+                })
+    }
+
+    /// As `run(_:predict:measure:progress:)` over a space that may prune: the predictor and the
+    /// measurement see each candidate's widths and keep ratios. With `rounds` > 1, `refit` gets
+    /// every policy measured so far after each round and returns the next round's predictor.
+    public func run(_ space: Space, predictPoints: ([Point]) throws -> [Double], measurePoints measure: ([Point]) throws -> [Double],
+                    progress: (Generation) -> Void = { _ in },
+                    refit: (([Point], [Double]) throws -> ([Point]) throws -> [Double])? = nil) throws -> Result {
         let o = options
         guard (2...10_000).contains(o.population), (1..<o.population).contains(o.parents), (0...100_000).contains(o.iterations),
-              (0...1).contains(o.mutation), (0...1).contains(o.mutationShare), (1...1000).contains(o.topK) else {
-            throw MixedPrecisionError("evolve: expected population 2…10000, 1 ≤ parents < population, iterations 0…100000, mutation and its share in 0…1, top 1…1000; found \(o.population), \(o.parents), \(o.iterations), \(o.mutation), \(o.mutationShare), \(o.topK)")
+              (0...1).contains(o.mutation), (0...1).contains(o.mutationShare), (1...1000).contains(o.topK), (1...100).contains(o.rounds) else {
+            throw MixedPrecisionError("evolve: expected population 2…10000, 1 ≤ parents < population, iterations 0…100000, mutation and its share in 0…1, top 1…1000, rounds 1…100; found \(o.population), \(o.parents), \(o.iterations), \(o.mutation), \(o.mutationShare), \(o.topK), \(o.rounds)")
         }
+        guard o.rounds == 1 || refit != nil else { throw MixedPrecisionError("evolve: \(o.rounds) rounds need a predictor that can be refined") }
         try space.checkFeasible()
+        // The refined predictor of the rounds after the first.
+        var refined: (([Point]) throws -> [Double])? = nil
         var rng = RandomGenerator(seed: o.seed)
         var predictions = 0
         func scored(_ genomes: [[Int]]) throws -> [(genome: [Int], predicted: Double)] {
-            let p = try predict(genomes.map(space.point))
+            let points = genomes.map(space.point)
+            let p = try refined.map { try $0(points) } ?? predictPoints(points)
             guard p.count == genomes.count, p.allSatisfy(\.isFinite) else {
                 throw MixedPrecisionError("evolve: the predictor gave \(p.count) predictions for \(genomes.count) policies, or a non-finite one")
             }
@@ -322,61 +346,83 @@ public struct Evolution: Sendable {
             if a.count < fresh.count { interrupted = true }
         }
         var population = try scored((0..<o.population).map { _ in space.repairedDraw(&rng) })
+        // The finalists: the population's best predicted distinct policies, measured.
+        func measureFinalists() throws {
+            var finalists: [[Int]] = []
+            for c in population where !finalists.contains(c.genome) && finalists.count < o.topK { finalists.append(c.genome) }
+            if !interrupted { try measured(finalists) }
+        }
         var history: [Generation] = []
         let leaders = space.free
-        // Ctrl-C inside a generation (the predictor's forward pass stops with `Interrupted`) ends
-        // the search as one between generations does.
-        generations: for iteration in 0...o.iterations {
-            do {
-                if iteration > 0 {
-                    if Interrupt.isRequested { Interrupt.clear(); interrupted = true }
-                    if interrupted { break generations }
-                    // Parents: the best predicted distinct policies.
-                    var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
-                    for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
-                    var seen = Set(parents)
-                    var children: [[Int]] = []
-                    let wanted = o.population - parents.count
-                    let mutations = Int((Double(wanted) * o.mutationShare).rounded())
-                    while children.count < wanted {
-                        var child: [Int]? = nil
-                        for _ in 0..<100 {
-                            var g: [Int]
-                            if children.count < mutations {
-                                g = parents[Int(rng.next() % UInt64(parents.count))]
-                                for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.alphabet(l))) }
-                            } else {
-                                let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
-                                g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+        var generation = 0
+        rounds: for round in 0..<o.rounds {
+            if round > 0 {
+                // The finalists measured, the predictor taught every measured policy, the
+                // population ranked again by it.
+                try measureFinalists()
+                if Interrupt.isRequested { Interrupt.clear(); interrupted = true }
+                guard !interrupted, let refit else { break rounds }
+                let known = measuredByGenome.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+                let next = try refit(known.map { space.point($0.key) }, known.map(\.value))
+                // Ctrl-C during the refit (training stops between epochs) keeps the last predictor.
+                if Interrupt.isRequested { Interrupt.clear(); interrupted = true; break rounds }
+                refined = next
+                population = try scored(population.map(\.genome))
+            }
+            // Ctrl-C inside a generation (the predictor's forward pass stops with `Interrupted`) ends
+            // the search as one between generations does.
+            for iteration in (round == 0 ? 0 : 1)..<(o.iterations + 1) {
+                do {
+                    if iteration > 0 {
+                        if Interrupt.isRequested { Interrupt.clear(); interrupted = true }
+                        if interrupted { break rounds }
+                        // Parents: the best predicted distinct policies.
+                        var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
+                        for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
+                        var seen = Set(parents)
+                        var children: [[Int]] = []
+                        let wanted = o.population - parents.count
+                        let mutations = Int((Double(wanted) * o.mutationShare).rounded())
+                        while children.count < wanted {
+                            var child: [Int]? = nil
+                            for _ in 0..<100 {
+                                var g: [Int]
+                                if children.count < mutations {
+                                    g = parents[Int(rng.next() % UInt64(parents.count))]
+                                    for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.alphabet(l))) }
+                                } else {
+                                    let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
+                                    g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+                                }
+                                g = space.legal(g)
+                                // Over the budget: rejected; a copy of a policy already held: drawn again.
+                                if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
                             }
-                            g = space.legal(g)
-                            // Over the budget: rejected; a copy of a policy already held: drawn again.
-                            if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
+                            let c = child ?? space.repairedDraw(&rng)
+                            seen.insert(c); children.append(c)
                         }
-                        let c = child ?? space.repairedDraw(&rng)
-                        seen.insert(c); children.append(c)
+                        population = kept + (try scored(children))
+                        population.sort { $0.predicted > $1.predicted }
                     }
-                    population = kept + (try scored(children))
-                    population.sort { $0.predicted > $1.predicted }
+                    let best = population[0]
+                    try measured([best.genome])
+                    let bestMeasured = measuredByGenome.values.max()
+                    let use = space.cost(best.genome) / space.budget
+                    let total = o.iterations * o.rounds
+                    let line = String(format: "generation %d/%d", generation, total) + (o.rounds > 1 ? " (round \(round + 1)/\(o.rounds))" : "")
+                        + String(format: " · best predicted %.2f%%", 100 * best.predicted)
+                        + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
+                        + String(format: " · budget %.1f%%", 100 * use)
+                    let g = Generation(iteration: generation, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)
+                    history.append(g)
+                    progress(g)
+                    generation += 1
+                } catch is Interrupted {
+                    Interrupt.clear(); interrupted = true; break rounds
                 }
-                let best = population[0]
-                try measured([best.genome])
-                let bestMeasured = measuredByGenome.values.max()
-                let use = space.cost(best.genome) / space.budget
-                let line = String(format: "generation %d/%d · best predicted %.2f%%", iteration, o.iterations, 100 * best.predicted)
-                    + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
-                    + String(format: " · budget %.1f%%", 100 * use)
-                let g = Generation(iteration: iteration, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)
-                history.append(g)
-                progress(g)
-            } catch is Interrupted {
-                Interrupt.clear(); interrupted = true; break generations
             }
         }
-        // The finalists: the last population's best predicted distinct policies, measured.
-        var finalists: [[Int]] = []
-        for c in population where !finalists.contains(c.genome) && finalists.count < o.topK { finalists.append(c.genome) }
-        if !interrupted { try measured(finalists) }
+        try measureFinalists()
         let predictedByGenome = Dictionary(population.map { ($0.genome, $0.predicted) }, uniquingKeysWith: { a, _ in a })
         var all: [Candidate] = []
         for (g, a) in measuredByGenome {

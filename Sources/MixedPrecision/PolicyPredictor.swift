@@ -11,6 +11,8 @@ public protocol PolicyPredictor {
     func predict(_ policies: [[Int]]) throws -> [Double]
     /// Predicted accuracies of points of APQ's joint space (widths and keep ratios).
     func predict(points: [Evolution.Point]) throws -> [Double]
+    /// The predictor taught `measured` as well (search rounds); one that cannot learn refuses.
+    func refined(with measured: [PolicySamples.Sample]) throws -> any PolicyPredictor
 }
 
 extension PolicyPredictor {
@@ -18,6 +20,10 @@ extension PolicyPredictor {
     public func predict(points: [Evolution.Point]) throws -> [Double] {
         guard points.allSatisfy(\.keep.isEmpty) else { throw MixedPrecisionError("predictor: this predictor knows widths only, not pruned layers") }
         return try predict(points.map(\.bits))
+    }
+
+    public func refined(with measured: [PolicySamples.Sample]) throws -> any PolicyPredictor {
+        throw MixedPrecisionError("predictor: a \(Self.self) is not refined by search rounds; use rounds: 1, or a predictor from predictor(samples)")
     }
 }
 

@@ -96,3 +96,59 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
         try Evolution(options: o).run(space, predict: { $0.map(accuracy) }, measure: { _ in [] })
     }
 }
+
+/// Rounds: a predictor that is optimistic about layer 0 at 8 bits leads a one-round search to
+/// policies the measurements rate worse; with rounds, `refit` sees every policy measured so far
+/// after each round (here it returns the true surface, as a refined predictor would learn it), and
+/// the search then ends within 0.5% of the exact optimum. Rounds without a refit are refused.
+@Test func evolutionRoundsRefitThePredictorOnWhatWasMeasured() throws {
+    let (choices, costs, loss) = additiveSpace(seed: 9)
+    let budget = costs.reduce(0) { $0 + $1[2] }
+    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } - (bits[0] == 8 ? 0.05 : 0) }
+    func optimistic(_ bits: [Int]) -> Double { accuracy(bits) + (bits[0] == 8 ? 0.1 : 0) }
+    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    var o = Evolution.Options(); o.iterations = 40; o.seed = 4
+    let fixed = try Evolution(options: o).run(space, predict: { $0.map(optimistic) }, measure: { $0.map(accuracy) })
+    o.rounds = 3
+    var seen: [Int] = [], lines: [String] = []
+    let r = try Evolution(options: o).run(space, predictPoints: { $0.map { optimistic($0.bits) } }, measurePoints: { $0.map { accuracy($0.bits) } },
+                                          progress: { lines.append($0.line) },
+                                          refit: { points, accuracies in
+                                              seen.append(points.count)
+                                              #expect(zip(points, accuracies).allSatisfy { accuracy($0.bits) == $1 })
+                                              return { $0.map { accuracy($0.bits) } }
+                                          })
+    let problem = BitAllocation(layers: (0..<12).map { "l\($0)" }, choices: Array(repeating: choices, count: 12),
+                                objective: loss.enumerated().map { l, row in row.enumerated().map { $1 + (l == 0 && $0 == 4 ? 0.05 : 0) } },
+                                budgets: [.init(name: "size", cost: costs, limit: budget)])
+    let optimum = 0.95 - (try problem.solveExactly()).objective
+    print("rounds: fixed predictor \(fixed.best.measured!), three rounds \(r.best.measured!), optimum \(optimum)")
+    #expect(fixed.best.bits[0] == 8 && r.best.bits[0] != 8)
+    #expect(0.95 - r.best.measured! <= (0.95 - optimum) * 1.005 && r.best.measured! > fixed.best.measured!)
+    #expect(seen.count == 2 && seen[0] >= o.topK && seen[1] > seen[0])
+    #expect(lines.count == 121 && lines[0].hasPrefix("generation 0/120 (round 1/3)") && lines[120].hasPrefix("generation 120/120 (round 3/3)"))
+    #expect(throws: MixedPrecisionError.self) { try Evolution(options: o).run(space, predict: { $0.map(optimistic) }, measure: { $0.map(accuracy) }) }
+}
+
+/// A predictor refined on measured policies moves its predictions of them toward what was
+/// measured; one read from a file has no samples to refine with and is refused.
+@Test func accuracyPredictorRefinesOnMeasuredPolicies() throws {
+    var rng = RandomGenerator(seed: 11)
+    let choices = [2, 4, 8]
+    func truth(_ b: [Int]) -> Double { 0.5 + 0.05 * b.reduce(0) { $0 + log2(Double($1)) } }
+    let samples = (0..<40).map { _ -> PolicySamples.Sample in
+        let b = (0..<4).map { _ in choices[Int(rng.next() % 3)] }
+        return PolicySamples.Sample(bits: b, accuracy: truth(b))
+    }
+    var o = AccuracyMLP.Options(); o.hidden = 16; o.epochs = 200; o.seed = 1
+    let p = try AccuracyMLP.train(samples, choices: choices, options: o)
+    // Policies the truth rates lower than the samples taught (a region the predictor is optimistic about).
+    let surprises = [[8, 8, 2, 2], [8, 2, 8, 2]].map { PolicySamples.Sample(bits: $0, accuracy: truth($0) - 0.2) }
+    let before = try p.predict(surprises.map(\.bits)), after = try p.refined(with: surprises).predict(surprises.map(\.bits))
+    print("refined: before \(before), after \(after), measured \(surprises.map(\.accuracy))")
+    for (i, s) in surprises.enumerated() { #expect(abs(after[i] - s.accuracy) < abs(before[i] - s.accuracy) / 2) }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-refine-\(getpid()).npz").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try p.save(to: path)
+    #expect(throws: MixedPrecisionError.self) { try AccuracyMLP.load(path).refined(with: surprises) }
+}
