@@ -52,9 +52,11 @@ enum PoolOp {
                 arg.withUnsafeMutableBufferPointer { ap in
                     let (xb, ob, ab) = (xp.baseAddress!, op.baseAddress!, ap.baseAddress!)
                     let unpadded = a.pads.allSatisfy { $0 == 0 } && (g.oh - 1) * g.sh + g.kh <= g.h && (g.ow - 1) * g.sw + g.kw <= g.w
+                    let halving = unpadded && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2
                     Parallel.forEach(planes) { p, _ in
                         let src = xb + p * g.h * g.w
                         let o = ob + p * outPlane, ai = ab + p * outPlane
+                        if halving { halvingPlane(src, g, o, ai); return }
                         for y in 0..<g.oh {
                             for xx in 0..<g.ow {
                                 var best = -Float.infinity, bestIndex = -1
@@ -91,6 +93,62 @@ enum PoolOp {
         return (Tensor(checkedShape: [g.n, g.c, g.oh, g.ow], scalars: out), arg)
     }
 
+    /// 2×2, stride-2 max pooling of one plane (every window inside it) with its argmax, eight
+    /// outputs at a time and no branch on the data: the scalar loop's choice exactly — the window's
+    /// taps in row order, a later tap taking over only when greater, or NaN over a number. Eight
+    /// outputs along one row read two rows of sixteen inputs; others (row ends, rows narrower than
+    /// eight) gather each lane's four taps.
+    static func halvingPlane(_ src: UnsafePointer<Float>, _ g: Geometry, _ o: UnsafeMutablePointer<Float>, _ ai: UnsafeMutablePointer<Int32>) {
+        let total = g.oh * g.ow, w = g.w
+        let lanes = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+        let raw = UnsafeRawPointer(src)
+        var (k, y, x) = (0, 0, 0)
+        while k < total {
+            var a: SIMD8<Float>, b: SIMD8<Float>, c: SIMD8<Float>, d: SIMD8<Float>, at: SIMD8<Int32>
+            let n: Int
+            if x + 8 <= g.ow {
+                let first = 2 * y * w + 2 * x
+                let top = raw.loadUnaligned(fromByteOffset: 4 * first, as: SIMD16<Float>.self)
+                let bottom = raw.loadUnaligned(fromByteOffset: 4 * (first + w), as: SIMD16<Float>.self)
+                (a, b, c, d) = (top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf)
+                at = lanes &+ Int32(first)
+                n = 8; x += 8
+            } else {
+                n = min(8, total - k)
+                (a, b, c, d, at) = (.init(), .init(), .init(), .init(), .init())
+                for lane in 0..<8 {
+                    // Lanes past the last output repeat it (not stored).
+                    let i = 2 * y * w + 2 * x
+                    a[lane] = src[i]; b[lane] = src[i + 1]; c[lane] = src[i + w]; d[lane] = src[i + w + 1]; at[lane] = Int32(i)
+                    if lane < n - 1 { x += 1; if x == g.ow { (x, y) = (0, y + 1) } }
+                }
+                x += 1; if x == g.ow { (x, y) = (0, y + 1) }
+            }
+            if x == g.ow { (x, y) = (0, y + 1) }
+            var best = a, index = at
+            @inline(__always) func consider(_ v: SIMD8<Float>, _ i: SIMD8<Int32>) {
+                let take = (v .> best) .| (.!(v .== v) .& (best .== best))
+                best.replace(with: v, where: take); index.replace(with: i, where: take)
+            }
+            consider(b, at &+ 1)
+            consider(c, at &+ Int32(w))
+            consider(d, at &+ Int32(w + 1))
+            if n == 8 {
+                UnsafeMutableRawPointer(o + k).storeBytes(of: best, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(ai + k).storeBytes(of: index, as: SIMD8<Int32>.self)
+            } else {
+                for lane in 0..<n { o[k + lane] = best[lane]; ai[k + lane] = index[lane] }
+            }
+            k += n
+        }
+    }
+
+    /// The larger lane by lane, NaN over a number (as max pooling propagates NaN).
+    @inline(__always)
+    static func greater(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: (b .> a) .| .!(b .== b)) }
+    @inline(__always)
+    static func greater(_ a: Float, _ b: Float) -> Float { b > a || b.isNaN ? b : a }
+
     /// Max pooling without indices (inference). 2×2 windows with stride 2 and no padding, the
     /// common case, take 16 outputs per step from two input rows.
     static func maxValues(_ x: Tensor, _ a: PoolAttributes) throws -> Tensor {
@@ -113,13 +171,13 @@ enum PoolOp {
                         while xx + 16 <= g.ow {
                             let top = r0.loadUnaligned(fromByteOffset: 8 * xx, as: SIMD32<Float>.self)
                             let bottom = r1.loadUnaligned(fromByteOffset: 8 * xx, as: SIMD32<Float>.self)
-                            let m = pointwiseMax(pointwiseMax(top.evenHalf, top.oddHalf), pointwiseMax(bottom.evenHalf, bottom.oddHalf))
+                            let m = greater(greater(top.evenHalf, top.oddHalf), greater(bottom.evenHalf, bottom.oddHalf))
                             UnsafeMutableRawPointer(o + xx).storeBytes(of: m, as: SIMD16<Float>.self)
                             xx += 16
                         }
                         let a0 = src + 2 * y * g.w, a1 = src + (2 * y + 1) * g.w
                         while xx < g.ow {
-                            o[xx] = max(max(a0[2 * xx], a0[2 * xx + 1]), max(a1[2 * xx], a1[2 * xx + 1]))
+                            o[xx] = greater(greater(a0[2 * xx], a0[2 * xx + 1]), greater(a1[2 * xx], a1[2 * xx + 1]))
                             xx += 1
                         }
                     }
@@ -130,11 +188,20 @@ enum PoolOp {
     }
 
     /// Routes each output gradient (or tangent, read from the input's tangent) through argmax.
+    /// Planes in parallel: each plane's outputs scatter into its own input plane.
     static func maxBackward(inputShape: [Int], _ argmax: [Int32], _ dy: Tensor) -> Tensor {
         let plane = inputShape[2] * inputShape[3], outPlane = dy.shape[2] * dy.shape[3]
         var dx = [Float](repeating: 0, count: inputShape.reduce(1, *))
         dy.withUnsafeScalars { d in
-            for i in 0..<d.count { dx[(i / outPlane) * plane + Int(argmax[i])] += d[i] }
+            argmax.withUnsafeBufferPointer { am in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    let (db, ab, xb) = (d.baseAddress!, am.baseAddress!, dxp.baseAddress!)
+                    Parallel.forEach(d.count / max(outPlane, 1)) { p, _ in
+                        let x = xb + p * plane
+                        for i in (p * outPlane)..<((p + 1) * outPlane) { x[Int(ab[i])] += db[i] }
+                    }
+                }
+            }
         }
         return Tensor(checkedShape: inputShape, scalars: dx)
     }

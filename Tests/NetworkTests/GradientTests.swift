@@ -30,6 +30,7 @@ let opCases: [OpCase] = [
     OpCase(label: "relu", op: .relu, input: [2, 4, 4], parameters: []),
     OpCase(label: "clip", op: .clip(min: -0.5, max: 0.6), input: [2, 4, 4], parameters: []),
     OpCase(label: "maxpool 2", op: .maxPool(PoolAttributes(kernel: [2, 2])), input: [2, 5, 5], parameters: []),
+    OpCase(label: "maxpool 2 s2, rows of 10", op: .maxPool(PoolAttributes(kernel: [2, 2], strides: [2, 2])), input: [2, 4, 21], parameters: []),
     OpCase(label: "maxpool 3 s2 p1", op: .maxPool(PoolAttributes(kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])),
            input: [2, 6, 6], parameters: []),
     OpCase(label: "avgpool 3 s2 p1", op: .averagePool(PoolAttributes(kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1])),
