@@ -5,8 +5,8 @@ import Runtime
 /// of B is packed once by all workers together. Then tasks — MC-tall blocks of A × column
 /// chunks of the panel, so short wide products (a conv's few output channels × many pixels)
 /// still use every worker — each pack their block of A into the worker's own buffer and run
-/// the micro-kernel over every MR×NR tile. Packing zero-pads partial slivers, so one kernel
-/// serves edge tiles too.
+/// the micro-kernel over every MR×NR tile; tasks go to workers as they free up. Packing
+/// zero-pads partial slivers, so one kernel serves edge tiles too.
 struct BlockedGEMM {
     /// Micro-tile shape and cache blocking, in elements. `kAlign` rounds KC up for kernels that
     /// consume K in groups (4 for VNNI dot products).
@@ -57,7 +57,9 @@ struct BlockedGEMM {
                 let blocks = rowBlocks.count
                 let chunks = blocks >= workers ? 1 : min(slivers, (workers + blocks - 1) / blocks * 2)
                 let aSliverBytes = kbPadded * mr * elementBytes
-                Parallel.forEach(blocks * chunks, threads: workers) { task, w in
+                // Tasks dealt as workers free up: on a machine where one core runs slower (a
+                // shared VM), a fixed half each left the faster waiting at every K slice.
+                Parallel.forEachDynamic(blocks * chunks, threads: workers) { task, w in
                     let (ic, mb) = rowBlocks[task / chunks]
                     let s0 = task % chunks * slivers / chunks, s1 = (task % chunks + 1) * slivers / chunks
                     if s0 >= s1 { return }
@@ -89,10 +91,10 @@ extension BlockedGEMM {
     /// by one core and read by the other.
     func shortProduct(m: Int, n: Int, k: Int, jc: Int, slivers: Int, kc: Int, workers: Int, blocksOfA: [Scratch<UInt8>],
                       packA: PackA, packB: PackB, tile: Tile) {
-        let chunks = workers == 1 ? 1 : min(slivers, workers * 2)
+        let chunks = workers == 1 ? 1 : min(slivers, workers * 4)
         let sliverBuffers = (0..<workers).map { _ in ScratchPool.take(kc * nr * elementBytes) }
         defer { ScratchPool.give(sliverBuffers) }
-        Parallel.forEach(chunks, threads: workers) { c, w in
+        Parallel.forEachDynamic(chunks, threads: workers) { c, w in
             let s0 = c * slivers / chunks, s1 = (c + 1) * slivers / chunks
             if s0 >= s1 { return }
             var pc = 0
@@ -116,11 +118,11 @@ extension BlockedGEMM {
         }
     }
 
-    /// The MC-tall blocks of A's rows, ordered so that the round-robin split of `Parallel.forEach`
-    /// gives every worker the same number of rows (to within MR): the rows are cut into one
-    /// contiguous part per worker, each part into equal blocks of at most MC rows, and the blocks
-    /// interleaved part by part. (Blocks of MC from the top left the last worker a short block:
-    /// 576 against 448 rows of 1024 on two workers.)
+    /// The MC-tall blocks of A's rows, of equal height (to within MR) so that dealing them to
+    /// workers balances: the rows are cut into one contiguous part per worker, each part into
+    /// equal blocks of at most MC rows, and the blocks interleaved part by part (a round-robin
+    /// split gives every worker the same rows). (Blocks of MC from the top left the last worker a
+    /// short block: 576 against 448 rows of 1024 on two workers.)
     /// Products with fewer blocks than workers keep one block per MC rows: their tasks split
     /// the panel's columns instead, so each core reads half of B rather than all of it for
     /// half the rows.
