@@ -283,6 +283,33 @@ public struct Evolution: Sendable {
     public var options: Options
     public init(options: Options = Options()) { self.options = options }
 
+    /// A generation's children of `parents`: the first share by mutation (each free gene redrawn
+    /// with probability `mutation`), the rest by uniform crossover of two parents; a child over the
+    /// budget or a copy of one already held is drawn again (after 100 tries, a repaired draw).
+    func children(of parents: [[Int]], wanted: Int, space: Space, leaders: [Int], rng: inout RandomGenerator) -> [[Int]] {
+        var seen = Set(parents)
+        var children: [[Int]] = []
+        let mutations = Int((Double(wanted) * options.mutationShare).rounded())
+        while children.count < wanted {
+            var child: [Int]? = nil
+            for _ in 0..<100 {
+                var g: [Int]
+                if children.count < mutations {
+                    g = parents[Int(rng.next() % UInt64(parents.count))]
+                    for l in leaders where Double(rng.uniform()) < options.mutation { g[l] = Int(rng.next() % UInt64(space.alphabet(l))) }
+                } else {
+                    let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
+                    g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
+                }
+                g = space.legal(g)
+                if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
+            }
+            let c = child ?? space.repairedDraw(&rng)
+            seen.insert(c); children.append(c)
+        }
+        return children
+    }
+
     /// Searches `space` with `predict` (accuracies of many policies at once) and `measure` (the
     /// real accuracies of a few; fewer than asked, the first ones, when interrupted). `progress`
     /// sees one line per generation. Ctrl-C between generations still measures the finalists;
@@ -379,29 +406,7 @@ public struct Evolution: Sendable {
                         // Parents: the best predicted distinct policies.
                         var parents: [[Int]] = [], kept: [(genome: [Int], predicted: Double)] = []
                         for c in population where parents.count < o.parents && !parents.contains(c.genome) { parents.append(c.genome); kept.append(c) }
-                        var seen = Set(parents)
-                        var children: [[Int]] = []
-                        let wanted = o.population - parents.count
-                        let mutations = Int((Double(wanted) * o.mutationShare).rounded())
-                        while children.count < wanted {
-                            var child: [Int]? = nil
-                            for _ in 0..<100 {
-                                var g: [Int]
-                                if children.count < mutations {
-                                    g = parents[Int(rng.next() % UInt64(parents.count))]
-                                    for l in leaders where Double(rng.uniform()) < o.mutation { g[l] = Int(rng.next() % UInt64(space.alphabet(l))) }
-                                } else {
-                                    let a = parents[Int(rng.next() % UInt64(parents.count))], b = parents[Int(rng.next() % UInt64(parents.count))]
-                                    g = zip(a, b).map { rng.next() & 1 == 0 ? $0 : $1 }
-                                }
-                                g = space.legal(g)
-                                // Over the budget: rejected; a copy of a policy already held: drawn again.
-                                if space.cost(g) <= space.budget && !seen.contains(g) { child = g; break }
-                            }
-                            let c = child ?? space.repairedDraw(&rng)
-                            seen.insert(c); children.append(c)
-                        }
-                        population = kept + (try scored(children))
+                        population = kept + (try scored(children(of: parents, wanted: o.population - parents.count, space: space, leaders: leaders, rng: &rng)))
                         population.sort { $0.predicted > $1.predicted }
                     }
                     let best = population[0]
