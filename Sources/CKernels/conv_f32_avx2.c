@@ -128,8 +128,14 @@ void mpq_conv_f32_row_avx2(int64_t cols, const float *a, const int64_t *taps, in
         const __m256 acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
         for (int64_t v = 0; v < vectors; v++) {
             const int64_t j = column + first + 8 * v;
-            const __m256i mask = mpq_f2_mask(cols - first - 8 * v);
             __m256 y = acc[v];
+            // A whole vector by a plain store (a masked store is slow on AMD cores).
+            if (cols - first - 8 * v >= 8) {
+                if (res) y = _mm256_add_ps(y, _mm256_loadu_ps(res + j));
+                _mm256_storeu_ps(out + j, _mm256_min_ps(_mm256_max_ps(y, vlo), vhi));
+                continue;
+            }
+            const __m256i mask = mpq_f2_mask(cols - first - 8 * v);
             if (res) y = _mm256_add_ps(y, _mm256_maskload_ps(res + j, mask));
             _mm256_maskstore_ps(out + j, mask, _mm256_min_ps(_mm256_max_ps(y, vlo), vhi));
         }
@@ -160,7 +166,14 @@ void mpq_depthwise_f32_avx2(int64_t pixels, const float *const *a, float *const 
             _mm256_storeu_ps(o + c + 16, _mm256_min_ps(_mm256_max_ps(s2, vlo), vhi));
             _mm256_storeu_ps(o + c + 24, _mm256_min_ps(_mm256_max_ps(s3, vlo), vhi));
         }
-        for (; c < channels; c += 8) {
+        for (; c + 8 <= channels; c += 8) {
+            __m256 s = _mm256_loadu_ps(bias + c);
+            for (int64_t t = 0; t < ntaps; t++)
+                s = _mm256_fmadd_ps(_mm256_loadu_ps(x + taps[t] + c), _mm256_loadu_ps(w + t * ldw + c), s);
+            _mm256_storeu_ps(o + c, _mm256_min_ps(_mm256_max_ps(s, vlo), vhi));
+        }
+        // The last partial vector masked (a masked store is slow on AMD cores: only here).
+        if (c < channels) {
             const __m256i mask = mpq_f2_mask(channels - c);
             __m256 s = _mm256_maskload_ps(bias + c, mask);
             for (int64_t t = 0; t < ntaps; t++)

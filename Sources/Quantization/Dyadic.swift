@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A dyadic number b/2^c standing in for a real multiplier s (HAWQ-V3's requantization):
 /// frexp(s) = (m, e) with m ∈ [0.5, 1), b = round(m·2^31), c = 31 − e (b rounding up to 2^31
@@ -31,4 +32,11 @@ public struct Dyadic: Sendable, Equatable, CustomStringConvertible {
 
     public var value: Double { Double(multiplier) / pow(2, Double(shift)) }
     public var description: String { "\(multiplier)/2^\(shift)" }
+}
+
+extension Requantize.Scales {
+    /// The kernels' form of per-channel dyadic numbers (one meaning every channel).
+    init(_ dyadics: [Dyadic], channels: Int) {
+        self.init(multipliers: dyadics.map(\.multiplier), shifts: dyadics.map(\.shift), channels: channels)
+    }
 }

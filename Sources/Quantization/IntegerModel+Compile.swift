@@ -210,7 +210,7 @@ extension IntegerModel {
                     plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: geometry, weights: weights, shift: refinement(l))))
                     if let p = quantizeAt[out] {
                         let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
-                        plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(slot.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                        plan.steps.append(.quantize(from: produced, to: q, scales: .init(try dyadics(slot.scales, to: p.scale), channels: slot.c), lo: p.qmin, hi: p.qmax, binary: p.binary))
                         produced = q
                     }
                     slotOf[out] = produced
@@ -286,7 +286,7 @@ extension IntegerModel {
                 if !xs.codes, xs.h * xs.w > 1, let p = quantizeAt[out] {
                     // Quantizing commutes with flattening: quantize the sums where they are.
                     let q = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: p))
-                    plan.steps.append(.quantize(from: x, to: q, dyadics: try dyadics(xs.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                    plan.steps.append(.quantize(from: x, to: q, scales: .init(try dyadics(xs.scales, to: p.scale), channels: xs.c), lo: p.qmin, hi: p.qmax, binary: p.binary))
                     slotOf[out] = newSlot(plan.slots[q], alias: q)
                     continue
                 }
@@ -405,14 +405,14 @@ extension IntegerModel {
                             continue
                         }
                     }
-                    plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: (lo, p.qmax)))
+                    plan.steps.append(.add(a: x, b: y, to: produced, da: da.map { .init($0, channels: xs.c) }, db: db.map { .init($0, channels: xs.c) }, codes: (lo, p.qmax)))
                     slotOf[out] = produced
                     // The ReLU and its quantization are done.
                     if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
                     continue
                 }
                 produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
-                plan.steps.append(.add(a: x, b: y, to: produced, da: da, db: db, codes: nil))
+                plan.steps.append(.add(a: x, b: y, to: produced, da: da.map { .init($0, channels: xs.c) }, db: db.map { .init($0, channels: xs.c) }, codes: nil))
             default:
                 throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
             }
@@ -420,7 +420,7 @@ extension IntegerModel {
             if let p = quantizeAt[out], !plan.slots[produced].codes {
                 let s = plan.slots[produced]
                 let q = newSlot(codesSlot(c: s.c, h: s.h, w: s.w, point: p))
-                plan.steps.append(.quantize(from: produced, to: q, dyadics: try dyadics(s.scales, to: p.scale), lo: p.qmin, hi: p.qmax, binary: p.binary))
+                plan.steps.append(.quantize(from: produced, to: q, scales: .init(try dyadics(s.scales, to: p.scale), channels: s.c), lo: p.qmin, hi: p.qmax, binary: p.binary))
                 produced = q
             }
             slotOf[out] = produced

@@ -97,7 +97,7 @@ extension IntegerModel {
                         }
                     }
                 }
-            case let .quantize(from, to, dyadics, lo, hi, binary):
+            case let .quantize(from, to, scales, lo, hi, binary):
                 let s = plan.slots[from], t = plan.slots[to]
                 let (a, b) = (ints(from), bytes(to))
                 if binary {
@@ -105,13 +105,8 @@ extension IntegerModel {
                     continue
                 }
                 for y in 0..<s.h {
-                    for x in 0..<s.w {
-                        for ch in 0..<s.c {
-                            let d = dyadics.count == 1 ? dyadics[0] : dyadics[ch]
-                            let q = min(max(d.apply(Int64(a[s.offset(y, x) + ch])), Int64(lo)), Int64(hi))
-                            b[t.offset(y, x) + ch] = UInt8(truncatingIfNeeded: q)
-                        }
-                    }
+                    Requantize.codes(pixels: s.w, scales, src: a + s.offset(y, 0), srcStride: s.stride, dst: b + t.offset(y, 0), dstStride: t.stride,
+                                     lo: lo, hi: hi)
                 }
             case let .sign(from, to):
                 packSigns(plan.slots[from], bytes: plan.slots[from].codes ? bytes(from) : nil, ints: plan.slots[from].codes ? nil : ints(from), into: words(to))
@@ -213,9 +208,8 @@ extension IntegerModel {
                 let (xb, xi) = (xs.codes ? bytes(x) : nil, xs.codes ? nil : ints(x))
                 let (yb, yi) = (ys.codes ? bytes(y) : nil, ys.codes ? nil : ints(y))
                 let (tb, ti) = (t.codes ? bytes(to) : nil, t.codes ? nil : ints(to))
-                @inline(__always) func scaled(_ v: Int64, _ d: [Dyadic]?, _ ch: Int) -> Int32 {
-                    guard let d else { return Int32(truncatingIfNeeded: v) }
-                    return Int32(truncatingIfNeeded: min(max((d.count == 1 ? d[0] : d[ch]).apply(v), Int64(Int32.min)), Int64(Int32.max)))
+                @inline(__always) func scaled(_ v: Int64, _ d: Requantize.Scales?, _ ch: Int) -> Int32 {
+                    d?.apply(Int32(truncatingIfNeeded: v), channel: ch) ?? Int32(truncatingIfNeeded: v)
                 }
                 for py in 0..<t.h {
                     for px in 0..<t.w {
@@ -321,29 +315,21 @@ extension IntegerModel {
     }
 
     /// Packs the signs of a slot's codes or sums (bit set for a negative value) into `words`
-    /// per pixel, `⌈c/64⌉` words each; sums 16 channels at a time (each lane's sign bit moved to
-    /// its place and the lanes summed).
+    /// per pixel, `⌈c/64⌉` words each; sums a row at a time (`Requantize.signs`).
     func packSigns(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, into out: UnsafeMutablePointer<UInt64>) {
         let n = (s.c + 63) / 64
-        let lanes = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         for y in 0..<s.h {
+            if let ints {
+                Requantize.signs(pixels: s.w, channels: s.c, src: ints + s.offset(y, 0), srcStride: s.stride, dst: out + y * s.w * n)
+                continue
+            }
             for x in 0..<s.w {
                 let base = s.offset(y, x), dst = out + (y * s.w + x) * n
                 for q in 0..<n {
                     var word: UInt64 = 0
-                    let count = min(64, s.c - q * 64)
-                    if let ints {
-                        let row = ints + base + q * 64
-                        var t = 0
-                        while t + 16 <= count {
-                            let v = UnsafeRawPointer(row + t).loadUnaligned(as: SIMD16<UInt32>.self)
-                            word |= UInt64(((v &>> 31) &<< lanes).wrappedSum()) << UInt64(t)
-                            t += 16
-                        }
-                        while t < count { word |= UInt64(UInt32(bitPattern: row[t]) >> 31) << UInt64(t); t += 1 }
-                    } else if s.signed, let bytes {
+                    if s.signed, let bytes {
                         let row = bytes + base + q * 64
-                        for t in 0..<count { word |= UInt64(row[t] >> 7) << UInt64(t) }
+                        for t in 0..<min(64, s.c - q * 64) { word |= UInt64(row[t] >> 7) << UInt64(t) }
                     }
                     dst[q] = word
                 }
@@ -351,47 +337,25 @@ extension IntegerModel {
         }
     }
 
-    /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` (per channel or
-    /// one; nil: as they are) into the Int32 sums of `t`: 8 channels at a time in Int64 lanes.
-    func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: [Dyadic]?,
+    /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` (nil: as they are)
+    /// into the Int32 sums of `t`.
+    func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: Requantize.Scales?,
                    into out: UnsafeMutablePointer<Int32>, _ t: Slot, accumulate: Bool) {
-        typealias L = SIMD8<Int64>
-        let c = s.c, padded = (c + 7) / 8 * 8
-        let multipliers = (0..<padded).map { ch in ch < c ? d.map { ($0.count == 1 ? $0[0] : $0[ch]).multiplier } ?? 1 : 0 }
-        let shifts = (0..<padded).map { ch in ch < c ? d.map { Int64(($0.count == 1 ? $0[0] : $0[ch]).shift) } ?? 0 : 0 }
-        let rounding = shifts.map { $0 > 0 ? Int64(1) << ($0 - 1) : 0 }
-        let (lo, hi) = (L(repeating: Int64(Int32.min)), L(repeating: Int64(Int32.max)))
-        multipliers.withUnsafeBufferPointer { m in
-            shifts.withUnsafeBufferPointer { sh in
-                rounding.withUnsafeBufferPointer { r in
-                    let (mr, shr, rr) = (UnsafeRawPointer(m.baseAddress!), UnsafeRawPointer(sh.baseAddress!), UnsafeRawPointer(r.baseAddress!))
-                    for y in 0..<t.h {
-                        for x in 0..<t.w {
-                            let src = s.offset(y, x), dst = out + t.offset(y, x)
-                            var ch = 0
-                            if let ints {
-                                while ch + 8 <= c {
-                                    let v = L(truncatingIfNeeded: UnsafeRawPointer(ints + src + ch).loadUnaligned(as: SIMD8<Int32>.self))
-                                    let o = ch * 8
-                                    var q = (v &* mr.loadUnaligned(fromByteOffset: o, as: L.self) &+ rr.loadUnaligned(fromByteOffset: o, as: L.self))
-                                        &>> shr.loadUnaligned(fromByteOffset: o, as: L.self)
-                                    // Saturate to Int32 (compare-and-blend: `clamped` compiles to 128-bit pieces).
-                                    q.replace(with: lo, where: q .< lo)
-                                    q.replace(with: hi, where: q .> hi)
-                                    var w = SIMD8<Int32>(truncatingIfNeeded: q)
-                                    if accumulate { w &+= UnsafeRawPointer(dst + ch).loadUnaligned(as: SIMD8<Int32>.self) }
-                                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: w, as: SIMD8<Int32>.self)
-                                    ch += 8
-                                }
-                            }
-                            while ch < c {
-                                let v: Int64 = ints.map { Int64($0[src + ch]) } ?? (s.signed ? Int64(Int8(bitPattern: bytes![src + ch])) : Int64(bytes![src + ch]))
-                                let q = Int32(min(max((v * m[ch] + r[ch]) >> sh[ch], Int64(Int32.min)), Int64(Int32.max)))
-                                dst[ch] = accumulate ? dst[ch] &+ q : q
-                                ch += 1
-                            }
-                        }
-                    }
+        if let ints {
+            let scales = d ?? .identity(channels: s.c)
+            for y in 0..<t.h {
+                Requantize.sums(pixels: t.w, scales, src: ints + s.offset(y, 0), srcStride: s.stride, dst: out + t.offset(y, 0),
+                                dstStride: t.stride, accumulate: accumulate)
+            }
+            return
+        }
+        for y in 0..<t.h {
+            for x in 0..<t.w {
+                let src = s.offset(y, x), dst = out + t.offset(y, x)
+                for ch in 0..<s.c {
+                    let v = s.signed ? Int32(Int8(bitPattern: bytes![src + ch])) : Int32(bytes![src + ch])
+                    let q = d?.apply(v, channel: ch) ?? v
+                    dst[ch] = accumulate ? dst[ch] &+ q : q
                 }
             }
         }

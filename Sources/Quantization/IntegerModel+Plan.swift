@@ -104,7 +104,7 @@ extension IntegerModel {
         case depthwise(DepthwiseStep)
         case relu(from: Int, to: Int)
         /// Sums to codes: per-channel dyadic, clamp; or, binary, the sign.
-        case quantize(from: Int, to: Int, dyadics: [Dyadic], lo: Int32, hi: Int32, binary: Bool)
+        case quantize(from: Int, to: Int, scales: Requantize.Scales, lo: Int32, hi: Int32, binary: Bool)
         /// Codes or sums to packed binary codes: each value's sign (sign(0) = +1).
         case sign(from: Int, to: Int)
         /// Packed binary codes to ±1 bytes (for a wider-weight layer reading them).
@@ -120,7 +120,7 @@ extension IntegerModel {
         /// Codes through a table (`table[code − lowest]`): an elementwise function of codes.
         case lookup(from: Int, to: Int, table: [UInt8], lowest: Int32)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
-        case add(a: Int, b: Int, to: Int, da: [Dyadic]?, db: [Dyadic]?, codes: (lo: Int32, hi: Int32)?)
+        case add(a: Int, b: Int, to: Int, da: Requantize.Scales?, db: Requantize.Scales?, codes: (lo: Int32, hi: Int32)?)
     }
 
     struct Plan {

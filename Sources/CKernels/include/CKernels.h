@@ -105,6 +105,19 @@ void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *ou
                         const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
                         const mpq_epilogue *e);
 
+/// The integer engine's elementwise steps with AVX2 (requantize_avx2.c); Kernels/Requantize.swift
+/// holds the plain loops with the same results. For pixels p < `pixels` and channels c <
+/// `channels`, y = (x·m[c] + 2^(s[c]−1)) >> s[c] in Int64 saturated to Int32, x = src[p·src_stride
+/// + c]; m (0…2^31−1) and s (0…62) padded to a multiple of 8 entries; `form` 0 when every m is 1
+/// and s 0 (y = x), 2 when every s is ≥ 32 (the short exact form), else 1. Sums: dst[p·dst_stride + c] = y, or += y (wrapping) with `accumulate`. Codes: the
+/// low byte of y clamped to lo…hi. Signs: bit c mod 64 of dst[p·⌈channels/64⌉ + ⌊c/64⌋] set
+/// where x < 0. Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_requantize_sums_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, int32_t *dst,
+                              int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t accumulate);
+void mpq_requantize_codes_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint8_t *dst,
+                               int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t lo, int32_t hi);
+void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst);
+
 /// The float plan's convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output
 /// channels starting at `column`. Pixel i reads a[i][taps[t] + ci] (t < ntaps, ci < cin); the
 /// weights of the tile's first 16 columns are b[(t·cin + ci)·16 + j], the next 16 `bstride`
