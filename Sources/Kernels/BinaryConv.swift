@@ -1,3 +1,5 @@
+import CKernels
+
 /// Direct convolution of packed signs (XNOR-Net's binary convolution), reading its input in place.
 ///
 /// Layout: an image of `channels` signs per pixel is `words = ⌈channels/64⌉` UInt64 words per
@@ -10,7 +12,9 @@
 /// the shift giving the bias (and so a sign taken downstream) finer steps than one agreement.
 /// The fast path broadcasts each input word against the same word of 8 consecutive output
 /// channels (one 512-bit load), 32 channels per pass, every lane one output channel — no
-/// horizontal sums. `reference` is the plain loop it is checked against.
+/// horizontal sums. Where the AVX2 kernels are chosen (no vpopcntq), a pixel runs in
+/// CKernels/xnor_avx2.c instead, counting bits by table look-ups added in bytes. `reference` is the
+/// plain loop both are checked against.
 public enum BinaryConv {
     public struct Geometry: Sendable, Equatable {
         public var height: Int, width: Int, channels: Int
@@ -72,8 +76,10 @@ public enum BinaryConv {
     /// Pixels whose taps all fall inside the image (the interior) take the taps' fixed offsets;
     /// border pixels list their valid taps. Output channels go 32 at a time (four 8-lane blocks),
     /// with the one-word case (≤ 64 channels) unrolled.
-    public static func run(_ g: Geometry, input: UnsafePointer<UInt64>, weights: Weights, output: UnsafeMutablePointer<Int32>, ldo: Int, shift: Int = 0) {
+    public static func run(_ g: Geometry, input: UnsafePointer<UInt64>, weights: Weights, output: UnsafeMutablePointer<Int32>, ldo: Int, shift: Int = 0,
+                           backend: IGEMM.Backend? = nil) {
         let words = g.words, taps = g.taps
+        let avx2 = (backend ?? .automatic).resolved == .avx2
         // Interior: oy·sh − pt ≥ 0 and oy·sh − pt + (kh − 1)·dh ≤ H − 1 (likewise x).
         func interior(_ pad: Int, _ stride: Int, _ span: Int, _ size: Int, _ out: Int) -> Range<Int> {
             let lo = min(out, (pad + stride - 1) / stride)
@@ -97,7 +103,7 @@ public enum BinaryConv {
                             if rows.contains(oy) && cols.contains(ox) {
                                 let start = input + ((oy * g.strideH - g.padTop) * g.width + ox * g.strideW - g.padLeft) * words
                                 pixel(start: start, offsets: relative, tapIndex: nil, valid: taps, g: g, weights: w0, blocks: weights.blocks,
-                                      bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift)
+                                      bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift, avx2: avx2)
                                 continue
                             }
                             var valid = 0
@@ -113,7 +119,7 @@ public enum BinaryConv {
                                 }
                             }
                             pixel(start: input, offsets: offsets, tapIndex: tapIndex, valid: valid, g: g, weights: w0, blocks: weights.blocks,
-                                  bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift)
+                                  bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift, avx2: avx2)
                         }
                     }
                 } }
@@ -126,7 +132,13 @@ public enum BinaryConv {
     @inline(__always)
     static func pixel(start: UnsafePointer<UInt64>, offsets: UnsafePointer<Int>, tapIndex: UnsafePointer<Int>?, valid: Int, g: Geometry,
                       weights: UnsafeRawPointer, blocks: Int, bias: UnsafePointer<Int32>, mask: UnsafePointer<Int32>,
-                      out: UnsafeMutablePointer<Int32>, shift: Int) {
+                      out: UnsafeMutablePointer<Int32>, shift: Int, avx2: Bool) {
+        if avx2 {
+            mpq_xnor_pixel_avx2(start, UnsafePointer(OpaquePointer(offsets)), tapIndex.map { UnsafePointer(OpaquePointer($0)) }, Int64(valid),
+                                Int64(g.words), Int64(g.channels), weights.assumingMemoryBound(to: UInt64.self), Int64(blocks), Int64(g.taps),
+                                bias, mask, Int64(g.cout), Int64(shift), out)
+            return
+        }
         typealias V = SIMD8<UInt64>
         let words = g.words, tapBytes = words * 64, blockBytes = g.taps * words * 64
         let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: valid * g.channels))

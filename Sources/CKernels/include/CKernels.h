@@ -118,6 +118,16 @@ void mpq_requantize_codes_avx2(int64_t pixels, int64_t channels, const int32_t *
                                int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t lo, int32_t hi);
 void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst);
 
+/// One output pixel of the binary convolution with AVX2 (xnor_avx2.c): BinaryConv.pixel's sums
+/// (Kernels/BinaryConv.swift) — for each of `blocks` 8-channel blocks of `weights`
+/// ([block][tap][word][8 lanes]), Σ over the `valid` taps (input start + offsets[t], weights of
+/// tap tap_index[t], or of tap t when tap_index is null) and `words` words of popcount(x ⊕ w);
+/// out[o] = ((valid·channels − 2·Σ) << shift & mask[o]) + bias[o] for o < cout (bias and mask
+/// padded to whole blocks). Call only when mpq_cpu_has_avx2_fma() is 1.
+void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const int64_t *tap_index, int64_t valid, int64_t words,
+                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps, const int32_t *bias,
+                         const int32_t *mask, int64_t cout, int64_t shift, int32_t *out);
+
 /// The float plan's convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output
 /// channels starting at `column`. Pixel i reads a[i][taps[t] + ci] (t < ntaps, ci < cin); the
 /// weights of the tile's first 16 columns are b[(t·cin + ci)·16 + j], the next 16 `bstride`
