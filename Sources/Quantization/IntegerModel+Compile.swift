@@ -362,6 +362,8 @@ extension IntegerModel {
                     s.scales.count == 1 && s.scales[0] == t.scale && !s.codes ? nil : try dyadics(s.scales, to: t.scale)
                 }
                 let (da, db) = (try toTarget(xs), try toTarget(ys))
+                /// A branch's scaling as the add step runs it (nil: as it is).
+                func scales(_ d: [Dyadic]?) -> Requantize.Scales { d.map { .init($0, channels: xs.c) } ?? .identity(channels: xs.c) }
                 // The add's output quantized at its target — through a ReLU that alone reads it, or
                 // at once — is fused: the sum is clamped to codes where it is made.
                 var fusion: (p: Point, lo: Int32, relu: Int?)? = nil
@@ -405,14 +407,14 @@ extension IntegerModel {
                             continue
                         }
                     }
-                    plan.steps.append(.add(a: x, b: y, to: produced, da: da.map { .init($0, channels: xs.c) }, db: db.map { .init($0, channels: xs.c) }, codes: (lo, p.qmax)))
+                    plan.steps.append(.add(a: x, b: y, to: produced, da: scales(da), db: scales(db), codes: (lo, p.qmax)))
                     slotOf[out] = produced
                     // The ReLU and its quantization are done.
                     if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
                     continue
                 }
                 produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
-                plan.steps.append(.add(a: x, b: y, to: produced, da: da.map { .init($0, channels: xs.c) }, db: db.map { .init($0, channels: xs.c) }, codes: nil))
+                plan.steps.append(.add(a: x, b: y, to: produced, da: scales(da), db: scales(db), codes: nil))
             default:
                 throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
             }

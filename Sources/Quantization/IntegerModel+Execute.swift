@@ -208,8 +208,8 @@ extension IntegerModel {
                 let (xb, xi) = (xs.codes ? bytes(x) : nil, xs.codes ? nil : ints(x))
                 let (yb, yi) = (ys.codes ? bytes(y) : nil, ys.codes ? nil : ints(y))
                 let (tb, ti) = (t.codes ? bytes(to) : nil, t.codes ? nil : ints(to))
-                @inline(__always) func scaled(_ v: Int64, _ d: Requantize.Scales?, _ ch: Int) -> Int32 {
-                    d?.apply(Int32(truncatingIfNeeded: v), channel: ch) ?? Int32(truncatingIfNeeded: v)
+                @inline(__always) func scaled(_ v: Int64, _ d: Requantize.Scales, _ ch: Int) -> Int32 {
+                    d.apply(Int32(truncatingIfNeeded: v), channel: ch)
                 }
                 for py in 0..<t.h {
                     for px in 0..<t.w {
@@ -337,14 +337,13 @@ extension IntegerModel {
         }
     }
 
-    /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` (nil: as they are)
-    /// into the Int32 sums of `t`.
-    func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: Requantize.Scales?,
+    /// Writes (or with `accumulate` adds) slot `s`'s values requantized by `d` into the Int32
+    /// sums of `t`.
+    func addScaled(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, _ d: Requantize.Scales,
                    into out: UnsafeMutablePointer<Int32>, _ t: Slot, accumulate: Bool) {
         if let ints {
-            let scales = d ?? .identity(channels: s.c)
             for y in 0..<t.h {
-                Requantize.sums(pixels: t.w, scales, src: ints + s.offset(y, 0), srcStride: s.stride, dst: out + t.offset(y, 0),
+                Requantize.sums(pixels: t.w, d, src: ints + s.offset(y, 0), srcStride: s.stride, dst: out + t.offset(y, 0),
                                 dstStride: t.stride, accumulate: accumulate)
             }
             return
@@ -354,7 +353,7 @@ extension IntegerModel {
                 let src = s.offset(y, x), dst = out + t.offset(y, x)
                 for ch in 0..<s.c {
                     let v = s.signed ? Int32(Int8(bitPattern: bytes![src + ch])) : Int32(bytes![src + ch])
-                    let q = d?.apply(v, channel: ch) ?? v
+                    let q = d.apply(v, channel: ch)
                     dst[ch] = accumulate ? dst[ch] &+ q : q
                 }
             }

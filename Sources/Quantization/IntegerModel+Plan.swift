@@ -120,7 +120,7 @@ extension IntegerModel {
         /// Codes through a table (`table[code − lowest]`): an elementwise function of codes.
         case lookup(from: Int, to: Int, table: [UInt8], lowest: Int32)
         /// Both branches to the target scale, summed; with `codes`, ReLU and clamp to codes.
-        case add(a: Int, b: Int, to: Int, da: Requantize.Scales?, db: Requantize.Scales?, codes: (lo: Int32, hi: Int32)?)
+        case add(a: Int, b: Int, to: Int, da: Requantize.Scales, db: Requantize.Scales, codes: (lo: Int32, hi: Int32)?)
     }
 
     struct Plan {
