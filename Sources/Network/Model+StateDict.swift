@@ -4,7 +4,8 @@ import Tensors
 extension Model {
     /// Loads a PyTorch state dict (an .npz of `module.weight`, `bn.running_mean`, …) into this
     /// model's parameters and buffers by name. Every parameter and buffer must be present with
-    /// its shape; extra entries other than `num_batches_tracked` are an error naming them.
+    /// its shape; extra entries other than `num_batches_tracked` and the graph that `save(path:)`
+    /// stores beside the weights (`__mpq_graph__`) are an error naming them.
     public func loadStateDict(_ arrays: [(name: String, tensor: Tensor)], source: String) throws {
         var missing: [String] = [], mismatched: [String] = [], unexpected: [String] = []
         let byName = Dictionary(arrays.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
@@ -12,7 +13,8 @@ extension Model {
             guard let v = byName[name] else { missing.append(name); continue }
             if v.shape != t.shape { mismatched.append("\(name): expected \(t.shape), found \(v.shape)") }
         }
-        for (name, _) in arrays where parameters[name] == nil && buffers[name] == nil && !name.hasSuffix("num_batches_tracked") {
+        for (name, _) in arrays where parameters[name] == nil && buffers[name] == nil && !name.hasSuffix("num_batches_tracked")
+            && name != Model.savedGraphEntry {
             unexpected.append(name)
         }
         var problems: [String] = []
@@ -35,6 +37,9 @@ extension Model {
         parameterOrder.map { ($0, parameters[$0]!) } + buffers.keys.sorted().map { ($0, buffers[$0]!) }
     }
 
+    /// The entry of a saved model's file that holds its graph.
+    static let savedGraphEntry = "__mpq_graph__"
+
     /// Saves the model: its state dict plus the graph (as JSON, in an entry `__mpq_graph__`
     /// of UTF-8 bytes), written atomically. `Model.load(path:)` reads it back.
     public func save(path: String) throws {
@@ -42,13 +47,13 @@ extension Model {
                                parameters: parameterOrder, buffers: buffers.keys.sorted())
         let json = try JSONEncoder().encode(graph)
         let bytes = Tensor(checkedShape: [json.count], scalars: json.map { Float($0) })
-        try NPZ.write(stateDict + [("__mpq_graph__", bytes)], to: path)
+        try NPZ.write(stateDict + [(Model.savedGraphEntry, bytes)], to: path)
     }
 
     /// Loads a model written by `save(path:)`.
     public static func load(path: String) throws -> Model {
         let arrays = try NPZ.read(path)
-        guard let graphEntry = arrays.first(where: { $0.name == "__mpq_graph__" }) else {
+        guard let graphEntry = arrays.first(where: { $0.name == Model.savedGraphEntry }) else {
             throw NetworkError("\(path) is a state dict without a graph; load it into a zoo model instead (load(path, into: zoo(\"cnn\")))")
         }
         let json = Data(graphEntry.tensor.scalars.map { UInt8(clamping: Int($0)) })

@@ -80,6 +80,14 @@ func foldingBatchNormKeepsTheFunction(_ name: String) throws {
     let x = try testSet.images.slice(0..<8)
     #expect(try model.run(x).output == back.run(x).output)
     #expect(back.layers.map(\.name) == model.layers.map(\.name))
+    // The same file loads into a fresh model of the same architecture (its graph entry ignored).
+    let fresh = try Zoo.make("resnet20", seed: 4)
+    try fresh.loadStateDict(path: path)
+    #expect(try fresh.run(x).output == model.run(x).output)
+    // but not into another architecture, whose error names what does not fit.
+    do { try Zoo.make("cnn").loadStateDict(path: path); Issue.record("no error") } catch {
+        #expect("\(error)".contains("does not fit model 'cnn'") && !"\(error)".contains("__mpq_graph__"))
+    }
 }
 
 @Test func wrongInputShapeIsAnError() throws {
