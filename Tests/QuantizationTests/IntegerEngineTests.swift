@@ -262,14 +262,16 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     }
     // Whole layers with the epilogue: the C paths (VNNI, AVX2) and the portable one (pixel sums
     // through `IntegerEpilogue`) give the same bytes — codes with a clamp, and raw sums.
-    for (channels, signed, codes) in [(7, false, true), (16, true, true), (40, false, false), (96, true, true)] {
+    // 9, 4 and 1 taps.
+    for (channels, signed, codes, ntaps) in [(7, false, true, 9), (16, true, true, 9), (40, false, false, 9), (96, true, true, 9),
+                                             (33, true, false, 4), (17, false, true, 1)] {
         let ldw = (channels + 15) / 16 * 16, stride = channels + 3, pixels = 6
-        let taps = (0..<9).map { ($0 / 3) * 4 * stride + ($0 % 3) * stride }
+        let taps = (0..<ntaps).map { ($0 / 3) * 4 * stride + ($0 % 3) * stride }
         // The last pixel's last tap starts 9·stride + 10·stride in: every byte read lies inside (a
         // read past the array saw whatever the heap held there, which other tests could change
         // between the two backends' runs).
         let input = (0..<(20 * stride + 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let w = (0..<(9 * ldw)).map { i in i % ldw < channels ? Int32(Int8(truncatingIfNeeded: rng.next())) : 0 }
+        let w = (0..<(ntaps * ldw)).map { i in i % ldw < channels ? Int32(Int8(truncatingIfNeeded: rng.next())) : 0 }
         let bias = (0..<channels).map { _ in Int32(truncatingIfNeeded: rng.next() % 2001) - 1000 }
         let e = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in Int32(1 << 30) + Int32(rng.next() % 1000) }, shift: bias.map { _ in 38 },
                                 lo: 0, hi: 200, mode: codes ? .codes : .sums)
@@ -286,7 +288,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
             }
             outputs.append(out)
         }
-        #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(channels) channels, signed \(signed), codes \(codes)")
+        #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(channels) channels, signed \(signed), codes \(codes), \(ntaps) taps")
     }
     let model = try Zoo.make("mobilenetv2", seed: 1)
     let x = try engineTestSet.images.slice(0..<300)
