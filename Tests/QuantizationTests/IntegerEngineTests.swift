@@ -262,7 +262,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
     }
     // Whole layers with the epilogue: the C paths (VNNI, AVX2) and the portable one (pixel sums
     // through `IntegerEpilogue`) give the same bytes — codes with a clamp, and raw sums.
-    // 9, 4 and 1 taps.
+    // 9, 4 and 1 taps (kernels other than 3×3; an even count of taps).
     for (channels, signed, codes, ntaps) in [(7, false, true, 9), (16, true, true, 9), (40, false, false, 9), (96, true, true, 9),
                                              (33, true, false, 4), (17, false, true, 1)] {
         let ldw = (channels + 15) / 16 * 16, stride = channels + 3, pixels = 6
