@@ -206,20 +206,26 @@ public struct Evolution: Sendable {
         static func shown(_ x: Double) -> String { String(format: "%.6g", x) }
 
         /// `count` policies drawn uniformly (every layer's width independently) and kept only when
-        /// within the budget: random search's candidates. Gives up after 1000 draws per policy
-        /// wanted, with an error saying how many it found.
-        public func random(count: Int, seed: UInt64) throws -> [[Int]] { try randomPoints(count: count, seed: seed).map(\.bits) }
+        /// within the budget: random search's candidates. Gives up after `maxDraws` draws (by
+        /// default 1000 per policy wanted and at least 10 million: a tight budget that one draw in
+        /// thousands meets still gets its policies, in about a second), with an error saying how
+        /// many it found.
+        public func random(count: Int, seed: UInt64, maxDraws: Int? = nil) throws -> [[Int]] {
+            try randomPoints(count: count, seed: seed, maxDraws: maxDraws).map(\.bits)
+        }
 
         /// As `random`, with each pruned layer's keep ratio drawn too.
-        public func randomPoints(count: Int, seed: UInt64) throws -> [Point] {
+        public func randomPoints(count: Int, seed: UInt64, maxDraws: Int? = nil) throws -> [Point] {
             guard (0...100_000).contains(count) else { throw MixedPrecisionError("evolve: expected a count of 0…100000, found \(count)") }
             try checkFeasible()
+            let limit = maxDraws ?? max(1000 * count, 10_000_000)
             var rng = RandomGenerator(seed: seed)
             var out: [Point] = [], draws = 0
             while out.count < count {
                 draws += 1
-                guard draws <= 1000 * max(count, 1) else {
-                    throw MixedPrecisionError("evolve: only \(out.count) of \(draws) uniform draws met the budget \(Self.shown(budget)); give a looser budget or fewer samples")
+                if draws % 100_000 == 0 { try Interrupt.check() }
+                guard draws <= limit else {
+                    throw MixedPrecisionError("evolve: only \(out.count) of \(limit) uniform draws met the budget \(Self.shown(budget)); give a looser budget, fewer samples or fewer wide choices (the widths drawn: \(choices.map(String.init).joined(separator: ", ")))")
                 }
                 let g = legal((0..<genes).map { Int(rng.next() % UInt64(alphabet($0))) })
                 if cost(g) <= budget { out.append(point(g)) }

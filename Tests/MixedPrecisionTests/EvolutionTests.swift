@@ -72,6 +72,10 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
     let random = try space.random(count: 50, seed: 2)
     let randomFits = try random.allSatisfy { try space.cost(bits: $0) <= space.budget && $0[3] == $0[5] }
     #expect(random.count == 50 && randomFits)
+    // Draws that run out before enough policies fit: an error saying how many were found.
+    #expect {
+        try space.random(count: 50, seed: 2, maxDraws: 20)
+    } throws: { ($0 as? MixedPrecisionError)?.message.contains("of 20 uniform draws met the budget") == true }
     #expect(throws: MixedPrecisionError.self) { try Evolution.Space(choices: [2, 9], costs: costs, budget: 1) }
     var bad = o; bad.parents = 20
     #expect(throws: MixedPrecisionError.self) { try Evolution(options: bad).run(space, predict: { $0.map { _ in 1 } }, measure: { $0.map { _ in 1 } }) }
