@@ -262,6 +262,8 @@ public struct Evolution: Sendable {
         public var predicted: Double
         /// The measured accuracy, when it was measured.
         public var measured: Double?
+        /// The choosing score (higher is better) when the run was given one (`rank`).
+        public var score: Double?
         public var cost: Double
     }
 
@@ -328,8 +330,8 @@ public struct Evolution: Sendable {
     /// As `run(_:predictPoints:measurePoints:progress:)` with `predictor`, refined between rounds
     /// on every policy measured so far (`PolicyPredictor.refined(with:)`).
     public func run(_ space: Space, predictor: any PolicyPredictor, measurePoints measure: ([Point]) throws -> [Double],
-                    progress: (Generation) -> Void = { _ in }) throws -> Result {
-        try run(space, predictPoints: { try predictor.predict(points: $0) }, measurePoints: measure, progress: progress,
+                    rank: (([Point]) throws -> [Double])? = nil, progress: (Generation) -> Void = { _ in }) throws -> Result {
+        try run(space, predictPoints: { try predictor.predict(points: $0) }, measurePoints: measure, rank: rank, progress: progress,
                 refit: { points, accuracies in
                     let refined = try predictor.refined(with: zip(points, accuracies).map {
                         PolicySamples.Sample(bits: $0.bits, keep: $0.keep.isEmpty ? nil : $0.keep, accuracy: $1)
@@ -341,8 +343,12 @@ public struct Evolution: Sendable {
     /// As `run(_:predict:measure:progress:)` over a space that may prune: the predictor and the
     /// measurement see each candidate's widths and keep ratios. With `rounds` > 1, `refit` gets
     /// every policy measured so far after each round and returns the next round's predictor.
+    /// `rank`, when given, scores every measured policy at the end (higher is better; e.g. minus
+    /// its validation output divergence, which is less noisy than its accuracy) and the best
+    /// scored is returned instead of the best measured; fewer scores than asked (Ctrl-C) fall back
+    /// to the accuracies.
     public func run(_ space: Space, predictPoints: ([Point]) throws -> [Double], measurePoints measure: ([Point]) throws -> [Double],
-                    progress: (Generation) -> Void = { _ in },
+                    rank: (([Point]) throws -> [Double])? = nil, progress: (Generation) -> Void = { _ in },
                     refit: (([Point], [Double]) throws -> ([Point]) throws -> [Double])? = nil) throws -> Result {
         let o = options
         guard (2...10_000).contains(o.population), (1..<o.population).contains(o.parents), (0...100_000).contains(o.iterations),
@@ -441,7 +447,19 @@ public struct Evolution: Sendable {
             all.append(Candidate(bits: space.bits(g), keep: space.point(g).keep, predicted: p, measured: a, cost: space.cost(g)))
         }
         guard !all.isEmpty else { throw MixedPrecisionError("evolve: interrupted before any policy was measured") }
-        all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && ($0.bits + $0.keep.map { Int($0 * 1e6) }).lexicographicallyPrecedes($1.bits + $1.keep.map { Int($0 * 1e6) })) }
+        func order(_ c: Candidate) -> [Int] { c.bits + c.keep.map { Int($0 * 1e6) } }
+        all.sort { ($0.measured!, $0.predicted) > ($1.measured!, $1.predicted) || (($0.measured!, $0.predicted) == ($1.measured!, $1.predicted) && order($0).lexicographicallyPrecedes(order($1))) }
+        if let rank, !interrupted {
+            let scores = try rank(all.map { Point(bits: $0.bits, keep: $0.keep) })
+            guard scores.count <= all.count, scores.allSatisfy(\.isFinite) else {
+                throw MixedPrecisionError("evolve: ranked \(scores.count) policies of \(all.count), or gave a non-finite score")
+            }
+            if scores.count == all.count {
+                for i in all.indices { all[i].score = scores[i] }
+                // Stable: equal scores keep the accuracy order.
+                all = all.indices.sorted { (scores[$0], -$0) > (scores[$1], -$1) }.map { all[$0] }
+            } else { interrupted = true }
+        }
         return Result(best: all[0], measured: all, history: history, predictions: predictions, interrupted: interrupted)
     }
 }

@@ -13,19 +13,14 @@ import Tensors
 public struct PolicyDivergence {
     public let model: Model
     public let calibration: Tensor
-    let probabilities: [Double]
+    let reference: OutputReference
     let patches: [String: [Double]]
-    let classes: Int
 
     public init(model: Model, calibration: Tensor) throws {
         guard calibration.shape.first ?? 0 > 0 else { throw MixedPrecisionError("divergence: the calibration data holds no images") }
-        try model.checkFinite(for: "divergence", data: calibration)
-        let reference = try model.predict(calibration)
-        guard reference.rank == 2 else { throw MixedPrecisionError("divergence: expected the model to give [N, classes] logits, found \(reference.shape)") }
+        reference = try OutputReference(model: model, images: calibration)
         self.model = model
         self.calibration = calibration
-        classes = reference.shape[1]
-        probabilities = try CrossEntropy.softmax(reference).scalars.map(Double.init)
         patches = try BiasCorrection.meanPatches(model, calibration: calibration)
     }
 
@@ -36,10 +31,6 @@ public struct PolicyDivergence {
         }
         let policy = try Policy(model: model, weightBits: bits)
         let corrected = try model.biasCorrected(for: policy, patches: patches)
-        let out = try corrected.quantized(policy: try policy.moved(to: corrected)).predict(calibration)
-        let q = try CrossEntropy.softmax(out).scalars
-        var s = 0.0
-        for (i, p) in probabilities.enumerated() where p > 0 { s += p * (log(p) - log(max(Double(q[i]), 1e-30))) }
-        return s / Double(probabilities.count / classes)
+        return try reference.divergence(try corrected.quantized(policy: try policy.moved(to: corrected)).predict(calibration))
     }
 }

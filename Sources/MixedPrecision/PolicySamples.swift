@@ -16,7 +16,12 @@ public struct PolicySamples: Sendable {
         /// Keep ratios of the sampler's pruned layers (`prune`), when it prunes.
         public var keep: [Double]?
         public var accuracy: Double
-        public init(bits: [Int], keep: [Double]? = nil, accuracy: Double) { self.bits = bits; self.keep = keep; self.accuracy = accuracy }
+        /// The mean KL(softmax(float) ‖ softmax(quantized)) of the model's outputs on the
+        /// validation split (`OutputReference`), when measured with a reference.
+        public var divergence: Double?
+        public init(bits: [Int], keep: [Double]? = nil, accuracy: Double, divergence: Double? = nil) {
+            self.bits = bits; self.keep = keep; self.accuracy = accuracy; self.divergence = divergence
+        }
         public var point: Evolution.Point { Evolution.Point(bits: bits, keep: keep ?? []) }
     }
 
@@ -66,8 +71,8 @@ public struct PolicySamples: Sendable {
 
     /// The cached samples for this model and split (none when the file is absent). A cache of
     /// another model, split or protocol is refused by its key; an entry that is not a policy of
-    /// `layers` widths in 1…8 with an accuracy in 0…1 is skipped, and `warn` told which and why,
-    /// never trusted.
+    /// `layers` widths in 1…8 with an accuracy in 0…1 (and, when it has one, a finite divergence
+    /// ≥ 0) is skipped, and `warn` told which and why, never trusted.
     public func cached(key: String, layers: Int, warn: (String) -> Void = { _ in }) throws -> [Sample] {
         guard let path = cache, FileManager.default.fileExists(atPath: path) else { return [] }
         let file: LenientFile
@@ -88,7 +93,11 @@ public struct PolicySamples: Sendable {
             if prune.isEmpty ? e.keep != nil : !(e.keep.map { $0.count == prune.count && $0.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1 } } ?? false) {
                 warn("samples: cache entry \(i) of \(path) skipped: expected \(prune.isEmpty ? "no keep ratios" : "\(prune.count) keep ratios in (0, 1]")"); continue
             }
-            out.append(Sample(bits: bits, keep: e.keep, accuracy: accuracy))
+            if let d = e.divergence, !(d.isFinite && d >= 0) {
+                warn("samples: cache entry \(i) of \(path) skipped: expected a divergence ≥ 0, found \(d)"); continue
+            }
+            if e.divergenceMalformed { warn("samples: cache entry \(i) of \(path) skipped: expected a divergence ≥ 0 (a number)"); continue }
+            out.append(Sample(bits: bits, keep: e.keep, accuracy: accuracy, divergence: e.divergence))
         }
         return out
     }
@@ -98,13 +107,17 @@ public struct PolicySamples: Sendable {
     /// back exactly the doubles JSONEncoder wrote.
     struct LenientFile: Decodable {
         struct Entry: Decodable {
-            var bits: [Int]?, keep: [Double]?, accuracy: Double?
-            enum Keys: String, CodingKey { case bits, keep, accuracy }
+            var bits: [Int]?, keep: [Double]?, accuracy: Double?, divergence: Double?
+            /// A divergence is there but is not a number (an absent one is fine: not measured).
+            var divergenceMalformed = false
+            enum Keys: String, CodingKey { case bits, keep, accuracy, divergence }
             init(from decoder: Decoder) {
                 let c = try? decoder.container(keyedBy: Keys.self)
                 bits = try? c?.decode([Int].self, forKey: .bits)
                 keep = try? c?.decode([Double].self, forKey: .keep)
                 accuracy = try? c?.decode(Double.self, forKey: .accuracy)
+                divergence = try? c?.decode(Double.self, forKey: .divergence)
+                divergenceMalformed = divergence == nil && (c?.contains(.divergence) ?? false) && !((try? c?.decodeNil(forKey: .divergence)) ?? false)
             }
         }
         var key: String
@@ -130,16 +143,24 @@ public struct PolicySamples: Sendable {
         return added
     }
 
-    /// One policy's accuracy under this protocol; `patches`: the model's mean input patches on
-    /// the calibration images (bias correction's one measurement, shared by every policy of one
-    /// model).
-    func accuracy(_ model: Model, bits: [Int], validation: Dataset, patches: [String: [Double]]?) throws -> Double {
-        guard let calibration, let patches else { return try model.quantized(policy: try Policy(model: model, weightBits: bits)).accuracy(on: validation) }
-        let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
-        let corrected = try model.biasCorrected(for: policy, patches: patches)
-        let moved = try policy.moved(to: corrected)
-        guard engine else { return try corrected.quantized(policy: moved).accuracy(on: validation) }
-        return try IntegerModel(model: corrected, policy: moved, calibration: calibration).accuracy(on: validation)
+    /// One policy's accuracy under this protocol, and its output divergence from `reference`
+    /// when given (the same forward pass); `patches`: the model's mean input patches on the
+    /// calibration images (bias correction's one measurement, shared by every policy of one model).
+    func measurement(_ model: Model, bits: [Int], validation: Dataset, patches: [String: [Double]]?,
+                     reference: OutputReference?) throws -> (accuracy: Double, divergence: Double?) {
+        let logits: Tensor
+        if let calibration, let patches {
+            let policy = try Policy(model: model, weightBits: bits, activationBits: engine ? Array(repeating: 8, count: bits.count) : nil)
+            let corrected = try model.biasCorrected(for: policy, patches: patches)
+            let moved = try policy.moved(to: corrected)
+            logits = engine ? try IntegerModel(model: corrected, policy: moved, calibration: calibration).predict(validation.images)
+                            : try corrected.quantized(policy: moved).predict(validation.images)
+        } else {
+            logits = try model.quantized(policy: try Policy(model: model, weightBits: bits)).predict(validation.images)
+        }
+        let predicted = try logits.argmax(axis: 1).scalars
+        let accuracy = Double(zip(predicted, validation.labels).filter { Int($0) == $1 }.count) / Double(validation.count)
+        return (accuracy, try reference?.divergence(logits))
     }
 
     /// The model with `keep` applied to the pruned layers (itself when every ratio is 1), its
@@ -180,18 +201,25 @@ public struct PolicySamples: Sendable {
     }
 
     /// Each policy's validation accuracy: from the cache when there, else measured and added to
-    /// it. `progress` sees (done, total). Ctrl-C stops between policies; the samples measured so
+    /// it. With `reference` (the float model's outputs on `validation`), each sample also carries
+    /// its output divergence, and a cached one measured without it is measured again (its entry
+    /// replaced). `progress` sees (done, total). Ctrl-C stops between policies; the samples measured so
     /// far are returned (and kept in the cache), with `interrupted` set.
-    public func measure(_ model: Model, validation: Dataset, policies: [[Int]], progress: (Int, Int) -> Void = { _, _ in },
+    public func measure(_ model: Model, validation: Dataset, policies: [[Int]], reference: OutputReference? = nil,
+                        progress: (Int, Int) -> Void = { _, _ in },
                         warn: (String) -> Void = { _ in }) throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
-        try measure(model, validation: validation, points: policies.map { Evolution.Point(bits: $0) }, progress: progress, warn: warn)
+        try measure(model, validation: validation, points: policies.map { Evolution.Point(bits: $0) }, reference: reference, progress: progress, warn: warn)
     }
 
     /// As `measure(_:validation:policies:…)` for points of the joint space: each point's model is
     /// the original pruned to its keep ratios (of the layers in `prune`), then quantized and measured.
-    public func measure(_ model: Model, validation: Dataset, points: [Evolution.Point], progress: (Int, Int) -> Void = { _, _ in },
+    public func measure(_ model: Model, validation: Dataset, points: [Evolution.Point], reference: OutputReference? = nil,
+                        progress: (Int, Int) -> Void = { _, _ in },
                         warn: (String) -> Void = { _ in }) throws -> (samples: [Sample], measured: Int, interrupted: Bool) {
         guard validation.count > 0 else { throw MixedPrecisionError("samples: the validation split is empty") }
+        if let reference, reference.images != validation.count {
+            throw MixedPrecisionError("samples: the divergence reference holds \(reference.images) images, the validation split \(validation.count)")
+        }
         for p in points where p.bits.count != model.layers.count || !p.bits.allSatisfy({ (1...8).contains($0) }) {
             throw MixedPrecisionError("samples: a policy needs \(model.layers.count) widths in 1…8 (one per layer), found \(p.bits)")
         }
@@ -201,14 +229,19 @@ public struct PolicySamples: Sendable {
         if engine && calibration == nil { throw MixedPrecisionError("samples: the integer engine needs calibration images for its 8-bit activations") }
         let key = Self.key(model: model, validation: validation, calibration: calibration, engine: engine, prune: prune)
         var known = try cached(key: key, layers: model.layers.count, warn: warn)
-        var byPoint = Dictionary(known.map { ($0.point, $0.accuracy) }, uniquingKeysWith: { a, _ in a })
+        // Each point's entry in `known` (the first, when a file repeats one).
+        var byPoint = Dictionary(known.indices.map { (known[$0].point, $0) }, uniquingKeysWith: { a, _ in a })
         var out: [Sample] = [], measured = 0
         // Bias correction's mean patches of the unpruned model, shared by its policies (a pruned
         // point's own are measured for it alone: keep vectors rarely repeat).
         var shared: [String: [Double]]? = nil
         for (i, point) in points.enumerated() {
             let keep = prune.isEmpty ? nil : point.keep
-            if let a = byPoint[point] { out.append(Sample(bits: point.bits, keep: keep, accuracy: a)); progress(i + 1, points.count); continue }
+            let entry = byPoint[point]
+            if let j = entry, reference == nil || known[j].divergence != nil {
+                out.append(Sample(bits: point.bits, keep: keep, accuracy: known[j].accuracy, divergence: reference == nil ? nil : known[j].divergence))
+                progress(i + 1, points.count); continue
+            }
             if Interrupt.isRequested { Interrupt.clear(); return (out, measured, true) }
             let m = try pruned(model, keep: keep)
             var patches: [String: [Double]]? = m === model ? shared : nil
@@ -217,8 +250,10 @@ public struct PolicySamples: Sendable {
                 patches = try BiasCorrection.meanPatches(m, calibration: calibration)
                 if m === model { shared = patches }
             }
-            let s = Sample(bits: point.bits, keep: keep, accuracy: try accuracy(m, bits: point.bits, validation: validation, patches: patches))
-            out.append(s); known.append(s); byPoint[point] = s.accuracy; measured += 1
+            let r = try measurement(m, bits: point.bits, validation: validation, patches: patches, reference: reference)
+            let s = Sample(bits: point.bits, keep: keep, accuracy: r.accuracy, divergence: r.divergence)
+            out.append(s); measured += 1
+            if let j = entry { known[j] = s } else { known.append(s); byPoint[point] = known.count - 1 }
             if let path = cache {
                 try FileIO.writeAtomically(Array(try JSONEncoder().encode(File(key: key, samples: known))), to: path)
             }

@@ -337,30 +337,30 @@ public final class IntegerModel: @unchecked Sendable {
         }
     }
 
-    /// Test accuracy computed by the integer engine, in batches.
+    /// Logits computed by the integer engine for every image, in batches.
+    /// `progress` sees (examples done, total) after each batch.
+    public func predict(_ images: Tensor, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        let n = images.shape.first ?? 0
+        var parts: [Tensor] = []
+        var start = 0
+        while start < n {
+            try Interrupt.check()
+            let end = min(n, start + max(batchSize, 1))
+            parts.append(try run(try images.slice(start..<end)))
+            start = end
+            progress?(end, n)
+        }
+        return try Tensor.stack(parts)
+    }
+
+    /// Test accuracy computed by the integer engine, in batches (ties: the first class).
     /// `progress` sees (examples done, total) after each batch.
     public func accuracy(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Double {
         guard data.count > 0 else { throw QuantizationError("evaluate: the dataset is empty") }
-        var right = 0
-        var start = 0
-        while start < data.count {
-            try Interrupt.check()
-            let end = min(data.count, start + batchSize)
-            let logits = try run(try data.images.slice(start..<end))
-            let c = logits.shape[1]
-            for i in 0..<(end - start) {
-                var best = 0
-                for k in 1..<c where logits.scalars[i * c + k] > logits.scalars[i * c + best] { best = k }
-                if best == data.labels[start + i] { right += 1 }
-            }
-            start = end
-            progress?(end, data.count)
-        }
-        return Double(right) / Double(data.count)
+        let predicted = try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars
+        return Double(zip(predicted, data.labels).filter { Int($0) == $1 }.count) / Double(data.count)
     }
 
-    /// A ReLU6-style clip's top `m` as a code of point p: round(m / scale), at most qmax. The
-    /// engine clamps there in the epilogue and the dyadic simulation after its requantization.
     static func clipCode(_ m: Float, _ p: Point) -> Int32 {
         Int32(min(Double(p.qmax), max(0, (Double(m) / p.scale).rounded())))
     }

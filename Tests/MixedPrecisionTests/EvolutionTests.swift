@@ -54,6 +54,28 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
     #expect(r.measured.first?.bits == r.best.bits)
 }
 
+/// Given `rank` (a second score of what was measured), the best ranked is returned instead of the
+/// best measured and every candidate carries its score, ordered by it; a rank that gives fewer
+/// scores than asked (Ctrl-C) falls back to the accuracies and marks the result interrupted.
+@Test func evolutionChoosesByRankWhenGiven() throws {
+    let (choices, costs, loss) = additiveSpace(seed: 6)
+    let budget = costs.reduce(0) { $0 + $1[3] }
+    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } }
+    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    var o = Evolution.Options(); o.iterations = 10; o.topK = 8; o.seed = 1
+    // The rank prefers narrow first layers: not the accuracy's order.
+    func rank(_ points: [Evolution.Point]) -> [Double] { points.map { -Double($0.bits[0]) + accuracy($0.bits) } }
+    let predict: ([Evolution.Point]) throws -> [Double] = { $0.map { accuracy($0.bits) } }
+    let r = try Evolution(options: o).run(space, predictPoints: predict, measurePoints: predict, rank: { rank($0) })
+    let scores = r.measured.map { $0.score! }
+    #expect(r.measured.count > 2 && scores == scores.sorted(by: >) && r.best.score == scores[0] && !r.interrupted)
+    #expect(r.best.bits == r.measured.max { rank([Evolution.Point(bits: $0.bits)])[0] < rank([Evolution.Point(bits: $1.bits)])[0] }!.bits)
+    let plain = try Evolution(options: o).run(space, predictPoints: predict, measurePoints: predict)
+    #expect(Set(plain.measured.map(\.bits)) == Set(r.measured.map(\.bits)) && plain.measured.allSatisfy { $0.score == nil } && plain.best.bits != r.best.bits)
+    let cut = try Evolution(options: o).run(space, predictPoints: predict, measurePoints: predict, rank: { Array(rank($0).prefix(1)) })
+    #expect(cut.interrupted && cut.best.bits == plain.best.bits && cut.best.score == nil)
+}
+
 /// Pins and ties hold in every candidate; a budget below the cheapest policy is an error naming
 /// that cost; random candidates all meet the budget.
 @Test func evolutionKeepsPinsTiesAndBudget() throws {

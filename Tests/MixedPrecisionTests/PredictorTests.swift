@@ -61,6 +61,34 @@ import Tensors
     #expect(throws: MixedPrecisionError.self) { try PolicySamples().measure(model, validation: validation, policies: [[2, 4]]) }
 }
 
+/// With a reference (the float model's outputs on the split), each sample carries its output
+/// divergence: zero for the float model's own logits, larger at 2 bits than at 8; cached samples
+/// measured without one are measured again (the same accuracy) and their entries replaced, so a
+/// third call measures nothing; a reference of another image count is refused.
+@Test func samplesCarryTheirOutputDivergence() throws {
+    let model = try Zoo.make("mlp")
+    try model.loadStateDict(path: "\(referenceDirectory)/fmnist_mlp.npz")
+    let validation = try FashionMNIST.load(.train, limit: 200)
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-samples-kl-\(getpid()).json").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let reference = try OutputReference(model: model, images: validation.images)
+    #expect(abs(try reference.divergence(try model.predict(validation.images))) < 1e-9)
+    let policies = [[8, 8, 8], [2, 2, 2], [4, 2, 8]]
+    let sampler = PolicySamples(cache: path)
+    let plain = try sampler.measure(model, validation: validation, policies: policies)
+    #expect(plain.samples.allSatisfy { $0.divergence == nil })
+    let withKL = try sampler.measure(model, validation: validation, policies: policies, reference: reference)
+    #expect(withKL.measured == 3 && withKL.samples.map(\.accuracy) == plain.samples.map(\.accuracy))
+    let kl = withKL.samples.map { $0.divergence ?? -1 }
+    #expect(kl.allSatisfy { $0 >= 0 } && kl[0] < kl[1], "divergences \(kl)")
+    let cached = try sampler.cached(key: PolicySamples.key(model: model, validation: validation), layers: 3)
+    #expect(cached.count == 3 && cached.map(\.divergence) == kl)
+    let third = try sampler.measure(model, validation: validation, policies: policies, reference: reference)
+    #expect(third.measured == 0 && third.samples == withKL.samples)
+    let other = try OutputReference(model: model, images: try FashionMNIST.load(.train, limit: 20).images)
+    #expect(throws: MixedPrecisionError.self) { try sampler.measure(model, validation: validation, policies: policies, reference: other) }
+}
+
 /// Bias-corrected samples are the bias-corrected model's accuracy, and their cache is not the
 /// plain samples' (the calibration images are part of the key).
 @Test func biasCorrectedSamplesHaveTheirOwnCache() throws {
@@ -117,8 +145,8 @@ import Tensors
 }
 
 /// A cache entry that is not a sample (wrong width count, a width out of range, a fractional
-/// width, an accuracy outside 0…1 or missing, not an object) is skipped with a warning naming
-/// it; the good entries are used; a file that is not a samples cache is an error.
+/// width, an accuracy outside 0…1 or missing, not an object, a divergence below 0 or not a
+/// number; null is none) is skipped with a warning naming it; the good entries are used; a file that is not a samples cache is an error.
 @Test func corruptCacheEntriesAreSkippedWithAWarning() throws {
     let model = try Zoo.make("mlp")
     let validation = try FashionMNIST.load(.train, limit: 50)
@@ -128,13 +156,17 @@ import Tensors
     let text = """
         {"key": "\(key)", "samples": [{"bits": [2, 4, 8], "accuracy": 0.5}, {"bits": [2, 4], "accuracy": 0.5},
          {"bits": [2, 9, 8], "accuracy": 0.5}, {"bits": [2, 4.5, 8], "accuracy": 0.5}, {"bits": [4, 4, 4], "accuracy": 7},
-         {"bits": [4, 4, 8]}, 12, {"bits": [8, 8, 8], "accuracy": 0.75}]}
+         {"bits": [4, 4, 8]}, 12, {"bits": [8, 8, 8], "accuracy": 0.75}, {"bits": [8, 8, 2], "accuracy": 0.5, "divergence": -1},
+         {"bits": [8, 2, 2], "accuracy": 0.5, "divergence": "small"}, {"bits": [2, 2, 2], "accuracy": 0.25, "divergence": null},
+         {"bits": [2, 2, 8], "accuracy": 0.25, "divergence": 0.125}]}
         """
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     var warnings: [String] = []
     let s = try PolicySamples(cache: path).cached(key: key, layers: 3) { warnings.append($0) }
-    #expect(s == [.init(bits: [2, 4, 8], accuracy: 0.5), .init(bits: [8, 8, 8], accuracy: 0.75)])
-    #expect(warnings.count == 6 && warnings.allSatisfy { $0.contains("skipped") } && warnings[3].contains("found 7.0"))
+    #expect(s == [.init(bits: [2, 4, 8], accuracy: 0.5), .init(bits: [8, 8, 8], accuracy: 0.75), .init(bits: [2, 2, 2], accuracy: 0.25),
+                  .init(bits: [2, 2, 8], accuracy: 0.25, divergence: 0.125)])
+    #expect(warnings.count == 8 && warnings.allSatisfy { $0.contains("skipped") } && warnings[3].contains("found 7.0"))
+    #expect(warnings[6].contains("divergence ≥ 0, found -1.0") && warnings[7].contains("divergence"), "\(warnings)")
     try "[1, 2".write(toFile: path, atomically: true, encoding: .utf8)
     #expect(throws: MixedPrecisionError.self) { try PolicySamples(cache: path).cached(key: key, layers: 3) }
 }
