@@ -15,6 +15,14 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
     return (choices, costs, loss)
 }
 
+/// The search space of `additiveSpace(seed:)` under the budget of every layer at
+/// `choices[width]`, and its additive accuracy.
+private func additiveSearch(seed: UInt64, width: Int) throws -> (space: Evolution.Space, accuracy: ([Int]) -> Double) {
+    let (choices, costs, loss) = additiveSpace(seed: seed)
+    let space = try Evolution.Space(choices: choices, costs: costs, budget: costs.reduce(0) { $0 + $1[width] })
+    return (space, { bits in 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } })
+}
+
 /// The search ends within 0.5% (of the accuracy drop) of the exact optimum on an additive
 /// surface, every generation's best and the returned policy within the budget; the top-k are
 /// measured and the best measured returned; the same seed gives the same policy.
@@ -43,10 +51,7 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
 /// The predictor ranks, the measurements decide: a predictor that prefers a policy the
 /// measurements rate worse does not get its favourite returned.
 @Test func evolutionReturnsTheBestMeasuredFinalist() throws {
-    let (choices, costs, loss) = additiveSpace(seed: 6)
-    let budget = costs.reduce(0) { $0 + $1[3] }
-    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } }
-    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    let (space, accuracy) = try additiveSearch(seed: 6, width: 3)
     var o = Evolution.Options(); o.iterations = 10; o.topK = 8; o.seed = 1
     // Measured: the prediction with layer 0's width penalised, so the predicted order is not the measured one.
     let r = try Evolution(options: o).run(space, predict: { $0.map(accuracy) }, measure: { $0.map { accuracy($0) - ($0[0] == 8 ? 0.1 : 0) } })
@@ -58,10 +63,7 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
 /// best measured and every candidate carries its score, ordered by it; a rank that gives fewer
 /// scores than asked (Ctrl-C) falls back to the accuracies and marks the result interrupted.
 @Test func evolutionChoosesByRankWhenGiven() throws {
-    let (choices, costs, loss) = additiveSpace(seed: 6)
-    let budget = costs.reduce(0) { $0 + $1[3] }
-    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } }
-    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    let (space, accuracy) = try additiveSearch(seed: 6, width: 3)
     var o = Evolution.Options(); o.iterations = 10; o.topK = 8; o.seed = 1
     // The rank prefers narrow first layers: not the accuracy's order.
     func rank(_ points: [Evolution.Point]) -> [Double] { points.map { -Double($0.bits[0]) + accuracy($0.bits) } }
@@ -107,10 +109,7 @@ private func additiveSpace(seed: UInt64) -> (choices: [Int], costs: [[Double]], 
 /// A measurement cut short (Ctrl-C during it: fewer accuracies than asked) ends the search with
 /// what was measured, marked interrupted; cut before anything was measured, it is an error.
 @Test func evolutionEndsWithWhatWasMeasuredWhenInterrupted() throws {
-    let (choices, costs, loss) = additiveSpace(seed: 8)
-    let budget = costs.reduce(0) { $0 + $1[2] }
-    func accuracy(_ bits: [Int]) -> Double { 0.95 - zip(bits, loss).reduce(0) { $0 + $1.1[choices.firstIndex(of: $1.0)!] } }
-    let space = try Evolution.Space(choices: choices, costs: costs, budget: budget)
+    let (space, accuracy) = try additiveSearch(seed: 8, width: 2)
     var o = Evolution.Options(); o.iterations = 30; o.seed = 2
     var calls = 0
     let r = try Evolution(options: o).run(space, predict: { $0.map(accuracy) }, measure: { p in
