@@ -93,10 +93,9 @@ public struct PolicySamples: Sendable {
             if prune.isEmpty ? e.keep != nil : !(e.keep.map { $0.count == prune.count && $0.allSatisfy { $0.isFinite && $0 > 0 && $0 <= 1 } } ?? false) {
                 warn("samples: cache entry \(i) of \(path) skipped: expected \(prune.isEmpty ? "no keep ratios" : "\(prune.count) keep ratios in (0, 1]")"); continue
             }
-            if let d = e.divergence, !(d.isFinite && d >= 0) {
-                warn("samples: cache entry \(i) of \(path) skipped: expected a divergence ≥ 0, found \(d)"); continue
+            if e.divergenceMalformed || !(e.divergence.map { $0.isFinite && $0 >= 0 } ?? true) {
+                warn("samples: cache entry \(i) of \(path) skipped: expected a divergence ≥ 0\(e.divergence.map { ", found \($0)" } ?? "")"); continue
             }
-            if e.divergenceMalformed { warn("samples: cache entry \(i) of \(path) skipped: expected a divergence ≥ 0 (a number)"); continue }
             out.append(Sample(bits: bits, keep: e.keep, accuracy: accuracy, divergence: e.divergence))
         }
         return out
@@ -108,7 +107,7 @@ public struct PolicySamples: Sendable {
     struct LenientFile: Decodable {
         struct Entry: Decodable {
             var bits: [Int]?, keep: [Double]?, accuracy: Double?, divergence: Double?
-            /// A divergence is there but is not a number (an absent one is fine: not measured).
+            /// A divergence is there but is not a number (an absent or null one is fine: not measured).
             var divergenceMalformed = false
             enum Keys: String, CodingKey { case bits, keep, accuracy, divergence }
             init(from decoder: Decoder) {
@@ -116,8 +115,7 @@ public struct PolicySamples: Sendable {
                 bits = try? c?.decode([Int].self, forKey: .bits)
                 keep = try? c?.decode([Double].self, forKey: .keep)
                 accuracy = try? c?.decode(Double.self, forKey: .accuracy)
-                divergence = try? c?.decode(Double.self, forKey: .divergence)
-                divergenceMalformed = divergence == nil && (c?.contains(.divergence) ?? false) && !((try? c?.decodeNil(forKey: .divergence)) ?? false)
+                do { divergence = try c?.decodeIfPresent(Double.self, forKey: .divergence) } catch { divergenceMalformed = true }
             }
         }
         var key: String

@@ -361,6 +361,8 @@ public final class IntegerModel: @unchecked Sendable {
         return Double(zip(predicted, data.labels).filter { Int($0) == $1 }.count) / Double(data.count)
     }
 
+    /// A ReLU6-style clip's top `m` as a code of point p: round(m / scale), at most qmax. The
+    /// engine clamps there in the epilogue and the dyadic simulation after its requantization.
     static func clipCode(_ m: Float, _ p: Point) -> Int32 {
         Int32(min(Double(p.qmax), max(0, (Double(m) / p.scale).rounded())))
     }
