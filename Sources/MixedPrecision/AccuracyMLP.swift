@@ -6,8 +6,10 @@ import Tensors
 /// APQ's accuracy predictor (../shared/METHODS.md §4): an MLP input → 400 → 400 → 400 → 1 with
 /// ReLU over the policy's encoding — one one-hot vector over the candidate widths per layer,
 /// concatenated — trained on measured samples with our autograd and Adam to the accuracy
-/// (standardised: the mean and spread of the training samples' accuracies are kept beside it).
-/// Ctrl-C stops training between epochs and keeps the predictor as it is.
+/// (standardised: the mean and spread of the training samples' accuracies are kept beside it) —
+/// or, with `Options.target` `.divergence` (our addition), to −log of each sample's measured output
+/// divergence, which ranks near-equal policies with less noise; its predictions are then those
+/// scores (`PredictionTarget`). Ctrl-C stops training between epochs and keeps the predictor as it is.
 ///
 /// The transfer recipe (`Transfer`): pre-train on many cheap samples — random policies scored by
 /// a sensitivity table, −log Σ Ω, which needs no evaluation, or by the divergence predictor —
@@ -21,6 +23,8 @@ public struct AccuracyMLP {
     public let prunedLayers: Int
     public let network: Model
     public let mean: Double, spread: Double
+    /// What it predicts: accuracy, or −log output divergence.
+    public let target: PredictionTarget
     /// The measured samples it was trained on and how (empty and nil for a predictor read from a
     /// file): what `refined(with:)` trains on again.
     public let samples: [PolicySamples.Sample]
@@ -28,9 +32,9 @@ public struct AccuracyMLP {
     var features: Int { prunedLayers * keepChoices.count + layers * choices.count }
 
     init(choices: [Int], layers: Int, keepChoices: [Double] = [], prunedLayers: Int = 0, network: Model, mean: Double, spread: Double,
-         samples: [PolicySamples.Sample] = [], options: Options? = nil) {
+         target: PredictionTarget = .accuracy, samples: [PolicySamples.Sample] = [], options: Options? = nil) {
         self.choices = choices; self.layers = layers; self.keepChoices = keepChoices; self.prunedLayers = prunedLayers
-        self.network = network; self.mean = mean; self.spread = spread; self.samples = samples; self.options = options
+        self.network = network; self.mean = mean; self.spread = spread; self.target = target; self.samples = samples; self.options = options
     }
 
     public struct Options: Sendable {
@@ -39,6 +43,9 @@ public struct AccuracyMLP {
         public var batchSize = 64
         public var learningRate: Float = 1e-3
         public var seed: UInt64 = 0
+        /// The figure learnt from each measured sample: its accuracy, or −log its divergence
+        /// (every sample must then carry one).
+        public var target = PredictionTarget.accuracy
         public init() {}
     }
 
@@ -140,6 +147,9 @@ public struct AccuracyMLP {
         }
         var pre = options
         pre.epochs = transfer.epochs
+        // The proxies carry their score (−log Σ Ω, or a predicted accuracy) as their accuracy; the
+        // targets are standardised anew for the measured samples, so either target follows them.
+        pre.target = .accuracy
         let proxy = try train(try transfer.samples(choices: choices, layers: layers, progress: progress), choices: choices, options: pre, from: nil)
         return try train(samples, choices: choices, options: options, from: proxy.network)
     }
@@ -148,9 +158,10 @@ public struct AccuracyMLP {
         guard samples.count >= 2, let layers = samples.first?.bits.count, layers > 0 else {
             throw MixedPrecisionError("predictor: needs at least two measured policies, found \(samples.count)")
         }
-        guard samples.allSatisfy({ $0.accuracy.isFinite }), (1...4096).contains(options.hidden), (0...100_000).contains(options.epochs),
+        let scores = try samples.map(options.target.score)
+        guard scores.allSatisfy(\.isFinite), (1...4096).contains(options.hidden), (0...100_000).contains(options.epochs),
               options.batchSize > 0, options.learningRate > 0, options.learningRate.isFinite else {
-            throw MixedPrecisionError("predictor: expected finite accuracies, a hidden width of 1…4096, epochs 0…100000, batch > 0 and a positive finite learning rate; found hidden \(options.hidden), epochs \(options.epochs), batch \(options.batchSize), lr \(options.learningRate)")
+            throw MixedPrecisionError("predictor: expected finite accuracies (or divergences), a hidden width of 1…4096, epochs 0…100000, batch > 0 and a positive finite learning rate; found hidden \(options.hidden), epochs \(options.epochs), batch \(options.batchSize), lr \(options.learningRate)")
         }
         let prunedLayers = samples[0].keep?.count ?? 0
         guard samples.allSatisfy({ ($0.keep?.count ?? 0) == prunedLayers }) else {
@@ -159,10 +170,9 @@ public struct AccuracyMLP {
         let keepChoices = Array(Set(samples.flatMap { $0.keep ?? [] })).sorted()
         let features = prunedLayers * keepChoices.count + layers * choices.count
         let x = try samples.flatMap { try encode($0.point, choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers) }
-        let accuracies = samples.map(\.accuracy)
-        let mean = accuracies.reduce(0, +) / Double(samples.count)
-        let spread = max((accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)).squareRoot(), 1e-6)
-        let targets = accuracies.map { Float(($0 - mean) / spread) }
+        let mean = scores.reduce(0, +) / Double(samples.count)
+        let spread = max((scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count)).squareRoot(), 1e-6)
+        let targets = scores.map { Float(($0 - mean) / spread) }
         let network = try Self.network(features: features, hidden: options.hidden, seed: options.seed)
         if let start { try network.loadStateDict(start.stateDict, source: "the pre-trained predictor") }
         var state = OptimizerState(.adam())
@@ -185,7 +195,7 @@ public struct AccuracyMLP {
             }
         }
         return AccuracyMLP(choices: choices, layers: layers, keepChoices: keepChoices, prunedLayers: prunedLayers, network: network, mean: mean, spread: spread,
-                           samples: samples, options: options)
+                           target: options.target, samples: samples, options: options)
     }
 
     /// This predictor fine-tuned on its samples and `measured` (policies the search measured):
@@ -218,14 +228,14 @@ public struct AccuracyMLP {
 
     /// Writes the predictor as an .npz (atomically): the network's weights beside `apq.choices`,
     /// `apq.layers` and `apq.standardisation` (mean and spread, each split into two float32 so the
-    /// doubles come back to 48 bits).
+    /// doubles come back to 48 bits); `apq.target` [1] when it predicts −log divergence.
     public func save(to path: String) throws {
         func split(_ x: Double) -> [Float] { let hi = Float(x); return [hi, Float(x - Double(hi))] }
         try NPZ.write(network.stateDict + [
             ("apq.choices", Tensor(checkedShape: [choices.count], scalars: choices.map(Float.init))),
             ("apq.layers", Tensor(checkedShape: [1], scalars: [Float(layers)])),
             ("apq.standardisation", Tensor(checkedShape: [4], scalars: split(mean) + split(spread))),
-        ] + (prunedLayers == 0 ? [] : [
+        ] + (target == .accuracy ? [] : [("apq.target", Tensor(checkedShape: [1], scalars: [1]))]) + (prunedLayers == 0 ? [] : [
             ("apq.keeps", Tensor(checkedShape: [keepChoices.count], scalars: keepChoices.map(Float.init))),
             ("apq.pruned_layers", Tensor(checkedShape: [1], scalars: [Float(prunedLayers)])),
         ]), to: path)
@@ -244,6 +254,12 @@ public struct AccuracyMLP {
         }
         let choices = c.scalars.map { Int($0) }, layers = Int(l.scalars[0])
         let keeps = byName["apq.keeps"]?.scalars.map(Double.init) ?? [], pruned = Int(byName["apq.pruned_layers"]?.scalars.first ?? 0)
+        let target: PredictionTarget
+        switch byName["apq.target"]?.scalars {
+        case nil: target = .accuracy
+        case [1]?: target = .divergence
+        case let other?: throw MixedPrecisionError("predictor: \(path) names an unknown target \(other) in apq.target (expected [1]: divergence)")
+        }
         guard !choices.isEmpty, choices.allSatisfy({ (1...8).contains($0) }), layers > 0, pruned >= 0, keeps.allSatisfy({ $0 > 0 && $0 <= 1 }),
               first.shape[1] == pruned * keeps.count + layers * choices.count else {
             throw MixedPrecisionError("predictor: \(path) holds inconsistent sizes (\(pruned) pruned layers × \(keeps.count) ratios + \(layers) layers × \(choices.count) widths for \(first.shape[1]) inputs)")
@@ -253,13 +269,13 @@ public struct AccuracyMLP {
             throw MixedPrecisionError("predictor: \(e.message)")
         }
         let v = st.scalars.map(Double.init)
-        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keeps, prunedLayers: pruned, network: network, mean: v[0] + v[1], spread: v[2] + v[3])
+        return AccuracyMLP(choices: choices, layers: layers, keepChoices: keeps, prunedLayers: pruned, network: network, mean: v[0] + v[1], spread: v[2] + v[3], target: target)
     }
 
-    /// Predicted accuracies of `policies`.
+    /// Predicted scores of `policies`: accuracies, or −log divergences (`target`).
     public func predict(_ policies: [[Int]]) throws -> [Double] { try predict(points: policies.map { Evolution.Point(bits: $0) }) }
 
-    /// Predicted accuracies of points of the joint space (widths and keep ratios).
+    /// Predicted scores of points of the joint space (widths and keep ratios).
     public func predict(points: [Evolution.Point]) throws -> [Double] {
         guard !points.isEmpty else { return [] }
         let x = Tensor(checkedShape: [points.count, features], scalars: try points.flatMap { try encode($0) })

@@ -26,6 +26,8 @@ public struct Evolution: Sendable {
         /// between them (1: APQ's search, its predictor fixed).
         public var rounds = 1
         public var seed: UInt64 = 0
+        /// What the predictions score (the progress line shows them so).
+        public var predicts = PredictionTarget.accuracy
         public init() {}
     }
 
@@ -327,17 +329,41 @@ public struct Evolution: Sendable {
         try run(space, predictPoints: { try predict($0.map(\.bits)) }, measurePoints: { try measure($0.map(\.bits)) }, progress: progress)
     }
 
-    /// As `run(_:predictPoints:measurePoints:progress:)` with `predictor`, refined between rounds
-    /// on every policy measured so far (`PolicyPredictor.refined(with:)`).
-    public func run(_ space: Space, predictor: any PolicyPredictor, measurePoints measure: ([Point]) throws -> [Double],
-                    rank: (([Point]) throws -> [Double])? = nil, progress: (Generation) -> Void = { _ in }) throws -> Result {
-        try run(space, predictPoints: { try predictor.predict(points: $0) }, measurePoints: measure, rank: rank, progress: progress,
-                refit: { points, accuracies in
-                    let refined = try predictor.refined(with: zip(points, accuracies).map {
-                        PolicySamples.Sample(bits: $0.bits, keep: $0.keep.isEmpty ? nil : $0.keep, accuracy: $1)
-                    })
-                    return { try refined.predict(points: $0) }
-                })
+    /// As `run(_:predictPoints:measurePoints:rank:progress:refit:)` with `predictor` and `measure`
+    /// (measured samples of points: accuracy, and the divergence when the predictor's target or
+    /// `select` needs it). Between rounds the predictor is refined on every policy measured so far
+    /// (`PolicyPredictor.refined(with:)`, on the figure its target names); the returned policy is
+    /// the measured one best by `select`. Each point is measured once; the samples measured are
+    /// returned beside the result, by point.
+    public func run(_ space: Space, predictor: any PolicyPredictor, measure: ([Point]) throws -> [PolicySamples.Sample],
+                    select: PredictionTarget = .accuracy, progress: (Generation) -> Void = { _ in }) throws -> (result: Result, samples: [Point: PolicySamples.Sample]) {
+        // The refit and rank closures are optional (so escaping) but do not outlive this call.
+        try withoutActuallyEscaping(measure) { measure in try withoutActuallyEscaping(progress) { progress in
+            try run(space, predictor: predictor, escapingMeasure: measure, select: select, progress: progress)
+        } }
+    }
+
+    private func run(_ space: Space, predictor: any PolicyPredictor, escapingMeasure measure: @escaping ([Point]) throws -> [PolicySamples.Sample],
+                     select: PredictionTarget, progress: @escaping (Generation) -> Void) throws -> (result: Result, samples: [Point: PolicySamples.Sample]) {
+        var seen: [Point: PolicySamples.Sample] = [:]
+        // The samples of `points`, the first ones only when Ctrl-C stopped the measurement.
+        func measured(_ points: [Point]) throws -> [PolicySamples.Sample] {
+            var fresh: [Point] = []
+            for p in points where seen[p] == nil && !fresh.contains(p) { fresh.append(p) }
+            let got = fresh.isEmpty ? [] : try measure(fresh)
+            guard got.count <= fresh.count else { throw MixedPrecisionError("evolve: measured \(got.count) policies for \(fresh.count)") }
+            for (p, s) in zip(fresh, got) { seen[p] = s }
+            return points.prefix { seen[$0] != nil }.map { seen[$0]! }
+        }
+        var o = options
+        o.predicts = predictor.target
+        let r = try Evolution(options: o).run(space, predictPoints: { try predictor.predict(points: $0) }, measurePoints: { try measured($0).map(\.accuracy) },
+                                              rank: select == .accuracy ? nil : { try measured($0).map(select.score) }, progress: progress,
+                                              refit: { points, _ in
+                                                  let refined = try predictor.refined(with: try measured(points))
+                                                  return { try refined.predict(points: $0) }
+                                              })
+        return (r, seen)
     }
 
     /// As `run(_:predict:measure:progress:)` over a space that may prune: the predictor and the
@@ -427,7 +453,7 @@ public struct Evolution: Sendable {
                     let use = space.cost(best.genome) / space.budget
                     let total = o.iterations * o.rounds
                     let line = String(format: "generation %d/%d", generation, total) + (o.rounds > 1 ? " (round \(round + 1)/\(o.rounds))" : "")
-                        + String(format: " · best predicted %.2f%%", 100 * best.predicted)
+                        + " · best predicted " + o.predicts.shown(score: best.predicted)
                         + (bestMeasured.map { String(format: " · best measured %.2f%%", 100 * $0) } ?? "")
                         + String(format: " · budget %.1f%%", 100 * use)
                     let g = Generation(iteration: generation, bestPredicted: best.predicted, bestMeasured: bestMeasured, budgetUse: use, line: line)

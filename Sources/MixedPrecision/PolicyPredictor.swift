@@ -7,15 +7,20 @@ public protocol PolicyPredictor {
     var layers: Int { get }
     /// The widths the predictor knows; evolve() searches over these.
     var choices: [Int] { get }
-    /// Predicted accuracies (fractions) of `policies`.
+    /// What its predictions score: accuracy (fractions), or −log output divergence.
+    var target: PredictionTarget { get }
+    /// Predicted scores of `policies` (higher is better; accuracies for an accuracy target).
     func predict(_ policies: [[Int]]) throws -> [Double]
     /// Predicted accuracies of points of APQ's joint space (widths and keep ratios).
     func predict(points: [Evolution.Point]) throws -> [Double]
-    /// The predictor taught `measured` as well (search rounds); one that cannot learn refuses.
+    /// The predictor taught `measured` as well (search rounds; samples carrying the figure its
+    /// target names); one that cannot learn refuses.
     func refined(with measured: [PolicySamples.Sample]) throws -> any PolicyPredictor
 }
 
 extension PolicyPredictor {
+    public var target: PredictionTarget { .accuracy }
+
     /// A predictor of widths alone takes points that prune nothing.
     public func predict(points: [Evolution.Point]) throws -> [Double] {
         guard points.allSatisfy(\.keep.isEmpty) else { throw MixedPrecisionError("predictor: this predictor knows widths only, not pruned layers") }

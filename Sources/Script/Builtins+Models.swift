@@ -149,11 +149,11 @@ extension Builtins {
             return .number(try m.accuracy(on: data, progress: progress))
         },
         Builtin("predict", category: "models", [.required("model", .any), .required("x", .any)], returns: "Tensor",
-                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers. With a Predictor (from predictor()) for `model`, x is a List of policies (Lists of widths, samples or Policies) and the result the List of their predicted accuracies.",
+                summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers. With a Predictor (from predictor()) for `model`, x is a List of policies (Lists of widths, samples or Policies) and the result the List of their predicted accuracies (predicted output divergences for a predictor(..., target: \"divergence\")).",
                 examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]"),
                            BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 20, hidden: 4); len(predict(p, [[2], [4], [2]]))", "3")]) { args, _ in
             if case .object(let o as PredictorObject) = args["model"] {
-                do { return .list(try o.predictor.predict(points: try policyPoints(args["x"], args, what: "x")).map { .number($0) }) }
+                do { return .list(try o.predictor.predict(points: try policyPoints(args["x"], args, what: "x")).map { .number(o.predictor.target.figure(score: $0)) }) }
                 catch let e as MixedPrecisionError { throw args.fail(e, method: "predictor") }
             }
             let x: Tensor

@@ -12,10 +12,11 @@ public final class PredictorObject: ScriptObject, @unchecked Sendable {
     public let trainedOn: Int
     init(_ p: any PolicyPredictor, trainedOn: Int) { predictor = p; self.trainedOn = trainedOn }
     public var typeName: String { "Predictor" }
-    public var fieldNames: [String] { ["kind", "layers", "choices", "samples", "model"] }
+    public var fieldNames: [String] { ["kind", "target", "layers", "choices", "samples", "model"] }
     public func field(_ name: String) -> Value? {
         switch name {
         case "kind": return .string(predictor is DivergencePredictor ? "divergence" : "mlp")
+        case "target": return .string(predictor.target.rawValue)
         case "layers": return .number(Double(predictor.layers))
         case "choices": return .list(predictor.choices.map { .number(Double($0)) })
         case "samples": return .number(Double(trainedOn))
@@ -32,7 +33,8 @@ public final class PredictorObject: ScriptObject, @unchecked Sendable {
             return "Predictor(divergence on \(p.divergence.calibration.shape[0]) calibration images over \(p.layers) layers, curve fitted on \(from))"
         }
         let pruned = (predictor as? AccuracyMLP).map { $0.prunedLayers > 0 ? "\($0.prunedLayers) pruned layers × \($0.keepChoices.count) keep ratios + " : "" } ?? ""
-        return "Predictor(MLP over \(pruned)\(predictor.layers) layers × \(predictor.choices.count) widths, \(from))"
+        let target = predictor.target == .accuracy ? "" : ", predicting the output divergence"
+        return "Predictor(MLP over \(pruned)\(predictor.layers) layers × \(predictor.choices.count) widths, \(from)\(target))"
     }
     public var text: String { summary }
 }
@@ -103,6 +105,22 @@ extension Builtins {
 
     static let pruningParameters: [BuiltinParameter] = [.optional("keep", .list), .optional("prune", .list)]
 
+    /// Measured samples from a List of sample Records ({bits, keep?, accuracy, divergence?}).
+    static func measuredSamples(_ v: Value, _ args: Arguments, what: String) throws -> [PolicySamples.Sample] {
+        let points = try policyPoints(v, args, what: what), accuracies = try numbers(v, args, what: what)
+        guard case .list(let items) = v else { return [] }
+        return try zip(zip(points, accuracies), items).map { pa, item in
+            var divergence: Double? = nil
+            if case .record(let r) = item, let d = r["divergence"] {
+                if case .null = d {} else {
+                    guard case .number(let x) = d, x.isFinite, x >= 0 else { throw args.fail("\(what): a divergence must be a finite number ≥ 0, found \(d.shown)") }
+                    divergence = x
+                }
+            }
+            return PolicySamples.Sample(bits: pa.0.bits, keep: pa.0.keep.isEmpty ? nil : pa.0.keep, accuracy: pa.1, divergence: divergence)
+        }
+    }
+
     static func numbers(_ v: Value, _ args: Arguments, what: String) throws -> [Double] {
         guard case .list(let items) = v else { throw args.fail("\(what): expected a List of numbers, got \(v.typeName)") }
         return try items.map { item in
@@ -168,15 +186,16 @@ extension Builtins {
                 [.required("samples", .list), .optional("bits", .list), .optional("epochs", .integer, .number(300)),
                  .optional("hidden", .integer, .number(400)), .optional("lr", .number, .number(0.001)), .optional("batch", .integer, .number(64)),
                  .optional("seed", .integer, .number(0)), .optional("pretrain", .any), .optional("proxies", .integer, .number(5000)),
-                 .optional("pretrain_epochs", .integer, .number(30))],
+                 .optional("pretrain_epochs", .integer, .number(30)), .optional("target", .choice(["accuracy", "divergence"]), .string("accuracy"))],
                 returns: "Predictor",
-                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: for APQ's transfer recipe, a Sensitivity table (from sensitivity() over the same widths) or a slower Predictor (divergence_predictor(): one forward pass of its calibration images per proxy) — the network first learns `proxies` random policies scored by it (−log Σ Ω, or the predictor's accuracy; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. save(p, \"p.npz\") writes it, load(\"p.npz\") reads it back. Samples with keep ratios (samples(..., keep:)) train APQ's joint encoding: one one-hot vector over the keep ratios per pruned layer (the architecture part), then the bits part; evolve(..., keep:) then searches both.",
+                summary: "APQ's accuracy predictor (METHODS.md §4): an MLP input → hidden → hidden → hidden → 1 with ReLU over the one-hot encoding of each layer's width, trained on measured samples ({bits, accuracy}, from samples()) with Adam (cosine decay from lr) on the mean squared error of the standardised accuracy. bits: the candidate widths (default: those the samples use). predict(p, policies) applies it; agreement(predicted, measured) scores it on held-out samples. pretrain: for APQ's transfer recipe, a Sensitivity table (from sensitivity() over the same widths) or a slower Predictor (divergence_predictor(): one forward pass of its calibration images per proxy) — the network first learns `proxies` random policies scored by it (−log Σ Ω, or the predictor's accuracy; pretrain_epochs epochs), then every weight is fine-tuned on the measured samples, which then need to be far fewer. save(p, \"p.npz\") writes it, load(\"p.npz\") reads it back. target: \"divergence\" (our addition) teaches it −log of each sample's output divergence instead of its accuracy (samples(..., divergence: true) measures them): the divergence sees every image's output shift where accuracy moves only with the predictions that flip, so the MLP learns a less noisy figure (on ResNet-20, 400 samples, τ 0.84 against the held-out samples' divergence); predict() then gives divergences, evolve() seeks the least, and its rounds refine on measured divergences. Samples with keep ratios (samples(..., keep:)) train APQ's joint encoding: one one-hot vector over the keep ratios per pruned layer (the architecture part), then the bits part; evolve(..., keep:) then searches both.",
                 examples: [BuiltinExample("p = predictor([{bits: [2, 4], accuracy: 0.5}, {bits: [4, 4], accuracy: 0.8}, {bits: [4, 2], accuracy: 0.6}], epochs: 50, hidden: 8); predict(p, [[4, 4]])[0] > predict(p, [[2, 4]])[0]", "true"),
-                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 2, hidden: 4); save(p, \"/tmp/mpq-doc-predictor.npz\"); load(\"/tmp/mpq-doc-predictor.npz\").choices", "[2, 4]")]) { args, interp in
-            let points = try policyPoints(args["samples"], args, what: "samples"), accuracies = try numbers(args["samples"], args, what: "samples")
-            let samples = zip(points, accuracies).map { PolicySamples.Sample(bits: $0.bits, keep: $0.keep.isEmpty ? nil : $0.keep, accuracy: $1) }
-            let choices: [Int] = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return Array(Set(points.flatMap(\.bits))).sorted() }()
+                           BuiltinExample("p = predictor([{bits: [2], accuracy: 0.5}, {bits: [4], accuracy: 0.8}], epochs: 2, hidden: 4); save(p, \"/tmp/mpq-doc-predictor.npz\"); load(\"/tmp/mpq-doc-predictor.npz\").choices", "[2, 4]"),
+                           BuiltinExample("p = predictor([{bits: [2, 8], accuracy: 0.7, divergence: 0.2}, {bits: [8, 8], accuracy: 0.8, divergence: 0.01}, {bits: [8, 2], accuracy: 0.6, divergence: 0.1}], target: \"divergence\", epochs: 50, hidden: 8); [p.target, predict(p, [[8, 8]])[0] < predict(p, [[2, 8]])[0]]", "[\"divergence\", true]")]) { args, interp in
+            let samples = try measuredSamples(args["samples"], args, what: "samples")
+            let choices: [Int] = try { if case .list = args["bits"] { return try args.bitsList("bits") }; return Array(Set(samples.flatMap(\.bits))).sorted() }()
             var o = AccuracyMLP.Options()
+            o.target = PredictionTarget(rawValue: try args.string("target"))!
             o.epochs = try args.int("epochs"); o.hidden = try args.int("hidden"); o.learningRate = Float(try args.number("lr"))
             o.batchSize = try args.int("batch"); o.seed = UInt64(truncatingIfNeeded: try args.int("seed"))
             var transfer: AccuracyMLP.Transfer? = nil
@@ -227,10 +246,11 @@ extension Builtins {
                        .optional("calibration", .dataset), .optional("cache", .string), .optional("engine", .bool, .bool(false)),
                        .optional("select", .choice(["accuracy", "divergence"]), .string("accuracy"))] + pruningParameters,
                 returns: "Policy",
-                summary: "APQ's evolutionary search (METHODS.md §4) over weight widths per layer (the predictor's widths) under one budget (energy:, latency:, bitops:, size: or average_bits:, as random_policies; ends pins the first and last layer, APQ uses 8): a population ranked by the Predictor, the `parents` best kept each generation and the rest refilled half by mutation (each layer redrawn with probability `mutation`), half by uniform crossover; candidates over the budget are rejected. One progress line per generation (best predicted, best measured, budget use): each generation's best predicted policy is measured on `data` (a validation split) when new, and at the end the `top` best predicted are; the best measured is returned — or, with select: \"divergence\" (our addition), the measured policy of least output divergence on `data` (see samples' divergence: less noisy than accuracy, so less prone to return the luckiest of many near-equal measurements). rounds (our addition to APQ): after each round of `iterations` generations its `top` finalists are measured, the predictor (one from predictor(samples)) is fine-tuned on its samples and every policy measured so far, and the next round goes on from the population — the search drifts to where the predictor is optimistic, and the measurements correct it there. Measurements go through samples() (calibration: bias correction, engine: the integer engine at 8-bit activations, cache: its file), so they are reused. Ctrl-C ends the search early. The Policy's fields add predicted, accuracy (validation), divergence (with select: \"divergence\"), the budget's cost, predictions, measurements, history (per generation), measured ({bits, predicted, accuracy, cost; divergence with select: \"divergence\"}, best first by the figure select names) and interrupted. keep (ratios) and prune (layer names, default m.prunable): APQ's joint space, width × bits, for a predictor trained on samples with the same keep and prune; candidates are pruned before they are measured (batch norms recalibrated on the calibration images when given; no fine-tuning), costs count the kept channels, and the Policy is for the pruned model, given as its field `pruned` beside keep ({layer: ratio}).",
+                summary: "APQ's evolutionary search (METHODS.md §4) over weight widths per layer (the predictor's widths) under one budget (energy:, latency:, bitops:, size: or average_bits:, as random_policies; ends pins the first and last layer, APQ uses 8): a population ranked by the Predictor, the `parents` best kept each generation and the rest refilled half by mutation (each layer redrawn with probability `mutation`), half by uniform crossover; candidates over the budget are rejected. One progress line per generation (best predicted, best measured, budget use): each generation's best predicted policy is measured on `data` (a validation split) when new, and at the end the `top` best predicted are; the best measured is returned — or, with select: \"divergence\" (our addition), the measured policy of least output divergence on `data` (see samples' divergence: less noisy than accuracy, so less prone to return the luckiest of many near-equal measurements). rounds (our addition to APQ): after each round of `iterations` generations its `top` finalists are measured, the predictor (one from predictor(samples)) is fine-tuned on its samples and every policy measured so far, and the next round goes on from the population — the search drifts to where the predictor is optimistic, and the measurements correct it there. A predictor(..., target: \"divergence\") ranks by predicted output divergence (least first), its rounds refine it on the measured divergences, and its `predicted` figures are divergences. Measurements go through samples() (calibration: bias correction, engine: the integer engine at 8-bit activations, cache: its file), so they are reused. Ctrl-C ends the search early. The Policy's fields add predicted, accuracy (validation), divergence (validation; with select: \"divergence\" or a divergence predictor), the budget's cost, predictions, measurements, history (per generation), measured ({bits, predicted, accuracy, cost; divergence when measured}, best first by the figure select names) and interrupted. keep (ratios) and prune (layer names, default m.prunable): APQ's joint space, width × bits, for a predictor trained on samples with the same keep and prune; candidates are pruned before they are measured (batch norms recalibrated on the calibration images when given; no fine-tuning), costs count the kept channels, and the Policy is for the pruned model, given as its field `pruned` beside keep ({layer: ratio}).",
                 examples: [BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2); [e.average_bits <= 5, len(e.history)]", "[true, 3]"),
                            BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2, rounds: 2); [len(e.history), e.measurements >= 2]", "[5, true]"),
-                           BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2, select: \"divergence\"); [e.divergence >= 0, e.divergence <= e.measured[len(e.measured) - 1].divergence]", "[true, true]")]) { args, interp in
+                           BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1), epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2, select: \"divergence\"); [e.divergence >= 0, e.divergence <= e.measured[len(e.measured) - 1].divergence]", "[true, true]"),
+                           BuiltinExample("m = zoo(\"mlp\"); d = fashion_mnist(split: \"train\", limit: 64); p = predictor(samples(m, d, count: 6, seed: 1, divergence: true), target: \"divergence\", epochs: 10, hidden: 8); e = evolve(m, p, d, average_bits: 5, population: 6, parents: 2, iterations: 2, top: 2, rounds: 2); [e.predicted > 0, e.divergence >= 0]", "[true, true]")]) { args, interp in
             let m = try args.model("model"), data = try args.dataset("data")
             let predictor = try args.object("predictor", PredictorObject.self, what: "a Predictor (from predictor())").predictor
             guard predictor.layers == m.layers.count else { throw args.fail("the predictor covers \(predictor.layers) layers, the model has \(m.layers.count)") }
@@ -247,19 +267,21 @@ extension Builtins {
             do {
                 let (space, cost) = try evolutionSpace(args, interp, model: m, choices: predictor.choices)
                 let samples = PolicySamples(cache: try args.optionalString("cache"), calibration: calibration, engine: try args.bool("engine"), prune: pruning?.names ?? [])
-                let reference = try args.string("select") == "divergence" ? try OutputReference(model: m, images: data.images, what: "evolve") : nil
-                func measured(_ points: [Evolution.Point]) throws -> [PolicySamples.Sample] {
-                    try samples.measure(m, validation: data, points: points, reference: reference, warn: interp.warn).samples
+                let select = PredictionTarget(rawValue: try args.string("select"))!
+                let reference = select == .divergence || predictor.target == .divergence ? try OutputReference(model: m, images: data.images, what: "evolve") : nil
+                let (r, measured) = try Evolution(options: o).run(space, predictor: predictor, measure: {
+                    try samples.measure(m, validation: data, points: $0, reference: reference, warn: interp.warn).samples
+                }, select: select, progress: { interp.progress($0.line, done: true) })
+                func divergence(_ c: Evolution.Candidate) -> [(String, Value)] {
+                    (measured[Evolution.Point(bits: c.bits, keep: c.keep)]?.divergence).map { [("divergence", .number($0))] } ?? []
                 }
-                let r = try Evolution(options: o).run(space, predictor: predictor, measurePoints: { try measured($0).map(\.accuracy) },
-                                                      rank: reference.map { _ in { try measured($0).compactMap { $0.divergence.map { -$0 } } } },
-                                                      progress: { interp.progress($0.line, done: true) })
+                func predicted(_ c: Evolution.Candidate) -> Value { .number(predictor.target.figure(score: c.predicted)) }
                 func number(_ x: Double?) -> Value { x.map { .number($0) } ?? .null }
                 let history: [Value] = r.history.map { g in .record(Record([("generation", .number(Double(g.iteration))), ("best_predicted", .number(g.bestPredicted)),
                                                                             ("best_measured", number(g.bestMeasured)), ("budget_use", .number(g.budgetUse))])) }
-                let measuredList: [Value] = r.measured.map { c in pointRecord(Evolution.Point(bits: c.bits, keep: c.keep), [("predicted", .number(c.predicted)),
-                                                                             ("accuracy", number(c.measured))] + (c.score.map { [("divergence", .number(-$0))] } ?? []) + [("cost", .number(c.cost))]) }
-                var origin = Record([("predicted", .number(r.best.predicted)), ("accuracy", number(r.best.measured))] + (r.best.score.map { [("divergence", .number(-$0))] } ?? [])
+                let measuredList: [Value] = r.measured.map { c in pointRecord(Evolution.Point(bits: c.bits, keep: c.keep), [("predicted", predicted(c)),
+                                                                             ("accuracy", number(c.measured))] + divergence(c) + [("cost", .number(c.cost))]) }
+                var origin = Record([("predicted", predicted(r.best)), ("accuracy", number(r.best.measured))] + divergence(r.best)
                                     + [(cost.name, .number(r.best.cost)),
                                      ("predictions", .number(Double(r.predictions))), ("measurements", .number(Double(r.measured.count))),
                                      ("history", .list(history)), ("measured", .list(measuredList)), ("interrupted", .bool(r.interrupted))])

@@ -155,6 +155,34 @@ private func additiveSearch(seed: UInt64, width: Int) throws -> (space: Evolutio
     #expect(throws: MixedPrecisionError.self) { try Evolution(options: o).run(space, predict: { $0.map(optimistic) }, measure: { $0.map(accuracy) }) }
 }
 
+/// Searching with a predictor and measured samples: every policy is measured once (refits and the
+/// final choice reuse the samples, which come back by point); a divergence-target predictor is
+/// refined on the measured divergences and its progress line shows divergences; select: .divergence
+/// returns the measured policy of least divergence.
+@Test func evolutionWithAPredictorMeasuresEachPolicyOnce() throws {
+    let (space, accuracy) = try additiveSearch(seed: 6, width: 2)
+    // The divergence: the accuracy drop, doubled when layer 0 is below 8 bits (not the accuracy's order).
+    func sample(_ p: Evolution.Point) -> PolicySamples.Sample {
+        PolicySamples.Sample(bits: p.bits, accuracy: accuracy(p.bits), divergence: (0.96 - accuracy(p.bits)) * (p.bits[0] == 8 ? 1 : 2))
+    }
+    let training = try space.randomPoints(count: 60, seed: 4).map(sample)
+    var mo = AccuracyMLP.Options(); mo.hidden = 32; mo.epochs = 100; mo.seed = 1; mo.target = .divergence
+    let predictor = try AccuracyMLP.train(training, choices: space.choices, options: mo)
+    var o = Evolution.Options(); o.iterations = 10; o.topK = 6; o.seed = 2; o.rounds = 2
+    var asked: [Evolution.Point] = [], lines: [String] = []
+    let (r, measured) = try Evolution(options: o).run(space, predictor: predictor, measure: { asked += $0; return $0.map(sample) },
+                                                      select: .divergence, progress: { lines.append($0.line) })
+    #expect(Set(asked).count == asked.count && asked.count == r.measured.count && Set(measured.keys) == Set(asked))
+    let shown = lines[0].components(separatedBy: " · ").first { $0.hasPrefix("best predicted ") }
+    #expect(shown?.hasPrefix("best predicted divergence ") == true && shown?.hasSuffix("%") == false, "\(lines[0])")
+    let least = r.measured.min { measured[Evolution.Point(bits: $0.bits)]!.divergence! < measured[Evolution.Point(bits: $1.bits)]!.divergence! }!
+    #expect(r.best.bits == least.bits && r.best.score == -log(measured[Evolution.Point(bits: least.bits)]!.divergence!))
+    // A search that measures no divergence cannot refine a divergence predictor.
+    #expect(throws: MixedPrecisionError.self) {
+        try Evolution(options: o).run(space, predictor: predictor, measure: { $0.map { PolicySamples.Sample(bits: $0.bits, accuracy: accuracy($0.bits)) } })
+    }
+}
+
 /// A predictor refined on measured policies moves its predictions of them toward what was
 /// measured; one read from a file has no samples to refine with and is refused.
 @Test func accuracyPredictorRefinesOnMeasuredPolicies() throws {

@@ -187,6 +187,38 @@ import Tensors
     #expect(throws: MixedPrecisionError.self) { try AccuracyMLP.load(path) }
 }
 
+/// A predictor taught the output divergence (target .divergence) learns −log divergence — here
+/// a divergence whose order is the reverse of the accuracy's, so the two predictors disagree —,
+/// keeps its target through a file, and refuses samples without a measured divergence.
+@Test func predictorLearnsTheDivergenceWhenAsked() throws {
+    let choices = [2, 4, 8]
+    // Accuracy rises with layer 0's width, the divergence with layer 1's narrowness only.
+    let samples = (0..<27).map { i -> PolicySamples.Sample in
+        let b = [choices[i % 3], choices[(i / 3) % 3], choices[i / 9]]
+        return PolicySamples.Sample(bits: b, accuracy: 0.5 + 0.05 * log2(Double(b[0])), divergence: 0.001 * pow(2, Double(8 - b[1])))
+    }
+    var o = AccuracyMLP.Options(); o.epochs = 200; o.hidden = 16; o.seed = 2
+    let byAccuracy = try AccuracyMLP.train(samples, choices: choices, options: o)
+    o.target = .divergence
+    let byDivergence = try AccuracyMLP.train(samples, choices: choices, options: o)
+    #expect(byAccuracy.target == .accuracy && byDivergence.target == .divergence)
+    let probe = [[8, 2, 4], [2, 8, 4]]
+    let a = try byAccuracy.predict(probe), d = try byDivergence.predict(probe)
+    // Scores: higher is better. The accuracy predictor prefers the first, the divergence one the second.
+    #expect(a[0] > a[1] && d[1] > d[0], "\(a) \(d)")
+    // −log(0.001 · 2⁶) for [8, 2, 4]: within a tenth of the score's range of 4.2.
+    #expect(abs(d[0] - -log(0.064)) < 0.42 && abs(PredictionTarget.divergence.figure(score: d[0]) - 0.064) < 0.03, "\(d)")
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-divergence-target-\(getpid()).npz").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try byDivergence.save(to: path)
+    let back = try AccuracyMLP.load(path)
+    let again = try back.predict(probe)
+    #expect(back.target == .divergence && zip(again, d).allSatisfy { abs($0 - $1) < 1e-6 })
+    let unmeasured = samples.map { PolicySamples.Sample(bits: $0.bits, accuracy: $0.accuracy) }
+    #expect(throws: MixedPrecisionError.self) { try AccuracyMLP.train(unmeasured, choices: choices, options: o) }
+    #expect(throws: MixedPrecisionError.self) { try byDivergence.refined(with: Array(unmeasured.prefix(2))) }
+}
+
 /// The divergence predictor on the reference MLP: each policy's whole-model KL on 300
 /// calibration images (bias-corrected, as the samples are) is 0 for the float widths' neighbour
 /// (all 8 bits: tiny) and grows as a layer narrows; the curve fitted on 20 measured policies ranks
