@@ -16,7 +16,7 @@ public enum PredictionTarget: String, Sendable, CaseIterable, Codable {
         case .accuracy: return s.accuracy
         case .divergence:
             guard let d = s.divergence, d.isFinite, d >= 0 else {
-                throw MixedPrecisionError("predictor: the sample \(s.bits) has no measured output divergence (measure it with samples(..., divergence: true))")
+                throw MixedPrecisionError("the policy \(s.bits) has no measured output divergence (measure it with samples(..., divergence: true))")
             }
             return -log(max(d, 1e-30))
         }
