@@ -1,3 +1,5 @@
+import Kernels
+
 extension Tensor {
     /// Normalises an axis (negative counts from the end) or throws.
     func checkedAxis(_ axis: Int) throws -> Int {
@@ -30,8 +32,12 @@ extension Tensor {
     public func sum() -> Float { Float(scalars.reduce(0.0) { $0 + Double($1) }) }
     public func mean() -> Float { count == 0 ? .nan : Float(scalars.reduce(0.0) { $0 + Double($1) } / Double(count)) }
     /// NaN if the tensor is empty or holds a NaN.
-    public func max() -> Float { scalars.isEmpty ? .nan : scalars.reduce(-Float.infinity) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) } }
-    public func min() -> Float { scalars.isEmpty ? .nan : scalars.reduce(Float.infinity) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) } }
+    public func max() -> Float { extremes().max }
+    public func min() -> Float { extremes().min }
+
+    /// The smallest and largest element in one pass (`Extremes`), both NaN if the tensor is empty
+    /// or holds a NaN.
+    public func extremes() -> (min: Float, max: Float) { scalars.withUnsafeBufferPointer { Extremes.of($0) } }
 
     public func sum(axis: Int, keepDims: Bool = false) throws -> Tensor {
         try reduce(axis: axis, keepDims: keepDims, initial: 0) { $0 + Double($1) }

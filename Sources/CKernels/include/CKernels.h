@@ -11,6 +11,10 @@ int mpq_cpu_has_avx512f(void);
 /// 1 when this CPU executes AVX2 and FMA, else 0.
 int mpq_cpu_has_avx2_fma(void);
 
+/// The smallest and largest of x[0…n−1] into *lo, *hi (n ≥ 1; NaNs skipped), returning 1 when
+/// some element is NaN, else 0 (Kernels/Extremes.swift). Call only when mpq_cpu_has_avx2_fma() is 1.
+int32_t mpq_extremes_f32_avx2(const float *x, int64_t n, float *lo, float *hi);
+
 /// The f32 GEMM micro-kernel without AVX-512: C[6×16] = α·Ã·B̃ + β·C (C not read when β is 0) on
 /// panels packed with MR = 6 (a[p·6 + i]) and NR = 16 (b[p·16 + j]). Call only when
 /// mpq_cpu_has_avx2_fma() is 1.
