@@ -214,9 +214,13 @@ extension Model {
 
     /// Fraction of examples whose largest logit is the label (ties: the first index, as argmax).
     public func accuracy(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Double {
+        let predicted = try predictedClasses(on: data, batchSize: batchSize, progress: progress)
+        return Double(zip(predicted, data.labels).filter { $0 == $1 }.count) / Double(data.count)
+    }
+
+    /// Each example's class: the index of its largest logit (ties: the first).
+    public func predictedClasses(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {
         guard data.count > 0 else { throw NetworkError("evaluate: the dataset is empty") }
-        let logits = try predict(data.images, batchSize: batchSize, progress: progress)
-        let predicted = try logits.argmax(axis: 1).scalars
-        return Double(zip(predicted, data.labels).filter { Int($0) == $1 }.count) / Double(data.count)
+        return try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars.map { Int($0) }
     }
 }

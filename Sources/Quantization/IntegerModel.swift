@@ -356,9 +356,14 @@ public final class IntegerModel: @unchecked Sendable {
     /// Test accuracy computed by the integer engine, in batches (ties: the first class).
     /// `progress` sees (examples done, total) after each batch.
     public func accuracy(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> Double {
+        let predicted = try predictedClasses(on: data, batchSize: batchSize, progress: progress)
+        return Double(zip(predicted, data.labels).filter { $0 == $1 }.count) / Double(data.count)
+    }
+
+    /// Each example's class by the integer engine (ties: the first).
+    public func predictedClasses(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {
         guard data.count > 0 else { throw QuantizationError("evaluate: the dataset is empty") }
-        let predicted = try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars
-        return Double(zip(predicted, data.labels).filter { Int($0) == $1 }.count) / Double(data.count)
+        return try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars.map { Int($0) }
     }
 
     /// A ReLU6-style clip's top `m` as a code of point p: round(m / scale), at most qmax. The

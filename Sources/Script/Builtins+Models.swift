@@ -148,6 +148,22 @@ extension Builtins {
             guard case .model(let m) = args["model"] else { throw args.fail("expected a Model or an integer model for 'model', got \(args["model"].typeName)") }
             return .number(try m.accuracy(on: data, progress: progress))
         },
+        Builtin("paired", category: "models", [.required("a", .any), .required("b", .any), .required("data", .dataset)], returns: "Record",
+                summary: "Two models compared on the same examples (McNemar's test): each one's accuracy, the examples only a (only b) gets right, the difference a − b with its paired standard error √(only_a + only_b)/n, and the exact two-sided p-value — the chance of a split of the disagreements at least this uneven if neither model were better. Two quantized policies evaluated on one test set mostly agree, so the paired error is far smaller than two separate accuracies' (±0.24 points each at 93% on 10,000 images). Either model may be an integer model (integer_model). Returns {a, b, only_a, only_b, difference, error, p}.",
+                examples: [BuiltinExample("m = load(\"../shared/reference/fmnist_mlp.onnx\"); paired(m, m, fashion_mnist(split: \"test\", limit: 50)).p", "1"),
+                           BuiltinExample("r = paired(load(\"../shared/reference/fmnist_mlp.onnx\"), zoo(\"mlp\"), fashion_mnist(split: \"test\", limit: 100)); r.a > r.b and r.p < 0.01", "true")]) { args, interp in
+            let data = try args.dataset("data")
+            func classes(_ name: String) throws -> [Int] {
+                let progress = args.progress(interp, "paired", after: 1)
+                if case .object(let o) = args[name], let im = o as? IntegerModelObject { return try im.engine.predictedClasses(on: data, progress: progress) }
+                guard case .model(let m) = args[name] else { throw args.fail("expected a Model or an integer model for '\(name)', got \(args[name].typeName)") }
+                return try m.predictedClasses(on: data, progress: progress)
+            }
+            let c = try PairedComparison(predictionsA: try classes("a"), predictionsB: try classes("b"), labels: data.labels)
+            return .record(Record([("a", .number(c.accuracyA)), ("b", .number(c.accuracyB)), ("only_a", .number(Double(c.onlyA))),
+                                   ("only_b", .number(Double(c.onlyB))), ("difference", .number(c.difference)),
+                                   ("error", .number(c.standardError)), ("p", .number(c.pValue))]))
+        },
         Builtin("predict", category: "models", [.required("model", .any), .required("x", .any)], returns: "Tensor",
                 summary: "Logits for a batch of images (a Tensor [N, 1, 28, 28]) or a Dataset. The model may be an integer model (integer_model), which then runs in integers. With a Predictor (from predictor()) for `model`, x is a List of policies (Lists of widths, samples or Policies) and the result the List of their predicted accuracies (predicted output divergences for a predictor(..., target: \"divergence\")).",
                 examples: [BuiltinExample("shape(predict(zoo(\"mlp\"), zeros([2, 1, 28, 28])))", "[2, 10]"),
