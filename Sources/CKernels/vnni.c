@@ -55,6 +55,21 @@ static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __
     *odd = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
 }
 
+// The same for shifts of 32 or more and multipliers other than INT32_MIN (e->shift32), in Int32
+// lanes throughout: v = y·m has |v| < 2^62, so t = v >> 31 fits in Int32 and
+// (v + 2^(s−1)) >> s = (t >> u) + bit u−1 of t with u = s − 31 (rounding half up; vpsravd fills
+// shifts of 32 and more with the sign); |result| ≤ |y|, so nothing saturates. As
+// dyadic_avx2.h's mpq_i2_dyadic32.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline __m512i mpq_dyadic32(__m512i y, __m512i m, __m512i s) {
+    const __m512i pe = _mm512_mul_epi32(y, m);
+    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), _mm512_srli_epi64(m, 32));
+    const __m512i t = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
+    const __m512i u = _mm512_sub_epi32(s, _mm512_set1_epi32(31));
+    const __m512i half = _mm512_and_si512(_mm512_srav_epi32(t, _mm512_sub_epi32(u, _mm512_set1_epi32(1))), _mm512_set1_epi32(1));
+    return _mm512_add_epi32(_mm512_srav_epi32(t, u), half);
+}
+
 // The epilogue on one row's 16 sums: bias; for modes 1 and 2 the dyadic multiply; a residual
 // branch (Int32 already at the scale, or codes requantized by their own dyadic) added with
 // Int32 wrap-around; clamp; store.
@@ -62,6 +77,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t col, __mmask16 mask, void *out, const void *res) {
     __m512i y = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, e->bias + col));
     if (e->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
+    if (e->shift32) {
+        // The short form: Int32 lanes from the multiply on (the residual's wrap-around is the
+        // Int32 add's own).
+        __m512i q = mpq_dyadic32(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->shift + col));
+        if (e->residual == 1) {
+            q = _mm512_add_epi32(q, _mm512_maskz_loadu_epi32(mask, res));
+        } else if (e->residual) {
+            const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
+            __m512i re, ro;
+            mpq_dyadic(e->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes),
+                       _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
+            q = _mm512_add_epi32(q, _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32)));
+        }
+        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e->lo)), _mm512_set1_epi32(e->hi));
+        if (e->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
+        else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
+        return;
+    }
     __m512i pe, po;
     mpq_dyadic(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->shift + col), &pe, &po);
     if (e->residual) {
@@ -170,12 +203,77 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
         }
     }
 }
+// The 3×3 depthwise convolution (dilation 1, any stride) on pairs of horizontal neighbours:
+// `mpq_depthwise_pairs_avx512` first writes, for the positions (r, j) of the padded input grid
+// (`cols` pixels a row, `px` bytes apart, rows `cols`·px apart) that windows read — rows
+// row0…row1−1, the listed columns (a stride of 2 reads every other one) — the Int32 of channel c
+// holding its code in the low 16 bits and its right neighbour's (0 past the last column) in the
+// high 16 — pairs[(r·cols + j)·ldp + c], widened signed or unsigned, zero past `channels`.
+// Then each tap row ky costs two vpmaddwd on 16 channels: the pair at the receptive field's
+// column against (w[ky][0], w[ky][1]), the pair two columns on against (w[ky][2], 0) — six
+// multiply-adds for nine taps, no widening per tap. `pw`: those weight pairs as Int16 pairs,
+// pw[(2·ky + h)·ldp + c] for h = 0, 1. Sums are the same integers as mpq_depthwise_avx512's.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *columns, int64_t ncolumns, int64_t cols,
+                                const uint8_t *in, int64_t px, int64_t channels, int32_t is_signed, int32_t *pairs, int64_t ldp) {
+    const __m512i low = _mm512_set1_epi32(0xFFFF);
+    for (int64_t r = row0; r < row1; r++) {
+        for (int64_t i = 0; i < ncolumns; i++) {
+            const int64_t j = columns[i];
+            const uint8_t *x = in + (r * cols + j) * px;
+            int32_t *z = pairs + (r * cols + j) * ldp;
+            for (int64_t c = 0; c < ldp; c += 16) {
+                const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : channels > c ? (__mmask16)((1u << (channels - c)) - 1) : 0;
+                const __mmask16 next = j + 1 < cols ? mask : 0;
+                __m512i a, b;
+                if (is_signed) {
+                    a = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + c)), low);
+                    b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
+                } else {
+                    a = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + c));
+                    b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
+                }
+                _mm512_storeu_si512((void *)(z + c), _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
+                                   int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
+                                   const mpq_epilogue *e) {
+    const int64_t row = cols * ldp;
+    for (int64_t p = 0; p < pixels; p++) {
+        const int32_t *z = pairs + starts[p] * ldp;
+        char *o = out + outs[p] * out_bytes;
+        for (int64_t c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+            __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + c)), _mm512_loadu_si512((const void *)(pw + c)));
+            __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + ldp + c)));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + c)), _mm512_loadu_si512((const void *)(pw + 2 * ldp + c))));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + 3 * ldp + c))));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + c)), _mm512_loadu_si512((const void *)(pw + 4 * ldp + c))));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + 5 * ldp + c))));
+            mpq_epilogue_row(_mm512_add_epi32(a0, a1), e, c, mask, o + c * out_bytes, 0);
+        }
+    }
+}
 #else
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
                           const mpq_epilogue *e) {
     (void)pixels; (void)starts; (void)outs; (void)in; (void)out; (void)out_bytes; (void)taps; (void)ntaps; (void)w; (void)ldw;
     (void)channels; (void)is_signed; (void)e;
+}
+void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *columns, int64_t ncolumns, int64_t cols,
+                                const uint8_t *in, int64_t px, int64_t channels, int32_t is_signed, int32_t *pairs, int64_t ldp) {
+    (void)row0; (void)row1; (void)columns; (void)ncolumns; (void)cols; (void)in; (void)px; (void)channels; (void)is_signed; (void)pairs; (void)ldp;
+}
+void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
+                                   int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
+                                   const mpq_epilogue *e) {
+    (void)pixels; (void)starts; (void)outs; (void)pairs; (void)cols; (void)ldp; (void)out; (void)out_bytes; (void)pw; (void)channels; (void)e;
 }
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,

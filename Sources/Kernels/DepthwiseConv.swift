@@ -10,11 +10,32 @@ public enum DepthwiseConv {
     /// Every output pixel p: its receptive field at input + starts[p], the taps' byte offsets,
     /// sums through `epilogue` into output + outStarts[p]·(4 for sums, 1 for codes). `scratch`
     /// holds `ldw` Int32s (the portable path's sums). `backend` forces one path (tests).
+    /// `grid` and `pairs` (room for `grid.count` Int32s): with VNNI, a 3×3 layer runs on pairs of
+    /// horizontal neighbours (`PairGrid`).
     public static func run(input: UnsafePointer<UInt8>, signed: Bool, starts: [Int], outStarts: [Int], taps: [Int],
                            weights: [Int32], ldw: Int, channels: Int, epilogue e: IntegerEpilogue,
-                           output: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<Int32>, backend: IGEMM.Backend? = nil) {
+                           output: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<Int32>, backend: IGEMM.Backend? = nil,
+                           grid: PairGrid? = nil, pairs: UnsafeMutablePointer<Int32>? = nil) {
         let elementBytes = e.mode == .codes ? 1 : 4
         let kernel = (backend ?? .automatic).resolved
+        if kernel == .vnni, let grid, let pairs {
+            grid.columns.withUnsafeBufferPointer { c in
+                c.baseAddress!.withMemoryRebound(to: Int64.self, capacity: c.count) { c64 in
+                    mpq_depthwise_pairs_avx512(Int64(grid.usedRows.lowerBound), Int64(grid.usedRows.upperBound), c64, Int64(c.count), Int64(grid.cols),
+                                               input, Int64(grid.pixelBytes), Int64(channels), signed ? 1 : 0, pairs, Int64(ldw))
+                }
+            }
+            grid.starts.withUnsafeBufferPointer { s in outStarts.withUnsafeBufferPointer { o in grid.weights.withUnsafeBufferPointer { w in
+                s.baseAddress!.withMemoryRebound(to: Int64.self, capacity: s.count) { s64 in
+                    o.baseAddress!.withMemoryRebound(to: Int64.self, capacity: o.count) { o64 in
+                        mpq_depthwise3x3_pairs_avx512(Int64(s.count), s64, o64, pairs, Int64(grid.cols), Int64(ldw),
+                                                      output.assumingMemoryBound(to: CChar.self), Int64(elementBytes), w.baseAddress!,
+                                                      Int64(channels), e.raw)
+                    }
+                }
+            } } }
+            return
+        }
         if kernel == .vnni || kernel == .avx2 {
             starts.withUnsafeBufferPointer { s in outStarts.withUnsafeBufferPointer { o in taps.withUnsafeBufferPointer { t in
                 weights.withUnsafeBufferPointer { w in
@@ -47,6 +68,51 @@ public enum DepthwiseConv {
                     for c in 0..<channels { e.finish(scratch[c], column: c, out: out, res: UnsafeRawPointer(input)) }
                 }
             }
+        }
+    }
+
+    /// A 3×3 layer (dilation 1, any stride) over a padded input grid, for the pair path: its codes
+    /// are first widened once per image into pairs of horizontal neighbours (an Int32 per channel
+    /// and grid position: the code in the low 16 bits, its right neighbour's in the high 16), and
+    /// then each of the three tap rows costs two 16-bit multiply-adds per 16 channels — against
+    /// (w[ky][0], w[ky][1]) at the receptive field's column and (w[ky][2], 0) two columns on —
+    /// where the plain path widens and multiplies nine taps one by one. The same integer sums.
+    public struct PairGrid: Sendable {
+        /// The input grid's size in pixels (padding included) and the bytes from one pixel to the next.
+        public let rows: Int, cols: Int, pixelBytes: Int
+        /// Each output pixel's receptive field: its top-left grid position (row·cols + column).
+        public let starts: [Int]
+        /// (w[ky][0], w[ky][1]) then (w[ky][2], 0) for ky = 0, 1, 2, as Int16 pairs: 6·ldw.
+        public let weights: [Int32]
+        /// Int32s of the pair buffer: rows·cols·ldw.
+        public let count: Int
+        /// The grid rows and columns some window reads pairs at (a stride of 2 reads every other
+        /// column): only those are built.
+        public let usedRows: Range<Int>, columns: [Int]
+
+        /// nil unless `taps` are the 9 taps of a 3×3 window at dilation 1 on this grid and every
+        /// start is a whole pixel whose window lies inside it.
+        public init?(taps: [Int], starts: [Int], rows: Int, cols: Int, pixelBytes: Int, weights: [Int32], ldw: Int) {
+            let rowBytes = cols * pixelBytes
+            guard taps.count == 9, pixelBytes > 0, rows >= 3, cols >= 3, weights.count == 9 * ldw,
+                  taps.enumerated().allSatisfy({ $1 == ($0 / 3) * rowBytes + ($0 % 3) * pixelBytes }),
+                  starts.allSatisfy({ $0 >= 0 && $0 % pixelBytes == 0 && ($0 / pixelBytes) / cols + 2 < rows && ($0 / pixelBytes) % cols + 2 < cols })
+            else { return nil }
+            self.rows = rows; self.cols = cols; self.pixelBytes = pixelBytes
+            self.starts = starts.map { $0 / pixelBytes }
+            let tops = self.starts.map { $0 / cols }
+            usedRows = (tops.min() ?? 0)..<((tops.max() ?? -3) + 3)
+            columns = Set(self.starts.flatMap { [$0 % cols, $0 % cols + 2] }).sorted()
+            func pair(_ lo: Int32, _ hi: Int32) -> Int32 { Int32(bitPattern: UInt32(UInt16(truncatingIfNeeded: lo)) | UInt32(UInt16(truncatingIfNeeded: hi)) << 16) }
+            var w = [Int32](repeating: 0, count: 6 * ldw)
+            for ky in 0..<3 {
+                for c in 0..<ldw {
+                    w[2 * ky * ldw + c] = pair(weights[(3 * ky) * ldw + c], weights[(3 * ky + 1) * ldw + c])
+                    w[(2 * ky + 1) * ldw + c] = pair(weights[(3 * ky + 2) * ldw + c], 0)
+                }
+            }
+            self.weights = w
+            count = rows * cols * ldw
         }
     }
 

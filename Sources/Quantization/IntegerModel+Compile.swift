@@ -165,8 +165,11 @@ extension IntegerModel {
                     var taps: [Int] = []
                     for ky in 0..<kh { for kx in 0..<kw { taps.append(ky * a.dilations[0] * rowBytes + kx * a.dilations[1] * xs.stride) } }
                     plan.depthwiseChannels = max(plan.depthwiseChannels, ldw)
+                    let grid = DepthwiseConv.PairGrid(taps: taps, starts: starts, rows: xs.h + 2 * xs.pad, cols: xs.w + 2 * xs.pad, pixelBytes: xs.stride,
+                                                      weights: weights, ldw: ldw)
+                    plan.depthwisePairs = max(plan.depthwisePairs, grid?.count ?? 0)
                     plan.steps.append(.depthwise(DepthwiseStep(layer: l, input: x, output: produced, starts: starts, outStarts: outStarts, taps: taps,
-                                                               weights: weights, ldw: ldw, channels: d.n, signed: xs.signed, epilogue: epilogue)))
+                                                               weights: weights, ldw: ldw, channels: d.n, signed: xs.signed, epilogue: epilogue, grid: grid)))
                     // The loop's tail quantizes sums where the static walk asks and records the slot.
                     break
                 }

@@ -16,8 +16,8 @@ extension IntegerModel {
         let vectorIn: UnsafeMutablePointer<UInt8>, vectorOut: UnsafeMutablePointer<Int32>
         /// Threads a vector layer's rows may spread over (more than 1 only when a single image runs).
         var threads = 1
-        /// A depthwise layer's sums for one pixel.
-        let depthwiseSums: UnsafeMutablePointer<Int32>
+        /// A depthwise layer's sums for one pixel, and a 3×3 one's pairs of neighbouring codes.
+        let depthwiseSums: UnsafeMutablePointer<Int32>, depthwisePairs: UnsafeMutablePointer<Int32>
         /// Where the AVX2 tile takes 8-bit weights: the layer's input codes widened to Int16
         /// (as long as the largest code buffer where the CPU has AVX2), and the tile's rows into it.
         let wide: UnsafeMutablePointer<Int16>
@@ -28,6 +28,8 @@ extension IntegerModel {
         init(_ plan: Plan) {
             depthwiseSums = .allocate(capacity: max(plan.depthwiseChannels, 16))
             depthwiseSums.initialize(repeating: 0, count: max(plan.depthwiseChannels, 16))
+            depthwisePairs = .allocate(capacity: max(plan.depthwisePairs, 1))
+            depthwisePairs.initialize(repeating: 0, count: max(plan.depthwisePairs, 1))
             vectorIn = .allocate(capacity: max(plan.vectorLength, 1))
             vectorIn.initialize(repeating: 0, count: max(plan.vectorLength, 1))
             // Whole blocks of 8 for the lane-wise epilogue.
@@ -45,7 +47,7 @@ extension IntegerModel {
             bytes.forEach { $0?.deallocate() }
             ints.forEach { $0?.deallocate() }
             rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate(); rowsWide.deallocate(); wide.deallocate()
-            vectorIn.deallocate(); vectorOut.deallocate(); depthwiseSums.deallocate()
+            vectorIn.deallocate(); vectorOut.deallocate(); depthwiseSums.deallocate(); depthwisePairs.deallocate()
         }
     }
 
@@ -366,7 +368,7 @@ extension IntegerModel {
         let output = outSlot.codes ? UnsafeMutableRawPointer(ws.bytes[outSlot.buffer]!) : UnsafeMutableRawPointer(ws.ints[outSlot.buffer]!)
         DepthwiseConv.run(input: UnsafePointer(ws.bytes[plan.slots[l.input].buffer]!), signed: l.signed, starts: l.starts, outStarts: l.outStarts,
                           taps: l.taps, weights: l.weights, ldw: l.ldw, channels: l.channels, epilogue: l.epilogue, output: output,
-                          scratch: ws.depthwiseSums)
+                          scratch: ws.depthwiseSums, grid: l.grid, pairs: ws.depthwisePairs)
     }
 
     /// A binary layer on one image: XNOR-popcount over the packed input, in place.

@@ -90,10 +90,12 @@ extension IntegerModel {
         let weights: [Int32], ldw: Int, channels: Int
         let signed: Bool
         let epilogue: IntegerEpilogue
+        /// A 3×3 layer's pair layout (`DepthwiseConv.PairGrid`), nil for other windows.
+        let grid: DepthwiseConv.PairGrid?
         init(layer: Int, input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int], weights: [Int32], ldw: Int, channels: Int,
-             signed: Bool, epilogue: IntegerEpilogue) {
+             signed: Bool, epilogue: IntegerEpilogue, grid: DepthwiseConv.PairGrid?) {
             self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
-            self.weights = weights; self.ldw = ldw; self.channels = channels; self.signed = signed; self.epilogue = epilogue
+            self.weights = weights; self.ldw = ldw; self.channels = channels; self.signed = signed; self.epilogue = epilogue; self.grid = grid
         }
     }
 
@@ -133,5 +135,7 @@ extension IntegerModel {
         var vectorLength = 0, vectorOutputs = 0
         /// The widest depthwise layer's channels, rounded up to 16 (its sums buffer).
         var depthwiseChannels = 0
+        /// The largest pair grid of the depthwise layers (Int32s).
+        var depthwisePairs = 0
     }
 }

@@ -290,6 +290,38 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         }
         #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(channels) channels, signed \(signed), codes \(codes), \(ntaps) taps")
     }
+    // 3×3 layers on pairs of neighbouring codes (`PairGrid`, VNNI machines) against the portable
+    // path: grids of 5×6 and 7×9 pixels, strides 1 and 2, channels off the 16-lane vectors,
+    // codes at their ends (255, −128) beside weights at theirs (−128, 127), codes and sums out.
+    for (channels, signed, codes, step, rows, cols) in [(7, false, true, 1, 5, 6), (16, true, false, 1, 7, 9), (33, false, true, 2, 7, 9),
+                                                          (96, true, true, 2, 5, 6), (40, false, false, 1, 3, 3)] {
+        let ldw = (channels + 15) / 16 * 16, px = channels + 3
+        let taps = (0..<9).map { ($0 / 3) * cols * px + ($0 % 3) * px }
+        let input = (0..<(rows * cols * px + 64)).map { i -> UInt8 in i % 5 == 0 ? (signed ? 0x80 : 0xFF) : UInt8(truncatingIfNeeded: rng.next()) }
+        let w = (0..<(9 * ldw)).map { i -> Int32 in i % ldw >= channels ? 0 : i % 7 == 0 ? -128 : i % 7 == 1 ? 127 : Int32(Int8(truncatingIfNeeded: rng.next())) }
+        let bias = (0..<channels).map { _ in Int32(truncatingIfNeeded: rng.next() % 2001) - 1000 }
+        let e = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in Int32(1 << 30) + Int32(rng.next() % 1000) }, shift: bias.map { _ in 40 },
+                                lo: 0, hi: 255, mode: codes ? .codes : .sums)
+        var starts: [Int] = []
+        for oy in stride(from: 0, through: rows - 3, by: step) { for ox in stride(from: 0, through: cols - 3, by: step) { starts.append((oy * cols + ox) * px) } }
+        let outStarts = starts.indices.map { $0 * ldw }
+        let grid = try #require(DepthwiseConv.PairGrid(taps: taps, starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw))
+        #expect(DepthwiseConv.PairGrid(taps: taps, starts: starts + [(rows - 2) * cols * px], rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
+        #expect(DepthwiseConv.PairGrid(taps: Array(taps.prefix(4)), starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: Array(w.prefix(4 * ldw)), ldw: ldw) == nil)
+        var outputs: [[UInt8]] = []
+        for backend in [IGEMM.Backend.swift, .vnni] where backend.runs {
+            var out = [UInt8](repeating: 0, count: starts.count * ldw * 4)
+            var scratch = [Int32](repeating: 0, count: ldw), pairs = [Int32](repeating: -1, count: grid.count)
+            input.withUnsafeBufferPointer { x in
+                out.withUnsafeMutableBytes { o in
+                    DepthwiseConv.run(input: x.baseAddress!, signed: signed, starts: starts, outStarts: outStarts, taps: taps, weights: w, ldw: ldw,
+                                      channels: channels, epilogue: e, output: o.baseAddress!, scratch: &scratch, backend: backend, grid: grid, pairs: &pairs)
+                }
+            }
+            outputs.append(out)
+        }
+        #expect(outputs.allSatisfy { $0 == outputs[0] }, "pairs: \(channels) channels, signed \(signed), codes \(codes), stride \(step), \(rows)×\(cols)")
+    }
     let model = try Zoo.make("mobilenetv2", seed: 1)
     let x = try engineTestSet.images.slice(0..<300)
     for bits in [8, 4] {
