@@ -60,13 +60,14 @@ static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __
 // (v + 2^(s−1)) >> s = (t >> u) + bit u−1 of t with u = s − 31 (rounding half up; vpsravd fills
 // shifts of 32 and more with the sign); |result| ≤ |y|, so nothing saturates. As
 // dyadic_avx2.h's mpq_i2_dyadic32.
+// `mo`: the odd lanes' multipliers in the even lanes; `u` = s − 31, `u1` = s − 32 (all made once
+// per layer, in the epilogue).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i mpq_dyadic32(__m512i y, __m512i m, __m512i s) {
+static inline __m512i mpq_dyadic32(__m512i y, __m512i m, __m512i mo, __m512i u, __m512i u1) {
     const __m512i pe = _mm512_mul_epi32(y, m);
-    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), _mm512_srli_epi64(m, 32));
+    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo);
     const __m512i t = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
-    const __m512i u = _mm512_sub_epi32(s, _mm512_set1_epi32(31));
-    const __m512i half = _mm512_and_si512(_mm512_srav_epi32(t, _mm512_sub_epi32(u, _mm512_set1_epi32(1))), _mm512_set1_epi32(1));
+    const __m512i half = _mm512_and_si512(_mm512_srav_epi32(t, u1), _mm512_set1_epi32(1));
     return _mm512_add_epi32(_mm512_srav_epi32(t, u), half);
 }
 
@@ -80,7 +81,8 @@ static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t 
     if (e->shift32) {
         // The short form: Int32 lanes from the multiply on (the residual's wrap-around is the
         // Int32 add's own).
-        __m512i q = mpq_dyadic32(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->shift + col));
+        __m512i q = mpq_dyadic32(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->mult_odd + col),
+                                 _mm512_maskz_loadu_epi32(mask, e->u + col), _mm512_maskz_loadu_epi32(mask, e->u1 + col));
         if (e->residual == 1) {
             q = _mm512_add_epi32(q, _mm512_maskz_loadu_epi32(mask, res));
         } else if (e->residual) {

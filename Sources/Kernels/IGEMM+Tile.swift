@@ -68,11 +68,17 @@ public final class IntegerEpilogue: @unchecked Sendable {
         let padded = (bias.count + 15) / 16 * 16
         self.bias = bias; self.multiplier = multiplier; self.shift = shift
         self.lo = lo; self.hi = hi; self.mode = mode; self.residual = residual
-        storage = .allocate(capacity: 3 * padded)
-        storage.initialize(repeating: 0, count: 3 * padded)
+        // Rows: bias, multiplier, shift, and the short form's odd multipliers, s − 31 and s − 32.
+        storage = .allocate(capacity: 6 * padded)
+        storage.initialize(repeating: 0, count: 6 * padded)
         for (j, v) in bias.enumerated() { storage[j] = v }
         for (j, v) in multiplier.enumerated() { storage[padded + j] = v }
         for j in 0..<padded { storage[2 * padded + j] = j < shift.count ? max(shift[j], 1) : 1 }
+        for j in 0..<padded {
+            storage[3 * padded + j] = j + 1 < multiplier.count ? multiplier[j + 1] : 0
+            storage[4 * padded + j] = storage[2 * padded + j] - 31
+            storage[5 * padded + j] = storage[2 * padded + j] - 32
+        }
         var kind: Int32 = 0, rm: Int32 = 0, rs: Int32 = 1
         switch residual {
         case .none: break
@@ -89,7 +95,8 @@ public final class IntegerEpilogue: @unchecked Sendable {
         raw = .allocate(capacity: 1)
         raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs,
-                                        shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0))
+                                        shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0,
+                                        mult_odd: storage + 3 * padded, u: storage + 4 * padded, u1: storage + 5 * padded))
     }
 
     deinit { storage.deallocate(); raw.deallocate(); lanes.deallocate() }

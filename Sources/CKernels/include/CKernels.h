@@ -74,6 +74,11 @@ typedef struct {
     /// 1 when every column's shift is at least 32 and no multiplier is INT32_MIN: the AVX2
     /// epilogue's short form of the dyadic multiply (conv_avx2.c) is exact there.
     int32_t shift32;
+    /// For the short form, per column: mult_odd[j] = mult[j + 1] (the odd columns' multipliers
+    /// where vpmuldq reads even lanes), u[j] = shift[j] − 31 and u1[j] = shift[j] − 32.
+    const int32_t *mult_odd;
+    const int32_t *u;
+    const int32_t *u1;
 } mpq_epilogue;
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
