@@ -90,11 +90,11 @@ public enum DepthwiseConv {
         /// column): only those are built.
         public let usedRows: Range<Int>, columns: [Int]
 
-        /// nil unless `taps` are the 9 taps of a 3×3 window at dilation 1 on this grid and every
-        /// start is a whole pixel whose window lies inside it.
+        /// nil unless `taps` are the 9 taps of a 3×3 window at dilation 1 on this grid and there
+        /// are starts, each a whole pixel whose window lies inside it.
         public init?(taps: [Int], starts: [Int], rows: Int, cols: Int, pixelBytes: Int, weights: [Int32], ldw: Int) {
             let rowBytes = cols * pixelBytes
-            guard taps.count == 9, pixelBytes > 0, rows >= 3, cols >= 3, weights.count == 9 * ldw,
+            guard taps.count == 9, !starts.isEmpty, pixelBytes > 0, rows >= 3, cols >= 3, weights.count == 9 * ldw,
                   taps.enumerated().allSatisfy({ $1 == ($0 / 3) * rowBytes + ($0 % 3) * pixelBytes }),
                   starts.allSatisfy({ $0 >= 0 && $0 % pixelBytes == 0 && ($0 / pixelBytes) / cols + 2 < rows && ($0 / pixelBytes) % cols + 2 < cols })
             else { return nil }

@@ -220,7 +220,7 @@ extension Model {
 
     /// Each example's class: the index of its largest logit (ties: the first).
     public func predictedClasses(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {
-        guard data.count > 0 else { throw NetworkError("evaluate: the dataset is empty") }
+        guard data.count > 0 else { throw NetworkError("the dataset holds no examples to classify") }
         return try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars.map { Int($0) }
     }
 }

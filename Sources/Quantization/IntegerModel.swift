@@ -362,7 +362,7 @@ public final class IntegerModel: @unchecked Sendable {
 
     /// Each example's class by the integer engine (ties: the first).
     public func predictedClasses(on data: Dataset, batchSize: Int = 256, progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {
-        guard data.count > 0 else { throw QuantizationError("evaluate: the dataset is empty") }
+        guard data.count > 0 else { throw QuantizationError("the dataset holds no examples to classify") }
         return try predict(data.images, batchSize: batchSize, progress: progress).argmax(axis: 1).scalars.map { Int($0) }
     }
 

@@ -162,8 +162,8 @@ extension Policy {
             public var meanAbs: Float { Float(sumAbs / Double(max(count, 1))) }
             public var meanSquare: Double { sumSquares / Double(max(count, 1)) }
             public mutating func add(_ x: Tensor) {
-                let (a, b) = x.extremes()
-                low = min(low, a); high = max(high, b)
+                let (smallest, largest) = x.extremes()
+                low = min(low, smallest); high = max(high, largest)
                 x.withUnsafeScalars { p in
                     // Four running sums of each (element i into sum i mod 4), then added: four
                     // independent chains instead of one.

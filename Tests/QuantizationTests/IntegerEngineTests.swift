@@ -307,6 +307,7 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         let outStarts = starts.indices.map { $0 * ldw }
         let grid = try #require(DepthwiseConv.PairGrid(taps: taps, starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw))
         #expect(DepthwiseConv.PairGrid(taps: taps, starts: starts + [(rows - 2) * cols * px], rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
+        #expect(DepthwiseConv.PairGrid(taps: taps, starts: [], rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
         #expect(DepthwiseConv.PairGrid(taps: Array(taps.prefix(4)), starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: Array(w.prefix(4 * ldw)), ldw: ldw) == nil)
         var outputs: [[UInt8]] = []
         for backend in [IGEMM.Backend.swift, .vnni] where backend.runs {
