@@ -55,57 +55,81 @@ static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __
     *odd = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
 }
 
-// The same for shifts of 32 or more and multipliers other than INT32_MIN (e->shift32), in Int32
-// lanes throughout: v = y·m has |v| < 2^62, so t = v >> 31 fits in Int32 and
-// (v + 2^(s−1)) >> s = (t >> u) + bit u−1 of t with u = s − 31 (rounding half up; vpsravd fills
-// shifts of 32 and more with the sign); |result| ≤ |y|, so nothing saturates. As
-// dyadic_avx2.h's mpq_i2_dyadic32.
-// `mo`: the odd lanes' multipliers in the even lanes; `u` = s − 31, `u1` = s − 32 (all made once
-// per layer, in the epilogue).
+// A 16-column block's epilogue constants, loaded once and kept in registers while the block's
+// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_apply`.
+// The mode, form and residual kind are copied too: read through `e` they would be reloaded after
+// every store (which may alias it).
+typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual; } mpq_ep16;
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i mpq_dyadic32(__m512i y, __m512i m, __m512i mo, __m512i u, __m512i u1) {
-    const __m512i pe = _mm512_mul_epi32(y, m);
-    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo);
-    const __m512i t = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
-    const __m512i half = _mm512_and_si512(_mm512_srav_epi32(t, u1), _mm512_set1_epi32(1));
-    return _mm512_add_epi32(_mm512_srav_epi32(t, u), half);
+static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __mmask16 mask) {
+    mpq_ep16 k;
+    k.bias = _mm512_maskz_loadu_epi32(mask, e->bias + col);
+    k.m = k.mo = k.s = k.re = k.ro = k.se = k.so = _mm512_setzero_si512();
+    if (e->mode != 0) {
+        k.m = _mm512_maskz_loadu_epi32(mask, e->mult + col);
+        if (e->shift32) {
+            // col is a multiple of 16: the block's even and odd columns are entries col/2…col/2+7
+            // of the Int64 rows (padded, so whole loads stay in bounds).
+            k.mo = _mm512_maskz_loadu_epi32(mask, e->mult_odd + col);
+            k.re = _mm512_loadu_si512((const void *)(e->round_even + col / 2));
+            k.ro = _mm512_loadu_si512((const void *)(e->round_odd + col / 2));
+            k.se = _mm512_loadu_si512((const void *)(e->shift_even + col / 2));
+            k.so = _mm512_loadu_si512((const void *)(e->shift_odd + col / 2));
+        } else {
+            k.s = _mm512_maskz_loadu_epi32(mask, e->shift + col);
+        }
+    }
+    k.lo = _mm512_set1_epi32(e->lo);
+    k.hi = _mm512_set1_epi32(e->hi);
+    k.mode = e->mode; k.shift32 = e->shift32; k.residual = e->residual;
+    return k;
 }
 
 // The epilogue on one row's 16 sums: bias; for modes 1 and 2 the dyadic multiply; a residual
 // branch (Int32 already at the scale, or codes requantized by their own dyadic) added with
 // Int32 wrap-around; clamp; store.
+// The short form (e->shift32: every shift ≥ 32, no multiplier INT32_MIN): v = y·m has
+// |v| < 2^62, so v + 2^(s−1) fits in Int64 and |(v + 2^(s−1)) >> s| ≤ |y|: nothing saturates. The
+// even columns' quotient is the low half of (v + 2^(s−1)) >> s; the odd columns' is the high half
+// of (v + 2^(s−1)) >> (s − 32), already where the blend takes it — eight vector operations for
+// 16 columns.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t col, __mmask16 mask, void *out, const void *res) {
-    __m512i y = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, e->bias + col));
-    if (e->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
-    if (e->shift32) {
-        // The short form: Int32 lanes from the multiply on (the residual's wrap-around is the
-        // Int32 add's own).
-        __m512i q = mpq_dyadic32(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->mult_odd + col),
-                                 _mm512_maskz_loadu_epi32(mask, e->u + col), _mm512_maskz_loadu_epi32(mask, e->u1 + col));
-        if (e->residual == 1) {
+static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, void *out, const void *res) {
+    __m512i y = _mm512_add_epi32(acc, k->bias);
+    if (k->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
+    if (k->shift32) {
+        // The empty asm makes the multipliers opaque here: otherwise clang hoists vpmuldq's sign
+        // extension of a loop-invariant operand out of the loop, loses sight of it across the
+        // block and multiplies in full 64 bits (three vpmuludq and shifts).
+        __m512i m = k->m, mo = k->mo;
+        __asm__("" : "+v"(m), "+v"(mo));
+        const __m512i pe = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, m), k->re), k->se);
+        const __m512i po = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo), k->ro), k->so);
+        __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+        if (k->residual == 1) {
             q = _mm512_add_epi32(q, _mm512_maskz_loadu_epi32(mask, res));
-        } else if (e->residual) {
+        } else if (k->residual) {
             const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
             __m512i re, ro;
-            mpq_dyadic(e->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes),
+            mpq_dyadic(k->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes),
                        _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
             q = _mm512_add_epi32(q, _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32)));
         }
-        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e->lo)), _mm512_set1_epi32(e->hi));
-        if (e->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
+        q = _mm512_min_epi32(_mm512_max_epi32(q, k->lo), k->hi);
+        if (k->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
         else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
         return;
     }
     __m512i pe, po;
-    mpq_dyadic(y, _mm512_maskz_loadu_epi32(mask, e->mult + col), _mm512_maskz_loadu_epi32(mask, e->shift + col), &pe, &po);
-    if (e->residual) {
+    mpq_dyadic(y, k->m, k->s, &pe, &po);
+    if (k->residual) {
         __m512i r;
-        if (e->residual == 1) {
+        if (k->residual == 1) {
             r = _mm512_maskz_loadu_epi32(mask, res);
         } else {
             const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
-            __m512i codes = e->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes);
+            __m512i codes = k->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes);
             __m512i re, ro;
             mpq_dyadic(codes, _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
             r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
@@ -120,7 +144,7 @@ static inline void mpq_epilogue_row(__m512i acc, const mpq_epilogue *e, int64_t 
     pe = _mm512_min_epi64(_mm512_max_epi64(pe, lo), hi);
     po = _mm512_min_epi64(_mm512_max_epi64(po, lo), hi);
     const __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
-    if (e->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
+    if (k->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
     else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
 }
 
@@ -171,9 +195,10 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
         const int64_t left = cols - 16 * j;
         if (left <= 0) break;
         const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const mpq_ep16 k = mpq_epilogue_load(e, column + 16 * j, mask);
         for (int64_t i = 0; i < rows; i++) {
-            mpq_epilogue_row(acc[i][j], e, column + 16 * j, mask, (char *)out[i] + (column + 16 * j) * bytes,
-                             e->residual ? (const char *)res[i] + (column + 16 * j) * rbytes : 0);
+            mpq_epilogue_apply(acc[i][j], &k, e, mask, (char *)out[i] + (column + 16 * j) * bytes,
+                               e->residual ? (const char *)res[i] + (column + 16 * j) * rbytes : 0);
         }
     }
 }
@@ -186,22 +211,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                           const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
                           const mpq_epilogue *e) {
-    for (int64_t p = 0; p < pixels; p++) {
-        const uint8_t *x = in + starts[p];
-        char *o = out + outs[p] * out_bytes;
-        for (int64_t c = 0; c < channels; c += 16) {
-            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+    // Channels outside, pixels inside: the block's weights and epilogue constants stay in
+    // registers across the pixels.
+    for (int64_t c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+        const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
+        for (int64_t p = 0; p < pixels; p++) {
+            const uint8_t *x = in + starts[p] + c;
             __m512i acc = _mm512_setzero_si512();
             if (is_signed) {
                 for (int64_t t = 0; t < ntaps; t++)
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t] + c)),
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t])),
                                                                    _mm512_loadu_si512((const void *)(w + t * ldw + c))));
             } else {
                 for (int64_t t = 0; t < ntaps; t++)
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t] + c)),
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t])),
                                                                    _mm512_loadu_si512((const void *)(w + t * ldw + c))));
             }
-            mpq_epilogue_row(acc, e, c, mask, o + c * out_bytes, 0);
+            mpq_epilogue_apply(acc, &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
         }
     }
 }
@@ -246,18 +273,23 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
                                    int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e) {
     const int64_t row = cols * ldp;
-    for (int64_t p = 0; p < pixels; p++) {
-        const int32_t *z = pairs + starts[p] * ldp;
-        char *o = out + outs[p] * out_bytes;
-        for (int64_t c = 0; c < channels; c += 16) {
-            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
-            __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + c)), _mm512_loadu_si512((const void *)(pw + c)));
-            __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + ldp + c)));
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + c)), _mm512_loadu_si512((const void *)(pw + 2 * ldp + c))));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + 3 * ldp + c))));
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + c)), _mm512_loadu_si512((const void *)(pw + 4 * ldp + c))));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp + c)), _mm512_loadu_si512((const void *)(pw + 5 * ldp + c))));
-            mpq_epilogue_row(_mm512_add_epi32(a0, a1), e, c, mask, o + c * out_bytes, 0);
+    // Channels outside, pixels inside: the six weight pairs and the epilogue constants of a block
+    // of 16 channels stay in registers across the pixels.
+    for (int64_t c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+        const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
+        const __m512i w0 = _mm512_loadu_si512((const void *)(pw + c)), w1 = _mm512_loadu_si512((const void *)(pw + ldp + c));
+        const __m512i w2 = _mm512_loadu_si512((const void *)(pw + 2 * ldp + c)), w3 = _mm512_loadu_si512((const void *)(pw + 3 * ldp + c));
+        const __m512i w4 = _mm512_loadu_si512((const void *)(pw + 4 * ldp + c)), w5 = _mm512_loadu_si512((const void *)(pw + 5 * ldp + c));
+        for (int64_t p = 0; p < pixels; p++) {
+            const int32_t *z = pairs + starts[p] * ldp + c;
+            __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z), w0);
+            __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp)), w1);
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row)), w2));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp)), w3));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row)), w4));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp)), w5));
+            mpq_epilogue_apply(_mm512_add_epi32(a0, a1), &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
         }
     }
 }

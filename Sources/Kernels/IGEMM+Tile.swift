@@ -60,6 +60,7 @@ public final class IntegerEpilogue: @unchecked Sendable {
     public let lo: Int32, hi: Int32
     let raw: UnsafeMutablePointer<mpq_epilogue>
     let storage: UnsafeMutablePointer<Int32>
+    let wide: UnsafeMutablePointer<Int64>
 
     /// One entry per column; `multiplier` and `shift` are ignored for `.sums`.
     public init(bias: [Int32], multiplier: [Int32], shift: [Int32], lo: Int32, hi: Int32, mode: Mode, residual: Residual = .none) {
@@ -68,16 +69,21 @@ public final class IntegerEpilogue: @unchecked Sendable {
         let padded = (bias.count + 15) / 16 * 16
         self.bias = bias; self.multiplier = multiplier; self.shift = shift
         self.lo = lo; self.hi = hi; self.mode = mode; self.residual = residual
-        // Rows: bias, multiplier, shift, and the short form's odd multipliers, s − 31 and s − 32.
-        storage = .allocate(capacity: 6 * padded)
-        storage.initialize(repeating: 0, count: 6 * padded)
+        // Rows: bias, multiplier, shift, and the short form's odd multipliers.
+        storage = .allocate(capacity: 4 * padded)
+        storage.initialize(repeating: 0, count: 4 * padded)
         for (j, v) in bias.enumerated() { storage[j] = v }
         for (j, v) in multiplier.enumerated() { storage[padded + j] = v }
         for j in 0..<padded { storage[2 * padded + j] = j < shift.count ? max(shift[j], 1) : 1 }
-        for j in 0..<padded {
-            storage[3 * padded + j] = j + 1 < multiplier.count ? multiplier[j + 1] : 0
-            storage[4 * padded + j] = storage[2 * padded + j] - 31
-            storage[5 * padded + j] = storage[2 * padded + j] - 32
+        for j in 0..<padded { storage[3 * padded + j] = j + 1 < multiplier.count ? multiplier[j + 1] : 0 }
+        // The short form's Int64 rows (padded / 2 entries each): rounding terms and shifts of the
+        // even and odd columns, the odd shifts less 32 (see `mpq_epilogue`).
+        let half = padded / 2
+        wide = .allocate(capacity: 4 * half)
+        for i in 0..<half {
+            let (se, so) = (Int64(storage[2 * padded + 2 * i]), Int64(storage[2 * padded + 2 * i + 1]))
+            (wide[i], wide[half + i]) = (Int64(1) << (se - 1), Int64(1) << (so - 1))
+            (wide[2 * half + i], wide[3 * half + i]) = (se, so - 32)
         }
         var kind: Int32 = 0, rm: Int32 = 0, rs: Int32 = 1
         switch residual {
@@ -96,10 +102,11 @@ public final class IntegerEpilogue: @unchecked Sendable {
         raw.initialize(to: mpq_epilogue(bias: storage, mult: storage + padded, shift: storage + 2 * padded, lo: lo, hi: hi,
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs,
                                         shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0,
-                                        mult_odd: storage + 3 * padded, u: storage + 4 * padded, u1: storage + 5 * padded))
+                                        mult_odd: storage + 3 * padded, round_even: wide, round_odd: wide + half,
+                                        shift_even: wide + 2 * half, shift_odd: wide + 3 * half))
     }
 
-    deinit { storage.deallocate(); raw.deallocate(); lanes.deallocate() }
+    deinit { storage.deallocate(); wide.deallocate(); raw.deallocate(); lanes.deallocate() }
 
     /// Per column, padded to whole blocks of 8 for `finishCodes`: four rows of Int64 lanes —
     /// bias, multiplier, shift and the rounding term 2^(shift−1) — made once in `init` (engines

@@ -75,10 +75,15 @@ typedef struct {
     /// epilogue's short form of the dyadic multiply (conv_avx2.c) is exact there.
     int32_t shift32;
     /// For the short form, per column: mult_odd[j] = mult[j + 1] (the odd columns' multipliers
-    /// where vpmuldq reads even lanes), u[j] = shift[j] − 31 and u1[j] = shift[j] − 32.
+    /// where vpmuldq reads even lanes); and per block of 16 columns from b = 16k, as Int64 entries
+    /// 8k…8k+7: the rounding terms 2^(shift−1) of columns b, b+2, …, b+14 (round_even) and
+    /// b+1, …, b+15 (round_odd), their shifts (shift_even) and the odd columns' shifts − 32
+    /// (shift_odd).
     const int32_t *mult_odd;
-    const int32_t *u;
-    const int32_t *u1;
+    const int64_t *round_even;
+    const int64_t *round_odd;
+    const int64_t *shift_even;
+    const int64_t *shift_odd;
 } mpq_epilogue;
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
