@@ -203,6 +203,29 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
     }
 }
 
+// A whole layer of tiles: output pixels twelve at a time, 32 output columns at a time (see the
+// declaration in CKernels.h).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
+                         const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
+                         const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
+                         const mpq_epilogue *e, int64_t cout) {
+    const uint8_t *a[12];
+    void *o[12];
+    const void *r[12];
+    for (int64_t p0 = 0; p0 < pixels; p0 += 12) {
+        const int64_t rows = pixels - p0 < 12 ? pixels - p0 : 12;
+        for (int64_t i = 0; i < rows; i++) {
+            a[i] = in + starts[p0 + i];
+            o[i] = out + outs[p0 + i] * out_bytes;
+            r[i] = res ? (const void *)(res + res_starts[p0 + i] * res_bytes) : (const void *)in;
+        }
+        for (int64_t column = 0; column < cout; column += 32)
+            mpq_conv_vnni(rows, cout - column < 32 ? cout - column : 32, a, taps, ntaps, gpp, flip, b + column / 16 * bstride, bstride, e,
+                          column, o, r);
+    }
+}
+
 // Depthwise convolution with its epilogue: for each of `pixels` output pixels (receptive field
 // at in + starts[p], output at out + outs[p]·out_bytes), 16 channels at a time: codes widened
 // to Int32 (signed or unsigned, masked past `channels`), times each tap's weights
@@ -314,6 +337,13 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
                    void *const *out, const void *const *res) {
     (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride;
     (void)e; (void)column; (void)out; (void)res;
+}
+void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
+                         const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
+                         const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
+                         const mpq_epilogue *e, int64_t cout) {
+    (void)pixels; (void)starts; (void)outs; (void)res_starts; (void)in; (void)out; (void)out_bytes; (void)res; (void)res_bytes;
+    (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)e; (void)cout;
 }
 void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
                                 int32_t *c, int64_t ldc, int accumulate) {

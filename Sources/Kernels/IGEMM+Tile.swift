@@ -233,6 +233,37 @@ extension IGEMM {
         }
     }
 
+    /// A whole layer of VNNI tiles (`mpq_conv_vnni_layer`; call only when `activeBackend` is
+    /// `.vnni`): output pixel p reads its receptive field at `input + starts[p]`, writes its `cout`
+    /// outputs at `output + outStarts[p]·elementBytes` and, with a residual, adds the branch at
+    /// `residual + resStarts[p]·residualBytes` — the same results as `convTile` on each tile.
+    public static func convLayerVNNI(input: UnsafePointer<UInt8>, starts: [Int], output: UnsafeMutableRawPointer, outStarts: [Int],
+                                     elementBytes: Int, residual: UnsafeRawPointer?, resStarts: [Int], residualBytes: Int,
+                                     taps: [Int64], gpp: Int, flip: UInt32, weights: IntegerWeights, cout: Int, epilogue e: IntegerEpilogue) {
+        precondition(hasVNNI && starts.count == outStarts.count && (residual == nil || resStarts.count == starts.count))
+        starts.withUnsafeBufferPointer { s in
+            outStarts.withUnsafeBufferPointer { o in
+                resStarts.withUnsafeBufferPointer { r in
+                    taps.withUnsafeBufferPointer { t in
+                        weights.data.withUnsafeBufferPointer { w in
+                            s.withMemoryRebound(to: Int64.self) { s64 in
+                                o.withMemoryRebound(to: Int64.self) { o64 in
+                                    r.withMemoryRebound(to: Int64.self) { r64 in
+                                        mpq_conv_vnni_layer(Int64(s.count), s64.baseAddress, o64.baseAddress, r64.baseAddress, input,
+                                                            output.assumingMemoryBound(to: CChar.self), Int64(elementBytes),
+                                                            residual?.assumingMemoryBound(to: CChar.self), Int64(residualBytes),
+                                                            t.baseAddress, Int64(t.count), Int64(gpp), flip, w.baseAddress,
+                                                            Int64(weights.groups * 64), e.raw, Int64(cout))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The AVX2 tile on 8-bit weights (`weights.widened`) with each row's codes already widened
     /// to Int16 and flipped (`widenCodes`): a[i] and `taps` count Int16 elements. The engine
     /// widens a layer's whole input once and calls this for every tile.

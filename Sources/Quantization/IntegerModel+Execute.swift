@@ -298,7 +298,14 @@ extension IntegerModel {
             return
         }
         let pixels = l.starts.count
-        if IGEMM.activeBackend == .avx2 && !l.weights.widened.isEmpty {
+        let backend = IGEMM.activeBackend
+        if backend == .vnni {
+            IGEMM.convLayerVNNI(input: input, starts: l.starts, output: output, outStarts: l.outStarts, elementBytes: elementBytes,
+                                residual: residual, resStarts: l.resStarts, residualBytes: residualBytes, taps: l.taps,
+                                gpp: l.groupsPerTap, flip: l.flip, weights: l.weights, cout: l.cout, epilogue: l.epilogue)
+            return
+        }
+        if backend == .avx2 && !l.weights.widened.isEmpty {
             // The AVX2 tile on 8-bit weights multiplies Int16 codes: the whole input once.
             IGEMM.widenCodes(input, count: plan.slots[l.input].elements, flip: UInt8(l.flip & 0xFF), into: ws.wide)
             l.taps.withUnsafeBufferPointer { taps in

@@ -94,6 +94,14 @@ typedef struct {
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,
                    void *const *out, const void *const *res);
+/// A whole layer through mpq_conv_vnni: output pixels p < `pixels` twelve at a time (receptive
+/// field at in + starts[p], output at out + outs[p]·out_bytes, residual — when `res` is not null —
+/// at res + res_starts[p]·res_bytes), output columns 0…cout−1 32 at a time (weights of column
+/// block k at b + k·bstride).
+void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
+                         const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
+                         const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
+                         const mpq_epilogue *e, int64_t cout);
 /// The same tile with AVX2 (conv_avx2.c) on weights widened to Int16 in the same layout
 /// (`bstride` in Int16 elements) and pixels already widened to Int16 and flipped
 /// (mpq_widen_codes_avx2; a[i] and taps in elements): exactly mpq_conv_vnni's results. Call only
