@@ -59,7 +59,7 @@ static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __
 // rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_apply`.
 // The mode, form and residual kind are copied too: read through `e` they would be reloaded after
 // every store (which may alias it).
-typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual; } mpq_ep16;
+typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual, folded; } mpq_ep16;
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __mmask16 mask) {
@@ -82,7 +82,7 @@ static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __m
     }
     k.lo = _mm512_set1_epi32(e->lo);
     k.hi = _mm512_set1_epi32(e->hi);
-    k.mode = e->mode; k.shift32 = e->shift32; k.residual = e->residual;
+    k.mode = e->mode; k.shift32 = e->shift32; k.residual = e->residual; k.folded = e->shift32 && e->bias_folded;
     return k;
 }
 
@@ -96,7 +96,8 @@ static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __m
 // 16 columns.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, void *out, const void *res) {
-    __m512i y = _mm512_add_epi32(acc, k->bias);
+    // With the bias folded into the rounding terms, the sums go to the multiply as they are.
+    __m512i y = k->folded ? acc : _mm512_add_epi32(acc, k->bias);
     if (k->mode == 0) { _mm512_mask_storeu_epi32(out, mask, y); return; }
     if (k->shift32) {
         // The empty asm makes the multipliers opaque here: otherwise clang hoists vpmuldq's sign

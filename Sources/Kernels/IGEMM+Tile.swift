@@ -103,7 +103,26 @@ public final class IntegerEpilogue: @unchecked Sendable {
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs,
                                         shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0,
                                         mult_odd: storage + 3 * padded, round_even: wide, round_odd: wide + half,
-                                        shift_even: wide + 2 * half, shift_odd: wide + 3 * half))
+                                        shift_even: wide + 2 * half, shift_odd: wide + 3 * half, bias_folded: 0))
+    }
+
+    /// Whether `foldBias` folded the bias.
+    public var biasFolded: Bool { raw.pointee.bias_folded == 1 }
+
+    /// Folds the bias into the short form's rounding terms — bias·mult + 2^(shift−1) — so the
+    /// VNNI kernels skip one addition per 16 columns, when the raw sums are known to lie within
+    /// ±`bound`: then sum + bias cannot wrap Int32 and (sum + bias)·mult + 2^(shift−1) is the same
+    /// integer either way (below 2^63). Does nothing otherwise, or outside the short form; the
+    /// other paths read `bias` as before. Call before the epilogue is used.
+    public func foldBias(sumsWithin bound: Int64) {
+        let largest = bias.map { abs(Int64($0)) }.max() ?? 0
+        guard raw.pointee.shift32 == 1, mode != .sums, bound >= 0, bound <= Int64(Int32.max) - largest else { return }
+        let half = (bias.count + 15) / 16 * 8
+        for c in bias.indices {
+            let term = Int64(bias[c]) * Int64(multiplier[c]) + (Int64(1) << (Int64(max(shift[c], 1)) - 1))
+            if c % 2 == 0 { wide[c / 2] = term } else { wide[half + c / 2] = term }
+        }
+        raw.pointee.bias_folded = 1
     }
 
     deinit { storage.deallocate(); wide.deallocate(); raw.deallocate(); lanes.deallocate() }

@@ -61,6 +61,9 @@ extension IntegerModel {
             self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
             self.groupsPerTap = groupsPerTap; self.cout = cout; self.weights = weights; self.epilogue = epilogue
             self.flip = flip ? 0x8080_8080 : 0
+            // Each of the K = taps·groups·4 products is a code (0…255 after the flip) times a
+            // weight code (−128…127).
+            epilogue.foldBias(sumsWithin: Int64(taps.count * groupsPerTap * 4) * 255 * 128)
         }
     }
 
@@ -96,6 +99,8 @@ extension IntegerModel {
              signed: Bool, epilogue: IntegerEpilogue, grid: DepthwiseConv.PairGrid?) {
             self.layer = layer; self.input = input; self.output = output; self.starts = starts; self.outStarts = outStarts; self.taps = taps
             self.weights = weights; self.ldw = ldw; self.channels = channels; self.signed = signed; self.epilogue = epilogue; self.grid = grid
+            // Each sum: one code (|x| ≤ 255) times a weight per tap.
+            epilogue.foldBias(sumsWithin: Int64(taps.count) * 255 * Int64(weights.map { abs(Int64($0)) }.max() ?? 0))
         }
     }
 

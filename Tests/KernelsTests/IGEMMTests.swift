@@ -89,6 +89,7 @@ func igemmIsExact(_ t: IGEMMCase) {
 /// and residual branches as Int32 sums or unsigned/signed codes.
 @Test func convTileIsExact() {
     var r = TestRandom(seed: 5)
+    var foldedTrials = 0
     let backends: [IGEMM.Backend] = [.swift, .vnni, .avx2].filter { $0 == .swift || ($0.runs && $0 != .automatic) }
     for trial in 0..<120 {
         let rows = [1, 5, 12][trial % 3], cols = [3, 16, 20, 32][(trial / 3) % 4]
@@ -117,6 +118,11 @@ func igemmIsExact(_ t: IGEMMCase) {
         let shift = (0..<n).map { _ in Int32(trial % 4 == 3 ? r.int(24...33) : r.int(32...40)) }
         let (lo, hi): (Int32, Int32) = mode == .codes ? (trial % 2 == 0 ? (0, 255) : (-128, 127)) : (Int32.min, Int32.max)
         let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shift, lo: lo, hi: hi, mode: mode, residual: residual)
+        // The same epilogue with the bias folded into the rounding terms where the sums' bound
+        // (k products of a code and a weight) allows it.
+        let folded = IntegerEpilogue(bias: bias, multiplier: mult, shift: shift, lo: lo, hi: hi, mode: mode, residual: residual)
+        folded.foldBias(sumsWithin: Int64(k) * 255 * 128)
+        if folded.biasFolded { foldedTrials += 1 }
         let resBytes = r.bytes(rows * n * 4)
         // The expected outputs, by plain arithmetic.
         func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 { min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max)) }
@@ -143,7 +149,7 @@ func igemmIsExact(_ t: IGEMMCase) {
                 expected[i * cols + j] = min(max(q, Int64(lo)), Int64(hi))
             }
         }
-        for (backend, weights) in runs {
+        for (backend, weights, e) in runs.flatMap({ run in [e, folded].map { (run.0, run.1, $0) } }) {
             let elementBytes = mode == .codes ? 1 : 4
             var out = [UInt8](repeating: 0, count: rows * n * elementBytes)
             input.withUnsafeBufferPointer { ip in
@@ -173,7 +179,9 @@ func igemmIsExact(_ t: IGEMMCase) {
                     if got != expected[i * cols + j] { wrong += 1 }
                 }
             }
-            #expect(wrong == 0, "trial \(trial) \(backend) \(weights.widened.isEmpty ? "bytes" : "int16"): rows \(rows) cols \(cols) taps \(ntaps) gpp \(gpp) flip \(flip) \(mode) \(residual)")
+            #expect(wrong == 0, "trial \(trial) \(backend) \(weights.widened.isEmpty ? "bytes" : "int16") folded \(e.biasFolded): rows \(rows) cols \(cols) taps \(ntaps) gpp \(gpp) flip \(flip) \(mode) \(residual)")
         }
     }
+    // Folding happens in the trials of the short form with a bias far from Int32's ends.
+    #expect(foldedTrials > 20)
 }

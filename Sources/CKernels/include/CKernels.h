@@ -84,6 +84,9 @@ typedef struct {
     const int64_t *round_odd;
     const int64_t *shift_even;
     const int64_t *shift_odd;
+    /// 1 when the bias is folded into round_even and round_odd (bias·mult + 2^(shift−1)): sums are
+    /// known to stay where acc + bias cannot wrap, and the VNNI kernels skip the addition.
+    int32_t bias_folded;
 } mpq_epilogue;
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
