@@ -116,7 +116,9 @@ static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_e
         __asm__("" : "+v"(m), "+v"(mo));
         const __m512i pe = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, m), k->re), k->se);
         const __m512i po = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo), k->ro), k->so);
-        const __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+        // The odd lanes from po, the even from pe: a bitwise select on the high halves (one
+        // operation; a mask blend costs a mask register move in every iteration as well).
+        const __m512i q = _mm512_ternarylogic_epi64(_mm512_set1_epi64((long long)0xFFFFFFFF00000000ull), po, pe, 0xCA);
         return k->residual ? _mm512_add_epi32(q, r) : q;
     }
     // The general form, saturated to Int32 in Int64 lanes; the residual wraps in Int32.
@@ -316,9 +318,35 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
                                    int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e) {
     const int64_t row = cols * ldp;
+    int64_t c = 0;
+    if (e->mode == 2 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127)) {
+        // Codes, 32 channels at a time while whole blocks of 32 remain: both blocks of a pixel
+        // through mpq_store_codes32 (one 32-byte store).
+        for (; c + 32 <= channels; c += 32) {
+            const mpq_ep16 k0 = mpq_epilogue_load(e, c, 0xFFFF), k1 = mpq_epilogue_load(e, c + 16, 0xFFFF);
+            __m512i w[2][6];
+            for (int h = 0; h < 2; h++)
+                for (int t = 0; t < 6; t++) w[h][t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c + 16 * h));
+            for (int64_t p = 0; p < pixels; p++) {
+                const int32_t *z = pairs + starts[p] * ldp + c;
+                __m512i q[2];
+                for (int h = 0; h < 2; h++) {
+                    const int32_t *zh = z + 16 * h;
+                    __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)zh), w[h][0]);
+                    __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * ldp)), w[h][1]);
+                    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + row)), w[h][2]));
+                    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + row + 2 * ldp)), w[h][3]));
+                    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * row)), w[h][4]));
+                    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * row + 2 * ldp)), w[h][5]));
+                    q[h] = mpq_epilogue_q(_mm512_add_epi32(a0, a1), h ? &k1 : &k0, e, 0xFFFF, 0);
+                }
+                mpq_store_codes32(q[0], q[1], e->lo, e->hi, out + outs[p] + c);
+            }
+        }
+    }
     // Channels outside, pixels inside: the six weight pairs and the epilogue constants of a block
     // of 16 channels stay in registers across the pixels.
-    for (int64_t c = 0; c < channels; c += 16) {
+    for (; c < channels; c += 16) {
         const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
         const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
         const __m512i w0 = _mm512_loadu_si512((const void *)(pw + c)), w1 = _mm512_loadu_si512((const void *)(pw + ldp + c));
