@@ -168,7 +168,16 @@ static inline void mpq_store_codes32(__m512i q0, __m512i q1, int32_t lo, int32_t
 #define MPQ_ROW1(i, X) { const __m512i av = X(_mm512_set1_epi32(*(const int32_t *)(p##i + o))); \
     c##i##a = _mm512_dpbusd_epi32(c##i##a, av, v0); }
 #define MPQ_PLAIN(v) (v)
-#define MPQ_FLIP(v) _mm512_xor_si512((v), x)
+#define MPQ_FLIP(v) mpq_flip((v), x)
+
+// The XOR after the broadcast: the empty asm keeps clang from moving it before (a scalar load,
+// an XOR and a broadcast from a register, where a broadcast load and a vector XOR are two
+// operations and only one of them on a vector port).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline __m512i mpq_flip(__m512i v, __m512i x) {
+    __asm__("" : "+v"(v));
+    return _mm512_xor_si512(v, x);
+}
 #define MPQ_LOOP(ROW, X, LOAD1) \
     for (int64_t t = 0; t < ntaps; t++) { \
         const int64_t off = taps[t]; \
@@ -206,10 +215,11 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
     if (e->mode == 2 && cols == 32 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127)) {
         // Codes for 32 columns: both blocks of a row through mpq_store_codes32.
         const mpq_ep16 k0 = mpq_epilogue_load(e, column, 0xFFFF), k1 = mpq_epilogue_load(e, column + 16, 0xFFFF);
+        const int32_t lo = e->lo, hi = e->hi, residual = e->residual;
         for (int64_t i = 0; i < rows; i++) {
-            const char *r = e->residual ? (const char *)res[i] + column * rbytes : 0;
+            const char *r = residual ? (const char *)res[i] + column * rbytes : 0;
             mpq_store_codes32(mpq_epilogue_q(acc[i][0], &k0, e, 0xFFFF, r), mpq_epilogue_q(acc[i][1], &k1, e, 0xFFFF, r ? r + 16 * rbytes : 0),
-                              e->lo, e->hi, (char *)out[i] + column);
+                              lo, hi, (char *)out[i] + column);
         }
         return;
     }
@@ -327,6 +337,7 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
             __m512i w[2][6];
             for (int h = 0; h < 2; h++)
                 for (int t = 0; t < 6; t++) w[h][t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c + 16 * h));
+            const int32_t lo = e->lo, hi = e->hi;
             for (int64_t p = 0; p < pixels; p++) {
                 const int32_t *z = pairs + starts[p] * ldp + c;
                 __m512i q[2];
@@ -340,7 +351,7 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
                     a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * row + 2 * ldp)), w[h][5]));
                     q[h] = mpq_epilogue_q(_mm512_add_epi32(a0, a1), h ? &k1 : &k0, e, 0xFFFF, 0);
                 }
-                mpq_store_codes32(q[0], q[1], e->lo, e->hi, out + outs[p] + c);
+                mpq_store_codes32(q[0], q[1], lo, hi, out + outs[p] + c);
             }
         }
     }
