@@ -56,7 +56,7 @@ static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __
 }
 
 // A 16-column block's epilogue constants, loaded once and kept in registers while the block's
-// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_apply`.
+// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_q`.
 // The mode, form and residual kind are copied too: read through `e` they would be reloaded after
 // every store (which may alias it).
 typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual, folded; } mpq_ep16;
@@ -92,7 +92,7 @@ static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __m
 // The short form (e->shift32: every shift ≥ 32, no multiplier INT32_MIN): v = y·m has
 // |v| < 2^62, so v + 2^(s−1) fits in Int64 and |(v + 2^(s−1)) >> s| ≤ |y|: nothing saturates. The
 // even columns' quotient is the low half of (v + 2^(s−1)) >> s; the odd columns' is the high half
-// of (v + 2^(s−1)) >> (s − 32), already where the blend takes it — eight vector operations for
+// of (v + 2^(s−1)) >> (s − 32), already where the select takes it — eight vector operations for
 // 16 columns (seven with the bias folded into the rounding terms).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, const void *res) {
@@ -323,11 +323,26 @@ void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *colum
     }
 }
 
+// One 16-channel block's sum for the window whose top-left pair is at z (grid rows `row` Int32s
+// apart): two 16-bit multiply-adds per tap row against the weight pairs w[0…5].
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline __m512i mpq_window3x3(const int32_t *z, int64_t row, int64_t ldp, const __m512i *w) {
+    __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z), w[0]);
+    __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp)), w[1]);
+    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row)), w[2]));
+    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp)), w[3]));
+    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row)), w[4]));
+    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp)), w[5]));
+    return _mm512_add_epi32(a0, a1);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
                                    int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e) {
     const int64_t row = cols * ldp;
+    // Channels outside, pixels inside: a block's six weight pairs and epilogue constants stay in
+    // registers across the pixels.
     int64_t c = 0;
     if (e->mode == 2 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127)) {
         // Codes, 32 channels at a time while whole blocks of 32 remain: both blocks of a pixel
@@ -340,39 +355,18 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
             const int32_t lo = e->lo, hi = e->hi;
             for (int64_t p = 0; p < pixels; p++) {
                 const int32_t *z = pairs + starts[p] * ldp + c;
-                __m512i q[2];
-                for (int h = 0; h < 2; h++) {
-                    const int32_t *zh = z + 16 * h;
-                    __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)zh), w[h][0]);
-                    __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * ldp)), w[h][1]);
-                    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + row)), w[h][2]));
-                    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + row + 2 * ldp)), w[h][3]));
-                    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * row)), w[h][4]));
-                    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(zh + 2 * row + 2 * ldp)), w[h][5]));
-                    q[h] = mpq_epilogue_q(_mm512_add_epi32(a0, a1), h ? &k1 : &k0, e, 0xFFFF, 0);
-                }
-                mpq_store_codes32(q[0], q[1], lo, hi, out + outs[p] + c);
+                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(z, row, ldp, w[0]), &k0, e, 0xFFFF, 0),
+                                  mpq_epilogue_q(mpq_window3x3(z + 16, row, ldp, w[1]), &k1, e, 0xFFFF, 0), lo, hi, out + outs[p] + c);
             }
         }
     }
-    // Channels outside, pixels inside: the six weight pairs and the epilogue constants of a block
-    // of 16 channels stay in registers across the pixels.
     for (; c < channels; c += 16) {
         const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
         const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
-        const __m512i w0 = _mm512_loadu_si512((const void *)(pw + c)), w1 = _mm512_loadu_si512((const void *)(pw + ldp + c));
-        const __m512i w2 = _mm512_loadu_si512((const void *)(pw + 2 * ldp + c)), w3 = _mm512_loadu_si512((const void *)(pw + 3 * ldp + c));
-        const __m512i w4 = _mm512_loadu_si512((const void *)(pw + 4 * ldp + c)), w5 = _mm512_loadu_si512((const void *)(pw + 5 * ldp + c));
-        for (int64_t p = 0; p < pixels; p++) {
-            const int32_t *z = pairs + starts[p] * ldp + c;
-            __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z), w0);
-            __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp)), w1);
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row)), w2));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp)), w3));
-            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row)), w4));
-            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp)), w5));
-            mpq_epilogue_apply(_mm512_add_epi32(a0, a1), &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
-        }
+        __m512i w[6];
+        for (int t = 0; t < 6; t++) w[t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c));
+        for (int64_t p = 0; p < pixels; p++)
+            mpq_epilogue_apply(mpq_window3x3(pairs + starts[p] * ldp + c, row, ldp, w), &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
     }
 }
 #else

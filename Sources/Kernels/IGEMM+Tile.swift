@@ -60,7 +60,8 @@ public final class IntegerEpilogue: @unchecked Sendable {
     public let lo: Int32, hi: Int32
     let raw: UnsafeMutablePointer<mpq_epilogue>
     let storage: UnsafeMutablePointer<Int32>
-    let wide: UnsafeMutablePointer<Int64>
+    /// The short form's Int64 rows, `half` entries each (see `init`).
+    let wide: UnsafeMutablePointer<Int64>, half: Int
 
     /// One entry per column; `multiplier` and `shift` are ignored for `.sums`.
     public init(bias: [Int32], multiplier: [Int32], shift: [Int32], lo: Int32, hi: Int32, mode: Mode, residual: Residual = .none) {
@@ -78,7 +79,7 @@ public final class IntegerEpilogue: @unchecked Sendable {
         for j in 0..<padded { storage[3 * padded + j] = j + 1 < multiplier.count ? multiplier[j + 1] : 0 }
         // The short form's Int64 rows (padded / 2 entries each): rounding terms and shifts of the
         // even and odd columns, the odd shifts less 32 (see `mpq_epilogue`).
-        let half = padded / 2
+        half = padded / 2
         wide = .allocate(capacity: 4 * half)
         for i in 0..<half {
             let (se, so) = (Int64(storage[2 * padded + 2 * i]), Int64(storage[2 * padded + 2 * i + 1]))
@@ -117,7 +118,6 @@ public final class IntegerEpilogue: @unchecked Sendable {
     public func foldBias(sumsWithin bound: Int64) {
         let largest = bias.map { abs(Int64($0)) }.max() ?? 0
         guard raw.pointee.shift32 == 1, mode != .sums, bound >= 0, bound <= Int64(Int32.max) - largest else { return }
-        let half = (bias.count + 15) / 16 * 8
         for c in bias.indices {
             let term = Int64(bias[c]) * Int64(multiplier[c]) + (Int64(1) << (Int64(max(shift[c], 1)) - 1))
             if c % 2 == 0 { wide[c / 2] = term } else { wide[half + c / 2] = term }

@@ -19,7 +19,7 @@ extension IntegerModel {
         /// A depthwise layer's sums for one pixel, and a 3×3 one's pairs of neighbouring codes.
         let depthwiseSums: UnsafeMutablePointer<Int32>, depthwisePairs: UnsafeMutablePointer<Int32>
         /// A global average's per-channel sums (as many as the widest slot has channels).
-        let channelSums: UnsafeMutablePointer<Int32>
+        let channelSums: UnsafeMutablePointer<Int64>
         /// Where the AVX2 tile takes 8-bit weights: the layer's input codes widened to Int16
         /// (as long as the largest code buffer where the CPU has AVX2), and the tile's rows into it.
         let wide: UnsafeMutablePointer<Int16>
@@ -171,30 +171,21 @@ extension IntegerModel {
                 let (s, t) = (plan.slots[from], plan.slots[to])
                 let (a, b) = (bytes(from), bytes(to))
                 let d = Int64(s.h * s.w)
-                guard s.h * s.w < 1 << 23 else {
-                    // Sums that might pass Int32: channel by channel in Int64.
-                    for ch in 0..<s.c {
-                        var sum: Int64 = 0
-                        for y in 0..<s.h { for x in 0..<s.w { sum += read(s, a, nil, s.offset(y, x) + ch) } }
-                        b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sum, by: d))
-                    }
-                    continue
-                }
-                // Pixel by pixel into one Int32 sum per channel (a loop over contiguous codes the
-                // compiler vectorizes): |sum| ≤ 255·h·w < 2^31.
+                // Pixel by pixel into one Int64 sum per channel: a loop over contiguous codes the
+                // compiler vectorizes (one strided walk per channel cost 6% of MobileNetV2's time).
                 let sums = ws.channelSums
                 sums.update(repeating: 0, count: s.c)
                 for y in 0..<s.h {
                     for x in 0..<s.w {
                         let p = a + s.offset(y, x)
                         if s.signed {
-                            for ch in 0..<s.c { sums[ch] &+= Int32(Int8(bitPattern: p[ch])) }
+                            for ch in 0..<s.c { sums[ch] &+= Int64(Int8(bitPattern: p[ch])) }
                         } else {
-                            for ch in 0..<s.c { sums[ch] &+= Int32(p[ch]) }
+                            for ch in 0..<s.c { sums[ch] &+= Int64(p[ch]) }
                         }
                     }
                 }
-                for ch in 0..<s.c { b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(Int64(sums[ch]), by: d)) }
+                for ch in 0..<s.c { b[t.offset(0, 0) + ch] = UInt8(truncatingIfNeeded: Self.dividedHalfToEven(sums[ch], by: d)) }
             case let .lookup(from, to, table, lowest):
                 let (s, t) = (plan.slots[from], plan.slots[to])
                 let (a, b) = (bytes(from), bytes(to))
