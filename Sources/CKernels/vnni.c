@@ -143,6 +143,12 @@ static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, const mpq_
 // which leaves each 128-bit lane holding four columns of q0 then four of q1, put in column order
 // by one dword permutation; the clamp then runs on bytes (skipped at the 8-bit range's own ends).
 // Five vector operations and one store for 32 codes, against eight and two block by block.
+// Whether an epilogue's outputs may go through mpq_store_codes32: codes clamped within one
+// 8-bit range (signed or unsigned).
+static inline int mpq_codes32(const mpq_epilogue *e) {
+    return e->mode == 2 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127);
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline void mpq_store_codes32(__m512i q0, __m512i q1, int32_t lo, int32_t hi, void *out) {
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -212,7 +218,7 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
     const __m512i acc[12][2] = {{c0a, c0b}, {c1a, c1b}, {c2a, c2b}, {c3a, c3b}, {c4a, c4b}, {c5a, c5b},
                                 {c6a, c6b}, {c7a, c7b}, {c8a, c8b}, {c9a, c9b}, {c10a, c10b}, {c11a, c11b}};
     const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
-    if (e->mode == 2 && cols == 32 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127)) {
+    if (cols == 32 && mpq_codes32(e)) {
         // Codes for 32 columns: both blocks of a row through mpq_store_codes32.
         const mpq_ep16 k0 = mpq_epilogue_load(e, column, 0xFFFF), k1 = mpq_epilogue_load(e, column + 16, 0xFFFF);
         const int32_t lo = e->lo, hi = e->hi, residual = e->residual;
@@ -344,7 +350,7 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
     // Channels outside, pixels inside: a block's six weight pairs and epilogue constants stay in
     // registers across the pixels.
     int64_t c = 0;
-    if (e->mode == 2 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127)) {
+    if (mpq_codes32(e)) {
         // Codes, 32 channels at a time while whole blocks of 32 remain: both blocks of a pixel
         // through mpq_store_codes32 (one 32-byte store).
         for (; c + 32 <= channels; c += 32) {
