@@ -53,11 +53,18 @@ static inline void mpq_i2_epilogue(__m256i acc0, __m256i acc1, const mpq_epilogu
         q0 = _mm256_add_epi32(q0, _mm256_maskload_epi32((const int *)res, m0));
         q1 = _mm256_add_epi32(q1, _mm256_maskload_epi32((const int *)res + 8, m1));
     } else if (e->residual) {
-        uint8_t bytes[16] = {0};
-        __builtin_memcpy(bytes, res, (size_t)count);
-        const __m128i b8 = _mm_loadu_si128((const __m128i *)bytes);
-        const __m256i c0 = e->residual == 2 ? _mm256_cvtepu8_epi32(b8) : _mm256_cvtepi8_epi32(b8);
-        const __m256i c1 = e->residual == 2 ? _mm256_cvtepu8_epi32(_mm_srli_si128(b8, 8)) : _mm256_cvtepi8_epi32(_mm_srli_si128(b8, 8));
+        // Codes (2, 3) or Int32 at another scale (4), through the branch's own dyadic.
+        __m256i c0, c1;
+        if (e->residual == 4) {
+            c0 = _mm256_maskload_epi32((const int *)res, m0);
+            c1 = _mm256_maskload_epi32((const int *)res + 8, m1);
+        } else {
+            uint8_t bytes[16] = {0};
+            __builtin_memcpy(bytes, res, (size_t)count);
+            const __m128i b8 = _mm_loadu_si128((const __m128i *)bytes);
+            c0 = e->residual == 2 ? _mm256_cvtepu8_epi32(b8) : _mm256_cvtepi8_epi32(b8);
+            c1 = e->residual == 2 ? _mm256_cvtepu8_epi32(_mm_srli_si128(b8, 8)) : _mm256_cvtepi8_epi32(_mm_srli_si128(b8, 8));
+        }
         const __m256i rm = _mm256_set1_epi32(e->rmult), rs = _mm256_set1_epi32(e->rshift);
         if (e->rshift >= 32 && e->rmult != INT32_MIN) {
             q0 = _mm256_add_epi32(q0, mpq_i2_dyadic32(c0, rm, rs)); q1 = _mm256_add_epi32(q1, mpq_i2_dyadic32(c1, rm, rs));
@@ -91,7 +98,7 @@ static inline void mpq_i2_epilogue(__m256i acc0, __m256i acc1, const mpq_epilogu
 __attribute__((target("avx2"), always_inline))
 static inline void mpq_i2_finish(int64_t rows, int64_t cols, __m256i r0a, __m256i r0b, __m256i r1a, __m256i r1b,
                                  const mpq_epilogue *e, int64_t column, void *const *out, const void *const *res) {
-    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = mpq_residual_bytes(e);
     mpq_i2_epilogue(r0a, r0b, e, column, cols, (char *)out[0] + column * bytes, e->residual ? (const char *)res[0] + column * rbytes : 0);
     if (rows > 1)
         mpq_i2_epilogue(r1a, r1b, e, column, cols, (char *)out[1] + column * bytes, e->residual ? (const char *)res[1] + column * rbytes : 0);

@@ -14,6 +14,8 @@ int mpq_cpu_has_avx512_vnni(void) {
 }
 
 #if defined(__x86_64__)
+#include "epilogue_avx512.h"
+
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
                                 int32_t *c, int64_t ldc, int accumulate) {
@@ -38,132 +40,6 @@ void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
         _mm512_storeu_si512(row, acc[i][0]);
         _mm512_storeu_si512(row + 16, acc[i][1]);
     }
-}
-
-// Dyadic requantization of 16 Int32 lanes as even and odd Int64 lanes (vpmuldq multiplies the
-// low halves of 64-bit lanes): (y·m + 2^(s−1)) >> s, saturated to Int32.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __m512i *odd) {
-    const __m512i low = _mm512_set1_epi64(0xFFFFFFFFll), one = _mm512_set1_epi64(1);
-    const __m512i i32min = _mm512_set1_epi64(INT32_MIN), i32max = _mm512_set1_epi64(INT32_MAX);
-    const __m512i se = _mm512_and_si512(s, low), so = _mm512_srli_epi64(s, 32);
-    __m512i pe = _mm512_mul_epi32(y, m);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), _mm512_srli_epi64(m, 32));
-    pe = _mm512_srav_epi64(_mm512_add_epi64(pe, _mm512_sllv_epi64(one, _mm512_sub_epi64(se, one))), se);
-    po = _mm512_srav_epi64(_mm512_add_epi64(po, _mm512_sllv_epi64(one, _mm512_sub_epi64(so, one))), so);
-    *even = _mm512_min_epi64(_mm512_max_epi64(pe, i32min), i32max);
-    *odd = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
-}
-
-// A 16-column block's epilogue constants, loaded once and kept in registers while the block's
-// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_q`.
-// The mode, form and residual kind are copied too: read through `e` they would be reloaded after
-// every store (which may alias it).
-typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual, folded; } mpq_ep16;
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __mmask16 mask) {
-    mpq_ep16 k;
-    k.bias = _mm512_maskz_loadu_epi32(mask, e->bias + col);
-    k.m = k.mo = k.s = k.re = k.ro = k.se = k.so = _mm512_setzero_si512();
-    if (e->mode != 0) {
-        k.m = _mm512_maskz_loadu_epi32(mask, e->mult + col);
-        if (e->shift32) {
-            // col is a multiple of 16: the block's even and odd columns are entries col/2…col/2+7
-            // of the Int64 rows (padded, so whole loads stay in bounds).
-            k.mo = _mm512_maskz_loadu_epi32(mask, e->mult_odd + col);
-            k.re = _mm512_loadu_si512((const void *)(e->round_even + col / 2));
-            k.ro = _mm512_loadu_si512((const void *)(e->round_odd + col / 2));
-            k.se = _mm512_loadu_si512((const void *)(e->shift_even + col / 2));
-            k.so = _mm512_loadu_si512((const void *)(e->shift_odd + col / 2));
-        } else {
-            k.s = _mm512_maskz_loadu_epi32(mask, e->shift + col);
-        }
-    }
-    k.lo = _mm512_set1_epi32(e->lo);
-    k.hi = _mm512_set1_epi32(e->hi);
-    k.mode = e->mode; k.shift32 = e->shift32; k.residual = e->residual; k.folded = e->shift32 && e->bias_folded;
-    return k;
-}
-
-// The epilogue's Int32 results before the clamp (modes 1 and 2) for one row's 16 sums: bias; the
-// dyadic multiply; a residual branch (Int32 already at the scale, or codes requantized by their
-// own dyadic) added with Int32 wrap-around.
-// The short form (e->shift32: every shift ≥ 32, no multiplier INT32_MIN): v = y·m has
-// |v| < 2^62, so v + 2^(s−1) fits in Int64 and |(v + 2^(s−1)) >> s| ≤ |y|: nothing saturates. The
-// even columns' quotient is the low half of (v + 2^(s−1)) >> s; the odd columns' is the high half
-// of (v + 2^(s−1)) >> (s − 32), already where the select takes it — eight vector operations for
-// 16 columns (seven with the bias folded into the rounding terms).
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, const void *res) {
-    // With the bias folded into the rounding terms, the sums go to the multiply as they are.
-    const __m512i y = k->folded ? acc : _mm512_add_epi32(acc, k->bias);
-    __m512i r = _mm512_setzero_si512();
-    if (k->residual == 1) {
-        r = _mm512_maskz_loadu_epi32(mask, res);
-    } else if (k->residual) {
-        const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
-        __m512i re, ro;
-        mpq_dyadic(k->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes),
-                   _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
-        r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
-    }
-    if (k->shift32) {
-        // The empty asm makes the multipliers opaque here: otherwise clang hoists vpmuldq's sign
-        // extension of a loop-invariant operand out of the loop, loses sight of it across the
-        // block and multiplies in full 64 bits (three vpmuludq and shifts).
-        __m512i m = k->m, mo = k->mo;
-        __asm__("" : "+v"(m), "+v"(mo));
-        const __m512i pe = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, m), k->re), k->se);
-        const __m512i po = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo), k->ro), k->so);
-        // The odd lanes from po, the even from pe: a bitwise select on the high halves (one
-        // operation; a mask blend costs a mask register move in every iteration as well).
-        const __m512i q = _mm512_ternarylogic_epi64(_mm512_set1_epi64((long long)0xFFFFFFFF00000000ull), po, pe, 0xCA);
-        return k->residual ? _mm512_add_epi32(q, r) : q;
-    }
-    // The general form, saturated to Int32 in Int64 lanes; the residual wraps in Int32.
-    __m512i pe, po;
-    mpq_dyadic(y, k->m, k->s, &pe, &po);
-    const __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
-    return k->residual ? _mm512_add_epi32(q, r) : q;
-}
-
-// The whole epilogue on one row's 16 sums: mode 0 stores y = acc + bias; modes 1 and 2 clamp
-// mpq_epilogue_q's results to lo…hi and store them as Int32 or bytes.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, void *out, const void *res) {
-    if (k->mode == 0) { _mm512_mask_storeu_epi32(out, mask, _mm512_add_epi32(acc, k->bias)); return; }
-    const __m512i q = _mm512_min_epi32(_mm512_max_epi32(mpq_epilogue_q(acc, k, e, mask, res), k->lo), k->hi);
-    if (k->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
-    else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
-}
-
-// Two blocks of 16 codes (columns 0…15 in q0, 16…31 in q1) clamped to lo…hi and stored as 32
-// bytes: packed with saturation (Int32 → Int16 → 8 bits, signed or unsigned as the codes are),
-// which leaves each 128-bit lane holding four columns of q0 then four of q1, put in column order
-// by one dword permutation; the clamp then runs on bytes (skipped at the 8-bit range's own ends).
-// Five vector operations and one store for 32 codes, against eight and two block by block.
-// Whether an epilogue's outputs may go through mpq_store_codes32: codes clamped within one
-// 8-bit range (signed or unsigned).
-static inline int mpq_codes32(const mpq_epilogue *e) {
-    return e->mode == 2 && e->lo >= -128 && e->hi <= 255 && (e->lo >= 0 || e->hi <= 127);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_store_codes32(__m512i q0, __m512i q1, int32_t lo, int32_t hi, void *out) {
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i words = _mm512_packs_epi32(q0, q1);
-    __m256i bytes;
-    if (lo < 0) {
-        bytes = _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, _mm512_packs_epi16(words, words)));
-        if (lo > -128) bytes = _mm256_max_epi8(bytes, _mm256_set1_epi8((char)lo));
-        if (hi < 127) bytes = _mm256_min_epi8(bytes, _mm256_set1_epi8((char)hi));
-    } else {
-        bytes = _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, _mm512_packus_epi16(words, words)));
-        if (lo > 0) bytes = _mm256_max_epu8(bytes, _mm256_set1_epi8((char)lo));
-        if (hi < 255) bytes = _mm256_min_epu8(bytes, _mm256_set1_epi8((char)hi));
-    }
-    _mm256_storeu_si256((__m256i *)out, bytes);
 }
 
 // The tile's inner loop, with the 12 row pointers and 24 accumulators as named locals so they
@@ -217,7 +93,7 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
     }
     const __m512i acc[12][2] = {{c0a, c0b}, {c1a, c1b}, {c2a, c2b}, {c3a, c3b}, {c4a, c4b}, {c5a, c5b},
                                 {c6a, c6b}, {c7a, c7b}, {c8a, c8b}, {c9a, c9b}, {c10a, c10b}, {c11a, c11b}};
-    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = e->residual == 1 ? 4 : 1;
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = mpq_residual_bytes(e);
     if (cols == 32 && mpq_codes32(e)) {
         // Codes for 32 columns: both blocks of a row through mpq_store_codes32.
         const mpq_ep16 k0 = mpq_epilogue_load(e, column, 0xFFFF), k1 = mpq_epilogue_load(e, column + 16, 0xFFFF);

@@ -49,10 +49,13 @@ public struct IntegerWeights: @unchecked Sendable {
 public final class IntegerEpilogue: @unchecked Sendable {
     public enum Mode: Int32, Sendable { case sums = 0, scaledSums = 1, codes = 2 }
     /// A branch added before the clamp: Int32 already at the output scale, or codes (unsigned
-    /// or signed) requantized by their own dyadic multiplier and shift.
+    /// or signed) or Int32 requantized by their own dyadic multiplier and shift.
     public enum Residual: Sendable, Equatable {
         case none, sums
         case codes(signed: Bool, multiplier: Int32, shift: Int32)
+        case rescaledSums(multiplier: Int32, shift: Int32)
+        /// Bytes per element of the branch: Int32 sums or codes.
+        public var elementBytes: Int { switch self { case .sums, .rescaledSums: 4; default: 1 } }
     }
     public let mode: Mode
     public let residual: Residual
@@ -91,6 +94,7 @@ public final class IntegerEpilogue: @unchecked Sendable {
         case .none: break
         case .sums: kind = 1
         case let .codes(signed, m, s): kind = signed ? 3 : 2; rm = m; rs = max(s, 1)
+        case let .rescaledSums(m, s): kind = 4; rm = m; rs = max(s, 1)
         }
         eights = (bias.count + 7) / 8 * 8
         lanes = .allocate(capacity: 4 * eights)
@@ -185,6 +189,9 @@ public final class IntegerEpilogue: @unchecked Sendable {
         case let .codes(signed, m, sh):
             let byte = res.load(fromByteOffset: c, as: UInt8.self)
             let r = dyadic(signed ? Int64(Int8(bitPattern: byte)) : Int64(byte), m, sh)
+            q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: r))
+        case let .rescaledSums(m, sh):
+            let r = dyadic(Int64(res.load(fromByteOffset: c * 4, as: Int32.self)), m, sh)
             q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: r))
         }
         q = min(max(q, Int64(lo)), Int64(hi))

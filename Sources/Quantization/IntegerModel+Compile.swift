@@ -204,14 +204,19 @@ extension IntegerModel {
                             }
                         }
                     }
+                    // The sums leave through the epilogue an 8-bit layer's would (`finishing`).
                     let sIn = sumInputScale(l)
-                    let slot = Slot(c: d.n, h: oh, w: ow, codes: false, signed: true, scales: d.scales.map { $0 * sIn }, stride: d.n, buffer: 0)
+                    let zeros = [Int32](repeating: 0, count: d.n)
+                    let (epilogue, slot) = try finishing(bias: integerBias(l, inputScale: sIn) ?? zeros, sums: d.scales.map { $0 * sIn },
+                                                         n: d.n, oh: oh, ow: ow, out: out)
                     produced = newSlot(slot)
-                    let geometry = self.geometry(of: l, input: xs)
-                    let weights = BinaryConv.Weights(signs: bits, bias: integerBias(l, inputScale: sIn) ?? [Int32](repeating: 0, count: d.n),
-                                                     cout: d.n, taps: kh * kw, words: words, live: d.scales.map { $0 > 0 })
-                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: geometry, weights: weights, shift: refinement(l))))
-                    if let p = quantizeAt[out] {
+                    let os = plan.slots[produced]
+                    let weights = BinaryConv.Weights(signs: bits, bias: zeros, cout: d.n, taps: kh * kw, words: words, live: d.scales.map { $0 > 0 })
+                    plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: self.geometry(of: l, input: xs), weights: weights,
+                                                     shift: refinement(l), epilogue: epilogue,
+                                                     outStarts: (0..<oh).flatMap { oy in (0..<ow).map { os.offset(oy, $0) } })))
+                    // Raw sums are quantized where the walk says, as after an 8-bit layer.
+                    if epilogue.mode == .sums, let p = quantizeAt[out] {
                         let q = newSlot(codesSlot(c: d.n, h: oh, w: ow, point: p))
                         plan.steps.append(.quantize(from: produced, to: q, scales: .init(try dyadics(slot.scales, to: p.scale), channels: slot.c), lo: p.qmin, hi: p.qmax, binary: p.binary))
                         produced = q
@@ -312,6 +317,11 @@ extension IntegerModel {
                 if xs.binary {
                     // sign(sign x) = sign x: the same bits at the new scale.
                     produced = newSlot(s, alias: x)
+                } else if let at = plan.steps.lastIndex(where: { if case .xnor(let l) = $0 { return l.output == x && l.signs == nil }; return false }),
+                          case .xnor(let l) = plan.steps[at] {
+                    // A binary layer made x: it packs the signs as it writes x.
+                    produced = newSlot(s)
+                    l.signs = produced
                 } else {
                     produced = newSlot(s)
                     plan.steps.append(.sign(from: x, to: produced))
@@ -376,48 +386,67 @@ extension IntegerModel {
                 } else if let p = quantizeAt[out], p.scale == t.scale, !p.binary {
                     fusion = (p, p.qmin, nil)
                 }
-                if let (p, lo, relu) = fusion {
-                    produced = newSlot(codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: p.scale, qmin: lo, qmax: p.qmax)))
-                    // A branch a layer scaled in its epilogue takes the other branch, the ReLU and
-                    // the clamp there too (the layer moves here, after both branches exist).
-                    func producer(_ slot: Int) -> Int? {
-                        plan.steps.firstIndex { if case .layer(let l) = $0 { return l.output == slot && l.epilogue.mode == .scaledSums }; return false }
-                    }
-                    let pick: (Int, Int, [Dyadic]?)? = producer(x) != nil ? (x, y, db) : producer(y) != nil ? (y, x, da) : nil
-                    if let (m, other, dOther) = pick, let at = producer(m), case .layer(let l) = plan.steps[at] {
-                        let os = plan.slots[other]
-                        var residual: IntegerEpilogue.Residual? = nil
-                        if os.codes, let d = dOther, d.count == 1 {
-                            residual = .codes(signed: os.signed, multiplier: Int32(d[0].multiplier), shift: Int32(d[0].shift))
-                        } else if !os.codes, dOther == nil {
-                            residual = .sums
+                produced = newSlot(fusion.map { codesSlot(c: xs.c, h: xs.h, w: xs.w, point: Point(scale: $0.p.scale, qmin: $0.lo, qmax: $0.p.qmax)) }
+                                   ?? Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
+                let (lo, hi) = fusion.map { ($0.lo, $0.p.qmax) } ?? (Int32.min, Int32.max)
+                // A branch a layer (of any weights) scaled to this add in its epilogue takes the
+                // other branch there too, and the ReLU and clamp: the layer moves here, after
+                // both branches exist. (A step that already took a branch was scaled to an
+                // earlier add.)
+                func producer(_ slot: Int) -> Int? {
+                    plan.steps.firstIndex {
+                        switch $0 {
+                        case .layer(let l): return l.output == slot && l.epilogue.mode == .scaledSums && l.residual == nil
+                        case .xnor(let l): return l.output == slot && l.epilogue.mode == .scaledSums && l.residual == nil
+                        default: return false
                         }
-                        if let residual {
-                            let e = l.epilogue, target = plan.slots[produced]
-                            let fused = LayerStep(layer: l.layer, input: l.input, output: produced, starts: l.starts,
-                                                  outStarts: (0..<target.h).flatMap { oy in (0..<target.w).map { target.offset(oy, $0) } },
+                    }
+                }
+                let pick: (Int, Int, [Dyadic]?)? = producer(x) != nil ? (x, y, db) : producer(y) != nil ? (y, x, da) : nil
+                var tookBranch = false
+                if let (m, other, dOther) = pick, let at = producer(m) {
+                    let os = plan.slots[other]
+                    var residual: IntegerEpilogue.Residual? = nil
+                    if let d = dOther, d.count == 1 {
+                        let (dm, ds) = (Int32(d[0].multiplier), Int32(d[0].shift))
+                        residual = os.codes ? .codes(signed: os.signed, multiplier: dm, shift: ds) : .rescaledSums(multiplier: dm, shift: ds)
+                    } else if !os.codes, dOther == nil {
+                        residual = .sums
+                    }
+                    if let residual {
+                        let target = plan.slots[produced]
+                        let outStarts = (0..<target.h).flatMap { oy in (0..<target.w).map { target.offset(oy, $0) } }
+                        let resStarts = (0..<os.h).flatMap { oy in (0..<os.w).map { os.offset(oy, $0) } }
+                        func moved(_ e: IntegerEpilogue) -> IntegerEpilogue {
+                            IntegerEpilogue(bias: e.bias, multiplier: e.multiplier, shift: e.shift, lo: lo, hi: hi,
+                                            mode: fusion == nil ? .scaledSums : .codes, residual: residual)
+                        }
+                        switch plan.steps.remove(at: at) {
+                        case .layer(let l):
+                            let fused = LayerStep(layer: l.layer, input: l.input, output: produced, starts: l.starts, outStarts: outStarts,
                                                   taps: l.taps, groupsPerTap: l.groupsPerTap, cout: l.cout, weights: l.weights,
-                                                  epilogue: IntegerEpilogue(bias: e.bias, multiplier: e.multiplier, shift: e.shift, lo: lo, hi: p.qmax,
-                                                                            mode: .codes, residual: residual),
-                                                  flip: l.flip != 0)
-                            fused.residual = other
-                            fused.vector = l.vector
-                            fused.resStarts = (0..<os.h).flatMap { oy in (0..<os.w).map { os.offset(oy, $0) } }
-                            plan.steps.remove(at: at)
+                                                  epilogue: moved(l.epilogue), flip: l.flip != 0)
+                            (fused.residual, fused.resStarts, fused.vector) = (other, resStarts, l.vector)
                             plan.steps.append(.layer(fused))
-                            slotOf[out] = produced
-                            if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
-                            continue
+                        case .xnor(let l):
+                            let fused = XnorStep(layer: l.layer, input: l.input, output: produced, geometry: l.geometry, weights: l.weights,
+                                                 shift: l.shift, epilogue: moved(l.epilogue), outStarts: outStarts)
+                            (fused.residual, fused.resStarts) = (other, resStarts)
+                            plan.steps.append(.xnor(fused))
+                        default: preconditionFailure("producer() finds layers only")
                         }
+                        tookBranch = true
                     }
-                    plan.steps.append(.add(a: x, b: y, to: produced, da: scales(da), db: scales(db), codes: (lo, p.qmax)))
+                }
+                if !tookBranch {
+                    plan.steps.append(.add(a: x, b: y, to: produced, da: scales(da), db: scales(db), codes: fusion.map { ($0.lo, $0.p.qmax) }))
+                }
+                if let (_, _, relu) = fusion {
                     slotOf[out] = produced
                     // The ReLU and its quantization are done.
                     if let relu { slotOf[nodes[relu].outputs[0]] = produced; skip.insert(relu) }
                     continue
                 }
-                produced = newSlot(Slot(c: xs.c, h: xs.h, w: xs.w, codes: false, signed: true, scales: [t.scale], stride: xs.c, buffer: 0))
-                plan.steps.append(.add(a: x, b: y, to: produced, da: scales(da), db: scales(db), codes: nil))
             default:
                 throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation")
             }

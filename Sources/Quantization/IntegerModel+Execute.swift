@@ -394,11 +394,16 @@ extension IntegerModel {
                           scratch: ws.depthwiseSums, grid: l.grid, pairs: ws.depthwisePairs)
     }
 
-    /// A binary layer on one image: XNOR-popcount over the packed input, in place.
+    /// A binary layer on one image: XNOR-popcount over the packed input, in place, through its
+    /// epilogue (with the residual branch and the signs when it took them).
     func runXnor(_ l: XnorStep, _ plan: Plan, _ ws: Workspace) {
-        let s = plan.slots[l.input], t = plan.slots[l.output]
-        let input = UnsafeRawPointer(ws.bytes[s.buffer]!).assumingMemoryBound(to: UInt64.self)
-        BinaryConv.run(l.geometry, input: input, weights: l.weights, output: ws.ints[t.buffer]!, ldo: t.stride, shift: l.shift)
+        func raw(_ slot: Int) -> UnsafeMutableRawPointer {
+            let s = plan.slots[slot]
+            return s.codes ? UnsafeMutableRawPointer(ws.bytes[s.buffer]!) : UnsafeMutableRawPointer(ws.ints[s.buffer]!)
+        }
+        BinaryConv.layer(l.layout, input: UnsafePointer(raw(l.input).assumingMemoryBound(to: UInt64.self)), weights: l.weights, shift: l.shift,
+                         epilogue: l.epilogue, output: raw(l.output), outStarts: l.outStarts, residual: l.residual.map { UnsafeRawPointer(raw($0)) },
+                         resStarts: l.resStarts, signs: l.signs.map { raw($0).assumingMemoryBound(to: UInt64.self) })
     }
 
     /// sum / d rounded half to even, as the simulation's fake quantization rounds the average.

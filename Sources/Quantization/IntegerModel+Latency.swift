@@ -57,8 +57,9 @@ extension IntegerModel {
 
 extension IntegerModel {
     /// Milliseconds per image of each conv/linear layer run as W1A1 — XNOR-popcount over its input
-    /// as packed signs (`BinaryConv`), then its sums packed into the signs the next binary layer
-    /// reads (the binary counterpart of requantizing to codes) — with this engine's geometry, on
+    /// as packed signs (`BinaryConv.layer`), its sums with a bias and packed into the signs the
+    /// next binary layer reads (the binary counterpart of requantizing to codes) — with this
+    /// engine's geometry, on
     /// one core, the best of repeats lasting at least `minimumTime` seconds. Whatever the layer's
     /// weights: binary speed does not depend on them.
     public func binaryLayerMilliseconds(minimumTime: Double = 0.02) throws -> [String: Double] {
@@ -77,17 +78,18 @@ extension IntegerModel {
             let tail: UInt64 = g.channels % 64 == 0 ? ~0 : (1 << UInt64(g.channels % 64)) - 1
             let input = (0..<(g.height * g.width * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
             let signs = (0..<(g.cout * g.taps * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
-            let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 3, count: g.cout), cout: g.cout, taps: g.taps, words: g.words)
-            let pixels = g.outH * g.outW
+            let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 0, count: g.cout), cout: g.cout, taps: g.taps, words: g.words)
+            let epilogue = IntegerEpilogue(bias: [Int32](repeating: 3, count: g.cout), multiplier: [Int32](repeating: 0, count: g.cout),
+                                           shift: [Int32](repeating: 1, count: g.cout), lo: 0, hi: 0, mode: .sums)
+            let layout = BinaryConv.Layout(g), pixels = g.outH * g.outW
             var sums = [Int32](repeating: 0, count: pixels * g.cout)
             var next = [UInt64](repeating: 0, count: pixels * ((g.cout + 63) / 64))
             input.withUnsafeBufferPointer { x in
-                sums.withUnsafeMutableBufferPointer { s in
+                sums.withUnsafeMutableBytes { s in
                     next.withUnsafeMutableBufferPointer { n in
                         times[layer.name] = Stopwatch.best(budget: minimumTime) {
-                            BinaryConv.run(g, input: x.baseAddress!, weights: weights, output: s.baseAddress!, ldo: g.cout)
-                            packSigns(Slot(c: g.cout, h: g.outH, w: g.outW, codes: false, signed: true, scales: [1], stride: g.cout, buffer: 0),
-                                      bytes: nil, ints: s.baseAddress!, into: n.baseAddress!)
+                            BinaryConv.layer(layout, input: x.baseAddress!, weights: weights, shift: 0, epilogue: epilogue, output: s.baseAddress!,
+                                             outStarts: (0..<pixels).map { $0 * g.cout }, residual: nil, resStarts: [], signs: n.baseAddress!)
                         } * 1000
                     }
                 }

@@ -67,17 +67,32 @@ extension IntegerModel {
         }
     }
 
-    /// A layer with binary weights reading packed binary codes in place (`BinaryConv`): XNOR and
-    /// popcount over each valid tap (padding contributes nothing, as zeros do in the float
-    /// convolution), Int32 sums with the bias out.
+    /// A layer with binary weights reading packed binary codes in place (`BinaryConv.layer`):
+    /// XNOR and popcount over each valid tap (padding contributes nothing, as zeros do in the
+    /// float convolution), then the epilogue a layer of wider weights would have (raw sums with
+    /// the bias, codes, or sums scaled to the add it feeds — with the add's other branch when the
+    /// add moved here), and, when a binary layer reads the result, its signs packed as well.
     final class XnorStep {
         let layer: Int, input: Int, output: Int
-        let geometry: BinaryConv.Geometry
+        let layout: BinaryConv.Layout
+        var geometry: BinaryConv.Geometry { layout.geometry }
         let weights: BinaryConv.Weights
         /// Dots times 2^shift (`IntegerModel.refinement`).
         let shift: Int
-        init(layer: Int, input: Int, output: Int, geometry: BinaryConv.Geometry, weights: BinaryConv.Weights, shift: Int) {
-            self.layer = layer; self.input = input; self.output = output; self.geometry = geometry; self.weights = weights; self.shift = shift
+        let epilogue: IntegerEpilogue
+        /// Per output pixel, where its results go in the output slot (elements).
+        let outStarts: [Int]
+        /// A residual branch added in the epilogue: its slot and per-pixel starts (elements).
+        var residual: Int? = nil
+        var resStarts: [Int] = []
+        /// A binary slot the results' signs are packed into (a `sign` step done here).
+        var signs: Int? = nil
+        init(layer: Int, input: Int, output: Int, geometry: BinaryConv.Geometry, weights: BinaryConv.Weights, shift: Int,
+             epilogue: IntegerEpilogue, outStarts: [Int]) {
+            self.layer = layer; self.input = input; self.output = output; self.layout = BinaryConv.Layout(geometry)
+            self.weights = weights; self.shift = shift; self.epilogue = epilogue; self.outStarts = outStarts
+            // |dots| ≤ taps·channels·2^shift.
+            epilogue.foldBias(sumsWithin: Int64(geometry.taps * geometry.channels) << Int64(shift))
         }
     }
 

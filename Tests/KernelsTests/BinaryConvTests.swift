@@ -52,3 +52,109 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
         #expect(same, "\(a) \(backend)")
     }
 }
+
+/// The binary layer through the integer epilogue (`BinaryConv.layer`) equals plain arithmetic on
+/// the reference's dots, on the shapes above and one of 81 taps (past the kernel's 64-tap mask):
+/// raw sums with a bias, sums scaled to an add with each kind of residual branch (Int32 at the
+/// scale, Int32 or codes through their own dyadic), codes clamped inside and at the byte range's
+/// ends, with and without the signs packed — on every backend this CPU runs, output pixels
+/// `cout + 3` elements apart and nothing written between them.
+@Test(arguments: [
+    (5, 7, 1, 3, 3, 1, 1, 1, 1, 1, 3),
+    (8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 64),
+    (9, 6, 65, 3, 3, 2, 1, 1, 1, 0, 37),
+    (7, 7, 63, 3, 3, 1, 2, 2, 2, 1, 9),
+    (4, 4, 130, 1, 1, 2, 2, 1, 0, 0, 40),
+    (3, 3, 33, 3, 3, 1, 1, 1, 0, 0, 17),
+    (6, 5, 16, 5, 3, 1, 1, 1, 2, 1, 33),
+    (5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 20),
+    (8, 8, 20, 7, 5, 1, 1, 1, 3, 2, 24),
+    (9, 9, 5, 9, 9, 1, 1, 1, 0, 0, 70),
+    (14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 16),
+])
+func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)) {
+    let (h, w, c, kh, kw, sh, sw, d, pt, pl, cout) = a
+    let oh = (h + 2 * pt - d * (kh - 1) - 1) / sh + 1, ow = (w + 2 * pl - d * (kw - 1) - 1) / sw + 1, pixels = oh * ow
+    let g = BinaryConv.Geometry(height: h, width: w, channels: c, kernelH: kh, kernelW: kw, strideH: sh, strideW: sw,
+                                dilationH: d, dilationW: d, padTop: pt, padLeft: pl, outH: oh, outW: ow, cout: cout)
+    var r = TestRandom(seed: UInt64(h * 1000 + c * 10 + cout + 7))
+    let x = r.floats(h * w * c)
+    var wt = r.floats(cout * kh * kw * c)
+    for i in ((cout - 1) * kh * kw * c)..<(cout * kh * kw * c) { wt[i] = 0 }
+    var px = [UInt64](repeating: 0, count: h * w * g.words)
+    px.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: h * w, channels: c, into: $0.baseAddress!) { x[$0 * c + $1] < 0 } }
+    var signs = [UInt64](repeating: 0, count: cout * kh * kw * g.words)
+    signs.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: cout * kh * kw, channels: c, into: $0.baseAddress!) { wt[$0 * c + $1] < 0 } }
+    let live = (0..<cout).map { o in (0..<(kh * kw * c)).contains { wt[o * kh * kw * c + $0] != 0 } }
+    let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 99, count: cout), cout: cout, taps: kh * kw, words: g.words, live: live)
+    let shift = c % 3
+    let dots = BinaryConv.reference(g, x: x, w: wt, bias: [Int32](repeating: 0, count: cout), shift: shift)
+    let layout = BinaryConv.Layout(g), ld = cout + 3, swords = (cout + 63) / 64
+    func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 { min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max)) }
+    let configs: [(IntegerEpilogue.Mode, IntegerEpilogue.Residual, Int32, Int32)] = [
+        (.sums, .none, 0, 0), (.scaledSums, .none, .min, .max), (.scaledSums, .sums, .min, .max),
+        (.scaledSums, .rescaledSums(multiplier: 1_700_000_000, shift: 31), .min, .max),
+        (.scaledSums, .codes(signed: true, multiplier: 1_200_000_000, shift: 28), .min, .max),
+        (.codes, .rescaledSums(multiplier: 1_100_000_000, shift: 34), -128, 127), (.codes, .none, 0, 255), (.codes, .sums, -100, 90),
+        (.codes, .codes(signed: false, multiplier: 2_000_000_000, shift: 33), 7, 200),
+    ]
+    for (index, (mode, residual, lo, hi)) in configs.enumerated() {
+        let bias = (0..<cout).map { _ in Int32(r.int(-3000...3000)) }
+        let mult = (0..<cout).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
+        let shifts = (0..<cout).map { _ in Int32(index % 2 == 0 ? r.int(33...38) : r.int(20...33)) }
+        let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shifts, lo: lo, hi: hi, mode: mode, residual: residual)
+        e.foldBias(sumsWithin: Int64(g.taps * c) << Int64(shift))
+        // Residual rows as Int32s (a large range, so rescaled branches saturate) or bytes.
+        let res = residual.elementBytes == 4 ? (0..<(pixels * ld)).flatMap { _ in withUnsafeBytes(of: Int32(truncatingIfNeeded: r.int(-2_000_000_000...2_000_000_000))) { Array($0) } }
+                                             : r.bytes(pixels * ld)
+        let bytes = mode == .codes ? 1 : 4
+        var expected = [Int64](repeating: 0, count: pixels * cout)
+        for p in 0..<pixels {
+            for o in 0..<cout {
+                let y = dots[p * cout + o] &+ bias[o]
+                guard mode != .sums else { expected[p * cout + o] = Int64(y); continue }
+                var q = dyadic(Int64(y), mult[o], shifts[o])
+                let at = p * ld + o
+                let branch: Int64? = res.withUnsafeBytes { rb -> Int64? in
+                    switch residual {
+                    case .none: nil
+                    case .sums: Int64(rb.load(fromByteOffset: at * 4, as: Int32.self))
+                    case let .rescaledSums(m, s): dyadic(Int64(rb.load(fromByteOffset: at * 4, as: Int32.self)), m, s)
+                    case let .codes(signed, m, s): dyadic(signed ? Int64(Int8(bitPattern: rb[at])) : Int64(rb[at]), m, s)
+                    }
+                }
+                if let branch { q = Int64(Int32(truncatingIfNeeded: q) &+ Int32(truncatingIfNeeded: branch)) }
+                expected[p * cout + o] = min(max(q, Int64(lo)), Int64(hi))
+            }
+        }
+        for backend in [IGEMM.Backend.swift, .avx2, .vnni] where backend.runs {
+            for packSigns in [false, true] {
+                var out = [UInt8](repeating: 0xAB, count: pixels * ld * bytes)
+                var words = [UInt64](repeating: ~0, count: pixels * swords)
+                px.withUnsafeBufferPointer { p in res.withUnsafeBytes { rp in out.withUnsafeMutableBytes { op in words.withUnsafeMutableBufferPointer { wp in
+                    BinaryConv.layer(layout, input: p.baseAddress!, weights: weights, shift: shift, epilogue: e, output: op.baseAddress!,
+                                     outStarts: (0..<pixels).map { $0 * ld }, residual: residual == .none ? nil : rp.baseAddress!,
+                                     resStarts: residual == .none ? [] : (0..<pixels).map { $0 * ld }, signs: packSigns ? wp.baseAddress! : nil,
+                                     backend: backend)
+                } } } }
+                var wrong = 0, untouched = true, signsRight = true
+                out.withUnsafeBytes { ob in
+                    for p in 0..<pixels {
+                        var word = [UInt64](repeating: 0, count: swords)
+                        for o in 0..<cout {
+                            let v: Int64 = bytes == 1 ? (lo < 0 ? Int64(ob.load(fromByteOffset: p * ld + o, as: Int8.self)) : Int64(ob[p * ld + o]))
+                                                      : Int64(ob.load(fromByteOffset: (p * ld + o) * 4, as: Int32.self))
+                            let want = bytes == 1 ? Int64(lo < 0 ? Int64(Int8(truncatingIfNeeded: expected[p * cout + o])) : Int64(UInt8(truncatingIfNeeded: expected[p * cout + o])))
+                                                  : expected[p * cout + o]
+                            if v != want { wrong += 1 }
+                            if expected[p * cout + o] < 0 { word[o / 64] |= 1 << UInt64(o % 64) }
+                        }
+                        for o in cout..<ld where (0..<bytes).contains(where: { ob[(p * ld + o) * bytes + $0] != 0xAB }) { untouched = false }
+                        if packSigns && Array(words[(p * swords)..<((p + 1) * swords)]) != word { signsRight = false }
+                    }
+                }
+                #expect(wrong == 0 && untouched && signsRight, "\(a) \(mode) \(residual) \(backend) signs \(packSigns): \(wrong) wrong")
+            }
+        }
+    }
+}

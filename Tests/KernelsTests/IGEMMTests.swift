@@ -110,7 +110,8 @@ func igemmIsExact(_ t: IGEMMCase) {
         let mode: IntegerEpilogue.Mode = [.sums, .scaledSums, .codes][trial % 3]
         let residual: IntegerEpilogue.Residual = mode == .sums ? .none
             : [.none, .sums, .codes(signed: false, multiplier: 1_500_000_000, shift: 31), .codes(signed: true, multiplier: 1_200_000_000, shift: 30),
-               .codes(signed: false, multiplier: 2_000_000_000, shift: 33)][(trial / 2) % 5]
+               .codes(signed: false, multiplier: 2_000_000_000, shift: 33), .rescaledSums(multiplier: 1_800_000_000, shift: 30),
+               .rescaledSums(multiplier: 1_300_000_000, shift: 36)][(trial / 2) % 7]
         // Sums near both ends of Int32 in some trials (a bias there), shifts below 32 in others:
         // each form of the dyadic multiply at its edges.
         let bias = (0..<n).map { _ in Int32(trial % 7 == 6 ? [Int(Int32.max) - r.int(0...5000), Int(Int32.min) + r.int(0...5000)][r.int(0...1)] : r.int(-5000...5000)) }
@@ -145,6 +146,8 @@ func igemmIsExact(_ t: IGEMMCase) {
                 case .sums: resBytes.withUnsafeBytes { $0.load(fromByteOffset: (i * n + j) * 4, as: Int32.self) }
                 case let .codes(signed, m, s):
                     Int32(dyadic(signed ? Int64(Int8(bitPattern: resBytes[i * n + j])) : Int64(resBytes[i * n + j]), m, s))
+                case let .rescaledSums(m, s):
+                    Int32(dyadic(Int64(resBytes.withUnsafeBytes { $0.load(fromByteOffset: (i * n + j) * 4, as: Int32.self) }), m, s))
                 }
                 if let rv { q = Int64(Int32(truncatingIfNeeded: q) &+ rv) }
                 expected[i * cols + j] = min(max(q, Int64(lo)), Int64(hi))
@@ -159,7 +162,7 @@ func igemmIsExact(_ t: IGEMMCase) {
                         resBytes.withUnsafeBytes { rp in
                             let a = (0..<rows).map { UnsafePointer(ip.baseAddress! + starts[$0]) }
                             let o = (0..<rows).map { op.baseAddress! + $0 * n * elementBytes }
-                            let rr = (0..<rows).map { rp.baseAddress! + $0 * n * (residual == .sums ? 4 : 1) }
+                            let rr = (0..<rows).map { rp.baseAddress! + $0 * n * residual.elementBytes }
                             var column = 0
                             while column < cols {
                                 IGEMM.convTile(rows: rows, cols: min(32, cols - column), a: a, taps: taps, ntaps: ntaps, gpp: gpp,

@@ -61,8 +61,8 @@ void mpq_igemm_u8s8_avx2_12x32(int64_t kgroups, const uint8_t *a, const int8_t *
 /// What a layer does with its Int32 sums (per output column j): y = acc + bias[j]; mode 0 stores
 /// y as Int32; modes 1 and 2 requantize, q = (y·mult[j] + 2^(shift[j]−1)) >> shift[j] in Int64
 /// (saturated to Int32), add a residual branch when `residual` is set (1: Int32 already at the
-/// scale; 2, 3: u8 or s8 codes requantized by rmult, rshift), wrapping in Int32, clamp to lo…hi,
-/// and store as Int32 (mode 1) or bytes (mode 2).
+/// scale; 2, 3: u8 or s8 codes requantized by rmult, rshift; 4: Int32 requantized by rmult,
+/// rshift), wrapping in Int32, clamp to lo…hi, and store as Int32 (mode 1) or bytes (mode 2).
 typedef struct {
     const int32_t *bias;
     const int32_t *mult;
@@ -88,6 +88,9 @@ typedef struct {
     /// known to stay where acc + bias cannot wrap, and the VNNI kernels skip the addition.
     int32_t bias_folded;
 } mpq_epilogue;
+
+/// Bytes per element of an epilogue's residual branch: Int32 (kinds 1 and 4) or codes.
+static inline int64_t mpq_residual_bytes(const mpq_epilogue *e) { return e->residual == 1 || e->residual == 4 ? 4 : 1; }
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
 /// starting at `column`. Pixel i reads its receptive field from a[i] + taps[t] + 4g (t < ntaps,
@@ -160,6 +163,37 @@ void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, i
 void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const int64_t *tap_index, int64_t valid, int64_t words,
                          int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps, const int32_t *bias,
                          const int32_t *mask, int64_t cout, int64_t shift, int32_t *out);
+
+/// A whole binary convolution layer on one image (xnor_avx512.c; Kernels/BinaryConv+Layer.swift
+/// is its plain counterpart). Input: packed signs, `words` UInt64 per pixel. Output pixel p's taps
+/// are the set bits t of valid[p] (at most 64 taps), read at input + starts[p] + relative[t] (a border pixel's
+/// start may lie outside the image: only its valid taps are read); per 16 output channels
+/// (weights as BinaryConv.Weights: [block of 8][tap][word][8 lanes]), the dots
+/// ((v·channels − 2·Σ popcount(x ⊕ w)) << shift) & mask, v the number of valid taps, go through
+/// the epilogue into out + outs[p]·out_bytes, with the residual at res + res_starts[p]·res_bytes;
+/// when `signs` is not null, the signs of the results (bit set for a negative one, bits past
+/// cout clear) are packed into signs + p·⌈cout/64⌉.
+typedef struct {
+    int64_t pixels;
+    const int64_t *starts;
+    const uint64_t *valid;
+    const int64_t *relative;
+    int64_t taps, words, channels;
+    const uint64_t *weights;
+    const int32_t *mask;
+    int64_t cout, shift;
+    const uint64_t *input;
+    const mpq_epilogue *e;
+    char *out;
+    const int64_t *outs;
+    const char *res;
+    const int64_t *res_starts;
+    uint64_t *signs;
+} mpq_xnor_layer;
+/// Call only when mpq_cpu_has_avx512_vpopcntdq() is 1.
+void mpq_xnor_layer_avx512(const mpq_xnor_layer *layer);
+/// 1 when the CPU has AVX-512 with VNNI, BW, VL and VPOPCNTDQ (the binary layer's kernel).
+int mpq_cpu_has_avx512_vpopcntdq(void);
 
 /// The float plan's convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output
 /// channels starting at `column`. Pixel i reads a[i][taps[t] + ci] (t < ntaps, ci < cin); the

@@ -1,0 +1,83 @@
+// A binary convolution layer with AVX-512 (vpopcntq): XNOR-popcount over packed signs with the
+// integer epilogue in registers, so a Bi-Real block's convolution, its scaling to the residual
+// add, the add itself and the signs the next binary layer reads leave the kernel in one pass.
+// Kernels/BinaryConv+Layer.swift holds the plain loop this is tested against.
+#include "CKernels.h"
+
+int mpq_cpu_has_avx512_vpopcntdq(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+#include "epilogue_avx512.h"
+
+#define MPQ_XNOR_TARGET target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vpopcntdq")
+
+// Σ over pixel p's valid taps and `words` words of popcount(x ⊕ w) for two 8-channel blocks
+// (w1 null: one block), as 64-bit lanes. WORDS is a compile-time 1 where the caller knows it.
+__attribute__((MPQ_XNOR_TARGET, always_inline))
+static inline void mpq_xnor_dots(const uint64_t *x, uint64_t valid, const int64_t *relative, int64_t words,
+                                 const uint64_t *w0, const uint64_t *w1, __m512i *a0, __m512i *a1) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    while (valid) {
+        const int64_t t = __builtin_ctzll(valid);
+        valid &= valid - 1;
+        const uint64_t *xt = x + relative[t];
+        const int64_t o = t * words * 8;
+        for (int64_t q = 0; q < words; q++) {
+            const __m512i v = _mm512_set1_epi64((long long)xt[q]);
+            s0 = _mm512_add_epi64(s0, _mm512_popcnt_epi64(_mm512_xor_si512(v, _mm512_loadu_si512((const void *)(w0 + o + q * 8)))));
+            if (w1) s1 = _mm512_add_epi64(s1, _mm512_popcnt_epi64(_mm512_xor_si512(v, _mm512_loadu_si512((const void *)(w1 + o + q * 8)))));
+        }
+    }
+    *a0 = s0; *a1 = s1;
+}
+
+// Output channels 16 at a time (the epilogue's constants loaded once per block), pixels inside.
+__attribute__((MPQ_XNOR_TARGET))
+void mpq_xnor_layer_avx512(const mpq_xnor_layer *L) {
+    const mpq_epilogue *e = L->e;
+    const int64_t words = L->words, block = L->taps * words * 8, swords = (L->cout + 63) / 64;
+    const int64_t out_bytes = e->mode == 2 ? 1 : 4, res_bytes = mpq_residual_bytes(e);
+    for (int64_t col = 0; col < L->cout; col += 16) {
+        const int64_t n = L->cout - col < 16 ? L->cout - col : 16;
+        const __mmask16 lanes = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+        const mpq_ep16 k = mpq_epilogue_load(e, col, lanes);
+        const __m512i live = _mm512_maskz_loadu_epi32(lanes, L->mask + col);
+        const __m512i shift = _mm512_set1_epi32((int)L->shift);
+        const uint64_t *w0 = L->weights + (col / 8) * block, *w1 = n > 8 ? w0 + block : 0;
+        for (int64_t p = 0; p < L->pixels; p++) {
+            const uint64_t valid = L->valid[p];
+            __m512i a0, a1;
+            if (words == 1) mpq_xnor_dots(L->input + L->starts[p], valid, L->relative, 1, w0, w1, &a0, &a1);
+            else mpq_xnor_dots(L->input + L->starts[p], valid, L->relative, words, w0, w1, &a0, &a1);
+            const __m512i counts = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a0)), _mm512_cvtepi64_epi32(a1), 1);
+            const __m512i base = _mm512_set1_epi32((int)(__builtin_popcountll(valid) * L->channels));
+            const __m512i dots = _mm512_and_si512(_mm512_sllv_epi32(_mm512_sub_epi32(base, _mm512_add_epi32(counts, counts)), shift), live);
+            char *out = L->out + (L->outs[p] + col) * out_bytes;
+            const char *res = e->residual ? L->res + (L->res_starts[p] + col) * res_bytes : 0;
+            __m512i q;
+            if (k.mode == 0) q = _mm512_add_epi32(dots, k.bias);
+            else q = _mm512_min_epi32(_mm512_max_epi32(mpq_epilogue_q(dots, &k, e, lanes, res), k.lo), k.hi);
+            if (k.mode == 2) _mm_mask_storeu_epi8(out, lanes, _mm512_cvtepi32_epi8(q));
+            else _mm512_mask_storeu_epi32(out, lanes, q);
+            // Channels col…col+15 are bits 16·(col/16 mod 4)… of word col/64: one 16-bit store.
+            if (L->signs) ((uint16_t *)(L->signs + p * swords))[col / 16] = (uint16_t)(_mm512_cmplt_epi32_mask(q, _mm512_setzero_si512()) & lanes);
+        }
+    }
+    // The 16-bit pieces of each pixel's words past the last block of channels.
+    if (L->signs) {
+        for (int64_t p = 0; p < L->pixels; p++) {
+            for (int64_t piece = (L->cout + 15) / 16; piece < swords * 4; piece++) ((uint16_t *)(L->signs + p * swords))[piece] = 0;
+        }
+    }
+}
+#else
+void mpq_xnor_layer_avx512(const mpq_xnor_layer *layer) { (void)layer; }
+#endif

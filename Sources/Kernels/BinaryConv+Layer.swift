@@ -1,0 +1,130 @@
+import CKernels
+
+/// A binary convolution layer on one image with the integer epilogue: each output pixel's dots
+/// (`BinaryConv.run`'s sums without the bias: ((v·channels − 2·Σ popcount) << shift) & mask)
+/// go through an `IntegerEpilogue` — its bias, requantization, residual branch and clamp — and,
+/// on request, the results' signs are packed for the next binary layer. A Bi-Real block's
+/// convolution, its scaling to the residual add, the add and the next layer's signs are then
+/// one pass. With AVX-512 VPOPCNTDQ the whole layer runs in CKernels/xnor_avx512.c; elsewhere
+/// each pixel's dots come from `pixel` and the epilogue from `IntegerEpilogue.finish`, which is
+/// also the plain version the kernel is tested against.
+extension BinaryConv {
+    /// A geometry laid out for the layer kernel: per output pixel the word offset of tap (0, 0)
+    /// (outside the image for some border pixels: only valid taps are read) and the mask of its
+    /// taps inside the image; per tap its word offset from tap (0, 0).
+    public struct Layout: Sendable {
+        public let geometry: Geometry
+        let starts: [Int64], valid: [UInt64], relative: [Int64]
+        /// Whether the kernel takes it: at most 64 taps (a mask of one word).
+        var fitsKernel: Bool { geometry.taps <= 64 }
+
+        public init(_ g: Geometry) {
+            geometry = g
+            var starts: [Int64] = [], valid: [UInt64] = [], relative: [Int64] = []
+            for ky in 0..<g.kernelH {
+                for kx in 0..<g.kernelW { relative.append(Int64((ky * g.dilationH * g.width + kx * g.dilationW) * g.words)) }
+            }
+            for oy in 0..<g.outH {
+                for ox in 0..<g.outW {
+                    let y0 = oy * g.strideH - g.padTop, x0 = ox * g.strideW - g.padLeft
+                    starts.append(Int64((y0 * g.width + x0) * g.words))
+                    var mask: UInt64 = 0
+                    for ky in 0..<g.kernelH {
+                        let iy = y0 + ky * g.dilationH
+                        guard iy >= 0 && iy < g.height else { continue }
+                        for kx in 0..<g.kernelW {
+                            let ix = x0 + kx * g.dilationW
+                            if ix >= 0 && ix < g.width && ky * g.kernelW + kx < 64 { mask |= 1 << UInt64(ky * g.kernelW + kx) }
+                        }
+                    }
+                    valid.append(mask)
+                }
+            }
+            self.starts = starts; self.valid = valid; self.relative = relative
+        }
+    }
+
+    /// Whether this CPU runs the layer kernel (AVX-512 with VPOPCNTDQ).
+    public static let hasLayerKernel: Bool = mpq_cpu_has_avx512_vpopcntdq() != 0
+
+    /// The layer on one image: output pixel p's results at `output + outStarts[p]·b` (b: 1 byte
+    /// for `.codes`, else 4), its residual branch (when the epilogue has one) at
+    /// `residual + resStarts[p]·r` (r: 4 for Int32 branches, else 1); with `signs`, pixel p's
+    /// signs in `signs[p·⌈cout/64⌉…]`. `weights.bias` is not read: the epilogue holds the bias.
+    public static func layer(_ layout: Layout, input: UnsafePointer<UInt64>, weights: Weights, shift: Int, epilogue: IntegerEpilogue,
+                             output: UnsafeMutableRawPointer, outStarts: [Int], residual: UnsafeRawPointer?, resStarts: [Int],
+                             signs: UnsafeMutablePointer<UInt64>?, backend: IGEMM.Backend? = nil) {
+        let g = layout.geometry
+        precondition(weights.cout == g.cout && weights.taps == g.taps && weights.words == g.words && outStarts.count == g.outH * g.outW)
+        precondition(epilogue.bias.count == g.cout && (epilogue.residual == .none || (residual != nil && resStarts.count == outStarts.count)))
+        let resolved = (backend ?? .automatic).resolved
+        if hasLayerKernel && resolved == .vnni && layout.fitsKernel {
+            let out = output.assumingMemoryBound(to: CChar.self)
+            let res = residual?.assumingMemoryBound(to: CChar.self)
+            layout.starts.withUnsafeBufferPointer { starts in
+                layout.valid.withUnsafeBufferPointer { valid in layout.relative.withUnsafeBufferPointer { relative in
+                    weights.bits.withUnsafeBufferPointer { bits in weights.mask.withUnsafeBufferPointer { mask in
+                        outStarts.withUnsafeBufferPointer { outs in resStarts.withUnsafeBufferPointer { resStarts in
+                            var l = mpq_xnor_layer(pixels: Int64(outStarts.count), starts: starts.baseAddress!, valid: valid.baseAddress!,
+                                                   relative: relative.baseAddress!, taps: Int64(g.taps), words: Int64(g.words),
+                                                   channels: Int64(g.channels), weights: bits.baseAddress!, mask: mask.baseAddress!,
+                                                   cout: Int64(g.cout), shift: Int64(shift), input: input, e: epilogue.raw, out: out,
+                                                   outs: UnsafeRawPointer(outs.baseAddress!).assumingMemoryBound(to: Int64.self),
+                                                   res: res, res_starts: resStarts.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: Int64.self) },
+                                                   signs: signs)
+                            mpq_xnor_layer_avx512(&l)
+                        } }
+                    } }
+                } }
+            }
+            return
+        }
+        referenceLayer(layout, input: input, weights: weights, shift: shift, epilogue: epilogue, output: output, outStarts: outStarts,
+                       residual: residual, resStarts: resStarts, signs: signs, avx2: resolved == .avx2)
+    }
+
+    /// Pixel by pixel: the dots from `pixel` (the AVX2 kernel when `avx2`), then the epilogue
+    /// column by column, then the signs of what was stored.
+    static func referenceLayer(_ layout: Layout, input: UnsafePointer<UInt64>, weights: Weights, shift: Int, epilogue: IntegerEpilogue,
+                               output: UnsafeMutableRawPointer, outStarts: [Int], residual: UnsafeRawPointer?, resStarts: [Int],
+                               signs: UnsafeMutablePointer<UInt64>?, avx2: Bool) {
+        let g = layout.geometry, padded = weights.blocks * 8, swords = (g.cout + 63) / 64
+        let outBytes = epilogue.mode == .codes ? 1 : 4
+        let resBytes = epilogue.residual.elementBytes
+        let zeros = [Int32](repeating: 0, count: padded)
+        var dots = [Int32](repeating: 0, count: padded), offsets = [Int](repeating: 0, count: g.taps), taps = offsets
+        weights.bits.withUnsafeBytes { w in weights.mask.withUnsafeBufferPointer { mask in zeros.withUnsafeBufferPointer { zeros in
+            for p in 0..<outStarts.count {
+                var valid = 0
+                for t in 0..<g.taps {
+                    let inside: Bool
+                    if t < 64 { inside = layout.valid[p] >> UInt64(t) & 1 == 1 } else {
+                        // Taps past 64 are not in the mask: test them directly.
+                        let y0 = (p / g.outW) * g.strideH - g.padTop + (t / g.kernelW) * g.dilationH
+                        let x0 = (p % g.outW) * g.strideW - g.padLeft + (t % g.kernelW) * g.dilationW
+                        inside = y0 >= 0 && y0 < g.height && x0 >= 0 && x0 < g.width
+                    }
+                    guard inside else { continue }
+                    offsets[valid] = Int(layout.starts[p] + layout.relative[t]); taps[valid] = t; valid += 1
+                }
+                offsets.withUnsafeBufferPointer { o in taps.withUnsafeBufferPointer { t in dots.withUnsafeMutableBufferPointer { d in
+                    pixel(start: input, offsets: o.baseAddress!, tapIndex: t.baseAddress!, valid: valid, g: g, weights: w.baseAddress!,
+                          blocks: weights.blocks, bias: zeros.baseAddress!, mask: mask.baseAddress!, out: d.baseAddress!, shift: shift, avx2: avx2)
+                } } }
+                let out = output + outStarts[p] * outBytes
+                let res = residual.map { $0 + resStarts[p] * resBytes } ?? UnsafeRawPointer(out)
+                for c in 0..<g.cout { epilogue.finish(dots[c], column: c, out: out, res: res) }
+                guard let signs else { continue }
+                for q in 0..<swords {
+                    var word: UInt64 = 0
+                    for c in (q * 64)..<min(g.cout, q * 64 + 64) {
+                        let negative = outBytes == 1 ? epilogue.lo < 0 && out.load(fromByteOffset: c, as: Int8.self) < 0
+                                                     : out.load(fromByteOffset: c * 4, as: Int32.self) < 0
+                        if negative { word |= 1 << UInt64(c % 64) }
+                    }
+                    signs[p * swords + q] = word
+                }
+            }
+        } } }
+    }
+}
