@@ -8,49 +8,60 @@
 #include "CKernels.h"
 #include <immintrin.h>
 
-// Dyadic requantization of 16 Int32 lanes as even and odd Int64 lanes (vpmuldq multiplies the
-// low halves of 64-bit lanes): (y·m + 2^(s−1)) >> s, saturated to Int32.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_dyadic(__m512i y, __m512i m, __m512i s, __m512i *even, __m512i *odd) {
-    const __m512i low = _mm512_set1_epi64(0xFFFFFFFFll), one = _mm512_set1_epi64(1);
-    const __m512i i32min = _mm512_set1_epi64(INT32_MIN), i32max = _mm512_set1_epi64(INT32_MAX);
-    const __m512i se = _mm512_and_si512(s, low), so = _mm512_srli_epi64(s, 32);
-    __m512i pe = _mm512_mul_epi32(y, m);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(y, 32), _mm512_srli_epi64(m, 32));
-    pe = _mm512_srav_epi64(_mm512_add_epi64(pe, _mm512_sllv_epi64(one, _mm512_sub_epi64(se, one))), se);
-    po = _mm512_srav_epi64(_mm512_add_epi64(po, _mm512_sllv_epi64(one, _mm512_sub_epi64(so, one))), so);
-    *even = _mm512_min_epi64(_mm512_max_epi64(pe, i32min), i32max);
-    *odd = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
+// The dyadic multiply of 16 Int32 lanes y as even and odd Int64 lanes (vpmuldq multiplies the
+// low halves of 64-bit lanes): pe = (y·m + r) >> s for the even columns, po for the odd ones
+// (multipliers mo, rounding terms ro, shifts so), saturated to Int32 when `saturate`, joined back
+// into 16 Int32 lanes by a bitwise select on the high halves (one operation; a mask blend costs a
+// mask register move in every iteration as well). Where every shift is at least 31 and no
+// multiplier is INT32_MIN, |y·m| < 2^31·|y|: (y·m + 2^(s−1)) >> s lies between y and 0 and
+// cannot saturate.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+static inline __m512i mpq_dyadic(__m512i y, __m512i m, __m512i mo, __m512i re, __m512i ro, __m512i se, __m512i so, int saturate) {
+    __m512i pe = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, m), re), se);
+    __m512i po = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo), ro), so);
+    if (saturate) {
+        const __m512i i32min = _mm512_set1_epi64(INT32_MIN), i32max = _mm512_set1_epi64(INT32_MAX);
+        pe = _mm512_min_epi64(_mm512_max_epi64(pe, i32min), i32max);
+        po = _mm512_min_epi64(_mm512_max_epi64(po, i32min), i32max);
+    }
+    return _mm512_ternarylogic_epi64(_mm512_set1_epi64((long long)0xFFFFFFFF00000000ull), _mm512_slli_epi64(po, 32), pe, 0xCA);
 }
 
 // A 16-column block's epilogue constants, loaded once and kept in registers while the block's
-// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_q`.
+// rows (a tile's pixels, a depthwise layer's pixels) pass through `mpq_epilogue_q`: multipliers
+// of the even (m) and odd (mo) columns, their rounding terms and shifts as Int64 lanes (so: less
+// 32 in the short form), and the residual branch's dyadic broadcast (rm, rr, rs).
 // The mode, form and residual kind are copied too: read through `e` they would be reloaded after
 // every store (which may alias it).
-typedef struct { __m512i bias, m, mo, s, re, ro, se, so, lo, hi; int32_t mode, shift32, residual, folded; } mpq_ep16;
+typedef struct {
+    __m512i bias, m, mo, re, ro, se, so, lo, hi, rm, rr, rs;
+    int32_t mode, shift32, residual, folded, saturate, rsaturate;
+} mpq_ep16;
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __mmask16 mask) {
     mpq_ep16 k;
     k.bias = _mm512_maskz_loadu_epi32(mask, e->bias + col);
-    k.m = k.mo = k.s = k.re = k.ro = k.se = k.so = _mm512_setzero_si512();
+    k.m = k.mo = k.re = k.ro = k.se = k.so = _mm512_setzero_si512();
     if (e->mode != 0) {
+        // col is a multiple of 16: the block's even and odd columns are entries col/2…col/2+7
+        // of the Int64 rows (padded, so whole loads stay in bounds).
         k.m = _mm512_maskz_loadu_epi32(mask, e->mult + col);
-        if (e->shift32) {
-            // col is a multiple of 16: the block's even and odd columns are entries col/2…col/2+7
-            // of the Int64 rows (padded, so whole loads stay in bounds).
-            k.mo = _mm512_maskz_loadu_epi32(mask, e->mult_odd + col);
-            k.re = _mm512_loadu_si512((const void *)(e->round_even + col / 2));
-            k.ro = _mm512_loadu_si512((const void *)(e->round_odd + col / 2));
-            k.se = _mm512_loadu_si512((const void *)(e->shift_even + col / 2));
-            k.so = _mm512_loadu_si512((const void *)(e->shift_odd + col / 2));
-        } else {
-            k.s = _mm512_maskz_loadu_epi32(mask, e->shift + col);
-        }
+        k.mo = _mm512_maskz_loadu_epi32(mask, e->mult_odd + col);
+        k.re = _mm512_loadu_si512((const void *)(e->round_even + col / 2));
+        k.ro = _mm512_loadu_si512((const void *)(e->round_odd + col / 2));
+        k.se = _mm512_loadu_si512((const void *)(e->shift_even + col / 2));
+        k.so = _mm512_loadu_si512((const void *)(e->shift_odd + col / 2));
+        if (!e->shift32) k.so = _mm512_add_epi64(k.so, _mm512_set1_epi64(32));
     }
     k.lo = _mm512_set1_epi32(e->lo);
     k.hi = _mm512_set1_epi32(e->hi);
+    k.rm = _mm512_set1_epi32(e->rmult);
+    k.rr = _mm512_set1_epi64(1ll << (e->rshift - 1));
+    k.rs = _mm512_set1_epi64(e->rshift);
     k.mode = e->mode; k.shift32 = e->shift32; k.residual = e->residual; k.folded = e->shift32 && e->bias_folded;
+    k.saturate = !e->unsaturated;
+    k.rsaturate = !(e->rshift >= 31 && e->rmult != INT32_MIN);
     return k;
 }
 
@@ -64,6 +75,7 @@ static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __m
 // 16 columns (seven with the bias folded into the rounding terms).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, const void *res) {
+    (void)e;
     // With the bias folded into the rounding terms, the sums go to the multiply as they are.
     const __m512i y = k->folded ? acc : _mm512_add_epi32(acc, k->bias);
     __m512i r = _mm512_setzero_si512();
@@ -77,27 +89,22 @@ static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_e
             const __m128i bytes = _mm_maskz_loadu_epi8(mask, res);
             v = k->residual == 2 ? _mm512_cvtepu8_epi32(bytes) : _mm512_cvtepi8_epi32(bytes);
         }
-        __m512i re, ro;
-        mpq_dyadic(v, _mm512_set1_epi32(e->rmult), _mm512_set1_epi32(e->rshift), &re, &ro);
-        r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
+        r = mpq_dyadic(v, k->rm, k->rm, k->rr, k->rr, k->rs, k->rs, k->rsaturate);
     }
+    // The empty asm makes the multipliers opaque here: otherwise clang hoists vpmuldq's sign
+    // extension of a loop-invariant operand out of the loop, loses sight of it across the
+    // block and multiplies in full 64 bits (three vpmuludq and shifts).
+    __m512i m = k->m, mo = k->mo;
+    __asm__("" : "+v"(m), "+v"(mo));
+    __m512i q;
     if (k->shift32) {
-        // The empty asm makes the multipliers opaque here: otherwise clang hoists vpmuldq's sign
-        // extension of a loop-invariant operand out of the loop, loses sight of it across the
-        // block and multiplies in full 64 bits (three vpmuludq and shifts).
-        __m512i m = k->m, mo = k->mo;
-        __asm__("" : "+v"(m), "+v"(mo));
         const __m512i pe = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(y, m), k->re), k->se);
         const __m512i po = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(y, 32), mo), k->ro), k->so);
-        // The odd lanes from po, the even from pe: a bitwise select on the high halves (one
-        // operation; a mask blend costs a mask register move in every iteration as well).
-        const __m512i q = _mm512_ternarylogic_epi64(_mm512_set1_epi64((long long)0xFFFFFFFF00000000ull), po, pe, 0xCA);
-        return k->residual ? _mm512_add_epi32(q, r) : q;
+        q = _mm512_ternarylogic_epi64(_mm512_set1_epi64((long long)0xFFFFFFFF00000000ull), po, pe, 0xCA);
+    } else {
+        // The general form (saturated to Int32 where a shift is below 31).
+        q = mpq_dyadic(y, m, mo, k->re, k->ro, k->se, k->so, k->saturate);
     }
-    // The general form, saturated to Int32 in Int64 lanes; the residual wraps in Int32.
-    __m512i pe, po;
-    mpq_dyadic(y, k->m, k->s, &pe, &po);
-    const __m512i q = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
     return k->residual ? _mm512_add_epi32(q, r) : q;
 }
 

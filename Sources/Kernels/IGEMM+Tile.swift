@@ -108,7 +108,8 @@ public final class IntegerEpilogue: @unchecked Sendable {
                                         mode: mode.rawValue, residual: kind, rmult: rm, rshift: rs,
                                         shift32: shift.allSatisfy { $0 >= 32 } && !multiplier.contains(Int32.min) ? 1 : 0,
                                         mult_odd: storage + 3 * padded, round_even: wide, round_odd: wide + half,
-                                        shift_even: wide + 2 * half, shift_odd: wide + 3 * half, bias_folded: 0))
+                                        shift_even: wide + 2 * half, shift_odd: wide + 3 * half, bias_folded: 0,
+                                        unsaturated: shift.allSatisfy { $0 >= 31 } && !multiplier.contains(Int32.min) ? 1 : 0))
     }
 
     /// Whether `foldBias` folded the bias.

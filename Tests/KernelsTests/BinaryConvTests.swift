@@ -56,7 +56,7 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
 /// The binary layer through the integer epilogue (`BinaryConv.layer`) equals plain arithmetic on
 /// the reference's dots, on the shapes above and one of 81 taps (past the kernel's 64-tap mask):
 /// raw sums with a bias, sums scaled to an add with each kind of residual branch (Int32 at the
-/// scale, Int32 or codes through their own dyadic), codes clamped inside and at the byte range's
+/// scale, Int32 — saturating or not — or codes through their own dyadic), codes clamped inside and at the byte range's
 /// ends, with and without the signs packed — on every backend this CPU runs, output pixels
 /// `cout + 3` elements apart and nothing written between them.
 @Test(arguments: [
@@ -94,6 +94,7 @@ func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     let configs: [(IntegerEpilogue.Mode, IntegerEpilogue.Residual, Int32, Int32)] = [
         (.sums, .none, 0, 0), (.scaledSums, .none, .min, .max), (.scaledSums, .sums, .min, .max),
         (.scaledSums, .rescaledSums(multiplier: 1_700_000_000, shift: 31), .min, .max),
+        (.scaledSums, .rescaledSums(multiplier: 1_900_000_000, shift: 30), .min, .max),
         (.scaledSums, .codes(signed: true, multiplier: 1_200_000_000, shift: 28), .min, .max),
         (.codes, .rescaledSums(multiplier: 1_100_000_000, shift: 34), -128, 127), (.codes, .none, 0, 255), (.codes, .sums, -100, 90),
         (.codes, .codes(signed: false, multiplier: 2_000_000_000, shift: 33), 7, 200),
@@ -101,7 +102,9 @@ func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     for (index, (mode, residual, lo, hi)) in configs.enumerated() {
         let bias = (0..<cout).map { _ in Int32(r.int(-3000...3000)) }
         let mult = (0..<cout).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
-        let shifts = (0..<cout).map { _ in Int32(index % 2 == 0 ? r.int(33...38) : r.int(20...33)) }
+        // Every form of the multiply: the short one (shifts ≥ 32), the general one with and
+        // without saturation (shifts from 20, or all ≥ 31).
+        let shifts = (0..<cout).map { _ in Int32([r.int(33...38), r.int(20...33), r.int(31...32)][index % 3]) }
         let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shifts, lo: lo, hi: hi, mode: mode, residual: residual)
         e.foldBias(sumsWithin: Int64(g.taps * c) << Int64(shift))
         // Residual rows as Int32s (a large range, so rescaled branches saturate) or bytes.

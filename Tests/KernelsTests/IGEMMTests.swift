@@ -116,7 +116,8 @@ func igemmIsExact(_ t: IGEMMCase) {
         // each form of the dyadic multiply at its edges.
         let bias = (0..<n).map { _ in Int32(trial % 7 == 6 ? [Int(Int32.max) - r.int(0...5000), Int(Int32.min) + r.int(0...5000)][r.int(0...1)] : r.int(-5000...5000)) }
         let mult = (0..<n).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
-        let shift = (0..<n).map { _ in Int32(trial % 4 == 3 ? r.int(24...33) : r.int(32...40)) }
+        // (Shifts 31…33 all ≥ 31: the general form without saturation.)
+        let shift = (0..<n).map { _ in Int32(trial % 4 == 3 ? (trial % 8 == 7 ? r.int(31...33) : r.int(24...33)) : r.int(32...40)) }
         // Codes clamped at the 8-bit range's ends or inside it (ReLU6's round(6/scale), say).
         let (lo, hi): (Int32, Int32) = mode == .codes ? [(0, 255), (-128, 127), (0, 200), (-100, 90), (7, 255)][(trial / 3) % 5] : (Int32.min, Int32.max)
         let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shift, lo: lo, hi: hi, mode: mode, residual: residual)

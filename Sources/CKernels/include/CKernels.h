@@ -87,6 +87,9 @@ typedef struct {
     /// 1 when the bias is folded into round_even and round_odd (bias·mult + 2^(shift−1)): sums are
     /// known to stay where acc + bias cannot wrap, and the VNNI kernels skip the addition.
     int32_t bias_folded;
+    /// 1 when every shift is at least 31 and no multiplier is INT32_MIN: the multiply cannot
+    /// leave Int32, and the AVX-512 epilogue skips the saturation.
+    int32_t unsaturated;
 } mpq_epilogue;
 
 /// Bytes per element of an epilogue's residual branch: Int32 (kinds 1 and 4) or codes.
