@@ -99,7 +99,33 @@ void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, i
         }
     }
 }
+__attribute__((target("avx2")))
+void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst) {
+    const int64_t words = (channels + 63) / 64;
+    for (int64_t p = 0; p < pixels; p++) {
+        const uint8_t *x = src + p * src_stride;
+        uint64_t *out = dst + p * words;
+        for (int64_t q = 0; q < words; q++) {
+            uint64_t word = 0;
+            const int64_t count = channels - q * 64 < 64 ? channels - q * 64 : 64;
+            for (int64_t t = 0; t < count; t += 32) {
+                __m256i v;
+                if (count - t >= 32) v = _mm256_loadu_si256((const __m256i *)(x + q * 64 + t));
+                else {
+                    uint8_t tmp[32] = {0};
+                    __builtin_memcpy(tmp, x + q * 64 + t, (size_t)(count - t));
+                    v = _mm256_loadu_si256((const __m256i *)tmp);
+                }
+                word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(v) << t;
+            }
+            out[q] = word;
+        }
+    }
+}
 #else
+void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst) {
+    (void)pixels; (void)channels; (void)src; (void)src_stride; (void)dst;
+}
 void mpq_requantize_sums_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, int32_t *dst,
                               int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t accumulate) {
     (void)pixels; (void)channels; (void)src; (void)src_stride; (void)dst; (void)dst_stride; (void)m; (void)s; (void)form; (void)accumulate;

@@ -39,6 +39,41 @@ static inline void mpq_xnor_dots(const uint64_t *x, uint64_t valid, const int64_
     *a0 = s0; *a1 = s1;
 }
 
+// An interior pixel of a 3×3 layer (dilation 1, one word per pixel, at most 32 channels) with the
+// taps packed: its three rows of three words (`row` words apart) in one vector, narrowed to 16
+// bits a tap (vpmovqw: taps 0–3 and 4–7 in two words) or to 32 (vpmovqd: four words of two
+// taps), tap 8 alone — 3 or 5 popcounts per 8 channels where the taps one by one take 9.
+// `pw` holds the weights packed alike ([block of 8][packed word][8 lanes]).
+__attribute__((MPQ_XNOR_TARGET, always_inline))
+static inline void mpq_xnor_packed(const uint64_t *x, int64_t row, int lane16, const uint64_t *pw0, const uint64_t *pw1,
+                                   __m512i *a0, __m512i *a1) {
+    __m512i v = _mm512_maskz_loadu_epi64(0x07, x);
+    v = _mm512_mask_loadu_epi64(v, 0x38, x + row - 3);
+    v = _mm512_mask_loadu_epi64(v, 0xC0, x + 2 * row - 6);
+    const __m512i last = _mm512_set1_epi64((long long)x[2 * row + 2]);
+    __m512i s0, s1 = _mm512_setzero_si512();
+#define MPQ_XNOR_WORD(V, K) { const __m512i w_ = (V); \
+        s0 = _mm512_add_epi64(s0, _mm512_popcnt_epi64(_mm512_xor_si512(w_, _mm512_loadu_si512((const void *)(pw0 + (K) * 8))))); \
+        if (pw1) s1 = _mm512_add_epi64(s1, _mm512_popcnt_epi64(_mm512_xor_si512(w_, _mm512_loadu_si512((const void *)(pw1 + (K) * 8))))); }
+    if (lane16) {
+        const __m512i p = _mm512_castsi128_si512(_mm512_cvtepi64_epi16(v));
+        s0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw0)));
+        if (pw1) s1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw1)));
+        MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(1), p), 1)
+        MPQ_XNOR_WORD(last, 2)
+    } else {
+        const __m512i p = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(v));
+        s0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw0)));
+        if (pw1) s1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw1)));
+        MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(1), p), 1)
+        MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(2), p), 2)
+        MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(3), p), 3)
+        MPQ_XNOR_WORD(last, 4)
+    }
+#undef MPQ_XNOR_WORD
+    *a0 = s0; *a1 = s1;
+}
+
 // Output channels 16 at a time (the epilogue's constants loaded once per block), pixels inside.
 __attribute__((MPQ_XNOR_TARGET))
 void mpq_xnor_layer_avx512(const mpq_xnor_layer *L) {
@@ -52,10 +87,13 @@ void mpq_xnor_layer_avx512(const mpq_xnor_layer *L) {
         const __m512i live = _mm512_maskz_loadu_epi32(lanes, L->mask + col);
         const __m512i shift = _mm512_set1_epi32((int)L->shift);
         const uint64_t *w0 = L->weights + (col / 8) * block, *w1 = n > 8 ? w0 + block : 0;
+        const int64_t pblock = (L->packed_lanes == 16 ? 3 : 5) * 8;
+        const uint64_t *pw0 = L->packed ? L->packed + (col / 8) * pblock : 0, *pw1 = pw0 && n > 8 ? pw0 + pblock : 0;
         for (int64_t p = 0; p < L->pixels; p++) {
             const uint64_t valid = L->valid[p];
             __m512i a0, a1;
-            if (words == 1) mpq_xnor_dots(L->input + L->starts[p], valid, L->relative, 1, w0, w1, &a0, &a1);
+            if (pw0 && valid == 0x1FF) mpq_xnor_packed(L->input + L->starts[p], L->row, L->packed_lanes == 16, pw0, pw1, &a0, &a1);
+            else if (words == 1) mpq_xnor_dots(L->input + L->starts[p], valid, L->relative, 1, w0, w1, &a0, &a1);
             else mpq_xnor_dots(L->input + L->starts[p], valid, L->relative, words, w0, w1, &a0, &a1);
             const __m512i counts = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a0)), _mm512_cvtepi64_epi32(a1), 1);
             const __m512i base = _mm512_set1_epi32((int)(__builtin_popcountll(valid) * L->channels));
@@ -67,14 +105,13 @@ void mpq_xnor_layer_avx512(const mpq_xnor_layer *L) {
             else q = _mm512_min_epi32(_mm512_max_epi32(mpq_epilogue_q(dots, &k, e, lanes, res), k.lo), k.hi);
             if (k.mode == 2) _mm_mask_storeu_epi8(out, lanes, _mm512_cvtepi32_epi8(q));
             else _mm512_mask_storeu_epi32(out, lanes, q);
-            // Channels col…col+15 are bits 16·(col/16 mod 4)… of word col/64: one 16-bit store.
-            if (L->signs) ((uint16_t *)(L->signs + p * swords))[col / 16] = (uint16_t)(_mm512_cmplt_epi32_mask(q, _mm512_setzero_si512()) & lanes);
-        }
-    }
-    // The 16-bit pieces of each pixel's words past the last block of channels.
-    if (L->signs) {
-        for (int64_t p = 0; p < L->pixels; p++) {
-            for (int64_t piece = (L->cout + 15) / 16; piece < swords * 4; piece++) ((uint16_t *)(L->signs + p * swords))[piece] = 0;
+            // Channels col…col+15 are bits col mod 64… of word col/64: the word's first block
+            // writes it whole (the bits past cout clear), the others add their bits.
+            if (L->signs) {
+                const uint64_t bits = (uint64_t)(_mm512_cmplt_epi32_mask(q, _mm512_setzero_si512()) & lanes) << (col % 64);
+                uint64_t *word = L->signs + p * swords + col / 64;
+                *word = col % 64 ? *word | bits : bits;
+            }
         }
     }
 }

@@ -17,6 +17,11 @@ extension BinaryConv {
         let starts: [Int64], valid: [UInt64], relative: [Int64]
         /// Whether the kernel takes it: at most 64 taps (a mask of one word).
         var fitsKernel: Bool { geometry.taps <= 64 }
+        /// Whether the kernel may read packed taps (`Weights.packed`): 3×3, dilation 1, one word a pixel.
+        var packs: Bool {
+            let g = geometry
+            return (g.kernelH, g.kernelW, g.dilationH, g.dilationW, g.words) == (3, 3, 1, 1, 1)
+        }
 
         public init(_ g: Geometry) {
             geometry = g
@@ -71,8 +76,15 @@ extension BinaryConv {
                                                    cout: Int64(g.cout), shift: Int64(shift), input: input, e: epilogue.raw, out: out,
                                                    outs: UnsafeRawPointer(outs.baseAddress!).assumingMemoryBound(to: Int64.self),
                                                    res: res, res_starts: resStarts.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: Int64.self) },
-                                                   signs: signs)
-                            mpq_xnor_layer_avx512(&l)
+                                                   signs: signs, packed: nil, packed_lanes: 0, row: Int64(g.width * g.words))
+                            if layout.packs && weights.packedLanes > 0 {
+                                weights.packed.withUnsafeBufferPointer { packed in
+                                    (l.packed, l.packed_lanes) = (packed.baseAddress!, Int64(weights.packedLanes))
+                                    mpq_xnor_layer_avx512(&l)
+                                }
+                            } else {
+                                mpq_xnor_layer_avx512(&l)
+                            }
                         } }
                     } }
                 } }

@@ -41,9 +41,15 @@ public enum BinaryConv {
         public let mask: [Int32]
         public let cout: Int, taps: Int, words: Int
         public var blocks: Int { (cout + 7) / 8 }
+        /// For 9 taps of one word and at most 32 input channels (a 3×3 layer's `channels`, when
+        /// given): each output channel's taps narrowed to `packedLanes` bits (16 for ≤ 16
+        /// channels, else 32) and packed into words — taps 0–3 and 4–7 (or 0–1, 2–3, 4–5, 6–7),
+        /// tap 0 in the low bits — then tap 8 alone, `[block of 8][packed word][lane]`: what
+        /// `layer`'s kernel reads for pixels with all nine taps. Empty and 0 otherwise.
+        public let packed: [UInt64], packedLanes: Int
         /// `signs`: `[cout][tap][word]`, 1 = −1, bits past the channels 0; `live`: per output
         /// channel, false where its weights are zero (all live when nil).
-        public init(signs: [UInt64], bias: [Int32], cout: Int, taps: Int, words: Int, live: [Bool]? = nil) {
+        public init(signs: [UInt64], bias: [Int32], cout: Int, taps: Int, words: Int, live: [Bool]? = nil, channels: Int? = nil) {
             precondition(signs.count == cout * taps * words && bias.count == cout && (live?.count ?? cout) == cout)
             mask = (0..<((cout + 7) / 8 * 8)).map { $0 < cout && live?[$0] != false ? -1 : 0 }
             self.cout = cout; self.taps = taps; self.words = words
@@ -56,6 +62,19 @@ public enum BinaryConv {
             }
             self.bits = bits
             self.bias = bias + [Int32](repeating: 0, count: blocks * 8 - cout)
+            if let channels, taps == 9, words == 1, channels <= 32 {
+                let lanes = channels <= 16 ? 16 : 32, perWord = 64 / lanes, count = 8 / perWord + 1
+                var packed = [UInt64](repeating: 0, count: blocks * count * 8)
+                for o in 0..<cout {
+                    for t in 0..<9 {
+                        let k = t == 8 ? count - 1 : t / perWord, at = t == 8 ? 0 : (t % perWord) * lanes
+                        packed[((o / 8) * count + k) * 8 + o % 8] |= signs[o * taps + t] << UInt64(at)
+                    }
+                }
+                (self.packed, packedLanes) = (packed, lanes)
+            } else {
+                (packed, packedLanes) = ([], 0)
+            }
         }
     }
 

@@ -75,6 +75,13 @@ public enum Requantize {
         mpq_pack_signs_avx2(Int64(pixels), Int64(channels), src, Int64(srcStride), dst)
     }
 
+    /// The same for signed codes (a byte per channel, pixels `srcStride` bytes apart): bit set
+    /// where the code is negative.
+    public static func signs(pixels: Int, channels: Int, codes src: UnsafePointer<UInt8>, srcStride: Int, dst: UnsafeMutablePointer<UInt64>) {
+        guard vectorized else { return referenceSigns(pixels: pixels, channels: channels, codes: src, srcStride: srcStride, dst: dst) }
+        mpq_pack_sign_bytes_avx2(Int64(pixels), Int64(channels), src, Int64(srcStride), dst)
+    }
+
     public static func referenceSums(pixels: Int, _ scales: Scales, src: UnsafePointer<Int32>, srcStride: Int,
                                      dst: UnsafeMutablePointer<Int32>, dstStride: Int, accumulate: Bool) {
         for p in 0..<pixels {
@@ -100,6 +107,17 @@ public enum Requantize {
             for q in 0..<words {
                 var word: UInt64 = 0
                 for t in 0..<min(64, channels - q * 64) where src[p * srcStride + q * 64 + t] < 0 { word |= 1 << UInt64(t) }
+                dst[p * words + q] = word
+            }
+        }
+    }
+
+    public static func referenceSigns(pixels: Int, channels: Int, codes src: UnsafePointer<UInt8>, srcStride: Int, dst: UnsafeMutablePointer<UInt64>) {
+        let words = (channels + 63) / 64
+        for p in 0..<pixels {
+            for q in 0..<words {
+                var word: UInt64 = 0
+                for t in 0..<min(64, channels - q * 64) where Int8(bitPattern: src[p * srcStride + q * 64 + t]) < 0 { word |= 1 << UInt64(t) }
                 dst[p * words + q] = word
             }
         }

@@ -339,25 +339,18 @@ extension IntegerModel {
         }
     }
 
-    /// Packs the signs of a slot's codes or sums (bit set for a negative value) into `words`
-    /// per pixel, `⌈c/64⌉` words each; sums a row at a time (`Requantize.signs`).
+    /// Packs the signs of a slot's codes or sums (bit set for a negative value; unsigned codes
+    /// have none) into `words` per pixel, `⌈c/64⌉` words each, a row at a time (`Requantize.signs`).
     func packSigns(_ s: Slot, bytes: UnsafeMutablePointer<UInt8>?, ints: UnsafeMutablePointer<Int32>?, into out: UnsafeMutablePointer<UInt64>) {
         let n = (s.c + 63) / 64
         for y in 0..<s.h {
+            let dst = out + y * s.w * n
             if let ints {
-                Requantize.signs(pixels: s.w, channels: s.c, src: ints + s.offset(y, 0), srcStride: s.stride, dst: out + y * s.w * n)
-                continue
-            }
-            for x in 0..<s.w {
-                let base = s.offset(y, x), dst = out + (y * s.w + x) * n
-                for q in 0..<n {
-                    var word: UInt64 = 0
-                    if s.signed, let bytes {
-                        let row = bytes + base + q * 64
-                        for t in 0..<min(64, s.c - q * 64) { word |= UInt64(row[t] >> 7) << UInt64(t) }
-                    }
-                    dst[q] = word
-                }
+                Requantize.signs(pixels: s.w, channels: s.c, src: ints + s.offset(y, 0), srcStride: s.stride, dst: dst)
+            } else if s.signed, let bytes {
+                Requantize.signs(pixels: s.w, channels: s.c, codes: bytes + s.offset(y, 0), srcStride: s.stride, dst: dst)
+            } else {
+                dst.update(repeating: 0, count: s.w * n)
             }
         }
     }

@@ -54,7 +54,8 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
 }
 
 /// The binary layer through the integer epilogue (`BinaryConv.layer`) equals plain arithmetic on
-/// the reference's dots, on the shapes above and one of 81 taps (past the kernel's 64-tap mask):
+/// the reference's dots, on the shapes above, one of 81 taps (past the kernel's 64-tap mask) and
+/// 3×3 ones of 16, 17, 20 and 32 channels (taps packed 4 or 2 to a word, strides 1 and 2):
 /// raw sums with a bias, sums scaled to an add with each kind of residual branch (Int32 at the
 /// scale, Int32 — saturating or not — or codes through their own dyadic), codes clamped inside and at the byte range's
 /// ends, with and without the signs packed — on every backend this CPU runs, output pixels
@@ -71,6 +72,10 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     (8, 8, 20, 7, 5, 1, 1, 1, 3, 2, 24),
     (9, 9, 5, 9, 9, 1, 1, 1, 0, 0, 70),
     (14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 16),
+    (10, 9, 32, 3, 3, 1, 1, 1, 1, 1, 32),
+    (9, 8, 20, 3, 3, 2, 2, 1, 1, 1, 24),
+    (6, 6, 16, 3, 3, 1, 1, 1, 0, 0, 8),
+    (7, 6, 17, 3, 3, 1, 1, 1, 1, 0, 45),
 ])
 func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)) {
     let (h, w, c, kh, kw, sh, sw, d, pt, pl, cout) = a
@@ -86,7 +91,10 @@ func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     var signs = [UInt64](repeating: 0, count: cout * kh * kw * g.words)
     signs.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: cout * kh * kw, channels: c, into: $0.baseAddress!) { wt[$0 * c + $1] < 0 } }
     let live = (0..<cout).map { o in (0..<(kh * kw * c)).contains { wt[o * kh * kw * c + $0] != 0 } }
-    let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 99, count: cout), cout: cout, taps: kh * kw, words: g.words, live: live)
+    let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 99, count: cout), cout: cout, taps: kh * kw, words: g.words, live: live,
+                                     channels: c)
+    // 3×3 layers of at most 32 channels read their taps packed 4 or 2 to a word where all nine are inside.
+    #expect(weights.packedLanes == (kh == 3 && kw == 3 && c <= 32 ? (c <= 16 ? 16 : 32) : 0))
     let shift = c % 3
     let dots = BinaryConv.reference(g, x: x, w: wt, bias: [Int32](repeating: 0, count: cout), shift: shift)
     let layout = BinaryConv.Layout(g), ld = cout + 3, swords = (cout + 63) / 64

@@ -9,7 +9,7 @@ private func dyadic(_ x: Int32, _ m: Int64, _ s: Int) -> Int32 {
 }
 
 /// The elementwise steps (sums rescaled, with and without accumulation; codes clamped; signs
-/// packed) agree with the plain loops and with the formula, for channel counts off the 8-lane
+/// of sums and of codes packed) agree with the plain loops and with the formula, for channel counts off the 8-lane
 /// vectors and the 64-bit words, pixel strides wider than the channels, one scale for all
 /// channels or one each, shifts all ≥ 32 (the kernels' short form) or spread over 0…62, and
 /// values at Int32's ends (saturation) and at the rounding point.
@@ -89,6 +89,25 @@ func requantizeMatchesThePlainLoops(_ shape: (Int, Int, Bool)) {
     }
     #expect(fast == plain, "signs \(shape)")
     #expect(plain == formula, "reference signs \(shape)")
+    // Signs of signed codes (bytes; the stride's padding bytes random, never counted).
+    let codes = r.bytes(pixels * stride)
+    var fastCodes = [UInt64](repeating: .max, count: pixels * words), plainCodes = fastCodes
+    codes.withUnsafeBufferPointer { x in
+        fastCodes.withUnsafeMutableBufferPointer {
+            Requantize.signs(pixels: pixels, channels: channels, codes: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!)
+        }
+        plainCodes.withUnsafeMutableBufferPointer {
+            Requantize.referenceSigns(pixels: pixels, channels: channels, codes: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!)
+        }
+    }
+    let codesFormula = (0..<(pixels * words)).map { i -> UInt64 in
+        let (p, q) = (i / words, i % words)
+        var word: UInt64 = 0
+        for t in 0..<min(64, channels - q * 64) where codes[p * stride + q * 64 + t] >= 128 { word |= 1 << UInt64(t) }
+        return word
+    }
+    #expect(fastCodes == plainCodes, "code signs \(shape)")
+    #expect(plainCodes == codesFormula, "reference code signs \(shape)")
 }
 
 /// The identity scales leave every value as it is (the add of a branch already at the target

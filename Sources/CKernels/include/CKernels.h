@@ -156,6 +156,8 @@ void mpq_requantize_sums_avx2(int64_t pixels, int64_t channels, const int32_t *s
 void mpq_requantize_codes_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint8_t *dst,
                                int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t lo, int32_t hi);
 void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst);
+/// The same for signed codes: bit set where the code (a byte's top bit) is negative.
+void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst);
 
 /// One output pixel of the binary convolution with AVX2 (xnor_avx2.c): BinaryConv.pixel's sums
 /// (Kernels/BinaryConv.swift) — for each of `blocks` 8-channel blocks of `weights`
@@ -175,7 +177,10 @@ void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const in
 /// ((v·channels − 2·Σ popcount(x ⊕ w)) << shift) & mask, v the number of valid taps, go through
 /// the epilogue into out + outs[p]·out_bytes, with the residual at res + res_starts[p]·res_bytes;
 /// when `signs` is not null, the signs of the results (bit set for a negative one, bits past
-/// cout clear) are packed into signs + p·⌈cout/64⌉.
+/// cout clear) are packed into signs + p·⌈cout/64⌉. With `packed` (a 3×3 kernel, dilation 1,
+/// one word per pixel, image rows `row` words apart), pixels with all nine taps read their taps
+/// narrowed to `packed_lanes` (16 or 32) bits each against weights packed alike (see
+/// BinaryConv.Weights.packed).
 typedef struct {
     int64_t pixels;
     const int64_t *starts;
@@ -192,6 +197,8 @@ typedef struct {
     const char *res;
     const int64_t *res_starts;
     uint64_t *signs;
+    const uint64_t *packed;
+    int64_t packed_lanes, row;
 } mpq_xnor_layer;
 /// Call only when mpq_cpu_has_avx512_vpopcntdq() is 1.
 void mpq_xnor_layer_avx512(const mpq_xnor_layer *layer);
