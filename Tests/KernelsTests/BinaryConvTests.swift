@@ -99,20 +99,21 @@ func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     let dots = BinaryConv.reference(g, x: x, w: wt, bias: [Int32](repeating: 0, count: cout), shift: shift)
     let layout = BinaryConv.Layout(g), ld = cout + 3, swords = (cout + 63) / 64
     func dyadic(_ y: Int64, _ m: Int32, _ s: Int32) -> Int64 { min(max((y * Int64(m) + (1 << (Int64(s) - 1))) >> Int64(s), Int64(Int32.min)), Int64(Int32.max)) }
-    let configs: [(IntegerEpilogue.Mode, IntegerEpilogue.Residual, Int32, Int32)] = [
+    // Each with a family of shifts: the short form (all ≥ 32), the general one with saturation
+    // (from 20) and without (all ≥ 31). Sums scaled to an add with a rescaled branch (Bi-Real's
+    // layers) in every family, the branch saturating or not: the kernel's compiled forms.
+    let bare: [(IntegerEpilogue.Mode, IntegerEpilogue.Residual, Int32, Int32)] = [
         (.sums, .none, 0, 0), (.scaledSums, .none, .min, .max), (.scaledSums, .sums, .min, .max),
-        (.scaledSums, .rescaledSums(multiplier: 1_700_000_000, shift: 31), .min, .max),
-        (.scaledSums, .rescaledSums(multiplier: 1_900_000_000, shift: 30), .min, .max),
         (.scaledSums, .codes(signed: true, multiplier: 1_200_000_000, shift: 28), .min, .max),
         (.codes, .rescaledSums(multiplier: 1_100_000_000, shift: 34), -128, 127), (.codes, .none, 0, 255), (.codes, .sums, -100, 90),
         (.codes, .codes(signed: false, multiplier: 2_000_000_000, shift: 33), 7, 200),
     ]
-    for (index, (mode, residual, lo, hi)) in configs.enumerated() {
+    let configs = bare.enumerated().map { ($1.0, $1.1, $1.2, $1.3, $0 % 3) }
+        + [Int32(30), 31].flatMap { s in (0..<3).map { (IntegerEpilogue.Mode.scaledSums, IntegerEpilogue.Residual.rescaledSums(multiplier: 1_900_000_000, shift: s), Int32.min, Int32.max, $0) } }
+    for (mode, residual, lo, hi, family) in configs {
         let bias = (0..<cout).map { _ in Int32(r.int(-3000...3000)) }
         let mult = (0..<cout).map { _ in Int32(r.int(1 << 30...(1 << 31) - 1)) }
-        // Every form of the multiply: the short one (shifts ≥ 32), the general one with and
-        // without saturation (shifts from 20, or all ≥ 31).
-        let shifts = (0..<cout).map { _ in Int32([r.int(33...38), r.int(20...33), r.int(31...32)][index % 3]) }
+        let shifts = (0..<cout).map { _ in Int32([r.int(33...38), r.int(20...33), r.int(31...32)][family]) }
         let e = IntegerEpilogue(bias: bias, multiplier: mult, shift: shifts, lo: lo, hi: hi, mode: mode, residual: residual)
         e.foldBias(sumsWithin: Int64(g.taps * c) << Int64(shift))
         // Residual rows as Int32s (a large range, so rescaled branches saturate) or bytes.
