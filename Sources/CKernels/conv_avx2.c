@@ -246,7 +246,23 @@ void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *ou
         }
     }
 }
+// One row of `n` Int32 sums through the epilogue, 16 columns at a time (a binary layer's pixel on
+// CPUs without vpopcntq: Kernels/BinaryConv+Layer.swift).
+__attribute__((target("avx2")))
+void mpq_epilogue_row_avx2(const int32_t *sums, int64_t n, const mpq_epilogue *e, char *out, const char *res) {
+    const int64_t bytes = e->mode == 2 ? 1 : 4, rbytes = mpq_residual_bytes(e);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t c = 0; c < n; c += 16) {
+        const int64_t count = n - c < 16 ? n - c : 16;
+        const __m256i a0 = _mm256_maskload_epi32(sums + c, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), lane));
+        const __m256i a1 = _mm256_maskload_epi32(sums + c + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count - 8), lane));
+        mpq_i2_epilogue(a0, a1, e, c, count, out + c * bytes, e->residual ? res + c * rbytes : 0);
+    }
+}
 #else
+void mpq_epilogue_row_avx2(const int32_t *sums, int64_t n, const mpq_epilogue *e, char *out, const char *res) {
+    (void)sums; (void)n; (void)e; (void)out; (void)res;
+}
 void mpq_widen_codes_avx2(const uint8_t *src, int64_t n, uint8_t flip, int16_t *dst) {
     (void)src; (void)n; (void)flip; (void)dst;
 }

@@ -95,8 +95,8 @@ extension BinaryConv {
                        residual: residual, resStarts: resStarts, signs: signs, avx2: resolved == .avx2)
     }
 
-    /// Pixel by pixel: the dots from `pixel` (the AVX2 kernel when `avx2`), then the epilogue
-    /// column by column, then the signs of what was stored.
+    /// Pixel by pixel: the dots from `pixel`, then the epilogue column by column (`finish`), then
+    /// the signs of what was stored; with `avx2`, dots and epilogue by the AVX2 kernels.
     static func referenceLayer(_ layout: Layout, input: UnsafePointer<UInt64>, weights: Weights, shift: Int, epilogue: IntegerEpilogue,
                                output: UnsafeMutableRawPointer, outStarts: [Int], residual: UnsafeRawPointer?, resStarts: [Int],
                                signs: UnsafeMutablePointer<UInt64>?, avx2: Bool) {
@@ -125,16 +125,22 @@ extension BinaryConv {
                 } } }
                 let out = output + outStarts[p] * outBytes
                 let res = residual.map { $0 + resStarts[p] * resBytes } ?? UnsafeRawPointer(out)
-                for c in 0..<g.cout { epilogue.finish(dots[c], column: c, out: out, res: res) }
-                guard let signs else { continue }
-                for q in 0..<swords {
-                    var word: UInt64 = 0
-                    for c in (q * 64)..<min(g.cout, q * 64 + 64) {
-                        let negative = outBytes == 1 ? epilogue.lo < 0 && out.load(fromByteOffset: c, as: Int8.self) < 0
-                                                     : out.load(fromByteOffset: c * 4, as: Int32.self) < 0
-                        if negative { word |= 1 << UInt64(c % 64) }
+                if avx2 {
+                    dots.withUnsafeBufferPointer {
+                        mpq_epilogue_row_avx2($0.baseAddress!, Int64(g.cout), epilogue.raw, out.assumingMemoryBound(to: CChar.self),
+                                              res.assumingMemoryBound(to: CChar.self))
                     }
-                    signs[p * swords + q] = word
+                } else {
+                    for c in 0..<g.cout { epilogue.finish(dots[c], column: c, out: out, res: res) }
+                }
+                // The signs of what was stored (unsigned codes have none).
+                guard let signs else { continue }
+                if outBytes == 4 {
+                    Requantize.signs(pixels: 1, channels: g.cout, src: out.assumingMemoryBound(to: Int32.self), srcStride: g.cout, dst: signs + p * swords)
+                } else if epilogue.lo < 0 {
+                    Requantize.signs(pixels: 1, channels: g.cout, codes: out.assumingMemoryBound(to: UInt8.self), srcStride: g.cout, dst: signs + p * swords)
+                } else {
+                    (signs + p * swords).update(repeating: 0, count: swords)
                 }
             }
         } } }

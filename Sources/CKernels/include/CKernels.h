@@ -139,6 +139,10 @@ void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *colum
 void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
                                    int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e);
+/// A row of `n` Int32 sums through the epilogue with AVX2 (conv_avx2.c): column j to
+/// out + j·(1 or 4 bytes), its residual from res + j·mpq_residual_bytes(e). Call only when
+/// mpq_cpu_has_avx2_fma() is 1.
+void mpq_epilogue_row_avx2(const int32_t *sums, int64_t n, const mpq_epilogue *e, char *out, const char *res);
 /// The same with AVX2 (conv_avx2.c): the same results. Call only when mpq_cpu_has_avx2_fma() is 1.
 void mpq_depthwise_avx2(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
                         const int64_t *taps, int64_t ntaps, const int32_t *w, int64_t ldw, int64_t channels, int32_t is_signed,
