@@ -108,15 +108,16 @@ void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *s
         for (int64_t q = 0; q < words; q++) {
             uint64_t word = 0;
             const int64_t count = channels - q * 64 < 64 ? channels - q * 64 : 64;
-            for (int64_t t = 0; t < count; t += 32) {
-                __m256i v;
-                if (count - t >= 32) v = _mm256_loadu_si256((const __m256i *)(x + q * 64 + t));
-                else {
-                    uint8_t tmp[32] = {0};
-                    __builtin_memcpy(tmp, x + q * 64 + t, (size_t)(count - t));
-                    v = _mm256_loadu_si256((const __m256i *)tmp);
-                }
-                word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(v) << t;
+            int64_t t = 0;
+            for (; t + 32 <= count; t += 32)
+                word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(x + q * 64 + t))) << t;
+            for (; t + 16 <= count; t += 16)
+                word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(x + q * 64 + t))) << t;
+            if (t < count) {
+                // The last channels: bytes past them are not read (their bits would be cleared).
+                uint8_t tmp[16] = {0};
+                __builtin_memcpy(tmp, x + q * 64 + t, (size_t)(count - t));
+                word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)tmp)) << t;
             }
             out[q] = word;
         }

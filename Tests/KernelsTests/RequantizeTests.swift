@@ -13,7 +13,7 @@ private func dyadic(_ x: Int32, _ m: Int64, _ s: Int) -> Int32 {
 /// vectors and the 64-bit words, pixel strides wider than the channels, one scale for all
 /// channels or one each, shifts all ≥ 32 (the kernels' short form) or spread over 0…62, and
 /// values at Int32's ends (saturation) and at the rounding point.
-@Test(arguments: [(1, 3, true), (7, 2, false), (8, 5, true), (13, 4, false), (64, 3, false), (70, 2, true), (130, 2, false)])
+@Test(arguments: [(1, 3, true), (7, 2, false), (8, 5, true), (13, 4, false), (20, 3, true), (48, 2, false), (64, 3, false), (70, 2, true), (130, 2, false)])
 func requantizeMatchesThePlainLoops(_ shape: (Int, Int, Bool)) {
     let (channels, pixels, perChannel) = shape
     var r = TestRandom(seed: UInt64(channels * 100 + pixels))
