@@ -80,7 +80,7 @@ int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t 
                       float *const *out, const float *const *res) {
     switch (step) {
         MPQ_F_STEP(1) MPQ_F_STEP(2) MPQ_F_STEP(3) MPQ_F_STEP(6) MPQ_F_STEP(16) MPQ_F_STEP(24) MPQ_F_STEP(32)
-        MPQ_F_STEP(48) MPQ_F_STEP(64) MPQ_F_STEP(96) MPQ_F_STEP(128) MPQ_F_STEP(256) MPQ_F_STEP(512)
+        MPQ_F_STEP(48) MPQ_F_STEP(64) MPQ_F_STEP(96) MPQ_F_STEP(128) MPQ_F_STEP(256) MPQ_F_STEP(512) MPQ_F_STEP(1024) MPQ_F_STEP(2048)
         default: return 0;
     }
 }

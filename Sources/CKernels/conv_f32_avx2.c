@@ -86,7 +86,7 @@ int mpq_conv_f32_rows_avx2(int64_t cols, const float *a, int64_t step, const int
                            float *const *out, const float *const *res) {
     switch (step) {
         MPQ_F2_STEP(1) MPQ_F2_STEP(2) MPQ_F2_STEP(3) MPQ_F2_STEP(6) MPQ_F2_STEP(16) MPQ_F2_STEP(24) MPQ_F2_STEP(32)
-        MPQ_F2_STEP(48) MPQ_F2_STEP(64) MPQ_F2_STEP(96) MPQ_F2_STEP(128) MPQ_F2_STEP(256) MPQ_F2_STEP(512)
+        MPQ_F2_STEP(48) MPQ_F2_STEP(64) MPQ_F2_STEP(96) MPQ_F2_STEP(128) MPQ_F2_STEP(256) MPQ_F2_STEP(512) MPQ_F2_STEP(1024) MPQ_F2_STEP(2048)
         default: return 0;
     }
 }

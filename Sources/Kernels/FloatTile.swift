@@ -86,7 +86,7 @@ public enum FloatTile {
     }
 
     /// The widths (floats between one row's receptive field and the next) `runRows` takes.
-    public static let rowSteps: Set<Int> = [1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512]
+    public static let rowSteps: Set<Int> = [1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048]
 
     /// A full tile of 12 rows whose receptive fields start `step` floats apart from `a` (12
     /// consecutive pixels of one output row): one register addresses every row. Returns false,

@@ -220,7 +220,7 @@ void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64
                   float *const *out, const float *const *res);
 /// The same tile for 12 rows whose receptive fields lie `step` floats apart, from `a`: returns 0
 /// (and does nothing) when `step` is not one of the widths compiled in (1, 2, 3, 6, 16, 24, 32,
-/// 48, 64, 96, 128, 256, 512).
+/// 48, 64, 96, 128, 256, 512, 1024, 2048: 1×1 layers of ResNet-50's last stages).
 int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
                       const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                       float *const *out, const float *const *res);
