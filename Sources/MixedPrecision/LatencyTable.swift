@@ -67,7 +67,7 @@ public struct LatencyTable: Sendable, Equatable, Codable {
         let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }.map { String($0.split(separator: ":").last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown cpu"
         let layers = model.layers.map { "\($0.name)\($0.weightShape)\($0.macs)" }.joined(separator: ";")
-        return "engine 4|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
+        return "engine 5|\(cpu)|\(IGEMM.activeBackend.rawValue)|\(layers)|bits \(bits.sorted())"
     }
 
     /// The cache directory: $MPQ_CACHE, else ~/.cache/mpq.
