@@ -81,47 +81,53 @@ void mpq_requantize_codes_avx2(int64_t pixels, int64_t channels, const int32_t *
     }
 }
 
-__attribute__((target("avx2")))
-void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst) {
+// One word's signs: bit t set where element t of x (count ≤ 64 of them) is negative.
+__attribute__((target("avx2"), always_inline))
+static inline uint64_t mpq_sign_word_i32(const int32_t *x, int64_t count) {
+    uint64_t word = 0;
+    for (int64_t t = 0; t < count; t += 8) {
+        const __m256i v = count - t >= 8 ? _mm256_loadu_si256((const __m256i *)(x + t)) : _mm256_maskload_epi32(x + t, mpq_rq_mask(count - t));
+        word |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(v)) << t;
+    }
+    return word;
+}
+
+__attribute__((target("avx2"), always_inline))
+static inline uint64_t mpq_sign_word_u8(const uint8_t *x, int64_t count) {
+    uint64_t word = 0;
+    int64_t t = 0;
+    for (; t + 32 <= count; t += 32) word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(x + t))) << t;
+    for (; t + 16 <= count; t += 16) word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(x + t))) << t;
+    if (t < count) {
+        // The last channels: bytes past them are not read (their bits would be cleared).
+        uint8_t tmp[16] = {0};
+        __builtin_memcpy(tmp, x + t, (size_t)(count - t));
+        word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)tmp)) << t;
+    }
+    return word;
+}
+
+// Pixels `stride` elements apart (Int32 sums, or signed codes when `bytes` is 1), ⌈channels/64⌉
+// words each.
+__attribute__((target("avx2"), always_inline))
+static inline void mpq_pack_sign_rows(int64_t pixels, int64_t channels, const void *src, int64_t stride, uint64_t *dst, int bytes) {
     const int64_t words = (channels + 63) / 64;
     for (int64_t p = 0; p < pixels; p++) {
-        const int32_t *x = src + p * src_stride;
-        uint64_t *out = dst + p * words;
         for (int64_t q = 0; q < words; q++) {
-            uint64_t word = 0;
-            const int64_t count = channels - q * 64 < 64 ? channels - q * 64 : 64;
-            for (int64_t t = 0; t < count; t += 8) {
-                const int32_t *at = x + q * 64 + t;
-                const __m256i v = count - t >= 8 ? _mm256_loadu_si256((const __m256i *)at) : _mm256_maskload_epi32(at, mpq_rq_mask(count - t));
-                word |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(v)) << t;
-            }
-            out[q] = word;
+            const int64_t count = channels - q * 64 < 64 ? channels - q * 64 : 64, at = p * stride + q * 64;
+            dst[p * words + q] = bytes == 4 ? mpq_sign_word_i32((const int32_t *)src + at, count) : mpq_sign_word_u8((const uint8_t *)src + at, count);
         }
     }
 }
+
+__attribute__((target("avx2")))
+void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst) {
+    mpq_pack_sign_rows(pixels, channels, src, src_stride, dst, 4);
+}
+
 __attribute__((target("avx2")))
 void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst) {
-    const int64_t words = (channels + 63) / 64;
-    for (int64_t p = 0; p < pixels; p++) {
-        const uint8_t *x = src + p * src_stride;
-        uint64_t *out = dst + p * words;
-        for (int64_t q = 0; q < words; q++) {
-            uint64_t word = 0;
-            const int64_t count = channels - q * 64 < 64 ? channels - q * 64 : 64;
-            int64_t t = 0;
-            for (; t + 32 <= count; t += 32)
-                word |= (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(x + q * 64 + t))) << t;
-            for (; t + 16 <= count; t += 16)
-                word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(x + q * 64 + t))) << t;
-            if (t < count) {
-                // The last channels: bytes past them are not read (their bits would be cleared).
-                uint8_t tmp[16] = {0};
-                __builtin_memcpy(tmp, x + q * 64 + t, (size_t)(count - t));
-                word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)tmp)) << t;
-            }
-            out[q] = word;
-        }
-    }
+    mpq_pack_sign_rows(pixels, channels, src, src_stride, dst, 1);
 }
 #else
 void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst) {

@@ -1,11 +1,10 @@
 import Testing
 import Kernels
 
-/// The packed binary convolution equals its plain reference on awkward shapes: channel counts
-/// across word boundaries (1, 63, 64, 65, 130), output channels off the 8- and 32-lane blocks,
-/// strides, dilation, asymmetric padding (taps in the padding count nothing), 1×1 and a kernel
-/// covering the whole input (a linear layer), biases, shifts and an all-zero channel.
-@Test(arguments: [
+typealias BinaryShape = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+
+/// Height, width, channels, kernel height and width, strides, dilation, top and left padding, cout.
+let binaryShapes: [BinaryShape] = [
     (5, 7, 1, 3, 3, 1, 1, 1, 1, 1, 3),
     (8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 64),
     (9, 6, 65, 3, 3, 2, 1, 1, 1, 0, 37),
@@ -14,25 +13,38 @@ import Kernels
     (3, 3, 33, 3, 3, 1, 1, 1, 0, 0, 17),
     (6, 5, 16, 5, 3, 1, 1, 1, 2, 1, 33),
     (5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 20),
-    (4, 4, 520, 3, 3, 1, 1, 1, 1, 1, 12),
     (8, 8, 20, 7, 5, 1, 1, 1, 3, 2, 24),
-])
-func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)) {
+]
+
+/// A shape's geometry, random input and weights (the last output channel's all zero: α = 0, its
+/// output is the bias alone), the input's and the weights' packed signs, and which channels live.
+func binaryCase(_ a: BinaryShape, seed: UInt64) -> (g: BinaryConv.Geometry, x: [Float], wt: [Float], px: [UInt64], signs: [UInt64], live: [Bool]) {
     let (h, w, c, kh, kw, sh, sw, d, pt, pl, cout) = a
     let oh = (h + 2 * pt - d * (kh - 1) - 1) / sh + 1, ow = (w + 2 * pl - d * (kw - 1) - 1) / sw + 1
     let g = BinaryConv.Geometry(height: h, width: w, channels: c, kernelH: kh, kernelW: kw, strideH: sh, strideW: sw,
                                 dilationH: d, dilationW: d, padTop: pt, padLeft: pl, outH: oh, outW: ow, cout: cout)
-    var r = TestRandom(seed: UInt64(h * 1000 + c * 10 + cout))
+    var r = TestRandom(seed: seed)
     let x = r.floats(h * w * c)
     var wt = r.floats(cout * kh * kw * c)
-    // The last output channel's weights all zero (α = 0): its output is the bias alone.
     for i in ((cout - 1) * kh * kw * c)..<(cout * kh * kw * c) { wt[i] = 0 }
-    let bias = (0..<cout).map { Int32($0 * 7 - 50) }
     var px = [UInt64](repeating: 0, count: h * w * g.words)
     px.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: h * w, channels: c, into: $0.baseAddress!) { x[$0 * c + $1] < 0 } }
     var signs = [UInt64](repeating: 0, count: cout * kh * kw * g.words)
     signs.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: cout * kh * kw, channels: c, into: $0.baseAddress!) { wt[$0 * c + $1] < 0 } }
     let live = (0..<cout).map { o in (0..<(kh * kw * c)).contains { wt[o * kh * kw * c + $0] != 0 } }
+    return (g, x, wt, px, signs, live)
+}
+
+/// The packed binary convolution equals its plain reference on awkward shapes: channel counts
+/// across word boundaries (1, 63, 64, 65, 130), output channels off the 8- and 32-lane blocks,
+/// strides, dilation, asymmetric padding (taps in the padding count nothing), 1×1 and a kernel
+/// covering the whole input (a linear layer), biases, shifts and an all-zero channel.
+@Test(arguments: binaryShapes + [(4, 4, 520, 3, 3, 1, 1, 1, 1, 1, 12)])
+func binaryConvMatchesReference(_ a: BinaryShape) {
+    let (h, _, c, kh, kw, _, _, _, _, _, cout) = a
+    let (g, x, wt, px, signs, live) = binaryCase(a, seed: UInt64(h * 1000 + c * 10 + cout))
+    let (oh, ow) = (g.outH, g.outW)
+    let bias = (0..<cout).map { Int32($0 * 7 - 50) }
     let weights = BinaryConv.Weights(signs: signs, bias: bias, cout: cout, taps: kh * kw, words: g.words, live: live)
     let ref = BinaryConv.reference(g, x: x, w: wt, bias: bias, shift: c % 3)
     // The Swift kernel and, where this CPU runs it, the AVX2 one (bytes summed after 31 words:
@@ -57,19 +69,10 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
 /// the reference's dots, on the shapes above, one of 81 taps (past the kernel's 64-tap mask) and
 /// 3×3 ones of 16, 17, 20 and 32 channels (taps packed 4 or 2 to a word, strides 1 and 2):
 /// raw sums with a bias, sums scaled to an add with each kind of residual branch (Int32 at the
-/// scale, Int32 — saturating or not — or codes through their own dyadic), codes clamped inside and at the byte range's
-/// ends, with and without the signs packed — on every backend this CPU runs, output pixels
-/// `cout + 3` elements apart and nothing written between them.
-@Test(arguments: [
-    (5, 7, 1, 3, 3, 1, 1, 1, 1, 1, 3),
-    (8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 64),
-    (9, 6, 65, 3, 3, 2, 1, 1, 1, 0, 37),
-    (7, 7, 63, 3, 3, 1, 2, 2, 2, 1, 9),
-    (4, 4, 130, 1, 1, 2, 2, 1, 0, 0, 40),
-    (3, 3, 33, 3, 3, 1, 1, 1, 0, 0, 17),
-    (6, 5, 16, 5, 3, 1, 1, 1, 2, 1, 33),
-    (5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 20),
-    (8, 8, 20, 7, 5, 1, 1, 1, 3, 2, 24),
+/// scale, Int32 — saturating or not — or codes through their own dyadic), codes clamped inside
+/// and at the byte range's ends, with and without the signs packed — on every backend this CPU
+/// runs, output pixels `cout + 3` elements apart and nothing written between them.
+@Test(arguments: binaryShapes + [
     (9, 9, 5, 9, 9, 1, 1, 1, 0, 0, 70),
     (14, 14, 16, 3, 3, 1, 1, 1, 1, 1, 16),
     (10, 9, 32, 3, 3, 1, 1, 1, 1, 1, 32),
@@ -77,20 +80,11 @@ func binaryConvMatchesReference(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, In
     (6, 6, 16, 3, 3, 1, 1, 1, 0, 0, 8),
     (7, 6, 17, 3, 3, 1, 1, 1, 1, 0, 45),
 ])
-func binaryLayerMatchesEpilogue(_ a: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)) {
-    let (h, w, c, kh, kw, sh, sw, d, pt, pl, cout) = a
-    let oh = (h + 2 * pt - d * (kh - 1) - 1) / sh + 1, ow = (w + 2 * pl - d * (kw - 1) - 1) / sw + 1, pixels = oh * ow
-    let g = BinaryConv.Geometry(height: h, width: w, channels: c, kernelH: kh, kernelW: kw, strideH: sh, strideW: sw,
-                                dilationH: d, dilationW: d, padTop: pt, padLeft: pl, outH: oh, outW: ow, cout: cout)
-    var r = TestRandom(seed: UInt64(h * 1000 + c * 10 + cout + 7))
-    let x = r.floats(h * w * c)
-    var wt = r.floats(cout * kh * kw * c)
-    for i in ((cout - 1) * kh * kw * c)..<(cout * kh * kw * c) { wt[i] = 0 }
-    var px = [UInt64](repeating: 0, count: h * w * g.words)
-    px.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: h * w, channels: c, into: $0.baseAddress!) { x[$0 * c + $1] < 0 } }
-    var signs = [UInt64](repeating: 0, count: cout * kh * kw * g.words)
-    signs.withUnsafeMutableBufferPointer { BinaryConv.pack(pixels: cout * kh * kw, channels: c, into: $0.baseAddress!) { wt[$0 * c + $1] < 0 } }
-    let live = (0..<cout).map { o in (0..<(kh * kw * c)).contains { wt[o * kh * kw * c + $0] != 0 } }
+func binaryLayerMatchesEpilogue(_ a: BinaryShape) {
+    let (h, _, c, kh, kw, _, _, _, _, _, cout) = a
+    var r = TestRandom(seed: UInt64(h * 1000 + c * 10 + cout + 11))
+    let (g, x, wt, px, signs, live) = binaryCase(a, seed: UInt64(h * 1000 + c * 10 + cout + 7))
+    let pixels = g.outH * g.outW
     let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 99, count: cout), cout: cout, taps: kh * kw, words: g.words, live: live,
                                      channels: c)
     // 3×3 layers of at most 32 channels read their taps packed 4 or 2 to a word where all nine are inside.
