@@ -74,8 +74,7 @@ static inline mpq_ep16 mpq_epilogue_load(const mpq_epilogue *e, int64_t col, __m
 // of (v + 2^(s−1)) >> (s − 32), already where the select takes it — eight vector operations for
 // 16 columns (seven with the bias folded into the rounding terms).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, const void *res) {
-    (void)e;
+static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, __mmask16 mask, const void *res) {
     // With the bias folded into the rounding terms, the sums go to the multiply as they are.
     const __m512i y = k->folded ? acc : _mm512_add_epi32(acc, k->bias);
     __m512i r = _mm512_setzero_si512();
@@ -111,9 +110,9 @@ static inline __m512i mpq_epilogue_q(__m512i acc, const mpq_ep16 *k, const mpq_e
 // The whole epilogue on one row's 16 sums: mode 0 stores y = acc + bias; modes 1 and 2 clamp
 // mpq_epilogue_q's results to lo…hi and store them as Int32 or bytes.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, const mpq_epilogue *e, __mmask16 mask, void *out, const void *res) {
+static inline void mpq_epilogue_apply(__m512i acc, const mpq_ep16 *k, __mmask16 mask, void *out, const void *res) {
     if (k->mode == 0) { _mm512_mask_storeu_epi32(out, mask, _mm512_add_epi32(acc, k->bias)); return; }
-    const __m512i q = _mm512_min_epi32(_mm512_max_epi32(mpq_epilogue_q(acc, k, e, mask, res), k->lo), k->hi);
+    const __m512i q = _mm512_min_epi32(_mm512_max_epi32(mpq_epilogue_q(acc, k, mask, res), k->lo), k->hi);
     if (k->mode == 1) _mm512_mask_storeu_epi32(out, mask, q);
     else _mm_mask_storeu_epi8(out, mask, _mm512_cvtepi32_epi8(q));
 }

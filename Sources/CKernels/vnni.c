@@ -100,7 +100,7 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
         const int32_t lo = e->lo, hi = e->hi, residual = e->residual;
         for (int64_t i = 0; i < rows; i++) {
             const char *r = residual ? (const char *)res[i] + column * rbytes : 0;
-            mpq_store_codes32(mpq_epilogue_q(acc[i][0], &k0, e, 0xFFFF, r), mpq_epilogue_q(acc[i][1], &k1, e, 0xFFFF, r ? r + 16 * rbytes : 0),
+            mpq_store_codes32(mpq_epilogue_q(acc[i][0], &k0, 0xFFFF, r), mpq_epilogue_q(acc[i][1], &k1, 0xFFFF, r ? r + 16 * rbytes : 0),
                               lo, hi, (char *)out[i] + column);
         }
         return;
@@ -111,7 +111,7 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
         const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
         const mpq_ep16 k = mpq_epilogue_load(e, column + 16 * j, mask);
         for (int64_t i = 0; i < rows; i++) {
-            mpq_epilogue_apply(acc[i][j], &k, e, mask, (char *)out[i] + (column + 16 * j) * bytes,
+            mpq_epilogue_apply(acc[i][j], &k, mask, (char *)out[i] + (column + 16 * j) * bytes,
                                e->residual ? (const char *)res[i] + (column + 16 * j) * rbytes : 0);
         }
     }
@@ -165,7 +165,7 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + taps[t])),
                                                                    _mm512_loadu_si512((const void *)(w + t * ldw + c))));
             }
-            mpq_epilogue_apply(acc, &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
+            mpq_epilogue_apply(acc, &k, mask, out + (outs[p] + c) * out_bytes, 0);
         }
     }
 }
@@ -237,8 +237,8 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
             const int32_t lo = e->lo, hi = e->hi;
             for (int64_t p = 0; p < pixels; p++) {
                 const int32_t *z = pairs + starts[p] * ldp + c;
-                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(z, row, ldp, w[0]), &k0, e, 0xFFFF, 0),
-                                  mpq_epilogue_q(mpq_window3x3(z + 16, row, ldp, w[1]), &k1, e, 0xFFFF, 0), lo, hi, out + outs[p] + c);
+                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(z, row, ldp, w[0]), &k0, 0xFFFF, 0),
+                                  mpq_epilogue_q(mpq_window3x3(z + 16, row, ldp, w[1]), &k1, 0xFFFF, 0), lo, hi, out + outs[p] + c);
             }
         }
     }
@@ -248,7 +248,7 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
         __m512i w[6];
         for (int t = 0; t < 6; t++) w[t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c));
         for (int64_t p = 0; p < pixels; p++)
-            mpq_epilogue_apply(mpq_window3x3(pairs + starts[p] * ldp + c, row, ldp, w), &k, e, mask, out + (outs[p] + c) * out_bytes, 0);
+            mpq_epilogue_apply(mpq_window3x3(pairs + starts[p] * ldp + c, row, ldp, w), &k, mask, out + (outs[p] + c) * out_bytes, 0);
     }
 }
 #else

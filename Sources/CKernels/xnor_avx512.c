@@ -81,11 +81,10 @@ static inline void mpq_xnor_packed(const uint64_t *x, int64_t row, int lane16, c
 __attribute__((MPQ_XNOR_TARGET, always_inline))
 static inline void mpq_xnor_block(const mpq_xnor_layer *L, const mpq_ep16 *k0, int64_t col, int64_t n, __mmask16 lanes,
                                   int32_t mode, int32_t residual, int32_t shift32, int32_t saturate, int32_t rsaturate, int clamp) {
-    const mpq_epilogue *e = L->e;
     mpq_ep16 k = *k0;
     k.mode = mode; k.residual = residual; k.shift32 = shift32; k.saturate = saturate; k.rsaturate = rsaturate;
     const int64_t words = L->words, block = L->taps * words * 8, swords = (L->cout + 63) / 64;
-    const int64_t out_bytes = mode == 2 ? 1 : 4, res_bytes = residual == 1 || residual == 4 ? 4 : 1;
+    const int64_t out_bytes = mode == 2 ? 1 : 4, res_bytes = mpq_residual_kind_bytes(residual);
     const __m512i live = _mm512_maskz_loadu_epi32(lanes, L->mask + col);
     const __m512i shift = _mm512_set1_epi32((int)L->shift);
     // The low halves of the 64-bit counts of both 8-channel blocks, in order.
@@ -107,7 +106,7 @@ static inline void mpq_xnor_block(const mpq_xnor_layer *L, const mpq_ep16 *k0, i
         __m512i q;
         if (mode == 0) q = _mm512_add_epi32(dots, k.bias);
         else {
-            q = mpq_epilogue_q(dots, &k, e, lanes, res);
+            q = mpq_epilogue_q(dots, &k, lanes, res);
             if (clamp) q = _mm512_min_epi32(_mm512_max_epi32(q, k.lo), k.hi);
         }
         if (mode == 2) _mm_mask_storeu_epi8(out, lanes, _mm512_cvtepi32_epi8(q));

@@ -59,9 +59,8 @@ extension IntegerModel {
     /// Milliseconds per image of each conv/linear layer run as W1A1 — XNOR-popcount over its input
     /// as packed signs (`BinaryConv.layer`), its sums with a bias and packed into the signs the
     /// next binary layer reads (the binary counterpart of requantizing to codes) — with this
-    /// engine's geometry, on
-    /// one core, the best of repeats lasting at least `minimumTime` seconds. Whatever the layer's
-    /// weights: binary speed does not depend on them.
+    /// engine's geometry, on one core, the best of repeats lasting at least `minimumTime` seconds.
+    /// Whatever the layer's weights: binary speed does not depend on them.
     public func binaryLayerMilliseconds(minimumTime: Double = 0.02) throws -> [String: Double] {
         var times: [String: Double] = [:]
         var rng = RandomGenerator(seed: 11)
@@ -82,7 +81,7 @@ extension IntegerModel {
                                              channels: g.channels)
             let epilogue = IntegerEpilogue(bias: [Int32](repeating: 3, count: g.cout), multiplier: [Int32](repeating: 0, count: g.cout),
                                            shift: [Int32](repeating: 1, count: g.cout), lo: 0, hi: 0, mode: .sums)
-            let layout = BinaryConv.Layout(g), pixels = g.outH * g.outW
+            let layout = BinaryConv.Layout(g), pixels = g.outH * g.outW, outStarts = (0..<pixels).map { $0 * g.cout }
             var sums = [Int32](repeating: 0, count: pixels * g.cout)
             var next = [UInt64](repeating: 0, count: pixels * ((g.cout + 63) / 64))
             input.withUnsafeBufferPointer { x in
@@ -90,7 +89,7 @@ extension IntegerModel {
                     next.withUnsafeMutableBufferPointer { n in
                         times[layer.name] = Stopwatch.best(budget: minimumTime) {
                             BinaryConv.layer(layout, input: x.baseAddress!, weights: weights, shift: 0, epilogue: epilogue, output: s.baseAddress!,
-                                             outStarts: (0..<pixels).map { $0 * g.cout }, residual: nil, resStarts: [], signs: n.baseAddress!)
+                                             outStarts: outStarts, residual: nil, resStarts: [], signs: n.baseAddress!)
                         } * 1000
                     }
                 }

@@ -92,8 +92,9 @@ typedef struct {
     int32_t unsaturated;
 } mpq_epilogue;
 
-/// Bytes per element of an epilogue's residual branch: Int32 (kinds 1 and 4) or codes.
-static inline int64_t mpq_residual_bytes(const mpq_epilogue *e) { return e->residual == 1 || e->residual == 4 ? 4 : 1; }
+/// Bytes per element of a residual branch of kind `residual`: Int32 (kinds 1 and 4) or codes.
+static inline int64_t mpq_residual_kind_bytes(int32_t residual) { return residual == 1 || residual == 4 ? 4 : 1; }
+static inline int64_t mpq_residual_bytes(const mpq_epilogue *e) { return mpq_residual_kind_bytes(e->residual); }
 
 /// A direct convolution tile: `rows` (1…12) output pixels × `cols` (1…32) output channels
 /// starting at `column`. Pixel i reads its receptive field from a[i] + taps[t] + 4g (t < ntaps,
