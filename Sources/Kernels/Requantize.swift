@@ -5,7 +5,8 @@ import CKernels
 /// or into codes (a quantize step), and their signs packed 64 to a word (a binary layer's input).
 /// y = (x·m + 2^(s−1)) >> s in Int64 (rounding half up), saturated to Int32. Rows are `pixels`
 /// pixels `stride` elements apart, channels contiguous. With AVX2 the kernels of
-/// CKernels/requantize_avx2.c run; `reference…` are the plain loops they are tested against.
+/// CKernels/requantize_avx2.c run (the two rescaling ones with AVX-512 where the engine's VNNI
+/// kernels do: requantize_avx512.c); `reference…` are the plain loops they are tested against.
 public enum Requantize {
     /// Per-channel multipliers (0…2^31 − 1) and shifts (0…62), one entry meaning every channel,
     /// padded for the kernels. m = 1, s = 0 leaves a value as it is.
@@ -40,30 +41,36 @@ public enum Requantize {
 
     static var vectorized: Bool { IGEMM.hasAVX2 && IGEMM.activeBackend != .swift }
 
-    /// dst = scaled src (or dst += scaled src, wrapping, with `accumulate`).
+    /// dst = scaled src (or dst += scaled src, wrapping, with `accumulate`). `backend` (the
+    /// engine's by default) picks the AVX-512 kernels (`.vnni`, CKernels/requantize_avx512.c),
+    /// the AVX2 ones or the plain loop.
     public static func sums(pixels: Int, _ scales: Scales, src: UnsafePointer<Int32>, srcStride: Int,
-                            dst: UnsafeMutablePointer<Int32>, dstStride: Int, accumulate: Bool) {
-        guard vectorized else {
+                            dst: UnsafeMutablePointer<Int32>, dstStride: Int, accumulate: Bool, backend: IGEMM.Backend? = nil) {
+        let resolved = (backend ?? .automatic).resolved
+        guard resolved != .swift else {
             return referenceSums(pixels: pixels, scales, src: src, srcStride: srcStride, dst: dst, dstStride: dstStride, accumulate: accumulate)
         }
+        let kernel = resolved == .vnni ? mpq_requantize_sums_avx512 : mpq_requantize_sums_avx2
         scales.multipliers.withUnsafeBufferPointer { m in
             scales.shifts.withUnsafeBufferPointer { s in
-                mpq_requantize_sums_avx2(Int64(pixels), Int64(scales.channels), src, Int64(srcStride), dst, Int64(dstStride),
-                                         m.baseAddress!, s.baseAddress!, scales.form, accumulate ? 1 : 0)
+                kernel(Int64(pixels), Int64(scales.channels), src, Int64(srcStride), dst, Int64(dstStride),
+                       m.baseAddress!, s.baseAddress!, scales.form, accumulate ? 1 : 0)
             }
         }
     }
 
     /// dst = the low byte of scaled src clamped to lo…hi (codes; signed codes as their bit pattern).
     public static func codes(pixels: Int, _ scales: Scales, src: UnsafePointer<Int32>, srcStride: Int,
-                             dst: UnsafeMutablePointer<UInt8>, dstStride: Int, lo: Int32, hi: Int32) {
-        guard vectorized else {
+                             dst: UnsafeMutablePointer<UInt8>, dstStride: Int, lo: Int32, hi: Int32, backend: IGEMM.Backend? = nil) {
+        let resolved = (backend ?? .automatic).resolved
+        guard resolved != .swift else {
             return referenceCodes(pixels: pixels, scales, src: src, srcStride: srcStride, dst: dst, dstStride: dstStride, lo: lo, hi: hi)
         }
+        let kernel = resolved == .vnni ? mpq_requantize_codes_avx512 : mpq_requantize_codes_avx2
         scales.multipliers.withUnsafeBufferPointer { m in
             scales.shifts.withUnsafeBufferPointer { s in
-                mpq_requantize_codes_avx2(Int64(pixels), Int64(scales.channels), src, Int64(srcStride), dst, Int64(dstStride),
-                                          m.baseAddress!, s.baseAddress!, scales.form, lo, hi)
+                kernel(Int64(pixels), Int64(scales.channels), src, Int64(srcStride), dst, Int64(dstStride), m.baseAddress!, s.baseAddress!,
+                       scales.form, lo, hi)
             }
         }
     }

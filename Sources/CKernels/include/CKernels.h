@@ -161,6 +161,12 @@ void mpq_requantize_sums_avx2(int64_t pixels, int64_t channels, const int32_t *s
 void mpq_requantize_codes_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint8_t *dst,
                                int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t lo, int32_t hi);
 void mpq_pack_signs_avx2(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint64_t *dst);
+/// The two rescaling kernels with AVX-512 (requantize_avx512.c): the same arguments and results.
+/// Call only when mpq_cpu_has_avx512_vnni() is 1.
+void mpq_requantize_sums_avx512(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, int32_t *dst,
+                                int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t accumulate);
+void mpq_requantize_codes_avx512(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, uint8_t *dst,
+                                 int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t lo, int32_t hi);
 /// The same for signed codes: bit set where the code (a byte's top bit) is negative.
 void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *src, int64_t src_stride, uint64_t *dst);
 
