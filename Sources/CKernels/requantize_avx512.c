@@ -57,11 +57,10 @@ __attribute__((MPQ_RQ512))
 void mpq_requantize_sums_avx512(int64_t pixels, int64_t channels, const int32_t *src, int64_t src_stride, int32_t *dst,
                                 int64_t dst_stride, const int32_t *m, const int32_t *s, int32_t form, int32_t accumulate) {
     // The branches are hoisted so each loop has its form and accumulation fixed.
-    for (int32_t f = 0; f < 3; f++) {
-        if (form != f) continue;
-        if (accumulate) mpq_rq_sums512(pixels, channels, src, src_stride, dst, dst_stride, m, s, f, 1);
-        else mpq_rq_sums512(pixels, channels, src, src_stride, dst, dst_stride, m, s, f, 0);
-    }
+#define MPQ_RQ_SUMS(F) { if (accumulate) mpq_rq_sums512(pixels, channels, src, src_stride, dst, dst_stride, m, s, F, 1); \
+                         else mpq_rq_sums512(pixels, channels, src, src_stride, dst, dst_stride, m, s, F, 0); }
+    if (form == 0) MPQ_RQ_SUMS(0) else if (form == 1) MPQ_RQ_SUMS(1) else MPQ_RQ_SUMS(2)
+#undef MPQ_RQ_SUMS
 }
 
 __attribute__((MPQ_RQ512))

@@ -36,45 +36,45 @@ func requantizeMatchesThePlainLoops(_ shape: (Int, Int, Bool)) {
         func m(_ c: Int) -> Int64 { multipliers[perChannel ? c : 0] }
         func s(_ c: Int) -> Int { shifts[perChannel ? c : 0] }
         for accumulate in [false, true] {
-          for backend in [IGEMM.Backend.avx2, .vnni] where backend.runs {
-            var fast = old, plain = old
-            src.withUnsafeBufferPointer { x in
-                fast.withUnsafeMutableBufferPointer {
-                    Requantize.sums(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
-                                    accumulate: accumulate, backend: backend)
+            for backend in [IGEMM.Backend.avx2, .vnni] where backend.runs {
+                var fast = old, plain = old
+                src.withUnsafeBufferPointer { x in
+                    fast.withUnsafeMutableBufferPointer {
+                        Requantize.sums(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
+                                        accumulate: accumulate, backend: backend)
+                    }
+                    plain.withUnsafeMutableBufferPointer {
+                        Requantize.referenceSums(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
+                                                 accumulate: accumulate)
+                    }
                 }
-                plain.withUnsafeMutableBufferPointer {
-                    Requantize.referenceSums(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
-                                             accumulate: accumulate)
+                let formula = (0..<(pixels * stride)).map { i -> Int32 in
+                    let (c, q) = (i % stride, { dyadic(src[i], m(i % stride), s(i % stride)) })
+                    return c >= channels ? old[i] : accumulate ? old[i] &+ q() : q()
                 }
+                #expect(fast == plain, "sums \(shape) shifts \(shiftRange) accumulate \(accumulate) \(backend)")
+                #expect(plain == formula, "reference sums \(shape) shifts \(shiftRange) accumulate \(accumulate)")
             }
-            let formula = (0..<(pixels * stride)).map { i -> Int32 in
-                let (c, q) = (i % stride, { dyadic(src[i], m(i % stride), s(i % stride)) })
-                return c >= channels ? old[i] : accumulate ? old[i] &+ q() : q()
-            }
-            #expect(fast == plain, "sums \(shape) shifts \(shiftRange) accumulate \(accumulate) \(backend)")
-            #expect(plain == formula, "reference sums \(shape) shifts \(shiftRange) accumulate \(accumulate)")
-          }
         }
         for (lo, hi) in [(Int32(0), Int32(255)), (-128, 127), (-8, 7), (0, 0)] {
-          for backend in [IGEMM.Backend.avx2, .vnni] where backend.runs {
-            var fast = [UInt8](repeating: 0xAA, count: pixels * stride), plain = fast
-            src.withUnsafeBufferPointer { x in
-                fast.withUnsafeMutableBufferPointer {
-                    Requantize.codes(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride, lo: lo, hi: hi,
-                                     backend: backend)
+            for backend in [IGEMM.Backend.avx2, .vnni] where backend.runs {
+                var fast = [UInt8](repeating: 0xAA, count: pixels * stride), plain = fast
+                src.withUnsafeBufferPointer { x in
+                    fast.withUnsafeMutableBufferPointer {
+                        Requantize.codes(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride, lo: lo, hi: hi,
+                                         backend: backend)
+                    }
+                    plain.withUnsafeMutableBufferPointer {
+                        Requantize.referenceCodes(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
+                                                  lo: lo, hi: hi)
+                    }
                 }
-                plain.withUnsafeMutableBufferPointer {
-                    Requantize.referenceCodes(pixels: pixels, scales, src: x.baseAddress!, srcStride: stride, dst: $0.baseAddress!, dstStride: stride,
-                                              lo: lo, hi: hi)
+                let formula = (0..<(pixels * stride)).map { i -> UInt8 in
+                    i % stride >= channels ? 0xAA : UInt8(truncatingIfNeeded: min(max(dyadic(src[i], m(i % stride), s(i % stride)), lo), hi))
                 }
+                #expect(fast == plain, "codes \(shape) shifts \(shiftRange) \(lo)…\(hi) \(backend)")
+                #expect(plain == formula, "reference codes \(shape) shifts \(shiftRange) \(lo)…\(hi)")
             }
-            let formula = (0..<(pixels * stride)).map { i -> UInt8 in
-                i % stride >= channels ? 0xAA : UInt8(truncatingIfNeeded: min(max(dyadic(src[i], m(i % stride), s(i % stride)), lo), hi))
-            }
-            #expect(fast == plain, "codes \(shape) shifts \(shiftRange) \(lo)…\(hi) \(backend)")
-            #expect(plain == formula, "reference codes \(shape) shifts \(shiftRange) \(lo)…\(hi)")
-          }
         }
     }
     // Signs: one bit per channel, words past the last channel clear.
