@@ -66,7 +66,7 @@ static inline void mpq_x2_blocks(const int NB, const uint64_t *start, const int6
 
 __attribute__((target("avx2")))
 void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const int64_t *tap_index, int64_t valid, int64_t words,
-                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps, const int32_t *bias,
+                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps,
                          const int32_t *mask, int64_t cout, int64_t shift, int32_t *out) {
     const __m256i zero = _mm256_setzero_si256();
     const int64_t block_words = taps * words * 8;  // UInt64 words from one 8-channel block to the next
@@ -86,7 +86,6 @@ void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const in
             const int64_t block = b0 + k;
             __m256i dots = _mm256_sub_epi32(base, _mm256_slli_epi32(mpq_x2_narrow(s[2 * k], s[2 * k + 1]), 1));
             dots = _mm256_and_si256(_mm256_sll_epi32(dots, count_shift), _mm256_loadu_si256((const __m256i *)(mask + block * 8)));
-            dots = _mm256_add_epi32(dots, _mm256_loadu_si256((const __m256i *)(bias + block * 8)));
             const int64_t n = cout - block * 8 < 8 ? cout - block * 8 : 8;
             if (n == 8) _mm256_storeu_si256((__m256i *)(out + block * 8), dots);
             else {
@@ -99,9 +98,9 @@ void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const in
 }
 #else
 void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const int64_t *tap_index, int64_t valid, int64_t words,
-                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps, const int32_t *bias,
+                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps,
                          const int32_t *mask, int64_t cout, int64_t shift, int32_t *out) {
     (void)start; (void)offsets; (void)tap_index; (void)valid; (void)words; (void)channels; (void)weights; (void)blocks; (void)taps;
-    (void)bias; (void)mask; (void)cout; (void)shift; (void)out;
+    (void)mask; (void)cout; (void)shift; (void)out;
 }
 #endif

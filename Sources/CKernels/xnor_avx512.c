@@ -20,7 +20,7 @@ int mpq_cpu_has_avx512_vpopcntdq(void) {
 #define MPQ_XNOR_TARGET target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vpopcntdq")
 
 // Σ over pixel p's valid taps and `words` words of popcount(x ⊕ w) for two 8-channel blocks
-// (w1 null: one block), as 64-bit lanes. WORDS is a compile-time 1 where the caller knows it.
+// (w1 null: one block), as 64-bit lanes (called with a constant 1 for one-word pixels).
 __attribute__((MPQ_XNOR_TARGET, always_inline))
 static inline void mpq_xnor_dots(const uint64_t *x, uint64_t valid, const int64_t *relative, int64_t words,
                                  const uint64_t *w0, const uint64_t *w1, __m512i *a0, __m512i *a1) {
@@ -51,20 +51,18 @@ static inline void mpq_xnor_packed(const uint64_t *x, int64_t row, int lane16, c
     v = _mm512_mask_loadu_epi64(v, 0x38, x + row - 3);
     v = _mm512_mask_loadu_epi64(v, 0xC0, x + 2 * row - 6);
     const __m512i last = _mm512_set1_epi64((long long)x[2 * row + 2]);
-    __m512i s0, s1 = _mm512_setzero_si512();
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
 #define MPQ_XNOR_WORD(V, K) { const __m512i w_ = (V); \
         s0 = _mm512_add_epi64(s0, _mm512_popcnt_epi64(_mm512_xor_si512(w_, _mm512_loadu_si512((const void *)(pw0 + (K) * 8))))); \
         if (pw1) s1 = _mm512_add_epi64(s1, _mm512_popcnt_epi64(_mm512_xor_si512(w_, _mm512_loadu_si512((const void *)(pw1 + (K) * 8))))); }
     if (lane16) {
         const __m512i p = _mm512_castsi128_si512(_mm512_cvtepi64_epi16(v));
-        s0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw0)));
-        if (pw1) s1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw1)));
+        MPQ_XNOR_WORD(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), 0)
         MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(1), p), 1)
         MPQ_XNOR_WORD(last, 2)
     } else {
         const __m512i p = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(v));
-        s0 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw0)));
-        if (pw1) s1 = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), _mm512_loadu_si512((const void *)pw1)));
+        MPQ_XNOR_WORD(_mm512_broadcastq_epi64(_mm512_castsi512_si128(p)), 0)
         MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(1), p), 1)
         MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(2), p), 2)
         MPQ_XNOR_WORD(_mm512_permutexvar_epi64(_mm512_set1_epi64(3), p), 3)

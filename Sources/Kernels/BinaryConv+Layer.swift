@@ -1,7 +1,7 @@
 import CKernels
 
 /// A binary convolution layer on one image with the integer epilogue: each output pixel's dots
-/// (`BinaryConv.run`'s sums without the bias: ((v·channels − 2·Σ popcount) << shift) & mask)
+/// (((v·channels − 2·Σ popcount) << shift) & mask, see `BinaryConv`)
 /// go through an `IntegerEpilogue` — its bias, requantization, residual branch and clamp — and,
 /// on request, the results' signs are packed for the next binary layer. A Bi-Real block's
 /// convolution, its scaling to the residual add, the add and the next layer's signs are then
@@ -55,7 +55,7 @@ extension BinaryConv {
     /// The layer on one image: output pixel p's results at `output + outStarts[p]·b` (b: 1 byte
     /// for `.codes`, else 4), its residual branch (when the epilogue has one) at
     /// `residual + resStarts[p]·r` (r: 4 for Int32 branches, else 1); with `signs`, pixel p's
-    /// signs in `signs[p·⌈cout/64⌉…]`. `weights.bias` is not read: the epilogue holds the bias.
+    /// signs in `signs[p·⌈cout/64⌉…]`.
     public static func layer(_ layout: Layout, input: UnsafePointer<UInt64>, weights: Weights, shift: Int, epilogue: IntegerEpilogue,
                              output: UnsafeMutableRawPointer, outStarts: [Int], residual: UnsafeRawPointer?, resStarts: [Int],
                              signs: UnsafeMutablePointer<UInt64>?, backend: IGEMM.Backend? = nil) {
@@ -103,9 +103,8 @@ extension BinaryConv {
         let g = layout.geometry, padded = weights.blocks * 8, swords = (g.cout + 63) / 64
         let outBytes = epilogue.mode == .codes ? 1 : 4
         let resBytes = epilogue.residual.elementBytes
-        let zeros = [Int32](repeating: 0, count: padded)
         var dots = [Int32](repeating: 0, count: padded), offsets = [Int](repeating: 0, count: g.taps), taps = offsets
-        weights.bits.withUnsafeBytes { w in weights.mask.withUnsafeBufferPointer { mask in zeros.withUnsafeBufferPointer { zeros in
+        weights.bits.withUnsafeBytes { w in weights.mask.withUnsafeBufferPointer { mask in
             for p in 0..<outStarts.count {
                 var valid = 0
                 for t in 0..<g.taps {
@@ -121,7 +120,7 @@ extension BinaryConv {
                 }
                 offsets.withUnsafeBufferPointer { o in taps.withUnsafeBufferPointer { t in dots.withUnsafeMutableBufferPointer { d in
                     pixel(start: input, offsets: o.baseAddress!, tapIndex: t.baseAddress!, valid: valid, g: g, weights: w.baseAddress!,
-                          blocks: weights.blocks, bias: zeros.baseAddress!, mask: mask.baseAddress!, out: d.baseAddress!, shift: shift, avx2: avx2)
+                          blocks: weights.blocks, mask: mask.baseAddress!, out: d.baseAddress!, shift: shift, avx2: avx2)
                 } } }
                 let out = output + outStarts[p] * outBytes
                 let res = residual.map { $0 + resStarts[p] * resBytes } ?? UnsafeRawPointer(out)
@@ -143,6 +142,6 @@ extension BinaryConv {
                     (signs + p * swords).update(repeating: 0, count: swords)
                 }
             }
-        } } }
+        } }
     }
 }

@@ -7,14 +7,15 @@ import CKernels
 /// channel c is −1 (as `BinaryGEMM.packSigns`), and the bits past `channels` are 0 in the input
 /// and the weights, so they agree and count nothing. A tap that falls in the padding is skipped:
 /// the float convolution multiplies zeros there, so it contributes nothing (not ±1). For an output
-/// pixel with `v` valid taps and output channel o:
-///   out = (v·channels − 2·Σ_taps Σ_words popcount(x ⊕ w_o))·2^shift + bias_o,
-/// the shift giving the bias (and so a sign taken downstream) finer steps than one agreement.
-/// The fast path broadcasts each input word against the same word of 8 consecutive output
-/// channels (one 512-bit load), 32 channels per pass, every lane one output channel — no
-/// horizontal sums. Where the AVX2 kernels are chosen (no vpopcntq), a pixel runs in
-/// CKernels/xnor_avx2.c instead, counting bits by table look-ups added in bytes. `reference` is the
-/// plain loop both are checked against.
+/// pixel with `v` valid taps and output channel o the dots are
+///   (v·channels − 2·Σ_taps Σ_words popcount(x ⊕ w_o))·2^shift,
+/// the shift giving a bias added after (and so a sign taken downstream) finer steps than one
+/// agreement. A layer runs through `layer` (BinaryConv+Layer.swift), which adds the bias in its
+/// epilogue; `pixel` is its portable path: each input word broadcast against the same word of 8
+/// consecutive output channels (one 512-bit load), 32 channels per pass, every lane one output
+/// channel — no horizontal sums — or, where the AVX2 kernels are chosen (no vpopcntq),
+/// CKernels/xnor_avx2.c, counting bits by table look-ups added in bytes. `reference` is the plain
+/// loop all are checked against.
 public enum BinaryConv {
     public struct Geometry: Sendable, Equatable {
         public var height: Int, width: Int, channels: Int
@@ -32,12 +33,11 @@ public enum BinaryConv {
     }
 
     /// Weight signs regrouped for the kernel, `[block of 8 outputs][tap][word][lane]`, and the
-    /// bias and the live-channel mask padded to whole blocks.
+    /// live-channel mask padded to whole blocks.
     public struct Weights: Sendable {
         public let bits: [UInt64]
-        public let bias: [Int32]
-        /// −1 for a channel whose dots count, 0 for one whose weights are all zero (α = 0: its
-        /// output is the bias alone — signs cannot say 0).
+        /// −1 for a channel whose dots count, 0 for one whose weights are all zero (α = 0: its dots
+        /// are 0 and its output the bias alone — signs cannot say 0).
         public let mask: [Int32]
         public let cout: Int, taps: Int, words: Int
         public var blocks: Int { (cout + 7) / 8 }
@@ -49,8 +49,8 @@ public enum BinaryConv {
         public let packed: [UInt64], packedLanes: Int
         /// `signs`: `[cout][tap][word]`, 1 = −1, bits past the channels 0; `live`: per output
         /// channel, false where its weights are zero (all live when nil).
-        public init(signs: [UInt64], bias: [Int32], cout: Int, taps: Int, words: Int, live: [Bool]? = nil, channels: Int? = nil) {
-            precondition(signs.count == cout * taps * words && bias.count == cout && (live?.count ?? cout) == cout)
+        public init(signs: [UInt64], cout: Int, taps: Int, words: Int, live: [Bool]? = nil, channels: Int? = nil) {
+            precondition(signs.count == cout * taps * words && (live?.count ?? cout) == cout)
             mask = (0..<((cout + 7) / 8 * 8)).map { $0 < cout && live?[$0] != false ? -1 : 0 }
             self.cout = cout; self.taps = taps; self.words = words
             let blocks = (cout + 7) / 8
@@ -61,7 +61,6 @@ public enum BinaryConv {
                 }
             }
             self.bits = bits
-            self.bias = bias + [Int32](repeating: 0, count: blocks * 8 - cout)
             if let channels, taps == 9, words == 1, channels <= 32 {
                 let lanes = channels <= 16 ? 16 : 32, perWord = 64 / lanes, count = 8 / perWord + 1
                 var packed = [UInt64](repeating: 0, count: blocks * count * 8)
@@ -91,80 +90,24 @@ public enum BinaryConv {
         }
     }
 
-    /// The convolution of one image: output pixel (oy, ox) channel o at `output[(oy·outW + ox)·ldo + o]`.
-    /// Pixels whose taps all fall inside the image (the interior) take the taps' fixed offsets;
-    /// border pixels list their valid taps. Output channels go 32 at a time (four 8-lane blocks),
-    /// with the one-word case (≤ 64 channels) unrolled.
-    public static func run(_ g: Geometry, input: UnsafePointer<UInt64>, weights: Weights, output: UnsafeMutablePointer<Int32>, ldo: Int, shift: Int = 0,
-                           backend: IGEMM.Backend? = nil) {
-        let words = g.words, taps = g.taps
-        let avx2 = (backend ?? .automatic).resolved == .avx2
-        // Interior: oy·sh − pt ≥ 0 and oy·sh − pt + (kh − 1)·dh ≤ H − 1 (likewise x).
-        func interior(_ pad: Int, _ stride: Int, _ span: Int, _ size: Int, _ out: Int) -> Range<Int> {
-            let lo = min(out, (pad + stride - 1) / stride)
-            let last = size - 1 + pad - span
-            let hi = last < 0 ? lo : min(out, last / stride + 1)
-            return lo..<max(lo, hi)
-        }
-        let rows = interior(g.padTop, g.strideH, (g.kernelH - 1) * g.dilationH, g.height, g.outH)
-        let cols = interior(g.padLeft, g.strideW, (g.kernelW - 1) * g.dilationW, g.width, g.outW)
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * max(taps, 1)) { scratch in
-            let offsets = scratch.baseAddress!, tapIndex = offsets + taps, relative = offsets + 2 * taps
-            for ky in 0..<g.kernelH {
-                for kx in 0..<g.kernelW { relative[ky * g.kernelW + kx] = (ky * g.dilationH * g.width + kx * g.dilationW) * words }
-            }
-            weights.bits.withUnsafeBufferPointer { wb in
-                weights.bias.withUnsafeBufferPointer { bias in weights.mask.withUnsafeBufferPointer { mask in
-                    let w0 = UnsafeRawPointer(wb.baseAddress!)
-                    for oy in 0..<g.outH {
-                        for ox in 0..<g.outW {
-                            let out = output + (oy * g.outW + ox) * ldo
-                            if rows.contains(oy) && cols.contains(ox) {
-                                let start = input + ((oy * g.strideH - g.padTop) * g.width + ox * g.strideW - g.padLeft) * words
-                                pixel(start: start, offsets: relative, tapIndex: nil, valid: taps, g: g, weights: w0, blocks: weights.blocks,
-                                      bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift, avx2: avx2)
-                                continue
-                            }
-                            var valid = 0
-                            for ky in 0..<g.kernelH {
-                                let iy = oy * g.strideH - g.padTop + ky * g.dilationH
-                                guard iy >= 0 && iy < g.height else { continue }
-                                for kx in 0..<g.kernelW {
-                                    let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
-                                    guard ix >= 0 && ix < g.width else { continue }
-                                    offsets[valid] = (iy * g.width + ix) * words
-                                    tapIndex[valid] = ky * g.kernelW + kx
-                                    valid += 1
-                                }
-                            }
-                            pixel(start: input, offsets: offsets, tapIndex: tapIndex, valid: valid, g: g, weights: w0, blocks: weights.blocks,
-                                  bias: bias.baseAddress!, mask: mask.baseAddress!, out: out, shift: shift, avx2: avx2)
-                        }
-                    }
-                } }
-            }
-        }
-    }
-
-    /// One output pixel: for each group of up to four 8-channel blocks, Σ over the listed taps
-    /// (`start + offsets[t]`, weights of tap `tapIndex[t]`, or of tap t when nil) of popcount(x ⊕ w).
+    /// One output pixel's dots: for each group of up to four 8-channel blocks, Σ over the listed
+    /// taps (`start + offsets[t]`, weights of tap `tapIndex[t]`, or of tap t when nil) of popcount(x ⊕ w).
     @inline(__always)
     static func pixel(start: UnsafePointer<UInt64>, offsets: UnsafePointer<Int>, tapIndex: UnsafePointer<Int>?, valid: Int, g: Geometry,
-                      weights: UnsafeRawPointer, blocks: Int, bias: UnsafePointer<Int32>, mask: UnsafePointer<Int32>,
+                      weights: UnsafeRawPointer, blocks: Int, mask: UnsafePointer<Int32>,
                       out: UnsafeMutablePointer<Int32>, shift: Int, avx2: Bool) {
         if avx2 {
             mpq_xnor_pixel_avx2(start, UnsafePointer(OpaquePointer(offsets)), tapIndex.map { UnsafePointer(OpaquePointer($0)) }, Int64(valid),
                                 Int64(g.words), Int64(g.channels), weights.assumingMemoryBound(to: UInt64.self), Int64(blocks), Int64(g.taps),
-                                bias, mask, Int64(g.cout), Int64(shift), out)
+                                mask, Int64(g.cout), Int64(shift), out)
             return
         }
         typealias V = SIMD8<UInt64>
         let words = g.words, tapBytes = words * 64, blockBytes = g.taps * words * 64
         let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: valid * g.channels))
         @inline(__always) func store(_ s: V, _ block: Int) {
-            let dots = ((base &- 2 &* SIMD8<Int32>(truncatingIfNeeded: s)) &<< Int32(shift)
-                        & UnsafeRawPointer(mask + block * 8).loadUnaligned(as: SIMD8<Int32>.self))
-                &+ UnsafeRawPointer(bias + block * 8).loadUnaligned(as: SIMD8<Int32>.self)
+            let dots = (base &- 2 &* SIMD8<Int32>(truncatingIfNeeded: s)) &<< Int32(shift)
+                & UnsafeRawPointer(mask + block * 8).loadUnaligned(as: SIMD8<Int32>.self)
             let n = min(8, g.cout - block * 8)
             if n == 8 { UnsafeMutableRawPointer(out + block * 8).storeBytes(of: dots, as: SIMD8<Int32>.self) } else {
                 for t in 0..<n { out[block * 8 + t] = dots[t] }

@@ -211,7 +211,7 @@ extension IntegerModel {
                                                          n: d.n, oh: oh, ow: ow, out: out)
                     produced = newSlot(slot)
                     let os = plan.slots[produced]
-                    let weights = BinaryConv.Weights(signs: bits, bias: zeros, cout: d.n, taps: kh * kw, words: words,
+                    let weights = BinaryConv.Weights(signs: bits, cout: d.n, taps: kh * kw, words: words,
                                                      live: d.scales.map { $0 > 0 }, channels: xs.c)
                     plan.steps.append(.xnor(XnorStep(layer: l, input: x, output: produced, geometry: self.geometry(of: l, input: xs), weights: weights,
                                                      shift: refinement(l), epilogue: epilogue,

@@ -77,7 +77,7 @@ extension IntegerModel {
             let tail: UInt64 = g.channels % 64 == 0 ? ~0 : (1 << UInt64(g.channels % 64)) - 1
             let input = (0..<(g.height * g.width * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
             let signs = (0..<(g.cout * g.taps * g.words)).map { i in rng.next() & (i % g.words == g.words - 1 ? tail : ~0) }
-            let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 0, count: g.cout), cout: g.cout, taps: g.taps, words: g.words,
+            let weights = BinaryConv.Weights(signs: signs, cout: g.cout, taps: g.taps, words: g.words,
                                              channels: g.channels)
             let epilogue = IntegerEpilogue(bias: [Int32](repeating: 3, count: g.cout), multiplier: [Int32](repeating: 0, count: g.cout),
                                            shift: [Int32](repeating: 1, count: g.cout), lo: 0, hi: 0, mode: .sums)

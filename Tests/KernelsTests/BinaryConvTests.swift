@@ -35,25 +35,29 @@ func binaryCase(_ a: BinaryShape, seed: UInt64) -> (g: BinaryConv.Geometry, x: [
     return (g, x, wt, px, signs, live)
 }
 
-/// The packed binary convolution equals its plain reference on awkward shapes: channel counts
-/// across word boundaries (1, 63, 64, 65, 130), output channels off the 8- and 32-lane blocks,
-/// strides, dilation, asymmetric padding (taps in the padding count nothing), 1×1 and a kernel
-/// covering the whole input (a linear layer), biases, shifts and an all-zero channel.
+/// The packed binary convolution (`layer` with raw sums and a bias) equals its plain reference on
+/// awkward shapes: channel counts across word boundaries (1, 63, 64, 65, 130, 520), output channels
+/// off the 8- and 32-lane blocks, strides, dilation, asymmetric padding (taps in the padding count
+/// nothing), 1×1 and a kernel covering the whole input (a linear layer), biases, shifts and an
+/// all-zero channel — on every backend this CPU runs.
 @Test(arguments: binaryShapes + [(4, 4, 520, 3, 3, 1, 1, 1, 1, 1, 12)])
 func binaryConvMatchesReference(_ a: BinaryShape) {
     let (h, _, c, kh, kw, _, _, _, _, _, cout) = a
     let (g, x, wt, px, signs, live) = binaryCase(a, seed: UInt64(h * 1000 + c * 10 + cout))
     let (oh, ow) = (g.outH, g.outW)
     let bias = (0..<cout).map { Int32($0 * 7 - 50) }
-    let weights = BinaryConv.Weights(signs: signs, bias: bias, cout: cout, taps: kh * kw, words: g.words, live: live)
+    let weights = BinaryConv.Weights(signs: signs, cout: cout, taps: kh * kw, words: g.words, live: live, channels: c)
+    let epilogue = IntegerEpilogue(bias: bias, multiplier: bias.map { _ in 0 }, shift: bias.map { _ in 1 }, lo: 0, hi: 0, mode: .sums)
     let ref = BinaryConv.reference(g, x: x, w: wt, bias: bias, shift: c % 3)
-    // The Swift kernel and, where this CPU runs it, the AVX2 one (bytes summed after 31 words:
-    // the last three shapes have 36 and 81 words a pixel, and 35 one-word taps).
-    for backend in [IGEMM.Backend.swift, .avx2] where backend.runs {
+    // The AVX2 pixel kernel sums bytes after 31 words: the last three shapes have 36 and 81 words
+    // a pixel, and 35 one-word taps.
+    for backend in [IGEMM.Backend.swift, .avx2, .vnni] where backend.runs {
         var out = [Int32](repeating: -1, count: oh * ow * (cout + 3))
         px.withUnsafeBufferPointer { p in
-            out.withUnsafeMutableBufferPointer {
-                BinaryConv.run(g, input: p.baseAddress!, weights: weights, output: $0.baseAddress!, ldo: cout + 3, shift: c % 3, backend: backend)
+            out.withUnsafeMutableBytes {
+                BinaryConv.layer(BinaryConv.Layout(g), input: p.baseAddress!, weights: weights, shift: c % 3, epilogue: epilogue,
+                                 output: $0.baseAddress!, outStarts: (0..<(oh * ow)).map { $0 * (cout + 3) }, residual: nil, resStarts: [],
+                                 signs: nil, backend: backend)
             }
         }
         var same = true
@@ -85,7 +89,7 @@ func binaryLayerMatchesEpilogue(_ a: BinaryShape) {
     var r = TestRandom(seed: UInt64(h * 1000 + c * 10 + cout + 11))
     let (g, x, wt, px, signs, live) = binaryCase(a, seed: UInt64(h * 1000 + c * 10 + cout + 7))
     let pixels = g.outH * g.outW
-    let weights = BinaryConv.Weights(signs: signs, bias: [Int32](repeating: 99, count: cout), cout: cout, taps: kh * kw, words: g.words, live: live,
+    let weights = BinaryConv.Weights(signs: signs, cout: cout, taps: kh * kw, words: g.words, live: live,
                                      channels: c)
     // 3×3 layers of at most 32 channels read their taps packed 4 or 2 to a word where all nine are inside.
     #expect(weights.packedLanes == (kh == 3 && kw == 3 && c <= 32 ? (c <= 16 ? 16 : 32) : 0))

@@ -174,10 +174,10 @@ void mpq_pack_sign_bytes_avx2(int64_t pixels, int64_t channels, const uint8_t *s
 /// (Kernels/BinaryConv.swift) — for each of `blocks` 8-channel blocks of `weights`
 /// ([block][tap][word][8 lanes]), Σ over the `valid` taps (input start + offsets[t], weights of
 /// tap tap_index[t], or of tap t when tap_index is null) and `words` words of popcount(x ⊕ w);
-/// out[o] = ((valid·channels − 2·Σ) << shift & mask[o]) + bias[o] for o < cout (bias and mask
-/// padded to whole blocks). Call only when mpq_cpu_has_avx2_fma() is 1.
+/// out[o] = (valid·channels − 2·Σ) << shift & mask[o] for o < cout (mask padded to whole blocks).
+/// Call only when mpq_cpu_has_avx2_fma() is 1.
 void mpq_xnor_pixel_avx2(const uint64_t *start, const int64_t *offsets, const int64_t *tap_index, int64_t valid, int64_t words,
-                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps, const int32_t *bias,
+                         int64_t channels, const uint64_t *weights, int64_t blocks, int64_t taps,
                          const int32_t *mask, int64_t cout, int64_t shift, int32_t *out);
 
 /// A whole binary convolution layer on one image (xnor_avx512.c; Kernels/BinaryConv+Layer.swift
