@@ -87,20 +87,20 @@ public enum DirectConv {
         let plane = ph * pw
         // Copy the image in and zero only the border: top and bottom pad rows, left and right
         // pad columns, and the slack after the last plane (read by the last vectors).
+        // (Bulk copies and fills: the element loops took 6% of a training step's convolutions.)
+        let right = pw - g.padLeft - g.width
         for c in 0..<g.channels {
             let p = scratch + c * plane
-            for y in 0..<g.padTop { for x in 0..<pw { p[y * pw + x] = 0 } }
+            p.update(repeating: 0, count: g.padTop * pw)
             for y in 0..<g.height {
                 let row = p + (y + g.padTop) * pw
-                for x in 0..<g.padLeft { row[x] = 0 }
-                let src = input + (c * g.height + y) * g.width, dst = row + g.padLeft
-                for x in 0..<g.width { dst[x] = src[x] }
-                for x in (g.padLeft + g.width)..<pw { row[x] = 0 }
+                row.update(repeating: 0, count: g.padLeft)
+                (row + g.padLeft).update(from: input + (c * g.height + y) * g.width, count: g.width)
+                (row + g.padLeft + g.width).update(repeating: 0, count: right)
             }
-            for y in (g.padTop + g.height)..<ph { for x in 0..<pw { p[y * pw + x] = 0 } }
+            (p + (g.padTop + g.height) * pw).update(repeating: 0, count: (ph - g.padTop - g.height) * pw)
         }
-        let slack = scratch + g.channels * plane
-        for i in 0..<(scratchSize(g) - g.channels * plane) { slack[i] = 0 }
+        (scratch + g.channels * plane).update(repeating: 0, count: scratchSize(g) - g.channels * plane)
     }
 
     /// The output channels of blocks `blocks` (8 channels each) of one image already padded
@@ -170,17 +170,24 @@ func loadVector(_ p: UnsafeRawPointer) -> SIMD16<Float> {
     return v
 }
 
-/// The weight gradient of a 3×3 convolution without im2col, on CPUs where `DirectConv.usesAVX2`
-/// (CKernels/direct_avx2.c): per image, the input zero-padded once and the output gradient
-/// turned channels-last, then for each tile of 16 output channels × 6 taps one broadcast of the
-/// input per tap feeds both channel vectors, pixel by pixel. Sums go into the gradient transposed
+/// The weight gradient of a 3×3 convolution without im2col (CKernels/wgrad_avx512.c where
+/// AVX-512 runs and Cout is a multiple of 16, CKernels/direct_avx2.c where AVX2 runs and Cout is
+/// a multiple of 8): per image, the input zero-padded once and the output gradient turned
+/// channels-last, then for each tile of output-channel vectors × tap rows one broadcast of the
+/// input per tap feeds every channel vector, pixel by pixel. Sums go into the gradient transposed
 /// (tap-major, `cout` floats per tap); `finish` turns the workers' sums into [Cout, Cin, 3, 3].
 public enum DirectWeightGradient {
-    /// Whether the kernel covers the layer: 3×3, dilation 1, one group, equal strides, Cout a
-    /// multiple of 8, on a CPU that runs it.
+    /// The kernels that cover `outputChannels` on this CPU, nil where none does.
+    public static func isa(outputChannels: Int) -> FloatTile.ISA? {
+        if FloatTile.ISA.avx512.runs && outputChannels % 16 == 0 { return .avx512 }
+        if FloatTile.ISA.avx2.runs && outputChannels % 8 == 0 { return .avx2 }
+        return nil
+    }
+
+    /// Whether a kernel covers the layer: 3×3, dilation 1, one group, equal strides, Cout as `isa` needs.
     public static func applies(_ g: ConvGeometry, outputChannels: Int, groups: Int) -> Bool {
-        DirectConv.usesAVX2 && groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationHeight == 1
-            && g.dilationWidth == 1 && g.strideHeight == g.strideWidth && outputChannels % 8 == 0 && g.isValid
+        isa(outputChannels: outputChannels) != nil && groups == 1 && g.kernelHeight == 3 && g.kernelWidth == 3
+            && g.dilationHeight == 1 && g.dilationWidth == 1 && g.strideHeight == g.strideWidth && g.isValid
     }
 
     /// Floats of scratch one worker needs: the padded image, then the image's gradient channels-last.
@@ -189,18 +196,46 @@ public enum DirectWeightGradient {
     }
 
     /// Adds one image's contribution: `input` [Cin, H, W], `outputGradient` [Cout, Hout, Wout],
-    /// into `transposed` [Cin·9, Cout].
+    /// into `transposed` [Cin·9, Cout], by the kernels `isa` names (`.plain`: `reference`).
     public static func accumulate(_ input: UnsafePointer<Float>, geometry g: ConvGeometry, outputGradient dy: UnsafePointer<Float>,
-                                  outputChannels cout: Int, scratch: UnsafeMutablePointer<Float>, into transposed: UnsafeMutablePointer<Float>) {
+                                  outputChannels cout: Int, scratch: UnsafeMutablePointer<Float>, into transposed: UnsafeMutablePointer<Float>,
+                                  isa: FloatTile.ISA? = nil) {
         DirectConv.pad(input, geometry: g, into: scratch)
         let pixels = g.outputPixels, dyt = scratch + DirectConv.scratchSize(g)
-        for co in 0..<cout {
-            let src = dy + co * pixels
-            for p in 0..<pixels { dyt[p * cout + co] = src[p] }
-        }
+        mpq_pack_transposed_f32(Int64(pixels), Int64(cout), dy, Int64(pixels), dyt, Int64(cout))
         let pw = g.width + g.padLeft + g.padRight, plane = (g.height + g.padTop + g.padBottom) * pw
-        mpq_wgrad3x3_avx2(Int64(g.channels), Int64(cout), scratch, Int64(plane), Int64(pw), Int64(g.outputHeight), Int64(g.outputWidth),
-                          Int64(g.strideHeight), dyt, transposed)
+        switch isa ?? Self.isa(outputChannels: cout) ?? .plain {
+        case .avx512:
+            mpq_wgrad3x3_avx512(Int64(g.channels), Int64(cout), scratch, Int64(plane), Int64(pw), Int64(g.outputHeight),
+                                Int64(g.outputWidth), Int64(g.strideHeight), dyt, transposed)
+        case .avx2:
+            mpq_wgrad3x3_avx2(Int64(g.channels), Int64(cout), scratch, Int64(plane), Int64(pw), Int64(g.outputHeight),
+                              Int64(g.outputWidth), Int64(g.strideHeight), dyt, transposed)
+        case .plain:
+            reference(cin: g.channels, cout: cout, padded: scratch, planeStride: plane, rowStride: pw, outputHeight: g.outputHeight,
+                      outputWidth: g.outputWidth, stride: g.strideHeight, transposedGradient: dyt, into: transposed)
+        }
+    }
+
+    /// The plain loops the kernels are held to: for each tap (ci, u, v) and output channel, the
+    /// sum continued from `dwt`'s value over the output pixels in order, one fused multiply-add each.
+    public static func reference(cin: Int, cout: Int, padded x: UnsafePointer<Float>, planeStride: Int, rowStride: Int,
+                                 outputHeight oh: Int, outputWidth ow: Int, stride: Int, transposedGradient dyt: UnsafePointer<Float>,
+                                 into dwt: UnsafeMutablePointer<Float>) {
+        for ci in 0..<cin {
+            for u in 0..<3 {
+                for v in 0..<3 {
+                    let t = (ci * 3 + u) * 3 + v, row = x + ci * planeStride + u * rowStride + v
+                    for co in 0..<cout {
+                        var s = dwt[t * cout + co]
+                        for y in 0..<oh {
+                            for xo in 0..<ow { s = s.addingProduct(row[y * stride * rowStride + xo * stride], dyt[(y * ow + xo) * cout + co]) }
+                        }
+                        dwt[t * cout + co] = s
+                    }
+                }
+            }
+        }
     }
 
     /// The sum of the workers' transposed gradients as [Cout, Cin·9].

@@ -110,7 +110,7 @@ struct TrainBenchmarks {
         emit(BenchResult("train.resnet20.conv.bwd", ours: 2 * flops / backward / 1e9, anchor: "fma peak", anchorValue: peak, unit: "GFLOP/s",
                          note: "input and weight gradients of the same convolutions (4·MACs)"))
         emit(BenchResult("train.resnet20.conv.wgrad", ours: flops / weights / 1e9, anchor: "fma peak", anchorValue: peak, unit: "GFLOP/s",
-                         note: "the weight gradient alone (2·MACs): per image, im2col then dY·colᵀ"))
+                         note: "the weight gradient alone (2·MACs): per image, the direct 3×3 kernel where it applies, else im2col then dY·colᵀ"))
     }
 
     /// Hutchinson samples per second over all of ResNet-20's layers on 256 images.

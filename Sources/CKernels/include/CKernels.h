@@ -35,6 +35,10 @@ void mpq_direct3x3_avx2(int64_t cin, const float *input0, const float *input1, i
 /// a multiple of 8. Call only when mpq_cpu_has_avx2_fma() is 1.
 void mpq_wgrad3x3_avx2(int64_t cin, int64_t cout, const float *xpad, int64_t planeStride, int64_t rowStride, int64_t oh, int64_t ow,
                        int64_t stride, const float *dyt, float *dwt);
+/// The same weight gradient with AVX-512 (16 output channels a vector): `cout` a multiple of 16;
+/// equal to mpq_wgrad3x3_avx2's sums. Call only when mpq_cpu_has_avx512f() is 1.
+void mpq_wgrad3x3_avx512(int64_t cin, int64_t cout, const float *xpad, int64_t planeStride, int64_t rowStride, int64_t oh, int64_t ow,
+                         int64_t stride, const float *dyt, float *dwt);
 
 /// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
 /// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs, 8×8 where AVX2 does.
