@@ -61,7 +61,8 @@ extension SGEMM {
     public static func multiply(
         m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
         packed b: PackedB, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-        bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = Parallel.defaultThreads
+        bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = Parallel.defaultThreads,
+        rowsInPlace: Bool = SGEMM.rowsInPlace
     ) {
         let (n, k) = (b.n, b.k)
         if m <= 0 { return }
@@ -71,7 +72,9 @@ extension SGEMM {
             return
         }
         let kernel = b.microKernel, nr = b.nr, tallest = kernel.mr
-        let mr = kernel == .wide && m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : tallest
+        // Reading A in place, any number of rows makes whole tiles: no padding to choose by.
+        let inPlace = kernel == .wide && !transA && rowsInPlace && Self.rowsInPlace
+        let mr = !inPlace && kernel == .wide && m <= 96 && roundUp(m, 8) - m < roundUp(m, 12) - m ? 8 : tallest
         let workers = max(1, min(threads, Parallel.availableCores * 4))
         // On several workers, blocks of at most 8 slivers' rows, taken as workers free up
         // (each block reads all of B once per slice: more, smaller blocks balance better and
@@ -96,14 +99,25 @@ extension SGEMM {
                 var pc = 0
                 while pc < k {
                     let kb = min(b.kc, k - pc)
-                    packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: ic, col: pc, into: ap)
+                    // Where the kernel that reads A's rows in place runs (`inPlace`), nothing is packed.
+                    if !inPlace { packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: ic, col: pc, into: ap) }
                     for s in s0..<s1 {
                         let j = s * nr, bs = b.sliver(bBase, pc: pc, s: s, kb: kb)
                         var i = 0
                         while i < mb {
                             let cij = c + (ic + i) * ldc + j, rows = min(mr, mb - i), columns = min(nr, n - j)
-                            runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
-                                    rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
+                            if inPlace {
+                                let rowsOfA = a + (ic + i) * lda + pc
+                                if columns == nr {
+                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, cij, Int64(ldc), alpha, pc == 0 ? beta : 1)
+                                } else {
+                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, tile, Int64(nr), alpha, 0)
+                                    merge(tile, nr: nr, into: cij, ldc: ldc, rows: rows, columns: columns, beta: pc == 0 ? beta : 1)
+                                }
+                            } else {
+                                runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
+                                        rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
+                            }
                             if pc + kb == k && (bias != nil || relu) {
                                 epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)
                             }
@@ -150,6 +164,12 @@ extension SGEMM {
             return
         }
         kernel(scratch, nr, 0)
+        merge(scratch, nr: nr, into: c, ldc: ldc, rows: rows, columns: columns, beta: beta)
+    }
+
+    /// An edge tile computed whole into `scratch` (`nr` floats a row), merged into C's `rows` × `columns`.
+    @inline(__always)
+    static func merge(_ scratch: UnsafePointer<Float>, nr: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, beta: Float) {
         for r in 0..<rows {
             let dst = c + r * ldc, src = scratch + r * nr
             if beta == 0 {
@@ -159,4 +179,8 @@ extension SGEMM {
             }
         }
     }
+
+    /// Whether the kernel that reads A's rows in place (CKernels/sgemm_rows_avx512.c) runs here
+    /// (AVX-512): `multiply(packed:)`'s default; tests pass false to hold it to the packing kernels.
+    public static let rowsInPlace = mpq_cpu_has_avx512f() == 1
 }

@@ -1,0 +1,58 @@
+// The f32 GEMM's AVX-512 micro-kernel reading A in place: `rows` ≤ 12 rows of the tile, row i
+// at a + i·lda (row-major, k contiguous), instead of an MR-row sliver packed k-major. A linear
+// layer's activations are such rows, and packing them cost 8% of an MLP's batch
+// (Kernels/SGEMM+Packed); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
+// accumulators instead of a whole 12-row tile. Each row's pointer lives in its own register
+// (the loop indexes them all by k). Each sum is the generated Swift kernel's
+// (sgemmMicroKernel12x32): from zero, one fused multiply-add per k in order, then α·sum
+// (+ β·C): the two agree exactly.
+#include "CKernels.h"
+#include <immintrin.h>
+
+#if defined(__x86_64__)
+#define MPQ_UNROLL _Pragma("clang loop unroll(full)")
+
+__attribute__((target("avx512f"), always_inline))
+static inline void mpq_rows_tile(const int R, int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                                 float alpha, float beta) {
+    const float *p[12];
+    __m512 acc[12][2];
+    MPQ_UNROLL for (int i = 0; i < R; i++) {
+        p[i] = a + i * lda;
+        // Hidden from the optimizer: otherwise it rederives each row from the last with an add per row per k.
+        __asm__("" : "+r"(p[i]));
+        acc[i][0] = _mm512_setzero_ps(); acc[i][1] = acc[i][0];
+    }
+    for (int64_t k = 0; k < kc; k++, b += 32) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        MPQ_UNROLL for (int i = 0; i < R; i++) {
+            const __m512 v = _mm512_set1_ps(p[i][k]);
+            acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]); acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    MPQ_UNROLL for (int i = 0; i < R; i++) {
+        float *r = c + i * ldc;
+        __m512 x = _mm512_mul_ps(acc[i][0], va), y = _mm512_mul_ps(acc[i][1], va);
+        if (beta != 0) { x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r), x); y = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r + 16), y); }
+        _mm512_storeu_ps(r, x); _mm512_storeu_ps(r + 16, y);
+    }
+}
+
+#define MPQ_ROWS_CASE(R) case R: mpq_rows_tile(R, kc, a, lda, b, c, ldc, alpha, beta); break;
+__attribute__((target("avx512f")))
+void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                           float alpha, float beta) {
+    switch (rows) {
+        MPQ_ROWS_CASE(12) MPQ_ROWS_CASE(11) MPQ_ROWS_CASE(10) MPQ_ROWS_CASE(9) MPQ_ROWS_CASE(8) MPQ_ROWS_CASE(7)
+        MPQ_ROWS_CASE(6) MPQ_ROWS_CASE(5) MPQ_ROWS_CASE(4) MPQ_ROWS_CASE(3) MPQ_ROWS_CASE(2) MPQ_ROWS_CASE(1)
+        default: break;
+    }
+}
+#undef MPQ_ROWS_CASE
+#else
+void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                           float alpha, float beta) {
+    (void)kc; (void)rows; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta;
+}
+#endif
