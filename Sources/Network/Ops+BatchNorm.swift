@@ -59,10 +59,15 @@ enum BatchNormOp {
         return (s.sum() + ts, sz.sum() + tz)
     }
 
+    /// Storage for an output every element of which is written (no zero fill first).
+    static func uninitialized(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
     /// y = a·x + b per channel.
     static func affine(_ x: Tensor, a: [Float], b: [Float]) throws -> Tensor {
         let (n, c, inner) = try split(x)
-        var out = [Float](repeating: 0, count: x.count)
+        var out = uninitialized(x.count)
         x.withUnsafeScalars { xp in
             out.withUnsafeMutableBufferPointer { op in
                 let (xb, ob) = (xp.baseAddress!, op.baseAddress!)
@@ -95,7 +100,8 @@ enum BatchNormOp {
         try checkParameters(x, [scale, bias, mean, variance])
         let count = n * inner
         guard count > 1 else { throw NetworkError("BatchNormalization: training needs more than one value per channel, found \(count)") }
-        var out = [Float](repeating: 0, count: x.count), normalized = out
+        // Two arrays each written whole below (one zero-filled array assigned to both was copied on first write).
+        var out = uninitialized(x.count), normalized = uninitialized(x.count)
         var batchMean = [Float](repeating: 0, count: c), batchVar = batchMean, inverseStd = batchMean
         x.withUnsafeScalars { xp in
             out.withUnsafeMutableBufferPointer { op in
@@ -149,7 +155,7 @@ enum BatchNormOp {
                          state: OpState?, _ dy: Tensor) throws -> (Tensor, Tensor, Tensor) {
         let (n, c, inner) = try split(x)
         let count = Float(n * inner)
-        var dx = [Float](repeating: 0, count: x.count)
+        var dx = uninitialized(x.count)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
         // z: the normalised input; r: 1/σ per channel.
         let z: Tensor, r: [Float]

@@ -4,15 +4,13 @@ import Tensors
 enum PointwiseOp {
     /// dY masked where the input lies strictly inside (lo, hi): ReLU is (0, ∞).
     static func clipGradient(_ x: Tensor, _ dy: Tensor, lo: Float, hi: Float) -> Tensor {
-        var out = [Float](repeating: 0, count: x.count)
-        x.withUnsafeScalars { xp in
-            dy.withUnsafeScalars { d in
-                out.withUnsafeMutableBufferPointer { o in
+        Tensor(checkedShape: x.shape) { o in
+            x.withUnsafeScalars { xp in
+                dy.withUnsafeScalars { d in
                     for i in 0..<o.count { o[i] = xp[i] > lo && xp[i] < hi ? d[i] : 0 }
                 }
             }
         }
-        return Tensor(checkedShape: x.shape, scalars: out)
     }
 
     static func softmax(_ x: Tensor, axis: Int) throws -> Tensor {

@@ -130,13 +130,13 @@ public enum Pointwise: Codable, Equatable, Sendable {
 
     /// dY ⊙ f′(x): the backward pass, and the tangent pass with ẋ for dY.
     func derivative(_ x: Tensor, times dy: Tensor) -> Tensor {
-        var out = [Float](repeating: 0, count: x.count)
-        x.withUnsafeScalars { xp in
-            dy.withUnsafeScalars { d in
-                for i in 0..<out.count { out[i] = d[i] * evaluate(xp[i]).1 }
+        Tensor(checkedShape: x.shape) { out in
+            x.withUnsafeScalars { xp in
+                dy.withUnsafeScalars { d in
+                    for i in 0..<out.count { out[i] = d[i] * evaluate(xp[i]).1 }
+                }
             }
         }
-        return Tensor(checkedShape: x.shape, scalars: out)
     }
 
     /// dY ⊙ f″(x) ⊙ ẋ: how the backward pass moves with the input.

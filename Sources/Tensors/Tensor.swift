@@ -65,6 +65,18 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         self.scalars = scalars
     }
 
+    /// A tensor of `shape` whose every element `body` writes, without filling it with zeros first
+    /// (an op's output: the zero fill was a pass over memory of its own). `body` must write all
+    /// `shape.product` elements.
+    public init(checkedShape shape: [Int], writing body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        self.scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            body(buffer)
+            initialized = count
+        }
+    }
+
     /// Read access to the scalars as a buffer.
     public func withUnsafeScalars<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try scalars.withUnsafeBufferPointer(body)
