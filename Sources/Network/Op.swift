@@ -201,8 +201,9 @@ public enum OpState: Sendable {
     case argmax([Int32])
     /// An element-moving op's map from output to input elements.
     case indexMap(IndexMap)
-    /// Batch norm in training mode: the normalised input and 1/σ per channel.
-    case batchStatistics(normalized: Tensor, inverseStd: [Float])
+    /// Batch norm in training mode: the batch mean and 1/σ per channel (the backward pass
+    /// normalises the input again, as the forward did, rather than keep a copy of it).
+    case batchStatistics(mean: [Float], inverseStd: [Float])
     /// A scale measured on the batch in training mode (HWGQ's σ in a search layer).
     case scale(Float)
 }

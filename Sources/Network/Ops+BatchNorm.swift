@@ -45,17 +45,19 @@ enum BatchNormOp {
         return (a + b).sum() + tail
     }
 
-    /// (Σ d[j], Σ d[j]·z[j]) over j < n, in lanes of partial sums.
+    /// (Σ d[j], Σ d[j]·z[j]) over j < n, in lanes of partial sums, with z[j] = (x[j] − m)·r
+    /// computed as `train` computes the normalised input.
     @inline(__always)
-    static func laneSums(_ d: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
-        let (rd, rz) = (UnsafeRawPointer(d), UnsafeRawPointer(z))
+    static func laneSums(_ d: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean m: Float, inverseStd r: Float) -> (Float, Float) {
+        let (rd, rx) = (UnsafeRawPointer(d), UnsafeRawPointer(x))
         var s = SIMD8<Float>(), sz = SIMD8<Float>(), j = 0
         while j + 8 <= n {
             let u = rd.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
-            s += u; sz.addProduct(u, rz.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)); j += 8
+            let z = (rx.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self) - m) * r
+            s += u; sz.addProduct(u, z); j += 8
         }
         var (ts, tz): (Float, Float) = (0, 0)
-        while j < n { ts += d[j]; tz += d[j] * z[j]; j += 1 }
+        while j < n { ts += d[j]; tz += d[j] * ((x[j] - m) * r); j += 1 }
         return (s.sum() + ts, sz.sum() + tz)
     }
 
@@ -100,40 +102,36 @@ enum BatchNormOp {
         try checkParameters(x, [scale, bias, mean, variance])
         let count = n * inner
         guard count > 1 else { throw NetworkError("BatchNormalization: training needs more than one value per channel, found \(count)") }
-        // Two arrays each written whole below (one zero-filled array assigned to both was copied on first write).
-        var out = uninitialized(x.count), normalized = uninitialized(x.count)
+        var out = uninitialized(x.count)
         var batchMean = [Float](repeating: 0, count: c), batchVar = batchMean, inverseStd = batchMean
         x.withUnsafeScalars { xp in
             out.withUnsafeMutableBufferPointer { op in
-                normalized.withUnsafeMutableBufferPointer { zp in
-                    batchMean.withUnsafeMutableBufferPointer { bm in
-                        batchVar.withUnsafeMutableBufferPointer { bv in
-                            inverseStd.withUnsafeMutableBufferPointer { inv in
-                                let (xb, ob, zb) = (xp.baseAddress!, op.baseAddress!, zp.baseAddress!)
-                                let (bmb, bvb, ib) = (bm.baseAddress!, bv.baseAddress!, inv.baseAddress!)
-                                Parallel.forEach(c) { ch, _ in
-                                    // Two passes (mean, then squared deviations) in Double: no cancellation.
-                                    var s = 0.0
-                                    for i in 0..<n { s += Double(laneSum(xb + (i * c + ch) * inner, inner)) }
-                                    let mu = s / Double(count), m = Float(mu)
-                                    var s2 = 0.0
-                                    for i in 0..<n { s2 += Double(laneSum(xb + (i * c + ch) * inner, inner, squaredAbout: m)) }
-                                    let varBiased = s2 / Double(count)
-                                    let r = Float(1 / (varBiased + Double(epsilon)).squareRoot())
-                                    bmb[ch] = m; bvb[ch] = Float(varBiased); ib[ch] = r
-                                    let g = scale.scalars[ch], b = bias.scalars[ch]
-                                    for i in 0..<n {
-                                        let base = (i * c + ch) * inner
-                                        let (x, z, o) = (xb + base, zb + base, ob + base)
-                                        var j = 0
-                                        while j + 8 <= inner {
-                                            let v = (UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m) * r
-                                            UnsafeMutableRawPointer(z + j).storeBytes(of: v, as: SIMD8<Float>.self)
-                                            UnsafeMutableRawPointer(o + j).storeBytes(of: g * v + b, as: SIMD8<Float>.self)
-                                            j += 8
-                                        }
-                                        while j < inner { let v = (x[j] - m) * r; z[j] = v; o[j] = g * v + b; j += 1 }
+                batchMean.withUnsafeMutableBufferPointer { bm in
+                    batchVar.withUnsafeMutableBufferPointer { bv in
+                        inverseStd.withUnsafeMutableBufferPointer { inv in
+                            let (xb, ob) = (xp.baseAddress!, op.baseAddress!)
+                            let (bmb, bvb, ib) = (bm.baseAddress!, bv.baseAddress!, inv.baseAddress!)
+                            Parallel.forEach(c) { ch, _ in
+                                // Two passes (mean, then squared deviations) in Double: no cancellation.
+                                var s = 0.0
+                                for i in 0..<n { s += Double(laneSum(xb + (i * c + ch) * inner, inner)) }
+                                let mu = s / Double(count), m = Float(mu)
+                                var s2 = 0.0
+                                for i in 0..<n { s2 += Double(laneSum(xb + (i * c + ch) * inner, inner, squaredAbout: m)) }
+                                let varBiased = s2 / Double(count)
+                                let r = Float(1 / (varBiased + Double(epsilon)).squareRoot())
+                                bmb[ch] = m; bvb[ch] = Float(varBiased); ib[ch] = r
+                                let g = scale.scalars[ch], b = bias.scalars[ch]
+                                for i in 0..<n {
+                                    let base = (i * c + ch) * inner
+                                    let (x, o) = (xb + base, ob + base)
+                                    var j = 0
+                                    while j + 8 <= inner {
+                                        let v = (UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m) * r
+                                        UnsafeMutableRawPointer(o + j).storeBytes(of: g * v + b, as: SIMD8<Float>.self)
+                                        j += 8
                                     }
+                                    while j < inner { let v = (x[j] - m) * r; o[j] = g * v + b; j += 1 }
                                 }
                             }
                         }
@@ -145,7 +143,7 @@ enum BatchNormOp {
         let newMean = (0..<c).map { (1 - momentum) * mean.scalars[$0] + momentum * batchMean[$0] }
         let newVar = (0..<c).map { (1 - momentum) * variance.scalars[$0] + momentum * batchVar[$0] * unbias }
         return (Tensor(checkedShape: x.shape, scalars: out),
-                .batchStatistics(normalized: Tensor(checkedShape: x.shape, scalars: normalized), inverseStd: inverseStd),
+                .batchStatistics(mean: batchMean, inverseStd: inverseStd),
                 Tensor(checkedShape: mean.shape, scalars: newMean), Tensor(checkedShape: variance.shape, scalars: newVar))
     }
 
@@ -157,27 +155,27 @@ enum BatchNormOp {
         let count = Float(n * inner)
         var dx = uninitialized(x.count)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
-        // z: the normalised input; r: 1/σ per channel.
-        let z: Tensor, r: [Float]
+        // The normalised input z = (x − m)·r, m the mean and r = 1/σ per channel.
+        let m: [Float], r: [Float]
         let training: Bool
-        if case let .batchStatistics(normalized, inverseStd)? = state {
-            (z, r, training) = (normalized, inverseStd, true)
+        if case let .batchStatistics(batchMean, inverseStd)? = state {
+            (m, r, training) = (batchMean, inverseStd, true)
         } else {
-            r = (0..<c).map { 1 / (variance.scalars[$0] + epsilon).squareRoot() }
-            z = try affine(x, a: r, b: (0..<c).map { -r[$0] * mean.scalars[$0] })
+            (m, r) = (mean.scalars, (0..<c).map { 1 / (variance.scalars[$0] + epsilon).squareRoot() })
             training = false
         }
         dy.withUnsafeScalars { d in
-            z.withUnsafeScalars { zs in
+            x.withUnsafeScalars { xs in
                 dx.withUnsafeMutableBufferPointer { dxp in
                     dgamma.withUnsafeMutableBufferPointer { dg in
                         dbeta.withUnsafeMutableBufferPointer { db in
-                            let (db0, zb, dxb, dgb, dbb) = (d.baseAddress!, zs.baseAddress!, dxp.baseAddress!, dg.baseAddress!, db.baseAddress!)
+                            let (db0, xb, dxb, dgb, dbb) = (d.baseAddress!, xs.baseAddress!, dxp.baseAddress!, dg.baseAddress!, db.baseAddress!)
                             Parallel.forEach(c) { ch, _ in
+                                let (mc, rc) = (m[ch], r[ch])
                                 var sumD: Float = 0, sumDZ: Float = 0
                                 for i in 0..<n {
                                     let base = (i * c + ch) * inner
-                                    let (a, b) = laneSums(db0 + base, zb + base, inner)
+                                    let (a, b) = laneSums(db0 + base, xb + base, inner, mean: mc, inverseStd: rc)
                                     sumD += a; sumDZ += b
                                 }
                                 dgb[ch] = sumDZ; dbb[ch] = sumD
@@ -185,15 +183,15 @@ enum BatchNormOp {
                                 let meanD = training ? sumD / count : 0, meanDZ = training ? sumDZ / count : 0
                                 for i in 0..<n {
                                     let base = (i * c + ch) * inner
-                                    let (d, z, dx) = (db0 + base, zb + base, dxb + base)
+                                    let (d, xi, dx) = (db0 + base, xb + base, dxb + base)
                                     var j = 0
                                     while j + 8 <= inner {
-                                        let v = k * (UnsafeRawPointer(d + j).loadUnaligned(as: SIMD8<Float>.self) - meanD
-                                                     - UnsafeRawPointer(z + j).loadUnaligned(as: SIMD8<Float>.self) * meanDZ)
+                                        let zv = (UnsafeRawPointer(xi + j).loadUnaligned(as: SIMD8<Float>.self) - mc) * rc
+                                        let v = k * (UnsafeRawPointer(d + j).loadUnaligned(as: SIMD8<Float>.self) - meanD - zv * meanDZ)
                                         UnsafeMutableRawPointer(dx + j).storeBytes(of: v, as: SIMD8<Float>.self)
                                         j += 8
                                     }
-                                    while j < inner { dx[j] = k * (d[j] - meanD - z[j] * meanDZ); j += 1 }
+                                    while j < inner { dx[j] = k * (d[j] - meanD - ((xi[j] - mc) * rc) * meanDZ); j += 1 }
                                 }
                             }
                         }
