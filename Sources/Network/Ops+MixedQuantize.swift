@@ -77,48 +77,101 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
                        : min(max((x / l.step).rounded(.toNearestOrEven), l.lo), l.hi) * l.step
     }
 
+    /// `value` on sixteen lanes, with the same operations lane by lane (so the same results; the
+    /// clamps spelled as `min`/`max` spell them — `clamped` ran lane by lane in scalar code).
+    @inline(__always)
+    static func values(_ x: SIMD16<Float>, _ l: Level, midRise: Bool) -> SIMD16<Float> {
+        guard l.step > 0 else { return SIMD16() }
+        let lo = SIMD16<Float>(repeating: l.lo), hi = SIMD16<Float>(repeating: l.hi)
+        // (Each rounding rule spelled as a constant: a rule chosen at run time went through the generic path.)
+        var q = midRise ? (x / l.step).rounded(.down) : (x / l.step).rounded(.toNearestOrEven)
+        q.replace(with: lo, where: lo .>= q)
+        q.replace(with: hi, where: hi .< q)
+        return midRise ? (q + 0.5) * l.step : q * l.step
+    }
+
+    /// Runs `body(lo, hi)` over `0..<n` in one contiguous chunk per worker (all cores from 64 Ki elements).
+    static func inChunks(_ n: Int, _ body: (Int, Int, Int) -> Void) -> Int {
+        let workers = n >= 1 << 16 ? Parallel.defaultThreads : 1
+        let chunk = (n + workers - 1) / max(workers, 1)
+        Parallel.forEach(workers, threads: workers) { w, _ in
+            let lo = w * chunk, hi = min(n, lo + chunk)
+            if lo < hi { body(w, lo, hi) }
+        }
+        return workers
+    }
+
     func forward(_ x: Tensor, alpha: Tensor, scale: Float = 1) throws -> Tensor {
         guard alpha.count == bits.count else {
             throw NetworkError("mixed quantizer: expected \(bits.count) logits (one per candidate width \(bits)), found \(alpha.count)")
         }
         let pi = Self.probabilities(alpha.scalars), levels = self.levels(x, scale: scale), midRise = kind == .gaussianWeights
-        // One pass (Tensor.map runs on all cores for large tensors): Σ_k π_k·Q_k(x).
-        return x.map { v in
-            var s: Float = 0
-            for k in 0..<pi.count { s += pi[k] * Self.value(v, levels[k], midRise: midRise) }
-            return s
+        // One pass, sixteen lanes at a time (the divisions dominate): Σ_k π_k·Q_k(x).
+        return Tensor(checkedShape: x.shape) { out in
+            x.withUnsafeScalars { xs in
+                let (xp, op) = (UnsafeRawPointer(xs.baseAddress!), out.baseAddress!)
+                _ = Self.inChunks(x.count) { _, lo, hi in
+                    var i = lo
+                    while i + 16 <= hi {
+                        let v = xp.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+                        var s = SIMD16<Float>()
+                        for k in 0..<pi.count { s += pi[k] * Self.values(v, levels[k], midRise: midRise) }
+                        UnsafeMutableRawPointer(op + i).storeBytes(of: s, as: SIMD16<Float>.self)
+                        i += 16
+                    }
+                    for i in i..<hi {
+                        var s: Float = 0
+                        for k in 0..<pi.count { s += pi[k] * Self.value(xs[i], levels[k], midRise: midRise) }
+                        op[i] = s
+                    }
+                }
+            }
         }
     }
 
     /// dx (straight through, HWGQ's clipped ReLU for activations) and dα in one pass over x, in
-    /// chunks on all cores; g_k = ⟨dy, Q_k(x)⟩ accumulated per chunk in Double.
+    /// chunks on all cores, sixteen lanes at a time; g_k = ⟨dy, Q_k(x)⟩ accumulated in Double
+    /// lanes (each product exact in Double).
     func backward(_ x: Tensor, alpha: Tensor, scale: Float = 1, _ dy: Tensor) -> (dx: Tensor, dalpha: Tensor) {
         let pi = Self.probabilities(alpha.scalars), levels = self.levels(x, scale: scale), weights = kind == .gaussianWeights
         let n = x.count, k = pi.count
-        let workers = n >= 1 << 16 ? Parallel.defaultThreads : 1
-        let chunk = (n + workers - 1) / max(workers, 1)
-        var partial = [Double](repeating: 0, count: workers * k)
-        var dx = [Float](repeating: 0, count: weights ? 0 : n)
+        var partial = [Double](repeating: 0, count: Parallel.defaultThreads * k)
+        var dx = weights ? [] : [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
         let tops = levels.map { $0.step * $0.hi }
+        var workers = 1
         x.withUnsafeScalars { xs in
             dy.withUnsafeScalars { d in
                 partial.withUnsafeMutableBufferPointer { g in
                     dx.withUnsafeMutableBufferPointer { out in
                         let (xp, dp, gp, op) = (xs.baseAddress!, d.baseAddress!, g.baseAddress!, out.baseAddress)
-                        Parallel.forEach(workers, threads: workers) { w, _ in
-                            let lo = w * chunk, hi = min(n, lo + chunk)
-                            guard lo < hi else { return }
-                            var sums = [Double](repeating: 0, count: k)
-                            for i in lo..<hi {
+                        workers = Self.inChunks(n) { w, lo, hi in
+                            var sums = [SIMD8<Double>](repeating: SIMD8(), count: 2 * k)
+                            var i = lo
+                            while i + 16 <= hi {
+                                let v = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD16<Float>.self)
+                                let grad = UnsafeRawPointer(dp + i).loadUnaligned(as: SIMD16<Float>.self)
+                                let (gLow, gHigh) = (SIMD8<Double>(grad.lowHalf), SIMD8<Double>(grad.highHalf))
+                                var pass = SIMD16<Float>()
+                                for j in 0..<k {
+                                    let q = Self.values(v, levels[j], midRise: weights)
+                                    sums[2 * j] += gLow * SIMD8<Double>(q.lowHalf)
+                                    sums[2 * j + 1] += gHigh * SIMD8<Double>(q.highHalf)
+                                    if !weights { pass.replace(with: pass + pi[j], where: (v .> 0) .& (v .<= tops[j])) }
+                                }
+                                if !weights { UnsafeMutableRawPointer(op! + i).storeBytes(of: pass * grad, as: SIMD16<Float>.self) }
+                                i += 16
+                            }
+                            var tail = [Double](repeating: 0, count: k)
+                            for i in i..<hi {
                                 let v = xp[i], grad = dp[i]
                                 var pass: Float = 0
                                 for j in 0..<k {
-                                    sums[j] += Double(grad) * Double(Self.value(v, levels[j], midRise: weights))
+                                    tail[j] += Double(grad) * Double(Self.value(v, levels[j], midRise: weights))
                                     if v > 0 && v <= tops[j] { pass += pi[j] }
                                 }
                                 if !weights { op![i] = pass * grad }
                             }
-                            for j in 0..<k { gp[w * k + j] = sums[j] }
+                            for j in 0..<k { gp[w * k + j] = (sums[2 * j] + sums[2 * j + 1]).sum() + tail[j] }
                         }
                     }
                 }

@@ -36,6 +36,46 @@ import Tensors
     }
 }
 
+/// The search layer's forward pass runs sixteen lanes at a time: its output equals the scalar
+/// formula Σ_k π_k·Q_k(x) bit for bit (the same division, rounding, clamps and sums), on a tensor
+/// of 16·n + 13 values with many exactly on a rounding boundary, for both kinds.
+@Test func mixedQuantizerLanesEqualTheScalarFormula() throws {
+    var rng = RandomGenerator(seed: 5)
+    let bits = [1, 2, 3, 4], alpha: [Float] = [0.4, -0.3, 0.1, 0.9]
+    let pi = MixedQuantization.probabilities(alpha)
+    let noise = try Tensor.random([16 * 20 + 13], .normal(mean: 0.2, std: 0.6), using: &rng).scalars
+    for kind in MixedQuantization.Kind.allCases {
+        let weights = kind == .gaussianWeights
+        // Every third value a multiple of half HWGQ's 2-bit step: round-half-to-even boundaries.
+        let sigma: Float = 0.7
+        let half = 0.5 * MixedQuantization.hwgqSteps[2]! * sigma
+        let values = noise.enumerated().map { $0.offset % 3 == 0 ? Float($0.offset % 11 - 3) * half : $0.element }
+        let x = Tensor(checkedShape: [1, values.count], scalars: values)
+        let node = Node(name: "q", op: .mixedQuantize(MixedQuantization(kind: kind, bits: bits)), inputs: weights ? ["x", "a"] : ["x", "a", "s"], outputs: ["y"])
+        let m = try Model(name: "t", nodes: [node], input: "x", output: "y", inputShape: [values.count],
+                          parameters: [("a", Tensor(checkedShape: [4], scalars: alpha))], buffers: weights ? [] : [("s", Tensor([sigma]))])
+        let got = try m.run(x).output.scalars
+        let steps: [Float]
+        if weights {
+            let mean = values.reduce(0, +) / Float(values.count)
+            let std = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(values.count)).squareRoot()
+            steps = bits.map { MixedQuantization.gaussianSteps[$0]! * std }
+        } else {
+            steps = bits.map { MixedQuantization.hwgqSteps[$0]! * sigma }
+        }
+        let want = values.map { v -> Float in
+            var s: Float = 0
+            for (k, b) in bits.enumerated() {
+                let (lo, hi): (Float, Float) = weights ? (-Float(1 << (b - 1)), Float((1 << (b - 1)) - 1)) : (0, Float((1 << b) - 1))
+                let q = min(max((v / steps[k]).rounded(weights ? .down : .toNearestOrEven), lo), hi)
+                s += pi[k] * ((weights ? q + 0.5 : q) * steps[k])
+            }
+            return s
+        }
+        #expect(zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count == 0, "\(kind): \(zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count) differ")
+    }
+}
+
 /// ∂L/∂α of both kinds of search layer and of the cost term against central differences (L
 /// smooth in α with x fixed), and the input's straight-through gradient against its rule.
 @Test func edmipsGradientsMatchCentralDifferences() throws {
