@@ -85,7 +85,7 @@ extension SGEMM {
         let slivers = b.slivers, blocks = rowBlocks.count
         let chunks = workers == 1 || blocks >= 2 * workers ? 1 : min(slivers, (2 * workers + blocks - 1) / blocks)
         let tallestBlock = rowBlocks.map(\.rows).max() ?? mr
-        let blocksOfA = (0..<workers).map { _ in ScratchPool.take(roundUp(tallestBlock, mr) * b.kc * 4) }
+        let blocksOfA = inPlace ? [] : (0..<workers).map { _ in ScratchPool.take(roundUp(tallestBlock, mr) * b.kc * 4) }
         let tiles = ScratchPool.take(workers * tallest * nr * 4)
         defer { ScratchPool.give(blocksOfA + [tiles]) }
         let aBlocks = blocksOfA.map { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: Float.self) }
@@ -95,18 +95,21 @@ extension SGEMM {
                 let (ic, mb) = rowBlocks[task / chunks]
                 let s0 = task % chunks * slivers / chunks, s1 = (task % chunks + 1) * slivers / chunks
                 if s0 >= s1 { return }
-                let ap = aBlocks[w], tile = tileBase + w * tallest * nr
+                let ap = inPlace ? nil : aBlocks[w], tile = tileBase + w * tallest * nr
                 var pc = 0
                 while pc < k {
                     let kb = min(b.kc, k - pc)
-                    // Where the kernel that reads A's rows in place runs (`inPlace`), nothing is packed.
-                    if !inPlace { packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: ic, col: pc, into: ap) }
+                    // Where the kernel that reads A's rows in place runs (`inPlace`: no block of A), nothing is packed.
+                    if let ap { packA(m: mb, k: kb, mr: mr, a: a, lda: lda, trans: transA, row: ic, col: pc, into: ap) }
                     for s in s0..<s1 {
                         let j = s * nr, bs = b.sliver(bBase, pc: pc, s: s, kb: kb)
                         var i = 0
                         while i < mb {
                             let cij = c + (ic + i) * ldc + j, rows = min(mr, mb - i), columns = min(nr, n - j)
-                            if inPlace {
+                            if let ap {
+                                runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
+                                        rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
+                            } else {
                                 let rowsOfA = a + (ic + i) * lda + pc
                                 if columns == nr {
                                     mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, cij, Int64(ldc), alpha, pc == 0 ? beta : 1)
@@ -114,9 +117,6 @@ extension SGEMM {
                                     mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, tile, Int64(nr), alpha, 0)
                                     merge(tile, nr: nr, into: cij, ldc: ldc, rows: rows, columns: columns, beta: pc == 0 ? beta : 1)
                                 }
-                            } else {
-                                runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
-                                        rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
                             }
                             if pc + kb == k && (bias != nil || relu) {
                                 epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)

@@ -61,15 +61,10 @@ enum BatchNormOp {
         return (s.sum() + ts, sz.sum() + tz)
     }
 
-    /// Storage for an output every element of which is written (no zero fill first).
-    static func uninitialized(_ count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
-    }
-
     /// y = a·x + b per channel.
     static func affine(_ x: Tensor, a: [Float], b: [Float]) throws -> Tensor {
         let (n, c, inner) = try split(x)
-        var out = uninitialized(x.count)
+        var out = [Float].uninitialized(x.count)
         x.withUnsafeScalars { xp in
             out.withUnsafeMutableBufferPointer { op in
                 let (xb, ob) = (xp.baseAddress!, op.baseAddress!)
@@ -102,7 +97,7 @@ enum BatchNormOp {
         try checkParameters(x, [scale, bias, mean, variance])
         let count = n * inner
         guard count > 1 else { throw NetworkError("BatchNormalization: training needs more than one value per channel, found \(count)") }
-        var out = uninitialized(x.count)
+        var out = [Float].uninitialized(x.count)
         var batchMean = [Float](repeating: 0, count: c), batchVar = batchMean, inverseStd = batchMean
         x.withUnsafeScalars { xp in
             out.withUnsafeMutableBufferPointer { op in
@@ -153,7 +148,7 @@ enum BatchNormOp {
                          state: OpState?, _ dy: Tensor) throws -> (Tensor, Tensor, Tensor) {
         let (n, c, inner) = try split(x)
         let count = Float(n * inner)
-        var dx = uninitialized(x.count)
+        var dx = [Float].uninitialized(x.count)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
         // The normalised input z = (x − m)·r, m the mean and r = 1/σ per channel.
         let m: [Float], r: [Float]

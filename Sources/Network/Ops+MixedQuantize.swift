@@ -136,7 +136,7 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         let pi = Self.probabilities(alpha.scalars), levels = self.levels(x, scale: scale), weights = kind == .gaussianWeights
         let n = x.count, k = pi.count
         var partial = [Double](repeating: 0, count: Parallel.defaultThreads * k)
-        var dx = weights ? [] : [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
+        var dx = weights ? [] : [Float].uninitialized(n)
         let tops = levels.map { $0.step * $0.hi }
         var workers = 1
         x.withUnsafeScalars { xs in

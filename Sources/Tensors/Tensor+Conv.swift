@@ -41,7 +41,7 @@ extension Tensor {
         _ = try elementCount(of: [g.patchSize, pixels])
         // Every path below writes every output element (the direct kernel covers whole blocks of 8
         // channels, which it requires): no zero fill first.
-        var out = [Float](unsafeUninitializedCapacity: total) { _, initialized in initialized = total }
+        var out = [Float].uninitialized(total)
         if n == 0 { return Tensor(uncheckedShape: outShape, scalars: out) }
         let coutG = cout / groups, k = g.patchSize
         if groups > 1 && groups == c && cout == c {

@@ -69,12 +69,9 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// (an op's output: the zero fill was a pass over memory of its own). `body` must write all
     /// `shape.product` elements.
     public init(checkedShape shape: [Int], writing body: (UnsafeMutableBufferPointer<Float>) -> Void) {
-        let count = shape.reduce(1, *)
         self.shape = shape
-        self.scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            body(buffer)
-            initialized = count
-        }
+        self.scalars = .uninitialized(shape.reduce(1, *))
+        scalars.withUnsafeMutableBufferPointer { body($0) }
     }
 
     /// Read access to the scalars as a buffer.
@@ -187,5 +184,13 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         if rank == 0 { return "\(scalars[0])" }
         let preview = scalars.prefix(8).map { String($0) }.joined(separator: ", ")
         return "Tensor\(shape)[\(preview)\(count > 8 ? ", …" : "")]"
+    }
+}
+
+extension Array where Element == Float {
+    /// Storage of `count` floats for an output every element of which is then written, without
+    /// filling it with zeros first.
+    public static func uninitialized(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 }
