@@ -1,7 +1,8 @@
 // The f32 GEMM's AVX-512 micro-kernel reading A in place: `rows` ≤ 12 rows of the tile, row i
 // at a + i·lda (row-major, k contiguous), instead of an MR-row sliver packed k-major. A linear
 // layer's activations are such rows, and packing them cost 8% of an MLP's batch
-// (Kernels/SGEMM+Packed); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
+// (Kernels/SGEMM+Packed), and a linear layer's bias and ReLU are applied before the tile is stored
+// (the packing path's separate pass, `SGEMM.epilogue`, does the same arithmetic); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
 // accumulators instead of a whole 12-row tile. Each row's pointer lives in its own register
 // (the loop indexes them all by k). Each sum is the generated Swift kernel's
 // (sgemmMicroKernel12x32): from zero, one fused multiply-add per k in order, then α·sum
@@ -14,7 +15,7 @@
 
 __attribute__((target("avx512f"), always_inline))
 static inline void mpq_rows_tile(const int R, int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                                 float alpha, float beta) {
+                                 float alpha, float beta, const float *bias, int relu) {
     const float *p[12];
     __m512 acc[12][2];
     MPQ_UNROLL for (int i = 0; i < R; i++) {
@@ -30,19 +31,26 @@ static inline void mpq_rows_tile(const int R, int64_t kc, const float *a, int64_
             acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]); acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
         }
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : zero, b1 = bias ? _mm512_loadu_ps(bias + 16) : zero;
     MPQ_UNROLL for (int i = 0; i < R; i++) {
         float *r = c + i * ldc;
         __m512 x = _mm512_mul_ps(acc[i][0], va), y = _mm512_mul_ps(acc[i][1], va);
         if (beta != 0) { x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r), x); y = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r + 16), y); }
+        if (bias) { x = _mm512_add_ps(x, b0); y = _mm512_add_ps(y, b1); }
+        if (relu) {
+            // Swift's max(v, 0) — 0 >= v ? 0 : v — exactly: NaN stays, −0 becomes +0.
+            x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), zero);
+            y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, zero, _CMP_LE_OQ), zero);
+        }
         _mm512_storeu_ps(r, x); _mm512_storeu_ps(r + 16, y);
     }
 }
 
-#define MPQ_ROWS_CASE(R) case R: mpq_rows_tile(R, kc, a, lda, b, c, ldc, alpha, beta); break;
+#define MPQ_ROWS_CASE(R) case R: mpq_rows_tile(R, kc, a, lda, b, c, ldc, alpha, beta, bias, relu); break;
 __attribute__((target("avx512f")))
 void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta) {
+                           float alpha, float beta, const float *bias, int32_t relu) {
     switch (rows) {
         MPQ_ROWS_CASE(12) MPQ_ROWS_CASE(11) MPQ_ROWS_CASE(10) MPQ_ROWS_CASE(9) MPQ_ROWS_CASE(8) MPQ_ROWS_CASE(7)
         MPQ_ROWS_CASE(6) MPQ_ROWS_CASE(5) MPQ_ROWS_CASE(4) MPQ_ROWS_CASE(3) MPQ_ROWS_CASE(2) MPQ_ROWS_CASE(1)
@@ -52,7 +60,7 @@ void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda
 #undef MPQ_ROWS_CASE
 #else
 void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta) {
-    (void)kc; (void)rows; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta;
+                           float alpha, float beta, const float *bias, int32_t relu) {
+    (void)kc; (void)rows; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta; (void)bias; (void)relu;
 }
 #endif

@@ -112,11 +112,15 @@ extension SGEMM {
                             } else {
                                 let rowsOfA = a + (ic + i) * lda + pc
                                 if columns == nr {
-                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, cij, Int64(ldc), alpha, pc == 0 ? beta : 1)
-                                } else {
-                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, tile, Int64(nr), alpha, 0)
-                                    merge(tile, nr: nr, into: cij, ldc: ldc, rows: rows, columns: columns, beta: pc == 0 ? beta : 1)
+                                    // A whole tile's bias and ReLU in the kernel, on the last slice.
+                                    let last = pc + kb == k
+                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, cij, Int64(ldc), alpha, pc == 0 ? beta : 1,
+                                                          last ? bias.map { $0 + j } : nil, last && relu ? 1 : 0)
+                                    i += mr
+                                    continue
                                 }
+                                mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, tile, Int64(nr), alpha, 0, nil, 0)
+                                merge(tile, nr: nr, into: cij, ldc: ldc, rows: rows, columns: columns, beta: pc == 0 ? beta : 1)
                             }
                             if pc + kb == k && (bias != nil || relu) {
                                 epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)
