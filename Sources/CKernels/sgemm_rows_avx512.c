@@ -1,12 +1,12 @@
 // The f32 GEMM's AVX-512 micro-kernel reading A in place: `rows` ≤ 12 rows of the tile, row i
 // at a + i·lda (row-major, k contiguous), instead of an MR-row sliver packed k-major. A linear
 // layer's activations are such rows, and packing them cost 8% of an MLP's batch
-// (Kernels/SGEMM+Packed), and a linear layer's bias and ReLU are applied before the tile is stored
-// (the packing path's separate pass, `SGEMM.epilogue`, does the same arithmetic); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
+// (Kernels/SGEMM+Packed); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
 // accumulators instead of a whole 12-row tile. Each row's pointer lives in its own register
 // (the loop indexes them all by k). Each sum is the generated Swift kernel's
 // (sgemmMicroKernel12x32): from zero, one fused multiply-add per k in order, then α·sum
-// (+ β·C): the two agree exactly.
+// (+ β·C): the two agree exactly. A linear layer's bias and ReLU are applied before the tile is
+// stored, with the arithmetic of the packing path's separate pass (`SGEMM.epilogue`).
 #include "CKernels.h"
 #include <immintrin.h>
 

@@ -90,17 +90,6 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         return midRise ? (q + 0.5) * l.step : q * l.step
     }
 
-    /// Runs `body(lo, hi)` over `0..<n` in one contiguous chunk per worker (all cores from 64 Ki elements).
-    static func inChunks(_ n: Int, _ body: (Int, Int, Int) -> Void) -> Int {
-        let workers = n >= 1 << 16 ? Parallel.defaultThreads : 1
-        let chunk = (n + workers - 1) / max(workers, 1)
-        Parallel.forEach(workers, threads: workers) { w, _ in
-            let lo = w * chunk, hi = min(n, lo + chunk)
-            if lo < hi { body(w, lo, hi) }
-        }
-        return workers
-    }
-
     func forward(_ x: Tensor, alpha: Tensor, scale: Float = 1) throws -> Tensor {
         guard alpha.count == bits.count else {
             throw NetworkError("mixed quantizer: expected \(bits.count) logits (one per candidate width \(bits)), found \(alpha.count)")
@@ -110,16 +99,16 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
         return Tensor(checkedShape: x.shape) { out in
             x.withUnsafeScalars { xs in
                 let (xp, op) = (UnsafeRawPointer(xs.baseAddress!), out.baseAddress!)
-                _ = Self.inChunks(x.count) { _, lo, hi in
-                    var i = lo
-                    while i + 16 <= hi {
+                Parallel.chunks(x.count) { r, _ in
+                    var i = r.lowerBound
+                    while i + 16 <= r.upperBound {
                         let v = xp.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
                         var s = SIMD16<Float>()
                         for k in 0..<pi.count { s += pi[k] * Self.values(v, levels[k], midRise: midRise) }
                         UnsafeMutableRawPointer(op + i).storeBytes(of: s, as: SIMD16<Float>.self)
                         i += 16
                     }
-                    for i in i..<hi {
+                    for i in i..<r.upperBound {
                         var s: Float = 0
                         for k in 0..<pi.count { s += pi[k] * Self.value(xs[i], levels[k], midRise: midRise) }
                         op[i] = s
@@ -144,7 +133,8 @@ public struct MixedQuantization: Codable, Equatable, Sendable {
                 partial.withUnsafeMutableBufferPointer { g in
                     dx.withUnsafeMutableBufferPointer { out in
                         let (xp, dp, gp, op) = (xs.baseAddress!, d.baseAddress!, g.baseAddress!, out.baseAddress)
-                        workers = Self.inChunks(n) { w, lo, hi in
+                        workers = Parallel.chunks(n) { r, w in
+                            let (lo, hi) = (r.lowerBound, r.upperBound)
                             var sums = [SIMD8<Double>](repeating: SIMD8(), count: 2 * k)
                             var i = lo
                             while i + 16 <= hi {

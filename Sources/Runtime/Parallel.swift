@@ -60,6 +60,21 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body(range, worker)` over `0..<count` in one contiguous chunk per worker — on all
+    /// `defaultThreads` from `minimum` elements (enough work to pay for the hand-off), else
+    /// inline as worker 0 — and returns how many workers there were (chunks may be empty).
+    @discardableResult
+    public static func chunks(_ count: Int, minimum: Int = 1 << 16, _ body: (Range<Int>, Int) -> Void) -> Int {
+        if count <= 0 { return 0 }
+        let workers = count >= minimum ? defaultThreads : 1
+        let chunk = (count + workers - 1) / workers
+        run(workers: workers) { w in
+            let r = Swift.min(count, w * chunk)..<Swift.min(count, (w + 1) * chunk)
+            if !r.isEmpty { body(r, w) }
+        }
+        return workers
+    }
+
     /// Runs `body(item, worker)` for every item in `0..<count`, each worker taking the next
     /// item not yet taken: a worker on a core that runs slower (another tenant on a shared
     /// machine) takes fewer. Which worker runs an item is not fixed, so the items' results

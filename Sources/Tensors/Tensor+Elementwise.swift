@@ -101,13 +101,7 @@ extension Tensor {
     /// enough to pay for the hand-off (≥ 64 Ki elements), else inline.
     @inline(__always)
     static func inChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
-        if count == 0 { return }
-        let workers = count >= 1 << 16 ? Parallel.defaultThreads : 1
-        let chunk = (count + workers - 1) / workers
-        Parallel.forEach(workers, threads: workers) { w, _ in
-            let r = (w * chunk)..<Swift.min(count, (w + 1) * chunk)
-            if !r.isEmpty { body(r) }
-        }
+        Parallel.chunks(count) { r, _ in body(r) }
     }
 
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
