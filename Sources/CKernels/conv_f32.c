@@ -59,32 +59,67 @@ static inline void mpq_f_tile(int64_t rows, int64_t cols, const float *p0, const
 #undef MPQ_F_STORE
 }
 
+// The tile for 1…12 rows, each count compiled on its own: the sums of rows past `rows` are
+// never stored, so the compiler drops their multiply-adds (a short tile costs what it computes).
+__attribute__((target("avx512f")))
+static void mpq_f_tile_n(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
+                         const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
+                         float *const *out, const float *const *res) {
+#define MPQ_F_ROWS(R) \
+    case R: \
+        mpq_f_tile(R, cols, a[0], a[R > 1 ? 1 : 0], a[R > 2 ? 2 : 0], a[R > 3 ? 3 : 0], a[R > 4 ? 4 : 0], a[R > 5 ? 5 : 0], \
+                   a[R > 6 ? 6 : 0], a[R > 7 ? 7 : 0], a[R > 8 ? 8 : 0], a[R > 9 ? 9 : 0], a[R > 10 ? 10 : 0], a[R > 11 ? 11 : 0], \
+                   taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res); \
+        return;
+    switch (rows) {
+        MPQ_F_ROWS(1) MPQ_F_ROWS(2) MPQ_F_ROWS(3) MPQ_F_ROWS(4) MPQ_F_ROWS(5) MPQ_F_ROWS(6)
+        MPQ_F_ROWS(7) MPQ_F_ROWS(8) MPQ_F_ROWS(9) MPQ_F_ROWS(10) MPQ_F_ROWS(11) MPQ_F_ROWS(12)
+        default: return;
+    }
+#undef MPQ_F_ROWS
+}
+
 __attribute__((target("avx512f")))
 void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
                   const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                   float *const *out, const float *const *res) {
-    mpq_f_tile(rows, cols, a[0], a[rows > 1 ? 1 : 0], a[rows > 2 ? 2 : 0], a[rows > 3 ? 3 : 0], a[rows > 4 ? 4 : 0],
-               a[rows > 5 ? 5 : 0], a[rows > 6 ? 6 : 0], a[rows > 7 ? 7 : 0], a[rows > 8 ? 8 : 0], a[rows > 9 ? 9 : 0],
-               a[rows > 10 ? 10 : 0], a[rows > 11 ? 11 : 0], taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res);
+    mpq_f_tile_n(rows, cols, a, taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res);
 }
 
-#define MPQ_F_STEP(S) \
+// Whole tiles of 12 along the line, the rows a constant S floats apart from one register.
+#define MPQ_F_LINE(S) \
     case S: \
-        mpq_f_tile(12, cols, a, a + S, a + 2 * S, a + 3 * S, a + 4 * S, a + 5 * S, a + 6 * S, a + 7 * S, a + 8 * S, a + 9 * S, \
-                   a + 10 * S, a + 11 * S, taps, ntaps, cin, b, bstride, bias, lo, hi, column, out, res); \
-        return 1;
+        for (; i + 12 <= count; i += 12) { \
+            const float *q = a + i * S; \
+            for (int64_t k = 0; k < 12; k++) { o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0; } \
+            mpq_f_tile(12, cols, q, q + S, q + 2 * S, q + 3 * S, q + 4 * S, q + 5 * S, q + 6 * S, q + 7 * S, q + 8 * S, \
+                       q + 9 * S, q + 10 * S, q + 11 * S, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0); \
+        } \
+        break;
 
 __attribute__((target("avx512f")))
-int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                      float *const *out, const float *const *res) {
+int mpq_conv_f32_line(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                      const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
+    float *o[12];
+    const float *r[12], *p[12];
+    int64_t i = 0;
     switch (step) {
-        MPQ_F_STEP(1) MPQ_F_STEP(2) MPQ_F_STEP(3) MPQ_F_STEP(6) MPQ_F_STEP(16) MPQ_F_STEP(24) MPQ_F_STEP(32)
-        MPQ_F_STEP(48) MPQ_F_STEP(64) MPQ_F_STEP(96) MPQ_F_STEP(128) MPQ_F_STEP(256) MPQ_F_STEP(512) MPQ_F_STEP(1024) MPQ_F_STEP(2048)
+        MPQ_F_LINE(1) MPQ_F_LINE(2) MPQ_F_LINE(3) MPQ_F_LINE(6) MPQ_F_LINE(16) MPQ_F_LINE(24) MPQ_F_LINE(32)
+        MPQ_F_LINE(48) MPQ_F_LINE(64) MPQ_F_LINE(96) MPQ_F_LINE(128) MPQ_F_LINE(256) MPQ_F_LINE(512) MPQ_F_LINE(1024) MPQ_F_LINE(2048)
         default: return 0;
     }
+    // The last few pixels: a tile of just that many rows.
+    const int64_t left = count - i;
+    if (left > 0) {
+        for (int64_t k = 0; k < left; k++) {
+            p[k] = a + (i + k) * step; o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0;
+        }
+        mpq_f_tile_n(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0);
+    }
+    return 1;
 }
-#undef MPQ_F_STEP
+#undef MPQ_F_LINE
 
 // One row × up to 128 columns: a tile of one pixel has one accumulator per column vector, and
 // each multiply-add waits on the previous one of its vector (four cycles here); eight vectors
@@ -171,11 +206,11 @@ void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t
     (void)cols; (void)a; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
     (void)column; (void)out; (void)res;
 }
-int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                      float *const *out, const float *const *res) {
-    (void)cols; (void)a; (void)step; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
-    (void)column; (void)out; (void)res;
+int mpq_conv_f32_line(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                      const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
+    (void)count; (void)cols; (void)a; (void)step; (void)out; (void)ostep; (void)res; (void)rstep; (void)taps; (void)ntaps;
+    (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi; (void)column;
     return 0;
 }
 void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,

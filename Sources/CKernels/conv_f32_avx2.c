@@ -70,27 +70,41 @@ void mpq_conv_f32_avx2(int64_t rows, int64_t cols, const float *const *a, const 
     }
 }
 
-#define MPQ_F2_STEP(S) \
+#define MPQ_F2_LINE(S) \
     case S: \
-        for (int64_t r = 0; r < 12; r += 6) { \
-            const float *ar = a + r * S; \
-            for (int64_t c = 0; c < cols; c += 16) \
-                mpq_f2_tile(6, cols - c < 16 ? cols - c : 16, ar, ar + S, ar + 2 * S, ar + 3 * S, ar + 4 * S, ar + 5 * S, \
-                            taps, ntaps, cin, b + c / 16 * bstride, bias, lo, hi, column + c, out + r, res ? res + r : 0); \
+        for (; i + 12 <= count; i += 12) { \
+            for (int64_t k = 0; k < 12; k++) { o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0; } \
+            for (int64_t h = 0; h < 12; h += 6) { \
+                const float *q = a + (i + h) * S; \
+                for (int64_t c = 0; c < cols; c += 16) \
+                    mpq_f2_tile(6, cols - c < 16 ? cols - c : 16, q, q + S, q + 2 * S, q + 3 * S, q + 4 * S, q + 5 * S, \
+                                taps, ntaps, cin, b + c / 16 * bstride, bias, lo, hi, column + c, o + h, res ? r + h : 0); \
+            } \
         } \
-        return 1;
+        break;
 
 __attribute__((target("avx2,fma")))
-int mpq_conv_f32_rows_avx2(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                           float *const *out, const float *const *res) {
+int mpq_conv_f32_line_avx2(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                           const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
+    float *o[12];
+    const float *r[12], *p[12];
+    int64_t i = 0;
     switch (step) {
-        MPQ_F2_STEP(1) MPQ_F2_STEP(2) MPQ_F2_STEP(3) MPQ_F2_STEP(6) MPQ_F2_STEP(16) MPQ_F2_STEP(24) MPQ_F2_STEP(32)
-        MPQ_F2_STEP(48) MPQ_F2_STEP(64) MPQ_F2_STEP(96) MPQ_F2_STEP(128) MPQ_F2_STEP(256) MPQ_F2_STEP(512) MPQ_F2_STEP(1024) MPQ_F2_STEP(2048)
+        MPQ_F2_LINE(1) MPQ_F2_LINE(2) MPQ_F2_LINE(3) MPQ_F2_LINE(6) MPQ_F2_LINE(16) MPQ_F2_LINE(24) MPQ_F2_LINE(32)
+        MPQ_F2_LINE(48) MPQ_F2_LINE(64) MPQ_F2_LINE(96) MPQ_F2_LINE(128) MPQ_F2_LINE(256) MPQ_F2_LINE(512) MPQ_F2_LINE(1024) MPQ_F2_LINE(2048)
         default: return 0;
     }
+    const int64_t left = count - i;
+    if (left > 0) {
+        for (int64_t k = 0; k < left; k++) {
+            p[k] = a + (i + k) * step; o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0;
+        }
+        mpq_conv_f32_avx2(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0);
+    }
+    return 1;
 }
-#undef MPQ_F2_STEP
+#undef MPQ_F2_LINE
 
 // One pixel × up to 128 columns, eight ymm vectors (64 columns) of sums in flight per pass.
 __attribute__((target("avx2,fma")))
@@ -189,11 +203,11 @@ void mpq_conv_f32_avx2(int64_t rows, int64_t cols, const float *const *a, const 
     (void)rows; (void)cols; (void)a; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
     (void)column; (void)out; (void)res;
 }
-int mpq_conv_f32_rows_avx2(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                           float *const *out, const float *const *res) {
-    (void)cols; (void)a; (void)step; (void)taps; (void)ntaps; (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi;
-    (void)column; (void)out; (void)res;
+int mpq_conv_f32_line_avx2(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                           const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
+    (void)count; (void)cols; (void)a; (void)step; (void)out; (void)ostep; (void)res; (void)rstep; (void)taps; (void)ntaps;
+    (void)cin; (void)b; (void)bstride; (void)bias; (void)lo; (void)hi; (void)column;
     return 0;
 }
 void mpq_conv_f32_row_avx2(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,

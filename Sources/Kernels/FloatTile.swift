@@ -85,31 +85,34 @@ public enum FloatTile {
         reference(rows: rows, cols: cols, a: a, taps: taps, weights: weights, block: b, bias: bias, lo: lo, hi: hi, column: column, out: out, res: res)
     }
 
-    /// The widths (floats between one row's receptive field and the next) `runRows` takes.
+    /// The widths (floats between one pixel's receptive field and the next) the vector `runLine` takes.
     public static let rowSteps: Set<Int> = [1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048]
 
-    /// A full tile of 12 rows whose receptive fields start `step` floats apart from `a` (12
-    /// consecutive pixels of one output row): one register addresses every row. Returns false,
-    /// doing nothing, when the kernel is not vectorized or `step` is not in `rowSteps`.
+    /// `count` output pixels along a line: pixel i's receptive field starts at a + i·step, its
+    /// outputs at out + i·outStep (+ column), its residual at res + i·resStep. Whole tiles of 12
+    /// address their rows from one register (`step` must be in `rowSteps`), the last few take a
+    /// tile of just that many rows. Returns false, doing nothing, when the kernels are vector
+    /// ones and `step` is not in `rowSteps`; the plain loop takes any step.
     @inline(__always)
-    public static func runRows(cols: Int, a: UnsafePointer<Float>, step: Int, taps: UnsafePointer<Int64>,
+    public static func runLine(count: Int, cols: Int, a: UnsafePointer<Float>, step: Int, taps: UnsafePointer<Int64>,
                                weights: FloatTileWeights, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               lo: Float, hi: Float, column: Int, out: UnsafePointer<UnsafeMutablePointer<Float>>,
-                               res: UnsafePointer<UnsafePointer<Float>>?, isa: ISA = best) -> Bool {
-        guard isa != .plain else { return false }
-        precondition(cols >= 1 && cols <= Self.columns && column % 16 == 0)
+                               lo: Float, hi: Float, column: Int, out: UnsafeMutablePointer<Float>, outStep: Int,
+                               res: UnsafePointer<Float>?, resStep: Int, isa: ISA = best) -> Bool {
+        precondition(count >= 0 && cols >= 1 && cols <= Self.columns && column % 16 == 0)
         let b = packed + column / 16 * weights.blockStride
-        let tile = isa == .avx512 ? mpq_conv_f32_rows : mpq_conv_f32_rows_avx2
-        return out.withMemoryRebound(to: Optional<UnsafeMutablePointer<Float>>.self, capacity: Self.rows) { op in
-            if let res {
-                return res.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: Self.rows) { rp in
-                    tile(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
-                         Int64(weights.blockStride), bias, lo, hi, Int64(column), op, rp)
-                }
-            }
-            return tile(Int64(cols), a, Int64(step), taps, Int64(weights.taps), Int64(weights.cin), b,
-                        Int64(weights.blockStride), bias, lo, hi, Int64(column), op, nil)
-        } == 1
+        if isa != .plain {
+            let line = isa == .avx512 ? mpq_conv_f32_line : mpq_conv_f32_line_avx2
+            return line(Int64(count), Int64(cols), a, Int64(step), out, Int64(outStep), res, Int64(resStep), taps, Int64(weights.taps),
+                        Int64(weights.cin), b, Int64(weights.blockStride), bias, lo, hi, Int64(column)) == 1
+        }
+        for first in stride(from: 0, to: count, by: Self.rows) {
+            let n = min(Self.rows, count - first)
+            let ap = (first..<first + n).map { a + $0 * step }, op = (first..<first + n).map { out + $0 * outStep }
+            let rp = res.map { r in (first..<first + n).map { r + $0 * resStep } }
+            reference(rows: n, cols: cols, a: ap, taps: taps, weights: weights, block: b, bias: bias, lo: lo, hi: hi,
+                      column: column, out: op, res: rp)
+        }
+        return true
     }
 
     /// Columns one `runRow` call covers.

@@ -95,11 +95,7 @@ extension FloatPlan {
         for step in steps {
             switch step {
             case .input(let to):
-                let s = slots[to], plane = s.h * s.w
-                s.forEachPixel(base(to), images: images) { i, y, x, o in
-                    let src = input + i * s.c * plane + y * s.w + x
-                    for ch in 0..<s.c { o[ch] = src[ch * plane] }
-                }
+                slots[to].load(planes: input, into: base(to), images: images)
             case .layer(let l):
                 if l.tile != nil { runTile(l, ws, images: images, threads: threads) } else { runDepthwise(l, ws, images: images, threads: threads) }
             case let .clamp(from, to, lo, hi):
@@ -165,7 +161,15 @@ extension FloatPlan {
             }
             return
         }
-        let tiles = (rows + FloatTile.rows - 1) / FloatTile.rows, blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
+        let blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
+        if l.lines {
+            // Output row by output row: items (image · height + row) · blocks + block.
+            let items = images * slots[l.output].h * blocks
+            let workers = min(threads, items)
+            Parallel.forEach(workers, threads: workers) { w, _ in runLines(l, ws, items: (w * items / workers)..<((w + 1) * items / workers)) }
+            return
+        }
+        let tiles = (rows + FloatTile.rows - 1) / FloatTile.rows
         let workers = min(threads, ws.lanes, tiles * blocks)
         if workers <= 1 { runTiles(l, ws, images: images, items: 0..<(tiles * blocks), lane: 0); return }
         Parallel.forEach(workers, threads: workers) { w, _ in
@@ -231,8 +235,6 @@ extension FloatPlan {
                             }
                             let r0 = item / blocks * full, count = min(full, rows - r0)
                             let first = r0 % pixels, firstImage = r0 / pixels
-                            // One output row's 12 consecutive pixels: equal steps between their fields.
-                            let along = stepped && count == full && l.runs[first]
                             var (image, p) = (firstImage, first)
                             for i in 0..<count {
                                 rowsIn[i] = inBase + image * s.elements + starts[p]
@@ -241,14 +243,19 @@ extension FloatPlan {
                                 p += 1
                                 if p == pixels { (image, p) = (image + 1, 0) }
                             }
+                            // 12 consecutive pixels whose fields, outputs and residuals each lie
+                            // equal steps apart (offsets only grow, so the ends tell).
+                            let along = stepped && count == full && l.runs[first] && rowsOut[full - 1] == rowsOut[0] + (full - 1) * t.c
+                                && (r == nil || rowsRes[full - 1] == rowsRes[0] + (full - 1) * r!.c)
                             // This tile's column blocks within the share.
                             let last = min(items.upperBound, (item / blocks + 1) * blocks)
                             for block in (item % blocks)..<(item % blocks + last - item) {
                                 let column = block * FloatTile.columns, cols = min(FloatTile.columns, l.cout - column)
                                 let res = resBase == nil ? nil : UnsafePointer(rowsRes)
-                                if !(along && FloatTile.runRows(cols: cols, a: inBase + firstImage * s.elements + starts[first], step: l.rowStep,
+                                if !(along && FloatTile.runLine(count: full, cols: cols, a: inBase + firstImage * s.elements + starts[first], step: l.rowStep,
                                                                  taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!, bias: bias.baseAddress!,
-                                                                 lo: l.lo, hi: l.hi, column: column, out: rowsOut, res: res)) {
+                                                                 lo: l.lo, hi: l.hi, column: column, out: rowsOut[0], outStep: t.c,
+                                                                 res: res?[0], resStep: r?.c ?? 0)) {
                                     FloatTile.run(rows: count, cols: cols, a: rowsIn, taps: taps.baseAddress!, weights: tile,
                                                   packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
                                                   out: rowsOut, res: res)
@@ -256,6 +263,34 @@ extension FloatPlan {
                             }
                             item = last
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Items `items` of a layer run by output rows (item k: row k / blocks of the micro-batch,
+    /// column block k % blocks), each row's pixels through `FloatTile.runLine`.
+    func runLines(_ l: LayerStep, _ ws: Workspace, items: Range<Int>) {
+        guard let tile = l.tile, !items.isEmpty else { return }
+        let (s, t) = (slots[l.input], slots[l.output])
+        let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
+        let r = l.residual.map { slots[$0] }
+        let resBase = r.map { UnsafePointer(ws.buffers[$0.buffer]) }
+        let blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
+        tile.data.withUnsafeBufferPointer { w in
+            tile.bias.withUnsafeBufferPointer { bias in
+                l.taps.withUnsafeBufferPointer { taps in
+                    for item in items {
+                        let (line, block) = (item / blocks, item % blocks)
+                        let (image, p) = (line / t.h, line % t.h * t.w)
+                        let column = block * FloatTile.columns
+                        let res = resBase.map { $0 + image * r!.elements + l.resStarts[p] }
+                        let done = FloatTile.runLine(count: t.w, cols: min(FloatTile.columns, l.cout - column), a: inBase + image * s.elements + l.starts[p],
+                                              step: l.rowStep, taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!,
+                                              bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
+                                              out: outBase + image * t.elements + l.outStarts[p], outStep: t.c, res: res, resStep: r?.c ?? 0)
+                        assert(done, "a layer run by lines has a step the line kernel takes")
                     }
                 }
             }
@@ -302,22 +337,23 @@ extension FloatPlan {
         let g = PoolOp.Geometry(n: 1, c: s.c, h: s.h, w: s.w, oh: t.h, ow: t.w, kh: a.kernel[0], kw: a.kernel[1],
                                 sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1], pb: a.pads[2], pr: a.pads[3])
         if max && s.c % 16 == 0 && a.pads.allSatisfy({ $0 == 0 }) && (t.h - 1) * g.sh + g.kh <= s.h && (t.w - 1) * g.sw + g.kw <= s.w {
-            // Every window inside the input: its taps at fixed offsets from its first pixel.
-            let taps = (0..<(g.kh * g.kw)).map { s.offset($0 / g.kw, $0 % g.kw) - s.offset(0, 0) }
-            for i in 0..<images {
-                let xb = src + i * s.elements, yb = dst + i * t.elements
-                for oy in 0..<t.h {
-                    for ox in 0..<t.w {
-                        let x0 = UnsafeRawPointer(xb + s.offset(oy * g.sh, ox * g.sw)), o = UnsafeMutableRawPointer(yb + t.offset(oy, ox))
-                        var c = 0
-                        while c < s.c {
-                            var m = x0.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
-                            for tap in taps.dropFirst() {
-                                let v = x0.loadUnaligned(fromByteOffset: 4 * (tap + c), as: SIMD16<Float>.self)
-                                m.replace(with: v, where: (v .> m) .| (v .!= v))
+            // Every window inside the input: its taps at fixed byte offsets from its first pixel.
+            let taps = (0..<(g.kh * g.kw)).map { 4 * (s.offset($0 / g.kw, $0 % g.kw) - s.offset(0, 0)) }
+            taps.withUnsafeBufferPointer { taps in
+                for i in 0..<images {
+                    let xb = src + i * s.elements, yb = dst + i * t.elements
+                    for oy in 0..<t.h {
+                        var x0 = UnsafeRawPointer(xb + s.offset(oy * g.sh, 0)), o = UnsafeMutableRawPointer(yb + t.offset(oy, 0))
+                        for _ in 0..<t.w {
+                            for c in stride(from: 0, to: 4 * s.c, by: 64) {
+                                var m = x0.loadUnaligned(fromByteOffset: c, as: SIMD16<Float>.self)
+                                for k in 1..<taps.count {
+                                    let v = x0.loadUnaligned(fromByteOffset: taps[k] + c, as: SIMD16<Float>.self)
+                                    m.replace(with: v, where: (v .> m) .| (v .!= v))
+                                }
+                                o.storeBytes(of: m, toByteOffset: c, as: SIMD16<Float>.self)
                             }
-                            o.storeBytes(of: m, toByteOffset: 4 * c, as: SIMD16<Float>.self)
-                            c += 16
+                            x0 += 4 * g.sw * s.c; o += 4 * t.c
                         }
                     }
                 }

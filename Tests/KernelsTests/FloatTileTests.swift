@@ -82,42 +82,54 @@ func floatDepthwiseMatchesItsReference(_ c: (Int, Int)) {
     }
 }
 
-/// The 12-row tile addressed from one pointer (rows `step` floats apart) against the plain
-/// loop over the same rows, for each compiled step; other steps are refused.
+/// A line of pixels (whole 12-row tiles from one pointer, then a tile of the last few rows)
+/// against the plain loop over the same rows, for each compiled step and line lengths around
+/// the tile's 12; outputs and residuals a row's width apart plus a gap, which stays unwritten.
+/// Other steps are refused.
 @Test(arguments: [1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048])
-func floatRowTileMatchesItsReference(_ step: Int) {
+func floatLineMatchesItsReference(_ step: Int) {
     for isa in floatISAs {
         var r = TestRandom(seed: UInt64(step))
-        let cin = min(step, 5), ntaps = 3, n = 40
+        let cin = min(step, 5), ntaps = 3, n = 40, ostep = n + 3, most = 31
         let taps: [Int64] = [0, Int64(step * 12 + 7), Int64(step * 24 + 3)]
-        let input = r.floats(step * 40 + 64)
-        let w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(12 * n)
+        let input = r.floats(step * (most + 28) + 64)
+        let w = r.floats(n * ntaps * cin), bias = r.floats(n), residual = r.floats(most * ostep)
         let weights = FloatTileWeights(n: n, taps: ntaps, cin: cin, bias: bias) { j, t, ci in w[(j * ntaps + t) * cin + ci] }
-        for (column, cols) in [(0, 32), (32, 8), (16, 17)] {
-            var fast = [Float](repeating: .nan, count: 12 * n), plain = fast
-            input.withUnsafeBufferPointer { x in
-                residual.withUnsafeBufferPointer { res in
-                    let a = (0..<12).map { x.baseAddress! + $0 * step }
-                    let rp = (0..<12).map { res.baseAddress! + $0 * n }
-                    weights.data.withUnsafeBufferPointer { wp in
-                        weights.bias.withUnsafeBufferPointer { bp in
-                            fast.withUnsafeMutableBufferPointer { f in
-                                let o = (0..<12).map { f.baseAddress! + $0 * n }
-                                #expect(FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step, taps: taps, weights: weights, packed: wp.baseAddress!,
-                                                          bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp, isa: isa))
-                                #expect(!FloatTile.runRows(cols: cols, a: x.baseAddress!, step: step + 999, taps: taps, weights: weights,
-                                                           packed: wp.baseAddress!, bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o, res: rp, isa: isa))
-                            }
-                            plain.withUnsafeMutableBufferPointer { p in
-                                let o = (0..<12).map { p.baseAddress! + $0 * n }
-                                FloatTile.run(rows: 12, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!,
-                                              lo: -1, hi: 1, column: column, out: o, res: rp, isa: .plain)
+        for (count, column, cols) in [(12, 0, 32), (1, 32, 8), (13, 16, 17), (28, 0, 16), (30, 0, 32), (23, 16, 24)] {
+            for withResidual in [false, true] {
+                var fast = [Float](repeating: .nan, count: most * ostep), plain = fast
+                input.withUnsafeBufferPointer { x in
+                    residual.withUnsafeBufferPointer { res in
+                        weights.data.withUnsafeBufferPointer { wp in
+                            weights.bias.withUnsafeBufferPointer { bp in
+                                let rp = withResidual ? res.baseAddress! : nil
+                                fast.withUnsafeMutableBufferPointer { f in
+                                    #expect(FloatTile.runLine(count: count, cols: cols, a: x.baseAddress!, step: step, taps: taps, weights: weights,
+                                                              packed: wp.baseAddress!, bias: bp.baseAddress!, lo: -1, hi: 1, column: column,
+                                                              out: f.baseAddress!, outStep: ostep, res: rp, resStep: ostep, isa: isa))
+                                    #expect(!FloatTile.runLine(count: count, cols: cols, a: x.baseAddress!, step: step + 999, taps: taps,
+                                                               weights: weights, packed: wp.baseAddress!, bias: bp.baseAddress!, lo: -1, hi: 1,
+                                                               column: column, out: f.baseAddress!, outStep: ostep, res: rp, resStep: ostep, isa: isa))
+                                }
+                                plain.withUnsafeMutableBufferPointer { p in
+                                    for first in stride(from: 0, to: count, by: 12) {
+                                        let rows = min(12, count - first)
+                                        let a = (first..<first + rows).map { x.baseAddress! + $0 * step }
+                                        let o = (first..<first + rows).map { p.baseAddress! + $0 * ostep }
+                                        let rr = (first..<first + rows).map { res.baseAddress! + $0 * ostep }
+                                        FloatTile.run(rows: rows, cols: cols, a: a, taps: taps, weights: weights, packed: wp.baseAddress!,
+                                                      bias: bp.baseAddress!, lo: -1, hi: 1, column: column, out: o,
+                                                      res: withResidual ? rr : nil, isa: .plain)
+                                    }
+                                }
                             }
                         }
                     }
                 }
+                let same = zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+                #expect(same, "\(isa) step \(step) count \(count) columns \(column)+\(cols) residual \(withResidual)")
+                #expect(fast[(count - 1) * ostep + column + cols].isNaN && fast[count * ostep + column].isNaN, "wrote past the line")
             }
-            #expect(zip(fast, plain).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(isa) step \(step) columns \(column)+\(cols)")
         }
     }
 }

@@ -235,12 +235,15 @@ int mpq_cpu_has_avx512_vpopcntdq(void);
 void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
                   const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                   float *const *out, const float *const *res);
-/// The same tile for 12 rows whose receptive fields lie `step` floats apart, from `a`: returns 0
-/// (and does nothing) when `step` is not one of the widths compiled in (1, 2, 3, 6, 16, 24, 32,
-/// 48, 64, 96, 128, 256, 512, 1024, 2048: 1×1 layers of ResNet-50's last stages).
-int mpq_conv_f32_rows(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                      float *const *out, const float *const *res);
+/// The same tile's sums for `count` (≥ 0) pixels along a line: pixel i's receptive field starts
+/// at a + i·step, its outputs at out + i·ostep (+ column), its residual (when `res` is not null)
+/// at res + i·rstep. Whole tiles of 12 address their rows from one register; the last few pixels
+/// take a tile of just that many rows. Returns 0 (and does nothing) when `step` is not one of the
+/// widths compiled in (1, 2, 3, 6, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048: 1×1 layers
+/// of ResNet-50's last stages).
+int mpq_conv_f32_line(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                      const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                      const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column);
 /// One output pixel × up to 128 columns from `column` (a multiple of 16), the tile's layout and
 /// epilogue: out[column + j] = clamp(bias + Σ a[taps[t] + ci]·w + res[column + j]). `bias` is
 /// readable to column + 128.
@@ -258,9 +261,9 @@ void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out,
 void mpq_conv_f32_avx2(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
                        const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                        float *const *out, const float *const *res);
-int mpq_conv_f32_rows_avx2(int64_t cols, const float *a, int64_t step, const int64_t *taps, int64_t ntaps, int64_t cin,
-                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
-                           float *const *out, const float *const *res);
+int mpq_conv_f32_line_avx2(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
+                           const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
+                           const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column);
 void mpq_conv_f32_row_avx2(int64_t cols, const float *a, const int64_t *taps, int64_t ntaps, int64_t cin,
                            const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,
                            float *out, const float *res);
