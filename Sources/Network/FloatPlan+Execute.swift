@@ -170,10 +170,15 @@ extension FloatPlan {
             return
         }
         let tiles = (rows + FloatTile.rows - 1) / FloatTile.rows
+        // Item order: a tile's column blocks one after another (its receptive fields stay in L1)
+        // — or, for a linear layer and for weights past `weightCacheBytes`, which tile order
+        // would stream from memory once per tile, each column block over every tile in turn
+        // (the block's weights then serve every tile from cache).
+        let byBlock = tiles > 1 && blocks > 1 && (l.starts.count == 1 || (l.tile?.data.count ?? 0) * 4 > Self.weightCacheBytes)
         let workers = min(threads, ws.lanes, tiles * blocks)
-        if workers <= 1 { runTiles(l, ws, images: images, items: 0..<(tiles * blocks), lane: 0); return }
+        if workers <= 1 { runTiles(l, ws, images: images, items: 0..<(tiles * blocks), byBlock: byBlock, lane: 0); return }
         Parallel.forEach(workers, threads: workers) { w, _ in
-            runTiles(l, ws, images: images, items: (w * tiles * blocks / workers)..<((w + 1) * tiles * blocks / workers), lane: w)
+            runTiles(l, ws, images: images, items: (w * tiles * blocks / workers)..<((w + 1) * tiles * blocks / workers), byBlock: byBlock, lane: w)
         }
     }
 
@@ -194,10 +199,15 @@ extension FloatPlan {
         }
     }
 
-    /// Items `items` of a dense layer (item k: tile k / blocks, column block k % blocks), with
+    /// Bytes of a layer's weights past which its tiles take the column blocks in turn (half the
+    /// 2 MB L2 of the Xeons the benchmarks run on; AMD's Zen 4 has 1 MB).
+    public static let weightCacheBytes = 1 << 20
+
+    /// Items `items` of a dense layer (item k: tile k / blocks, column block k % blocks; by
+    /// block, column block k / tiles of tile k % tiles), with
     /// lane `lane`'s row pointers. A tile of 12 pixels along one output row goes to the kernel
     /// that addresses its rows from one register.
-    func runTiles(_ l: LayerStep, _ ws: Workspace, images: Int, items: Range<Int>, lane: Int) {
+    func runTiles(_ l: LayerStep, _ ws: Workspace, images: Int, items: Range<Int>, byBlock: Bool, lane: Int) {
         guard let tile = l.tile, !items.isEmpty else { return }
         let (s, t) = (slots[l.input], slots[l.output])
         let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
@@ -211,29 +221,20 @@ extension FloatPlan {
             tile.bias.withUnsafeBufferPointer { bias in
                 l.taps.withUnsafeBufferPointer { taps in
                     l.starts.withUnsafeBufferPointer { starts in
-                        // A linear layer (one pixel an image) takes its tiles column block by column
-                        // block, so each block's weights serve every image of the micro-batch from
-                        // cache; convolutions take a tile's blocks one after another.
-                        let byBlock = pixels == 1 && items.count > blocks
                         let tiles = (rows + full - 1) / full
                         var item = items.lowerBound
                         while item < items.upperBound {
+                            // The tile, and its column blocks within the share.
+                            let tileIndex: Int, blockRange: Range<Int>
                             if byBlock {
-                                let (block, tileIndex) = (item / tiles, item % tiles)
-                                let r0 = tileIndex * full, count = min(full, rows - r0)
-                                for i in 0..<count {
-                                    rowsIn[i] = inBase + (r0 + i) * s.elements + starts[0]
-                                    rowsOut[i] = outBase + (r0 + i) * t.elements + l.outStarts[0]
-                                    if let resBase, let r { rowsRes[i] = resBase + (r0 + i) * r.elements + l.resStarts[0] }
-                                }
-                                let column = block * FloatTile.columns
-                                FloatTile.run(rows: count, cols: min(FloatTile.columns, l.cout - column), a: rowsIn, taps: taps.baseAddress!, weights: tile,
-                                              packed: w.baseAddress!, bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
-                                              out: rowsOut, res: resBase == nil ? nil : UnsafePointer(rowsRes))
+                                (tileIndex, blockRange) = (item % tiles, (item / tiles)..<(item / tiles + 1))
                                 item += 1
-                                continue
+                            } else {
+                                let last = min(items.upperBound, (item / blocks + 1) * blocks)
+                                (tileIndex, blockRange) = (item / blocks, (item % blocks)..<(item % blocks + last - item))
+                                item = last
                             }
-                            let r0 = item / blocks * full, count = min(full, rows - r0)
+                            let r0 = tileIndex * full, count = min(full, rows - r0)
                             let first = r0 % pixels, firstImage = r0 / pixels
                             var (image, p) = (firstImage, first)
                             for i in 0..<count {
@@ -247,9 +248,7 @@ extension FloatPlan {
                             // equal steps apart (offsets only grow, so the ends tell).
                             let along = stepped && count == full && l.runs[first] && rowsOut[full - 1] == rowsOut[0] + (full - 1) * t.c
                                 && (r == nil || rowsRes[full - 1] == rowsRes[0] + (full - 1) * r!.c)
-                            // This tile's column blocks within the share.
-                            let last = min(items.upperBound, (item / blocks + 1) * blocks)
-                            for block in (item % blocks)..<(item % blocks + last - item) {
+                            for block in blockRange {
                                 let column = block * FloatTile.columns, cols = min(FloatTile.columns, l.cout - column)
                                 let res = resBase == nil ? nil : UnsafePointer(rowsRes)
                                 if !(along && FloatTile.runLine(count: full, cols: cols, a: inBase + firstImage * s.elements + starts[first], step: l.rowStep,
@@ -261,7 +260,6 @@ extension FloatPlan {
                                                   out: rowsOut, res: res)
                                 }
                             }
-                            item = last
                         }
                     }
                 }

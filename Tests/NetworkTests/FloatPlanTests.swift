@@ -77,6 +77,34 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
     }
 }
 
+/// A convolution whose weights pass `FloatPlan.weightCacheBytes` (3×3 × 160 → 200: 1.15 MB)
+/// takes its tiles column block by column block, with a residual branch and a partial last
+/// block: the interpreter's logits on one and two threads, and one image alone.
+@Test func floatPlanRunsLargeWeightsBlockByBlock() throws {
+    var rng = RandomGenerator(seed: 7)
+    func t(_ shape: [Int]) throws -> Tensor { try Tensor.random(shape, .normal(mean: 0, std: 0.1), using: &rng) }
+    let conv = { (p: Int) in Op.conv(ConvAttributes(strides: [1, 1], pads: [p, p, p, p], dilations: [1, 1])) }
+    let nodes = [
+        Node(name: "r", op: conv(0), inputs: ["x", "wr"], outputs: ["r"]),
+        Node(name: "c", op: conv(1), inputs: ["x", "w", "b"], outputs: ["c"]),
+        Node(name: "a", op: .add, inputs: ["c", "r"], outputs: ["a"]),
+        Node(name: "y", op: .relu, inputs: ["a"], outputs: ["y"]),
+    ]
+    let params: [(String, Tensor)] = [("wr", try t([200, 160, 1, 1])), ("w", try t([200, 160, 3, 3])), ("b", try t([200]))]
+    #expect(200 * 160 * 9 * 4 > FloatPlan.weightCacheBytes)
+    let model = try Model(name: "wide", nodes: nodes, input: "x", output: "y", inputShape: [160, 6, 7], parameters: params, buffers: [])
+    let plan = try FloatPlan(model)
+    let xs = try Tensor.random([5, 160, 6, 7], .normal(mean: 0, std: 1), using: &rng)
+    let graph = try model.run(xs, keepTrace: true).output
+    for threads in [1, 2] {
+        let fast = try plan.run(xs, threads: threads)
+        let worst = zip(fast.scalars, graph.scalars).map { abs($0 - $1) }.max() ?? .nan
+        #expect(fast.shape == graph.shape && worst <= 1e-4, "\(threads) threads: worst difference \(worst)")
+        let one = try plan.run(try xs.slice(2..<3), threads: threads)
+        #expect(one.scalars == Array(fast.scalars[(2 * one.count)..<(3 * one.count)]))
+    }
+}
+
 /// A graph with a node the plan has no step for runs through the interpreter; a changed
 /// parameter is seen by the next run (the cached plan is rebuilt).
 @Test func floatPlanFallsBackAndFollowsParameterChanges() throws {
