@@ -156,16 +156,18 @@ void mpq_conv_f32_row_avx2(int64_t cols, const float *a, const int64_t *taps, in
     }
 }
 
+// Depthwise as in conv_f32.c: blocks of 32 channels give a pixel four chains at once; the
+// whole vectors past the last block take four pixels at once; the last partial vector is
+// masked, pixel by pixel (a masked store is slow on AMD cores: only there).
 __attribute__((target("avx2,fma")))
 void mpq_depthwise_f32_avx2(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
                             const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const int64_t wide = channels / 32 * 32, whole = channels / 8 * 8;
     for (int64_t p = 0; p < pixels; p++) {
         const float *x = a[p];
         float *o = out[p];
-        int64_t c = 0;
-        // Four vectors of channels at once: four independent chains per tap.
-        for (; c + 32 <= channels; c += 32) {
+        for (int64_t c = 0; c < wide; c += 32) {
             __m256 s0 = _mm256_loadu_ps(bias + c), s1 = _mm256_loadu_ps(bias + c + 8);
             __m256 s2 = _mm256_loadu_ps(bias + c + 16), s3 = _mm256_loadu_ps(bias + c + 24);
             for (int64_t t = 0; t < ntaps; t++) {
@@ -180,19 +182,39 @@ void mpq_depthwise_f32_avx2(int64_t pixels, const float *const *a, float *const 
             _mm256_storeu_ps(o + c + 16, _mm256_min_ps(_mm256_max_ps(s2, vlo), vhi));
             _mm256_storeu_ps(o + c + 24, _mm256_min_ps(_mm256_max_ps(s3, vlo), vhi));
         }
-        for (; c + 8 <= channels; c += 8) {
-            __m256 s = _mm256_loadu_ps(bias + c);
-            for (int64_t t = 0; t < ntaps; t++)
-                s = _mm256_fmadd_ps(_mm256_loadu_ps(x + taps[t] + c), _mm256_loadu_ps(w + t * ldw + c), s);
-            _mm256_storeu_ps(o + c, _mm256_min_ps(_mm256_max_ps(s, vlo), vhi));
-        }
-        // The last partial vector masked (a masked store is slow on AMD cores: only here).
-        if (c < channels) {
+        if (whole < channels) {
+            const int64_t c = whole;
             const __m256i mask = mpq_f2_mask(channels - c);
             __m256 s = _mm256_maskload_ps(bias + c, mask);
             for (int64_t t = 0; t < ntaps; t++)
                 s = _mm256_fmadd_ps(_mm256_maskload_ps(x + taps[t] + c, mask), _mm256_maskload_ps(w + t * ldw + c, mask), s);
             _mm256_maskstore_ps(o + c, mask, _mm256_min_ps(_mm256_max_ps(s, vlo), vhi));
+        }
+    }
+    for (int64_t c = wide; c < whole; c += 8) {
+        const __m256 b = _mm256_loadu_ps(bias + c);
+        int64_t p = 0;
+        for (; p + 4 <= pixels; p += 4) {
+            const float *x0 = a[p] + c, *x1 = a[p + 1] + c, *x2 = a[p + 2] + c, *x3 = a[p + 3] + c;
+            __m256 s0 = b, s1 = b, s2 = b, s3 = b;
+            for (int64_t t = 0; t < ntaps; t++) {
+                const int64_t k = taps[t];
+                const __m256 wt = _mm256_loadu_ps(w + t * ldw + c);
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + k), wt, s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + k), wt, s1);
+                s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + k), wt, s2);
+                s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + k), wt, s3);
+            }
+            _mm256_storeu_ps(out[p] + c, _mm256_min_ps(_mm256_max_ps(s0, vlo), vhi));
+            _mm256_storeu_ps(out[p + 1] + c, _mm256_min_ps(_mm256_max_ps(s1, vlo), vhi));
+            _mm256_storeu_ps(out[p + 2] + c, _mm256_min_ps(_mm256_max_ps(s2, vlo), vhi));
+            _mm256_storeu_ps(out[p + 3] + c, _mm256_min_ps(_mm256_max_ps(s3, vlo), vhi));
+        }
+        for (; p < pixels; p++) {
+            __m256 s = b;
+            for (int64_t t = 0; t < ntaps; t++)
+                s = _mm256_fmadd_ps(_mm256_loadu_ps(a[p] + taps[t] + c), _mm256_loadu_ps(w + t * ldw + c), s);
+            _mm256_storeu_ps(out[p] + c, _mm256_min_ps(_mm256_max_ps(s, vlo), vhi));
         }
     }
 }
