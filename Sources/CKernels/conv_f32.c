@@ -2,6 +2,7 @@
 // channels contiguous, zero borders around every value so a convolution reads its padding in
 // place. Kernels/FloatTile.swift holds the plain loops these are tested against.
 #include "CKernels.h"
+#include "line_f32.h"
 #include <immintrin.h>
 
 #if defined(__x86_64__)
@@ -91,7 +92,7 @@ void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64
     case S: \
         for (; i + 12 <= count; i += 12) { \
             const float *q = a + i * S; \
-            for (int64_t k = 0; k < 12; k++) { o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0; } \
+            mpq_line_pointers(i, 12, a, S, out, ostep, res, rstep, 0, o, r); \
             mpq_f_tile(12, cols, q, q + S, q + 2 * S, q + 3 * S, q + 4 * S, q + 5 * S, q + 6 * S, q + 7 * S, q + 8 * S, \
                        q + 9 * S, q + 10 * S, q + 11 * S, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0); \
         } \
@@ -101,23 +102,7 @@ __attribute__((target("avx512f")))
 int mpq_conv_f32_line(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
                       const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
                       const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
-    float *o[12];
-    const float *r[12], *p[12];
-    int64_t i = 0;
-    switch (step) {
-        MPQ_F_LINE(1) MPQ_F_LINE(2) MPQ_F_LINE(3) MPQ_F_LINE(6) MPQ_F_LINE(16) MPQ_F_LINE(24) MPQ_F_LINE(32)
-        MPQ_F_LINE(48) MPQ_F_LINE(64) MPQ_F_LINE(96) MPQ_F_LINE(128) MPQ_F_LINE(256) MPQ_F_LINE(512) MPQ_F_LINE(1024) MPQ_F_LINE(2048)
-        default: return 0;
-    }
-    // The last few pixels: a tile of just that many rows.
-    const int64_t left = count - i;
-    if (left > 0) {
-        for (int64_t k = 0; k < left; k++) {
-            p[k] = a + (i + k) * step; o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0;
-        }
-        mpq_f_tile_n(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0);
-    }
-    return 1;
+    MPQ_LINE_BODY(MPQ_F_LINE, mpq_f_tile_n(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0))
 }
 #undef MPQ_F_LINE
 

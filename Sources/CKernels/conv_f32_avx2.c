@@ -4,6 +4,7 @@
 // ymm registers hold a 6-pixel × 16-channel sub-tile (12 accumulators, two weight vectors, one
 // broadcast); a 12 × 32 tile is four of them.
 #include "CKernels.h"
+#include "line_f32.h"
 #include <immintrin.h>
 
 #if defined(__x86_64__)
@@ -73,7 +74,7 @@ void mpq_conv_f32_avx2(int64_t rows, int64_t cols, const float *const *a, const 
 #define MPQ_F2_LINE(S) \
     case S: \
         for (; i + 12 <= count; i += 12) { \
-            for (int64_t k = 0; k < 12; k++) { o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0; } \
+            mpq_line_pointers(i, 12, a, S, out, ostep, res, rstep, 0, o, r); \
             for (int64_t h = 0; h < 12; h += 6) { \
                 const float *q = a + (i + h) * S; \
                 for (int64_t c = 0; c < cols; c += 16) \
@@ -87,22 +88,7 @@ __attribute__((target("avx2,fma")))
 int mpq_conv_f32_line_avx2(int64_t count, int64_t cols, const float *a, int64_t step, float *out, int64_t ostep,
                            const float *res, int64_t rstep, const int64_t *taps, int64_t ntaps, int64_t cin,
                            const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column) {
-    float *o[12];
-    const float *r[12], *p[12];
-    int64_t i = 0;
-    switch (step) {
-        MPQ_F2_LINE(1) MPQ_F2_LINE(2) MPQ_F2_LINE(3) MPQ_F2_LINE(6) MPQ_F2_LINE(16) MPQ_F2_LINE(24) MPQ_F2_LINE(32)
-        MPQ_F2_LINE(48) MPQ_F2_LINE(64) MPQ_F2_LINE(96) MPQ_F2_LINE(128) MPQ_F2_LINE(256) MPQ_F2_LINE(512) MPQ_F2_LINE(1024) MPQ_F2_LINE(2048)
-        default: return 0;
-    }
-    const int64_t left = count - i;
-    if (left > 0) {
-        for (int64_t k = 0; k < left; k++) {
-            p[k] = a + (i + k) * step; o[k] = out + (i + k) * ostep; r[k] = res ? res + (i + k) * rstep : 0;
-        }
-        mpq_conv_f32_avx2(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0);
-    }
-    return 1;
+    MPQ_LINE_BODY(MPQ_F2_LINE, mpq_conv_f32_avx2(left, cols, p, taps, ntaps, cin, b, bstride, bias, lo, hi, column, o, res ? r : 0))
 }
 #undef MPQ_F2_LINE
 
