@@ -273,8 +273,7 @@ extension FloatPlan {
         guard let tile = l.tile, !items.isEmpty else { return }
         let (s, t) = (slots[l.input], slots[l.output])
         let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[t.buffer])
-        let r = l.residual.map { slots[$0] }
-        let resBase = r.map { UnsafePointer(ws.buffers[$0.buffer]) }
+        let residual = l.residual.map { (slot: slots[$0], base: UnsafePointer(ws.buffers[slots[$0].buffer])) }
         let blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
         tile.data.withUnsafeBufferPointer { w in
             tile.bias.withUnsafeBufferPointer { bias in
@@ -283,11 +282,11 @@ extension FloatPlan {
                         let (line, block) = (item / blocks, item % blocks)
                         let (image, p) = (line / t.h, line % t.h * t.w)
                         let column = block * FloatTile.columns
-                        let res = resBase.map { $0 + image * r!.elements + l.resStarts[p] }
+                        let res = residual.map { $0.base + image * $0.slot.elements + l.resStarts[p] }
                         let done = FloatTile.runLine(count: t.w, cols: min(FloatTile.columns, l.cout - column), a: inBase + image * s.elements + l.starts[p],
                                               step: l.rowStep, taps: taps.baseAddress!, weights: tile, packed: w.baseAddress!,
                                               bias: bias.baseAddress!, lo: l.lo, hi: l.hi, column: column,
-                                              out: outBase + image * t.elements + l.outStarts[p], outStep: t.c, res: res, resStep: r?.c ?? 0)
+                                              out: outBase + image * t.elements + l.outStarts[p], outStep: t.c, res: res, resStep: residual?.slot.c ?? 0)
                         assert(done, "a layer run by lines has a step the line kernel takes")
                     }
                 }
