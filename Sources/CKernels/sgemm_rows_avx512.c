@@ -1,4 +1,6 @@
-// The f32 GEMM's AVX-512 micro-kernel reading A in place: `rows` ≤ 12 rows of the tile, row i
+// The f32 GEMM's AVX-512 micro-kernel reading A in place: `rows` ≤ 12 rows × `cols` ≤ 32 columns
+// of the tile (a sliver's last `cols` < 32: masked loads and stores, and one vector of sums when
+// `cols` ≤ 16 — a 10-class classifier's tiles do half the multiply-adds of whole ones, and nothing is merged), row i
 // at a + i·lda (row-major, k contiguous), instead of an MR-row sliver packed k-major. A linear
 // layer's activations are such rows, and packing them cost 8% of an MLP's batch
 // (Kernels/SGEMM+Packed); a block's last rows (256 = 21·12 + 4) take the same kernel with fewer
@@ -14,8 +16,8 @@
 #define MPQ_UNROLL _Pragma("clang loop unroll(full)")
 
 __attribute__((target("avx512f"), always_inline))
-static inline void mpq_rows_tile(const int R, int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                                 float alpha, float beta, const float *bias, int relu) {
+static inline void mpq_rows_tile(const int R, const int V, int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                                 int64_t ldc, int64_t cols, float alpha, float beta, const float *bias, int relu) {
     const float *p[12];
     __m512 acc[12][2];
     MPQ_UNROLL for (int i = 0; i < R; i++) {
@@ -25,32 +27,44 @@ static inline void mpq_rows_tile(const int R, int64_t kc, const float *a, int64_
         acc[i][0] = _mm512_setzero_ps(); acc[i][1] = acc[i][0];
     }
     for (int64_t k = 0; k < kc; k++, b += 32) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = V > 1 ? _mm512_loadu_ps(b + 16) : b0;
         MPQ_UNROLL for (int i = 0; i < R; i++) {
             const __m512 v = _mm512_set1_ps(p[i][k]);
-            acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]); acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
+            acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]);
+            if (V > 1) acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
         }
     }
+    // Columns past `cols` are neither read (C, bias) nor written.
+    const __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
-    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : zero, b1 = bias ? _mm512_loadu_ps(bias + 16) : zero;
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : zero, b1 = bias && V > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
     MPQ_UNROLL for (int i = 0; i < R; i++) {
         float *r = c + i * ldc;
         __m512 x = _mm512_mul_ps(acc[i][0], va), y = _mm512_mul_ps(acc[i][1], va);
-        if (beta != 0) { x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r), x); y = _mm512_fmadd_ps(vb, _mm512_loadu_ps(r + 16), y); }
+        if (beta != 0) {
+            x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, r), x);
+            if (V > 1) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, r + 16), y);
+        }
         if (bias) { x = _mm512_add_ps(x, b0); y = _mm512_add_ps(y, b1); }
         if (relu) {
             // Swift's max(v, 0) — 0 >= v ? 0 : v — exactly: NaN stays, −0 becomes +0.
             x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), zero);
             y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, zero, _CMP_LE_OQ), zero);
         }
-        _mm512_storeu_ps(r, x); _mm512_storeu_ps(r + 16, y);
+        _mm512_mask_storeu_ps(r, m0, x);
+        if (V > 1) _mm512_mask_storeu_ps(r + 16, m1, y);
     }
 }
 
-#define MPQ_ROWS_CASE(R) case R: mpq_rows_tile(R, kc, a, lda, b, c, ldc, alpha, beta, bias, relu); break;
+#define MPQ_ROWS_CASE(R) \
+    case R: \
+        if (cols > 16) mpq_rows_tile(R, 2, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu); \
+        else mpq_rows_tile(R, 1, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu); \
+        break;
 __attribute__((target("avx512f")))
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta, const float *bias, int32_t relu) {
+void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+                           int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
     switch (rows) {
         MPQ_ROWS_CASE(12) MPQ_ROWS_CASE(11) MPQ_ROWS_CASE(10) MPQ_ROWS_CASE(9) MPQ_ROWS_CASE(8) MPQ_ROWS_CASE(7)
         MPQ_ROWS_CASE(6) MPQ_ROWS_CASE(5) MPQ_ROWS_CASE(4) MPQ_ROWS_CASE(3) MPQ_ROWS_CASE(2) MPQ_ROWS_CASE(1)
@@ -59,8 +73,8 @@ void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda
 }
 #undef MPQ_ROWS_CASE
 #else
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta, const float *bias, int32_t relu) {
-    (void)kc; (void)rows; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta; (void)bias; (void)relu;
+void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+                           int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
+    (void)kc; (void)rows; (void)cols; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta; (void)bias; (void)relu;
 }
 #endif

@@ -121,21 +121,14 @@ extension SGEMM {
                             if let ap {
                                 runTile(mr: mr, nr: nr, kb: kb, a: ap + i * kb, b: bs, c: cij, ldc: ldc,
                                         rows: rows, columns: columns, alpha: alpha, beta: pc == 0 ? beta : 1, scratch: tile)
-                            } else {
-                                let rowsOfA = a + (ic + i) * lda + pc
-                                if columns == nr {
-                                    // A whole tile's bias and ReLU in the kernel, on the last slice.
-                                    let last = pc + kb == k
-                                    mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, cij, Int64(ldc), alpha, pc == 0 ? beta : 1,
-                                                          last ? bias.map { $0 + j } : nil, last && relu ? 1 : 0)
-                                    i += mr
-                                    continue
+                                if pc + kb == k && (bias != nil || relu) {
+                                    epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)
                                 }
-                                mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), rowsOfA, Int64(lda), bs, tile, Int64(nr), alpha, 0, nil, 0)
-                                merge(tile, nr: nr, into: cij, ldc: ldc, rows: rows, columns: columns, beta: pc == 0 ? beta : 1)
-                            }
-                            if pc + kb == k && (bias != nil || relu) {
-                                epilogue(cij, ldc: ldc, rows: rows, columns: columns, bias: bias.map { $0 + j }, relu: relu)
+                            } else {
+                                // Ragged columns masked in the kernel; the bias and ReLU in it, on the last slice.
+                                let last = pc + kb == k
+                                mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), Int64(columns), a + (ic + i) * lda + pc, Int64(lda), bs, cij, Int64(ldc),
+                                                      alpha, pc == 0 ? beta : 1, last ? bias.map { $0 + j } : nil, last && relu ? 1 : 0)
                             }
                             i += mr
                         }
@@ -191,7 +184,8 @@ extension SGEMM {
             if beta == 0 {
                 for q in 0..<columns { dst[q] = src[q] }
             } else {
-                for q in 0..<columns { dst[q] = src[q] + beta * dst[q] }
+                // α·sum + β·C fused, as a whole tile's (sgemmMicroKernel12x32, the in-place kernel).
+                for q in 0..<columns { dst[q] = src[q].addingProduct(beta, dst[q]) }
             }
         }
     }

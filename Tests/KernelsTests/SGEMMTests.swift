@@ -173,10 +173,11 @@ func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     }
 }
 
-/// The kernel that reads A's rows in place (AVX-512: 1…12 rows × 32 columns) gives the packing
-/// kernels' sums exactly — the same products added in the same order — on every case whose A is
-/// not transposed, each with and without the bias and ReLU (in the kernel for whole tiles, as
-/// `SGEMM.epilogue` after the packing kernels), ragged columns and rows included.
+/// The kernel that reads A's rows in place (AVX-512: 1…12 rows × 1…32 columns, ragged columns
+/// masked) gives the packing kernels' sums exactly — the same products added in the same order,
+/// β·C fused in both — on every case whose A is not transposed, each with and without the bias
+/// and ReLU (in the kernel, as `SGEMM.epilogue` after the packing kernels), ragged columns and
+/// rows included.
 @Test(arguments: gemmCases.filter { !$0.transA })
 func rowsInPlaceEqualPackedRows(_ t: GEMMCase) {
     guard SGEMM.rowsInPlace else { return }

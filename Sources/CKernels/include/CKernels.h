@@ -43,12 +43,13 @@ void mpq_wgrad3x3_avx512(int64_t cin, int64_t cout, const float *xpad, int64_t p
 /// dst[p·nr + j] = src[j·ld + p] for p < k, j < n; zero for n ≤ j < nr (a transposed GEMM operand
 /// packed into one nr-wide sliver). 16×16 blocks in registers where AVX-512 runs, 8×8 where AVX2 does.
 void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld, float *dst, int64_t nr);
-/// The f32 GEMM's tile of `rows` ≤ 12 rows × 32 columns with A read in place (row i at
+/// The f32 GEMM's tile of `rows` ≤ 12 rows × `cols` ≤ 32 columns with A read in place (row i at
 /// a + i·lda, k contiguous) and B a packed 32-column sliver (b[p·32 + j]): C = α·A·B (+ β·C when
 /// β ≠ 0), the same sums as the packed 12×32 kernel's; then, when given, + bias[j] and (relu ≠ 0)
-/// Swift's max(v, 0), as SGEMM.epilogue. Call only when mpq_cpu_has_avx512f() is 1.
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
-                           float alpha, float beta, const float *bias, int32_t relu);
+/// Swift's max(v, 0), as SGEMM.epilogue. Columns past `cols` of C and bias are not touched.
+/// Call only when mpq_cpu_has_avx512f() is 1.
+void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+                           int64_t ldc, float alpha, float beta, const float *bias, int32_t relu);
 // dst[p·mr + r] = src[r·ld + p] for r < rows, zero for rows ≤ r < mr (A's slivers for the f32 GEMM).
 void mpq_pack_rows_f32(int64_t k, int64_t rows, const float *src, int64_t ld, float *dst, int64_t mr);
 
