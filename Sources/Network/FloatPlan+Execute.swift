@@ -17,10 +17,13 @@ extension FloatPlan {
         let rowsIn: UnsafeMutablePointer<UnsafePointer<Float>>
         let rowsOut: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
         let rowsRes: UnsafeMutablePointer<UnsafePointer<Float>>
+        /// Per lane, `plan.pooledScratch` floats (+ 16 of slack) for a fused pooling's rows.
+        let scratch: UnsafeMutablePointer<Float>
         init(_ plan: FloatPlan, images: Int, lanes: Int = 1) {
             self.lanes = max(1, lanes); self.images = images
             let n = max(Self.pointers, self.lanes * FloatTile.rows)
             rowsIn = .allocate(capacity: n); rowsOut = .allocate(capacity: n); rowsRes = .allocate(capacity: n)
+            scratch = .allocate(capacity: self.lanes * (plan.pooledScratch + 16))
             // 16 floats of slack past each buffer: a vector load of a last pixel's channels may
             // reach past them (the masked lanes are not used).
             buffers = plan.buffers.map { n in
@@ -31,7 +34,7 @@ extension FloatPlan {
         }
         deinit {
             buffers.forEach { $0.deallocate() }
-            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate()
+            rowsIn.deallocate(); rowsOut.deallocate(); rowsRes.deallocate(); scratch.deallocate()
         }
     }
 
@@ -97,7 +100,13 @@ extension FloatPlan {
             case .input(let to):
                 slots[to].load(planes: input, into: base(to), images: images)
             case .layer(let l):
-                if l.tile != nil { runTile(l, ws, images: images, threads: threads) } else { runDepthwise(l, ws, images: images, threads: threads) }
+                if l.pooled != nil {
+                    runPooled(l, ws, images: images, threads: threads)
+                } else if l.tile != nil {
+                    runTile(l, ws, images: images, threads: threads)
+                } else {
+                    runDepthwise(l, ws, images: images, threads: threads)
+                }
             case let .clamp(from, to, lo, hi):
                 let t = slots[to], b = base(to)
                 slots[from].forEachPixel(base(from), images: images) { i, y, x, src in
@@ -333,26 +342,13 @@ extension FloatPlan {
         let (src, dst) = (ws.buffers[s.buffer], ws.buffers[t.buffer])
         let g = PoolOp.Geometry(n: 1, c: s.c, h: s.h, w: s.w, oh: t.h, ow: t.w, kh: a.kernel[0], kw: a.kernel[1],
                                 sh: a.strides[0], sw: a.strides[1], pt: a.pads[0], pl: a.pads[1], pb: a.pads[2], pr: a.pads[3])
-        if max && s.c % 16 == 0 && a.pads.allSatisfy({ $0 == 0 }) && (t.h - 1) * g.sh + g.kh <= s.h && (t.w - 1) * g.sw + g.kw <= s.w {
-            // Every window inside the input: its taps at fixed byte offsets from its first pixel.
-            let taps = (0..<(g.kh * g.kw)).map { 4 * (s.offset($0 / g.kw, $0 % g.kw) - s.offset(0, 0)) }
-            taps.withUnsafeBufferPointer { taps in
-                for i in 0..<images {
-                    let xb = src + i * s.elements, yb = dst + i * t.elements
-                    for oy in 0..<t.h {
-                        var x0 = UnsafeRawPointer(xb + s.offset(oy * g.sh, 0)), o = UnsafeMutableRawPointer(yb + t.offset(oy, 0))
-                        for _ in 0..<t.w {
-                            for c in stride(from: 0, to: 4 * s.c, by: 64) {
-                                var m = x0.loadUnaligned(fromByteOffset: c, as: SIMD16<Float>.self)
-                                for k in 1..<taps.count {
-                                    let v = x0.loadUnaligned(fromByteOffset: taps[k] + c, as: SIMD16<Float>.self)
-                                    m.replace(with: v, where: (v .> m) .| (v .!= v))
-                                }
-                                o.storeBytes(of: m, toByteOffset: c, as: SIMD16<Float>.self)
-                            }
-                            x0 += 4 * g.sw * s.c; o += 4 * t.c
-                        }
-                    }
+        if max && a.pads.allSatisfy({ $0 == 0 }) && (t.h - 1) * g.sh + g.kh <= s.h && (t.w - 1) * g.sw + g.kw <= s.w {
+            // Every window inside the input: a row of windows at a time, its taps at fixed steps.
+            for i in 0..<images {
+                for oy in 0..<t.h {
+                    WindowMaximum.row(src + i * s.elements + s.offset(oy * g.sh, 0), count: t.w, windowStep: g.sw * s.c, kh: g.kh, kw: g.kw,
+                                      rowStep: s.offset(1, 0) - s.offset(0, 0), pixelStep: s.c, channels: s.c,
+                                      into: dst + i * t.elements + t.offset(oy, 0), dstStep: t.c)
                 }
             }
             return

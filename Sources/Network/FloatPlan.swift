@@ -7,7 +7,8 @@ import Tensors
 /// channels contiguous) with a border of zeros as wide as its widest reader's padding, so a
 /// convolution reads its receptive fields in place (no im2col, no padded copy); weights packed
 /// once for the tile kernel (`FloatTile`); bias, ReLU / Clip and a residual add applied in the
-/// tile's epilogue as the sums leave the registers. A worker runs a micro-batch of images
+/// tile's epilogue as the sums leave the registers; a max pooling whose windows tile its input
+/// runs inside the convolution before it (FloatPlan+Pooled). A worker runs a micro-batch of images
 /// through every step, so a layer's tiles take pixels of several images at once (a linear
 /// layer's rows are images) and the activations stay in cache from one layer to the next.
 ///
@@ -68,6 +69,11 @@ public final class FloatPlan: @unchecked Sendable {
         /// Whether the layer runs output row by output row (`FloatTile.runLine`; `rowStep` is
         /// then one of `FloatTile.rowSteps`), not in tiles of 12 pixels taken across rows and images.
         var lines = false
+        /// A max pooling fused in (`fusePools`): the layer computes only the pixels its windows
+        /// read, row of windows by row of windows, and writes their maxima to slot `to`; its own
+        /// output slot then has no buffer.
+        var pooled: Pooled? = nil
+        struct Pooled { let to: Int, kh: Int, kw: Int }
         let depthwise: [Float], ldw: Int, bias: [Float]
         var lo = -Float.infinity, hi = Float.infinity
         init(input: Int, output: Int, starts: [Int], outStarts: [Int], taps: [Int64], cout: Int,
@@ -103,7 +109,7 @@ public final class FloatPlan: @unchecked Sendable {
             switch self {
             case .input(let to), .clamp(_, let to, _, _), .add(_, _, let to, _, _), .maxPool(_, let to, _),
                  .averagePool(_, let to, _), .globalAverage(_, let to), .softmax(_, let to): to
-            case .layer(let l): l.output
+            case .layer(let l): l.pooled?.to ?? l.output
             }
         }
     }
@@ -123,12 +129,17 @@ public final class FloatPlan: @unchecked Sendable {
     /// Images a worker runs through the plan at once.
     public private(set) var microBatch = 1
 
+    /// Floats of scratch a lane needs for the fused poolings' convolution rows (`fusePools`).
+    var pooledScratch = 0
+
     /// Compiles `model` (its batch norms folded first). Throws `Unsupported` naming the first
-    /// node the plan cannot run.
-    public init(_ model: Model) throws {
+    /// node the plan cannot run. `fusingPools` false keeps each max pooling a step of its own
+    /// (tests hold the fused layers to it).
+    public init(_ model: Model, fusingPools: Bool = true) throws {
         inputShape = model.inputShape
         let m = try model.foldingBatchNorm()
         try compile(m)
+        if fusingPools { fusePools() }
         assignBuffers()
         // Enough images that a micro-batch's largest value fills about 1 MB (L2), and that a
         // layer whose weights do not fit there (over 1 MB) has 64 rows to share each read of

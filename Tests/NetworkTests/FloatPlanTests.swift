@@ -105,6 +105,58 @@ func floatPlanMatchesTheInterpreter(_ name: String) throws {
     }
 }
 
+/// Max poolings fused into the convolution before them (`FloatPlan.fusePools`) give exactly
+/// the separate steps' values: a 1-channel 3×3 layer run by lines into 20 channels (a channel
+/// tail past 16) pooled 2×2; a 20 → 40 layer in tiles of 12 (two column blocks, the second
+/// partial) whose 15×15 output a 2×2 pool reads only 14×14 of; a 3×3 / stride-3 pool reading 3×3
+/// of a 5×5 output; one pooling not fused (its input is read twice). On one and two threads,
+/// and one image with the threads sharing its rows of windows. The fused plan is also held to
+/// the interpreter.
+@Test func fusedPoolingsMatchTheirSteps() throws {
+    var rng = RandomGenerator(seed: 9)
+    func t(_ shape: [Int]) throws -> Tensor { try Tensor.random(shape, .normal(mean: 0, std: 0.3), using: &rng) }
+    let conv = { (p: Int) in Op.conv(ConvAttributes(strides: [1, 1], pads: [p, p, p, p], dilations: [1, 1])) }
+    let pool = { (k: Int) in Op.maxPool(PoolAttributes(kernel: [k, k], strides: [k, k])) }
+    let nodes = [
+        Node(name: "c1", op: conv(1), inputs: ["x", "w1", "b1"], outputs: ["c1"]),
+        Node(name: "r1", op: .relu, inputs: ["c1"], outputs: ["r1"]),
+        Node(name: "p1", op: pool(2), inputs: ["r1"], outputs: ["p1"]),
+        Node(name: "c2", op: conv(1), inputs: ["p1", "w2", "b2"], outputs: ["c2"]),
+        Node(name: "p2", op: pool(2), inputs: ["c2"], outputs: ["p2"]),
+        Node(name: "c3", op: conv(0), inputs: ["p2", "w3"], outputs: ["c3"]),
+        Node(name: "r3", op: .relu, inputs: ["c3"], outputs: ["r3"]),
+        Node(name: "p3", op: pool(3), inputs: ["r3"], outputs: ["p3"]),
+        Node(name: "c4", op: conv(1), inputs: ["p2", "w4"], outputs: ["c4"]),
+        Node(name: "p4", op: pool(2), inputs: ["c4"], outputs: ["p4"]),
+        Node(name: "g4", op: .globalAveragePool, inputs: ["c4"], outputs: ["g4"]),
+        Node(name: "f3", op: .flatten(axis: 1), inputs: ["p3"], outputs: ["f3"]),
+        Node(name: "f4", op: .flatten(axis: 1), inputs: ["p4"], outputs: ["f4"]),
+        Node(name: "fg", op: .flatten(axis: 1), inputs: ["g4"], outputs: ["fg"]),
+        Node(name: "y3", op: .gemm(GemmAttributes(transB: true)), inputs: ["f3", "wf"], outputs: ["y3"]),
+        Node(name: "y4", op: .gemm(GemmAttributes(transB: true)), inputs: ["f4", "wg"], outputs: ["y4"]),
+        Node(name: "yg", op: .gemm(GemmAttributes(transB: true)), inputs: ["fg", "wh"], outputs: ["yg"]),
+        Node(name: "s", op: .add, inputs: ["y3", "y4"], outputs: ["s"]),
+        Node(name: "y", op: .add, inputs: ["s", "yg"], outputs: ["y"]),
+    ]
+    let params: [(String, Tensor)] = [("w1", try t([20, 1, 3, 3])), ("b1", try t([20])), ("w2", try t([40, 20, 3, 3])), ("b2", try t([40])),
+                                      ("w3", try t([16, 40, 3, 3])), ("w4", try t([8, 40, 3, 3])), ("wf", try t([10, 16])),
+                                      ("wg", try t([10, 8 * 3 * 3])), ("wh", try t([10, 8]))]
+    let model = try Model(name: "pools", nodes: nodes, input: "x", output: "y", inputShape: [1, 30, 30], parameters: params, buffers: [])
+    let (fused, steps) = (try FloatPlan(model), try FloatPlan(model, fusingPools: false))
+    #expect(fused.fusedPools == 3 && steps.fusedPools == 0)
+    let xs = try Tensor.random([5, 1, 30, 30], .normal(mean: 0, std: 1), using: &rng)
+    let graph = try model.run(xs, keepTrace: true).output
+    for threads in [1, 2] {
+        let (a, b) = (try fused.run(xs, threads: threads), try steps.run(xs, threads: threads))
+        #expect(a.shape == [5, 10] && a.scalars == b.scalars, "\(threads) threads: the fused poolings differ from their steps")
+        let scale = graph.scalars.map(abs).max() ?? 1
+        let worst = zip(a.scalars, graph.scalars).map { abs($0 - $1) }.max() ?? .nan
+        #expect(worst <= 1e-4 * max(1, scale), "\(threads) threads: worst difference \(worst) from the interpreter at scale \(scale)")
+        let one = try xs.slice(3..<4)
+        #expect(try fused.run(one, threads: threads).scalars == Array(a.scalars[30..<40]))
+    }
+}
+
 /// A graph with a node the plan has no step for runs through the interpreter; a changed
 /// parameter is seen by the next run (the cached plan is rebuilt).
 @Test func floatPlanFallsBackAndFollowsParameterChanges() throws {
