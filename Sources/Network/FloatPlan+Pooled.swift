@@ -52,7 +52,7 @@ extension FloatPlan {
         let (s, t, d) = (slots[l.input], slots[l.output], slots[p.to])
         let (inBase, outBase) = (UnsafePointer(ws.buffers[s.buffer]), ws.buffers[d.buffer])
         let blocks = (l.cout + FloatTile.columns - 1) / FloatTile.columns
-        let width = d.w * p.kw, pixels = p.kh * width, cout = l.cout
+        let width = d.w * p.kw, cout = l.cout
         let scratch = ws.scratch + lane * (pooledScratch + 16)
         let (rowsIn, rowsOut) = (ws.rowsIn + lane * FloatTile.rows, ws.rowsOut + lane * FloatTile.rows)
         tile.data.withUnsafeBufferPointer { w in
