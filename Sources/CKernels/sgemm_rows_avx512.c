@@ -8,7 +8,11 @@
 // (the loop indexes them all by k). Each sum is the generated Swift kernel's
 // (sgemmMicroKernel12x32): from zero, one fused multiply-add per k in order, then α·sum
 // (+ β·C): the two agree exactly. A linear layer's bias and ReLU are applied before the tile is
-// stored, with the arithmetic of the packing path's separate pass (`SGEMM.epilogue`).
+// stored, with the arithmetic of the packing path's separate pass (`SGEMM.epilogue`). The kernel
+// reports whether any value it stored was NaN or infinite before the ReLU (x − x unordered): one
+// subtraction and compare a vector stored, beside kc·24 multiply-adds. On a layer's last K slice
+// that tells the model whether its input held one (a NaN or infinite A element makes every sum
+// of its row NaN or infinite), so it need not read the input once more to check (Network/Model).
 #include "CKernels.h"
 #include <immintrin.h>
 
@@ -16,7 +20,7 @@
 #define MPQ_UNROLL _Pragma("clang loop unroll(full)")
 
 __attribute__((target("avx512f"), always_inline))
-static inline void mpq_rows_tile(const int R, const int V, int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+static inline int32_t mpq_rows_tile(const int R, const int V, int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                                  int64_t ldc, int64_t cols, float alpha, float beta, const float *bias, int relu) {
     const float *p[12];
     __m512 acc[12][2];
@@ -39,6 +43,7 @@ static inline void mpq_rows_tile(const int R, const int V, int64_t kc, const flo
     const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
     const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : zero, b1 = bias && V > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
+    __mmask16 bad = 0;
     MPQ_UNROLL for (int i = 0; i < R; i++) {
         float *r = c + i * ldc;
         __m512 x = _mm512_mul_ps(acc[i][0], va), y = _mm512_mul_ps(acc[i][1], va);
@@ -47,6 +52,8 @@ static inline void mpq_rows_tile(const int R, const int V, int64_t kc, const flo
             if (V > 1) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, r + 16), y);
         }
         if (bias) { x = _mm512_add_ps(x, b0); y = _mm512_add_ps(y, b1); }
+        bad |= _mm512_mask_cmp_ps_mask(m0, _mm512_sub_ps(x, x), zero, _CMP_UNORD_Q);
+        if (V > 1) bad |= _mm512_mask_cmp_ps_mask(m1, _mm512_sub_ps(y, y), zero, _CMP_UNORD_Q);
         if (relu) {
             // Swift's max(v, 0) — 0 >= v ? 0 : v — exactly: NaN stays, −0 becomes +0.
             x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LE_OQ), zero);
@@ -55,26 +62,27 @@ static inline void mpq_rows_tile(const int R, const int V, int64_t kc, const flo
         _mm512_mask_storeu_ps(r, m0, x);
         if (V > 1) _mm512_mask_storeu_ps(r + 16, m1, y);
     }
+    return bad != 0;
 }
 
 #define MPQ_ROWS_CASE(R) \
     case R: \
-        if (cols > 16) mpq_rows_tile(R, 2, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu); \
-        else mpq_rows_tile(R, 1, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu); \
-        break;
+        return cols > 16 ? mpq_rows_tile(R, 2, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu) \
+                         : mpq_rows_tile(R, 1, kc, a, lda, b, c, ldc, cols, alpha, beta, bias, relu);
 __attribute__((target("avx512f")))
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
-                           int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
+int32_t mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+                              int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
     switch (rows) {
         MPQ_ROWS_CASE(12) MPQ_ROWS_CASE(11) MPQ_ROWS_CASE(10) MPQ_ROWS_CASE(9) MPQ_ROWS_CASE(8) MPQ_ROWS_CASE(7)
         MPQ_ROWS_CASE(6) MPQ_ROWS_CASE(5) MPQ_ROWS_CASE(4) MPQ_ROWS_CASE(3) MPQ_ROWS_CASE(2) MPQ_ROWS_CASE(1)
-        default: break;
+        default: return 0;
     }
 }
 #undef MPQ_ROWS_CASE
 #else
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
-                           int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
+int32_t mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+                              int64_t ldc, float alpha, float beta, const float *bias, int32_t relu) {
     (void)kc; (void)rows; (void)cols; (void)a; (void)lda; (void)b; (void)c; (void)ldc; (void)alpha; (void)beta; (void)bias; (void)relu;
+    return 0;
 }
 #endif

@@ -58,18 +58,25 @@ extension SGEMM {
     /// Tasks are blocks of A's rows × chunks of B's slivers, dealt to workers as they free up;
     /// each walks K itself, packing its block of A for every slice. The same micro-kernel and edge
     /// handling as `multiply`; the sums differ from it only where K is split differently.
+    ///
+    /// Returns whether the kernel that reads A in place (`rowsInPlace`) computed C and found every
+    /// value finite before the ReLU — then A, B, C's old values and the bias were finite, as far
+    /// as they entered C: a NaN or infinite A element makes every sum of its row NaN or infinite,
+    /// so a caller can skip its own check of A. False when the packing path ran (nothing looked),
+    /// or when a value was not finite (an overflow is one: check A then).
+    @discardableResult
     public static func multiply(
         m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
         packed b: PackedB, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
         bias: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = Parallel.defaultThreads,
         rowsInPlace: Bool = SGEMM.rowsInPlace
-    ) {
+    ) -> Bool {
         let (n, k) = (b.n, b.k)
-        if m <= 0 { return }
+        if m <= 0 { return false }
         if alpha == 0 {
             scale(m: m, n: n, beta: beta, c: c, ldc: ldc)
             epilogue(c, ldc: ldc, rows: m, columns: n, bias: bias, relu: relu)
-            return
+            return false
         }
         let kernel = b.microKernel, nr = b.nr, tallest = kernel.mr
         // Reading A in place, any number of rows makes whole tiles: no padding to choose by.
@@ -102,6 +109,10 @@ extension SGEMM {
         defer { ScratchPool.give(blocksOfA + [tiles]) }
         let aBlocks = blocksOfA.map { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: Float.self) }
         let tileBase = UnsafeMutableRawPointer(tiles.pointer).assumingMemoryBound(to: Float.self)
+        // Each task's own slot: whether a tile of its last slice stored a value not finite.
+        var notFinite = [Int32](repeating: 0, count: blocks * chunks)
+        notFinite.withUnsafeMutableBufferPointer { flags in
+        let flags = flags.baseAddress!
         b.withStorage { bBase in
             Parallel.forEachDynamic(blocks * chunks, threads: workers) { task, w in
                 let (ic, mb) = rowBlocks[task / chunks]
@@ -127,8 +138,9 @@ extension SGEMM {
                             } else {
                                 // Ragged columns masked in the kernel; the bias and ReLU in it, on the last slice.
                                 let last = pc + kb == k
-                                mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), Int64(columns), a + (ic + i) * lda + pc, Int64(lda), bs, cij, Int64(ldc),
-                                                      alpha, pc == 0 ? beta : 1, last ? bias.map { $0 + j } : nil, last && relu ? 1 : 0)
+                                let bad = mpq_sgemm_rows_avx512(Int64(kb), Int64(rows), Int64(columns), a + (ic + i) * lda + pc, Int64(lda), bs, cij, Int64(ldc),
+                                                                alpha, pc == 0 ? beta : 1, last ? bias.map { $0 + j } : nil, last && relu ? 1 : 0)
+                                if last { flags[task] |= bad }
                             }
                             i += mr
                         }
@@ -137,6 +149,8 @@ extension SGEMM {
                 }
             }
         }
+        }
+        return inPlace && !notFinite.contains { $0 != 0 }
     }
 
     /// A finished tile's bias and ReLU.

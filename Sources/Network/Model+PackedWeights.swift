@@ -8,8 +8,9 @@ import Tensors
 extension Model {
     /// α·A·op(B) + β·C (C a vector of the layer's width, or absent), through a ReLU when `relu`,
     /// for a Gemm node at inference when B is a rank-2 parameter and A a rank-2 value not
-    /// transposed; nil otherwise (the caller takes the general path).
-    func packedLinear(_ node: Node, _ at: GemmAttributes, _ a: Tensor, bias c: Tensor?, relu: Bool) throws -> Tensor? {
+    /// transposed; nil otherwise (the caller takes the general path). `finite`: the GEMM saw every
+    /// value finite before the ReLU, so A holds no NaN or infinity (`SGEMM.multiply(packed:)`).
+    func packedLinear(_ node: Node, _ at: GemmAttributes, _ a: Tensor, bias c: Tensor?, relu: Bool) throws -> (output: Tensor, finite: Bool)? {
         guard !at.transA, a.rank == 2, node.inputs.count >= 2, let packed = packedWeight(node.inputs[1], transposed: at.transB),
               a.shape[1] == packed.k else { return nil }
         let m = a.shape[0], n = packed.n
@@ -18,18 +19,19 @@ extension Model {
             guard c.rank == 1, c.count == n else { return nil }
             bias = at.beta == 1 ? c.scalars : c.scalars.map { $0 * at.beta }
         }
+        var finite = false
         let out = [Float](unsafeUninitializedCapacity: m * n) { cp, count in
             a.withUnsafeScalars { ap in
                 guard let ab = ap.baseAddress, let cb = cp.baseAddress else { return }
                 if let bias {
-                    bias.withUnsafeBufferPointer { SGEMM.multiply(m: m, alpha: at.alpha, a: ab, lda: packed.k, packed: packed, c: cb, ldc: n, bias: $0.baseAddress, relu: relu) }
+                    finite = bias.withUnsafeBufferPointer { SGEMM.multiply(m: m, alpha: at.alpha, a: ab, lda: packed.k, packed: packed, c: cb, ldc: n, bias: $0.baseAddress, relu: relu) }
                 } else {
-                    SGEMM.multiply(m: m, alpha: at.alpha, a: ab, lda: packed.k, packed: packed, c: cb, ldc: n, relu: relu)
+                    finite = SGEMM.multiply(m: m, alpha: at.alpha, a: ab, lda: packed.k, packed: packed, c: cb, ldc: n, relu: relu)
                 }
             }
             count = m * n
         }
-        return Tensor(checkedShape: [m, n], scalars: out)
+        return (Tensor(checkedShape: [m, n], scalars: out), finite)
     }
 
     /// The parameter `name` (rank 2, used as op(B)) packed for the GEMM, or nil when it is not a

@@ -166,21 +166,26 @@ public final class Model: @unchecked Sendable {
         guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
             throw NetworkError("model '\(name)': expected input [N, \(inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
         }
-        if x.hasNonFinite {
-            throw NetworkError("model '\(name)': the input holds NaN or infinite values")
-        }
         let threads = Parallel.defaultThreads, n = x.shape[0]
         // Inference runs compiled (`FloatPlan`) when every node has a plan step, except a fully
         // connected net on a large batch: the graph's packed GEMMs serve its rows better (MLP
         // at batch 256: 447k img/s against the plan's 390k). Otherwise convolutional nets go
         // through the graph in micro-batches (activations stay in cache) and fully connected
         // ones with the whole batch.
-        if observer == nil && !training && !keepTrace {
-            let convolutional = layers.contains { $0.kind == .conv }
+        let inference = observer == nil && !training && !keepTrace
+        let convolutional = layers.contains { $0.kind == .conv }
+        // A fully connected net at inference on a large batch leaves the check of its input to
+        // its first linear layer (`InputCheck`); everything else checks it here, first.
+        let checkedHere = !inference || convolutional || n < Self.planBatchLimit
+        if checkedHere, x.hasNonFinite {
+            throw NetworkError("model '\(name)': the input holds NaN or infinite values")
+        }
+        if inference {
             if convolutional || n < Self.planBatchLimit, let plan = compiledPlan() { return (try plan.run(x, threads: threads), nil) }
             if n >= 2 * Self.microBatch && convolutional { return (try runInMicroBatches(x, threads: threads), nil) }
         }
-        return try runWhole(x, training: training, keepTrace: keepTrace, observer: observer)
+        return try runWhole(x, training: training, keepTrace: keepTrace, observer: observer,
+                            inputChecked: checkedHere)
     }
 
     /// This model compiled for float inference, or nil when a node has no plan step; compiled
@@ -235,8 +240,10 @@ public final class Model: @unchecked Sendable {
     }
 
     func runWhole(_ x: Tensor, training: Bool, keepTrace: Bool,
-                  observer: ((Int, [Tensor?]) -> Void)? = nil, stopAt: Int? = nil) throws -> (output: Tensor, trace: Trace?) {
+                  observer: ((Int, [Tensor?]) -> Void)? = nil, stopAt: Int? = nil, inputChecked: Bool = true) throws -> (output: Tensor, trace: Trace?) {
         var values: [String: Tensor] = [input: x]
+        // Unless the caller checked the input for NaN and infinities, the first linear layer may.
+        var inputCheck = InputCheck(x, name: input, model: name, pending: !inputChecked)
         var states = [OpState?](repeating: nil, count: nodes.count)
         var lastUse: [String: Int] = [:]
         if !keepTrace {
@@ -254,6 +261,7 @@ public final class Model: @unchecked Sendable {
             observer?(i, ins)
             // Stopped early: the observer has what the caller wanted; the input stands in for the output.
             if i == stopAt { return (x, nil) }
+            try inputCheck.before(node, ins)
             // Inference folds a batch norm (and the ReLU after it) into the conv before it.
             if !keepTrace, !training, observer == nil, stopAt == nil, let f = try convWithBatchNorm(at: i, ins, lastUse: lastUse, value: value) {
                 values[nodes[f.last].outputs[0]] = f.output
@@ -276,7 +284,11 @@ public final class Model: @unchecked Sendable {
                 } else if case .gemm(let at) = node.op, ins.count == 3, let a = ins[0], let b = ins[1], let c = ins[2], a.rank == 2,
                           at.beta == 1, c.rank == 1 {
                     // A linear layer: the bias and the ReLU in one pass over the product.
-                    if let y = try packedLinear(node, at, a, bias: c, relu: true) { fused = y } else {
+                    if let y = try packedLinear(node, at, a, bias: c, relu: true) {
+                        fused = y.output
+                        try inputCheck.linear(finite: y.finite)
+                    } else {
+                        try inputCheck.check()
                         let y = try LinearOp.product(a, transA: at.transA, b, transB: at.transB, alpha: at.alpha)
                         if y.rank == 2, y.shape[1] == c.count { fused = Tensor.addingRows(y, c, relu: true) }
                     }
@@ -290,10 +302,12 @@ public final class Model: @unchecked Sendable {
             }
             if !keepTrace, !training, observer == nil, case .gemm(let at) = node.op, ins.count >= 2, let a = ins[0],
                let y = try packedLinear(node, at, a, bias: ins.count > 2 ? ins[2] : nil, relu: false) {
-                values[node.outputs[0]] = y
+                try inputCheck.linear(finite: y.finite)
+                values[node.outputs[0]] = y.output
                 for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
                 continue
             }
+            if case .gemm = node.op { try inputCheck.check() }
             let (y, state, updates) = try node.forward(ins, training: training, keepState: keepTrace)
             for (position, v) in updates { buffers[node.inputs[position]] = v }
             values[node.outputs[0]] = y
@@ -301,6 +315,7 @@ public final class Model: @unchecked Sendable {
                 for name in node.inputs where lastUse[name] == i && name != output { values[name] = nil }
             }
         }
+        try inputCheck.check()
         guard let y = values[output] else { throw NetworkError("model '\(name)': the output '\(output)' was not computed") }
         return (y, keepTrace ? Trace(values: values, states: states) : nil)
     }

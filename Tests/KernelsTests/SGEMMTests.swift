@@ -199,3 +199,36 @@ func rowsInPlaceEqualPackedRows(_ t: GEMMCase) {
         #expect(differ == 0, "\(t) epilogue \(epilogue): \(differ) differ")
     }
 }
+
+/// What `multiply(packed:)` reports: true when the in-place kernel stored only finite values
+/// (before the ReLU), so A held no NaN or infinity; false for one such element of A anywhere —
+/// the last row, the last K slice, a ragged column block — and always from the packing path.
+/// An element past K in A's row (the leading dimension's padding) is not read: still true.
+@Test(arguments: gemmCases.filter { !$0.transA })
+func packedProductReportsNonFiniteInput(_ t: GEMMCase) {
+    guard SGEMM.rowsInPlace else { return }
+    var r = TestRandom(seed: UInt64(t.m * 131 + t.n * 17 + t.k))
+    let (lda, ldb, ldc, a0, b, c0, _) = gemmOperands(t, &r)
+    let bias = r.floats(t.n)
+    let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: .wide)
+    func run(_ a: [Float], inPlace: Bool, epilogue: Bool) -> Bool {
+        var c = c0
+        return bias.withUnsafeBufferPointer { bp in
+            SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, packed: packed, beta: t.beta, c: &c, ldc: ldc,
+                           bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads, rowsInPlace: inPlace)
+        }
+    }
+    let epilogue = (t.m + t.k) % 2 == 0
+    #expect(run(a0, inPlace: true, epilogue: epilogue), "\(t): finite operands reported as not finite")
+    #expect(!run(a0, inPlace: false, epilogue: epilogue), "\(t): the packing path vouched for A")
+    var padded = a0
+    padded[(t.m - 1) * lda + t.k] = .nan
+    #expect(run(padded, inPlace: true, epilogue: epilogue), "\(t): an element past K was read")
+    let places = [(t.m - 1, t.k - 1), (0, 0), (r.int(0...(t.m - 1)), r.int(0...(t.k - 1)))]
+    for (value, (i, p)) in zip([Float.nan, .infinity, -.infinity], places) {
+        var a = a0
+        a[i * lda + p] = value
+        #expect(!run(a, inPlace: true, epilogue: true), "\(t): \(value) at (\(i), \(p)) not reported (ReLU)")
+        #expect(!run(a, inPlace: true, epilogue: false), "\(t): \(value) at (\(i), \(p)) not reported")
+    }
+}

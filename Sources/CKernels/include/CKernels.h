@@ -47,8 +47,9 @@ void mpq_pack_transposed_f32(int64_t k, int64_t n, const float *src, int64_t ld,
 /// a + i·lda, k contiguous) and B a packed 32-column sliver (b[p·32 + j]): C = α·A·B (+ β·C when
 /// β ≠ 0), the same sums as the packed 12×32 kernel's; then, when given, + bias[j] and (relu ≠ 0)
 /// Swift's max(v, 0), as SGEMM.epilogue. Columns past `cols` of C and bias are not touched.
+/// Returns 1 when a value stored, taken before the ReLU, is NaN or infinite, else 0.
 /// Call only when mpq_cpu_has_avx512f() is 1.
-void mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
+int32_t mpq_sgemm_rows_avx512(int64_t kc, int64_t rows, int64_t cols, const float *a, int64_t lda, const float *b, float *c,
                            int64_t ldc, float alpha, float beta, const float *bias, int32_t relu);
 // dst[p·mr + r] = src[r·ld + p] for r < rows, zero for rows ≤ r < mr (A's slivers for the f32 GEMM).
 void mpq_pack_rows_f32(int64_t k, int64_t rows, const float *src, int64_t ld, float *dst, int64_t mr);
