@@ -97,7 +97,7 @@ func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
     let bias = r.floats(t.n), epilogue = (t.m + t.n) % 2 == 0
     var c = c0
     let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: kernel)
-    bias.withUnsafeBufferPointer { bp in
+    _ = bias.withUnsafeBufferPointer { bp in
         SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, transA: t.transA, packed: packed, beta: t.beta, c: &c, ldc: ldc,
                        bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads)
     }
@@ -187,7 +187,7 @@ func rowsInPlaceEqualPackedRows(_ t: GEMMCase) {
     let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: .wide)
     func run(_ inPlace: Bool, epilogue: Bool) -> [Float] {
         var c = c0
-        bias.withUnsafeBufferPointer { bp in
+        _ = bias.withUnsafeBufferPointer { bp in
             SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, packed: packed, beta: t.beta, c: &c, ldc: ldc,
                            bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads, rowsInPlace: inPlace)
         }
