@@ -21,6 +21,8 @@ let gemmCases: [GEMMCase] = {
     cases.append(GEMMCase(m: 300, n: 290, k: 600, transA: false, transB: false, alpha: 1, beta: 0, threads: 2))
     cases.append(GEMMCase(m: 16, n: 3136, k: 144, transA: false, transB: false, alpha: 1, beta: 0, threads: 2))
     cases.append(GEMMCase(m: 257, n: 33, k: 1030, transA: true, transB: true, alpha: 1, beta: 1, threads: 2))
+    // Deeper than a packed B's slices where A's rows are read in place (`SGEMM.rowsDepth`): three of 700.
+    cases.append(GEMMCase(m: 40, n: 45, k: 2100, transA: false, transB: true, alpha: 1, beta: 0.25, threads: 2))
     // A short product walking K in three slices inside each task (packing its own B slivers),
     // tall ones whose rows are cut into equal parts per worker, and more workers than cores.
     cases.append(GEMMCase(m: 64, n: 392, k: 576, transA: false, transB: false, alpha: 1, beta: 0.25, threads: 2))
