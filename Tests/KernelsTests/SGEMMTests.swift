@@ -183,22 +183,32 @@ func packedSgemmMatchesReference(_ t: GEMMCase, _ kernel: SGEMM.MicroKernel) {
 @Test(arguments: gemmCases.filter { !$0.transA })
 func rowsInPlaceEqualPackedRows(_ t: GEMMCase) {
     guard SGEMM.rowsInPlace else { return }
-    var r = TestRandom(seed: UInt64(t.m * 31 + t.n * 7 + t.k))
-    let (lda, ldb, ldc, a, b, c0, _) = gemmOperands(t, &r)
-    let bias = r.floats(t.n)
-    let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: .wide)
-    func run(_ inPlace: Bool, epilogue: Bool) -> [Float] {
-        var c = c0
-        _ = bias.withUnsafeBufferPointer { bp in
-            SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, packed: packed, beta: t.beta, c: &c, ldc: ldc,
-                           bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads, rowsInPlace: inPlace)
-        }
-        return c
-    }
+    let p = PackedRowsCase(t, seed: UInt64(t.m * 31 + t.n * 7 + t.k))
     for epilogue in [false, true] {
-        let (fast, plain) = (run(true, epilogue: epilogue), run(false, epilogue: epilogue))
+        let (fast, plain) = (p.run(inPlace: true, epilogue: epilogue).c, p.run(inPlace: false, epilogue: epilogue).c)
         let differ = zip(fast, plain).filter { $0.bitPattern != $1.bitPattern }.count
         #expect(differ == 0, "\(t) epilogue \(epilogue): \(differ) differ")
+    }
+}
+
+/// A case's operands with B packed for the wide kernel, and its product through
+/// `multiply(packed:)` (on A, or another A of the same layout): C and what the call returned.
+struct PackedRowsCase {
+    let t: GEMMCase, lda: Int, ldc: Int, a: [Float], c0: [Float], bias: [Float], packed: SGEMM.PackedB
+    init(_ t: GEMMCase, seed: UInt64) {
+        var r = TestRandom(seed: seed)
+        let (lda, ldb, ldc, a, b, c0, _) = gemmOperands(t, &r)
+        (self.t, self.lda, self.ldc, self.a, self.c0) = (t, lda, ldc, a, c0)
+        bias = r.floats(t.n)
+        packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: .wide)
+    }
+    func run(_ other: [Float]? = nil, inPlace: Bool, epilogue: Bool) -> (c: [Float], finite: Bool) {
+        var c = c0
+        let finite = bias.withUnsafeBufferPointer { bp in
+            SGEMM.multiply(m: t.m, alpha: t.alpha, a: other ?? a, lda: lda, packed: packed, beta: t.beta, c: &c, ldc: ldc,
+                           bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads, rowsInPlace: inPlace)
+        }
+        return (c, finite)
     }
 }
 
@@ -209,28 +219,19 @@ func rowsInPlaceEqualPackedRows(_ t: GEMMCase) {
 @Test(arguments: gemmCases.filter { !$0.transA })
 func packedProductReportsNonFiniteInput(_ t: GEMMCase) {
     guard SGEMM.rowsInPlace else { return }
-    var r = TestRandom(seed: UInt64(t.m * 131 + t.n * 17 + t.k))
-    let (lda, ldb, ldc, a0, b, c0, _) = gemmOperands(t, &r)
-    let bias = r.floats(t.n)
-    let packed = SGEMM.PackedB(k: t.k, n: t.n, b: b, ldb: ldb, transB: t.transB, microKernel: .wide)
-    func run(_ a: [Float], inPlace: Bool, epilogue: Bool) -> Bool {
-        var c = c0
-        return bias.withUnsafeBufferPointer { bp in
-            SGEMM.multiply(m: t.m, alpha: t.alpha, a: a, lda: lda, packed: packed, beta: t.beta, c: &c, ldc: ldc,
-                           bias: epilogue ? bp.baseAddress : nil, relu: epilogue, threads: t.threads, rowsInPlace: inPlace)
-        }
-    }
+    let p = PackedRowsCase(t, seed: UInt64(t.m * 131 + t.n * 17 + t.k))
+    var r = TestRandom(seed: UInt64(t.k))
     let epilogue = (t.m + t.k) % 2 == 0
-    #expect(run(a0, inPlace: true, epilogue: epilogue), "\(t): finite operands reported as not finite")
-    #expect(!run(a0, inPlace: false, epilogue: epilogue), "\(t): the packing path vouched for A")
-    var padded = a0
-    padded[(t.m - 1) * lda + t.k] = .nan
-    #expect(run(padded, inPlace: true, epilogue: epilogue), "\(t): an element past K was read")
+    #expect(p.run(inPlace: true, epilogue: epilogue).finite, "\(t): finite operands reported as not finite")
+    #expect(!p.run(inPlace: false, epilogue: epilogue).finite, "\(t): the packing path vouched for A")
+    var padded = p.a
+    padded[(t.m - 1) * p.lda + t.k] = .nan
+    #expect(p.run(padded, inPlace: true, epilogue: epilogue).finite, "\(t): an element past K was read")
     let places = [(t.m - 1, t.k - 1), (0, 0), (r.int(0...(t.m - 1)), r.int(0...(t.k - 1)))]
-    for (value, (i, p)) in zip([Float.nan, .infinity, -.infinity], places) {
-        var a = a0
-        a[i * lda + p] = value
-        #expect(!run(a, inPlace: true, epilogue: true), "\(t): \(value) at (\(i), \(p)) not reported (ReLU)")
-        #expect(!run(a, inPlace: true, epilogue: false), "\(t): \(value) at (\(i), \(p)) not reported")
+    for (value, (i, k)) in zip([Float.nan, .infinity, -.infinity], places) {
+        var a = p.a
+        a[i * p.lda + k] = value
+        #expect(!p.run(a, inPlace: true, epilogue: true).finite, "\(t): \(value) at (\(i), \(k)) not reported (ReLU)")
+        #expect(!p.run(a, inPlace: true, epilogue: false).finite, "\(t): \(value) at (\(i), \(k)) not reported")
     }
 }
