@@ -13,6 +13,15 @@ int mpq_cpu_has_avx512_vnni(void) {
 #endif
 }
 
+int mpq_cpu_has_avx512_vbmi(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
+}
+
 #if defined(__x86_64__)
 #include "epilogue_avx512.h"
 
@@ -169,62 +178,96 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
         }
     }
 }
-// The 3×3 depthwise convolution (dilation 1, any stride) on pairs of horizontal neighbours:
-// `mpq_depthwise_pairs_avx512` first writes, for the positions (r, j) of the padded input grid
-// (`cols` pixels a row, `px` bytes apart, rows `cols`·px apart) that windows read — rows
-// row0…row1−1, the listed columns (a stride of 2 reads every other one) — the Int32 of channel c
-// holding its code in the low 16 bits and its right neighbour's (0 past the last column) in the
-// high 16 — pairs[(r·cols + j)·ldp + c], widened signed or unsigned, zero past `channels`.
-// Then each tap row ky costs two vpmaddwd on 16 channels: the pair at the receptive field's
-// column against (w[ky][0], w[ky][1]), the pair two columns on against (w[ky][2], 0) — six
-// multiply-adds for nine taps, no widening per tap. `pw`: those weight pairs as Int16 pairs,
+// The 3×3 depthwise convolution (dilation 1, any stride) on pairs of horizontal neighbours, one
+// row of output pixels at a time. `mpq_depthwise_pairs_avx512` writes one row of the padded input
+// grid (`cols` pixels, `px` bytes apart, from `in`) as pairs: at each listed column j (a stride of
+// 2 reads every other one) the Int32 of channel c holding its code in the low 16 bits and its
+// right neighbour's (0 past the last column) in the high 16 — dst[j·ldp + c], widened signed or
+// unsigned, zero past `channels`. The caller keeps the three grid rows a row of windows reads in
+// a ring (Kernels/DepthwiseConv), small enough to stay in L1 where the whole grid did not: built
+// whole before the layer, its stores went to L2 and took 12% of MobileNetV2's time.
+// `mpq_depthwise3x3_pairs_avx512` then takes the windows whose top rows are r0, r1, r2 (window p's
+// left column lefts[p]): each tap row ky costs two vpmaddwd on 16 channels — the pair at the
+// window's column against (w[ky][0], w[ky][1]), the pair two columns on against (w[ky][2], 0) —
+// six multiply-adds for nine taps, no widening per tap. `pw`: those weight pairs as Int16 pairs,
 // pw[(2·ky + h)·ldp + c] for h = 0, 1. Sums are the same integers as mpq_depthwise_avx512's.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *columns, int64_t ncolumns, int64_t cols,
-                                const uint8_t *in, int64_t px, int64_t channels, int32_t is_signed, int32_t *pairs, int64_t ldp) {
-    const __m512i low = _mm512_set1_epi32(0xFFFF);
-    for (int64_t r = row0; r < row1; r++) {
-        for (int64_t i = 0; i < ncolumns; i++) {
-            const int64_t j = columns[i];
-            const uint8_t *x = in + (r * cols + j) * px;
-            int32_t *z = pairs + (r * cols + j) * ldp;
-            for (int64_t c = 0; c < ldp; c += 16) {
-                const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : channels > c ? (__mmask16)((1u << (channels - c)) - 1) : 0;
-                const __mmask16 next = j + 1 < cols ? mask : 0;
-                __m512i a, b;
-                if (is_signed) {
-                    a = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + c)), low);
-                    b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
-                } else {
-                    a = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + c));
-                    b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
-                }
-                _mm512_storeu_si512((void *)(z + c), _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+// With `permute` (AVX512-VBMI): 64 channels' codes and their right neighbours' in two loads, and
+// each 16 channels' pairs one byte permutation — the code to byte 1 of the Int32, the neighbour's
+// to byte 3, bytes 0 and 2 zero — and one 16-bit shift right by 8, arithmetic for signed codes:
+// the widened pair, where the plain form spends two widenings on the same port.
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static void mpq_pairs_row_vbmi(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
+                               int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp) {
+    __m512i index[4];
+    for (int h = 0; h < 4; h++) {
+        uint8_t t[64] = {0};
+        for (int i = 0; i < 16; i++) { t[4 * i + 1] = (uint8_t)(16 * h + i); t[4 * i + 3] = (uint8_t)(64 + 16 * h + i); }
+        index[h] = _mm512_loadu_si512((const void *)t);
+    }
+    const __mmask64 odd = 0xAAAAAAAAAAAAAAAAull;
+    for (int64_t i = 0; i < ncolumns; i++) {
+        const int64_t j = columns[i];
+        const uint8_t *x = in + j * px;
+        int32_t *z = dst + j * ldp;
+        for (int64_t c = 0; c < ldp; c += 64) {
+            const int64_t left = channels - c;
+            const __mmask64 mask = left >= 64 ? ~0ull : left > 0 ? (1ull << left) - 1 : 0;
+            const __m512i a = _mm512_maskz_loadu_epi8(mask, x + c), b = _mm512_maskz_loadu_epi8(j + 1 < cols ? mask : 0, x + px + c);
+            for (int h = 0; h < 4 && c + 16 * h < ldp; h++) {
+                const __m512i q = _mm512_maskz_permutex2var_epi8(odd, a, index[h], b);
+                _mm512_storeu_si512((void *)(z + c + 16 * h), is_signed ? _mm512_srai_epi16(q, 8) : _mm512_srli_epi16(q, 8));
             }
         }
     }
 }
 
-// One 16-channel block's sum for the window whose top-left pair is at z (grid rows `row` Int32s
-// apart): two 16-bit multiply-adds per tap row against the weight pairs w[0…5].
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i mpq_window3x3(const int32_t *z, int64_t row, int64_t ldp, const __m512i *w) {
-    __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z), w[0]);
-    __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * ldp)), w[1]);
-    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row)), w[2]));
-    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + row + 2 * ldp)), w[3]));
-    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row)), w[4]));
-    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z + 2 * row + 2 * ldp)), w[5]));
+void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
+                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t permute) {
+    if (permute) {
+        mpq_pairs_row_vbmi(columns, ncolumns, cols, in, px, channels, is_signed, dst, ldp);
+        return;
+    }
+    const __m512i low = _mm512_set1_epi32(0xFFFF);
+    for (int64_t i = 0; i < ncolumns; i++) {
+        const int64_t j = columns[i];
+        const uint8_t *x = in + j * px;
+        int32_t *z = dst + j * ldp;
+        for (int64_t c = 0; c < ldp; c += 16) {
+            const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : channels > c ? (__mmask16)((1u << (channels - c)) - 1) : 0;
+            const __mmask16 next = j + 1 < cols ? mask : 0;
+            __m512i a, b;
+            if (is_signed) {
+                a = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, x + c)), low);
+                b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
+            } else {
+                a = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, x + c));
+                b = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(next, x + px + c));
+            }
+            _mm512_storeu_si512((void *)(z + c), _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+        }
+    }
+}
+
+// One 16-channel block's sum for the window whose tap rows' pairs start at z0, z1, z2: two 16-bit
+// multiply-adds per tap row against the weight pairs w[0…5].
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static inline __m512i mpq_window3x3(const int32_t *z0, const int32_t *z1, const int32_t *z2, int64_t ldp, const __m512i *w) {
+    __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z0), w[0]);
+    __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z0 + 2 * ldp)), w[1]);
+    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)z1), w[2]));
+    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z1 + 2 * ldp)), w[3]));
+    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)z2), w[4]));
+    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z2 + 2 * ldp)), w[5]));
     return _mm512_add_epi32(a0, a1);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
-                                   int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
+void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
+                                   const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e) {
-    const int64_t row = cols * ldp;
     // Channels outside, pixels inside: a block's six weight pairs and epilogue constants stay in
-    // registers across the pixels.
+    // registers across the row's pixels.
     int64_t c = 0;
     if (mpq_codes32(e)) {
         // Codes, 32 channels at a time while whole blocks of 32 remain: both blocks of a pixel
@@ -236,9 +279,10 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
                 for (int t = 0; t < 6; t++) w[h][t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c + 16 * h));
             const int32_t lo = e->lo, hi = e->hi;
             for (int64_t p = 0; p < pixels; p++) {
-                const int32_t *z = pairs + starts[p] * ldp + c;
-                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(z, row, ldp, w[0]), &k0, 0xFFFF, 0),
-                                  mpq_epilogue_q(mpq_window3x3(z + 16, row, ldp, w[1]), &k1, 0xFFFF, 0), lo, hi, out + outs[p] + c);
+                const int64_t at = lefts[p] * ldp + c;
+                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(r0 + at, r1 + at, r2 + at, ldp, w[0]), &k0, 0xFFFF, 0),
+                                  mpq_epilogue_q(mpq_window3x3(r0 + at + 16, r1 + at + 16, r2 + at + 16, ldp, w[1]), &k1, 0xFFFF, 0),
+                                  lo, hi, out + outs[p] + c);
             }
         }
     }
@@ -247,8 +291,10 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const 
         const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
         __m512i w[6];
         for (int t = 0; t < 6; t++) w[t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c));
-        for (int64_t p = 0; p < pixels; p++)
-            mpq_epilogue_apply(mpq_window3x3(pairs + starts[p] * ldp + c, row, ldp, w), &k, mask, out + (outs[p] + c) * out_bytes, 0);
+        for (int64_t p = 0; p < pixels; p++) {
+            const int64_t at = lefts[p] * ldp + c;
+            mpq_epilogue_apply(mpq_window3x3(r0 + at, r1 + at, r2 + at, ldp, w), &k, mask, out + (outs[p] + c) * out_bytes, 0);
+        }
     }
 }
 #else
@@ -258,14 +304,14 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
     (void)pixels; (void)starts; (void)outs; (void)in; (void)out; (void)out_bytes; (void)taps; (void)ntaps; (void)w; (void)ldw;
     (void)channels; (void)is_signed; (void)e;
 }
-void mpq_depthwise_pairs_avx512(int64_t row0, int64_t row1, const int64_t *columns, int64_t ncolumns, int64_t cols,
-                                const uint8_t *in, int64_t px, int64_t channels, int32_t is_signed, int32_t *pairs, int64_t ldp) {
-    (void)row0; (void)row1; (void)columns; (void)ncolumns; (void)cols; (void)in; (void)px; (void)channels; (void)is_signed; (void)pairs; (void)ldp;
+void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
+                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t permute) {
+    (void)permute; (void)columns; (void)ncolumns; (void)cols; (void)in; (void)px; (void)channels; (void)is_signed; (void)dst; (void)ldp;
 }
-void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const int32_t *pairs, int64_t cols,
-                                   int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
+void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
+                                   const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
                                    const mpq_epilogue *e) {
-    (void)pixels; (void)starts; (void)outs; (void)pairs; (void)cols; (void)ldp; (void)out; (void)out_bytes; (void)pw; (void)channels; (void)e;
+    (void)pixels; (void)lefts; (void)outs; (void)r0; (void)r1; (void)r2; (void)ldp; (void)out; (void)out_bytes; (void)pw; (void)channels; (void)e;
 }
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,

@@ -19,18 +19,28 @@ public enum DepthwiseConv {
         let elementBytes = e.mode == .codes ? 1 : 4
         let kernel = (backend ?? .automatic).resolved
         if kernel == .vnni, let grid, let pairs {
-            grid.columns.withUnsafeBufferPointer { c in
-                c.baseAddress!.withMemoryRebound(to: Int64.self, capacity: c.count) { c64 in
-                    mpq_depthwise_pairs_avx512(Int64(grid.usedRows.lowerBound), Int64(grid.usedRows.upperBound), c64, Int64(c.count), Int64(grid.cols),
-                                               input, Int64(grid.pixelBytes), Int64(channels), signed ? 1 : 0, pairs, Int64(ldw))
-                }
-            }
-            grid.starts.withUnsafeBufferPointer { s in outStarts.withUnsafeBufferPointer { o in grid.weights.withUnsafeBufferPointer { w in
-                s.baseAddress!.withMemoryRebound(to: Int64.self, capacity: s.count) { s64 in
-                    o.baseAddress!.withMemoryRebound(to: Int64.self, capacity: o.count) { o64 in
-                        mpq_depthwise3x3_pairs_avx512(Int64(s.count), s64, o64, pairs, Int64(grid.cols), Int64(ldw),
-                                                      output.assumingMemoryBound(to: CChar.self), Int64(elementBytes), w.baseAddress!,
-                                                      Int64(channels), e.raw)
+            // A row of windows at a time; the grid rows it reads kept in a ring of three (row r in
+            // slot r mod 3), each built once, just before the first row of windows that reads it.
+            let ring = grid.cols * ldw, rowBytes = grid.cols * grid.pixelBytes
+            var built = 0
+            grid.columns.withUnsafeBufferPointer { c in grid.lefts.withUnsafeBufferPointer { l in outStarts.withUnsafeBufferPointer { o in
+                grid.weights.withUnsafeBufferPointer { w in
+                    c.baseAddress!.withMemoryRebound(to: Int64.self, capacity: c.count) { c64 in
+                        l.baseAddress!.withMemoryRebound(to: Int64.self, capacity: l.count) { l64 in
+                            o.baseAddress!.withMemoryRebound(to: Int64.self, capacity: o.count) { o64 in
+                                for (top, pixels) in grid.bands {
+                                    for r in max(built, top)..<(top + 3) {
+                                        mpq_depthwise_pairs_avx512(c64, Int64(c.count), Int64(grid.cols), input + r * rowBytes, Int64(grid.pixelBytes),
+                                                                   Int64(channels), signed ? 1 : 0, pairs + r % 3 * ring, Int64(ldw), PairGrid.permutes ? 1 : 0)
+                                    }
+                                    built = max(built, top + 3)
+                                    mpq_depthwise3x3_pairs_avx512(Int64(pixels.count), l64 + pixels.lowerBound, o64 + pixels.lowerBound,
+                                                                  pairs + top % 3 * ring, pairs + (top + 1) % 3 * ring, pairs + (top + 2) % 3 * ring,
+                                                                  Int64(ldw), output.assumingMemoryBound(to: CChar.self), Int64(elementBytes),
+                                                                  w.baseAddress!, Int64(channels), e.raw)
+                                }
+                            }
+                        }
                     }
                 }
             } } }
@@ -72,37 +82,49 @@ public enum DepthwiseConv {
     }
 
     /// A 3×3 layer (dilation 1, any stride) over a padded input grid, for the pair path: its codes
-    /// are first widened once per image into pairs of horizontal neighbours (an Int32 per channel
-    /// and grid position: the code in the low 16 bits, its right neighbour's in the high 16), and
-    /// then each of the three tap rows costs two 16-bit multiply-adds per 16 channels — against
-    /// (w[ky][0], w[ky][1]) at the receptive field's column and (w[ky][2], 0) two columns on —
-    /// where the plain path widens and multiplies nine taps one by one. The same integer sums.
+    /// are widened into pairs of horizontal neighbours (an Int32 per channel and grid position: the
+    /// code in the low 16 bits, its right neighbour's in the high 16), and then each of the three
+    /// tap rows costs two 16-bit multiply-adds per 16 channels — against (w[ky][0], w[ky][1]) at the
+    /// receptive field's column and (w[ky][2], 0) two columns on — where the plain path widens and
+    /// multiplies nine taps one by one. The same integer sums. The windows go a row at a time
+    /// (`bands`), and only the three grid rows a row of windows reads are kept as pairs.
     public struct PairGrid: Sendable {
+        /// Whether pairs are built by byte permutation (AVX512-VBMI; the same pairs either way).
+        public static let permutes = mpq_cpu_has_avx512_vbmi() == 1
         /// The input grid's size in pixels (padding included) and the bytes from one pixel to the next.
         public let rows: Int, cols: Int, pixelBytes: Int
-        /// Each output pixel's receptive field: its top-left grid position (row·cols + column).
-        public let starts: [Int]
+        /// Each output pixel's receptive field: its left grid column.
+        public let lefts: [Int]
+        /// The rows of windows: a grid row and the output pixels whose windows start on it.
+        public let bands: [(top: Int, pixels: Range<Int>)]
         /// (w[ky][0], w[ky][1]) then (w[ky][2], 0) for ky = 0, 1, 2, as Int16 pairs: 6·ldw.
         public let weights: [Int32]
-        /// Int32s of the pair buffer: rows·cols·ldw.
+        /// Int32s of the pair buffer: three grid rows, 3·cols·ldw.
         public let count: Int
-        /// The grid rows and columns some window reads pairs at (a stride of 2 reads every other
-        /// column): only those are built.
-        public let usedRows: Range<Int>, columns: [Int]
+        /// The grid columns some window reads pairs at (a stride of 2 reads every other column):
+        /// only those are built.
+        public let columns: [Int]
 
         /// nil unless `taps` are the 9 taps of a 3×3 window at dilation 1 on this grid and there
-        /// are starts, each a whole pixel whose window lies inside it.
+        /// are starts, each a whole pixel whose window lies inside it, their rows in order.
         public init?(taps: [Int], starts: [Int], rows: Int, cols: Int, pixelBytes: Int, weights: [Int32], ldw: Int) {
             let rowBytes = cols * pixelBytes
             guard taps.count == 9, !starts.isEmpty, pixelBytes > 0, rows >= 3, cols >= 3, weights.count == 9 * ldw,
                   taps.enumerated().allSatisfy({ $1 == ($0 / 3) * rowBytes + ($0 % 3) * pixelBytes }),
                   starts.allSatisfy({ $0 >= 0 && $0 % pixelBytes == 0 && ($0 / pixelBytes) / cols + 2 < rows && ($0 / pixelBytes) % cols + 2 < cols })
             else { return nil }
+            let positions = starts.map { $0 / pixelBytes }, tops = positions.map { $0 / cols }
+            guard zip(tops, tops.dropFirst()).allSatisfy({ $0 <= $1 }) else { return nil }
             self.rows = rows; self.cols = cols; self.pixelBytes = pixelBytes
-            self.starts = starts.map { $0 / pixelBytes }
-            let tops = self.starts.map { $0 / cols }
-            usedRows = (tops.min() ?? 0)..<((tops.max() ?? -3) + 3)
-            columns = Set(self.starts.flatMap { [$0 % cols, $0 % cols + 2] }).sorted()
+            lefts = positions.map { $0 % cols }
+            var bands: [(top: Int, pixels: Range<Int>)] = []
+            var first = 0
+            for p in 1...tops.count where p == tops.count || tops[p] != tops[first] {
+                bands.append((top: tops[first], pixels: first..<p))
+                first = p
+            }
+            self.bands = bands
+            columns = Set(lefts.flatMap { [$0, $0 + 2] }).sorted()
             func pair(_ lo: Int32, _ hi: Int32) -> Int32 { Int32(bitPattern: UInt32(UInt16(truncatingIfNeeded: lo)) | UInt32(UInt16(truncatingIfNeeded: hi)) << 16) }
             var w = [Int32](repeating: 0, count: 6 * ldw)
             for ky in 0..<3 {
@@ -112,7 +134,21 @@ public enum DepthwiseConv {
                 }
             }
             self.weights = w
-            count = rows * cols * ldw
+            count = 3 * cols * ldw
+        }
+    }
+
+    /// One grid row's pairs (`PairGrid`) at the given columns of a row of `cols` pixels: pairs[j·ldw + c]
+    /// for channel c < ldw, zero past `channels`; built by byte permutation where `permute`
+    /// (which needs `PairGrid.permutes`). For tests of the two forms; VNNI machines only.
+    public static func pairRow(columns: [Int], cols: Int, input: UnsafePointer<UInt8>, pixelBytes: Int, channels: Int, signed: Bool,
+                               pairs: UnsafeMutablePointer<Int32>, ldw: Int, permute: Bool) {
+        precondition(IGEMM.Backend.vnni.runs && (!permute || PairGrid.permutes) && columns.allSatisfy { (0..<cols).contains($0) })
+        columns.withUnsafeBufferPointer { c in
+            c.baseAddress!.withMemoryRebound(to: Int64.self, capacity: c.count) { c64 in
+                mpq_depthwise_pairs_avx512(c64, Int64(c.count), Int64(cols), input, Int64(pixelBytes), Int64(channels), signed ? 1 : 0, pairs,
+                                           Int64(ldw), permute ? 1 : 0)
+            }
         }
     }
 

@@ -30,7 +30,9 @@ extension IntegerModel {
         init(_ plan: Plan) {
             depthwiseSums = .allocate(capacity: max(plan.depthwiseChannels, 16))
             depthwiseSums.initialize(repeating: 0, count: max(plan.depthwiseChannels, 16))
-            depthwisePairs = .allocate(capacity: max(plan.depthwisePairs, 1))
+            // On 64-byte lines: every load and store of the pair kernels is a whole vector of 16 channels.
+            depthwisePairs = UnsafeMutableRawPointer.allocate(byteCount: max(plan.depthwisePairs, 1) * 4, alignment: 64)
+                .bindMemory(to: Int32.self, capacity: max(plan.depthwisePairs, 1))
             depthwisePairs.initialize(repeating: 0, count: max(plan.depthwisePairs, 1))
             let channels = max(plan.slots.map(\.c).max() ?? 0, 1)
             channelSums = .allocate(capacity: channels)

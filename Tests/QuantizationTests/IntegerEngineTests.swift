@@ -291,10 +291,11 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(channels) channels, signed \(signed), codes \(codes), \(ntaps) taps")
     }
     // 3×3 layers on pairs of neighbouring codes (`PairGrid`, VNNI machines) against the portable
-    // path: grids of 5×6 and 7×9 pixels, strides 1 and 2, channels off the 16-lane vectors,
-    // codes at their ends (255, −128) beside weights at theirs (−128, 127), codes and sums out.
+    // path: grids of 5×6 to 8×10 pixels, strides 1, 2 and 3 (grid rows no window reads), channels
+    // off the 16-lane vectors, codes at their ends (255, −128) beside weights at theirs (−128,
+    // 127), codes and sums out.
     for (channels, signed, codes, step, rows, cols) in [(7, false, true, 1, 5, 6), (16, true, false, 1, 7, 9), (33, false, true, 2, 7, 9),
-                                                          (96, true, true, 2, 5, 6), (40, false, false, 1, 3, 3)] {
+                                                          (96, true, true, 2, 5, 6), (40, false, false, 1, 3, 3), (24, true, true, 3, 8, 10)] {
         let ldw = (channels + 15) / 16 * 16, px = channels + 3
         let taps = (0..<9).map { ($0 / 3) * cols * px + ($0 % 3) * px }
         let input = (0..<(rows * cols * px + 64)).map { i -> UInt8 in i % 5 == 0 ? (signed ? 0x80 : 0xFF) : UInt8(truncatingIfNeeded: rng.next()) }
@@ -314,6 +315,9 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
         let grid = try #require(DepthwiseConv.PairGrid(taps: taps, starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw))
         #expect(DepthwiseConv.PairGrid(taps: taps, starts: starts + [(rows - 2) * cols * px], rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
         #expect(DepthwiseConv.PairGrid(taps: taps, starts: [], rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
+        if step < rows - 2 {
+            #expect(DepthwiseConv.PairGrid(taps: taps, starts: starts.reversed(), rows: rows, cols: cols, pixelBytes: px, weights: w, ldw: ldw) == nil)
+        }
         #expect(DepthwiseConv.PairGrid(taps: Array(taps.prefix(4)), starts: starts, rows: rows, cols: cols, pixelBytes: px, weights: Array(w.prefix(4 * ldw)), ldw: ldw) == nil)
         var outputs: [[UInt8]] = []
         for backend in [IGEMM.Backend.swift, .vnni] where backend.runs {
@@ -328,6 +332,23 @@ func integerEngineAgreesWithSimulation(name: String, weightBits: Int) throws {
             outputs.append(out)
         }
         #expect(outputs.allSatisfy { $0 == outputs[0] }, "pairs: \(channels) channels, signed \(signed), codes \(codes), stride \(step), \(rows)×\(cols)")
+    }
+    // The pairs of a grid row by byte permutation (AVX512-VBMI) against the widening form: channel
+    // counts off and on the 64-byte loads, codes at their ends, the last column (no neighbour).
+    if IGEMM.Backend.vnni.runs && DepthwiseConv.PairGrid.permutes {
+        for (channels, signed) in [(7, false), (16, true), (33, true), (64, false), (100, true), (128, false)] {
+            let ldw = (channels + 15) / 16 * 16, px = channels + 5, cols = 6
+            let row = (0..<(cols * px + 64)).map { i -> UInt8 in i % 5 == 0 ? (signed ? 0x80 : 0xFF) : i % 5 == 1 ? 0x7F : UInt8(truncatingIfNeeded: rng.next()) }
+            var built: [[Int32]] = []
+            for permute in [false, true] {
+                var pairs = [Int32](repeating: -1, count: cols * ldw)
+                DepthwiseConv.pairRow(columns: Array(0..<cols), cols: cols, input: row, pixelBytes: px, channels: channels, signed: signed,
+                                      pairs: &pairs, ldw: ldw, permute: permute)
+                built.append(pairs)
+            }
+            #expect(built[0] == built[1], "pair rows: \(channels) channels, signed \(signed)")
+            #expect(!built[0].contains(-1))
+        }
     }
     let model = try Zoo.make("mobilenetv2", seed: 1)
     let x = try engineTestSet.images.slice(0..<300)
