@@ -250,15 +250,16 @@ void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_
 }
 
 // One 16-channel block's sum for the window whose tap rows' pairs start at z0, z1, z2: two 16-bit
-// multiply-adds per tap row against the weight pairs w[0…5].
+// multiply-adds per tap row against the weight pairs w[0…5], the last four accumulating in place
+// (vpdpwssd: the same wrapping Int32 sums as vpmaddwd then vpaddd, one instruction fewer each).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static inline __m512i mpq_window3x3(const int32_t *z0, const int32_t *z1, const int32_t *z2, int64_t ldp, const __m512i *w) {
     __m512i a0 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)z0), w[0]);
     __m512i a1 = _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z0 + 2 * ldp)), w[1]);
-    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)z1), w[2]));
-    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z1 + 2 * ldp)), w[3]));
-    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_loadu_si512((const void *)z2), w[4]));
-    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_loadu_si512((const void *)(z2 + 2 * ldp)), w[5]));
+    a0 = _mm512_dpwssd_epi32(a0, _mm512_loadu_si512((const void *)z1), w[2]);
+    a1 = _mm512_dpwssd_epi32(a1, _mm512_loadu_si512((const void *)(z1 + 2 * ldp)), w[3]);
+    a0 = _mm512_dpwssd_epi32(a0, _mm512_loadu_si512((const void *)z2), w[4]);
+    a1 = _mm512_dpwssd_epi32(a1, _mm512_loadu_si512((const void *)(z2 + 2 * ldp)), w[5]);
     return _mm512_add_epi32(a0, a1);
 }
 
