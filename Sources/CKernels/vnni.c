@@ -195,16 +195,26 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
 // each 16 channels' pairs one byte permutation — the code to byte 1 of the Int32, the neighbour's
 // to byte 3, bytes 0 and 2 zero — and one 16-bit shift right by 8, arithmetic for signed codes:
 // the widened pair, where the plain form spends two widenings on the same port.
+// `triples` (unsigned codes): the Int32 of channel c holds the codes at columns j, j + 1, j + 2 in
+// bytes 0, 1, 2 (0 past the last column) and 0 in byte 3 — a permutation of the first two, a
+// merging one of the third; the 3×3 kernel then spends one vpdpbusd per tap row.
 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 static void mpq_pairs_row_vbmi(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
-                               int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp) {
-    __m512i index[4];
+                               int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int triples) {
+    __m512i index[4], third[4];
     for (int h = 0; h < 4; h++) {
-        uint8_t t[64] = {0};
-        for (int i = 0; i < 16; i++) { t[4 * i + 1] = (uint8_t)(16 * h + i); t[4 * i + 3] = (uint8_t)(64 + 16 * h + i); }
+        uint8_t t[64] = {0}, u[64] = {0};
+        for (int i = 0; i < 16; i++) {
+            if (triples) {
+                t[4 * i] = (uint8_t)(16 * h + i); t[4 * i + 1] = (uint8_t)(64 + 16 * h + i); u[4 * i + 2] = (uint8_t)(16 * h + i);
+            } else {
+                t[4 * i + 1] = (uint8_t)(16 * h + i); t[4 * i + 3] = (uint8_t)(64 + 16 * h + i);
+            }
+        }
         index[h] = _mm512_loadu_si512((const void *)t);
+        third[h] = _mm512_loadu_si512((const void *)u);
     }
-    const __mmask64 odd = 0xAAAAAAAAAAAAAAAAull;
+    const __mmask64 first = triples ? 0x3333333333333333ull : 0xAAAAAAAAAAAAAAAAull, byte2 = 0x4444444444444444ull;
     for (int64_t i = 0; i < ncolumns; i++) {
         const int64_t j = columns[i];
         const uint8_t *x = in + j * px;
@@ -213,8 +223,16 @@ static void mpq_pairs_row_vbmi(const int64_t *columns, int64_t ncolumns, int64_t
             const int64_t left = channels - c;
             const __mmask64 mask = left >= 64 ? ~0ull : left > 0 ? (1ull << left) - 1 : 0;
             const __m512i a = _mm512_maskz_loadu_epi8(mask, x + c), b = _mm512_maskz_loadu_epi8(j + 1 < cols ? mask : 0, x + px + c);
+            if (triples) {
+                const __m512i d = _mm512_maskz_loadu_epi8(j + 2 < cols ? mask : 0, x + 2 * px + c);
+                for (int h = 0; h < 4 && c + 16 * h < ldp; h++) {
+                    const __m512i q = _mm512_maskz_permutex2var_epi8(first, a, index[h], b);
+                    _mm512_storeu_si512((void *)(z + c + 16 * h), _mm512_mask_permutexvar_epi8(q, byte2, third[h], d));
+                }
+                continue;
+            }
             for (int h = 0; h < 4 && c + 16 * h < ldp; h++) {
-                const __m512i q = _mm512_maskz_permutex2var_epi8(odd, a, index[h], b);
+                const __m512i q = _mm512_maskz_permutex2var_epi8(first, a, index[h], b);
                 _mm512_storeu_si512((void *)(z + c + 16 * h), is_signed ? _mm512_srai_epi16(q, 8) : _mm512_srli_epi16(q, 8));
             }
         }
@@ -223,9 +241,9 @@ static void mpq_pairs_row_vbmi(const int64_t *columns, int64_t ncolumns, int64_t
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
-                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t permute) {
-    if (permute) {
-        mpq_pairs_row_vbmi(columns, ncolumns, cols, in, px, channels, is_signed, dst, ldp);
+                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t form) {
+    if (form) {
+        mpq_pairs_row_vbmi(columns, ncolumns, cols, in, px, channels, is_signed, dst, ldp, form == 2);
         return;
     }
     const __m512i low = _mm512_set1_epi32(0xFFFF);
@@ -263,12 +281,27 @@ static inline __m512i mpq_window3x3(const int32_t *z0, const int32_t *z1, const 
     return _mm512_add_epi32(a0, a1);
 }
 
+// The same window on triples: one u8 × s8 multiply-add of four bytes per tap row against
+// (w[ky][0], w[ky][1], w[ky][2], 0) — w[0…2].
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
-                                   const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
-                                   const mpq_epilogue *e) {
-    // Channels outside, pixels inside: a block's six weight pairs and epilogue constants stay in
+static inline __m512i mpq_window3x3_triples(const int32_t *z0, const int32_t *z1, const int32_t *z2, const __m512i *w) {
+    __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512((const void *)z0), w[0]);
+    a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512((const void *)z1), w[1]);
+    return _mm512_dpbusd_epi32(a, _mm512_loadu_si512((const void *)z2), w[2]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+static inline __m512i mpq_window(const int triples, const int32_t *z0, const int32_t *z1, const int32_t *z2, int64_t ldp, const __m512i *w) {
+    return triples ? mpq_window3x3_triples(z0, z1, z2, w) : mpq_window3x3(z0, z1, z2, ldp, w);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+static inline void mpq_depthwise3x3_rows(const int triples, int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0,
+                                         const int32_t *r1, const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw,
+                                         int64_t channels, const mpq_epilogue *e) {
+    // Channels outside, pixels inside: a block's weights and epilogue constants stay in
     // registers across the row's pixels.
+    const int nw = triples ? 3 : 6;
     int64_t c = 0;
     if (mpq_codes32(e)) {
         // Codes, 32 channels at a time while whole blocks of 32 remain: both blocks of a pixel
@@ -277,12 +310,12 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const i
             const mpq_ep16 k0 = mpq_epilogue_load(e, c, 0xFFFF), k1 = mpq_epilogue_load(e, c + 16, 0xFFFF);
             __m512i w[2][6];
             for (int h = 0; h < 2; h++)
-                for (int t = 0; t < 6; t++) w[h][t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c + 16 * h));
+                for (int t = 0; t < nw; t++) w[h][t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c + 16 * h));
             const int32_t lo = e->lo, hi = e->hi;
             for (int64_t p = 0; p < pixels; p++) {
                 const int64_t at = lefts[p] * ldp + c;
-                mpq_store_codes32(mpq_epilogue_q(mpq_window3x3(r0 + at, r1 + at, r2 + at, ldp, w[0]), &k0, 0xFFFF, 0),
-                                  mpq_epilogue_q(mpq_window3x3(r0 + at + 16, r1 + at + 16, r2 + at + 16, ldp, w[1]), &k1, 0xFFFF, 0),
+                mpq_store_codes32(mpq_epilogue_q(mpq_window(triples, r0 + at, r1 + at, r2 + at, ldp, w[0]), &k0, 0xFFFF, 0),
+                                  mpq_epilogue_q(mpq_window(triples, r0 + at + 16, r1 + at + 16, r2 + at + 16, ldp, w[1]), &k1, 0xFFFF, 0),
                                   lo, hi, out + outs[p] + c);
             }
         }
@@ -291,12 +324,20 @@ void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const i
         const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
         const mpq_ep16 k = mpq_epilogue_load(e, c, mask);
         __m512i w[6];
-        for (int t = 0; t < 6; t++) w[t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c));
+        for (int t = 0; t < nw; t++) w[t] = _mm512_loadu_si512((const void *)(pw + t * ldp + c));
         for (int64_t p = 0; p < pixels; p++) {
             const int64_t at = lefts[p] * ldp + c;
-            mpq_epilogue_apply(mpq_window3x3(r0 + at, r1 + at, r2 + at, ldp, w), &k, mask, out + (outs[p] + c) * out_bytes, 0);
+            mpq_epilogue_apply(mpq_window(triples, r0 + at, r1 + at, r2 + at, ldp, w), &k, mask, out + (outs[p] + c) * out_bytes, 0);
         }
     }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
+                                   const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
+                                   const mpq_epilogue *e, int32_t triples) {
+    if (triples) mpq_depthwise3x3_rows(1, pixels, lefts, outs, r0, r1, r2, ldp, out, out_bytes, pw, channels, e);
+    else mpq_depthwise3x3_rows(0, pixels, lefts, outs, r0, r1, r2, ldp, out, out_bytes, pw, channels, e);
 }
 #else
 void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *outs, const uint8_t *in, char *out, int64_t out_bytes,
@@ -306,13 +347,13 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
     (void)channels; (void)is_signed; (void)e;
 }
 void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
-                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t permute) {
-    (void)permute; (void)columns; (void)ncolumns; (void)cols; (void)in; (void)px; (void)channels; (void)is_signed; (void)dst; (void)ldp;
+                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t form) {
+    (void)form; (void)columns; (void)ncolumns; (void)cols; (void)in; (void)px; (void)channels; (void)is_signed; (void)dst; (void)ldp;
 }
 void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
                                    const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
-                                   const mpq_epilogue *e) {
-    (void)pixels; (void)lefts; (void)outs; (void)r0; (void)r1; (void)r2; (void)ldp; (void)out; (void)out_bytes; (void)pw; (void)channels; (void)e;
+                                   const mpq_epilogue *e, int32_t triples) {
+    (void)triples; (void)pixels; (void)lefts; (void)outs; (void)r0; (void)r1; (void)r2; (void)ldp; (void)out; (void)out_bytes; (void)pw; (void)channels; (void)e;
 }
 void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const int64_t *taps, int64_t ntaps, int64_t gpp,
                    uint32_t flip, const int8_t *b, int64_t bstride, const mpq_epilogue *e, int64_t column,

@@ -21,23 +21,27 @@ public enum DepthwiseConv {
         if kernel == .vnni, let grid, let pairs {
             // A row of windows at a time; the grid rows it reads kept in a ring of three (row r in
             // slot r mod 3), each built once, just before the first row of windows that reads it.
+            // Unsigned codes as triples where bytes permute (one vpdpbusd a tap row), else pairs.
+            let triples = !signed && PairGrid.permutes && !grid.tripleWeights.isEmpty
+            let form: Int32 = triples ? 2 : PairGrid.permutes ? 1 : 0
             let ring = grid.cols * ldw, rowBytes = grid.cols * grid.pixelBytes
             var built = 0
-            grid.columns.withUnsafeBufferPointer { c in grid.lefts.withUnsafeBufferPointer { l in outStarts.withUnsafeBufferPointer { o in
-                grid.weights.withUnsafeBufferPointer { w in
+            let (columns, weights) = triples ? (grid.tripleColumns, grid.tripleWeights) : (grid.columns, grid.weights)
+            columns.withUnsafeBufferPointer { c in grid.lefts.withUnsafeBufferPointer { l in outStarts.withUnsafeBufferPointer { o in
+                weights.withUnsafeBufferPointer { w in
                     c.baseAddress!.withMemoryRebound(to: Int64.self, capacity: c.count) { c64 in
                         l.baseAddress!.withMemoryRebound(to: Int64.self, capacity: l.count) { l64 in
                             o.baseAddress!.withMemoryRebound(to: Int64.self, capacity: o.count) { o64 in
                                 for (top, pixels) in grid.bands {
                                     for r in max(built, top)..<(top + 3) {
                                         mpq_depthwise_pairs_avx512(c64, Int64(c.count), Int64(grid.cols), input + r * rowBytes, Int64(grid.pixelBytes),
-                                                                   Int64(channels), signed ? 1 : 0, pairs + r % 3 * ring, Int64(ldw), PairGrid.permutes ? 1 : 0)
+                                                                   Int64(channels), signed ? 1 : 0, pairs + r % 3 * ring, Int64(ldw), form)
                                     }
                                     built = max(built, top + 3)
                                     mpq_depthwise3x3_pairs_avx512(Int64(pixels.count), l64 + pixels.lowerBound, o64 + pixels.lowerBound,
                                                                   pairs + top % 3 * ring, pairs + (top + 1) % 3 * ring, pairs + (top + 2) % 3 * ring,
                                                                   Int64(ldw), output.assumingMemoryBound(to: CChar.self), Int64(elementBytes),
-                                                                  w.baseAddress!, Int64(channels), e.raw)
+                                                                  w.baseAddress!, Int64(channels), e.raw, triples ? 1 : 0)
                                 }
                             }
                         }
@@ -87,7 +91,9 @@ public enum DepthwiseConv {
     /// tap rows costs two 16-bit multiply-adds per 16 channels — against (w[ky][0], w[ky][1]) at the
     /// receptive field's column and (w[ky][2], 0) two columns on — where the plain path widens and
     /// multiplies nine taps one by one. The same integer sums. The windows go a row at a time
-    /// (`bands`), and only the three grid rows a row of windows reads are kept as pairs.
+    /// (`bands`), and only the three grid rows a row of windows reads are kept as pairs. Unsigned
+    /// codes on a CPU with AVX512-VBMI go as triples instead (a code and its next two neighbours in
+    /// one Int32's bytes): one u8 × s8 multiply-add of four bytes per tap row.
     public struct PairGrid: Sendable {
         /// Whether pairs are built by byte permutation (AVX512-VBMI; the same pairs either way).
         public static let permutes = mpq_cpu_has_avx512_vbmi() == 1
@@ -99,6 +105,12 @@ public enum DepthwiseConv {
         public let bands: [(top: Int, pixels: Range<Int>)]
         /// (w[ky][0], w[ky][1]) then (w[ky][2], 0) for ky = 0, 1, 2, as Int16 pairs: 6·ldw.
         public let weights: [Int32]
+        /// For unsigned codes built as triples of neighbours (the code at a column and at the next
+        /// two in one Int32's bytes): (w[ky][0], w[ky][1], w[ky][2], 0) as bytes, 3·ldw; empty when
+        /// some weight lies outside −128…127.
+        public let tripleWeights: [Int32]
+        /// The columns triples are built at: the windows' left columns.
+        public let tripleColumns: [Int]
         /// Int32s of the pair buffer: three grid rows, 3·cols·ldw.
         public let count: Int
         /// The grid columns some window reads pairs at (a stride of 2 reads every other column):
@@ -134,6 +146,17 @@ public enum DepthwiseConv {
                 }
             }
             self.weights = w
+            tripleColumns = Set(lefts).sorted()
+            if weights.allSatisfy({ (-128...127).contains($0) }) {
+                func byte(_ v: Int32, _ at: Int) -> UInt32 { UInt32(UInt8(truncatingIfNeeded: v)) << (8 * at) }
+                tripleWeights = (0..<3).flatMap { ky in
+                    (0..<ldw).map { c in
+                        Int32(bitPattern: byte(weights[3 * ky * ldw + c], 0) | byte(weights[(3 * ky + 1) * ldw + c], 1) | byte(weights[(3 * ky + 2) * ldw + c], 2))
+                    }
+                }
+            } else {
+                tripleWeights = []
+            }
             count = 3 * cols * ldw
         }
     }

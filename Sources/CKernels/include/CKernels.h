@@ -147,15 +147,16 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
 /// The 3×3 (dilation 1) depthwise convolution on pairs of horizontal neighbours (see vnni.c), a row
 /// of windows at a time: one row of the padded input grid as pairs (at the listed columns, into
 /// dst), then the windows whose three tap rows' pairs are r0, r1, r2 (window p's left column
-/// lefts[p]) with the tile's epilogue. Exactly mpq_depthwise_avx512's results. `permute` = 1 builds
-/// the pairs by byte permutation: call so only when mpq_cpu_has_avx512_vbmi() is 1 (the same pairs).
+/// lefts[p]) with the tile's epilogue. Exactly mpq_depthwise_avx512's results. `form` 1 builds the
+/// pairs by byte permutation, 2 triples of unsigned codes (then `triples` = 1 for the layer, with
+/// weights as byte triples): call so only when mpq_cpu_has_avx512_vbmi() is 1.
 void mpq_depthwise_pairs_avx512(const int64_t *columns, int64_t ncolumns, int64_t cols, const uint8_t *in, int64_t px,
-                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t permute);
-/// 1 when the CPU (and OS) support AVX-512 VBMI and BW, else 0.
-int mpq_cpu_has_avx512_vbmi(void);
+                                int64_t channels, int32_t is_signed, int32_t *dst, int64_t ldp, int32_t form);
 void mpq_depthwise3x3_pairs_avx512(int64_t pixels, const int64_t *lefts, const int64_t *outs, const int32_t *r0, const int32_t *r1,
                                    const int32_t *r2, int64_t ldp, char *out, int64_t out_bytes, const int32_t *pw, int64_t channels,
-                                   const mpq_epilogue *e);
+                                   const mpq_epilogue *e, int32_t triples);
+/// 1 when the CPU (and OS) support AVX-512 VBMI and BW, else 0.
+int mpq_cpu_has_avx512_vbmi(void);
 /// A row of `n` Int32 sums through the epilogue with AVX2 (conv_avx2.c): column j to
 /// out + j·(1 or 4 bytes), its residual from res + j·mpq_residual_bytes(e). Call only when
 /// mpq_cpu_has_avx2_fma() is 1.
