@@ -145,62 +145,73 @@ void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t
     }
 }
 
-// Depthwise: each sum is one chain of `ntaps` multiply-adds (four cycles each). Channels in
-// blocks of 64 give a pixel four chains at once; the channels past the last block (up to three
-// vectors, the last masked) take four pixels at once, so a layer of 16 or 24 channels is not
-// one chain at a time. Every output's sum runs in the same order whichever path takes it.
-__attribute__((target("avx512f")))
-void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
-                       const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    const int64_t wide = channels / 64 * 64;
-    for (int64_t p = 0; p < pixels && wide > 0; p++) {
-        const float *x = a[p];
-        float *o = out[p];
-        for (int64_t c = 0; c < wide; c += 64) {
-            __m512 s0 = _mm512_loadu_ps(bias + c), s1 = _mm512_loadu_ps(bias + c + 16);
-            __m512 s2 = _mm512_loadu_ps(bias + c + 32), s3 = _mm512_loadu_ps(bias + c + 48);
-            for (int64_t t = 0; t < ntaps; t++) {
-                const float *xt = x + taps[t] + c, *wt = w + t * ldw + c;
-                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(xt), _mm512_loadu_ps(wt), s0);
-                s1 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 16), _mm512_loadu_ps(wt + 16), s1);
-                s2 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 32), _mm512_loadu_ps(wt + 32), s2);
-                s3 = _mm512_fmadd_ps(_mm512_loadu_ps(xt + 48), _mm512_loadu_ps(wt + 48), s3);
-            }
-            _mm512_storeu_ps(o + c, _mm512_min_ps(_mm512_max_ps(s0, vlo), vhi));
-            _mm512_storeu_ps(o + c + 16, _mm512_min_ps(_mm512_max_ps(s1, vlo), vhi));
-            _mm512_storeu_ps(o + c + 32, _mm512_min_ps(_mm512_max_ps(s2, vlo), vhi));
-            _mm512_storeu_ps(o + c + 48, _mm512_min_ps(_mm512_max_ps(s3, vlo), vhi));
-        }
-    }
-    for (int64_t c = wide; c < channels; c += 16) {
-        const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
-        const __m512 b = _mm512_maskz_loadu_ps(mask, bias + c);
-        int64_t p = 0;
+// Depthwise: each sum is one chain of `ntaps` multiply-adds (four cycles each). Channels go 16 at
+// a time (the last block masked) and pixels several at once, so a block's chains overlap and
+// each tap's weights, loaded once, serve all of them: a 3×3 layer (`MPQ_DW_TAPS` taps) keeps its
+// nine weight vectors in registers and takes eight pixels at once — one load per multiply-add,
+// where a pixel at a time with its weights reloaded took two. Every output's sum runs in the
+// same order (bias, then the taps in order) whichever path takes it.
+#define MPQ_DW_TAPS 9
+__attribute__((target("avx512f"), always_inline))
+static inline void mpq_depthwise_f32_block(const int fixed, int64_t pixels, const float *const *a, float *const *out,
+                                           const int64_t *taps, int64_t ntaps, const float *w, int64_t ldw, int64_t c,
+                                           __mmask16 mask, __m512 b, __m512 vlo, __m512 vhi) {
+    int64_t p = 0;
+    if (fixed) {
+        __m512 wr[MPQ_DW_TAPS];
+        int64_t k[MPQ_DW_TAPS];
+        for (int t = 0; t < MPQ_DW_TAPS; t++) { wr[t] = _mm512_maskz_loadu_ps(mask, w + t * ldw + c); k[t] = taps[t] + c; }
         for (; p + 4 <= pixels; p += 4) {
-            const float *x0 = a[p] + c, *x1 = a[p + 1] + c, *x2 = a[p + 2] + c, *x3 = a[p + 3] + c;
+            const float *x0 = a[p], *x1 = a[p + 1], *x2 = a[p + 2], *x3 = a[p + 3];
             __m512 s0 = b, s1 = b, s2 = b, s3 = b;
-            for (int64_t t = 0; t < ntaps; t++) {
-                const int64_t k = taps[t];
-                const __m512 wt = _mm512_maskz_loadu_ps(mask, w + t * ldw + c);
-                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x0 + k), wt, s0);
-                s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x1 + k), wt, s1);
-                s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x2 + k), wt, s2);
-                s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x3 + k), wt, s3);
+            for (int t = 0; t < MPQ_DW_TAPS; t++) {
+                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x0 + k[t]), wr[t], s0);
+                s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x1 + k[t]), wr[t], s1);
+                s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x2 + k[t]), wr[t], s2);
+                s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x3 + k[t]), wr[t], s3);
             }
             _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s0, vlo), vhi));
             _mm512_mask_storeu_ps(out[p + 1] + c, mask, _mm512_min_ps(_mm512_max_ps(s1, vlo), vhi));
             _mm512_mask_storeu_ps(out[p + 2] + c, mask, _mm512_min_ps(_mm512_max_ps(s2, vlo), vhi));
             _mm512_mask_storeu_ps(out[p + 3] + c, mask, _mm512_min_ps(_mm512_max_ps(s3, vlo), vhi));
         }
-        for (; p < pixels; p++) {
-            __m512 s = b;
-            for (int64_t t = 0; t < ntaps; t++)
-                s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a[p] + taps[t] + c), _mm512_maskz_loadu_ps(mask, w + t * ldw + c), s);
-            _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s, vlo), vhi));
+    }
+    for (; p + 4 <= pixels; p += 4) {
+        const float *x0 = a[p] + c, *x1 = a[p + 1] + c, *x2 = a[p + 2] + c, *x3 = a[p + 3] + c;
+        __m512 s0 = b, s1 = b, s2 = b, s3 = b;
+        for (int64_t t = 0; t < ntaps; t++) {
+            const int64_t k = taps[t];
+            const __m512 wt = _mm512_maskz_loadu_ps(mask, w + t * ldw + c);
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x0 + k), wt, s0);
+            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x1 + k), wt, s1);
+            s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x2 + k), wt, s2);
+            s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x3 + k), wt, s3);
         }
+        _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s0, vlo), vhi));
+        _mm512_mask_storeu_ps(out[p + 1] + c, mask, _mm512_min_ps(_mm512_max_ps(s1, vlo), vhi));
+        _mm512_mask_storeu_ps(out[p + 2] + c, mask, _mm512_min_ps(_mm512_max_ps(s2, vlo), vhi));
+        _mm512_mask_storeu_ps(out[p + 3] + c, mask, _mm512_min_ps(_mm512_max_ps(s3, vlo), vhi));
+    }
+    for (; p < pixels; p++) {
+        __m512 s = b;
+        for (int64_t t = 0; t < ntaps; t++)
+            s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a[p] + taps[t] + c), _mm512_maskz_loadu_ps(mask, w + t * ldw + c), s);
+        _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s, vlo), vhi));
     }
 }
+
+__attribute__((target("avx512f")))
+void mpq_depthwise_f32(int64_t pixels, const float *const *a, float *const *out, const int64_t *taps, int64_t ntaps,
+                       const float *w, int64_t ldw, int64_t channels, const float *bias, float lo, float hi) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int64_t c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+        const __m512 b = _mm512_maskz_loadu_ps(mask, bias + c);
+        if (ntaps == MPQ_DW_TAPS) mpq_depthwise_f32_block(1, pixels, a, out, taps, ntaps, w, ldw, c, mask, b, vlo, vhi);
+        else mpq_depthwise_f32_block(0, pixels, a, out, taps, ntaps, w, ldw, c, mask, b, vlo, vhi);
+    }
+}
+#undef MPQ_DW_TAPS
 #else
 void mpq_conv_f32(int64_t rows, int64_t cols, const float *const *a, const int64_t *taps, int64_t ntaps, int64_t cin,
                   const float *b, int64_t bstride, const float *bias, float lo, float hi, int64_t column,

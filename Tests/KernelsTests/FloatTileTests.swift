@@ -52,8 +52,9 @@ func floatTileMatchesItsReference(_ c: (Int, Int, Int, Int)) {
     }
 }
 
-/// The float depthwise kernel against its plain loop: channel counts around the 64- and
-/// 16-wide steps, one and nine taps.
+/// The float depthwise kernel against its plain loop: channel counts around the 16-wide blocks,
+/// one, four and nine taps (nine: the weights kept in registers), 7 pixels (four at once, then
+/// one at a time).
 @Test(arguments: [(1, 1), (9, 15), (9, 16), (4, 63), (9, 64), (9, 97), (1, 144)])
 func floatDepthwiseMatchesItsReference(_ c: (Int, Int)) {
     for isa in floatISAs {
