@@ -146,42 +146,27 @@ void mpq_conv_f32_row(int64_t cols, const float *a, const int64_t *taps, int64_t
 }
 
 // Depthwise: each sum is one chain of `ntaps` multiply-adds (four cycles each). Channels go 16 at
-// a time (the last block masked) and pixels several at once, so a block's chains overlap and
-// each tap's weights, loaded once, serve all of them: a 3×3 layer (`MPQ_DW_TAPS` taps) keeps its
-// nine weight vectors in registers and takes eight pixels at once — one load per multiply-add,
-// where a pixel at a time with its weights reloaded took two. Every output's sum runs in the
-// same order (bias, then the taps in order) whichever path takes it.
+// a time (the last block masked) and pixels four at once, so a block's chains overlap and each
+// tap's weights serve all four; a 3×3 layer (`fixed`: MPQ_DW_TAPS taps) keeps its nine weight
+// vectors in registers — one load per multiply-add, where the 64-channel path, a pixel at a time
+// with its weights reloaded, took two. Every output's sum runs in the same order (bias, then the
+// taps in order) whichever path takes it.
 #define MPQ_DW_TAPS 9
 __attribute__((target("avx512f"), always_inline))
 static inline void mpq_depthwise_f32_block(const int fixed, int64_t pixels, const float *const *a, float *const *out,
                                            const int64_t *taps, int64_t ntaps, const float *w, int64_t ldw, int64_t c,
                                            __mmask16 mask, __m512 b, __m512 vlo, __m512 vhi) {
+    const int64_t nt = fixed ? MPQ_DW_TAPS : ntaps;
+    __m512 wr[MPQ_DW_TAPS];
+    if (fixed)
+        for (int t = 0; t < MPQ_DW_TAPS; t++) wr[t] = _mm512_maskz_loadu_ps(mask, w + t * ldw + c);
     int64_t p = 0;
-    if (fixed) {
-        __m512 wr[MPQ_DW_TAPS];
-        int64_t k[MPQ_DW_TAPS];
-        for (int t = 0; t < MPQ_DW_TAPS; t++) { wr[t] = _mm512_maskz_loadu_ps(mask, w + t * ldw + c); k[t] = taps[t] + c; }
-        for (; p + 4 <= pixels; p += 4) {
-            const float *x0 = a[p], *x1 = a[p + 1], *x2 = a[p + 2], *x3 = a[p + 3];
-            __m512 s0 = b, s1 = b, s2 = b, s3 = b;
-            for (int t = 0; t < MPQ_DW_TAPS; t++) {
-                s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x0 + k[t]), wr[t], s0);
-                s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x1 + k[t]), wr[t], s1);
-                s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x2 + k[t]), wr[t], s2);
-                s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x3 + k[t]), wr[t], s3);
-            }
-            _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s0, vlo), vhi));
-            _mm512_mask_storeu_ps(out[p + 1] + c, mask, _mm512_min_ps(_mm512_max_ps(s1, vlo), vhi));
-            _mm512_mask_storeu_ps(out[p + 2] + c, mask, _mm512_min_ps(_mm512_max_ps(s2, vlo), vhi));
-            _mm512_mask_storeu_ps(out[p + 3] + c, mask, _mm512_min_ps(_mm512_max_ps(s3, vlo), vhi));
-        }
-    }
     for (; p + 4 <= pixels; p += 4) {
         const float *x0 = a[p] + c, *x1 = a[p + 1] + c, *x2 = a[p + 2] + c, *x3 = a[p + 3] + c;
         __m512 s0 = b, s1 = b, s2 = b, s3 = b;
-        for (int64_t t = 0; t < ntaps; t++) {
+        for (int64_t t = 0; t < nt; t++) {
             const int64_t k = taps[t];
-            const __m512 wt = _mm512_maskz_loadu_ps(mask, w + t * ldw + c);
+            const __m512 wt = fixed ? wr[t] : _mm512_maskz_loadu_ps(mask, w + t * ldw + c);
             s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x0 + k), wt, s0);
             s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x1 + k), wt, s1);
             s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x2 + k), wt, s2);
@@ -194,8 +179,8 @@ static inline void mpq_depthwise_f32_block(const int fixed, int64_t pixels, cons
     }
     for (; p < pixels; p++) {
         __m512 s = b;
-        for (int64_t t = 0; t < ntaps; t++)
-            s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a[p] + taps[t] + c), _mm512_maskz_loadu_ps(mask, w + t * ldw + c), s);
+        for (int64_t t = 0; t < nt; t++)
+            s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a[p] + taps[t] + c), fixed ? wr[t] : _mm512_maskz_loadu_ps(mask, w + t * ldw + c), s);
         _mm512_mask_storeu_ps(out[p] + c, mask, _mm512_min_ps(_mm512_max_ps(s, vlo), vhi));
     }
 }

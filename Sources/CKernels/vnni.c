@@ -191,11 +191,11 @@ void mpq_depthwise_avx512(int64_t pixels, const int64_t *starts, const int64_t *
 // window's column against (w[ky][0], w[ky][1]), the pair two columns on against (w[ky][2], 0) —
 // six multiply-adds for nine taps, no widening per tap. `pw`: those weight pairs as Int16 pairs,
 // pw[(2·ky + h)·ldp + c] for h = 0, 1. Sums are the same integers as mpq_depthwise_avx512's.
-// With `permute` (AVX512-VBMI): 64 channels' codes and their right neighbours' in two loads, and
+// With `form` 1 (AVX512-VBMI): 64 channels' codes and their right neighbours' in two loads, and
 // each 16 channels' pairs one byte permutation — the code to byte 1 of the Int32, the neighbour's
 // to byte 3, bytes 0 and 2 zero — and one 16-bit shift right by 8, arithmetic for signed codes:
 // the widened pair, where the plain form spends two widenings on the same port.
-// `triples` (unsigned codes): the Int32 of channel c holds the codes at columns j, j + 1, j + 2 in
+// `form` 2, triples (unsigned codes): the Int32 of channel c holds the codes at columns j, j + 1, j + 2 in
 // bytes 0, 1, 2 (0 past the last column) and 0 in byte 3 — a permutation of the first two, a
 // merging one of the third; the 3×3 kernel then spends one vpdpbusd per tap row.
 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
