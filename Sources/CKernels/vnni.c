@@ -132,7 +132,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
                          const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
                          const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
-                         const mpq_epilogue *e, int64_t cout) {
+                         const mpq_epilogue *e, int64_t col_begin, int64_t col_end) {
     const uint8_t *a[12];
     void *o[12];
     const void *r[12];
@@ -143,8 +143,8 @@ void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *o
             o[i] = out + outs[p0 + i] * out_bytes;
             r[i] = res ? (const void *)(res + res_starts[p0 + i] * res_bytes) : (const void *)in;
         }
-        for (int64_t column = 0; column < cout; column += 32)
-            mpq_conv_vnni(rows, cout - column < 32 ? cout - column : 32, a, taps, ntaps, gpp, flip, b + column / 16 * bstride, bstride, e,
+        for (int64_t column = col_begin; column < col_end; column += 32)
+            mpq_conv_vnni(rows, col_end - column < 32 ? col_end - column : 32, a, taps, ntaps, gpp, flip, b + column / 16 * bstride, bstride, e,
                           column, o, r);
     }
 }
@@ -364,9 +364,9 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
 void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
                          const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
                          const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
-                         const mpq_epilogue *e, int64_t cout) {
+                         const mpq_epilogue *e, int64_t col_begin, int64_t col_end) {
     (void)pixels; (void)starts; (void)outs; (void)res_starts; (void)in; (void)out; (void)out_bytes; (void)res; (void)res_bytes;
-    (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)e; (void)cout;
+    (void)taps; (void)ntaps; (void)gpp; (void)flip; (void)b; (void)bstride; (void)e; (void)col_begin; (void)col_end;
 }
 void mpq_igemm_u8s8_vnni_12x32(int64_t kgroups, const uint8_t *a, const int8_t *b,
                                 int32_t *c, int64_t ldc, int accumulate) {

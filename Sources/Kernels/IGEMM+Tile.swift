@@ -264,10 +264,16 @@ extension IGEMM {
     /// `.vnni`): output pixel p reads its receptive field at `input + starts[p]`, writes its `cout`
     /// outputs at `output + outStarts[p]·elementBytes` and, with a residual, adds the branch at
     /// `residual + resStarts[p]·residualBytes` — the same results as `convTile` on each tile.
+    /// `pixels` and `columns` (a multiple of 32 from) restrict it to a share of the layer.
     public static func convLayerVNNI(input: UnsafePointer<UInt8>, starts: [Int], output: UnsafeMutableRawPointer, outStarts: [Int],
                                      elementBytes: Int, residual: UnsafeRawPointer?, resStarts: [Int], residualBytes: Int,
-                                     taps: [Int64], gpp: Int, flip: UInt32, weights: IntegerWeights, cout: Int, epilogue e: IntegerEpilogue) {
+                                     taps: [Int64], gpp: Int, flip: UInt32, weights: IntegerWeights, cout: Int, epilogue e: IntegerEpilogue,
+                                     pixels: Range<Int>? = nil, columns: Range<Int>? = nil) {
         precondition(hasVNNI && starts.count == outStarts.count && (residual == nil || resStarts.count == starts.count))
+        let pixels = pixels ?? 0..<starts.count, columns = columns ?? 0..<cout
+        precondition(pixels.lowerBound >= 0 && pixels.upperBound <= starts.count && columns.lowerBound % 32 == 0 && columns.upperBound <= cout)
+        if pixels.isEmpty || columns.isEmpty { return }
+        let p0 = pixels.lowerBound
         starts.withUnsafeBufferPointer { s in
             outStarts.withUnsafeBufferPointer { o in
                 resStarts.withUnsafeBufferPointer { r in
@@ -276,11 +282,12 @@ extension IGEMM {
                             s.withMemoryRebound(to: Int64.self) { s64 in
                                 o.withMemoryRebound(to: Int64.self) { o64 in
                                     r.withMemoryRebound(to: Int64.self) { r64 in
-                                        mpq_conv_vnni_layer(Int64(s.count), s64.baseAddress, o64.baseAddress, r64.baseAddress, input,
+                                        mpq_conv_vnni_layer(Int64(pixels.count), s64.baseAddress! + p0, o64.baseAddress! + p0,
+                                                            residual == nil ? nil : r64.baseAddress! + p0, input,
                                                             output.assumingMemoryBound(to: CChar.self), Int64(elementBytes),
                                                             residual?.assumingMemoryBound(to: CChar.self), Int64(residualBytes),
                                                             t.baseAddress, Int64(t.count), Int64(gpp), flip, w.baseAddress,
-                                                            Int64(weights.groups * 64), e.raw, Int64(cout))
+                                                            Int64(weights.groups * 64), e.raw, Int64(columns.lowerBound), Int64(columns.upperBound))
                                     }
                                 }
                             }

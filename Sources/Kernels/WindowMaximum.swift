@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max pooling over channels-last pixels, one row of windows at a time: each window's maximum
 /// taken tap by tap, row by row from its first pixel, a tap that is larger or NaN replacing it
 /// (the float plan's pooling steps and its fused poolings share this order).
@@ -65,5 +67,16 @@ public enum WindowMaximum {
             dst[c] = m
             c += 1
         }
+    }
+
+    /// Max pooling of unsigned byte codes (the integer engine's, channels-last): for `count`
+    /// windows of kh × kw pixels, window j's first pixel at `first` + j·`windowStep`, its tap
+    /// (u, v) `u`·`rowStep` + `v`·`pixelStep` bytes further; the maxima of `channels` channels go
+    /// to `dst` + j·`dstStep`. Taps past the image must read a border of zeros: zero is the least
+    /// unsigned code, so they change no maximum (which a window with one tap inside always has).
+    public static func unsignedRow(_ first: UnsafePointer<UInt8>, count: Int, windowStep: Int, kh: Int, kw: Int, rowStep: Int,
+                                   pixelStep: Int, channels: Int, into dst: UnsafeMutablePointer<UInt8>, dstStep: Int) {
+        mpq_window_max_u8(first, Int64(count), Int64(windowStep), Int64(kh), Int64(kw), Int64(rowStep), Int64(pixelStep),
+                          Int64(channels), dst, Int64(dstStep))
     }
 }

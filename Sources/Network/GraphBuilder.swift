@@ -86,6 +86,8 @@ public struct GraphBuilder {
                                         countIncludePad: countIncludePad, ceilMode: ceilMode)), module, [x])
     }
     public mutating func flatten(_ x: String, _ module: String = "") -> String { add(.flatten(axis: 1), module, [x]) }
+    /// Any operation on `inputs` (values or parameters), for graphs the helpers above do not make.
+    public mutating func apply(_ op: Op, _ inputs: [String], _ module: String = "") -> String { add(op, module, inputs) }
     public mutating func sum(_ a: String, _ b: String, _ module: String = "") -> String { add(.add, module, [a, b]) }
     /// The inputs joined along the channels (axis 1).
     public mutating func concat(_ xs: [String], _ module: String = "") -> String { add(.concat(axis: 1), module, xs) }

@@ -24,8 +24,10 @@ extension IntegerModel {
     func compilePlan() throws -> Plan {
         var plan = Plan()
         let nodes = folded.nodes
+        // The head (a trailing Softmax) runs after the engine, on its logits.
+        let headNodes = self.headNodes, logits = self.logits
         var consumers: [String: [Int]] = [:]
-        for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
+        for (i, node) in nodes.enumerated() where !headNodes.contains(i) { for v in node.inputs { consumers[v, default: []].append(i) } }
         var slotOf: [String: Int] = [:]
         func newSlot(_ s: Slot, alias: Int? = nil) -> Int {
             var s = s
@@ -50,7 +52,7 @@ extension IntegerModel {
         func fusedPoint(after value: String) -> (Point, relu: Bool, hi: Int32)? {
             var v = value, relu = false, top: Float? = nil
             while quantizeAt[v] == nil {
-                guard v != folded.output, let readers = consumers[v], readers.count == 1 else { return nil }
+                guard v != logits, let readers = consumers[v], readers.count == 1 else { return nil }
                 switch nodes[readers[0]].op {
                 case .relu: relu = true
                 case .clip(let lo, let hi) where lo == 0: relu = true; top = min(top ?? hi, hi)
@@ -106,7 +108,7 @@ extension IntegerModel {
         }
         // The add a value feeds (its only reader), and that add's target point.
         func feedsAdd(_ value: String) -> Point? {
-            guard value != folded.output, let readers = consumers[value], readers.count == 1, case .add = nodes[readers[0]].op else { return nil }
+            guard value != logits, let readers = consumers[value], readers.count == 1, case .add = nodes[readers[0]].op else { return nil }
             return addTargets[readers[0]]
         }
 
@@ -119,7 +121,7 @@ extension IntegerModel {
         slotOf[folded.input] = newSlot(codesSlot(c: c0, h: h0, w: w0, point: p0))
         plan.steps.append(.input(to: slotOf[folded.input]!, point: p0))
 
-        var skip = Set<Int>()
+        var skip = headNodes
         for (i, node) in nodes.enumerated() where !skip.contains(i) {
             let out = node.outputs[0]
             guard var x = slotOf[node.inputs[0]] else { throw QuantizationError("integer engine: node '\(node.name)' reads a value computed later") }
@@ -460,7 +462,7 @@ extension IntegerModel {
             }
             slotOf[out] = produced
         }
-        guard let y = slotOf[folded.output] else { throw QuantizationError("integer engine: the output is never computed") }
+        guard let y = slotOf[logits] else { throw QuantizationError("integer engine: the output is never computed") }
         plan.output = y
         return plan
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Runtime
 import Network
 import Tensors
 
@@ -130,6 +131,19 @@ extension IntegerModel {
                 }
             case let .maxPool(from, to, a):
                 let s = plan.slots[from], t = plan.slots[to]
+                let (kh, kw, sh, sw, pt, pl) = (a.kernel[0], a.kernel[1], a.strides[0], a.strides[1], a.pads[0], a.pads[1])
+                if s.codes && !s.signed && !s.binary && t.codes && pt <= s.pad && pl <= s.pad
+                    && (t.h - 1) * sh - pt + kh <= s.h + s.pad && (t.w - 1) * sw - pl + kw <= s.w + s.pad {
+                    // Unsigned codes whose windows stay within the zero border: a row of windows
+                    // at a time, 64 channels a vector (the border's zeros change no maximum).
+                    let (src, dst) = (bytes(from), bytes(to))
+                    for oy in 0..<t.h {
+                        WindowMaximum.unsignedRow(src + s.offset(oy * sh - pt, -pl), count: t.w, windowStep: sw * s.stride, kh: kh, kw: kw,
+                                                  rowStep: s.offset(1, 0) - s.offset(0, 0), pixelStep: s.stride, channels: s.c,
+                                                  into: dst + t.offset(oy, 0), dstStep: t.stride)
+                    }
+                    continue
+                }
                 let (sb, si) = (s.codes ? bytes(from) : nil, s.codes ? nil : ints(from))
                 let (tb, ti) = (t.codes ? bytes(to) : nil, t.codes ? nil : ints(to))
                 for oy in 0..<t.h {
@@ -293,9 +307,28 @@ extension IntegerModel {
         let pixels = l.starts.count
         let backend = IGEMM.activeBackend
         if backend == .vnni {
-            IGEMM.convLayerVNNI(input: input, starts: l.starts, output: output, outStarts: l.outStarts, elementBytes: elementBytes,
-                                residual: residual, resStarts: l.resStarts, residualBytes: residualBytes, taps: l.taps,
-                                gpp: l.groupsPerTap, flip: l.flip, weights: l.weights, cout: l.cout, epilogue: l.epilogue)
+            func share(_ pixels: Range<Int>, _ columns: Range<Int>) {
+                IGEMM.convLayerVNNI(input: input, starts: l.starts, output: output, outStarts: l.outStarts, elementBytes: elementBytes,
+                                    residual: residual, resStarts: l.resStarts, residualBytes: residualBytes, taps: l.taps,
+                                    gpp: l.groupsPerTap, flip: l.flip, weights: l.weights, cout: l.cout, epilogue: l.epilogue,
+                                    pixels: pixels, columns: columns)
+            }
+            let tiles = (pixels + IGEMM.tileRows - 1) / IGEMM.tileRows, blocks = (l.cout + 31) / 32
+            let workers = min(ws.threads, tiles * blocks)
+            if workers <= 1 { share(0..<pixels, 0..<l.cout); return }
+            // One image, several threads: each takes whole tiles of pixels where there are many
+            // (its share of the input stays in its cache), else column blocks of 32 (each reads
+            // only its share of the weights: ResNet-50's 7×7 stage has 5 tiles and 16–64 blocks).
+            let byTiles = tiles >= 4 * workers
+            Parallel.forEach(workers, threads: workers) { w, _ in
+                if byTiles {
+                    let (t0, t1) = (w * tiles / workers, (w + 1) * tiles / workers)
+                    share((t0 * IGEMM.tileRows)..<min(pixels, t1 * IGEMM.tileRows), 0..<l.cout)
+                } else {
+                    let (b0, b1) = (w * blocks / workers, (w + 1) * blocks / workers)
+                    share(0..<pixels, (b0 * 32)..<min(l.cout, b1 * 32))
+                }
+            }
             return
         }
         if backend == .avx2 && !l.weights.widened.isEmpty {
@@ -409,3 +442,4 @@ extension IntegerModel {
         return q
     }
 }
+

@@ -94,7 +94,8 @@ extension IntegerModel {
         rename[folded.input] = requantize("input/q", folded.input, p0.binary ? Requantization(.sign)
                                           : Requantization(.divide(scale: p0.scale, rounding: .halfAwayFromZero), lo: Int64(p0.qmin), hi: Int64(p0.qmax)))
         scales[folded.input] = [p0.scale]
-        for (i, node) in folded.nodes.enumerated() {
+        let headNodes = self.headNodes
+        for (i, node) in folded.nodes.enumerated() where !headNodes.contains(i) {
             var node = node
             let out = node.outputs[0]
             guard let x = scales[node.inputs[0]] else { throw QuantizationError("integer simulation: node '\(node.name)' reads a value with no known scale") }
@@ -184,8 +185,14 @@ extension IntegerModel {
                 scales[out] = [p.scale]
             }
         }
-        let logits = requantize("output/real", folded.output, Requantization(.multiply(scales: scales[folded.output]!)))
-        return try twin("dyadic simulation", simNodes, output: logits, params)
+        let real = requantize("output/real", logits, Requantization(.multiply(scales: scales[logits]!)))
+        // The head (a trailing Softmax) on the real logits, as the engine runs it.
+        for i in head?.nodes ?? [] {
+            var node = folded.nodes[i]
+            node.inputs = node.inputs.map { $0 == logits ? real : $0 }
+            simNodes.append(node)
+        }
+        return try twin("dyadic simulation", simNodes, output: head == nil ? real : folded.output, params)
     }
 
     /// A model over the folded graph's input with `params` replacing or joining its parameters.

@@ -11,7 +11,8 @@ import Runtime
 /// layer multiplies codes into Int32 accumulators (bias added in Int32 at scale S_w·S_in);
 /// every requantization is a dyadic multiply and shift in Int64; a residual add requantizes
 /// each branch to its output scale and adds integers; max pooling compares integers; average
-/// pooling sums integers and divides with rounding. Only the logits leave as floats.
+/// pooling sums integers and divides with rounding. Only the logits leave as floats; a model
+/// that ends in a Softmax or LogSoftmax (`Model.probabilityHead`) runs it on them in Float32.
 ///
 /// Two simulations run the same quantization as float graphs (IntegerModel+Simulation.swift):
 /// `simulation`, fake quantization of real values at the engine's points with exact scales, and
@@ -28,7 +29,19 @@ public final class IntegerModel: @unchecked Sendable {
     public private(set) var simulation: Model
     /// HAWQ-V3's simulation: integer codes carried in floats, the engine's dyadic requantization
     /// and rounding rules; equal to the engine's results (see IntegerModel+Simulation.swift).
-    public private(set) var dyadicSimulation: Model
+    /// Made on first use (the engine does not need it): it throws where a layer's integer sums
+    /// pass 2^24, which Float32 cannot hold exactly and the engine's Int32 can.
+    public var dyadicSimulation: Model {
+        get throws {
+            twinLock.lock(); defer { twinLock.unlock() }
+            if let dyadicTwin { return dyadicTwin }
+            let twin = try integerSimulation()
+            dyadicTwin = twin
+            return twin
+        }
+    }
+    private var dyadicTwin: Model? = nil
+    private let twinLock = NSLock()
     /// Weight bytes as stored (packed codes plus Float32 scales and Int32 biases).
     public private(set) var storedBytes = 0
 
@@ -100,8 +113,9 @@ public final class IntegerModel: @unchecked Sendable {
         }
         let model = baked
         let folded = try model.layers.contains { $0.kind == .conv } ? model.foldingBatchNorm() : model.copy()
+        let head = folded.probabilityHead, headNodes = Set(head?.nodes ?? [])
         let foldFactors = try learned.map { _ in try model.batchNormFoldFactors() }
-        for (index, node) in folded.nodes.enumerated() {
+        for (index, node) in folded.nodes.enumerated() where !headNodes.contains(index) {
             switch node.op {
             case .conv(let a) where a.groups != 1:
                 // Depthwise (one filter per channel, as many outputs as inputs) runs; other groupings do not.
@@ -117,13 +131,13 @@ public final class IntegerModel: @unchecked Sendable {
             case .conv, .gemm, .relu, .clip, .maxPool, .averagePool, .globalAveragePool, .flatten, .reshape, .identity, .add, .binarize, .concat, .pointwise: continue
             case .gemm(let a) where a.transA || !a.transB || a.alpha != 1: fallthrough
             default:
-                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, Concat (channels), elementwise activations (HardSwish, Sigmoid, … by lookup tables on codes), GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models")
+                throw QuantizationError("integer engine: node '\(node.name)' (\(node.op.onnxName)) has no integer implementation; the engine runs Conv (ordinary and depthwise), Gemm, Relu, Clip [0, max] (ReLU6), MaxPool, AveragePool, Add, Concat (channels), elementwise activations (HardSwish, Sigmoid, … by lookup tables on codes), GlobalAveragePool, Flatten, Reshape and Binarize of BN-folded models, and a Softmax or LogSoftmax at the end (in Float32 on the logits)")
             }
         }
         self.folded = folded
+        self.head = head
         self.policy = policy
         self.simulation = folded
-        self.dyadicSimulation = folded
         // Weights: per-channel codes through each layer's quantizer (the folded weight's).
         var simParams: [String: Tensor] = [:]
         for (i, layer) in folded.layers.enumerated() {
@@ -165,7 +179,7 @@ public final class IntegerModel: @unchecked Sendable {
         // The static walk: which values are codes, where to quantize, each add's target.
         let nodes = folded.nodes
         var consumers: [String: [Int]] = [:]
-        for (i, node) in nodes.enumerated() { for v in node.inputs { consumers[v, default: []].append(i) } }
+        for (i, node) in nodes.enumerated() where !headNodes.contains(i) { for v in node.inputs { consumers[v, default: []].append(i) } }
         /// The widest layer reading `value` (through pooling, flattening and adds; the first in
         /// graph order among equals), or nil where no layer reads it.
         func reader(of value: String) -> Int? {
@@ -204,7 +218,7 @@ public final class IntegerModel: @unchecked Sendable {
         var addTargets: [Int: Point] = [:]
         var gapRounding: [Int: Point] = [:]
         var lookups: [Int: (input: Point, output: Point)] = [:]
-        for (i, node) in nodes.enumerated() {
+        for (i, node) in nodes.enumerated() where !headNodes.contains(i) {
             let out = node.outputs[0]
             switch node.op {
             case .conv, .gemm:
@@ -224,7 +238,7 @@ public final class IntegerModel: @unchecked Sendable {
                 if addTargets[i]!.binary {
                     throw QuantizationError("integer engine: a binary layer reads the output of residual add '\(node.name)'; the engine requantizes residual adds to 2…16-bit codes only")
                 }
-                if !reluOnly && (out == folded.output || readers.isEmpty || readers.contains { if case .binarize = nodes[$0].op { return true }; return false }) {
+                if !reluOnly && (out == (head?.logits ?? folded.output) || readers.isEmpty || readers.contains { if case .binarize = nodes[$0].op { return true }; return false }) {
                     // A sum a sign reads (Bi-Real's shortcuts) stays Int32, carried at 1/256 of the
                     // step, so the sign sees it finely. Elsewhere the sum is at its readers' step
                     // (MobileNetV2's shortcuts: quantized at once, which the add then does itself).
@@ -278,8 +292,13 @@ public final class IntegerModel: @unchecked Sendable {
         self.lookups = lookups
         plan = try compilePlan()
         simulation = try floatSimulation(weights: simParams)
-        dyadicSimulation = try integerSimulation()
     }
+
+    /// The model's Softmax / LogSoftmax head, run in Float32 on the engine's logits.
+    public private(set) var head: ProbabilityHead? = nil
+    /// The value the engine computes: the logits the head reads, or the graph's output.
+    var logits: String { head?.logits ?? folded.output }
+    var headNodes: Set<Int> { Set(head?.nodes ?? []) }
 
     var addTargets: [Int: Point] = [:]
     var gapRounding: [Int: Point] = [:]
@@ -287,8 +306,27 @@ public final class IntegerModel: @unchecked Sendable {
     var lookups: [Int: (input: Point, output: Point)] = [:]
     /// The compiled plan the engine runs (see IntegerModel+Plan.swift).
     var plan = Plan()
+    /// Workspaces of earlier runs, kept for the next (one image of ResNet-50 at 224² has ~12 MB
+    /// of buffers, which a new workspace zeroes: 10% of its time at batch 1).
+    private var workspaces: [Workspace] = []
+    private let workspaceLock = NSLock()
 
-    /// Logits for a batch, computed in integers, images spread over the worker threads.
+    /// A workspace of an earlier run, or a new one. A recycled workspace's borders are still zero
+    /// and every step writes the interiors it reads before they are read.
+    func takeWorkspace() -> Workspace {
+        workspaceLock.lock(); defer { workspaceLock.unlock() }
+        return workspaces.popLast() ?? Workspace(plan)
+    }
+
+    /// Keeps a workspace for the next run (up to four: two threads, two runs at once).
+    func recycle(_ ws: Workspace) {
+        workspaceLock.lock(); defer { workspaceLock.unlock() }
+        ws.threads = 1
+        if workspaces.count < 4 { workspaces.append(ws) }
+    }
+
+    /// The model's output for a batch: logits computed in integers, images spread over the
+    /// worker threads (then the model's probability head, if it has one, in Float32).
     public func run(_ x: Tensor, threads: Int = Parallel.defaultThreads) throws -> Tensor {
         guard x.rank == folded.inputShape.count + 1, Array(x.shape.dropFirst()) == folded.inputShape else {
             throw QuantizationError("integer engine: expected input [N, \(folded.inputShape.map(String.init).joined(separator: ", "))], found \(x.shape)")
@@ -304,7 +342,8 @@ public final class IntegerModel: @unchecked Sendable {
                 let (x0, l0) = (xs.baseAddress!, ls.baseAddress!)
                 let workers = min(max(1, threads), max(n, 1))
                 // Images dealt as workers free up (a slower core takes fewer).
-                let spaces = (0..<workers).map { _ in Workspace(plan) }
+                let spaces = (0..<workers).map { _ in takeWorkspace() }
+                defer { spaces.forEach(recycle) }
                 if workers == 1 { spaces[0].threads = max(1, threads) }
                 Parallel.forEachDynamic(n, threads: workers) { image, w in
                     if Interrupt.isRequested { return }
@@ -313,7 +352,8 @@ public final class IntegerModel: @unchecked Sendable {
             }
         }
         try Interrupt.check()
-        return Tensor(checkedShape: out.h * out.w == 1 ? [n, out.c] : [n, out.c, out.h, out.w], scalars: logits)
+        let y = Tensor(checkedShape: out.h * out.w == 1 ? [n, out.c] : [n, out.c, out.h, out.w], scalars: logits)
+        return try head.map { try folded.applyHead($0, to: y) } ?? y
     }
 
     /// Layer l's sums are its dot products times 2^refinement (a binary layer reading binary

@@ -18,7 +18,8 @@ enum Fields {
     static func get(_ v: Value, _ name: String, at: SourceLocation) throws -> Value? {
         switch (v, name) {
         case (.record(let r), _): return r[name]
-        case (.object(let o), _): return o.field(name)
+        case (.object(let o), _):
+            do { return try o.field(name) } catch let e as ScriptError { throw e } catch { throw ScriptError.runtime("\(v.typeName).\(name): \(error)", at) }
         case (.tensor(let t), "shape"): return .list(t.shape.map { .number(Double($0)) })
         case (.tensor(let t), "rank"): return .number(Double(t.rank))
         case (.tensor(let t), "count"): return .number(Double(t.count))

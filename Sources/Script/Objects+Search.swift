@@ -149,10 +149,10 @@ public final class IntegerModelObject: ScriptObject, @unchecked Sendable {
     init(_ engine: IntegerModel) { self.engine = engine }
     public var typeName: String { "IntegerModel" }
     public var fieldNames: [String] { ["simulation", "dyadic_simulation", "folded", "bytes", "bits", "activation_bits"] }
-    public func field(_ name: String) -> Value? {
+    public func field(_ name: String) throws -> Value? {
         switch name {
         case "simulation": return .model(engine.simulation)
-        case "dyadic_simulation": return .model(engine.dyadicSimulation)
+        case "dyadic_simulation": return .model(try engine.dyadicSimulation)
         case "folded": return .model(engine.folded)
         case "bytes": return .number(Double(engine.storedBytes))
         case "bits": return .list(engine.policy.entries.map(PolicyObject.bits))

@@ -3,7 +3,8 @@
 public protocol ScriptObject: AnyObject, Sendable {
     var typeName: String { get }
     var fieldNames: [String] { get }
-    func field(_ name: String) -> Value?
+    /// The field's value, nil when there is none; throws when it cannot be made.
+    func field(_ name: String) throws -> Value?
     /// One line, for values nested in lists and records.
     var summary: String { get }
     /// The full display at the prompt (a table).

@@ -126,7 +126,7 @@ struct InferBenchmarks {
     }
 
     /// torchvision's ResNet-18 (10 classes, seeded) exported by PyTorch for 96×96 images
-    /// (scripts/export-resnet18.py, into a temporary folder for the run), imported, on a batch of
+    /// (scripts/export-torchvision.py, into a temporary folder for the run), imported, on a batch of
     /// 256 beside ONNX Runtime on the same file: the imported-CNN row of float inference.
     func resnet18(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
         let threadCounts = [1, 2].filter { wanted("infer.resnet18.fp32.t\($0)") }
@@ -135,7 +135,7 @@ struct InferBenchmarks {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = "\(dir)/resnet18.onnx"
         guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
-              pythonLines(["scripts/export-resnet18.py", path, "96"])?.ok == true, let model = try? ONNXImporter.load(path: path) else {
+              pythonLines(["scripts/export-torchvision.py", "resnet18", path, "--size", "96"])?.ok == true, let model = try? ONNXImporter.load(path: path) else {
             FileHandle.standardError.write(Data("infer: cannot export or import ResNet-18 (pip install torch torchvision)\n".utf8)); return
         }
         imported(model, path: path, name: "resnet18", input: [256, 3, 96, 96], threadCounts: threadCounts, emit: emit)
@@ -157,6 +157,7 @@ struct InferBenchmarks {
     /// ResNet-50 (the ONNX package's light model zoo copy: the real graph, 224×224, weights
     /// made by ConstantOfShape) on one image, beside ONNX Runtime on the same file.
     func resnet50(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        resnet50Integer(wanted: wanted, emit: emit)
         let threadCounts = [1, 2].filter { wanted("infer.resnet50.fp32.t\($0)") }
         if threadCounts.isEmpty { return }
         let p = Process()
@@ -174,6 +175,35 @@ struct InferBenchmarks {
         }
         FileHandle.standardError.write(Data("infer: ResNet-50 imported in \(String(format: "%.2f", Date().timeIntervalSince(start))) s\n".utf8))
         imported(model, path: path, name: "resnet50", input: [1, 3, 224, 224], threadCounts: threadCounts, emit: emit)
+    }
+
+    /// The integer engine on torchvision's ResNet-50 (1000 classes, seeded, with the Softmax head
+    /// a deployed classifier ends in; scripts/export-torchvision.py) at 224², one image, W8A8
+    /// calibrated on 8 seeded normal images, beside ONNX Runtime's own static int8 QDQ model of the
+    /// same file, calibrated on 8 normal images of its own seed (scripts/ort-quantize.py --random
+    /// 8; speed does not depend on the ranges). The light model
+    /// of the float row makes its weights at run time, which ONNX Runtime's quantizer leaves float.
+    func resnet50Integer(wanted: (String) -> Bool, emit: (BenchResult) -> Void) {
+        let threadCounts = [1, 2].filter { wanted("infer.resnet50.w8a8.t\($0)") }
+        if threadCounts.isEmpty { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mpq-bench-resnet50-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (float, int8) = ("\(dir)/resnet50.onnx", "\(dir)/resnet50.int8.onnx")
+        var rng = RandomGenerator(seed: 0)
+        guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+              pythonLines(["scripts/export-torchvision.py", "resnet50", float, "--size", "224", "--classes", "1000", "--softmax"])?.ok == true,
+              let model = try? ONNXImporter.load(path: float), let calibration = try? Tensor.random([8, 3, 224, 224], .normal(mean: 0, std: 1), using: &rng),
+              let engine = try? IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8), calibration: calibration),
+              let x = try? calibration.slice(0..<1) else {
+            FileHandle.standardError.write(Data("infer: cannot export, import or quantize torchvision's ResNet-50 (pip install torch torchvision)\n".utf8)); return
+        }
+        let quantized = pythonLines(["scripts/ort-quantize.py", float, int8, "--random", "8"])?.ok == true
+        for threads in threadCounts {
+            emit(result("infer.resnet50.w8a8.t\(threads)", threads: threads, batch: 1, anchor: "onnxruntime-int8",
+                        quantized ? ort(int8, threads: threads, batch: 1) : { nil }) {
+                _ = try? engine.run(x, threads: threads)
+            })
+        }
     }
 
     /// The integer-only engine on ResNet-20 (W8A8 and W4A8, BN folded, calibrated on the first

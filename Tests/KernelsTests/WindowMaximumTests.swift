@@ -37,3 +37,30 @@ func windowMaximumMatchesTapOrder(_ shape: (Int, Int, Int)) {
         #expect(differ == 0, "\(kh)×\(kw) stride \(stride), \(channels) channels: \(differ) differ")
     }
 }
+
+/// `WindowMaximum.unsignedRow` (the integer engine's max pooling of codes) against the plain
+/// maximum of each window's bytes: 3×3 windows at stride 2 (ResNet's stem pool) and 2×2 at
+/// stride 2, 1…130 channels (64-byte vectors and byte tails), codes over the whole byte range.
+@Test func unsignedWindowMaximumMatchesThePlainMaximum() {
+    var r = TestRandom(seed: 31)
+    for (kh, kw, stride) in [(3, 3, 2), (2, 2, 2), (3, 2, 1)] {
+        for channels in [1, 7, 64, 65, 130] {
+            let count = 6, pixels = (count - 1) * stride + kw, pixelStep = channels + 4, rowStep = pixels * pixelStep + 9
+            let src = (0..<(kh * rowStep + 64)).map { _ in UInt8(r.int(0...255)) }
+            var fast = [UInt8](repeating: 7, count: count * channels + 5), plain = fast
+            src.withUnsafeBufferPointer { s in
+                fast.withUnsafeMutableBufferPointer { f in
+                    WindowMaximum.unsignedRow(s.baseAddress!, count: count, windowStep: stride * pixelStep, kh: kh, kw: kw, rowStep: rowStep,
+                                              pixelStep: pixelStep, channels: channels, into: f.baseAddress!, dstStep: channels)
+                }
+            }
+            for j in 0..<count {
+                for c in 0..<channels {
+                    let first = j * stride * pixelStep + c
+                    plain[j * channels + c] = (0..<kh).flatMap { u in (0..<kw).map { v in src[first + u * rowStep + v * pixelStep] } }.max()!
+                }
+            }
+            #expect(fast == plain, "\(kh)×\(kw) stride \(stride), \(channels) channels")
+        }
+    }
+}

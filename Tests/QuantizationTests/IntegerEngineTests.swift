@@ -378,6 +378,73 @@ func expectEngineMatchesItsTwins(_ model: Model, name: String) throws {
     }
 }
 
+/// One image on two threads shares each layer (whole tiles of pixels where there are many, else
+/// blocks of 32 columns), and runs reuse the workspaces of earlier ones: ResNet-20 (by tiles in
+/// its first stage, by columns in its 7×7 one) and MobileNetV2 give, image by image on two
+/// threads after other images ran, exactly the outputs of a fresh engine on one thread.
+@Test func oneImageSharesItsLayersAndRunsReuseWorkspaces() throws {
+    let calibration = try FashionMNIST.calibration().images, x = try engineTestSet.slice(0..<6).images
+    for name in ["resnet20", "mobilenetv2"] {
+        let model = try Zoo.make(name)
+        func engine() throws -> IntegerModel {
+            try IntegerModel(model: model, policy: try Policy.uniform(model, bits: 8, activationBits: 8), calibration: calibration)
+        }
+        let (shared, fresh) = (try engine(), try engine())
+        _ = try shared.run(try x.slice(3..<6), threads: 2)
+        for i in 0..<3 {
+            let one = try x.slice(i..<(i + 1))
+            #expect(try shared.run(one, threads: 2) == (try engine().run(one, threads: 1)), "\(name) image \(i)")
+        }
+        #expect(try shared.run(try x.slice(0..<3), threads: 1) == (try fresh.run(try x.slice(0..<3), threads: 1)), "\(name)")
+    }
+}
+
+/// A classifier that ends in a Softmax or LogSoftmax runs in the engine, the head in Float32 on
+/// its logits: opset 13's single Softmax, the pattern the importer makes of an older one (Shape,
+/// Flatten, Softmax at axis 1, Reshape back) and a LogSoftmax, each at W8A8 and W4A8 with outputs
+/// equal to the dyadic simulation's, predictions the fake-quant twin's and its QDQ export in ONNX
+/// Runtime. The engine's output is the head applied to the headless model's engine logits; a
+/// Softmax that a layer reads is still refused.
+@Test func probabilityHeadsRunAfterTheEngine() throws {
+    func model(_ head: (inout GraphBuilder, String) -> String) throws -> Model {
+        var b = GraphBuilder(seed: 14)
+        var h = b.relu(try b.conv(b.input, "conv1", in: 1, out: 8, kernel: 3, padding: 1))
+        h = b.maxPool(h, kernel: 2)
+        h = b.flatten(b.globalAveragePool(b.relu(try b.conv(h, "conv2", in: 8, out: 16, kernel: 3, padding: 1))))
+        let output = head(&b, try b.linear(h, "fc", in: 16, out: 10))
+        return try b.model(name: "head", output: output, inputShape: [1, 28, 28])
+    }
+    let plain = try model { _, y in y }
+    let soft = try model { b, y in b.apply(.softmax(axis: -1), [y]) }
+    let older = try model { b, y in
+        let shape = b.apply(.shape(start: 0, end: nil), [y])
+        let rows = b.apply(.softmax(axis: 1), [b.apply(.flatten(axis: 1), [y])])
+        return b.apply(.reshape(shape: []), [rows, shape])
+    }
+    let log = try model { b, y in b.apply(.logSoftmax(axis: 1), [y]) }
+    #expect(plain.probabilityHead == nil)
+    #expect(soft.probabilityHead?.nodes.count == 1 && older.probabilityHead?.nodes.count == 4 && log.probabilityHead?.nodes.count == 1)
+    for (m, name) in [(soft, "softmax"), (older, "softmax-opset11"), (log, "logsoftmax")] {
+        #expect(m.probabilityHead?.logits == plain.output, "\(name)")
+        try expectEngineMatchesItsTwins(m, name: name)
+    }
+    let calibration = try FashionMNIST.calibration().images, x = try engineTestSet.slice(0..<50).images
+    let headless = try IntegerModel(model: plain, policy: try Policy.uniform(plain, bits: 8, activationBits: 8), calibration: calibration)
+    let engine = try IntegerModel(model: older, policy: try Policy.uniform(older, bits: 8, activationBits: 8), calibration: calibration)
+    let probabilities = try engine.run(x)
+    #expect(probabilities == (try older.applyHead(older.probabilityHead!, to: try headless.run(x))))
+    #expect(try probabilities.sum(axis: 1).scalars.allSatisfy { abs($0 - 1) < 1e-5 })
+    // A Softmax in the middle of the network is not a head.
+    var b = GraphBuilder(seed: 15)
+    let mid = b.apply(.softmax(axis: 1), [try b.conv(b.input, "conv1", in: 1, out: 4, kernel: 3)])
+    let out = try b.linear(b.flatten(b.globalAveragePool(try b.conv(mid, "conv2", in: 4, out: 4, kernel: 3))), "fc", in: 4, out: 10)
+    let inner = try b.model(name: "inner-softmax", output: out, inputShape: [1, 28, 28])
+    #expect(inner.probabilityHead == nil)
+    #expect(throws: QuantizationError.self) {
+        try IntegerModel(model: inner, policy: try Policy.uniform(inner, bits: 8, activationBits: 8), calibration: calibration)
+    }
+}
+
 /// Average pooling in the engine (window averages of codes, rounded half to even): a small conv
 /// net with a padded 3×3/2 pool that leaves the padding out of the count and a 2×2/2 pool that
 /// counts it, at W8A8 and W4A8, gives the dyadic simulation's logits on every image and the

@@ -118,12 +118,12 @@ void mpq_conv_vnni(int64_t rows, int64_t cols, const uint8_t *const *a, const in
                    void *const *out, const void *const *res);
 /// A whole layer through mpq_conv_vnni: output pixels p < `pixels` twelve at a time (receptive
 /// field at in + starts[p], output at out + outs[p]·out_bytes, residual — when `res` is not null —
-/// at res + res_starts[p]·res_bytes), output columns 0…cout−1 32 at a time (weights of column
-/// block k at b + k·bstride).
+/// at res + res_starts[p]·res_bytes), output columns col_begin…col_end−1 32 at a time (weights
+/// of column block k at b + k·bstride; col_begin a multiple of 32): a thread's share of a layer.
 void mpq_conv_vnni_layer(int64_t pixels, const int64_t *starts, const int64_t *outs, const int64_t *res_starts,
                          const uint8_t *in, char *out, int64_t out_bytes, const char *res, int64_t res_bytes,
                          const int64_t *taps, int64_t ntaps, int64_t gpp, uint32_t flip, const int8_t *b, int64_t bstride,
-                         const mpq_epilogue *e, int64_t cout);
+                         const mpq_epilogue *e, int64_t col_begin, int64_t col_end);
 /// The same tile with AVX2 (conv_avx2.c) on weights widened to Int16 in the same layout
 /// (`bstride` in Int16 elements) and pixels already widened to Int16 and flipped
 /// (mpq_widen_codes_avx2; a[i] and taps in elements): exactly mpq_conv_vnni's results. Call only
@@ -299,4 +299,10 @@ void mpq_gemv_u2_vnni(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, 
 void mpq_gemv_s8_avx2(int64_t j0, int64_t j1, int64_t blocks, const int16_t *x16, const int8_t *w, int64_t ldw, int32_t *y);
 void mpq_gemv_u4_avx2(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
 void mpq_gemv_u2_avx2(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, const uint8_t *w, int64_t ldw, int32_t *y);
+/// Max pooling of unsigned byte codes: for `count` windows of kh × kw pixels, window j's first
+/// pixel at first + j·window_step, tap (u, v) u·row_step + v·pixel_step bytes further; the
+/// maxima of `channels` channels to dst + j·dst_step (Kernels/WindowMaximum.swift).
+void mpq_window_max_u8(const uint8_t *first, int64_t count, int64_t window_step, int64_t kh, int64_t kw, int64_t row_step,
+                       int64_t pixel_step, int64_t channels, uint8_t *dst, int64_t dst_step);
+
 #endif
