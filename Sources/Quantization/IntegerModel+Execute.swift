@@ -81,11 +81,8 @@ extension IntegerModel {
                 }
                 for ch in 0..<s.c {
                     for y in 0..<s.h {
-                        for x in 0..<s.w {
-                            let v = image[(ch * s.h + y) * s.w + x]
-                            let q = (Double(v) / p.scale).rounded(.toNearestOrAwayFromZero)
-                            out[s.offset(y, x) + ch] = UInt8(truncatingIfNeeded: Int32(min(max(q, Double(p.qmin)), Double(p.qmax))))
-                        }
+                        InputCodes.plane(image + (ch * s.h + y) * s.w, count: s.w, scale: p.scale, lo: p.qmin, hi: p.qmax,
+                                         into: out + s.offset(y, 0) + ch, stride: s.stride)
                     }
                 }
             case .layer(let l):

@@ -305,4 +305,8 @@ void mpq_gemv_u2_avx2(int64_t j0, int64_t j1, int64_t blocks, const uint8_t *x, 
 void mpq_window_max_u8(const uint8_t *first, int64_t count, int64_t window_step, int64_t kh, int64_t kw, int64_t row_step,
                        int64_t pixel_step, int64_t channels, uint8_t *dst, int64_t dst_step);
 
+/// Codes of `count` floats: the low byte of clamp(round-half-away(src[i] / scale), lo, hi) to
+/// dst[i·stride] (Kernels/InputCodes.swift). src finite.
+void mpq_input_codes(const float *src, int64_t count, double scale, int32_t lo, int32_t hi, uint8_t *dst, int64_t stride);
+
 #endif
